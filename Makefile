@@ -1,0 +1,48 @@
+# Two user-facing targets: `make demo` (the main job on the simulated AKD1000) and
+# `make test` (the whole suite). Both create or reuse .venv and install what they need.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
+# The namespace mapping in pyproject.toml (driver/ -> akida_rt.driver, ...) is an import
+# hook at run time; static tools (mypy, import-linter) see it through this symlink tree.
+TREE := build/pkgtree
+
+.PHONY: demo test lint typecheck layers pytest proto tree clean
+
+$(STAMP):
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[dev,tools]'
+	rm -f $(VENV)/.installed-* && touch $@
+
+demo: $(STAMP)
+	$(BIN)/python -m akida_rt.demo
+
+test: $(STAMP) lint typecheck layers pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+tree:
+	rm -rf $(TREE) && mkdir -p $(TREE)/akida_rt
+	for f in akida_rt/*; do ln -s "$(CURDIR)/$$f" $(TREE)/akida_rt/; done
+	for p in driver daemon firmware_sim tools; do ln -s "$(CURDIR)/$$p" $(TREE)/akida_rt/$$p; done
+
+typecheck: $(STAMP) tree
+	cd $(TREE) && $(CURDIR)/$(BIN)/mypy --config-file $(CURDIR)/pyproject.toml -p akida_rt
+
+layers: $(STAMP) tree
+	cd $(TREE) && PYTHONPATH=. $(CURDIR)/$(BIN)/lint-imports --config $(CURDIR)/.importlinter
+
+pytest: $(STAMP)
+	$(BIN)/python -m pytest -n 2 -q
+
+proto: $(STAMP)
+	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python -m grpc_tools.protoc -Iakida_rt/proto --python_out=akida_rt/proto \
+		--mypy_out=akida_rt/proto akida_rt/proto/program.proto
+	sed -i 's/^import \(.*_pb2\)/from . import \1/' akida_rt/proto/*_pb2.py
+
+clean:
+	rm -rf build $(VENV)

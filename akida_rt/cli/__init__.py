@@ -1,0 +1,1 @@
+"""The `akida` command line: one module per group of subcommands."""

@@ -1,0 +1,56 @@
+"""`akida summary`: inspect, and optionally map, a program file."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from akida_rt.cli.output import emit_json
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("summary", help="print a program's summary (optionally mapped)")
+    p.add_argument("-m", "--model", required=True, help="program file")
+    p.add_argument(
+        "--map", metavar="DEVICE", help="map onto a device description (AKD1000, TwoNodesIP)"
+    )
+    p.add_argument("--mode", default="AllNps", choices=["AllNps", "Minimal", "HwPr"])
+    p.add_argument("--hw-only", action="store_true", help="fail instead of splitting")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=cmd_summary)
+
+
+def model_description(model: Any) -> dict[str, Any]:
+    """Plain-data description of a (possibly mapped) model."""
+    return {
+        "name": model.name,
+        "input_shape": list(model.input_shape),
+        "output_shape": list(model.output_shape),
+        "layers": [layer.describe() for layer in model.layers],
+        "sequences": [
+            {
+                "name": s.name,
+                "backend": s.backend.value,
+                "passes": s.passes,
+                "nps": s.np_count,
+                "program_bytes": len(s.program),
+                "layers": s.layer_names,
+            }
+            for s in model.sequences
+        ],
+    }
+
+
+def cmd_summary(args: argparse.Namespace) -> int:
+    from akida_rt.hardware import spec_by_name
+    from akida_rt.mapping import MapMode
+    from akida_rt.model import Model
+
+    model = Model(args.model)
+    if args.map:
+        model.map(spec_by_name(args.map), hw_only=args.hw_only, mode=MapMode(args.mode))
+    if args.json:
+        emit_json(model_description(model))
+    else:
+        model.summary()
+    return 0

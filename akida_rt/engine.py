@@ -1,0 +1,258 @@
+"""The integer engine: executes Akida layers bit-exactly on the host CPU.
+
+Activations travel between layers as float32 arrays holding small integers, so every
+convolution is one BLAS product; the accumulator dtype (float32 or float64) is chosen per
+layer from a bound on |accumulator| so that every partial sum is exact (docs/semantics.md).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+from akida_rt.errors import ModelError
+from akida_rt.layers import Layer, LayerType, Padding, Pooling, same_padding
+
+F32_EXACT = 2**24
+F64_EXACT = 2**53
+I64_LIMIT = 2**62
+
+
+@dataclass
+class LayerStats:
+    """Event counts of one layer, summed over the frames it processed."""
+
+    frames: int = 0
+    input_events: int = 0
+    output_events: int = 0
+    synops: int = 0
+    macs: int = 0
+
+    def add(self, other: LayerStats) -> None:
+        self.frames += other.frames
+        self.input_events += other.input_events
+        self.output_events += other.output_events
+        self.synops += other.synops
+        self.macs += other.macs
+
+    def as_dict(self) -> dict[str, int]:
+        return {
+            "frames": self.frames,
+            "input_events": self.input_events,
+            "output_events": self.output_events,
+            "synops": self.synops,
+            "macs": self.macs,
+        }
+
+
+def max_input_value(layer: Layer) -> int:
+    return int(2**layer.input_bits - 1)
+
+
+def accumulator_bound(layer: Layer) -> tuple[int, int]:
+    """(bound on |accumulator| per output position, bound on |depthwise partial sum|)."""
+    x = max_input_value(layer)
+    bias = int(np.abs(layer.get_variable("bias").astype(np.int64)).max(initial=0))
+    w = np.abs(layer.get_variable("weights").astype(np.int64))
+    if layer.layer_type is LayerType.SeparableConv2D:
+        dw = w.sum(axis=(0, 1))[:, 0] * x  # per input channel
+        pw = np.abs(layer.get_variable("pointwise").astype(np.int64))[0, 0]
+        return int((dw[:, None] * pw).sum(axis=0).max(initial=0)) + bias, int(dw.max(initial=0))
+    per_filter = w.reshape(-1, w.shape[-1]).sum(axis=0) * x
+    return int(per_filter.max(initial=0)) + bias, 0
+
+
+def _accumulator_dtype(bound: int, where: str) -> type[np.floating]:
+    if bound < F32_EXACT:
+        return np.float32
+    if bound < F64_EXACT:
+        return np.float64
+    raise ModelError(f"{where}: accumulator bound {bound} exceeds 2^53; reduce fan-in or bits")
+
+
+@dataclass
+class CompiledLayer:
+    """A layer with its weights laid out for BLAS and its activation constants."""
+
+    layer: Layer
+    dtype: type[np.floating]
+    matrix: np.ndarray  # (K, F) for conv/dense, (C, F) pointwise for separable
+    depthwise: np.ndarray | None
+    bias: np.ndarray | None
+    act_scale: np.ndarray | None = None  # float64 act_scale * 2^-shift (exact)
+    act_offset: np.ndarray | None = None
+    act_int: tuple[np.ndarray, np.ndarray] | None = None  # int64 fallback
+    pad: tuple[tuple[int, int], tuple[int, int]] = ((0, 0), (0, 0))
+    pool_sum_positions: int = 1
+    stats: LayerStats = field(default_factory=LayerStats)
+
+
+def compile_layer(layer: Layer) -> CompiledLayer:
+    """Prepare one validated layer for execution."""
+    where = f"layer '{layer.name}'"
+    if layer.layer_type is LayerType.InputData:
+        return CompiledLayer(layer, np.float32, np.zeros((0, 0), np.float32), None, None)
+    bound, dw_bound = accumulator_bound(layer)
+    dtype = _accumulator_dtype(max(bound, dw_bound), where)
+    w = layer.get_variable("weights")
+    depthwise = None
+    if layer.layer_type is LayerType.SeparableConv2D:
+        depthwise = w[:, :, :, 0].astype(dtype)  # (k, k, C)
+        matrix = layer.get_variable("pointwise")[0, 0].astype(dtype)  # (C, F)
+    elif layer.layer_type is LayerType.FullyConnected:
+        matrix = w.reshape(-1, w.shape[-1]).astype(dtype)
+    else:
+        # im2col below yields patches ordered (C, kh, kw); reorder the HWCF kernel to match.
+        matrix = np.ascontiguousarray(w.transpose(2, 0, 1, 3).reshape(-1, w.shape[-1]), dtype)
+    bias_v = layer.get_variable("bias")
+    bias = bias_v.astype(dtype) if np.any(bias_v) else None
+    assert layer.input_shape is not None
+    h, wd, _ = layer.input_shape
+    pad = ((0, 0), (0, 0))
+    if layer.padding is Padding.Same and layer.layer_type is not LayerType.FullyConnected:
+        k, s = layer.kernel_size, layer.stride
+        _, t, b = same_padding(h, k, s)
+        _, left, right = same_padding(wd, k, s)
+        pad = ((t, b), (left, right))
+    positions = 1
+    if layer.pooling is Pooling.GlobalAvg:
+        oh, ow = layer.conv_output_hw()
+        positions = oh * ow
+    compiled = CompiledLayer(layer, dtype, matrix, depthwise, bias, pad=pad)
+    compiled.pool_sum_positions = positions
+    if layer.activation:
+        scale = layer.get_variable("act_scale").astype(np.int64)
+        offset = layer.get_variable("act_offset").astype(np.int64)
+        top = bound * positions * int(scale.max()) + int(np.abs(offset).max(initial=0))
+        if top < F64_EXACT:
+            step = 2.0 ** (-layer.act_shift)
+            compiled.act_scale = scale.astype(np.float64) * step
+            compiled.act_offset = offset.astype(np.float64) * step
+        elif top < I64_LIMIT:
+            compiled.act_int = (scale, offset)
+        else:
+            raise ModelError(f"{where}: act_scale too large; |acc*scale+offset| may exceed 2^62")
+    return compiled
+
+
+def _conv(c: CompiledLayer, x: np.ndarray) -> tuple[np.ndarray, int]:
+    """Convolution accumulators (N, oh, ow, F) and, for separable layers, depthwise events."""
+    layer = c.layer
+    n = x.shape[0]
+    (t, b), (lft, r) = c.pad
+    if t or b or lft or r:
+        x = np.pad(x, ((0, 0), (t, b), (lft, r), (0, 0)))
+    k, s = layer.kernel_size, layer.stride
+    oh, ow = layer.conv_output_hw()
+    dw_events = 0
+    if c.depthwise is not None:
+        acc = np.zeros((n, oh, ow, x.shape[3]), c.dtype)
+        for i in range(k):
+            for j in range(k):
+                win = x[:, i : i + (oh - 1) * s + 1 : s, j : j + (ow - 1) * s + 1 : s, :]
+                acc += win * c.depthwise[i, j]
+        dw_events = int(np.count_nonzero(acc))
+        flat = acc.reshape(-1, acc.shape[3])
+    elif k == 1 and s == 1:
+        flat = x.reshape(-1, x.shape[3])
+    else:
+        win = sliding_window_view(x, (k, k), axis=(1, 2))[:, ::s, ::s][:, :oh, :ow]
+        flat = win.reshape(n * oh * ow, -1)
+    out = flat @ c.matrix
+    return out.reshape(n, oh, ow, -1), dw_events
+
+
+def _activate(c: CompiledLayer, acc: np.ndarray) -> np.ndarray:
+    layer = c.layer
+    top = float(2**layer.activation_bits - 1)
+    if c.act_scale is not None:
+        v = np.multiply(acc, c.act_scale, dtype=np.float64)
+        v += c.act_offset
+        np.floor(v, out=v)
+        np.clip(v, 0.0, top, out=v)
+        return v.astype(np.float32)
+    assert c.act_int is not None
+    scale, offset = c.act_int
+    iv = acc.astype(np.int64) * scale + offset
+    iv >>= layer.act_shift
+    return np.clip(iv, 0, int(top)).astype(np.float32)
+
+
+def _macs(layer: Layer, n: int) -> int:
+    kh, kw, cin, f = layer.kernel_shape() or (1, 1, 1, 1)
+    oh, ow = layer.conv_output_hw()
+    if layer.layer_type is LayerType.SeparableConv2D:
+        return n * oh * ow * cin * (kh * kw + layer.filters)
+    return n * oh * ow * kh * kw * cin * f
+
+
+def potentials(c: CompiledLayer, x: np.ndarray) -> tuple[np.ndarray, int]:
+    """Accumulators after bias and global pooling (before activation and max pooling)."""
+    layer = c.layer
+    xin = x if x.dtype == c.dtype else x.astype(c.dtype)
+    dw_events = 0
+    if layer.layer_type is LayerType.FullyConnected:
+        acc = (xin.reshape(x.shape[0], -1) @ c.matrix).reshape(x.shape[0], 1, 1, -1)
+    else:
+        acc, dw_events = _conv(c, xin)
+    if c.bias is not None:
+        acc += c.bias
+    if layer.pooling is Pooling.GlobalAvg:
+        acc = acc.sum(axis=(1, 2), keepdims=True, dtype=np.float64)
+    return acc, dw_events
+
+
+def run_layer(c: CompiledLayer, x: np.ndarray, in_events: int | None = None) -> np.ndarray:
+    """Run one compiled layer on float32 NHWC integer values; adds to c.stats.
+
+    in_events, when known (the previous layer's output events), saves a count.
+    """
+    layer = c.layer
+    n = x.shape[0]
+    if in_events is None:
+        in_events = int(np.count_nonzero(x))
+    if layer.layer_type is LayerType.InputData:
+        c.stats.add(LayerStats(n, in_events, in_events, 0, 0))
+        return x
+    acc, dw_events = potentials(c, x)
+    # SynOps: every input event reaches fan_out synapses; in a separable layer every
+    # non-zero depthwise result then reaches the pointwise filters.
+    synops = in_events * layer.fan_out + dw_events * layer.filters
+    y = _activate(c, acc) if layer.activation else acc
+    if layer.pooling is Pooling.Max:
+        oh, ow, ch = y.shape[1:]
+        y = y[:, : oh // 2 * 2, : ow // 2 * 2].reshape(n, oh // 2, 2, ow // 2, 2, ch)
+        y = y.max(axis=(2, 4))
+    out_events = int(np.count_nonzero(y))
+    c.stats.add(LayerStats(n, in_events, out_events, synops, _macs(layer, n)))
+    return y
+
+
+class Engine:
+    """Executes a validated chain of layers; compiled once, reused per batch."""
+
+    def __init__(self, layers: list[Layer]) -> None:
+        self.compiled = [compile_layer(layer) for layer in layers]
+
+    def run(self, x: np.ndarray) -> np.ndarray:
+        """Run uint8 NHWC (or float32 integer values) through every layer.
+
+        Returns float32 integer values (activations) or, for a final layer without
+        activation, the raw potentials (float32 or float64, integer valued).
+        """
+        y = x.astype(np.float32) if x.dtype != np.float32 else x
+        events: int | None = None
+        for c in self.compiled:
+            before = c.stats.output_events
+            y = run_layer(c, y, events)
+            events = c.stats.output_events - before
+        return y
+
+    def stats(self) -> list[LayerStats]:
+        return [c.stats for c in self.compiled]
+
+    def reset_stats(self) -> None:
+        for c in self.compiled:
+            c.stats = LayerStats()

@@ -1,0 +1,120 @@
+"""Devices as data: the neural-processor mesh of AKD1000 and of a small test device.
+
+A DeviceSpec is a pure description (no I/O); the mapper reads only this. Real and
+simulated devices carry one as `device.spec`.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+
+
+class NpType(enum.Enum):
+    HRC = "HRC"  # input convolution on dense 8-bit images
+    CNP1 = "CNP1"  # convolution
+    CNP2 = "CNP2"  # convolution with pooling
+    FNP2 = "FNP2"  # fully connected, binary weights, edge learning
+    FNP3 = "FNP3"  # fully connected, multi-bit weights
+
+
+@dataclass(frozen=True, order=True)
+class NpId:
+    col: int
+    row: int
+    id: int
+
+    def __str__(self) -> str:
+        return f"({self.col}, {self.row}, {self.id})"
+
+
+@dataclass(frozen=True)
+class NeuralProcessor:
+    ident: NpId
+    types: frozenset[NpType]
+
+
+@dataclass(frozen=True)
+class DeviceSpec:
+    """The mesh of one device: its NPs and their memories."""
+
+    name: str
+    version: str
+    nodes: int
+    nps: tuple[NeuralProcessor, ...]
+    hrc: NpId | None
+    input_sram_per_pair: int = 43_008
+    weight_sram_per_pair: int = 44_800
+    clock_hz: int = 300_000_000
+    max_kernel: int = 7
+    min_filters_per_np: int = 4
+    extra: dict[str, str] = field(default_factory=dict, compare=False)
+
+    @property
+    def np_input_bytes(self) -> int:
+        return self.input_sram_per_pair // 2
+
+    @property
+    def np_weight_bytes(self) -> int:
+        return self.weight_sram_per_pair // 2
+
+    def count(self, np_type: NpType) -> int:
+        return sum(1 for np_ in self.nps if np_type in np_.types)
+
+    def describe(self) -> dict[str, object]:
+        return {
+            "name": self.name,
+            "version": self.version,
+            "nodes": self.nodes,
+            "nps": len(self.nps),
+            "hrc": self.hrc is not None,
+            **{t.value: self.count(t) for t in NpType if t is not NpType.HRC},
+        }
+
+
+def _mesh(cols: int, rows: int, per_node: int, kinds: list[frozenset[NpType]]) -> list:
+    ids = [
+        NpId(c, r, n)
+        for c in range(1, cols + 1)
+        for r in range(1, rows + 1)
+        for n in range(per_node)
+    ]
+    return [NeuralProcessor(i, k) for i, k in zip(ids, kinds, strict=False)]
+
+
+def AKD1000() -> DeviceSpec:
+    """The AKD1000 mesh: 20 nodes, 78 usable NPs, one HRC at (0, 0, 0).
+
+    Capabilities: CNP1 on all 78, CNP2 on 54, FNP3 on 18, FNP2 on 4.
+    """
+    c1 = frozenset({NpType.CNP1})
+    c2 = frozenset({NpType.CNP1, NpType.CNP2})
+    f3 = frozenset({NpType.CNP1, NpType.FNP3})
+    f2 = frozenset({NpType.CNP1, NpType.FNP2})
+    # 20 nodes of 4 NPs on a 5x4 grid; the last node has 2 NPs in reserve (78 usable).
+    kinds = [c2] * 54 + [f3] * 18 + [f2] * 4 + [c1] * 2
+    return DeviceSpec("AKD1000", "BC.00.000.002", 20, tuple(_mesh(5, 4, 4, kinds)), NpId(0, 0, 0))
+
+
+def TwoNodesIP() -> DeviceSpec:
+    """A small 2-node, 8-NP mesh for tests: 4 CNP2, 2 FNP3, 1 FNP2, 1 CNP1; with an HRC."""
+    c1 = frozenset({NpType.CNP1})
+    c2 = frozenset({NpType.CNP1, NpType.CNP2})
+    f3 = frozenset({NpType.CNP1, NpType.FNP3})
+    f2 = frozenset({NpType.CNP1, NpType.FNP2})
+    kinds = [c2] * 4 + [f3] * 2 + [f2, c1]
+    return DeviceSpec("TwoNodesIP", "BC.00.000.001", 2, tuple(_mesh(2, 1, 4, kinds)), NpId(0, 0, 0))
+
+
+SPECS = {"AKD1000": AKD1000, "TwoNodesIP": TwoNodesIP}
+
+
+def spec_by_name(name: str) -> DeviceSpec:
+    try:
+        return SPECS[name]()
+    except KeyError:
+        from akida_rt.errors import DeviceNotFound
+
+        raise DeviceNotFound(
+            f"unknown device description '{name}'; known: {sorted(SPECS)}"
+        ) from None

@@ -1,0 +1,283 @@
+"""The mapper: a pure function from (layers, DeviceSpec) to sequences of NP placements.
+
+Layers are assigned to NPs within the per-NP memories; a model that does not fit is split
+into sequences (chain-loaded per input) or, in HwPr mode, into passes of one sequence.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+from dataclasses import dataclass, field
+
+from akida_rt.errors import MappingError
+from akida_rt.hardware import DeviceSpec, NpId, NpType
+from akida_rt.layers import Layer, LayerType, Pooling
+
+FNP_WEIGHT_BYTES = 262_144  # FNPs keep their weights in a larger local memory
+# Order in which NP types are served: scarcest first, so greedy assignment is optimal
+# (every NP is CNP1-capable and the other capabilities are disjoint).
+SERVE_ORDER = (NpType.FNP2, NpType.FNP3, NpType.CNP2, NpType.CNP1)
+
+
+class MapMode(enum.Enum):
+    AllNps = "AllNps"  # spread over all NPs: throughput and latency
+    HwPr = "HwPr"  # partial reconfiguration: passes instead of sequences
+    Minimal = "Minimal"  # as few NPs as possible
+
+
+class Backend(enum.Enum):
+    Software = "Software"
+    Hardware = "Hardware"
+
+
+@dataclass
+class LayerNeed:
+    """What one layer asks of the mesh."""
+
+    layer: Layer
+    np_type: NpType | None  # None: no NP (InputData)
+    count: int
+    weight_bytes: int
+    input_bytes: int
+    hw_reason: str = ""  # non-empty: why the layer cannot run on this device
+    max_count: int = 1
+
+    @property
+    def hw_ok(self) -> bool:
+        return not self.hw_reason
+
+
+@dataclass
+class Placement:
+    layer: str
+    np_type: str
+    nps: list[NpId]
+    weight_bytes: int
+    input_bytes: int
+    pass_index: int = 0
+
+
+@dataclass
+class SequencePlan:
+    backend: Backend
+    layers: list[str] = field(default_factory=list)
+    passes: int = 1
+    placements: list[Placement] = field(default_factory=list)
+
+    @property
+    def name(self) -> str:
+        tag = "HW" if self.backend is Backend.Hardware else "SW"
+        return f"{tag}/{self.layers[0]}-{self.layers[-1]}"
+
+    @property
+    def np_count(self) -> int:
+        return sum(len(p.nps) for p in self.placements if p.np_type != NpType.HRC.value)
+
+
+def layer_need(layer: Layer, spec: DeviceSpec) -> LayerNeed:
+    """Resources one layer needs on `spec` at its minimal NP count."""
+    t = layer.layer_type
+    assert layer.input_shape is not None
+    h, w, c = layer.input_shape
+    input_bytes = math.ceil(h * w * c * layer.input_bits / 8)
+    if t is LayerType.InputData:
+        return LayerNeed(layer, None, 0, 0, 0)
+    ks = layer.kernel_shape() or (1, 1, 1, 1)
+    weight_bytes = math.ceil(ks[0] * ks[1] * ks[2] * ks[3] * layer.weight_bits / 8)
+    if (pw := layer.pointwise_shape()) is not None:
+        weight_bytes += math.ceil(pw[2] * pw[3] * layer.weight_bits / 8)
+    need = LayerNeed(layer, None, 1, weight_bytes, input_bytes)
+    if layer.kernel_size > spec.max_kernel:
+        need.hw_reason = f"kernel {layer.kernel_size}x{layer.kernel_size} exceeds {spec.max_kernel}x{spec.max_kernel}"
+    if t is LayerType.InputConv2D:
+        need.np_type = NpType.HRC
+        if spec.hrc is None:
+            need.hw_reason = f"{spec.name} has no HRC for input convolutions"
+        return need
+    if t is LayerType.FullyConnected:
+        need.np_type = NpType.FNP2 if layer.weight_bits == 1 else NpType.FNP3
+        need.count = math.ceil(weight_bytes / FNP_WEIGHT_BYTES)
+        need.max_count = need.count
+        return need
+    need.np_type = NpType.CNP1 if layer.pooling is Pooling.NoPooling else NpType.CNP2
+    need.count = max(
+        1,
+        math.ceil(weight_bytes / spec.np_weight_bytes),
+        math.ceil(input_bytes / spec.np_input_bytes),
+    )
+    need.max_count = max(need.count, layer.filters // spec.min_filters_per_np)
+    return need
+
+
+class _Pool:
+    """Free NPs of one sequence (or pass), handed out scarcest-type first."""
+
+    def __init__(self, spec: DeviceSpec) -> None:
+        self.spec = spec
+
+    def assign(self, demands: list[tuple[NpType, int]]) -> list[list[NpId]] | None:
+        """NP ids for each (type, count) demand, or None if the mesh cannot serve them."""
+        free = {np_.ident: np_.types for np_ in self.spec.nps}
+        result: list[list[NpId] | None] = [None] * len(demands)
+        for t in SERVE_ORDER:
+            for i, (dt, count) in enumerate(demands):
+                if dt is not t:
+                    continue
+                # Prefer NPs with the fewest other capabilities.
+                fits = sorted((len(ty), ident) for ident, ty in free.items() if t in ty)
+                if len(fits) < count:
+                    return None
+                picked = [ident for _, ident in fits[:count]]
+                for ident in picked:
+                    del free[ident]
+                result[i] = sorted(picked)
+        return [r if r is not None else [] for r in result]
+
+    def available(self, demands: list[tuple[NpType, int]], t: NpType) -> int:
+        """How many NPs of type t remain once `demands` are served."""
+        for n in range(len(self.spec.nps), -1, -1):
+            if self.assign([*demands, (t, n)]) is not None:
+                return n
+        return 0
+
+
+def _demands(needs: list[LayerNeed], counts: dict[str, int]) -> list[tuple[NpType, int]]:
+    return [
+        (n.np_type, counts[n.layer.name])
+        for n in needs
+        if n.np_type is not None and n.np_type is not NpType.HRC
+    ]
+
+
+def _spread(needs: list[LayerNeed], counts: dict[str, int], pool: _Pool) -> None:
+    """AllNps: double NP counts of the busiest layers while spare NPs remain."""
+    while True:
+        best = None
+        for n in needs:
+            if n.np_type in (None, NpType.HRC, NpType.FNP2, NpType.FNP3):
+                continue
+            cur = counts[n.layer.name]
+            if cur * 2 > n.max_count:
+                continue
+            trial = dict(counts, **{n.layer.name: cur * 2})
+            if pool.assign(_demands(needs, trial)) is None:
+                continue
+            macs_per_np = (
+                n.layer.fan_in * n.layer.filters * math.prod(n.layer.output_shape[:2]) / cur
+            )
+            if best is None or macs_per_np > best[0]:
+                best = (macs_per_np, n)
+        if best is None:
+            return
+        counts[best[1].layer.name] *= 2
+
+
+def _close(
+    plan: SequencePlan, groups: list[list[LayerNeed]], spec: DeviceSpec, mode: MapMode
+) -> None:
+    """Fix NP counts (spreading in AllNps mode) and concrete NP ids for each pass."""
+    pool = _Pool(spec)
+    for pass_index, needs in enumerate(groups):
+        counts = {n.layer.name: n.count for n in needs}
+        if mode is MapMode.AllNps:
+            _spread(needs, counts, pool)
+        ids = pool.assign(_demands(needs, counts)) or []
+        it = iter(ids)
+        for n in needs:
+            if n.np_type is None:
+                nps: list[NpId] = []
+            elif n.np_type is NpType.HRC:
+                assert spec.hrc is not None
+                nps = [spec.hrc]
+            else:
+                nps = next(it)
+            plan.placements.append(
+                Placement(
+                    n.layer.name,
+                    n.np_type.value if n.np_type else "none",
+                    nps,
+                    n.weight_bytes,
+                    n.input_bytes,
+                    pass_index,
+                )
+            )
+    plan.passes = max(1, len(groups))
+
+
+def map_layers(
+    layers: list[Layer], spec: DeviceSpec, *, hw_only: bool = False, mode: MapMode = MapMode.AllNps
+) -> list[SequencePlan]:
+    """Split `layers` into sequences placed on `spec`. Pure: no I/O, no state."""
+    mode = MapMode(mode)
+    pool = _Pool(spec)
+    plans: list[SequencePlan] = []
+    groups: list[list[LayerNeed]] = []  # passes of the open hardware sequence
+    pending_input: list[LayerNeed] = []
+
+    def close_hw() -> None:
+        if groups:
+            _close(plans[-1], groups, spec, mode)
+            groups.clear()
+
+    def open_plan(backend: Backend) -> SequencePlan:
+        close_hw()
+        plan = SequencePlan(backend)
+        plans.append(plan)
+        return plan
+
+    for layer in layers:
+        need = layer_need(layer, spec)
+        if need.np_type is None:
+            pending_input.append(need)
+            continue
+        if need.hw_ok and need.np_type is not NpType.HRC:
+            alone = pool.available([], need.np_type)
+            if need.count > alone:
+                need.hw_reason = f"needs {need.count} {need.np_type.value}, {alone} available"
+        if not need.hw_ok:
+            if hw_only:
+                raise MappingError(
+                    f"{layer.name} cannot run on {spec.name}: {need.hw_reason}; "
+                    "map with hw_only=False to run it in software"
+                )
+            plan = (
+                plans[-1]
+                if plans and plans[-1].backend is Backend.Software
+                else open_plan(Backend.Software)
+            )
+            plan.layers += [p.layer.name for p in pending_input] + [layer.name]
+            pending_input.clear()
+            continue
+        if groups:
+            current = groups[-1]
+            trial = _demands([*current, need], {n.layer.name: n.count for n in [*current, need]})
+            hrc_taken = need.np_type is NpType.HRC and any(n.np_type is NpType.HRC for n in current)
+            if hrc_taken or pool.assign(trial) is None:
+                if mode is MapMode.HwPr:
+                    groups.append([])
+                elif hw_only:
+                    left = pool.available(
+                        _demands(current, {n.layer.name: n.count for n in current}), need.np_type
+                    )
+                    raise MappingError(
+                        f"{layer.name} needs {need.count} {need.np_type.value}, {left} available "
+                        f"on {spec.name} after the layers before it; map with hw_only=False "
+                        "to split into sequences, or use MapMode.HwPr"
+                    )
+                else:
+                    open_plan(Backend.Hardware)
+                    groups.append([])
+        else:
+            open_plan(Backend.Hardware)
+            groups.append([])
+        groups[-1].extend([*pending_input, need])
+        plans[-1].layers += [p.layer.name for p in pending_input] + [layer.name]
+        pending_input.clear()
+    close_hw()
+    if pending_input:
+        plan = plans[-1] if plans else open_plan(Backend.Software)
+        plan.layers += [p.layer.name for p in pending_input]
+    if hw_only and len(plans) > 1:
+        raise MappingError(f"model needs {len(plans)} sequences on {spec.name}; hw_only allows one")
+    return plans

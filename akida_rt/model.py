@@ -1,0 +1,431 @@
+"""Model: a chain of Akida layers with save/load, forward/predict, mapping and summary."""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import numpy as np
+
+from akida_rt import program as fmt
+from akida_rt.engine import Engine, LayerStats
+from akida_rt.errors import InputError, ModelError, ProgramFormatError
+from akida_rt.hardware import DeviceSpec, NpId, spec_by_name
+from akida_rt.layers import Layer, LayerType
+from akida_rt.mapping import Backend, MapMode, Placement, SequencePlan, map_layers
+from akida_rt.proto import program_pb2 as pb
+from akida_rt.statistics import Statistics
+
+log = logging.getLogger(__name__)
+CHUNK_BYTES = 64 << 20  # bound on the largest per-layer work buffer of one forward chunk
+
+
+class Sequence:
+    """A part of a mapped model that is loaded and run as one unit."""
+
+    def __init__(self, plan: SequencePlan, layers: list[Layer], device: str, index: int) -> None:
+        self.plan = plan
+        self.layers = layers
+        self.device = device
+        self.index = index
+        self._program: bytes | None = None
+
+    @property
+    def name(self) -> str:
+        return self.plan.name
+
+    @property
+    def backend(self) -> Backend:
+        return self.plan.backend
+
+    @property
+    def passes(self) -> int:
+        return self.plan.passes
+
+    @property
+    def layer_names(self) -> list[str]:
+        return self.plan.layers
+
+    @property
+    def np_count(self) -> int:
+        return self.plan.np_count
+
+    @property
+    def program(self) -> bytes:
+        """The bytes a device loads for this sequence (empty for software sequences)."""
+        if self.backend is Backend.Software:
+            return b""
+        if self._program is None:
+            msg = pb.SequenceProgram(device=self.device, index=self.index, passes=self.passes)
+            for layer in self.layers:
+                fmt.encode_layer(layer, msg.layers.add())
+            _placements_to_pb(self.plan.placements, msg.placements)
+            self._program = msg.SerializeToString()
+        return self._program
+
+    def nps_of(self, layer_name: str) -> str:
+        for p in self.plan.placements:
+            if p.layer == layer_name:
+                return "N/A" if p.np_type in ("HRC", "none") else str(len(p.nps))
+        return ""
+
+    def __repr__(self) -> str:
+        return (
+            f"<Sequence {self.name} {self.backend.value} passes={self.passes} nps={self.np_count}>"
+        )
+
+
+def _placements_to_pb(placements: list[Placement], out: Any) -> None:
+    for p in placements:
+        m = out.add(
+            layer=p.layer,
+            np_type=p.np_type,
+            weight_bytes=p.weight_bytes,
+            input_bytes=p.input_bytes,
+            pass_index=p.pass_index,
+        )
+        for n in p.nps:
+            m.nps.add(col=n.col, row=n.row, id=n.id)
+
+
+class Model:
+    """A converted Akida model.
+
+    Args:
+        source: a program file path, or program bytes, to load; None for an empty model.
+        layers: layers to build the model from (the first is InputData or InputConv2D).
+        name: a name stored in the program.
+        input_scaling: (scale, offset) with data_train = (data_raw - offset) / scale.
+    """
+
+    def __init__(
+        self,
+        source: str | os.PathLike[str] | bytes | None = None,
+        *,
+        layers: Iterable[Layer] | None = None,
+        name: str = "model",
+        input_scaling: tuple[float, float] | None = None,
+    ) -> None:
+        self.name = name
+        self.input_scaling = input_scaling
+        self._layers: list[Layer] = []
+        self._device: Any = None
+        self._plans: list[SequencePlan] | None = None
+        self._map_args: tuple[str, bool] = (MapMode.AllNps.value, False)
+        self._engine: Engine | None = None
+        self._stats = Statistics()
+        self.learning: pb.LearningConfig | None = None
+        if source is not None:
+            data = source if isinstance(source, bytes) else fmt.read_file(source)
+            self._load(data, source="program bytes" if isinstance(source, bytes) else str(source))
+        for layer in layers or ():
+            self.add(layer)
+
+    # -------------------------------------------------------------- construction
+    def add(self, layer: Layer) -> None:
+        """Append a layer; its input shape and bits follow from the previous layer."""
+        if any(existing.name == layer.name for existing in self._layers):
+            raise ModelError(f"a layer named '{layer.name}' is already in the model")
+        if self._layers:
+            prev = self._layers[-1]
+            if prev.output_bits is None:
+                raise ModelError(f"'{prev.name}' has no activation, so no layer can follow it")
+            layer.input_shape = prev.output_shape
+            layer.input_bits = prev.output_bits
+        elif layer.input_shape is None:
+            raise ModelError(f"first layer '{layer.name}' needs an input_shape")
+        layer.validate(is_first=not self._layers, is_last=True, variables=False)
+        if self._layers:
+            self._layers[-1].validate(
+                is_first=len(self._layers) == 1, is_last=False, variables=False
+            )
+        self._layers.append(layer)
+        self._invalidate()
+
+    def _invalidate(self) -> None:
+        self._engine = None
+        self._plans = None if self._device is None else self._plans
+        if self._device is not None:
+            self._remap()
+
+    def validate(self) -> None:
+        if not self._layers:
+            raise ModelError("model has no layers")
+        for i, layer in enumerate(self._layers):
+            layer.validate(is_first=i == 0, is_last=i == len(self._layers) - 1)
+
+    @property
+    def layers(self) -> list[Layer]:
+        return list(self._layers)
+
+    def get_layer(self, name: str) -> Layer:
+        for layer in self._layers:
+            if layer.name == name:
+                return layer
+        raise ModelError(f"no layer named '{name}'; layers: {[lay.name for lay in self._layers]}")
+
+    @property
+    def input_shape(self) -> tuple[int, int, int]:
+        if not self._layers:
+            raise ModelError("model has no layers")
+        shape = self._layers[0].input_shape
+        assert shape is not None
+        return shape
+
+    @property
+    def output_shape(self) -> tuple[int, int, int]:
+        if not self._layers:
+            raise ModelError("model has no layers")
+        return self._layers[-1].output_shape
+
+    @property
+    def input_bits(self) -> int:
+        return self._layers[0].input_bits
+
+    # ------------------------------------------------------------------ inference
+    def _check_input(self, x: Any, what: str) -> np.ndarray:
+        if not isinstance(x, np.ndarray):
+            raise InputError(f"{what}: inputs must be a numpy array, got {type(x).__name__}")
+        if x.dtype != np.uint8:
+            raise InputError(
+                f"{what}: inputs must be uint8, got {x.dtype}; scale raw data to 0..255 "
+                "(the model's input_scaling maps it to the trained range)"
+            )
+        expected = self.input_shape
+        if x.ndim != 4 or tuple(x.shape[1:]) != tuple(expected):
+            raise InputError(
+                f"{what}: input shape {tuple(x.shape)} does not match (N, {', '.join(map(str, expected))})"
+            )
+        bits = self.input_bits
+        if bits < 8 and x.size and int(x.max()) >= 2**bits:
+            raise InputError(
+                f"{what}: input values reach {int(x.max())}, above the {bits}-bit range"
+            )
+        return x
+
+    def engine(self) -> Engine:
+        if self._engine is None:
+            self.validate()
+            self._engine = Engine(self._layers)
+        return self._engine
+
+    def _chunk(self) -> int:
+        per_sample = 1
+        for layer in self._layers:
+            h, w = layer.conv_output_hw()
+            per_sample = max(per_sample, h * w * max(layer.fan_in, layer.output_channels) * 8)
+        return max(1, CHUNK_BYTES // per_sample)
+
+    def _run(self, x: np.ndarray) -> np.ndarray:
+        if self._device is not None and not isinstance(self._device, DeviceSpec):
+            y, metrics = self._device.run_sequences(self.sequences, x)
+            self._stats.frames += x.shape[0]
+            self._stats.backend = "Hardware"
+            for key, value in metrics.items():
+                setattr(self._stats, key, value)
+            return y
+        engine = self.engine()
+        start = time.perf_counter()
+        step = self._chunk()
+        parts = [engine.run(x[i : i + step]) for i in range(0, x.shape[0], step)]
+        self._stats.elapsed_s += time.perf_counter() - start
+        self._stats.frames += x.shape[0]
+        return parts[0] if len(parts) == 1 else np.concatenate(parts)
+
+    def forward(self, inputs: np.ndarray) -> np.ndarray:
+        """Integer outputs: uint8 activations, or int32 potentials if the last layer has none."""
+        x = self._check_input(inputs, "forward")
+        y = self._run(x)
+        if self._layers[-1].activation:
+            return y.astype(np.uint8)
+        return y.astype(np.int64) if np.abs(y).max(initial=0) >= 2**31 else y.astype(np.int32)
+
+    def predict(self, inputs: np.ndarray) -> np.ndarray:
+        """Float outputs: final integer outputs times output_scale plus output_offset."""
+        x = self._check_input(inputs, "predict")
+        y = self._run(x)
+        last = self._layers[-1]
+        scale = last.get_variable("output_scale").astype(np.float64)
+        offset = last.get_variable("output_offset").astype(np.float64)
+        return (y.astype(np.float64) * scale + offset).astype(np.float32)
+
+    @property
+    def statistics(self) -> Statistics:
+        """Statistics since mapping (or the last reset_statistics())."""
+        stats = self._stats
+        if self._engine is not None:
+            stats.layers = {c.layer.name: _copy_stats(c.stats) for c in self._engine.compiled}
+        return stats
+
+    def reset_statistics(self) -> None:
+        self._stats = Statistics(backend=self._stats.backend)
+        if self._engine is not None:
+            self._engine.reset_stats()
+
+    # -------------------------------------------------------------------- mapping
+    def map(self, device: Any, hw_only: bool = False, mode: MapMode = MapMode.AllNps) -> None:
+        """Map onto a device (a DeviceSpec, or a device from devices()); None unmaps."""
+        if device is None:
+            if self._device is not None and hasattr(self._device, "release"):
+                self._device.release(self)
+            self._device, self._plans = None, None
+            self.reset_statistics()
+            return
+        self.validate()
+        spec = device if isinstance(device, DeviceSpec) else device.spec
+        self._plans = map_layers(self._layers, spec, hw_only=hw_only, mode=MapMode(mode))
+        self._map_args = (MapMode(mode).value, hw_only)
+        self._device = device
+        self.reset_statistics()
+        log.info("mapped %s onto %s: %d sequence(s)", self.name, spec.name, len(self._plans))
+
+    def _remap(self) -> None:
+        mode, hw_only = self._map_args
+        self.map(self._device, hw_only=hw_only, mode=MapMode(mode))
+
+    @property
+    def device(self) -> Any:
+        return self._device
+
+    @property
+    def sequences(self) -> list[Sequence]:
+        by_name = {layer.name: layer for layer in self._layers}
+        if self._plans is None:
+            if not self._layers:
+                return []
+            plan = SequencePlan(Backend.Software, [layer.name for layer in self._layers])
+            return [Sequence(plan, list(self._layers), "", 0)]
+        spec_name = self._spec_name()
+        return [
+            Sequence(plan, [by_name[n] for n in plan.layers], spec_name, i)
+            for i, plan in enumerate(self._plans)
+        ]
+
+    def _spec_name(self) -> str:
+        if self._device is None:
+            return ""
+        spec = self._device if isinstance(self._device, DeviceSpec) else self._device.spec
+        return str(spec.name)
+
+    # ---------------------------------------------------------------- persistence
+    def to_message(self) -> pb.Program:
+        self.validate()
+        msg = pb.Program(name=self.name, producer="akida_rt")
+        fmt.layers_to_message(self._layers, msg)
+        if self.input_scaling is not None:
+            msg.input_scaling.scale, msg.input_scaling.offset = self.input_scaling
+        if self._plans is not None:
+            mode, hw_only = self._map_args
+            msg.mapping.device, msg.mapping.mode, msg.mapping.hw_only = (
+                self._spec_name(),
+                mode,
+                hw_only,
+            )
+            for plan in self._plans:
+                s = msg.mapping.sequences.add(
+                    name=plan.name,
+                    backend=pb.HARDWARE if plan.backend is Backend.Hardware else pb.SOFTWARE,
+                    passes=plan.passes,
+                )
+                s.layers[:] = plan.layers
+                _placements_to_pb(plan.placements, s.placements)
+        if self.learning is not None:
+            msg.learning.CopyFrom(self.learning)
+        return msg
+
+    def to_bytes(self) -> bytes:
+        return fmt.pack(self.to_message(), mapped=self._plans is not None)
+
+    def save(self, path: str | os.PathLike[str]) -> None:
+        """Write the program file atomically (temp file, fsync, rename)."""
+        fmt.atomic_write(path, self.to_bytes())
+
+    def _load(self, data: bytes, source: str) -> None:
+        msg = fmt.unpack(data, source)
+        if not msg.layers:
+            raise ProgramFormatError(f"{source}: program has no layers")
+        layers = [fmt.decode_layer(m, i) for i, m in enumerate(msg.layers)]
+        names = [layer.name for layer in layers]
+        if len(set(names)) != len(names):
+            raise ProgramFormatError(f"{source}: duplicate layer names")
+        for i, layer in enumerate(layers):
+            if i:
+                prev = layers[i - 1]
+                if layer.input_shape != prev.output_shape or layer.input_bits != prev.output_bits:
+                    raise ProgramFormatError(
+                        f"{source}: layer '{layer.name}' input {layer.input_shape}/{layer.input_bits}-bit "
+                        f"does not chain from '{prev.name}' output {prev.output_shape}/{prev.output_bits}-bit"
+                    )
+            try:
+                layer.validate(is_first=i == 0, is_last=i == len(layers) - 1)
+            except ModelError as exc:
+                raise ProgramFormatError(f"{source}: {exc}") from None
+        try:  # accumulator and activation bounds: refuse what the engine could not run exactly
+            engine = Engine(layers)
+        except ModelError as exc:
+            raise ProgramFormatError(f"{source}: {exc}") from None
+        self._layers, self._engine = layers, engine
+        self.name = msg.name or "model"
+        if msg.HasField("input_scaling"):
+            self.input_scaling = (msg.input_scaling.scale, msg.input_scaling.offset)
+        if msg.HasField("learning"):
+            self.learning = msg.learning
+        if msg.HasField("mapping"):
+            self._load_mapping(msg.mapping, names, source)
+
+    def _load_mapping(self, mapping: pb.Mapping, names: list[str], source: str) -> None:
+        try:
+            spec = spec_by_name(mapping.device)
+            mode = MapMode(mapping.mode)
+        except (ValueError, Exception) as exc:
+            raise ProgramFormatError(f"{source}: bad mapping: {exc}") from None
+        plans = []
+        for s in mapping.sequences:
+            if s.backend not in (pb.HARDWARE, pb.SOFTWARE) or not s.layers:
+                raise ProgramFormatError(f"{source}: bad mapping sequence '{s.name[:64]}'")
+            plan = SequencePlan(Backend.Hardware if s.backend == pb.HARDWARE else Backend.Software)
+            plan.layers, plan.passes = list(s.layers), max(1, s.passes)
+            for p in s.placements:
+                plan.placements.append(
+                    Placement(
+                        p.layer,
+                        p.np_type,
+                        [NpId(n.col, n.row, n.id) for n in p.nps],
+                        p.weight_bytes,
+                        p.input_bytes,
+                        p.pass_index,
+                    )
+                )
+            plans.append(plan)
+        if [n for p in plans for n in p.layers] != names:
+            raise ProgramFormatError(f"{source}: mapping does not cover the layers in order")
+        self._device, self._plans, self._map_args = spec, plans, (mode.value, mapping.hw_only)
+
+    # -------------------------------------------------------------------- display
+    def summary(self, print_fn: Callable[[str], None] = print) -> None:
+        """Print the summary table (with NP allocation once mapped)."""
+        from akida_rt.summary import summary_text
+
+        print_fn(summary_text(self))
+
+    def same_as(self, other: Model) -> bool:
+        """True when both models have the same layers, variables and input scaling."""
+        return (
+            len(self._layers) == len(other._layers)
+            and all(a.same_as(b) for a, b in zip(self._layers, other._layers, strict=True))
+            and self.input_scaling == other.input_scaling
+        )
+
+    def __repr__(self) -> str:
+        return f"<Model '{self.name}' layers={len(self._layers)} sequences={len(self.sequences)}>"
+
+
+def _copy_stats(s: LayerStats) -> LayerStats:
+    return LayerStats(**s.as_dict())
+
+
+def is_input_layer(layer: Layer) -> bool:
+    return layer.layer_type in (LayerType.InputData, LayerType.InputConv2D)

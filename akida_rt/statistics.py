@@ -1,0 +1,88 @@
+"""Inference statistics: per-layer events and SynOps, frames, fps, and device metrics."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from akida_rt.engine import LayerStats
+
+
+@dataclass
+class Statistics:
+    """What a model measured since it was mapped (or since reset)."""
+
+    backend: str = "Software"
+    frames: int = 0
+    elapsed_s: float = 0.0  # host wall time (software backend)
+    layers: dict[str, LayerStats] = field(default_factory=dict)
+    # Device metrics, present after on-device inference.
+    inference_clk: int | None = None
+    program_clk: int | None = None
+    clock_hz: int | None = None
+    floor_power_mw: float | None = None
+    power_mw: dict[str, float] | None = None  # avg, min, max, std
+    energy_mj_per_frame: float | None = None
+
+    @property
+    def fps(self) -> float | None:
+        """Frames per second: from the device clock on hardware, host time otherwise."""
+        if self.frames == 0:
+            return None
+        if self.inference_clk is not None and self.clock_hz:
+            return self.frames * self.clock_hz / self.inference_clk if self.inference_clk else None
+        return self.frames / self.elapsed_s if self.elapsed_s > 0 else None
+
+    @property
+    def synops(self) -> int:
+        return sum(s.synops for s in self.layers.values())
+
+    @property
+    def synops_per_frame(self) -> float:
+        return self.synops / self.frames if self.frames else 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "backend": self.backend,
+            "inference_frames": self.frames,
+            "fps": self.fps,
+            "synops_per_frame": self.synops_per_frame,
+            "layers": {k: v.as_dict() for k, v in self.layers.items()},
+        }
+        for key in (
+            "inference_clk",
+            "program_clk",
+            "floor_power_mw",
+            "power_mw",
+            "energy_mj_per_frame",
+        ):
+            if getattr(self, key) is not None:
+                out[key] = getattr(self, key)
+        return out
+
+    def __str__(self) -> str:
+        lines = []
+        if self.floor_power_mw is not None:
+            lines.append(f"Floor power (mW): {self.floor_power_mw:.2f}")
+        fps = self.fps
+        lines.append(f"Average framerate = {fps:.2f} fps" if fps else "Average framerate = n/a")
+        if self.power_mw:
+            p = self.power_mw
+            lines.append(
+                "Last inference power range (mW):  "
+                f"Avg {p['avg']:.2f} / Min {p['min']:.2f} / Max {p['max']:.2f} / Std {p['std']:.2f}"
+            )
+        if self.energy_mj_per_frame is not None:
+            lines.append(
+                f"Last inference energy consumed (mJ/frame): {self.energy_mj_per_frame:.2f}"
+            )
+        lines.append(f"Backend: {self.backend}; SynOps/frame: {self.synops_per_frame:,.0f}")
+        if self.inference_clk is not None:
+            lines += [
+                "",
+                "Model metrics:",
+                f"  inference_frames: {self.frames}",
+                f"  inference_clk: {self.inference_clk}",
+                f"  program_clk: {self.program_clk}",
+            ]
+        return "\n".join(lines)

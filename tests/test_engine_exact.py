@@ -1,0 +1,140 @@
+"""The software backend is bit-exact with the int64 reference over randomized models."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from akida_rt import (
+    Conv2D,
+    FullyConnected,
+    InputConv2D,
+    InputData,
+    Model,
+    Padding,
+    Pooling,
+    SeparableConv2D,
+    zoo,
+)
+from akida_rt.engine import F32_EXACT, accumulator_bound, compile_layer
+from akida_rt.layers import weight_range
+from tests.reference import reference_forward
+
+
+def _random_model(rng: np.random.Generator, extreme: bool) -> Model:
+    """A random chain of every layer type; `extreme` saturates weights and inputs."""
+    h = int(rng.integers(6, 14))
+    wbits = [1, 2, 4, 8]
+    model = Model(name="random")
+    if rng.random() < 0.5:
+        model.add(
+            InputConv2D("in", (h, h + 1, int(rng.choice([1, 3]))), int(rng.integers(2, 9)),
+                        int(rng.choice([1, 3, 5])), stride=int(rng.integers(1, 3)),
+                        padding=Padding(rng.choice(["same", "valid"])),
+                        activation_bits=int(rng.choice([1, 2, 4])))
+        )  # fmt: skip
+    else:
+        model.add(InputData("in", (h, h + 1, int(rng.integers(1, 6))), input_bits=int(rng.choice([1, 2, 4, 8]))))
+    choices = [
+        lambda i: Conv2D(f"c{i}", int(rng.integers(1, 12)), int(rng.choice([1, 3])),
+                         pooling=Pooling(rng.choice(["none", "max"])), weight_bits=int(rng.choice(wbits)),
+                         activation_bits=int(rng.choice([1, 2, 4]))),
+        lambda i: SeparableConv2D(f"s{i}", int(rng.integers(1, 12)), 3, weight_bits=int(rng.choice(wbits)),
+                                  padding=Padding(rng.choice(["same", "valid"]))),
+    ]  # fmt: skip
+    for i in range(int(rng.integers(1, 3))):
+        layer = choices[int(rng.integers(0, 2))](i)
+        try:
+            model.add(layer)
+        except Exception:
+            break
+    if rng.random() < 0.3:
+        model.add(Conv2D("gap", int(rng.integers(2, 8)), 3, pooling=Pooling.GlobalAvg))
+    model.add(FullyConnected("fc", int(rng.integers(2, 12)), weight_bits=int(rng.choice(wbits)),
+                             activation=bool(rng.random() < 0.5)))  # fmt: skip
+    for layer in model.layers:
+        if layer.kernel_shape() is None:
+            continue
+        lo, hi = weight_range(layer.weight_bits)
+        for key, shape in (("weights", layer.kernel_shape()), ("pointwise", layer.pointwise_shape())):
+            if shape is None:
+                continue
+            w = rng.choice([lo, hi], size=shape) if extreme else rng.integers(lo, hi + 1, size=shape)
+            layer.set_variable(key, w)
+        n = layer.output_channels
+        layer.set_variable("bias", rng.integers(-50, 50, n))
+        if layer.activation:
+            layer.act_shift = int(rng.integers(0, 12))
+            layer.set_variable("act_scale", rng.integers(1, 64, n))
+            layer.set_variable("act_offset", rng.integers(-(2**12), 2**10, n))
+    model.validate()
+    return model
+
+
+def _inputs(model: Model, rng: np.random.Generator, extreme: bool, n: int = 3) -> np.ndarray:
+    top = 2**model.input_bits - 1
+    shape = (n, *model.input_shape)
+    if extreme:
+        return np.full(shape, top, np.uint8)
+    return rng.integers(0, top + 1, shape, dtype=np.uint8)
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_random_models_match_reference(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    extreme = seed % 4 == 0
+    model = _random_model(rng, extreme)
+    x = _inputs(model, rng, extreme)
+    expected = reference_forward(model.layers, x)
+    got = model.forward(x)
+    assert got.shape == expected.shape
+    np.testing.assert_array_equal(got.astype(np.int64), expected)
+
+
+def test_large_accumulators_use_exact_float64_and_int64_paths() -> None:
+    """8-bit weights, maximal inputs, a 7x7 kernel over 512 channels: |acc| > 2^24."""
+    model = Model(name="big")
+    model.add(InputData("in", (7, 7, 512), input_bits=4))
+    conv = Conv2D("big", 8, 7, padding=Padding.Valid, weight_bits=8, activation=True)
+    model.add(conv)
+    model.add(FullyConnected("fc", 3, weight_bits=8, activation=False))
+    rng = np.random.default_rng(7)
+    conv.set_variable("weights", np.where(rng.random((7, 7, 512, 8)) < 0.9, 127, -127))
+    conv.act_shift = 30
+    conv.set_variable("act_scale", np.full(8, 2**30 + 12345))  # forces the int64 activation path
+    conv.set_variable("act_offset", np.full(8, -(2**20)))
+    model.get_layer("fc").set_variable("weights", rng.choice([-127, 127], (1, 1, 8, 3)))
+    compiled = compile_layer(conv)
+    assert accumulator_bound(conv)[0] >= F32_EXACT and compiled.dtype == np.float64
+    assert compiled.act_int is not None
+    x = np.full((2, 7, 7, 512), 15, np.uint8)
+    x[1, ::2] = 0
+    np.testing.assert_array_equal(model.forward(x).astype(np.int64), reference_forward(model.layers, x))
+
+
+@pytest.mark.parametrize("builder", [zoo.digits_cnn, zoo.ds_cnn_kws])
+def test_reference_architectures_match(builder) -> None:
+    model = builder(seed=3)
+    rng = np.random.default_rng(3)
+    x = rng.integers(0, 256, (4, *model.input_shape), dtype=np.uint8)
+    np.testing.assert_array_equal(model.forward(x).astype(np.int64), reference_forward(model.layers, x))
+
+
+def test_statistics_count_events_and_synops(digits_model: Model) -> None:
+    model = zoo.digits_cnn(seed=0)
+    x = np.zeros((2, 32, 32, 1), np.uint8)
+    x[:, 10, 10] = 200  # one event per frame
+    model.forward(x)
+    stats = model.statistics
+    first = stats.layers["conv_0"]
+    assert stats.frames == 2 and first.frames == 2
+    assert first.input_events == 2
+    assert first.synops == 2 * 3 * 3 * 16
+    # Events out of one layer are the events into the next.
+    names = [layer.name for layer in model.layers]
+    for a, b in zip(names, names[1:], strict=False):
+        assert stats.layers[a].output_events == stats.layers[b].input_events
+    x2 = np.zeros((1, 32, 32, 1), np.uint8)
+    model.reset_statistics()
+    model.forward(x2)
+    assert model.statistics.layers["conv_1"].synops == model.statistics.layers["conv_0"].output_events * 9 * 32

@@ -1,0 +1,80 @@
+"""Model API: construction errors, input checks, predict, import cost."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from akida_rt import (
+    Conv2D,
+    FullyConnected,
+    InputConv2D,
+    InputError,
+    Model,
+    ModelError,
+    zoo,
+)
+
+
+def test_forward_rejects_bad_inputs(digits_model: Model) -> None:
+    with pytest.raises(InputError, match="must be uint8, got float32"):
+        digits_model.forward(np.zeros((1, 32, 32, 1), np.float32))
+    with pytest.raises(InputError, match=r"input shape \(1, 28, 28, 1\) does not match \(N, 32, 32, 1\)"):
+        digits_model.forward(np.zeros((1, 28, 28, 1), np.uint8))
+    with pytest.raises(InputError, match="numpy array"):
+        digits_model.forward([[1, 2]])
+
+
+def test_layer_construction_errors() -> None:
+    model = Model()
+    with pytest.raises(ModelError, match="first layer 'c' needs an input_shape"):
+        model.add(Conv2D("c", 4, 3))
+    model.add(InputConv2D("in", (8, 8, 1), 4, 3))
+    with pytest.raises(ModelError, match="stride 2; only InputConv2D"):
+        bad = Conv2D("c", 4, 3)
+        bad.stride = 2
+        model.add(bad)
+    with pytest.raises(ModelError, match="already in the model"):
+        model.add(Conv2D("in", 4, 3))
+    with pytest.raises(ModelError, match="activation_bits 3"):
+        model.add(Conv2D("c3", 4, 3, activation_bits=3))
+
+
+def test_predict_dequantizes_the_last_layer(digits_model: Model) -> None:
+    last = digits_model.layers[-1]
+    x = np.random.default_rng(0).integers(0, 256, (3, 32, 32, 1), dtype=np.uint8)
+    raw = digits_model.forward(x).astype(np.float64)
+    last.set_variable("output_scale", np.linspace(0.5, 1.5, 10))
+    last.set_variable("output_offset", np.arange(10))
+    try:
+        got = digits_model.predict(x)
+        np.testing.assert_allclose(got, raw * np.linspace(0.5, 1.5, 10) + np.arange(10), rtol=1e-6)
+        assert got.dtype == np.float32
+    finally:
+        del last.variables["output_scale"], last.variables["output_offset"]
+
+
+def test_activated_last_layer_returns_uint8() -> None:
+    model = Model()
+    model.add(InputConv2D("in", (8, 8, 3), 4, 3, stride=2))
+    model.add(FullyConnected("fc", 5, activation_bits=2))
+    zoo.randomize(model)
+    y = model.forward(np.full((2, 8, 8, 3), 100, np.uint8))
+    assert y.dtype == np.uint8 and y.shape == (2, 1, 1, 5) and y.max() <= 3
+
+
+def test_import_is_light_and_fast() -> None:
+    code = (
+        "import sys, time; t = time.perf_counter(); import akida_rt; "
+        "print(time.perf_counter() - t, 'tensorflow' in sys.modules, 'keras' in sys.modules)"
+    )
+    best = min(
+        float(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()[0])
+        for _ in range(3)
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert out[1:] == ["False", "False"]
+    assert best < 0.3
