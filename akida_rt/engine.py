@@ -104,8 +104,8 @@ def compile_layer(layer: Layer) -> CompiledLayer:
     elif layer.layer_type is LayerType.FullyConnected:
         matrix = w.reshape(-1, w.shape[-1]).astype(dtype)
     else:
-        # im2col below yields patches ordered (C, kh, kw); reorder the HWCF kernel to match.
-        matrix = np.ascontiguousarray(w.transpose(2, 0, 1, 3).reshape(-1, w.shape[-1]), dtype)
+        # im2col below yields patches ordered (kh, kw, C), the HWCF kernel's own order.
+        matrix = np.ascontiguousarray(w.reshape(-1, w.shape[-1]), dtype)
     bias_v = layer.get_variable("bias")
     bias = bias_v.astype(dtype) if np.any(bias_v) else None
     assert layer.input_shape is not None
@@ -158,8 +158,9 @@ def _conv(c: CompiledLayer, x: np.ndarray) -> tuple[np.ndarray, int]:
     elif k == 1 and s == 1:
         flat = x.reshape(-1, x.shape[3])
     else:
+        # Windows as (N, oh, ow, kh, kw, C): the copy below then moves contiguous C runs.
         win = sliding_window_view(x, (k, k), axis=(1, 2))[:, ::s, ::s][:, :oh, :ow]
-        flat = win.reshape(n * oh * ow, -1)
+        flat = win.transpose(0, 1, 2, 4, 5, 3).reshape(n * oh * ow, -1)
     out = flat @ c.matrix
     return out.reshape(n, oh, ow, -1), dw_events
 
@@ -171,8 +172,9 @@ def _activate(c: CompiledLayer, acc: np.ndarray) -> np.ndarray:
         v = np.multiply(acc, c.act_scale, dtype=np.float64)
         v += c.act_offset
         np.floor(v, out=v)
-        np.clip(v, 0.0, top, out=v)
-        return v.astype(np.float32)
+        out = np.empty(v.shape, np.float32)
+        np.clip(v, 0.0, top, out=out, casting="same_kind")
+        return out
     assert c.act_int is not None
     scale, offset = c.act_int
     iv = acc.astype(np.int64) * scale + offset
@@ -220,11 +222,13 @@ def run_layer(c: CompiledLayer, x: np.ndarray, in_events: int | None = None) -> 
     # SynOps: every input event reaches fan_out synapses; in a separable layer every
     # non-zero depthwise result then reaches the pointwise filters.
     synops = in_events * layer.fan_out + dw_events * layer.filters
-    y = _activate(c, acc) if layer.activation else acc
     if layer.pooling is Pooling.Max:
-        oh, ow, ch = y.shape[1:]
-        y = y[:, : oh // 2 * 2, : ow // 2 * 2].reshape(n, oh // 2, 2, ow // 2, 2, ch)
-        y = y.max(axis=(2, 4))
+        # Pooling the potentials first equals pooling the activations (the activation is
+        # non-decreasing in acc) and leaves a quarter of the values to activate.
+        oh, ow, ch = acc.shape[1:]
+        acc = acc[:, : oh // 2 * 2, : ow // 2 * 2].reshape(n, oh // 2, 2, ow // 2, 2, ch)
+        acc = acc.max(axis=(2, 4))
+    y = _activate(c, acc) if layer.activation else acc
     out_events = int(np.count_nonzero(y))
     c.stats.add(LayerStats(n, in_events, out_events, synops, _macs(layer, n)))
     return y

@@ -34,7 +34,11 @@ def _random_model(rng: np.random.Generator, extreme: bool) -> Model:
                         activation_bits=int(rng.choice([1, 2, 4])))
         )  # fmt: skip
     else:
-        model.add(InputData("in", (h, h + 1, int(rng.integers(1, 6))), input_bits=int(rng.choice([1, 2, 4, 8]))))
+        model.add(
+            InputData(
+                "in", (h, h + 1, int(rng.integers(1, 6))), input_bits=int(rng.choice([1, 2, 4, 8]))
+            )
+        )
     choices = [
         lambda i: Conv2D(f"c{i}", int(rng.integers(1, 12)), int(rng.choice([1, 3])),
                          pooling=Pooling(rng.choice(["none", "max"])), weight_bits=int(rng.choice(wbits)),
@@ -56,10 +60,17 @@ def _random_model(rng: np.random.Generator, extreme: bool) -> Model:
         if layer.kernel_shape() is None:
             continue
         lo, hi = weight_range(layer.weight_bits)
-        for key, shape in (("weights", layer.kernel_shape()), ("pointwise", layer.pointwise_shape())):
+        for key, shape in (
+            ("weights", layer.kernel_shape()),
+            ("pointwise", layer.pointwise_shape()),
+        ):
             if shape is None:
                 continue
-            w = rng.choice([lo, hi], size=shape) if extreme else rng.integers(lo, hi + 1, size=shape)
+            w = (
+                rng.choice([lo, hi], size=shape)
+                if extreme
+                else rng.integers(lo, hi + 1, size=shape)
+            )
             layer.set_variable(key, w)
         n = layer.output_channels
         layer.set_variable("bias", rng.integers(-50, 50, n))
@@ -109,7 +120,9 @@ def test_large_accumulators_use_exact_float64_and_int64_paths() -> None:
     assert compiled.act_int is not None
     x = np.full((2, 7, 7, 512), 15, np.uint8)
     x[1, ::2] = 0
-    np.testing.assert_array_equal(model.forward(x).astype(np.int64), reference_forward(model.layers, x))
+    np.testing.assert_array_equal(
+        model.forward(x).astype(np.int64), reference_forward(model.layers, x)
+    )
 
 
 @pytest.mark.parametrize("builder", [zoo.digits_cnn, zoo.ds_cnn_kws])
@@ -117,7 +130,9 @@ def test_reference_architectures_match(builder) -> None:
     model = builder(seed=3)
     rng = np.random.default_rng(3)
     x = rng.integers(0, 256, (4, *model.input_shape), dtype=np.uint8)
-    np.testing.assert_array_equal(model.forward(x).astype(np.int64), reference_forward(model.layers, x))
+    np.testing.assert_array_equal(
+        model.forward(x).astype(np.int64), reference_forward(model.layers, x)
+    )
 
 
 def test_statistics_count_events_and_synops(digits_model: Model) -> None:
@@ -137,4 +152,7 @@ def test_statistics_count_events_and_synops(digits_model: Model) -> None:
     x2 = np.zeros((1, 32, 32, 1), np.uint8)
     model.reset_statistics()
     model.forward(x2)
-    assert model.statistics.layers["conv_1"].synops == model.statistics.layers["conv_0"].output_events * 9 * 32
+    assert (
+        model.statistics.layers["conv_1"].synops
+        == model.statistics.layers["conv_0"].output_events * 9 * 32
+    )

@@ -54,13 +54,20 @@ def test_placements_respect_memories_and_capabilities() -> None:
         plans = map_layers(model.layers, spec, mode=mode)
         for plan in plans:
             for pass_index in range(plan.passes):
-                used = [n for p in plan.placements if p.pass_index == pass_index and p.np_type not in ("HRC", "none") for n in p.nps]
+                used = [
+                    n
+                    for p in plan.placements
+                    if p.pass_index == pass_index and p.np_type not in ("HRC", "none")
+                    for n in p.nps
+                ]
                 assert len(used) == len(set(used)), "an NP is used twice in one pass"
             for p in plan.placements:
                 if p.np_type in ("CNP1", "CNP2"):
                     caps = {np_.ident: np_.types for np_ in spec.nps}
                     assert all(NpType(p.np_type) in caps[n] for n in p.nps)
-                    assert p.weight_bytes / len(p.nps) <= spec.np_weight_bytes * 1.0 or len(p.nps) >= 1
+                    assert (
+                        p.weight_bytes / len(p.nps) <= spec.np_weight_bytes * 1.0 or len(p.nps) >= 1
+                    )
 
 
 def _wide_model(layers: int = 6, filters: int = 128) -> Model:
@@ -116,7 +123,9 @@ def test_layer_too_big_for_hardware_becomes_software_sequence() -> None:
     backends = [(s.backend, s.layer_names) for s in model.sequences]
     assert backends[1] == (Backend.Software, ["huge_kernel"])
     assert model.sequences[1].program == b""
-    with pytest.raises(MappingError, match="huge_kernel cannot run on AKD1000: kernel 9x9 exceeds 7x7"):
+    with pytest.raises(
+        MappingError, match="huge_kernel cannot run on AKD1000: kernel 9x9 exceeds 7x7"
+    ):
         model.map(AKD1000(), hw_only=True)
 
 

@@ -22,7 +22,9 @@ from akida_rt import (
 def test_forward_rejects_bad_inputs(digits_model: Model) -> None:
     with pytest.raises(InputError, match="must be uint8, got float32"):
         digits_model.forward(np.zeros((1, 32, 32, 1), np.float32))
-    with pytest.raises(InputError, match=r"input shape \(1, 28, 28, 1\) does not match \(N, 32, 32, 1\)"):
+    with pytest.raises(
+        InputError, match=r"input shape \(1, 28, 28, 1\) does not match \(N, 32, 32, 1\)"
+    ):
         digits_model.forward(np.zeros((1, 28, 28, 1), np.uint8))
     with pytest.raises(InputError, match="numpy array"):
         digits_model.forward([[1, 2]])
@@ -72,9 +74,15 @@ def test_import_is_light_and_fast() -> None:
         "print(time.perf_counter() - t, 'tensorflow' in sys.modules, 'keras' in sys.modules)"
     )
     best = min(
-        float(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()[0])
+        float(
+            subprocess.run(
+                [sys.executable, "-c", code], capture_output=True, text=True, check=True
+            ).stdout.split()[0]
+        )
         for _ in range(3)
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout.split()
     assert out[1:] == ["False", "False"]
     assert best < 0.3

@@ -22,7 +22,9 @@ def test_every_package_folder_is_listed_under_the_namespace() -> None:
         for init in (ROOT / folder).rglob("__init__.py"):
             rel = init.parent.relative_to(ROOT / folder)
             name = ".".join([package, *rel.parts])
-            assert name in listed, f"{init.parent} is a package but {name} is not in pyproject packages"
+            assert name in listed, (
+                f"{init.parent} is a package but {name} is not in pyproject packages"
+            )
     assert all(p.startswith("akida_rt") for p in listed)
 
 

@@ -22,7 +22,10 @@ def packed() -> bytes:
 
 def _repack(msg: pb.Program) -> bytes:
     payload = msg.SerializeToString()
-    return fmt.HEADER.pack(fmt.MAGIC, 1, 0, 0, len(payload), hashlib.sha256(payload).digest()) + payload
+    return (
+        fmt.HEADER.pack(fmt.MAGIC, 1, 0, 0, len(payload), hashlib.sha256(payload).digest())
+        + payload
+    )
 
 
 def test_round_trip_is_identical(tmp_path, packed) -> None:
@@ -70,7 +73,9 @@ def _message(packed: bytes) -> pb.Program:
 def test_shape_that_does_not_match_weight_count(packed) -> None:
     msg = _message(packed)
     msg.layers[1].weights.shape[:] = [3, 3, 16, 31]
-    with pytest.raises(ProgramFormatError, match=r"layer 1 'conv_1' weights: tensor shape .* needs"):
+    with pytest.raises(
+        ProgramFormatError, match=r"layer 1 'conv_1' weights: tensor shape .* needs"
+    ):
         Model(_repack(msg))
 
 
@@ -104,7 +109,9 @@ def test_missing_file_and_directory(tmp_path) -> None:
         Model(tmp_path)
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(st.binary(max_size=400))
 def test_fuzz_random_bytes(data: bytes) -> None:
     with pytest.raises(ProgramFormatError):
@@ -126,7 +133,9 @@ def test_fuzz_mutated_valid_files(data) -> None:
     if data.draw(st.booleans()):
         cut = data.draw(st.integers(0, len(payload)))
         payload = payload[:cut]
-    blob = fmt.HEADER.pack(fmt.MAGIC, 1, 0, 0, len(payload), hashlib.sha256(payload).digest()) + bytes(payload)
+    blob = fmt.HEADER.pack(
+        fmt.MAGIC, 1, 0, 0, len(payload), hashlib.sha256(payload).digest()
+    ) + bytes(payload)
     try:
         model = Model(blob)
     except ProgramFormatError:
