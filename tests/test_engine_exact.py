@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 
@@ -147,7 +149,7 @@ def test_statistics_count_events_and_synops(digits_model: Model) -> None:
     assert first.synops == 2 * 3 * 3 * 16
     # Events out of one layer are the events into the next.
     names = [layer.name for layer in model.layers]
-    for a, b in zip(names, names[1:], strict=False):
+    for a, b in itertools.pairwise(names):
         assert stats.layers[a].output_events == stats.layers[b].input_events
     x2 = np.zeros((1, 32, 32, 1), np.uint8)
     model.reset_statistics()

@@ -82,7 +82,7 @@ def test_shape_that_does_not_match_weight_count(packed) -> None:
 def test_out_of_range_bit_width(packed) -> None:
     msg = _message(packed)
     msg.layers[2].weight_bits = 3
-    with pytest.raises(ProgramFormatError, match="conv_2.*weight_bits 3 not in"):
+    with pytest.raises(ProgramFormatError, match=r"conv_2.*weight_bits 3 not in"):
         Model(_repack(msg))
 
 
