@@ -49,9 +49,11 @@ def test_ds_cnn_fits_one_sequence_with_published_np_count() -> None:
 
 def test_placements_respect_memories_and_capabilities() -> None:
     spec = AKD1000()
+    caps = {np_.ident: np_.types for np_ in spec.nps}
     model = zoo.akidanet(alpha=0.5, size=64, classes=10)
     for mode in MapMode:
         plans = map_layers(model.layers, spec, mode=mode)
+        assert [n for p in plans for n in p.layers] == [layer.name for layer in model.layers]
         for plan in plans:
             for pass_index in range(plan.passes):
                 used = [
@@ -60,14 +62,12 @@ def test_placements_respect_memories_and_capabilities() -> None:
                     if p.pass_index == pass_index and p.np_type not in ("HRC", "none")
                     for n in p.nps
                 ]
-                assert len(used) == len(set(used)), "an NP is used twice in one pass"
+                assert len(used) == len(set(used)), f"{mode}: an NP is used twice in one pass"
             for p in plan.placements:
                 if p.np_type in ("CNP1", "CNP2"):
-                    caps = {np_.ident: np_.types for np_ in spec.nps}
                     assert all(NpType(p.np_type) in caps[n] for n in p.nps)
-                    assert (
-                        p.weight_bytes / len(p.nps) <= spec.np_weight_bytes * 1.0 or len(p.nps) >= 1
-                    )
+                    assert p.weight_bytes <= len(p.nps) * spec.np_weight_bytes, p.layer
+                    assert p.input_bytes <= len(p.nps) * spec.np_input_bytes, p.layer
 
 
 def _wide_model(layers: int = 6, filters: int = 128) -> Model:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import struct
 
@@ -118,14 +119,15 @@ def test_fuzz_random_bytes(data: bytes) -> None:
         Model(data)
 
 
+@functools.cache
+def _valid_program() -> bytes:
+    return zoo.digits_cnn(seed=1).to_bytes()
+
+
 @settings(max_examples=300, deadline=None)
 @given(data=st.data())
 def test_fuzz_mutated_valid_files(data) -> None:
-    model = zoo.digits_cnn(seed=1) if not hasattr(test_fuzz_mutated_valid_files, "_m") else None
-    if model is not None:
-        test_fuzz_mutated_valid_files._m = model.to_bytes()  # type: ignore[attr-defined]
-    good: bytes = test_fuzz_mutated_valid_files._m  # type: ignore[attr-defined]
-    msg = fmt.unpack(good)
+    msg = fmt.unpack(_valid_program())
     payload = bytearray(msg.SerializeToString())
     for _ in range(data.draw(st.integers(1, 8))):
         pos = data.draw(st.integers(0, len(payload) - 1))

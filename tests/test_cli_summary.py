@@ -1,0 +1,59 @@
+"""`akida summary`: a real subprocess of the installed console script."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from akida_rt import zoo
+
+
+def _akida(*args: str) -> subprocess.CompletedProcess[str]:
+    cmd = [sys.executable, "-m", "akida_rt.cli.main", *args]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+
+
+@pytest.fixture(scope="module")
+def program(tmp_path_factory) -> str:
+    path = tmp_path_factory.mktemp("p") / "ds_cnn.akp"
+    zoo.ds_cnn_kws(seed=0).save(path)
+    return str(path)
+
+
+def test_summary_json_maps_onto_akd1000(program: str) -> None:
+    out = _akida("summary", "-m", program, "--map", "AKD1000", "--json")
+    assert out.returncode == 0, out.stderr
+    data = json.loads(out.stdout)
+    assert data["input_shape"] == [49, 10, 1] and data["output_shape"] == [1, 1, 33]
+    (seq,) = data["sequences"]
+    assert seq["backend"] == "Hardware" and seq["nps"] == 65 and seq["program_bytes"] > 0
+    assert [layer["name"] for layer in data["layers"]][-1] == "dense_5"
+
+
+def test_summary_table(program: str) -> None:
+    out = _akida("summary", "-m", program)
+    assert out.returncode == 0 and "separable_4 (Sep.Conv.)" in out.stdout
+
+
+def test_errors_are_one_line_without_traceback(tmp_path) -> None:
+    big = tmp_path / "akidanet.akp"
+    zoo.akidanet(alpha=0.5, size=64, classes=10).save(big)
+    bad = tmp_path / "bad.akp"
+    bad.write_bytes(b"AKIDARTP" + b"\0" * 10)
+    for args, needle in (
+        (["summary", "-m", str(bad)], "truncated"),
+        (["summary", "-m", str(tmp_path / "missing.akp")], "no such program file"),
+        (["summary", "-m", str(big), "--map", "TwoNodesIP", "--hw-only"], "available"),
+    ):
+        out = _akida(*args)
+        assert out.returncode == 1
+        assert needle in out.stderr and "Traceback" not in out.stderr
+        assert len(out.stderr.strip().splitlines()) == 1
+
+
+def test_console_script_is_installed() -> None:
+    assert shutil.which("akida", path=str(__import__("pathlib").Path(sys.executable).parent))
