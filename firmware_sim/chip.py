@@ -1,0 +1,258 @@
+"""SimChip: the device-side surface of a simulated AKD1000 (registers, memory, faults).
+
+Transports put a SimChip behind their operating-system seam and call only `read32`,
+`write32`, `read`, `write` (plus `inject_fault` in tests). A doorbell write wakes the
+firmware thread, which executes the mailbox command (firmware_sim.firmware).
+
+Device-side error behaviour, as a board shows it through a kernel driver:
+- after an unplug, register reads return 0xFFFFFFFF, register writes are dropped and
+  bulk transfers raise OSError(ENODEV);
+- an injected DMA timeout makes the next bulk transfer stall for `dma_stall_s`, then
+  raise OSError(ETIMEDOUT);
+- bulk transfers outside device memory raise OSError(EFAULT).
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import threading
+import time
+import zlib
+
+from akida_rt.firmware_sim.firmware import Firmware
+
+from akida_rt import device_protocol as dp
+from akida_rt.hardware import AKD1000, DeviceSpec
+
+log = logging.getLogger(__name__)
+
+FAULT_KINDS = ("dma_timeout", "hang", "reset", "unplug")
+
+
+class SimChip:
+    """A simulated AKD1000 as the bus sees it.
+
+    Args:
+        spec: the NP mesh to simulate (AKD1000() by default).
+        serial: the serial number in the identity registers (up to 16 ASCII characters).
+        mem_size: bytes of device memory starting at device_protocol.MEM_BASE.
+        device_id: PCI device id to report (0xbca1 for AKD1000).
+        dma_stall_s: how long a transfer stalls before an injected DMA timeout fires.
+    """
+
+    def __init__(
+        self,
+        spec: DeviceSpec | None = None,
+        serial: str = "SIM0001",
+        *,
+        mem_size: int = dp.DEFAULT_MEM_SIZE,
+        device_id: int = dp.DEVICE_ID_AKD1000,
+        dma_stall_s: float = 0.05,
+    ) -> None:
+        self.spec = spec or AKD1000()
+        self.vendor_id = dp.VENDOR_ID
+        self.device_id = device_id
+        self.serial = serial[:16]
+        self.mem_size = mem_size
+        self.dma_stall_s = dma_stall_s
+        self.present = True
+        self.boot_count = 0
+        self._mem = bytearray(mem_size)
+        self._regs: dict[int, int] = {}
+        self._faults: dict[str, int] = {}
+        self._hung = False
+        self._closed = False
+        self._doorbell: int | None = None
+        self._lock = threading.RLock()
+        self._wake = threading.Condition(self._lock)
+        self.firmware = Firmware(self)
+        self._boot()
+        self._thread = threading.Thread(
+            target=self._firmware_loop, name=f"simfw-{self.serial}", daemon=True
+        )
+        self._thread.start()
+
+    # ------------------------------------------------------------------ identity
+    def _identity_regs(self) -> dict[int, int]:
+        serial = dp.fixed_str(self.serial)
+        regs = {
+            dp.REG_VENDOR_ID: self.vendor_id,
+            dp.REG_DEVICE_ID: self.device_id,
+            dp.REG_PROTOCOL: dp.PROTOCOL_VERSION,
+            dp.REG_HW_REVISION: zlib.crc32(self.spec.version.encode()) & 0xFFFF,
+            dp.REG_MESH: (self.spec.nodes << 16) | len(self.spec.nps),
+            dp.REG_MEM_SIZE: self.mem_size,
+            dp.REG_CLOCK_HZ: self.spec.clock_hz,
+            dp.REG_FLOOR_MW: round(self.firmware.power.floor_mw),
+        }
+        for i in range(dp.SERIAL_REGS):
+            regs[dp.REG_SERIAL + 4 * i] = int.from_bytes(serial[4 * i : 4 * i + 4], "little")
+        return regs
+
+    def _boot(self) -> None:
+        """Power-on state: identity registers, idle status, firmware state cleared."""
+        with self._lock:
+            self.boot_count += 1
+            self._hung = False
+            self._doorbell = None
+            self.firmware.reboot()
+            self._regs = self._identity_regs()
+            self._regs[dp.REG_BOOT_COUNT] = self.boot_count
+            self._regs[dp.REG_STATUS] = dp.status_word(dp.Status.IDLE, 0)
+            self._regs[dp.REG_ERROR] = dp.ErrorCode.OK
+            self._mem[: dp.DATA_BASE - dp.MEM_BASE] = bytes(dp.DATA_BASE - dp.MEM_BASE)
+        log.info("%s booted (boot %d)", self.serial, self.boot_count)
+
+    # ------------------------------------------------------------------ registers
+    def read32(self, addr: int) -> int:
+        """Read the 32-bit register at BAR0 offset `addr`."""
+        if not self.present:
+            return dp.ALL_ONES
+        with self._lock:
+            if addr in (dp.REG_INFER_CLK_LO, dp.REG_INFER_CLK_HI):
+                value = self.firmware.total_inference_clk
+                return (value >> 32 if addr == dp.REG_INFER_CLK_HI else value) & dp.ALL_ONES
+            if addr in (dp.REG_PROGRAM_CLK_LO, dp.REG_PROGRAM_CLK_HI):
+                value = self.firmware.total_program_clk
+                return (value >> 32 if addr == dp.REG_PROGRAM_CLK_HI else value) & dp.ALL_ONES
+            if addr == dp.REG_POWER_MW:
+                return round(self.firmware.power.instant_mw())
+            return self._regs.get(addr, 0) & dp.ALL_ONES
+
+    def write32(self, addr: int, value: int) -> None:
+        """Write a 32-bit register: the doorbell, the reset register or the scratch."""
+        if not self.present:
+            return
+        value &= dp.ALL_ONES
+        if addr == dp.REG_RESET:
+            if value == dp.RESET_MAGIC:
+                self._boot()
+            return
+        with self._lock:
+            if addr == dp.REG_DOORBELL:
+                self._doorbell = value
+                self._wake.notify_all()
+            elif addr == dp.REG_SCRATCH:
+                self._regs[addr] = value
+
+    # --------------------------------------------------------------------- memory
+    def _span(self, addr: int, n: int) -> slice:
+        if n < 0 or addr < dp.MEM_BASE or addr + n > dp.MEM_BASE + self.mem_size:
+            raise OSError(errno.EFAULT, f"device address {addr:#x}+{n} is outside device memory")
+        return slice(addr - dp.MEM_BASE, addr - dp.MEM_BASE + n)
+
+    def _dma_check(self) -> None:
+        if not self.present:
+            raise OSError(errno.ENODEV, "no such device (unplugged)")
+        if self._take_fault("dma_timeout"):
+            time.sleep(self.dma_stall_s)
+            raise OSError(errno.ETIMEDOUT, "DMA transfer timed out")
+
+    def read(self, addr: int, n: int) -> bytes:
+        """Read `n` bytes of device memory at physical address `addr` (DMA to host)."""
+        self._dma_check()
+        with self._lock:
+            data = bytes(self._mem[self._span(addr, n)])
+        self.firmware.dma_bytes += n
+        return data
+
+    def write(self, addr: int, data: bytes) -> None:
+        """Write device memory at physical address `addr` (DMA from host)."""
+        self._dma_check()
+        with self._lock:
+            self._mem[self._span(addr, len(data))] = data
+        self.firmware.dma_bytes += len(data)
+
+    def mem_read(self, addr: int, n: int) -> bytes:
+        """Firmware-side memory read (no DMA accounting or faults)."""
+        with self._lock:
+            return bytes(self._mem[self._span(addr, n)])
+
+    def mem_write(self, addr: int, data: bytes) -> None:
+        """Firmware-side memory write."""
+        with self._lock:
+            self._mem[self._span(addr, len(data))] = data
+
+    # --------------------------------------------------------------------- faults
+    def inject_fault(self, kind: str, count: int = 1) -> None:
+        """Arm a fault: "dma_timeout" (next `count` bulk transfers), "hang" (the firmware
+        stops at the next command until a hard reset), "reset" (the chip reboots at the
+        next command, dropping it) or "unplug" (now)."""
+        if kind not in FAULT_KINDS:
+            raise ValueError(f"unknown fault '{kind}'; known: {', '.join(FAULT_KINDS)}")
+        log.warning("%s: fault injected: %s", self.serial, kind)
+        if kind == "unplug":
+            self.unplug()
+            return
+        with self._lock:
+            self._faults[kind] = self._faults.get(kind, 0) + count
+
+    def clear_faults(self) -> None:
+        with self._lock:
+            self._faults.clear()
+
+    def _take_fault(self, kind: str) -> bool:
+        with self._lock:
+            left = self._faults.get(kind, 0)
+            if left <= 0:
+                return False
+            self._faults[kind] = left - 1
+            return True
+
+    def unplug(self) -> None:
+        """The board disappears: reads return all ones, transfers fail with ENODEV."""
+        with self._lock:
+            self.present = False
+            self._wake.notify_all()
+
+    def replug(self) -> None:
+        """The board comes back, freshly booted."""
+        with self._lock:
+            self.present = True
+        self._boot()
+
+    # ------------------------------------------------------------------- firmware
+    def _firmware_loop(self) -> None:
+        while True:
+            with self._lock:
+                while self._doorbell is None and not self._closed:
+                    self._wake.wait(timeout=1.0)
+                if self._closed:
+                    return
+                tag, self._doorbell = self._doorbell, None
+                if not self.present or self._hung:
+                    continue
+                if self._take_fault("hang"):
+                    self._hung = True
+                    log.warning("%s: firmware hung", self.serial)
+                    continue
+                if self._take_fault("reset"):
+                    reboot = True
+                else:
+                    reboot = False
+                    boot = self.boot_count
+                    self._regs[dp.REG_STATUS] = dp.status_word(dp.Status.BUSY, tag)
+            if reboot:
+                log.warning("%s: spontaneous reset", self.serial)
+                self._boot()
+                continue
+            status, error = self.firmware.execute(tag)
+            with self._lock:
+                if self.boot_count != boot:  # reset while executing: the result is lost
+                    continue
+                self._regs[dp.REG_ERROR] = error
+                self._regs[dp.REG_STATUS] = dp.status_word(status, tag)
+                self._regs[dp.REG_HEARTBEAT] = (self._regs.get(dp.REG_HEARTBEAT, 0) + 1) & (
+                    dp.ALL_ONES
+                )
+
+    def close(self) -> None:
+        """Stop the firmware thread (the chip is powered off)."""
+        with self._lock:
+            self._closed = True
+            self._wake.notify_all()
+        self._thread.join(timeout=5.0)
+
+    def __repr__(self) -> str:
+        return f"<SimChip {self.spec.name} serial={self.serial} boot={self.boot_count}>"
