@@ -1,0 +1,134 @@
+"""The file-io seam under the PCIe transport: open, pread, pwrite and mmap of a device node.
+
+On a host with a board these are plain `os` calls on `/dev/akidaN`. A node provider can be
+mounted on a path so that something else (the simulated board) answers those calls; the
+PCIe transport above cannot tell the difference. Errors are raised as `OSError`, exactly
+as the kernel reports them; the transport translates them.
+"""
+
+from __future__ import annotations
+
+import logging
+import mmap
+import os
+import threading
+from typing import Protocol
+
+log = logging.getLogger(__name__)
+
+
+class Mapping(Protocol):
+    """A mapped register window (BAR0): aligned 32-bit loads and stores."""
+
+    def read32(self, offset: int) -> int:
+        """Load the 32-bit word at byte `offset`."""
+        ...
+
+    def write32(self, offset: int, value: int) -> None:
+        """Store a 32-bit word at byte `offset`."""
+        ...
+
+    def close(self) -> None:
+        """Unmap the window."""
+        ...
+
+
+class Handle(Protocol):
+    """An open device node, as a file descriptor is."""
+
+    def pread(self, n: int, offset: int) -> bytes:
+        """Read up to `n` bytes at file position `offset`."""
+        ...
+
+    def pwrite(self, data: bytes, offset: int) -> int:
+        """Write `data` at file position `offset`; returns the count written."""
+        ...
+
+    def mmap(self, length: int, offset: int = 0) -> Mapping:
+        """Map `length` bytes of the node, shared and read-write."""
+        ...
+
+    def close(self) -> None:
+        """Close the node."""
+        ...
+
+
+class NodeProvider(Protocol):
+    """Something that answers `open()` for a mounted path."""
+
+    def open(self, path: str, flags: int) -> Handle:
+        """Open `path` with `os.open` flags, raising OSError as the kernel would."""
+        ...
+
+
+class OsMapping:
+    """BAR0 through `mmap`: every access is one aligned 32-bit load or store."""
+
+    def __init__(self, fd: int, length: int, offset: int) -> None:
+        self._mm = mmap.mmap(
+            fd, length, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE, offset=offset
+        )
+        # A memoryview cast to 32-bit words makes CPython issue single 4-byte accesses,
+        # which MMIO registers need (byte copies would split them).
+        self._words = memoryview(self._mm).cast("I")
+
+    def read32(self, offset: int) -> int:
+        return int(self._words[offset >> 2])
+
+    def write32(self, offset: int, value: int) -> None:
+        self._words[offset >> 2] = value & 0xFFFFFFFF
+
+    def close(self) -> None:
+        self._words.release()
+        self._mm.close()
+
+
+class OsHandle:
+    """A real file descriptor on a device node."""
+
+    def __init__(self, fd: int) -> None:
+        self._fd = fd
+
+    def pread(self, n: int, offset: int) -> bytes:
+        return os.pread(self._fd, n, offset)
+
+    def pwrite(self, data: bytes, offset: int) -> int:
+        return os.pwrite(self._fd, data, offset)
+
+    def mmap(self, length: int, offset: int = 0) -> Mapping:
+        return OsMapping(self._fd, length, offset)
+
+    def close(self) -> None:
+        os.close(self._fd)
+
+
+class OsProvider:
+    """The operating system itself."""
+
+    def open(self, path: str, flags: int) -> Handle:
+        return OsHandle(os.open(path, flags | os.O_CLOEXEC))
+
+
+_OS = OsProvider()
+_mounts: dict[str, NodeProvider] = {}
+_lock = threading.Lock()
+
+
+def mount(path: str, provider: NodeProvider) -> None:
+    """Serve opens of `path` from `provider` instead of the OS."""
+    with _lock:
+        _mounts[os.path.abspath(path)] = provider
+    log.debug("file-io: %s served by %s", path, type(provider).__name__)
+
+
+def unmount(path: str) -> None:
+    """Give `path` back to the OS (no error if it was not mounted)."""
+    with _lock:
+        _mounts.pop(os.path.abspath(path), None)
+
+
+def open_node(path: str, flags: int = os.O_RDWR) -> Handle:
+    """Open a device node through the seam; raises OSError like `os.open`."""
+    with _lock:
+        provider = _mounts.get(os.path.abspath(path), _OS)
+    return provider.open(path, flags)

@@ -1,0 +1,193 @@
+"""PCIe transport: an Akida board through the akida_dw_edma misc device `/dev/akidaN`.
+
+Registers are 32-bit loads and stores in BAR0, mapped with `mmap`; device memory moves
+with `pread`/`pwrite` at a file position equal to the device physical address (the
+kernel driver does the DMA, in 1 KiB chunks). There are no ioctls. Every syscall goes
+through `akida_rt.driver.fileio`, which the simulated board can serve in tests.
+
+URLs: `pcie:///dev/akida0` (a node), `pcie://0000:01:00.0` (a PCI address).
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import NoReturn, TypeVar
+from urllib.parse import unquote, urlsplit
+
+from akida_rt.driver import fileio, sysfs, udev
+from akida_rt.driver.bus import Bus
+
+from akida_rt import device_protocol as dp
+from akida_rt.errors import (
+    AkidaError,
+    DeviceBusy,
+    DeviceLost,
+    DeviceNotFound,
+    PermissionDeniedError,
+    TransportError,
+    TransportTimeout,
+)
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+ALL_ONES = dp.ALL_ONES
+_LOST = {errno.ENODEV, errno.ENXIO, errno.ESHUTDOWN, errno.EBADF, errno.ENOTCONN}
+
+
+def driver_missing_message(fn: sysfs.PciFunction) -> str:
+    """Why a function that sysfs shows has no usable node, and the fix."""
+    bound = f"bound to {fn.driver}" if fn.driver else "bound to no driver"
+    return (
+        f"{fn.model} at PCI {fn.address} ({fn.pci_id}) is present but has no "
+        f"/dev/{sysfs.NODE_PREFIX}N node ({bound}): the kernel driver {sysfs.KERNEL_DRIVER} "
+        f"is not loaded. Fix: sudo modprobe {sysfs.KERNEL_DRIVER} (build and install it "
+        "from BrainChip's akida_dw_edma sources first if modprobe cannot find it)"
+    )
+
+
+def _raise_translated(exc: OSError, where: str, op: str) -> NoReturn:
+    """The one place OS errors of this transport become akida_rt errors."""
+    code = exc.errno
+    if code in (errno.EACCES, errno.EPERM):
+        raise PermissionDeniedError(udev.permission_message(where)) from exc
+    if code in _LOST:
+        raise DeviceLost(f"{where}: device lost during {op} ({exc.strerror})") from exc
+    if code == errno.ETIMEDOUT:
+        raise TransportTimeout(f"{where}: DMA timed out during {op}") from exc
+    if code == errno.EBUSY:
+        raise DeviceBusy(f"{where}: node busy ({exc.strerror}); is the daemon using it?") from exc
+    if code == errno.ENOENT:
+        fn = next((f for f in sysfs.scan(sysfs.sysroot_of_node(where)) if f.node is None), None)
+        if fn is not None:
+            raise DeviceNotFound(driver_missing_message(fn)) from exc
+        raise DeviceNotFound(f"{where}: no such device node") from exc
+    raise TransportError(f"{where}: {op} failed: {exc.strerror or exc}") from exc
+
+
+class PcieBus(Bus):
+    """A Bus on one /dev/akidaN node.
+
+    Args:
+        node: the device node path.
+        bar0_size: bytes of BAR0 to map (from sysfs when None).
+    """
+
+    def __init__(self, node: str | os.PathLike[str], bar0_size: int | None = None) -> None:
+        self.node = str(node)
+        self.url = f"pcie://{Path(self.node).absolute()}"
+        fn = sysfs.function_of_node(self.node)
+        self._sysfs_path = fn.sysfs_path if fn else None
+        size = bar0_size or (fn.bar0_size if fn else sysfs.DEFAULT_BAR0_SIZE)
+        self._closed = False
+        self._lock = threading.Lock()
+        with self._translate("open"):
+            self._handle = fileio.open_node(self.node, os.O_RDWR)
+        try:
+            with self._translate("mmap of BAR0"):
+                self._bar0 = self._handle.mmap(size, 0)
+        except AkidaError:
+            self._handle.close()
+            raise
+        self.bar0_size = size
+        log.debug("opened %s (BAR0 %d bytes, sysfs %s)", self.node, size, self._sysfs_path)
+
+    @contextmanager
+    def _translate(self, op: str) -> Iterator[None]:
+        if self._closed:
+            raise DeviceLost(f"{self.node}: bus is closed")
+        try:
+            yield
+        except OSError as exc:
+            _raise_translated(exc, self.node, op)
+
+    def read32(self, addr: int) -> int:
+        with self._translate(f"register read 0x{addr:x}"):
+            value = self._bar0.read32(addr)
+        # A function that fell off the bus answers all-ones to every load; a register that
+        # may legitimately hold all-ones is told apart by the vendor id register.
+        if value == ALL_ONES and not self._present():
+            raise DeviceLost(f"{self.node}: device removed (register 0x{addr:x} reads all-ones)")
+        return value
+
+    def _present(self) -> bool:
+        if self._sysfs_path is not None and not self._sysfs_path.exists():
+            return False
+        with self._translate("register read (presence check)"):
+            return bool(self._bar0.read32(dp.REG_VENDOR_ID) != ALL_ONES)
+
+    def write32(self, addr: int, value: int) -> None:
+        with self._translate(f"register write 0x{addr:x}"):
+            self._bar0.write32(addr, value)
+
+    def read(self, addr: int, n: int) -> bytes:
+        parts: list[bytes] = []
+        done = 0
+        while done < n:
+            with self._translate(f"DMA read of {n} bytes at 0x{addr:x}"):
+                chunk = self._handle.pread(n - done, addr + done)
+            if not chunk:
+                raise TransportError(f"{self.node}: DMA read at 0x{addr + done:x} returned 0 bytes")
+            parts.append(chunk)
+            done += len(chunk)
+        return b"".join(parts)
+
+    def write(self, addr: int, data: bytes) -> None:
+        view = memoryview(bytes(data))
+        done = 0
+        while done < len(view):
+            with self._translate(f"DMA write of {len(view)} bytes at 0x{addr:x}"):
+                count = self._handle.pwrite(bytes(view[done:]), addr + done)
+            if count <= 0:
+                raise TransportError(f"{self.node}: DMA write at 0x{addr + done:x} wrote nothing")
+            done += count
+
+    def close(self) -> None:
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+        for release in (self._bar0.close, self._handle.close):
+            _quietly(release)
+
+
+def _quietly(func: Callable[[], T]) -> None:
+    try:
+        func()
+    except (OSError, ValueError, BufferError) as exc:
+        log.debug("ignored while closing: %s", exc)
+
+
+def node_of_url(url: str) -> str:
+    """The device node a `pcie://` URL names (a path, or a PCI address looked up in sysfs)."""
+    parts = urlsplit(url)
+    if parts.scheme != "pcie":
+        raise DeviceNotFound(f"not a pcie URL: {url!r}")
+    if parts.path and parts.path != "/":
+        return unquote(parts.path)
+    address = parts.netloc
+    for fn in sysfs.scan_all():
+        if fn.address == address:
+            if fn.node is None:
+                raise DeviceNotFound(driver_missing_message(fn))
+            return str(fn.node)
+    raise DeviceNotFound(f"{url}: no Akida PCI function {address!r} in sysfs")
+
+
+def open_bus(url: str) -> PcieBus:
+    """Open `pcie:///dev/akidaN` or `pcie://<pci address>` (the bus scheme opener)."""
+    return PcieBus(node_of_url(url))
+
+
+def discover() -> list[sysfs.PciFunction]:
+    """Akida PCI functions under every system root; functions with no node are logged."""
+    found = sysfs.scan_all()
+    for fn in found:
+        if fn.node is None:
+            log.warning("%s", driver_missing_message(fn))
+    return found
