@@ -225,6 +225,8 @@ class Model:
             self._stats.frames += x.shape[0]
             self._stats.backend = "Hardware"
             for key, value in metrics.items():
+                if key in ("inference_clk", "program_clk"):  # counted since mapping
+                    value += getattr(self._stats, key) or 0
                 setattr(self._stats, key, value)
             return y
         engine = self.engine()
@@ -256,7 +258,8 @@ class Model:
     def statistics(self) -> Statistics:
         """Statistics since mapping (or the last reset_statistics())."""
         stats = self._stats
-        if self._engine is not None:
+        on_device = self._device is not None and not isinstance(self._device, DeviceSpec)
+        if self._engine is not None and not on_device:
             stats.layers = {c.layer.name: _copy_stats(c.stats) for c in self._engine.compiled}
         return stats
 

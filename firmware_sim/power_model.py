@@ -32,7 +32,7 @@ class PowerModel:
 
     floor_mw: float = 912.0
     pj_per_synop: float = 5.5
-    pj_per_dma_byte: float = 500.0
+    pj_per_dma_byte: float = 150.0
     sample_period_s: float = 1e-3
     noise_mw: float = 1.5
     seed: int = 0

@@ -1,0 +1,106 @@
+"""Device discovery: boards found by per-transport discoverers, else simulated AKD1000s.
+
+A discoverer is a function returning device URLs; transports register theirs in
+DISCOVERERS ("module:function", imported lazily) or with register_discoverer(). Device
+objects are opened once per URL and reused, so every caller shares their lock and
+residency cache.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import threading
+from collections.abc import Callable
+from urllib.parse import urlsplit
+
+from akida_rt.driver.bus import open_bus
+from akida_rt.driver.device import Device
+
+from akida_rt.errors import AkidaError, DeviceNotFound
+
+log = logging.getLogger(__name__)
+
+# "module:function" -> list of URLs; e.g. "akida_rt.driver.pcie:discover_urls".
+DISCOVERERS: list[str | Callable[[], list[str]]] = []
+SIM_URL = "sim://akd1000/{index}"
+
+_open: dict[str, Device] = {}
+_open_lock = threading.Lock()
+
+
+def register_discoverer(discoverer: str | Callable[[], list[str]]) -> None:
+    """Add a discoverer ("module:function" or a callable returning URLs)."""
+    if discoverer not in DISCOVERERS:
+        DISCOVERERS.append(discoverer)
+
+
+def _resolve(discoverer: str | Callable[[], list[str]]) -> Callable[[], list[str]] | None:
+    if callable(discoverer):
+        return discoverer
+    module, _, func = discoverer.partition(":")
+    try:
+        fn: Callable[[], list[str]] = getattr(importlib.import_module(module), func)
+    except (ImportError, AttributeError) as exc:
+        log.debug("discoverer %s unavailable: %s", discoverer, exc)
+        return None
+    return fn
+
+
+def discover_urls() -> list[str]:
+    """URLs of every board the registered discoverers find (no simulators)."""
+    urls: list[str] = []
+    for entry in list(DISCOVERERS):
+        fn = _resolve(entry)
+        if fn is None:
+            continue
+        try:
+            urls += [u for u in fn() if u not in urls]
+        except AkidaError as exc:
+            log.warning("discovery by %s failed: %s", entry, exc)
+    return urls
+
+
+def kind_of(url: str) -> str:
+    """ "pcie", "usb", "serial" or "sim" from a URL's scheme."""
+    return urlsplit(url).scheme or "sim"
+
+
+def open_device(url: str, **kwargs: object) -> Device:
+    """The Device at `url`, opened on first use and shared afterwards."""
+    with _open_lock:
+        device = _open.get(url)
+        if device is not None and not device.lost:
+            return device
+        kind = kind_of(url)
+        device = Device(open_bus(url), url=url, kind=kind, simulated=kind == "sim", **kwargs)  # type: ignore[arg-type]
+        _open[url] = device
+        return device
+
+
+def devices(simulated: int = 1) -> list[Device]:
+    """Every device the driver discovers; `simulated` simulated AKD1000s when none."""
+    found: list[Device] = []
+    for url in discover_urls():
+        try:
+            found.append(open_device(url))
+        except AkidaError as exc:
+            log.warning("cannot open %s: %s", url, exc)
+    if not found:
+        found = [open_device(SIM_URL.format(index=i)) for i in range(simulated)]
+    return found
+
+
+def find_device(ident: str) -> Device:
+    """A device by id, URL or position in devices(); URLs not listed are opened directly."""
+    listed = devices()
+    for device in listed:
+        if ident in (device.id, device.url):
+            return device
+    if ident.isdigit() and int(ident) < len(listed):
+        return listed[int(ident)]
+    if "://" in ident:
+        return open_device(ident)
+    raise DeviceNotFound(
+        f"no device '{ident}'; available: {', '.join(d.id for d in listed) or 'none'}"
+    )
