@@ -45,6 +45,8 @@ class Bus(abc.ABC):
 # scheme -> "module:function" that opens a Bus from a URL. Transports are imported lazily.
 _SCHEMES: dict[str, str] = {
     "sim": "akida_rt.driver.sim_transport:open_bus",
+    "pcie": "akida_rt.driver.pcie:open_bus",
+    "usb": "akida_rt.driver.usb:open_bus",
 }
 
 
