@@ -1,0 +1,367 @@
+"""The compatibility checker: Akida rules plus the mapping limits of a target device.
+
+Runs before training (stage "float") and before conversion (stage "quantized"). Every
+problem names the layer and the fix. Mapping is checked by building the Akida layers the
+converter would emit and running the real mapper on them, which catches models that
+convert but cannot be placed (too many NPs, oversized kernels, weights beyond the FNPs).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from akida_rt.tools.graph import Block, Graph, Issue
+
+from akida_rt.errors import AkidaError
+from akida_rt.hardware import DeviceSpec
+from akida_rt.layers import (
+    ACTIVATION_BITS,
+    WEIGHT_BITS,
+    Conv2D,
+    FullyConnected,
+    InputConv2D,
+    InputData,
+    Layer,
+    Padding,
+    Pooling,
+    SeparableConv2D,
+    same_padding,
+    weight_range,
+)
+from akida_rt.mapping import Backend, layer_need, map_layers
+from akida_rt.model import Model
+
+F64_EXACT = 2**53
+
+
+@dataclass
+class Bits:
+    """Bit widths assumed for layers that are not quantized yet (stage "float")."""
+
+    weights: int = 4
+    activations: int = 4
+    input_weights: int = 8
+
+
+def block_bits(block: Block, first: bool, default: Bits) -> tuple[int, int | None]:
+    """(weight bits, activation bits or None) of a block, from its quantizers or defaults."""
+    cfg = block.main.config
+    wbits = int(cfg.get("weight_bits") or (default.input_weights if first else default.weights))
+    act = block.activation
+    if act is None:
+        return wbits, None
+    return wbits, int(act.config.get("bits") or default.activations)
+
+
+def _padding(cfg: dict[str, Any]) -> Padding:
+    return Padding.Same if str(cfg.get("padding", "valid")).lower() == "same" else Padding.Valid
+
+
+def _pooling(block: Block) -> Pooling:
+    if block.pool is None:
+        return Pooling.NoPooling
+    return Pooling.GlobalAvg if block.pool.kind == "gap" else Pooling.Max
+
+
+def _pair(v: Any) -> tuple[int, int]:
+    if isinstance(v, int):
+        return v, v
+    t = tuple(v)
+    return int(t[0]), int(t[-1])
+
+
+def akida_layer(block: Block, index: int, input_shape: tuple[int, ...], default: Bits) -> Layer:
+    """The Akida layer (without variables) that a block converts to."""
+    cfg, name = block.main.config, block.main.name
+    wbits, abits = block_bits(block, index == 0, default)
+    act = {"activation": abits is not None, "activation_bits": abits or 4}
+    kind = block.main.kind
+    if kind == "dense":
+        return FullyConnected(name, int(cfg["units"]), weight_bits=wbits, **act)
+    k = _pair(cfg.get("kernel_size", 1))[0]
+    common = {"padding": _padding(cfg), "pooling": _pooling(block), "weight_bits": wbits, **act}
+    filters = int(cfg["filters"])
+    if kind == "conv" and index == 0:
+        shape = (int(input_shape[0]), int(input_shape[1]), int(input_shape[2]))
+        stride = _pair(cfg.get("strides", 1))[0]
+        return InputConv2D(name, shape, filters, k, stride=stride, **common)
+    cls = SeparableConv2D if kind == "separable" else Conv2D
+    return cls(name, filters, k, **common)
+
+
+def build_layers(graph: Graph, default: Bits) -> list[Layer]:
+    """The chain of Akida layers (hyper-parameters only) for a grouped model."""
+    layers: list[Layer] = []
+    shape = graph.input_shape
+    if graph.blocks and graph.blocks[0].main.kind != "conv":
+        if len(shape) == 1:
+            shape = (1, 1, shape[0])
+        layers.append(InputData("input", (int(shape[0]), int(shape[1]), int(shape[2])), 8))
+    for i, block in enumerate(graph.blocks):
+        layers.append(akida_layer(block, i, shape, default))
+    return layers
+
+
+def _stride_rules(block: Block, index: int) -> list[Issue]:
+    cfg, name = block.main.config, block.main.name
+    issues = []
+    if block.main.kind == "dense":
+        return issues
+    sh, sw = _pair(cfg.get("strides", 1))
+    kh, kw = _pair(cfg.get("kernel_size", 1))
+    if sh != sw:
+        issues.append(Issue(name, "stride", f"strides {sh}x{sw} differ", "use equal strides"))
+    if kh != kw:
+        issues.append(
+            Issue(name, "kernel", f"kernel {kh}x{kw} is not square", "use a square kernel")
+        )
+    if max(sh, sw) > 1 and index > 0:
+        issues.append(
+            Issue(
+                name,
+                "stride",
+                f"stride {sh} on a layer other than the first conv",
+                f"replace stride-{sh} conv with stride-1 conv + 2×2 max-pool",
+            )
+        )
+    if _pair(cfg.get("dilation_rate", 1)) != (1, 1):
+        issues.append(Issue(name, "dilation", "dilated convolution", "use dilation_rate=1"))
+    if int(cfg.get("depth_multiplier", 1)) != 1:
+        issues.append(Issue(name, "depth", "depth_multiplier above 1", "use depth_multiplier=1"))
+    if int(cfg.get("groups", 1)) != 1:
+        issues.append(Issue(name, "groups", "grouped convolution", "use groups=1"))
+    return issues
+
+
+def _block_rules(graph: Graph, block: Block, index: int, stage: str, default: Bits) -> list[Issue]:
+    name, kind, cfg = block.main.name, block.main.kind, block.main.config
+    last = index == len(graph.blocks) - 1
+    issues = _stride_rules(block, index)
+    if cfg.get("activation") not in (None, "linear"):
+        issues.append(
+            Issue(
+                name,
+                "order",
+                f"activation '{cfg.get('activation')}' fused into the layer",
+                "use activation=None and a separate batch-norm + ReLU after the layer",
+            )
+        )
+    if index == 0 and kind == "conv" and graph.input_shape and graph.input_shape[-1] not in (1, 3):
+        issues.append(
+            Issue(
+                name, "input", "the input convolution takes 1 or 3 channels", "use 1 or 3 channels"
+            )
+        )
+    if kind == "dense" and block.pool is not None:
+        issues.append(Issue(block.pool.name, "pooling", "pooling after a dense layer", "remove it"))
+    in_shape = block.main.input_shape or ()
+    if kind == "dense" and len(in_shape) > 1 and not block.flattened:
+        issues.append(Issue(name, "order", "Dense on a 4-D tensor", "add Flatten() before it"))
+    if kind != "dense" and block.flattened:
+        issues.append(Issue(name, "order", "Flatten before a convolution", "remove the Flatten"))
+    pool = block.pool
+    if pool is not None and pool.kind == "maxpool":
+        size, strides = _pair(pool.config.get("pool_size", 2)), pool.config.get("strides")
+        strides = _pair(strides) if strides is not None else size
+        if size != (2, 2) or strides != (2, 2) or pool.config.get("padding", "valid") != "valid":
+            issues.append(
+                Issue(
+                    pool.name,
+                    "pooling",
+                    f"max-pool {size} stride {strides} padding {pool.config.get('padding')}",
+                    "use MaxPooling2D(pool_size=2, strides=2, padding='valid')",
+                )
+            )
+    if block.activation is None and not last:
+        issues.append(
+            Issue(name, "activation", "only the last layer may omit its activation", "add a ReLU")
+        )
+    issues += _stage_rules(block, index, stage, default)
+    if index == 0 and graph.input_scaling and graph.input_scaling[1] != 0 and kind != "dense":
+        shape = in_shape or graph.input_shape
+        k = _pair(cfg.get("kernel_size", 1))[0]
+        s = _pair(cfg.get("strides", 1))[0]
+        pads = same_padding(int(shape[0]), k, s)[1:] + same_padding(int(shape[1]), k, s)[1:]
+        if _padding(cfg) is Padding.Same and any(pads):
+            issues.append(
+                Issue(
+                    name,
+                    "input-scaling",
+                    "'same' padding with a non-zero input offset b: the chip pads raw 0, "
+                    "the Keras model pads (0 - b) / a",
+                    "use padding='valid' in the first layer, or rescale with offset 0",
+                    "warning" if stage == "float" else "error",
+                )
+            )
+    return issues
+
+
+def _stage_rules(block: Block, index: int, stage: str, default: Bits) -> list[Issue]:
+    name, cfg = block.main.name, block.main.config
+    issues = []
+    quantized = block.main.cls.startswith("Quantized")
+    act = block.activation
+    if stage == "quantized":
+        if not quantized:
+            issues.append(
+                Issue(name, "quantized", "weights are not quantized", "run quantize_model (PTQ)")
+            )
+        elif int(cfg.get("weight_bits", 0)) not in WEIGHT_BITS:
+            issues.append(
+                Issue(name, "bits", f"weight bits {cfg.get('weight_bits')}", f"use {WEIGHT_BITS}")
+            )
+        if act is not None and act.kind != "qrelu":
+            issues.append(
+                Issue(act.name, "quantized", "float ReLU", "replace it with QuantizedReLU (PTQ)")
+            )
+        if (
+            act is not None
+            and act.kind == "qrelu"
+            and int(act.config.get("bits", 0)) not in ACTIVATION_BITS
+        ):
+            issues.append(
+                Issue(
+                    act.name,
+                    "bits",
+                    f"activation bits {act.config.get('bits')}",
+                    f"use {ACTIVATION_BITS}",
+                )
+            )
+    elif act is not None and act.kind == "relu" and act.config.get("max_value") is None:
+        issues.append(
+            Issue(
+                act.name,
+                "activation",
+                "unbounded ReLU",
+                "prefer ReLU(6.0); calibration clips at a percentile anyway",
+                "warning",
+            )
+        )
+    return issues
+
+
+def worst_case_bound(layer: Layer) -> int:
+    """|accumulator| bound with every weight at its largest magnitude."""
+    lo, hi = weight_range(layer.weight_bits)
+    w = max(abs(lo), abs(hi))
+    x = 2**layer.input_bits - 1
+    positions = 1
+    if layer.pooling is Pooling.GlobalAvg:
+        oh, ow = layer.conv_output_hw()
+        positions = oh * ow
+    if (pw := layer.pointwise_shape()) is not None:
+        return layer.fan_in * w * x * pw[2] * w * positions
+    return layer.fan_in * w * x * positions
+
+
+def mapping_issues(layers: list[Layer], spec: DeviceSpec, hw_only: bool = False) -> list[Issue]:
+    """Problems of placing `layers` on `spec`, from the real mapper."""
+    issues: list[Issue] = []
+    model = Model(name="check")
+    try:
+        for layer in layers:
+            model.add(layer)
+    except AkidaError as exc:
+        return [Issue(layer.name, "akida", str(exc), "fix the layer's hyper-parameters")]
+    for layer in layers:
+        if layer.has_weights and worst_case_bound(layer) >= F64_EXACT:
+            issues.append(
+                Issue(
+                    layer.name,
+                    "accumulator",
+                    "accumulators may exceed 2^53",
+                    "reduce fan-in or bits",
+                )
+            )
+        need = layer_need(layer, spec)
+        if not need.hw_ok:
+            issues.append(
+                Issue(
+                    layer.name,
+                    "mapping",
+                    f"cannot run on {spec.name}: {need.hw_reason}",
+                    _mapping_fix(layer, need.hw_reason, spec),
+                )
+            )
+    try:
+        plans = map_layers(layers, spec, hw_only=False)
+    except AkidaError as exc:  # defensive: the mapper names the layer itself
+        return [*issues, Issue("model", "mapping", str(exc), "reduce the model")]
+    hw = [p for p in plans if p.backend is Backend.Hardware]
+    for plan in plans:
+        if plan.backend is Backend.Software and not issues:
+            issues.append(
+                Issue(plan.layers[0], "mapping", "runs in software", "reduce the layer's size")
+            )
+    if len(hw) > 1:
+        issues.append(
+            Issue(
+                hw[1].layers[0],
+                "mapping",
+                f"the model splits into {len(hw)} hardware sequences on {spec.name} (programs "
+                "reload for every frame)",
+                "fewer filters or smaller maps before this layer; or MapMode.HwPr",
+                "error" if hw_only else "warning",
+            )
+        )
+    return issues
+
+
+def _mapping_fix(layer: Layer, reason: str, spec: DeviceSpec) -> str:
+    if "kernel" in reason:
+        return f"use a kernel of at most {spec.max_kernel}x{spec.max_kernel}"
+    if "HRC" in reason:
+        return "use a device with an HRC, or an InputData first layer"
+    if layer.layer_type.value == "FullyConnected":
+        return "fewer units or inputs (pool or shrink the layer before it), or fewer weight bits"
+    return "fewer filters, a smaller input map (pool earlier) or fewer weight bits"
+
+
+def check_graph(
+    graph: Graph,
+    *,
+    stage: str = "quantized",
+    device: DeviceSpec | None = None,
+    bits: Bits | None = None,
+    hw_only: bool = False,
+) -> list[Issue]:
+    """Every problem of a grouped model: order, layer rules, bit widths, mapping limits."""
+    default = bits or Bits()
+    issues = list(graph.issues)
+    if not graph.blocks:
+        return [*issues, Issue("model", "empty", "no conv/dense layer", "add layers")]
+    for i, block in enumerate(graph.blocks):
+        issues += _block_rules(graph, block, i, stage, default)
+    if device is not None and not any(i.severity == "error" for i in issues):
+        try:
+            layers = build_layers(graph, default)
+        except (AkidaError, KeyError, ValueError, IndexError) as exc:
+            return [*issues, Issue("model", "akida", str(exc), "fix the layer hyper-parameters")]
+        issues += mapping_issues(layers, device, hw_only)
+    return issues
+
+
+def check_model(
+    model: Any,
+    *,
+    stage: str = "quantized",
+    device: DeviceSpec | None = None,
+    bits: Bits | None = None,
+    hw_only: bool = False,
+) -> list[Issue]:
+    """Check a Keras model (see check_graph); stage is "float" or "quantized"."""
+    from akida_rt.tools.graph import describe_keras, group_blocks
+
+    infos, topology = describe_keras(model)
+    graph = group_blocks(infos)
+    graph.issues = topology + graph.issues
+    return check_graph(graph, stage=stage, device=device, bits=bits, hw_only=hw_only)
+
+
+def errors(issues: list[Issue]) -> list[Issue]:
+    return [i for i in issues if i.severity == "error"]
+
+
+def as_table(issues: list[Issue]) -> list[list[str]]:
+    return [[i.severity, i.layer, i.message, i.fix] for i in issues]
