@@ -186,8 +186,16 @@ def open_bus(url: str) -> PcieBus:
 
 def discover() -> list[sysfs.PciFunction]:
     """Akida PCI functions under every system root; functions with no node are logged."""
+    from akida_rt.driver import sim_boards
+
+    sim_boards.attach_configured()
     found = sysfs.scan_all()
     for fn in found:
         if fn.node is None:
             log.warning("%s", driver_missing_message(fn))
     return found
+
+
+def discover_urls() -> list[str]:
+    """`pcie://` URLs of the usable Akida functions (the discovery module's discoverer)."""
+    return [f"pcie://{fn.node}" for fn in discover() if fn.node is not None]

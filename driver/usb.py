@@ -149,6 +149,9 @@ def _serial_of(dev: Any) -> str:
 
 def discover() -> list[UsbBoard]:
     """Every Akida board on every backend."""
+    from akida_rt.driver import sim_boards
+
+    sim_boards.attach_configured()
     boards = []
     for dev in _iter_devices():
         model = usb_ids.lookup(dev.idVendor, dev.idProduct)
@@ -268,3 +271,8 @@ def open_bus(url: str) -> UsbBus:
     """Open `usb://VID:PID[?serial=SN]` (the bus scheme opener)."""
     vid, pid, serial = parse_url(url)
     return UsbBus(vid, pid, serial)
+
+
+def discover_urls() -> list[str]:
+    """`usb://` URLs (serial included) of every board (the discovery module's discoverer)."""
+    return [board.url for board in discover()]
