@@ -78,6 +78,15 @@ def shared_chip(spec: str, serial: str, mem: int, key: str = "") -> Any:
         return chip
 
 
+def drop_chip(chip: Any) -> None:
+    """Power off an in-process chip and forget it (tests open many)."""
+    with _chips_lock:
+        for key, value in list(_chips.items()):
+            if value is chip:
+                del _chips[key]
+    chip.close()
+
+
 class SimBus(Bus):
     """A Bus straight onto an in-process SimChip."""
 

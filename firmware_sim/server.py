@@ -7,6 +7,7 @@ a crash of the simulated device is isolated from the host process.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import socket
@@ -54,7 +55,8 @@ def serve(sock: socket.socket, chip: SimChip) -> None:
         except (EOFError, OSError):
             return
         if op == wire.Op.CLOSE:
-            sock.sendall(wire.RESPONSE.pack(0, 0, 0))
+            with contextlib.suppress(OSError):
+                sock.sendall(wire.RESPONSE.pack(0, 0, 0))
             return
         try:
             data = _handle(chip, op, count, addr, value, payload)

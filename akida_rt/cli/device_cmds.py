@@ -1,0 +1,124 @@
+"""`akida devices` and `akida run`: list devices, and run a program on one of them."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from akida_rt.cli.output import emit_json, table
+from akida_rt.errors import InputError
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("devices", help="list Akida devices (the simulated AKD1000 if none)")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=cmd_devices)
+    r = sub.add_parser("run", help="map a program onto a device and run inference")
+    r.add_argument("-m", "--model", required=True, help="program file")
+    r.add_argument("-i", "--input", help="input: a .npy array (N,H,W,C or H,W,C) or an image")
+    r.add_argument("--device", help="device id, URL or index (default: the first)")
+    r.add_argument("--json", action="store_true", help="machine-readable output")
+    r.set_defaults(func=cmd_run)
+
+
+def cmd_devices(args: argparse.Namespace) -> int:
+    from akida_rt.driver.discovery import devices
+
+    listed = [d.describe() for d in devices()]
+    if args.json:
+        emit_json(listed)
+        return 0
+    rows = [
+        [d["id"], d["kind"], "yes" if d["simulated"] else "no", d["name"], d["version"],
+         str(d["nodes"]), str(d["nps"]), d["firmware"]]
+        for d in listed
+    ]  # fmt: skip
+    header = ["ID", "KIND", "SIMULATED", "DEVICE", "VERSION", "NODES", "NPS", "FIRMWARE"]
+    print(table(rows, header))
+    return 0
+
+
+def load_input(path: str, shape: tuple[int, int, int]) -> np.ndarray:
+    """A uint8 NHWC batch from a .npy file or an image (resized to the model input)."""
+    file = Path(path)
+    if not file.is_file():
+        raise InputError(f"{path}: no such input file")
+    if file.suffix.lower() == ".npy":
+        try:
+            arr = np.load(file, allow_pickle=False)
+        except (ValueError, OSError, EOFError) as exc:
+            raise InputError(f"{path}: not a readable .npy array: {exc}") from None
+    else:
+        arr = _load_image(file, shape)
+    if arr.ndim == 3:
+        arr = arr[None]
+    if arr.ndim != 4 or tuple(arr.shape[1:]) != tuple(shape):
+        raise InputError(
+            f"{path}: input shape {tuple(arr.shape)} does not match the model input "
+            f"(N, {', '.join(map(str, shape))})"
+        )
+    if arr.dtype != np.uint8:
+        if not np.issubdtype(arr.dtype, np.number) or (
+            arr.size and (arr.min() < 0 or arr.max() > 255 or not np.all(np.mod(arr, 1) == 0))
+        ):
+            raise InputError(f"{path}: values must be integers in 0..255, got dtype {arr.dtype}")
+        arr = arr.astype(np.uint8)
+    return arr
+
+
+def _load_image(file: Path, shape: tuple[int, int, int]) -> np.ndarray:
+    try:
+        from PIL import Image, UnidentifiedImageError
+    except ImportError:
+        raise InputError(f"{file}: reading images needs Pillow (pip install pillow)") from None
+    h, w, c = shape
+    try:
+        with Image.open(file) as img:
+            img = img.convert("L" if c == 1 else "RGB").resize((w, h))
+            arr = np.asarray(img, dtype=np.uint8)
+    except (UnidentifiedImageError, OSError) as exc:
+        raise InputError(f"{file}: not a readable image: {exc}") from None
+    return arr.reshape(h, w, c)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from akida_rt.cli.model_cmds import model_description
+    from akida_rt.driver.discovery import devices, find_device
+    from akida_rt.model import Model
+
+    model = Model(args.model)
+    device = find_device(args.device) if args.device else devices()[0]
+    shape = model.input_shape
+    if args.input:
+        x = load_input(args.input, shape)
+        source = args.input
+    else:
+        top = 2**model.input_bits
+        x = np.random.default_rng().integers(0, top, (1, *shape), dtype=np.uint8)
+        source = "random"
+    with device.claim():
+        model.map(device)
+        device.soc.power_measurement_enabled = True
+        model.forward(x)
+        stats = model.statistics
+    if args.json:
+        emit_json(
+            {
+                "model": model_description(model),
+                "device": device.describe(),
+                "input": source,
+                "statistics": stats.as_dict(),
+            }
+        )
+        return 0
+    model.summary()
+    print()
+    if source == "random":
+        print("No input provided, using random data.\n")
+    print(stats)
+    sys.stdout.flush()
+    return 0

@@ -1,0 +1,181 @@
+"""The device contract: the Device object against every transport in tests/device_urls.py."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+from akida_rt.driver.protocol import DeviceCommandError
+
+from akida_rt import AKD1000, TwoNodesIP, zoo
+from akida_rt import device_protocol as dp
+from akida_rt.errors import DeviceBusy
+from akida_rt.hardware import spec_by_name
+from akida_rt.mapping import Backend
+from tests.device_urls import FACTORIES, DeviceUnderTest
+from tests.test_mapping import _wide_model
+
+
+@pytest.fixture(params=sorted(FACTORIES))
+def dut(request):
+    made = FACTORIES[request.param]()
+    yield made
+    made.close()
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return zoo.digits_cnn(seed=3)
+
+
+def _batch(model, n, seed=0):
+    return np.random.default_rng(seed).integers(0, 256, (n, *model.input_shape), dtype=np.uint8)
+
+
+def test_identify_reports_the_simulated_akd1000(dut: DeviceUnderTest) -> None:
+    dev = dut.device
+    ident = dev.identify()
+    assert (ident.name, ident.nodes, ident.nps, ident.hrc) == ("AKD1000", 20, 78, True)
+    assert dev.spec == AKD1000() and dev.version == AKD1000().version
+    assert dev.bus.read32(dp.REG_VENDOR_ID) == 0x1E7C
+    assert dev.bus.read32(dp.REG_DEVICE_ID) == 0xBCA1
+    desc = dev.describe()
+    assert desc["kind"] == "sim" and desc["simulated"] is True
+    assert {"id", "url", "kind", "simulated", "version", "nodes", "nps", "firmware"} <= set(desc)
+
+
+def test_bus_round_trips_registers_and_memory(dut: DeviceUnderTest) -> None:
+    bus = dut.device.bus
+    bus.write32(dp.REG_SCRATCH, 0xDEADBEEF)
+    assert bus.read32(dp.REG_SCRATCH) == 0xDEADBEEF
+    data = bytes(range(256)) * 9
+    bus.write(dp.DATA_BASE + 4096, data)
+    assert bus.read(dp.DATA_BASE + 4096, len(data)) == data
+
+
+def test_forward_on_device_is_bit_identical_to_software(dut: DeviceUnderTest, digits) -> None:
+    x = _batch(digits, 5)
+    expected_int, expected_float = digits.forward(x), digits.predict(x)
+    digits.map(dut.device)
+    try:
+        np.testing.assert_array_equal(digits.forward(x), expected_int)
+        np.testing.assert_array_equal(digits.predict(x), expected_float)
+        stats = digits.statistics
+        assert stats.backend == "Hardware" and stats.frames == 10
+        assert stats.inference_clk > 0 and stats.program_clk > 0
+        assert stats.fps == pytest.approx(10 * 300e6 / stats.inference_clk)
+    finally:
+        digits.map(None)
+
+
+def test_resident_sequence_is_not_loaded_again(dut: DeviceUnderTest, digits) -> None:
+    dev = dut.device
+    digits.map(dev)
+    try:
+        x = _batch(digits, 2)
+        digits.forward(x)
+        first = digits.statistics.program_clk
+        digits.forward(x)
+        assert digits.statistics.program_clk == first  # nothing reloaded
+        stats = dev.stats()
+        assert stats.host.loads == 1 and stats.host.reloads_skipped == 1
+        assert stats.loads == 1 and stats.frames == 4
+        assert stats.host.bytes_programmed == len(digits.sequences[0].program)
+        assert stats.resident is not None
+    finally:
+        digits.map(None)
+
+
+def test_chain_loads_three_sequences_per_batch() -> None:
+    model = _wide_model()
+    x = np.random.default_rng(0).integers(0, 256, (3, 16, 16, 3), dtype=np.uint8)
+    expected = model.forward(x)
+    for name, factory in FACTORIES.items():
+        made = factory(spec="TwoNodesIP")
+        try:
+            assert made.device.spec == TwoNodesIP()
+            model.map(made.device)
+            seqs = model.sequences
+            assert len(seqs) >= 3 and all(s.backend is Backend.Hardware for s in seqs), name
+            np.testing.assert_array_equal(model.forward(x), expected)
+            np.testing.assert_array_equal(model.forward(x), expected)
+            host = made.device.stats().host
+            # every batch loads every sequence once and runs it over all 3 frames
+            assert host.loads == 2 * len(seqs) and host.frames == 2 * 3 * len(seqs)
+        finally:
+            model.map(None)
+            made.close()
+
+
+def test_power_measurement_reports_floor_and_range(dut: DeviceUnderTest) -> None:
+    model = zoo.ds_cnn_kws()
+    dut.device.soc.power_measurement_enabled = True
+    model.map(dut.device)
+    model.forward(_batch(model, 1))
+    short = model.statistics
+    assert 912.0 <= short.floor_power_mw <= 915.0
+    assert short.power_mw is None  # one 0.3 ms frame is too short for the sensor
+    first_clk = short.inference_clk
+    model.forward(_batch(model, 40))
+    stats = model.statistics
+    p = stats.power_mw
+    assert p is not None and p["min"] <= p["avg"] <= p["max"] and p["std"] > 0
+    assert p["avg"] > stats.floor_power_mw
+    per_frame_s = 1 / (40 * 300e6 / (stats.inference_clk - first_clk))
+    assert stats.energy_mj_per_frame == pytest.approx(p["avg"] * per_frame_s, rel=1e-6)
+    model.map(None)
+
+
+def test_device_errors_are_clear(dut: DeviceUnderTest, digits) -> None:
+    dev = dut.device
+    with pytest.raises(DeviceCommandError, match="BAD_PROGRAM") as info:
+        dev.load_sequence(b"\xff\xff not a program")
+    assert info.value.code is dp.ErrorCode.BAD_PROGRAM
+    digits.map(TwoNodesIP())
+    with pytest.raises(DeviceCommandError, match="WRONG_DEVICE.*TwoNodesIP"):
+        dev.load_sequence(digits.sequences[0].program)
+    digits.map(spec_by_name("AKD1000"))
+    dev.load_sequence(digits.sequences[0].program)
+    with pytest.raises(DeviceCommandError, match="SHAPE_MISMATCH"):
+        dev.infer(np.zeros((1, 8, 8, 1), np.uint8))
+    digits.map(None)
+
+
+def test_concurrent_users_get_their_own_results(dut: DeviceUnderTest) -> None:
+    models = [zoo.digits_cnn(seed=s) for s in (1, 2)]
+    xs = [_batch(m, 3, seed=i) for i, m in enumerate(models)]
+    expected = [m.forward(x) for m, x in zip(models, xs, strict=True)]
+    for m in models:
+        m.map(dut.device)
+    errors: list[BaseException] = []
+
+    def work(i: int) -> None:
+        try:
+            for _ in range(3):
+                np.testing.assert_array_equal(models[i].forward(xs[i]), expected[i])
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in (0, 1)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert not errors and not any(t.is_alive() for t in threads)
+    seen: list[BaseException] = []
+
+    def other_user() -> None:
+        try:
+            with dut.device.claim():
+                pass
+        except DeviceBusy as exc:
+            seen.append(exc)
+
+    with dut.device.claim():
+        other = threading.Thread(target=other_user)
+        other.start()
+        other.join(timeout=10)
+    assert len(seen) == 1 and "busy" in str(seen[0])
+    for m in models:
+        m.map(None)
