@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import os
 import queue
+import termios
 import threading
 from typing import Any
 from urllib.parse import urlsplit
@@ -25,7 +26,13 @@ import serial.tools.list_ports
 from akida_rt.driver import usb_ids
 
 from akida_rt import transport_wire as tw
-from akida_rt.errors import DeviceLost, DeviceNotFound, PermissionDeniedError, TransportTimeout
+from akida_rt.errors import (
+    DeviceError,
+    DeviceLost,
+    DeviceNotFound,
+    PermissionDeniedError,
+    TransportTimeout,
+)
 
 log = logging.getLogger(__name__)
 _trusted: set[str] = set()
@@ -105,7 +112,13 @@ class Console:
         while not self._closed.is_set():
             try:
                 data = self._port.read(self._port.in_waiting or 1)
-            except (serial.SerialException, OSError, TypeError, AttributeError) as exc:
+            except (
+                serial.SerialException,
+                OSError,
+                termios.error,
+                TypeError,
+                AttributeError,
+            ) as exc:
                 if not self._closed.is_set():
                     self._error = exc
                     self._replies.put(("lost", "", str(exc)))
@@ -136,7 +149,7 @@ class Console:
             try:
                 self._port.write(f"{command}\n".encode())
                 self._port.flush()
-            except (serial.SerialException, OSError) as exc:
+            except (serial.SerialException, OSError, termios.error) as exc:
                 raise DeviceLost(f"console {self.name}: write failed ({exc})") from exc
         try:
             kind, name, body = self._replies.get(timeout=timeout)
@@ -147,7 +160,7 @@ class Console:
         if kind == "lost":
             raise DeviceLost(f"console {self.name}: port is gone ({body})")
         if kind == "err" or name != command:
-            raise DeviceNotFound(f"console {self.name}: '{command}' failed: {body or name}")
+            raise DeviceError(f"console {self.name}: '{command}' failed: {body or name}")
         return tw.parse_fields(body)
 
     def identify(self, timeout: float = 2.0) -> dict[str, str]:

@@ -52,21 +52,31 @@ class SimRack:
         sysfs.add_sysroot(self.root)
         usb_transport.add_backend(self.usb)
 
-    def _chip(self, serial: str, spec: str, device_id: int | None) -> Any:
+    def _chip(self, serial: str, spec: str, device_id: int | None, mem: int | None) -> Any:
         from akida_rt.firmware_sim.chip import SimChip
 
         from akida_rt import device_protocol as dp
         from akida_rt.hardware import spec_by_name
 
-        chip = SimChip(spec_by_name(spec), serial, device_id=device_id or dp.DEVICE_ID_AKD1000)
+        chip = SimChip(
+            spec_by_name(spec),
+            serial,
+            device_id=device_id or dp.DEVICE_ID_AKD1000,
+            mem_size=mem or dp.DEFAULT_MEM_SIZE,
+        )
         self.chips.append(chip)
         return chip
 
     def add_pcie(
-        self, serial: str | None = None, spec: str = "AKD1000", device_id: int | None = None
+        self,
+        serial: str | None = None,
+        spec: str = "AKD1000",
+        device_id: int | None = None,
+        mem: int | None = None,
     ) -> str:
         """Plug a simulated PCIe board in; returns its `pcie://` URL."""
-        chip = self._chip(serial or f"SIMP{len(self.pcie.slots) + 1:04d}", spec, device_id)
+        serial = serial or f"SIMP{len(self.pcie.slots) + 1:04d}"
+        chip = self._chip(serial, spec, device_id, mem)
         slot = self.pcie.add(chip)
         fileio.mount(str(slot.node_path), slot.provider)
         return f"pcie://{slot.node_path}"
@@ -76,13 +86,14 @@ class SimRack:
         serial: str | None = None,
         spec: str = "AKD1000",
         device_id: int | None = None,
+        mem: int | None = None,
         console: bool = True,
     ) -> str:
         """Plug a simulated USB board in (with its console); returns its `usb://` URL."""
         from akida_rt.firmware_sim.console import SimConsole
 
         index = sum(1 for c in self.chips if c.serial.startswith("SIMU")) + 1
-        chip = self._chip(serial or f"SIMU{index:04d}", spec, device_id)
+        chip = self._chip(serial or f"SIMU{index:04d}", spec, device_id, mem)
         self.usb.attach(chip)
         if console:
             con = SimConsole(chip)

@@ -143,8 +143,12 @@ def _iter_devices(vid: int | None = None, pid: int | None = None) -> Iterator[An
 
 
 def _serial_of(dev: Any) -> str:
-    with _translated(f"usb {dev.bus}:{dev.address}", "reading the serial number"):
-        return str(dev.serial_number or "")
+    where = f"usb {dev.idVendor:04x}:{dev.idProduct:04x} at {dev.bus}:{dev.address}"
+    with _translated(where, "reading the serial number"):
+        try:
+            return str(dev.serial_number or "")
+        except ValueError as exc:  # pyusb: no langid, in practice no access to the device
+            raise PermissionDeniedError(udev.permission_message(where)) from exc
 
 
 def discover() -> list[UsbBoard]:

@@ -36,18 +36,23 @@ class SimBar0:
 
     def __init__(self, slot: SimPcieSlot, length: int) -> None:
         self._slot, self._length = slot, length
+        self._generation = slot.generation
+
+    def _stale(self, offset: int) -> bool:
+        if offset % 4 or not 0 <= offset < self._length:
+            raise ValueError(f"unaligned or out-of-window BAR0 access at {offset:#x}")
+        self._slot.sync()
+        # A mapping made before a removal points at a BAR that no longer decodes.
+        return self._generation != self._slot.generation
 
     def read32(self, offset: int) -> int:
-        if offset % 4 or not 0 <= offset < self._length:
-            raise ValueError(f"unaligned or out-of-window BAR0 access at {offset:#x}")
-        value = self._slot.chip.read32(offset)
-        self._slot.sync()
-        return value
+        if self._stale(offset):
+            return dp.ALL_ONES
+        return self._slot.chip.read32(offset)
 
     def write32(self, offset: int, value: int) -> None:
-        if offset % 4 or not 0 <= offset < self._length:
-            raise ValueError(f"unaligned or out-of-window BAR0 access at {offset:#x}")
-        self._slot.chip.write32(offset, value)
+        if not self._stale(offset):
+            self._slot.chip.write32(offset, value)
 
     def close(self) -> None:
         """Nothing to unmap."""
@@ -59,11 +64,14 @@ class SimNodeHandle:
     def __init__(self, slot: SimPcieSlot) -> None:
         self._slot = slot
         self._closed = False
+        self._generation = slot.generation
 
     def _check(self) -> None:
         if self._closed:
             raise OSError(errno.EBADF, "Bad file descriptor")
         self._slot.sync()
+        if self._generation != self._slot.generation:  # opened before a removal
+            raise OSError(errno.ENODEV, "No such device")
 
     def pread(self, n: int, offset: int) -> bytes:
         self._check()
@@ -117,6 +125,7 @@ class SimPcieSlot:
         self.chunk_hook: ChunkHook | None = None
         self.node_mode = 0o660
         self._plugged = False
+        self.generation = 0  # counts removals; handles opened before one are dead
         self._lock = threading.Lock()
 
     def before_chunk(self, index: int) -> None:
@@ -180,6 +189,7 @@ class SimPcieSlot:
             if target is not None:
                 shutil.rmtree(target.parent, ignore_errors=True)
             self._plugged = False
+            self.generation += 1
         log.info("sim pcie: %s (%s) removed", self.address, self.chip.serial)
 
 

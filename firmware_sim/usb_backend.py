@@ -60,7 +60,6 @@ class SimUsbBoard:
     manufacturer: str = "BrainChip (simulated)"
     product: str = "AKD1000 USB"
     chunk_hook: ChunkHook | None = None
-    generation: int = 0
     plugged: bool = True
     _dma: dict[int, tuple[int, int, int]] = field(default_factory=dict)
 
@@ -72,7 +71,6 @@ class SimUsbBoard:
 @dataclass
 class _Handle:
     board: SimUsbBoard
-    generation: int
     configuration: int = 1
     claimed: set[int] = field(default_factory=set)
 
@@ -120,7 +118,8 @@ class SimUsbBackend(usb.backend.IBackend):  # type: ignore[misc]
         if old.chip.present and old.plugged:
             return old
         old.plugged = False
-        old.chip.replug()
+        if not old.chip.present:
+            old.chip.replug()
         with self._lock:
             self._boards.remove(old)
         return self.attach(old.chip, old.product)
@@ -129,7 +128,7 @@ class SimUsbBackend(usb.backend.IBackend):  # type: ignore[misc]
         board = handle.board
         if not board.chip.present:
             board.plugged = False
-        if not board.plugged or handle.generation != board.generation:
+        if not board.plugged:
             raise usb_error(errno.ENODEV)
         return board
 
@@ -138,8 +137,12 @@ class SimUsbBackend(usb.backend.IBackend):  # type: ignore[misc]
         with self._lock:
             boards = list(self._boards)
         for board in boards:
-            if board.chip.present and board.plugged:
-                yield board
+            if not board.chip.present:
+                board.plugged = False
+                continue
+            if not board.plugged:  # the chip came back by itself: it re-enumerates
+                board = self.replug(board.chip.serial)
+            yield board
 
     def get_device_descriptor(self, dev: SimUsbBoard) -> SimpleNamespace:
         return _ns(
@@ -182,7 +185,7 @@ class SimUsbBackend(usb.backend.IBackend):  # type: ignore[misc]
 
     # ---------------------------------------------------------------------- handles
     def open_device(self, dev: SimUsbBoard) -> _Handle:
-        handle = _Handle(dev, dev.generation)
+        handle = _Handle(dev)
         self._alive(handle)
         return handle
 

@@ -1,0 +1,171 @@
+"""PCIe transport: sysfs discovery, mmap registers and pread/pwrite DMA, errors, hotplug.
+
+SimChips stand behind the file-io seam (fake sysfs root + simulated /dev/akidaN), so the
+code under test is the PCIe transport that drives a board.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+from akida_rt.driver import discovery, pcie, sysfs
+from akida_rt.driver.bus import open_bus
+from akida_rt.driver.sim_boards import SimRack
+
+from akida_rt import device_protocol as dp
+from akida_rt.errors import DeviceLost, DeviceNotFound, PermissionDeniedError, TransportTimeout
+
+MEM = 4 << 20
+
+
+@pytest.fixture
+def rack(tmp_path: Path):
+    made = SimRack(tmp_path / "root")
+    yield made
+    made.close()
+
+
+def test_discovery_maps_each_function_to_its_node(rack: SimRack) -> None:
+    rack.add_pcie("P1", mem=MEM)
+    rack.add_pcie("P2", device_id=dp.DEVICE_ID_AKD1500, mem=MEM)
+    found = sysfs.scan(rack.root)
+    assert [(f.address, f.pci_id, f.model) for f in found] == [
+        ("0000:01:00.0", "1e7c:bca1", "AKD1000"),
+        ("0000:02:00.0", "1e7c:a500", "AKD1500"),
+    ]
+    assert [f.node for f in found] == [rack.root / "dev" / "akida0", rack.root / "dev" / "akida1"]
+    assert all(f.driver == sysfs.KERNEL_DRIVER and f.bar0_size == dp.REG_SPACE for f in found)
+    assert sysfs.module_loaded(rack.root) and sysfs.module_version(rack.root) == "sim"
+    assert f"pcie://{rack.root}/dev/akida1" in pcie.discover_urls()
+
+
+def test_node_found_through_class_misc_when_the_function_has_no_misc_dir(tmp_path: Path) -> None:
+    dev = tmp_path / "sys" / "devices" / "pci0000:00" / "0000:03:00.0"
+    dev.mkdir(parents=True)
+    (dev / "vendor").write_text("0x1e7c\n")
+    (dev / "device").write_text("0xa500\n")
+    links = tmp_path / "sys" / "bus" / "pci" / "devices"
+    links.mkdir(parents=True)
+    (links / "0000:03:00.0").symlink_to(dev)
+    misc = tmp_path / "sys" / "class" / "misc" / "akida3"
+    misc.mkdir(parents=True)
+    (misc / "device").symlink_to(dev)
+    (fn,) = sysfs.scan(tmp_path)
+    assert fn.node == tmp_path / "dev" / "akida3" and fn.model == "AKD1500"
+    assert fn.bar0_size == sysfs.DEFAULT_BAR0_SIZE and fn.driver is None
+
+
+def test_registers_via_mmap_and_memory_via_chunked_dma(rack: SimRack) -> None:
+    bus = open_bus(rack.add_pcie("P1", mem=MEM))
+    chunks: list[int] = []
+    rack.pcie.slots[0].chunk_hook = lambda slot, i: chunks.append(i)
+    assert isinstance(bus, pcie.PcieBus) and bus.bar0_size == dp.REG_SPACE
+    assert (bus.read32(dp.REG_VENDOR_ID), bus.read32(dp.REG_DEVICE_ID)) == (0x1E7C, 0xBCA1)
+    bus.write32(dp.REG_SCRATCH, 0xFFFFFFFF)  # all-ones from a present device is a value
+    assert bus.read32(dp.REG_SCRATCH) == 0xFFFFFFFF
+    data = os.urandom(5000)
+    bus.write(dp.DATA_BASE + 1, data)
+    assert chunks == [0, 1, 2, 3, 4]  # the "kernel" moved 5000 bytes in 1 KiB chunks
+    assert bus.read(dp.DATA_BASE + 1, len(data)) == data
+    bus.close()
+    with pytest.raises(DeviceLost, match="closed"):
+        bus.read32(0)
+
+
+def test_dma_timeout_is_a_transport_timeout(rack: SimRack) -> None:
+    bus = open_bus(rack.add_pcie("P1", mem=MEM))
+    rack.chip("P1").inject_fault("dma_timeout")
+    with pytest.raises(TransportTimeout, match="DMA timed out"):
+        bus.read(dp.DATA_BASE, 16)
+    assert bus.read(dp.DATA_BASE, 16) == bytes(16)
+
+
+def test_unplug_mid_transfer_then_replug_brings_back_the_same_id(rack: SimRack) -> None:
+    url = rack.add_pcie("P1", mem=MEM)
+    discovery.register_discoverer("akida_rt.driver.pcie:discover_urls")
+    device = discovery.open_device(url)
+    slot = rack.pcie.slot("P1")
+
+    def pull_at_third_chunk(s: object, index: int) -> None:
+        if index == 2:
+            slot.unplug()
+
+    slot.chunk_hook = pull_at_third_chunk
+    with pytest.raises(DeviceLost):
+        device.bus.write(dp.DATA_BASE, bytes(8192))
+    slot.chunk_hook = None
+    assert url not in pcie.discover_urls() and not (rack.root / "dev" / "akida0").exists()
+    with pytest.raises(DeviceLost, match="removed"):
+        device.bus.read32(dp.REG_STATUS)  # all-ones from BAR0, vendor id gone too
+    with pytest.raises(DeviceLost):
+        device.identify()
+    assert device.lost
+    with pytest.raises(DeviceNotFound):
+        open_bus(url)
+    slot.replug()
+    with pytest.raises(DeviceLost):  # a file opened before the removal stays dead
+        device.bus.read(dp.DATA_BASE, 4)
+    assert url in pcie.discover_urls()
+    again = discovery.open_device(url)
+    assert again is not device and again.id == device.id and again.serial == "P1"
+    again.close()
+
+
+def test_node_missing_while_sysfs_shows_the_device_says_driver_not_loaded(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    rack = SimRack(tmp_path, driver_loaded=False)
+    try:
+        rack.add_pcie("P1", mem=MEM)
+        with caplog.at_level(logging.WARNING, logger="akida_rt.driver.pcie"):
+            assert not [u for u in pcie.discover_urls() if str(tmp_path) in u]
+        assert "akida_dw_edma is not loaded" in caplog.text
+        with pytest.raises(DeviceNotFound, match=r"akida_dw_edma is not loaded.*modprobe"):
+            open_bus(f"pcie://{tmp_path}/dev/akida0")
+        with pytest.raises(DeviceNotFound, match="not loaded"):
+            open_bus("pcie://0000:01:00.0")
+    finally:
+        rack.close()
+
+
+_CHILD = textwrap.dedent(
+    """
+    import json, os, sys
+    from akida_rt.driver.bus import open_bus
+    from akida_rt.driver.sim_boards import SimRack
+    rack = SimRack()
+    url = rack.add_pcie("P1", mem=1 << 20)
+    node = url[len("pcie://"):]
+    if os.getuid() == 0:  # root passes every permission check: become nobody
+        os.chmod(rack.root, 0o755)
+        os.setgroups([]); os.setgid(65534); os.setuid(65534)
+    else:
+        os.chmod(node, 0o000)
+    try:
+        open_bus(url)
+        out = {"error": None}
+    except Exception as exc:
+        out = {"error": type(exc).__name__, "message": str(exc)}
+    print(json.dumps(out))
+    """
+)
+
+
+def test_permission_denied_names_the_udev_rule() -> None:
+    """The kernel refuses the node (mode 0660, not our group): the message names the fix."""
+    env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1")
+    done = subprocess.run(
+        [sys.executable, "-c", _CHILD], capture_output=True, text=True, timeout=60, env=env
+    )
+    assert done.returncode == 0, done.stderr
+    out = json.loads(done.stdout.strip().splitlines()[-1])
+    assert out["error"] == PermissionDeniedError.__name__
+    assert "99-akida.rules" in out["message"] and "udevadm" in out["message"]
+    assert "usermod -aG akida" in out["message"]
