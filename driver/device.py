@@ -184,8 +184,10 @@ class Device:
         self._channel.check_boot()
         r = self._call(dp.Opcode.IDENTIFY, self.timeouts.command_s)
         f = dp.IDENTITY.unpack(r.payload[: dp.IDENTITY.size])
-        names = [dp.from_fixed(v) for v in f[:4]]
-        return Identity(*names, f[4], f[5], bool(f[6]), f[7], f[8], f[9], f[10])
+        name, version, firmware, serial = (dp.from_fixed(v) for v in f[:4])
+        return Identity(
+            name, version, firmware, serial, f[4], f[5], bool(f[6]), f[7], f[8], f[9], f[10]
+        )
 
     # --------------------------------------------------------------- locks
     @contextmanager

@@ -220,7 +220,8 @@ class SimChip:
                     self._wake.wait(timeout=1.0)
                 if self._closed:
                     return
-                tag, self._doorbell = self._doorbell, None
+                tag: int = self._doorbell if self._doorbell is not None else 0
+                self._doorbell = None
                 if not self.present or self._hung:
                     continue
                 if self._take_fault("hang"):

@@ -7,6 +7,7 @@ Reads a Command from the mailbox, executes it on the NP mesh, and writes a Respo
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -99,7 +100,7 @@ class Firmware:
         self.chip.mem_write(dp.MAILBOX_RSP, header + payload)
         return status, error
 
-    def _handlers(self) -> dict[int, object]:
+    def _handlers(self) -> dict[int, Callable[..., tuple[bytes, int, int]]]:
         return {
             dp.Opcode.IDENTIFY: self._identify,
             dp.Opcode.RESET: self._reset,

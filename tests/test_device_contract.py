@@ -133,7 +133,7 @@ def test_device_errors_are_clear(dut: DeviceUnderTest, digits) -> None:
         dev.load_sequence(b"\xff\xff not a program")
     assert info.value.code is dp.ErrorCode.BAD_PROGRAM
     digits.map(TwoNodesIP())
-    with pytest.raises(DeviceCommandError, match="WRONG_DEVICE.*TwoNodesIP"):
+    with pytest.raises(DeviceCommandError, match=r"WRONG_DEVICE.*TwoNodesIP"):
         dev.load_sequence(digits.sequences[0].program)
     digits.map(spec_by_name("AKD1000"))
     dev.load_sequence(digits.sequences[0].program)

@@ -69,7 +69,7 @@ def test_hang_times_out_and_reset_recovers(factory, model) -> None:
     model.map(dev.spec)
     made.inject("hang")
     start = time.monotonic()
-    with pytest.raises(CommandTimeout, match="did not complete within 0.40 s.*reset"):
+    with pytest.raises(CommandTimeout, match=r"did not complete within 0\.40 s.*reset"):
         dev.identify()
     assert time.monotonic() - start < 2.0
     with pytest.raises(CommandTimeout):  # still hung: nothing answers until a reset
@@ -97,7 +97,7 @@ def test_unplug_surfaces_as_device_lost(factory, model) -> None:
     dev = made.device
     made.inject("unplug")
     start = time.monotonic()
-    with pytest.raises(DeviceLost, match="unplugged|gone"):
+    with pytest.raises(DeviceLost, match=r"unplugged|gone"):
         dev.identify()
     assert time.monotonic() - start < 1.0
     with pytest.raises(DeviceLost, match="rediscover"):

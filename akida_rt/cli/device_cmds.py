@@ -78,8 +78,7 @@ def _load_image(file: Path, shape: tuple[int, int, int]) -> np.ndarray:
     h, w, c = shape
     try:
         with Image.open(file) as img:
-            img = img.convert("L" if c == 1 else "RGB").resize((w, h))
-            arr = np.asarray(img, dtype=np.uint8)
+            arr = np.asarray(img.convert("L" if c == 1 else "RGB").resize((w, h)), np.uint8)
     except (UnidentifiedImageError, OSError) as exc:
         raise InputError(f"{file}: not a readable image: {exc}") from None
     return arr.reshape(h, w, c)
