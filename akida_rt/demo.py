@@ -40,7 +40,24 @@ def main() -> int:
     print(f"\nforward: {out.shape} {out.dtype}; predict: {scores.shape} {scores.dtype}")
     print("predicted classes (random weights):", scores.reshape(len(x), -1).argmax(axis=1).tolist())
     print(loaded.statistics)
+    _on_device(loaded, x, out)
     return 0
+
+
+def _on_device(model: Model, x: np.ndarray, software_out: np.ndarray) -> None:
+    """The same model on the first device akida_rt.devices() finds (the simulated AKD1000)."""
+    import akida_rt
+
+    device = akida_rt.devices()[0]
+    kind = "simulated" if device.simulated else device.kind
+    print(f"\n== on device {device.id} ({kind} {device.spec.name}) ==")
+    device.soc.power_measurement_enabled = True
+    model.map(device)
+    batch = np.concatenate([x] * 8)  # long enough for the power sensor to sample
+    on_device = model.forward(batch)[: len(x)]
+    print(f"outputs identical to the software backend: {np.array_equal(on_device, software_out)}")
+    print(model.statistics)
+    model.map(None)
 
 
 if __name__ == "__main__":
