@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 # hook at run time; static tools (mypy, import-linter) see it through this symlink tree.
 TREE := build/pkgtree
 
-.PHONY: demo test lint typecheck layers pytest proto tree clean
+.PHONY: demo test lint typecheck layers pytest proto tree clean systemd-tools
 
 $(STAMP):
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -19,7 +19,15 @@ $(STAMP):
 demo: $(STAMP)
 	$(BIN)/python -m akida_rt.demo
 
-test: $(STAMP) lint typecheck layers pytest
+test: $(STAMP) lint typecheck layers systemd-tools pytest
+
+# The daemon's unit-file tests need systemd-analyze (not systemd as PID 1); install it
+# when missing and root, else those tests skip and say why.
+systemd-tools:
+	@command -v systemd-analyze >/dev/null || { [ "$$(id -u)" = 0 ] && \
+		(apt-get install -y -q --no-install-recommends systemd >/dev/null 2>&1 || \
+		 (apt-get update -q >/dev/null && apt-get install -y -q --no-install-recommends systemd >/dev/null)) ; } || \
+		echo "systemd-analyze unavailable: the akidad unit-file tests will skip"
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -41,7 +49,7 @@ pytest: $(STAMP)
 
 proto: $(STAMP)
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python -m grpc_tools.protoc -Iakida_rt/proto --python_out=akida_rt/proto \
-		--mypy_out=akida_rt/proto akida_rt/proto/program.proto
+		--mypy_out=akida_rt/proto akida_rt/proto/program.proto akida_rt/proto/daemon.proto
 	sed -i 's/^import \(.*_pb2\)/from . import \1/' akida_rt/proto/*_pb2.py
 
 clean:

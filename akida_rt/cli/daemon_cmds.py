@@ -1,0 +1,150 @@
+"""`akida service install`, `akida stats` and `akida top`: the daemon from the command line."""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+import time
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from akida_rt.cli.output import emit_json, table
+
+SYSTEM_UNIT_DIR = Path("/etc/systemd/system")
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("service", help="install the akidad systemd units")
+    ssub = p.add_subparsers(dest="service_command", metavar="ACTION", required=True)
+    inst = ssub.add_parser("install", help="write akidad.service and akidad.socket")
+    inst.add_argument("--user", action="store_true", help="user units (~/.config/systemd/user)")
+    inst.add_argument("--dir", type=Path, help="write the units here instead")
+    inst.add_argument("--exec", dest="exec_path", help="the akidad command (default: found)")
+    inst.set_defaults(func=cmd_install)
+
+    for name, helptext in (("stats", "per-device and per-client counters from akidad"),
+                           ("top", "live per-device and per-client fps, latency, power")):  # fmt: skip
+        q = sub.add_parser(name, help=helptext)
+        q.add_argument("--socket", type=Path, help="daemon socket (default: found)")
+        if name == "stats":
+            q.add_argument("--json", action="store_true", help="machine-readable output")
+            q.set_defaults(func=cmd_stats)
+        else:
+            q.add_argument("--interval", type=float, default=1.0, help="seconds between updates")
+            q.add_argument("--count", type=int, default=0, help="stop after N updates (0: never)")
+            q.set_defaults(func=cmd_top)
+
+
+def akidad_command() -> str:
+    """The command line that starts akidad from this installation."""
+    found = shutil.which("akidad") or str(Path(sys.executable).parent / "akidad")
+    if Path(found).exists():
+        return found
+    return f"{sys.executable} -m akida_rt.daemon"
+
+
+def render_units(user: bool, exec_path: str | None = None) -> dict[str, str]:
+    """The unit files' text, with ExecStart pointing at this installation's akidad."""
+    units = resources.files("akida_rt.daemon") / "units"
+    suffix = "-user" if user else ""
+    command = exec_path or akidad_command()
+    return {
+        "akidad.service": (units / f"akidad{suffix}.service")
+        .read_text()
+        .replace("@AKIDAD@", command),
+        "akidad.socket": (units / f"akidad{suffix}.socket").read_text(),
+    }
+
+
+def cmd_install(args: argparse.Namespace) -> int:
+    if args.dir is not None:
+        target = args.dir
+    elif args.user:
+        target = Path.home() / ".config" / "systemd" / "user"
+    else:
+        target = SYSTEM_UNIT_DIR
+    target.mkdir(parents=True, exist_ok=True)
+    from akida_rt.program import atomic_write
+
+    for name, text in render_units(args.user, args.exec_path).items():
+        atomic_write(target / name, text.encode())
+        (target / name).chmod(0o644)
+        print(f"wrote {target / name}")
+    scope = "--user " if args.user else ""
+    print(f"next: systemctl {scope}daemon-reload && systemctl {scope}enable --now akidad.socket")
+    if not args.user:
+        print("clients need group 'akida' (groupadd --system akida; usermod -aG akida USER)")
+    return 0
+
+
+def _stats(socket_path: Path | None) -> dict[str, Any]:
+    from akida_rt.client import Client
+
+    with Client(socket_path, name="akida-stats", retry_s=0) as client:
+        return client.stats()
+
+
+def render_stats(stats: dict[str, Any]) -> str:
+    """The text view of a stats snapshot (what `akida top` redraws)."""
+    d = stats["daemon"]
+    lines = [
+        f"akidad pid {d['pid']}  up {d['uptime_s']:.0f}s  sessions {stats['sessions']}  "
+        f"outstanding {stats['outstanding']}{'  DRAINING' if d['draining'] else ''}",
+        "",
+    ]
+    rows = []
+    for dev in stats["devices"]:
+        m, drv = dev["meter"], dev.get("driver", {})
+        power, energy = drv.get("power_mw"), drv.get("energy_per_inference_mj")
+        rows.append([
+            dev["id"] + (" (simulated)" if dev["simulated"] else ""), dev["state"],
+            f"{m['fps']:.1f}", f"{m['latency_ms']['p50']:.2f}", f"{m['latency_ms']['p99']:.2f}",
+            "-" if power is None else f"{power:.1f}", "-" if energy is None else f"{energy:.4f}",
+            str(drv.get("reloads", "-")), str(dev["queued_frames"]),
+        ])  # fmt: skip
+    header = [
+        "device",
+        "state",
+        "fps",
+        "p50 ms",
+        "p99 ms",
+        "power mW",
+        "mJ/inf",
+        "reloads",
+        "queue",
+    ]
+    lines.append(table(rows, header))
+    lines.append("")
+    rows = [
+        [str(c["client_id"]), str(c["pid"]), str(c["uid"]), c["name"], str(c["priority"]),
+         f"{c['meter']['fps']:.1f}", f"{c['meter']['latency_ms']['p50']:.2f}",
+         f"{c['meter']['latency_ms']['p99']:.2f}", str(c["meter"]["frames"]), str(c["in_flight"])]
+        for c in stats["clients"]
+    ]  # fmt: skip
+    header = ["client", "pid", "uid", "name", "prio", "fps", "p50 ms", "p99 ms", "frames", "busy"]
+    lines.append(table(rows, header))
+    return "\n".join(lines)
+
+
+def cmd_stats(args: argparse.Namespace) -> int:
+    stats = _stats(args.socket)
+    if args.json:
+        emit_json(stats)
+    else:
+        print(render_stats(stats))
+    return 0
+
+
+def cmd_top(args: argparse.Namespace) -> int:
+    shown = 0
+    while True:
+        text = render_stats(_stats(args.socket))
+        if sys.stdout.isatty():
+            sys.stdout.write("\x1b[H\x1b[2J")
+        print(text, flush=True)
+        shown += 1
+        if args.count and shown >= args.count:
+            return 0
+        time.sleep(args.interval)

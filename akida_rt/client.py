@@ -1,0 +1,361 @@
+"""The akidad client: what applications import to run models through the daemon.
+
+    from akida_rt.client import Client
+    with Client(name="camera") as c:
+        model = c.load("digits.akp")
+        y = model.forward(frames)        # same integers as Model.forward in-process
+
+Blocking and thread-safe (one request at a time per Client; `forward_many` pipelines).
+Tensors over the daemon's threshold travel in a memfd; only the descriptor is sent. When
+the daemon restarts, the client reconnects, reloads its programs and retries.
+"""
+
+from __future__ import annotations
+
+import json
+import mmap
+import os
+import socket
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from akida_rt import ipc
+from akida_rt.errors import DaemonError
+from akida_rt.proto import daemon_pb2 as dpb
+
+RETRYABLE = {dpb.SHUTTING_DOWN}
+
+
+class RemoteModel:
+    """A program loaded in the daemon; forward/predict like `Model`."""
+
+    def __init__(self, client: Client, program: bytes, options: dict[str, Any]) -> None:
+        self._client = client
+        self._program = program
+        self._options = options
+        self.session = 0
+        self.name = ""
+        self.program_hash = ""
+        self.input_shape: tuple[int, ...] = ()
+        self.output_shape: tuple[int, ...] = ()
+        self.sequences = 0
+        self.last_device = ""
+
+    def _update(self, loaded: dpb.Loaded) -> None:
+        self.session, self.name, self.program_hash = (
+            loaded.session,
+            loaded.name,
+            loaded.program_hash,
+        )
+        self.input_shape, self.output_shape = tuple(loaded.input_shape), tuple(loaded.output_shape)
+        self.sequences = loaded.sequences
+
+    def forward(self, x: np.ndarray, timeout: float | None = None) -> np.ndarray:
+        """Integer outputs of `x` (uint8 NHWC), computed on a daemon device."""
+        return self._client._infer(self, [x], False, timeout)[0]
+
+    def predict(self, x: np.ndarray, timeout: float | None = None) -> np.ndarray:
+        """Float outputs (forward times output_scale plus output_offset)."""
+        return self._client._infer(self, [x], True, timeout)[0]
+
+    def forward_many(self, xs: Sequence[np.ndarray], timeout: float | None = None) -> list[Any]:
+        """Send every input before reading any answer, so the daemon can batch them."""
+        return self._client._infer(self, list(xs), False, timeout)
+
+    def unload(self) -> None:
+        self._client._unload(self)
+
+    def __repr__(self) -> str:
+        return f"<RemoteModel '{self.name}' session={self.session} sequences={self.sequences}>"
+
+
+class Client:
+    """A connection to akidad.
+
+    Args:
+        path: the daemon socket; default $AKIDA_SOCKET, the user daemon, or the system one.
+        name: shown in `akida top`.
+        priority: 0..7; a client with priority p gets 2**p shares of a busy device.
+        timeout: default per-request deadline in seconds.
+        retry_s: how long to keep reconnecting when the daemon is gone (0: do not retry).
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str] | None = None,
+        *,
+        name: str = "",
+        priority: int = 0,
+        timeout: float = 30.0,
+        retry_s: float = 10.0,
+    ) -> None:
+        self.path = Path(path) if path is not None else ipc.default_socket_path()
+        self.name = name or f"pid{os.getpid()}"
+        self.priority = priority
+        self.timeout = timeout
+        self.retry_s = retry_s
+        self.shm_threshold = ipc.DEFAULT_SHM_THRESHOLD
+        self.hello: dpb.HelloReply | None = None
+        self.reconnects = 0
+        self._sock: socket.socket | None = None
+        self._rbuf = bytearray()
+        self._next_id = 1
+        self._lock = threading.RLock()
+        self._models: list[RemoteModel] = []
+        with self._lock:
+            self._connect(deadline=time.monotonic() + retry_s)
+
+    # ------------------------------------------------------------- connection
+    def _connect(self, deadline: float) -> None:
+        delay = 0.02
+        while True:
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+            try:
+                sock.connect(str(self.path))
+                break
+            except OSError as exc:
+                sock.close()
+                if time.monotonic() + delay > deadline:
+                    raise DaemonError(
+                        f"cannot reach akidad at {self.path}: {exc.strerror or exc}; start it with "
+                        "`akidad --user` or `systemctl start akidad.socket`"
+                    ) from None
+                time.sleep(delay)
+                delay = min(delay * 2, 0.5)
+        self._sock, self._rbuf = sock, bytearray()
+        req = dpb.Request()
+        req.hello.client_name, req.hello.priority = self.name, self.priority
+        req.hello.protocol = ipc.PROTOCOL
+        self.hello = self._roundtrip(req).hello
+        self.shm_threshold = self.hello.shm_threshold or self.shm_threshold
+        for model in self._models:  # the daemon restarted: sessions are gone, reload
+            model._update(self._roundtrip(self._load_request(model)).loaded)
+
+    def _drop(self) -> None:
+        if self._sock is not None:
+            self._sock.close()
+            self._sock = None
+
+    def close(self) -> None:
+        """Hang up; the daemon releases this client's sessions."""
+        with self._lock:
+            self._drop()
+            self._models.clear()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ---------------------------------------------------------------- framing
+    def _send(self, req: dpb.Request, fds: Sequence[int] = ()) -> int:
+        if self._sock is None:
+            raise ConnectionError("not connected")
+        req.id = self._next_id
+        self._next_id += 1
+        ipc.send_with_fds(self._sock, ipc.encode_frame(req), list(fds))
+        return req.id
+
+    def _recv(self, timeout: float) -> dpb.Response:
+        sock = self._sock
+        if sock is None:
+            raise ConnectionError("not connected")
+        sock.settimeout(timeout)
+        while True:
+            frames = ipc.split_frames(self._rbuf, 1 << 31)
+            if frames:
+                resp = ipc.decode_response(frames[0])
+                if len(frames) > 1:  # put the rest back in order
+                    self._rbuf[:0] = b"".join(ipc.LENGTH.pack(len(f)) + f for f in frames[1:])
+                return resp
+            try:
+                chunk = sock.recv(1 << 20)
+            except TimeoutError:
+                self._drop()
+                raise DaemonError(f"akidad did not answer within {timeout:g} s") from None
+            if not chunk:
+                raise ConnectionResetError("akidad closed the connection")
+            self._rbuf += chunk
+
+    def _roundtrip(self, req: dpb.Request, timeout: float | None = None) -> dpb.Response:
+        rid = self._send(req)
+        while True:
+            resp = self._recv((timeout or self.timeout) + 5.0)
+            if resp.id in (rid, 0):
+                _raise_error(resp)
+                return resp
+
+    def _call(self, req: dpb.Request, timeout: float | None = None) -> dpb.Response:
+        """One request with reconnect-and-retry when the daemon went away."""
+        with self._lock:
+            deadline = time.monotonic() + self.retry_s
+            while True:
+                try:
+                    if self._sock is None:
+                        self._connect(deadline)
+                    return self._roundtrip(req, timeout)
+                except (ConnectionError, BrokenPipeError) as exc:
+                    self._retry_or_raise(deadline, exc)
+                except ipc.RemoteError as exc:
+                    if exc.status not in RETRYABLE:
+                        raise
+                    self._retry_or_raise(deadline, exc)
+
+    def _retry_or_raise(self, deadline: float, exc: Exception) -> None:
+        self._drop()
+        if time.monotonic() >= deadline:
+            raise DaemonError(f"lost akidad at {self.path}: {exc}") from None
+        self.reconnects += 1
+        time.sleep(0.05)
+
+    # ------------------------------------------------------------------- API
+    def devices(self) -> list[dict[str, Any]]:
+        """Devices the daemon serves (simulated ones say so)."""
+        req = dpb.Request()
+        req.list_devices.SetInParent()
+        return [json.loads(d.describe_json) for d in self._call(req).devices.devices]
+
+    def stats(self) -> dict[str, Any]:
+        """Per-device and per-client counters (what `akida stats --json` prints)."""
+        req = dpb.Request()
+        req.stats.SetInParent()
+        result: dict[str, Any] = json.loads(self._call(req).stats.json)
+        return result
+
+    def load(
+        self,
+        program: bytes | str | os.PathLike[str] | Any,
+        *,
+        device: str = "",
+        map_mode: str = "AllNps",
+        hw_only: bool = False,
+    ) -> RemoteModel:
+        """Load a program (file bytes, a path, or a Model) and open a session on it."""
+        if hasattr(program, "to_bytes"):
+            program = program.to_bytes()
+        elif not isinstance(program, bytes):
+            program = Path(program).read_bytes()
+        model = RemoteModel(
+            self, program, {"device": device, "map_mode": map_mode, "hw_only": hw_only}
+        )
+        with self._lock:
+            model._update(self._call(self._load_request(model)).loaded)
+            self._models.append(model)
+        return model
+
+    @staticmethod
+    def _load_request(model: RemoteModel) -> dpb.Request:
+        req = dpb.Request()
+        req.load.program = model._program
+        opts = model._options
+        req.load.device, req.load.map_mode, req.load.hw_only = (
+            opts["device"],
+            opts["map_mode"],
+            opts["hw_only"],
+        )
+        return req
+
+    def _unload(self, model: RemoteModel) -> None:
+        req = dpb.Request()
+        req.unload.session = model.session
+        with self._lock:
+            self._call(req)
+            self._models.remove(model)
+
+    def put_state(self, key: str, data: bytes) -> None:
+        """Store a blob durably in the daemon's state directory, under this user."""
+        req = dpb.Request()
+        req.put_state.key, req.put_state.data = key, data
+        self._call(req)
+
+    def get_state(self, key: str, owner_uid: int | None = None) -> bytes:
+        req = dpb.Request()
+        req.get_state.key = key
+        if owner_uid is not None:
+            req.get_state.owner_uid, req.get_state.has_owner = owner_uid, True
+        return bytes(self._call(req).state.data)
+
+    # -------------------------------------------------------------- inference
+    def _infer(
+        self, model: RemoteModel, xs: list[np.ndarray], predict: bool, timeout: float | None
+    ) -> list[Any]:
+        timeout = timeout or self.timeout
+        with self._lock:
+            deadline = time.monotonic() + self.retry_s
+            while True:
+                try:
+                    if self._sock is None:
+                        self._connect(deadline)
+                    return self._pipeline(model, xs, predict, timeout)
+                except (ConnectionError, BrokenPipeError) as exc:
+                    self._retry_or_raise(deadline, exc)
+                except ipc.RemoteError as exc:
+                    if exc.status not in RETRYABLE:
+                        raise
+                    self._retry_or_raise(deadline, exc)
+
+    def _pipeline(
+        self, model: RemoteModel, xs: list[np.ndarray], predict: bool, timeout: float
+    ) -> list[Any]:
+        pending: dict[int, tuple[int, mmap.mmap | None]] = {}
+        results: list[Any] = [None] * len(xs)
+        try:
+            for i, x in enumerate(xs):
+                req = dpb.Request()
+                m = req.infer
+                m.session, m.predict, m.timeout_ms = model.session, predict, int(timeout * 1e3)
+                x = np.asarray(x)
+                out_bytes = x.shape[0] * int(np.prod(model.output_shape)) * 4
+                if max(x.nbytes, out_bytes) >= self.shm_threshold and x.ndim >= 1:
+                    fd = ipc.memfd_with(max(x.nbytes, out_bytes))
+                    try:
+                        shm = ipc.map_fd(fd)
+                        np.frombuffer(shm, dtype=x.dtype, count=x.size)[:] = x.reshape(-1)
+                        ipc.tensor_from_array(x, m.input, inline=False)
+                        m.output_to_shm = True
+                        pending[self._send(req, [fd])] = (i, shm)
+                    finally:
+                        os.close(fd)
+                else:
+                    ipc.tensor_from_array(x, m.input)
+                    pending[self._send(req)] = (i, None)
+            error: Exception | None = None
+            while pending:
+                resp = self._recv(timeout + 5.0)
+                if resp.id == 0:
+                    _raise_error(resp)
+                if resp.id not in pending:
+                    continue
+                i, region = pending.pop(resp.id)
+                view: memoryview | None = None
+                try:
+                    _raise_error(resp)
+                    t = resp.result.output
+                    view = memoryview(region) if (region is not None and t.in_shm) else None
+                    results[i] = ipc.array_from_tensor(t, view).copy()
+                    model.last_device = resp.result.device
+                except ipc.RemoteError as exc:
+                    error = error or exc
+                finally:
+                    if view is not None:
+                        view.release()
+                    if region is not None:
+                        region.close()
+            if error is not None:
+                raise error
+            return results
+        finally:
+            for _, left in pending.values():
+                if left is not None:
+                    left.close()
+
+
+def _raise_error(resp: dpb.Response) -> None:
+    if resp.WhichOneof("body") == "error":
+        raise ipc.RemoteError(resp.error.status, resp.error.message)

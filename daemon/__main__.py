@@ -1,0 +1,7 @@
+"""`python -m akida_rt.daemon`: run akidad."""
+
+import sys
+
+from .app import main
+
+sys.exit(main())

@@ -1,0 +1,265 @@
+"""akidad's composition root: builds the store, device manager, scheduler, controller
+and socket server by hand, then runs them on one asyncio loop until SIGTERM.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import grp
+import logging
+import os
+import signal
+import socket
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import ClassVar
+
+from akida_rt.errors import AkidaError, DaemonError
+
+from . import systemd
+from .config import Config, apply_file, defaults
+from .controller import Controller
+from .devices import DeviceManager
+from .metrics_http import serve_metrics
+from .scheduler import Scheduler
+from .server import Server
+from .store import StateStore
+
+log = logging.getLogger("akida_rt.daemon")
+STUCK_S = 60.0
+
+
+class JournalFormatter(logging.Formatter):
+    """`<N>name: message`: journald reads the priority and adds its own timestamp."""
+
+    PRIORITIES: ClassVar[dict[int, int]] = {
+        logging.DEBUG: 7,
+        logging.INFO: 6,
+        logging.WARNING: 4,
+        logging.ERROR: 3,
+    }
+
+    def format(self, record: logging.LogRecord) -> str:
+        prio = self.PRIORITIES.get(record.levelno, 2)
+        return f"<{prio}>{record.name}: {super().format(record)}"
+
+
+def setup_logging(level: str) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    if os.environ.get("JOURNAL_STREAM") or os.environ.get("INVOCATION_ID"):
+        handler.setFormatter(JournalFormatter("%(message)s"))
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+
+
+def bind_socket(config: Config) -> socket.socket:
+    """Bind the listening socket: refuse a live daemon, replace a stale socket file."""
+    path = config.socket_path
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700 if config.user_mode else 0o755)
+    if path.exists() or path.is_symlink():
+        probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            probe.connect(str(path))
+        except OSError:
+            path.unlink()
+        else:
+            raise DaemonError(f"another akidad is already listening on {path}")
+        finally:
+            probe.close()
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+    old = os.umask(0o177)
+    try:
+        sock.bind(str(path))
+    finally:
+        os.umask(old)
+    os.chmod(path, config.socket_mode)
+    if config.socket_group:
+        try:
+            os.chown(path, -1, grp.getgrnam(config.socket_group).gr_gid)
+        except KeyError:
+            log.warning(
+                "group '%s' does not exist; %s keeps group %d",
+                config.socket_group,
+                path,
+                os.stat(path).st_gid,
+            )
+    sock.listen(128)
+    return sock
+
+
+class Daemon:
+    """The running service; `run()` returns the exit status."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.stopping = asyncio.Event()
+        self.owns_socket = False
+
+    async def run(self) -> int:
+        loop = asyncio.get_running_loop()
+        cfg = self.config
+        store = StateStore(cfg.state_dir)
+        self.manager = DeviceManager(cfg.simulated_devices)
+        self.scheduler = Scheduler(self.manager, loop, cfg.max_batch_frames)
+        await self.rescan()
+        self.controller = Controller(cfg, self.manager, self.scheduler, store)
+        activated = systemd.listen_sockets()
+        listener = activated[0] if activated else bind_socket(cfg)
+        self.owns_socket = not activated
+        server = Server(self.controller, listener)
+        metrics = await serve_metrics(cfg.metrics_listen, self.controller)
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self.stopping.set)
+        loop.add_signal_handler(signal.SIGHUP, self.reload)
+        where = "socket activation" if activated else str(cfg.socket_path)
+        devices = (
+            ", ".join(
+                f"{s.id}{' (simulated)' if s.simulated else ''}" for s in self.manager.ready()
+            )
+            or "none"
+        )
+        log.info("akidad %d serving on %s; devices: %s", os.getpid(), where, devices)
+        systemd.notify(f"READY=1\nSTATUS=serving on {where}\nMAINPID={os.getpid()}")
+        background = [loop.create_task(self.watchdog()), loop.create_task(self.rescan_loop())]
+        await self.stopping.wait()
+        await self.drain(server)
+        for task in background:
+            task.cancel()
+        if metrics is not None:
+            metrics.close()
+        self.scheduler.stop()
+        if self.owns_socket:
+            with contextlib.suppress(OSError):
+                cfg.socket_path.unlink()
+        log.info("akidad stopped")
+        return 0
+
+    async def drain(self, server: Server) -> None:
+        """Stop taking work, let everything in flight finish, then hang up."""
+        systemd.notify("STOPPING=1\nSTATUS=draining")
+        self.controller.draining = True
+        server.stop_accepting()
+        if self.owns_socket:
+            with contextlib.suppress(OSError):
+                self.config.socket_path.unlink()
+        left = self.scheduler.outstanding()
+        log.info("draining: %d request(s) in flight", left)
+        deadline = asyncio.get_running_loop().time() + self.config.drain_timeout_s
+        while (self.scheduler.outstanding() or not server.flushed() or server.tasks) and (
+            asyncio.get_running_loop().time() < deadline
+        ):
+            await asyncio.sleep(0.01)
+        if self.scheduler.outstanding():
+            log.warning("drain timeout: %d request(s) abandoned", self.scheduler.outstanding())
+        server.close_all()
+
+    def reload(self) -> None:
+        """SIGHUP: re-read the reloadable keys of the config file."""
+        systemd.notify("RELOADING=1")
+        path = self.config.config_path
+        try:
+            if path is not None:
+                new = apply_file(self.config, path, only_reloadable=True)
+                for key in (
+                    "log_level",
+                    "simulated_devices",
+                    "max_batch_frames",
+                    "batch_window_us",
+                    "default_timeout_ms",
+                    "shm_threshold",
+                    "max_frame",
+                    "drain_timeout_s",
+                    "discovery_interval_s",
+                    "generation",
+                ):
+                    setattr(self.config, key, getattr(new, key))
+                logging.getLogger().setLevel(self.config.log_level.upper())
+                self.scheduler.max_batch_frames = self.config.max_batch_frames
+                self.manager.simulated = self.config.simulated_devices
+                asyncio.get_running_loop().create_task(self.rescan())
+            log.info("configuration reloaded (generation %d)", self.config.generation)
+        except AkidaError as exc:
+            log.error("reload failed, keeping the running configuration: %s", exc)
+        systemd.notify("READY=1")
+
+    async def rescan(self) -> None:
+        appeared, vanished = await asyncio.to_thread(self.manager.rescan)
+        for slot in vanished:
+            self.scheduler.detach(slot)
+        for slot in appeared:
+            self.scheduler.attach(slot)
+
+    async def rescan_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.config.discovery_interval_s)
+            await self.rescan()
+
+    async def watchdog(self) -> None:
+        """Ping the watchdog while the loop runs and no device worker is stuck."""
+        interval = systemd.watchdog_interval()
+        if interval is None:
+            return
+        while True:
+            stuck = self.scheduler.stuck(STUCK_S)
+            if stuck:
+                log.error("device worker(s) stuck for over %gs: %s", STUCK_S, stuck)
+            else:
+                systemd.notify("WATCHDOG=1")
+            await asyncio.sleep(interval)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="akidad", description="The akida runtime daemon")
+    p.add_argument("--user", action="store_true", help="user mode: socket under XDG_RUNTIME_DIR")
+    p.add_argument("--socket", type=Path, help="listening socket path")
+    p.add_argument("--state-dir", type=Path, help="state directory")
+    p.add_argument("--config", type=Path, help="TOML config file (re-read on SIGHUP)")
+    p.add_argument("--simulated", type=int, help="simulated AKD1000s when no board (0: off)")
+    p.add_argument("--socket-mode", help="octal mode of the socket file (default 0660)")
+    p.add_argument("--socket-group", help="group of the socket file (default akida)")
+    p.add_argument("--metrics", metavar="HOST:PORT", help="serve Prometheus text at /metrics")
+    p.add_argument("--log-level", help="DEBUG, INFO, WARNING, ERROR")
+    return p
+
+
+def make_config(args: argparse.Namespace) -> Config:
+    cfg = defaults(user_mode=args.user or os.getuid() != 0)
+    if args.config is not None:
+        cfg.config_path = args.config
+    if cfg.config_path is not None:
+        cfg = apply_file(cfg, cfg.config_path)
+    for attr, key in (
+        ("socket", "socket_path"),
+        ("state_dir", "state_dir"),
+        ("simulated", "simulated_devices"),
+        ("socket_group", "socket_group"),
+        ("metrics", "metrics_listen"),
+        ("log_level", "log_level"),
+    ):
+        value = getattr(args, attr)
+        if value is not None:
+            setattr(cfg, key, value)
+    if args.socket_mode is not None:
+        cfg.socket_mode = int(args.socket_mode, 8)
+    return cfg
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        config = make_config(args)
+    except (AkidaError, ValueError) as exc:
+        print(f"akidad: {exc}", file=sys.stderr)
+        return 2
+    setup_logging(config.log_level)
+    try:
+        return asyncio.run(Daemon(config).run())
+    except AkidaError as exc:
+        log.error("%s", exc)
+        return 1

@@ -1,0 +1,226 @@
+"""The device manager: finds devices through akida_rt.driver, falls back to simulated
+AKD1000s when no board is present, keeps one mapped Model per program on each device,
+and notices devices that vanish or appear.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from akida_rt.errors import AkidaError, DeviceError
+from akida_rt.hardware import AKD1000, DeviceSpec
+from akida_rt.mapping import MapMode
+from akida_rt.model import Model
+
+from .metrics import Meter
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ProgramKey:
+    """A program and how it is mapped: the unit of residency and of batching."""
+
+    content_hash: str
+    map_mode: str = MapMode.AllNps.value
+    hw_only: bool = False
+
+
+class HostDevice:
+    """The host engine standing in for a device when the driver offers none (a build of
+    akida_rt without driver/). Always listed as kind "software", simulated."""
+
+    def __init__(self, index: int) -> None:
+        self.spec: DeviceSpec = AKD1000()
+        self.url = f"software://akd1000/{index}"
+        self.simulated = True
+
+    def describe(self) -> dict[str, Any]:
+        return {"url": self.url, "spec": self.spec.describe(), "backend": "host engine"}
+
+
+class DeviceSlot:
+    """One device as the daemon holds it: its driver object, models and meter.
+
+    Only the device's worker thread runs models on it; `models` is guarded by `lock`.
+    """
+
+    def __init__(self, ident: str, device: Any, kind: str, simulated: bool) -> None:
+        self.id = ident
+        self.device = device
+        self.kind = kind
+        self.simulated = simulated
+        self.state = "ready"
+        self.meter = Meter()
+        self.resident: ProgramKey | None = None
+        self.models: dict[ProgramKey, Model] = {}
+        self.cost: dict[ProgramKey, float] = {}  # seconds per frame, moving average
+        self.lock = threading.Lock()
+
+    @property
+    def spec(self) -> DeviceSpec:
+        spec: DeviceSpec = self.device.spec
+        return spec
+
+    @property
+    def mapping_target(self) -> Any:
+        """What Model.map gets: the device object, or only its spec for the host engine."""
+        return self.spec if isinstance(self.device, HostDevice) else self.device
+
+    def model_for(self, key: ProgramKey, program: bytes) -> Model:
+        """The model of `key` mapped onto this device (built on first use)."""
+        with self.lock:
+            model = self.models.get(key)
+        if model is None:
+            model = Model(program)
+            model.map(self.mapping_target, hw_only=key.hw_only, mode=MapMode(key.map_mode))
+            with self.lock:
+                model = self.models.setdefault(key, model)
+        return model
+
+    def release(self, key: ProgramKey) -> None:
+        with self.lock:
+            model = self.models.pop(key, None)
+        if model is not None:
+            try:
+                model.map(None)
+            except AkidaError as exc:  # a vanished device cannot release; nothing to free
+                log.debug("release of %s on %s: %s", key.content_hash[:12], self.id, exc)
+
+    def driver_stats(self) -> dict[str, Any]:
+        stats = getattr(self.device, "stats", None)
+        if stats is None or self.state != "ready" or isinstance(self.device, HostDevice):
+            return {}
+        try:
+            value = stats()
+        except AkidaError as exc:
+            return {"error": str(exc)}
+        return dict(value.as_dict() if hasattr(value, "as_dict") else value)
+
+    def device_summary(self) -> dict[str, Any]:
+        """Reloads, bytes programmed, time in each, power and energy per inference."""
+        drv = self.driver_stats()
+        host = drv.get("host") or {}
+        frames = drv.get("frames") or 0
+        clk, hz = drv.get("inference_clk") or 0, drv.get("clock_hz") or 0
+        energy = drv.get("energy_mj") or 0.0
+        return {
+            "reloads": host.get("loads", 0),
+            "reloads_skipped": host.get("reloads_skipped", 0),
+            "bytes_programmed": host.get("bytes_programmed", 0),
+            "load_s": host.get("load_s", 0.0),
+            "infer_s": host.get("infer_s", 0.0),
+            "device_frames": frames,
+            "power_mw": energy / (clk / hz) if clk and hz else None,
+            "energy_per_inference_mj": energy / frames if frames else None,
+            "resident": drv.get("resident"),
+        }
+
+    def describe(self) -> dict[str, Any]:
+        desc = getattr(self.device, "describe", None)
+        info = desc() if callable(desc) else {"spec": self.spec.describe()}
+        return {
+            "id": self.id,
+            "name": self.spec.name,
+            "kind": self.kind,
+            "simulated": self.simulated,
+            "state": self.state,
+            "device": info,
+        }
+
+    def describe_json(self) -> str:
+        return json.dumps(self.describe(), default=str)
+
+
+def _device_identity(device: Any) -> tuple[str, str, bool]:
+    ident = str(getattr(device, "id", "") or getattr(device, "url", "") or repr(device))
+    url = str(getattr(device, "url", ident))
+    kind = str(getattr(device, "kind", "") or url.split(":", 1)[0])
+    return ident, kind, bool(getattr(device, "simulated", kind == "sim"))
+
+
+def driver_discover(simulated: int) -> list[Any]:
+    """Devices from akida_rt.driver: boards first; `simulated` sim AKD1000s when none."""
+    try:
+        discovery = importlib.import_module("akida_rt.driver.discovery")
+    except ModuleNotFoundError as exc:
+        if not (exc.name or "").startswith("akida_rt.driver"):
+            raise
+        return [HostDevice(i) for i in range(simulated)]
+    found = list(discovery.devices(simulated=simulated))
+    return found
+
+
+class DeviceManager:
+    """The set of usable devices, refreshed by `rescan()`.
+
+    Args:
+        discover: returns device objects given the simulated-device count.
+        simulated: simulated AKD1000s to offer when no board exists (0: none).
+    """
+
+    def __init__(
+        self, simulated: int, discover: Callable[[int], list[Any]] = driver_discover
+    ) -> None:
+        self._discover = discover
+        self.simulated = simulated
+        self.slots: dict[str, DeviceSlot] = {}
+        self.on_change: Callable[[list[DeviceSlot], list[DeviceSlot]], None] | None = None
+
+    def rescan(self) -> tuple[list[DeviceSlot], list[DeviceSlot]]:
+        """Discover again; returns (appeared, vanished). Runs in a worker thread."""
+        try:
+            found = self._discover(self.simulated)
+        except AkidaError as exc:
+            log.warning("device discovery failed: %s", exc)
+            return [], []
+        seen: dict[str, Any] = {}
+        for device in found:
+            ident, kind, simulated = _device_identity(device)
+            seen[ident] = (device, kind, simulated)
+        appeared, vanished = [], []
+        for ident, (device, kind, simulated) in seen.items():
+            slot = self.slots.get(ident)
+            if slot is None or slot.state != "ready":
+                slot = DeviceSlot(ident, device, kind, simulated)
+                self.slots[ident] = slot
+                appeared.append(slot)
+                log.info(
+                    "device %s appeared (%s%s)",
+                    ident,
+                    slot.spec.name,
+                    ", simulated" if simulated else "",
+                )
+        for ident, slot in list(self.slots.items()):
+            if ident not in seen or getattr(slot.device, "lost", False):
+                self.mark_lost(slot, "no longer discovered")
+                vanished.append(slot)
+                del self.slots[ident]
+        return appeared, vanished
+
+    def mark_lost(self, slot: DeviceSlot, why: str) -> None:
+        if slot.state != "lost":
+            log.warning("device %s lost: %s", slot.id, why)
+        slot.state = "lost"
+
+    def ready(self) -> list[DeviceSlot]:
+        return [s for s in self.slots.values() if s.state == "ready"]
+
+    def reset(self, slot: DeviceSlot) -> bool:
+        """Reset a device after a timeout; False when it cannot be reset (then it is lost)."""
+        reset = getattr(slot.device, "reset", None)
+        if reset is None:
+            return True
+        try:
+            reset()
+        except DeviceError as exc:
+            self.mark_lost(slot, f"reset failed: {exc}")
+            return False
+        slot.resident = None
+        return True

@@ -1,0 +1,308 @@
+"""The Unix-socket server: accepts connections, records peer credentials, reads
+length-prefixed protobuf frames (with memfds as SCM_RIGHTS) and calls the controller.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import mmap
+import os
+import socket
+import struct
+from collections import deque
+from typing import Any
+
+import numpy as np
+
+from akida_rt import ipc
+from akida_rt.errors import DaemonError
+from akida_rt.proto import daemon_pb2 as dpb
+
+from .controller import Client, Controller, Refused
+
+log = logging.getLogger(__name__)
+RECV_BYTES = 1 << 18
+MAX_PENDING_FDS = 16
+UCRED = struct.Struct("3i")
+
+
+class Connection:
+    """One client socket, driven by the event loop's reader/writer callbacks."""
+
+    def __init__(self, server: Server, sock: socket.socket, client: Client) -> None:
+        self.server = server
+        self.ctl = server.controller
+        self.sock = sock
+        self.client = client
+        self.rbuf = bytearray()
+        self.wbuf = bytearray()
+        self.fds: deque[int] = deque()
+        self.closed = False
+        self.closing = False
+        self.loop = server.loop
+        self.loop.add_reader(sock.fileno(), self.on_readable)
+
+    # ---------------------------------------------------------------- reading
+    def on_readable(self) -> None:
+        try:
+            data, anc, flags, _ = self.sock.recvmsg(
+                RECV_BYTES, socket.CMSG_SPACE(4 * ipc.MAX_FDS_PER_FRAME)
+            )
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError as exc:
+            log.debug("client %d read error: %s", self.client.client_id, exc)
+            self.close()
+            return
+        self.fds.extend(ipc.fds_from_ancillary(anc))
+        if flags & socket.MSG_CTRUNC or len(self.fds) > MAX_PENDING_FDS:
+            self.fail_connection(f"more than {MAX_PENDING_FDS} descriptors sent without a frame")
+            return
+        if not data:
+            self.close()
+            return
+        self.rbuf += data
+        try:
+            frames = ipc.split_frames(self.rbuf, self.server.config.max_frame)
+        except ipc.FrameError as exc:
+            self.fail_connection(str(exc))
+            return
+        for payload in frames:
+            if self.closed or self.closing:
+                return
+            self.handle(payload)
+
+    def fail_connection(self, why: str) -> None:
+        """Framing is lost: say why, then hang up."""
+        log.warning("client %d: %s; closing its connection", self.client.client_id, why)
+        self.send(ipc.error_response(0, dpb.BAD_FRAME, why))
+        self.closing = True
+        self.loop.remove_reader(self.sock.fileno())
+        if not self.wbuf:
+            self.close()
+
+    def handle(self, payload: bytes) -> None:
+        try:
+            req = ipc.decode_request(payload)
+        except ipc.MessageError as exc:
+            self.send(ipc.error_response(0, exc.status, str(exc)))
+            return
+        kind = req.WhichOneof("body")
+        try:
+            if kind == "infer":
+                self.on_infer(req)
+            elif kind == "load":
+                task = self.loop.create_task(self.on_load(req))
+                self.server.tasks.add(task)
+                task.add_done_callback(self.server.tasks.discard)
+            else:
+                self.send(self.simple(req, kind))
+        except Refused as exc:
+            self.send(ipc.error_response(req.id, getattr(dpb, exc.status), str(exc)))
+        except ipc.MessageError as exc:
+            self.send(ipc.error_response(req.id, exc.status, str(exc)))
+        except DaemonError as exc:
+            self.send(ipc.error_response(req.id, dpb.BAD_INPUT, str(exc)))
+        except Exception as exc:
+            log.exception("request %s of client %d", kind, self.client.client_id)
+            self.send(ipc.error_response(req.id, dpb.INTERNAL, f"{type(exc).__name__}: {exc}"))
+
+    def simple(self, req: dpb.Request, kind: str | None) -> dpb.Response:
+        resp = dpb.Response(id=req.id)
+        if kind == "hello":
+            info = self.ctl.hello(self.client, req.hello.client_name, req.hello.priority)
+            h = resp.hello
+            h.protocol, h.version, h.pid = ipc.PROTOCOL, info["version"], info["pid"]
+            h.client_id, h.uid = info["client_id"], info["uid"]
+            h.shm_threshold = self.server.config.shm_threshold
+            h.max_frame = self.server.config.max_frame
+        elif kind == "list_devices":
+            for d in self.ctl.list_devices():
+                resp.devices.devices.add(
+                    id=d["id"],
+                    name=d["name"],
+                    simulated=d["simulated"],
+                    kind=d["kind"],
+                    state=d["state"],
+                    queued=d["queued"],
+                    describe_json=_json(d),
+                )
+        elif kind == "unload":
+            self.ctl.unload(self.client, req.unload.session)
+            resp.ack.SetInParent()
+        elif kind == "stats":
+            resp.stats.json = _json(self.ctl.stats())
+        elif kind == "put_state":
+            self.ctl.put_state(self.client, req.put_state.key, req.put_state.data)
+            resp.ack.SetInParent()
+        elif kind == "get_state":
+            g = req.get_state
+            owner = g.owner_uid if g.has_owner else None
+            resp.state.data = self.ctl.get_state(self.client, g.key, owner)
+        return resp
+
+    async def on_load(self, req: dpb.Request) -> None:
+        m = req.load
+        try:
+            s = await self.ctl.load(self.client, m.program, m.device, m.map_mode, m.hw_only)
+        except Refused as exc:
+            self.send(ipc.error_response(req.id, getattr(dpb, exc.status), str(exc)))
+            return
+        resp = dpb.Response(id=req.id)
+        lo = resp.loaded
+        lo.session, lo.program_hash, lo.name = s.session_id, s.key.content_hash, s.name
+        lo.input_shape[:], lo.output_shape[:] = s.input_shape, s.output_shape
+        lo.output_dtype = dpb.UINT8 if s.output_uint8 else dpb.INT32
+        lo.sequences, lo.input_bits = s.sequences, s.input_bits
+        self.send(resp)
+
+    def on_infer(self, req: dpb.Request) -> None:
+        m = req.infer
+        shm = self.take_shm() if (m.input.in_shm or m.output_to_shm) else None
+        try:
+            if m.input.in_shm:
+                x = ipc.array_from_tensor(m.input, memoryview(shm)).copy() if shm else None
+                if x is None:
+                    raise ipc.MessageError(dpb.BAD_INPUT, "in_shm tensor without a descriptor")
+            else:
+                x = ipc.array_from_tensor(m.input)
+            future = self.ctl.infer(self.client, m.session, x, m.predict, m.timeout_ms)
+        except BaseException:
+            if shm is not None:
+                shm.close()
+            raise
+        future.add_done_callback(lambda f: self.reply_infer(req.id, f, shm))
+
+    def take_shm(self) -> mmap.mmap | None:
+        if not self.fds:
+            raise ipc.MessageError(dpb.BAD_INPUT, "frame names shared memory but sent no fd")
+        fd = self.fds.popleft()
+        try:
+            return ipc.map_fd(fd)
+        except (OSError, ValueError) as exc:
+            raise ipc.MessageError(dpb.BAD_INPUT, f"cannot map the shared memory: {exc}") from None
+        finally:
+            os.close(fd)
+
+    def reply_infer(self, req_id: int, future: asyncio.Future[Any], shm: mmap.mmap | None) -> None:
+        try:
+            if self.closed:
+                return
+            exc = future.exception()
+            if exc is not None:
+                status = getattr(dpb, getattr(exc, "status", "INTERNAL"), dpb.INTERNAL)
+                self.send(ipc.error_response(req_id, status, str(exc)))
+                return
+            y, job = future.result()
+            resp = dpb.Response(id=req_id)
+            r = resp.result
+            r.device, r.batch_frames, r.run_s = job.device, job.batch_frames, job.run_s
+            r.queue_s = job.queue_s
+            if shm is not None and len(shm) >= y.nbytes:
+                view = np.frombuffer(shm, dtype=y.dtype, count=y.size)
+                view[:] = y.reshape(-1)
+                del view
+                ipc.tensor_from_array(y, r.output, inline=False)
+            else:
+                ipc.tensor_from_array(y, r.output)
+            self.send(resp)
+        finally:
+            if shm is not None:
+                shm.close()
+
+    # ---------------------------------------------------------------- writing
+    def send(self, message: Any) -> None:
+        if self.closed:
+            return
+        data = ipc.encode_frame(message)
+        if self.wbuf:
+            self.wbuf += data
+            return
+        try:
+            sent = self.sock.send(data)
+        except (BlockingIOError, InterruptedError):
+            sent = 0
+        except OSError:
+            self.close()
+            return
+        if sent < len(data):
+            self.wbuf += data[sent:]
+            self.loop.add_writer(self.sock.fileno(), self.on_writable)
+
+    def on_writable(self) -> None:
+        try:
+            sent = self.sock.send(self.wbuf)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            self.close()
+            return
+        del self.wbuf[:sent]
+        if not self.wbuf:
+            self.loop.remove_writer(self.sock.fileno())
+            if self.closing:
+                self.close()
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        fd = self.sock.fileno()
+        if fd >= 0:
+            self.loop.remove_reader(fd)
+            self.loop.remove_writer(fd)
+        self.sock.close()
+        while self.fds:
+            os.close(self.fds.popleft())
+        self.server.connections.discard(self)
+        self.ctl.disconnect(self.client)
+
+
+class Server:
+    """Accepts connections on a listening Unix socket."""
+
+    def __init__(self, controller: Controller, listener: socket.socket) -> None:
+        self.controller = controller
+        self.config = controller.config
+        self.listener = listener
+        self.loop = asyncio.get_running_loop()
+        self.connections: set[Connection] = set()
+        self.tasks: set[asyncio.Task[None]] = set()
+        listener.setblocking(False)
+        self.loop.add_reader(listener.fileno(), self.on_accept)
+
+    def on_accept(self) -> None:
+        while True:
+            try:
+                sock, _ = self.listener.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:
+                log.warning("accept failed: %s", exc)
+                return
+            sock.setblocking(False)
+            pid, uid, gid = UCRED.unpack(
+                sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, UCRED.size)
+            )
+            client = self.controller.connect(pid, uid, gid)
+            log.info("client %d connected: pid %d uid %d gid %d", client.client_id, pid, uid, gid)
+            self.connections.add(Connection(self, sock, client))
+
+    def stop_accepting(self) -> None:
+        if self.listener.fileno() >= 0:
+            self.loop.remove_reader(self.listener.fileno())
+            self.listener.close()
+
+    def close_all(self) -> None:
+        for conn in list(self.connections):
+            conn.close()
+
+    def flushed(self) -> bool:
+        return all(not c.wbuf for c in self.connections)
+
+
+def _json(obj: Any) -> str:
+    import json
+
+    return json.dumps(obj, default=str)
