@@ -22,7 +22,10 @@ from akida_rt.errors import AkidaError, DeviceNotFound
 log = logging.getLogger(__name__)
 
 # "module:function" -> list of URLs; e.g. "akida_rt.driver.pcie:discover_urls".
-DISCOVERERS: list[str | Callable[[], list[str]]] = []
+DISCOVERERS: list[str | Callable[[], list[str]]] = [
+    "akida_rt.driver.pcie:discover_urls",
+    "akida_rt.driver.usb:discover_urls",
+]
 SIM_URL = "sim://akd1000/{index}"
 
 _open: dict[str, Device] = {}

@@ -112,7 +112,9 @@ class PcieBus(Bus):
         # A function that fell off the bus answers all-ones to every load; a register that
         # may legitimately hold all-ones is told apart by the vendor id register.
         if value == ALL_ONES and not self._present():
-            raise DeviceLost(f"{self.node}: device removed (register 0x{addr:x} reads all-ones)")
+            raise DeviceLost(
+                f"{self.node}: device gone (unplugged?): register 0x{addr:x} reads all-ones"
+            )
         return value
 
     def _present(self) -> bool:

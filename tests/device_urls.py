@@ -53,3 +53,14 @@ FACTORIES: dict[str, Callable[..., DeviceUnderTest]] = {
     "sim-inproc": _sim("inproc"),
     "sim-process": _sim("process"),
 }
+
+
+def _add_real_transports() -> None:
+    # The pcie and usb transports with SimChips behind their OS seams (tests/sim_transports.py).
+    from tests.sim_transports import pcie_factory, usb_factory
+
+    FACTORIES["pcie-sim"] = pcie_factory
+    FACTORIES["usb-sim"] = usb_factory
+
+
+_add_real_transports()
