@@ -129,7 +129,8 @@ class UsbBoard:
         return f"usb://{self.model.vid_pid}?serial={self.serial}"
 
 
-def _iter_devices(vid: int | None = None, pid: int | None = None) -> Iterator[Any]:
+def iter_devices(vid: int | None = None, pid: int | None = None) -> Iterator[Any]:
+    """pyusb Devices with an Akida VID:PID (optionally this one) on every backend."""
     for backend in backends():
         try:
             found = usb.core.find(find_all=True, backend=backend)
@@ -142,7 +143,8 @@ def _iter_devices(vid: int | None = None, pid: int | None = None) -> Iterator[An
             log.debug("usb enumeration on %s failed: %s", type(backend).__name__, exc)
 
 
-def _serial_of(dev: Any) -> str:
+def serial_of(dev: Any) -> str:
+    """The serial number string of a pyusb Device (PermissionDeniedError if unreadable)."""
     where = f"usb {dev.idVendor:04x}:{dev.idProduct:04x} at {dev.bus}:{dev.address}"
     with _translated(where, "reading the serial number"):
         try:
@@ -157,11 +159,11 @@ def discover() -> list[UsbBoard]:
 
     sim_boards.attach_configured()
     boards = []
-    for dev in _iter_devices():
+    for dev in iter_devices():
         model = usb_ids.lookup(dev.idVendor, dev.idProduct)
         assert model is not None
         try:
-            serial = _serial_of(dev)
+            serial = serial_of(dev)
         except (PermissionDeniedError, DeviceLost) as exc:
             log.warning("%s", exc)
             continue
@@ -182,7 +184,7 @@ def parse_url(url: str) -> tuple[int, int, str | None]:
 
 def find_device(vid: int, pid: int, serial: str | None) -> Any:
     """The pyusb Device of the board with this VID:PID (and serial, when given)."""
-    matches = [d for d in _iter_devices(vid, pid) if serial is None or _serial_of(d) == serial]
+    matches = [d for d in iter_devices(vid, pid) if serial is None or serial_of(d) == serial]
     what = f"usb {vid:04x}:{pid:04x}" + (f" serial {serial}" if serial else "")
     if not matches:
         if usb_ids.lookup(vid, pid) is None:
@@ -199,7 +201,7 @@ class UsbBus(Bus):
 
     def __init__(self, vid: int, pid: int, serial: str | None = None) -> None:
         self._dev = find_device(vid, pid, serial)
-        self.serial = serial or _serial_of(self._dev)
+        self.serial = serial or serial_of(self._dev)
         self.url = f"usb://{vid:04x}:{pid:04x}?serial={self.serial}"
         self._where = f"usb {vid:04x}:{pid:04x} serial {self.serial}"
         self._closed = False
