@@ -8,23 +8,35 @@ from pathlib import Path
 
 import numpy as np
 
-from akida_rt import AKD1000, Model, zoo
+from akida_rt import AKD1000, Model
+
+# Produced by the toolchain (tools/make_demo_program.py regenerates it).
+PROGRAM = Path(__file__).resolve().parent / "data" / "digits_cnn.akp"
+
+
+def _digits_test() -> tuple[np.ndarray, np.ndarray] | None:
+    """The real digits test split: load_digits x4 nearest to 32x32 uint8, 75/25, seed 0."""
+    try:
+        from akida_rt.tools.datasets import load_digits_32
+
+        data = load_digits_32()
+    except ImportError:  # the runtime alone, without scikit-learn
+        return None
+    return data.x_test, data.y_test
 
 
 def _digits_batch(count: int = 16) -> np.ndarray:
-    """Real 8x8 digit scans from scikit-learn, upscaled x4 to 32x32 uint8."""
-    try:
-        from sklearn.datasets import load_digits
-    except ImportError:  # the runtime alone: random frames
+    """The first test digits, or random frames without scikit-learn."""
+    test = _digits_test()
+    if test is None:
         return np.random.default_rng(0).integers(0, 256, (count, 32, 32, 1), dtype=np.uint8)
-    images = load_digits().images[:count]  # values 0..16
-    up = np.kron(images, np.ones((4, 4)))
-    return np.clip(up * 16, 0, 255).astype(np.uint8)[..., None]
+    return test[0][:count]
 
 
 def main() -> int:
     print("== akida_rt demo: digits CNN on the AKD1000 description ==\n")
-    model = zoo.digits_cnn(seed=0)
+    model = Model(PROGRAM)
+    print(f"program {PROGRAM.name} (trained, quantized and converted by akida_rt.tools)")
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "digits_cnn.akp"
         model.save(path)
@@ -38,7 +50,12 @@ def main() -> int:
     out = loaded.forward(x)
     scores = loaded.predict(x)
     print(f"\nforward: {out.shape} {out.dtype}; predict: {scores.shape} {scores.dtype}")
-    print("predicted classes (random weights):", scores.reshape(len(x), -1).argmax(axis=1).tolist())
+    print("predicted classes:", scores.reshape(len(x), -1).argmax(axis=1).tolist())
+    test = _digits_test()
+    if test is not None:
+        xt, yt = test
+        acc = float(np.mean(loaded.predict(xt).reshape(len(xt), -1).argmax(axis=1) == yt))
+        print(f"accuracy on the {len(yt)} real test digits: {acc:.4f}")
     print(loaded.statistics)
     _on_device(loaded, x, out)
     return 0

@@ -275,6 +275,10 @@ def mapping_issues(layers: list[Layer], spec: DeviceSpec, hw_only: bool = False)
                 )
             )
         need = layer_need(layer, spec)
+        have = spec.count(need.np_type) if need.np_type is not None else 0
+        hw_np = need.np_type is not None and need.np_type.value != "HRC"
+        if need.hw_ok and hw_np and need.count > have:
+            need.hw_reason = f"needs {need.count} {need.np_type.value}, the device has {have}"
         if not need.hw_ok:
             issues.append(
                 Issue(

@@ -61,7 +61,7 @@ class WeightQuantizer:
 
             return self.integers(v) * self.scale(v), grad
 
-        return ste(ops.convert_to_tensor(w))
+        return ste(ops.multiply(w, 1.0))  # a tensor, not the variable itself
 
     def numpy(self, w: Any) -> tuple[np.ndarray, np.ndarray]:
         """(integer weights as int8, scale as float64) for the converter."""
@@ -90,8 +90,8 @@ def quantize_activation(x: Any, step: Any, bits: int) -> Any:
 def relu_straight_through(x: Any, step: Any, max_value: Any, bits: int) -> Any:
     """Quantized ReLU output `levels * step`; gradient 1 inside (0, max_value), 0 outside."""
 
-    step = ops.convert_to_tensor(step)
-    max_value = ops.convert_to_tensor(max_value)
+    step = ops.multiply(step, 1.0)  # tensors, so no variable is read inside
+    max_value = ops.multiply(max_value, 1.0)
 
     @ops.custom_gradient
     def qrelu(v: Any) -> Any:

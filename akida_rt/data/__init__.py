@@ -1,0 +1,1 @@
+"""Package data: the demo program produced by the toolchain (tools/make_demo_program.py)."""
