@@ -105,7 +105,7 @@ class Daemon:
         loop = asyncio.get_running_loop()
         cfg = self.config
         store = StateStore(cfg.state_dir)
-        self.manager = DeviceManager(cfg.simulated_devices)
+        self.manager = DeviceManager(cfg.simulated_devices, cfg.device_urls)
         self.scheduler = Scheduler(self.manager, loop, cfg.max_batch_frames)
         await self.rescan()
         self.controller = Controller(cfg, self.manager, self.scheduler, store)
@@ -168,6 +168,7 @@ class Daemon:
                 new = apply_file(self.config, path, only_reloadable=True)
                 for key in (
                     "log_level",
+                    "device_urls",
                     "simulated_devices",
                     "max_batch_frames",
                     "batch_window_us",
@@ -182,6 +183,7 @@ class Daemon:
                 logging.getLogger().setLevel(self.config.log_level.upper())
                 self.scheduler.max_batch_frames = self.config.max_batch_frames
                 self.manager.simulated = self.config.simulated_devices
+                self.manager.urls = list(self.config.device_urls)
                 asyncio.get_running_loop().create_task(self.rescan())
             log.info("configuration reloaded (generation %d)", self.config.generation)
         except AkidaError as exc:
@@ -221,6 +223,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--state-dir", type=Path, help="state directory")
     p.add_argument("--config", type=Path, help="TOML config file (re-read on SIGHUP)")
     p.add_argument("--simulated", type=int, help="simulated AKD1000s when no board (0: off)")
+    p.add_argument(
+        "--device",
+        action="append",
+        dest="devices",
+        metavar="URL",
+        help="open this device URL instead of discovering (repeatable)",
+    )
     p.add_argument("--socket-mode", help="octal mode of the socket file (default 0660)")
     p.add_argument("--socket-group", help="group of the socket file (default akida)")
     p.add_argument("--metrics", metavar="HOST:PORT", help="serve Prometheus text at /metrics")
@@ -245,6 +254,8 @@ def make_config(args: argparse.Namespace) -> Config:
         value = getattr(args, attr)
         if value is not None:
             setattr(cfg, key, value)
+    if args.devices:
+        cfg.device_urls = list(args.devices)
     if args.socket_mode is not None:
         cfg.socket_mode = int(args.socket_mode, 8)
     return cfg

@@ -19,6 +19,7 @@ SYSTEM_CONFIG = Path("/etc/akida/akidad.toml")
 RELOADABLE = (
     "log_level",
     "simulated_devices",
+    "device_urls",
     "max_batch_frames",
     "batch_window_us",
     "default_timeout_ms",
@@ -42,6 +43,8 @@ class Config:
     log_level: str = "INFO"
     # Simulated AKD1000s when no board is found: a count, or 0 for none ("off").
     simulated_devices: int = 1
+    # Open exactly these device URLs instead of discovering (e.g. "sim://akd1000/0?mode=process").
+    device_urls: list[str] = field(default_factory=list)
     max_batch_frames: int = 64
     batch_window_us: int = 0
     default_timeout_ms: int = 30_000

@@ -145,38 +145,51 @@ def _device_identity(device: Any) -> tuple[str, str, bool]:
     return ident, kind, bool(getattr(device, "simulated", kind == "sim"))
 
 
-def driver_discover(simulated: int) -> list[Any]:
-    """Devices from akida_rt.driver: boards first; `simulated` sim AKD1000s when none."""
+def driver_discover(simulated: int, urls: list[str] | None = None) -> list[Any]:
+    """Devices from akida_rt.driver: `urls` when given, else boards first and `simulated`
+    sim AKD1000s when none."""
     try:
         discovery = importlib.import_module("akida_rt.driver.discovery")
     except ModuleNotFoundError as exc:
         if not (exc.name or "").startswith("akida_rt.driver"):
             raise
         return [HostDevice(i) for i in range(simulated)]
-    found = list(discovery.devices(simulated=simulated))
-    return found
+    if urls:
+        found = []
+        for url in urls:
+            try:
+                found.append(discovery.open_device(url))
+            except AkidaError as exc:
+                log.warning("cannot open %s: %s", url, exc)
+        return found
+    return list(discovery.devices(simulated=simulated))
 
 
 class DeviceManager:
     """The set of usable devices, refreshed by `rescan()`.
 
     Args:
-        discover: returns device objects given the simulated-device count.
         simulated: simulated AKD1000s to offer when no board exists (0: none).
+        urls: device URLs to open instead of discovering.
+        discover: returns device objects given (simulated, urls).
     """
 
     def __init__(
-        self, simulated: int, discover: Callable[[int], list[Any]] = driver_discover
+        self,
+        simulated: int,
+        urls: list[str] | None = None,
+        discover: Callable[[int, list[str] | None], list[Any]] = driver_discover,
     ) -> None:
         self._discover = discover
         self.simulated = simulated
+        self.urls = list(urls or [])
         self.slots: dict[str, DeviceSlot] = {}
         self.on_change: Callable[[list[DeviceSlot], list[DeviceSlot]], None] | None = None
 
     def rescan(self) -> tuple[list[DeviceSlot], list[DeviceSlot]]:
         """Discover again; returns (appeared, vanished). Runs in a worker thread."""
         try:
-            found = self._discover(self.simulated)
+            found = self._discover(self.simulated, self.urls)
         except AkidaError as exc:
             log.warning("device discovery failed: %s", exc)
             return [], []

@@ -23,7 +23,6 @@ from .devices import DeviceManager, DeviceSlot, ProgramKey
 
 log = logging.getLogger(__name__)
 MAX_ATTEMPTS = 2
-INLINE_MAX_FRAMES = 4
 
 
 class JobFailed(AkidaError):
@@ -135,6 +134,7 @@ class Scheduler:
         self._cond = threading.Condition()
         self._threads: dict[str, threading.Thread] = {}
         self._since: dict[str, float] = {}
+        self._inline_pending: set[str] = set()
         self._stop = False
 
     # ------------------------------------------------------------- device set
@@ -173,30 +173,44 @@ class Scheduler:
                 )
                 return
             slot = self.manager.slots[slot_id]
-            inline = (
+            queue = self.queues[slot_id]
+            queue.push(job)
+            estimate = slot.cost.get(job.key, 1e9) * min(queue.frames, self.max_batch_frames)
+            if (
                 self.inline_max_s > 0
-                and job.frames <= INLINE_MAX_FRAMES
+                and estimate <= self.inline_max_s
                 and slot_id not in self.running
-                and not self.queues[slot_id].frames
-                and slot.cost.get(job.key, 1e9) * job.frames <= self.inline_max_s
-            )
-            if inline:
-                self.running[slot_id] = [job]
-                self._since[slot_id] = time.monotonic()
-            else:
-                self.queues[slot_id].push(job)
+                and slot_id not in self._inline_pending
+            ):
+                # The device is idle and the work is short: run it on the loop thread once
+                # this loop iteration has queued whatever else arrived with it (so it still
+                # batches), saving two thread hops per request.
+                self._inline_pending.add(slot_id)
+                self.loop.call_soon(self._run_inline, slot)
+            elif slot_id not in self._inline_pending:
+                self._cond.notify_all()
+
+    def _run_inline(self, slot: DeviceSlot) -> None:
+        with self._cond:
+            self._inline_pending.discard(slot.id)
+            queue = self.queues.get(slot.id)
+            if slot.id in self.running or queue is None:
                 self._cond.notify_all()
                 return
-        # The device is idle and the work is short: run it here, saving two thread hops.
+            batch = [j for j in queue.take(self.weights, self.max_batch_frames) if not j.cancelled]
+            if not batch:
+                return
+            self.running[slot.id] = batch
+            self._since[slot.id] = time.monotonic()
         try:
-            self._run(slot, [job], inline=True)
+            self._run(slot, batch, inline=True)
         except Exception as exc:
-            log.exception("device %s inline run error", slot_id)
-            self._finish([job], JobFailed("INTERNAL", f"{type(exc).__name__}: {exc}"))
+            log.exception("device %s inline run error", slot.id)
+            self._finish(batch, JobFailed("INTERNAL", f"{type(exc).__name__}: {exc}"))
         finally:
             with self._cond:
-                self.running.pop(slot_id, None)
-                self._since.pop(slot_id, None)
+                self.running.pop(slot.id, None)
+                self._since.pop(slot.id, None)
                 self._cond.notify_all()
 
     def _no_device_reason(self, job: Job) -> str:
@@ -263,6 +277,9 @@ class Scheduler:
             while True:
                 if self._stop or slot.id not in self.queues:
                     return None
+                if slot.id in self.running or slot.id in self._inline_pending:
+                    self._cond.wait()
+                    continue
                 queue = self.queues[slot.id]
                 batch = queue.take(self.weights, self.max_batch_frames)
                 if not batch:  # idle: help the busiest other device

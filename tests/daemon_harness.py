@@ -1,0 +1,145 @@
+"""Runs a real akidad as a child process on a real Unix socket for the daemon tests."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from akida_rt import ipc, zoo
+from akida_rt.layers import FullyConnected, InputConv2D
+from akida_rt.model import Model
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def tiny_model(seed: int = 0) -> Model:
+    """A two-layer model that runs in tens of microseconds (load tests)."""
+    model = Model(name="tiny")
+    model.add(InputConv2D("conv_0", (6, 6, 1), 4, 3, weight_bits=8, activation_bits=4))
+    model.add(FullyConnected("dense", 3, weight_bits=4, activation=False))
+    return zoo.randomize(model, seed)
+
+
+def daemon_env(**extra: str) -> dict[str, str]:
+    env = dict(os.environ)
+    for key in ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID", "LISTEN_FDS", "LISTEN_PID"):
+        env.pop(key, None)
+    env.update(extra)
+    return env
+
+
+class Akidad:
+    """akidad in user mode with its socket and state under `tmp`."""
+
+    def __init__(self, tmp: Path, *args: str, env: dict[str, str] | None = None) -> None:
+        self.tmp = tmp
+        self.socket = tmp / "run" / "akida.sock"
+        self.state = tmp / "state"
+        self.args = list(args)
+        self.env = env or daemon_env()
+        self.log_path = tmp / f"akidad-{time.monotonic_ns()}.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def command(self) -> list[str]:
+        return [sys.executable, "-m", "akida_rt.daemon", "--user", "--socket", str(self.socket),
+                "--state-dir", str(self.state), *self.args]  # fmt: skip
+
+    def start(self, wait: bool = True, **popen: Any) -> Akidad:
+        self.log_path = self.tmp / f"akidad-{time.monotonic_ns()}.log"
+        with open(self.log_path, "wb") as log:
+            self.proc = subprocess.Popen(
+                self.command(), stdout=log, stderr=subprocess.STDOUT, env=self.env, **popen
+            )
+        if wait:
+            self.wait_ready()
+        return self
+
+    def wait_ready(self, timeout: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            assert self.proc is not None
+            if self.proc.poll() is not None:
+                raise AssertionError(f"akidad exited {self.proc.returncode}:\n{self.log()}")
+            with socket.socket(socket.AF_UNIX) as probe:
+                try:
+                    probe.connect(str(self.socket))
+                    return
+                except OSError:
+                    time.sleep(0.05)
+        raise AssertionError(f"akidad not ready in {timeout}s:\n{self.log()}")
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def signal(self, sig: int) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(sig)
+
+    def stop(self, timeout: float = 20.0) -> int:
+        if self.proc is None or self.proc.poll() is not None:
+            return self.proc.returncode if self.proc else 0
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            raise AssertionError(f"akidad ignored SIGTERM:\n{self.log()}") from None
+
+    def kill9(self) -> None:
+        assert self.proc is not None
+        self.proc.kill()
+        self.proc.wait()
+
+    def __enter__(self) -> Akidad:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+
+class RawConnection:
+    """A bare socket speaking frames, to send what the client library never would."""
+
+    def __init__(self, path: Path) -> None:
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(10)
+        self.sock.connect(str(path))
+        self.buf = bytearray()
+
+    def send_bytes(self, data: bytes) -> None:
+        self.sock.sendall(data)
+
+    def send(self, req: Any, fds: list[int] | None = None) -> None:
+        ipc.send_with_fds(self.sock, ipc.encode_frame(req), fds or [])
+
+    def recv(self) -> Any:
+        while True:
+            frames = ipc.split_frames(self.buf, 1 << 30)
+            if frames:
+                if len(frames) > 1:
+                    self.buf[:0] = b"".join(ipc.LENGTH.pack(len(f)) + f for f in frames[1:])
+                return ipc.decode_response(frames[0])
+            chunk = self.sock.recv(1 << 16)
+            if not chunk:
+                raise ConnectionResetError("daemon closed the connection")
+            self.buf += chunk
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def random_input(model: Model, n: int, seed: int) -> np.ndarray:
+    hi = 2**model.input_bits
+    rng = np.random.default_rng(seed)
+    return rng.integers(0, hi, (n, *model.input_shape), dtype=np.uint8)
