@@ -84,20 +84,20 @@ def ds_cnn_kws(seed: int = 0) -> Model:
 
 
 def akidanet(seed: int = 0, alpha: float = 0.5, size: int = 224, classes: int = 1000) -> Model:
-    """AkidaNet (alpha 0.5, 224x224x3), the layer table of the user guide."""
-    f = [int(c * alpha) for c in (32, 64, 128, 128, 256, 256, 512, 512, 1024, 1024)]
+    """AkidaNet at width multiplier `alpha` (0.5 gives the user guide's layer table)."""
+    w = [int(c * alpha) for c in (32, 64, 128, 128, 256, 256, 512, 512, 1024, 1024)]
     model = Model(name=f"akidanet_{alpha}_{size}")
-    model.add(InputConv2D("conv_0", (size, size, 3), f[0] // 2 * 1, 3, stride=2, weight_bits=8))
-    model.add(Conv2D("conv_1", f[0], 3))
-    model.add(Conv2D("conv_2", f[1], 3, pooling=Pooling.Max))
-    model.add(Conv2D("conv_3", f[1], 3))
-    model.add(SeparableConv2D("separable_4", f[2], 3, pooling=Pooling.Max))
-    model.add(SeparableConv2D("separable_5", f[3], 3))
-    model.add(SeparableConv2D("separable_6", f[4], 3, pooling=Pooling.Max))
+    model.add(InputConv2D("conv_0", (size, size, 3), w[0], 3, stride=2, weight_bits=8))
+    model.add(Conv2D("conv_1", w[1], 3))
+    model.add(Conv2D("conv_2", w[2], 3, pooling=Pooling.Max))
+    model.add(Conv2D("conv_3", w[3], 3))
+    model.add(SeparableConv2D("separable_4", w[4], 3, pooling=Pooling.Max))
+    model.add(SeparableConv2D("separable_5", w[5], 3))
+    model.add(SeparableConv2D("separable_6", w[6], 3, pooling=Pooling.Max))
     for i in range(7, 12):
-        model.add(SeparableConv2D(f"separable_{i}", f[5], 3))
-    model.add(SeparableConv2D("separable_12", f[6], 3, pooling=Pooling.Max))
-    model.add(SeparableConv2D("separable_13", f[8] // 2, 3, pooling=Pooling.GlobalAvg))
+        model.add(SeparableConv2D(f"separable_{i}", w[7], 3))
+    model.add(SeparableConv2D("separable_12", w[8], 3, pooling=Pooling.Max))
+    model.add(SeparableConv2D("separable_13", w[9], 3, pooling=Pooling.GlobalAvg))
     model.add(FullyConnected("classifier", classes, activation=False))
     return randomize(model, seed)
 
