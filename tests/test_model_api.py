@@ -68,21 +68,15 @@ def test_activated_last_layer_returns_uint8() -> None:
     assert y.dtype == np.uint8 and y.shape == (2, 1, 1, 5) and y.max() <= 3
 
 
-def test_import_is_light_and_fast() -> None:
+def test_import_never_loads_tensorflow_or_the_parts() -> None:
+    """`import akida_rt` stays light: no TensorFlow/Keras, no driver, daemon or tools.
+
+    Its time is measured in benchmarks/engine_throughput.py (speed is not a test)."""
     code = (
-        "import sys, time; t = time.perf_counter(); import akida_rt; "
-        "print(time.perf_counter() - t, 'tensorflow' in sys.modules, 'keras' in sys.modules)"
+        "import sys, akida_rt; "
+        "print(' '.join(sorted(m for m in sys.modules if m.split('.')[0] in "
+        "('tensorflow', 'keras') or m.startswith(('akida_rt.driver', 'akida_rt.daemon', "
+        "'akida_rt.tools', 'akida_rt.firmware_sim')))))"
     )
-    best = min(
-        float(
-            subprocess.run(
-                [sys.executable, "-c", code], capture_output=True, text=True, check=True
-            ).stdout.split()[0]
-        )
-        for _ in range(3)
-    )
-    out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True
-    ).stdout.split()
-    assert out[1:] == ["False", "False"]
-    assert best < 0.3
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == []
