@@ -108,6 +108,12 @@ class SimRack:
                 return chip
         raise KeyError(serial)
 
+    def __enter__(self) -> SimRack:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     def close(self) -> None:
         """Unplug everything and remove the fake system root."""
         for slot in self.pcie.slots:

@@ -15,7 +15,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from akida_rt.driver import discovery, pcie, sysfs
+from akida_rt.driver import discovery, fileio, pcie, sysfs
 from akida_rt.driver.bus import open_bus
 from akida_rt.driver.sim_boards import SimRack
 
@@ -169,3 +169,33 @@ def test_permission_denied_names_the_udev_rule() -> None:
     assert out["error"] == PermissionDeniedError.__name__
     assert "99-akida.rules" in out["message"] and "udevadm" in out["message"]
     assert "usermod -aG akida" in out["message"]
+
+
+def test_os_file_io_provider_on_a_real_file(tmp_path: Path) -> None:
+    """The provider used on hardware: os.pread/os.pwrite at offsets and 32-bit mmap access."""
+    path = tmp_path / "node"
+    path.write_bytes(bytes(8192))
+    handle = fileio.open_node(str(path))
+    assert isinstance(handle, fileio.OsHandle)
+    assert handle.pwrite(b"abcdef", 4096 + 3) == 6
+    assert handle.pread(6, 4096 + 3) == b"abcdef"
+    bar = handle.mmap(4096, 0)
+    bar.write32(0x10, 0xDEADBEEF)
+    assert bar.read32(0x10) == 0xDEADBEEF
+    bar.close()
+    handle.close()
+    assert path.read_bytes()[0x10:0x14] == (0xDEADBEEF).to_bytes(4, "little")
+    with pytest.raises(FileNotFoundError):
+        fileio.open_node(str(tmp_path / "absent"))
+
+
+def test_akida_devices_lists_configured_sim_boards() -> None:
+    env = dict(os.environ, AKIDA_SIM_BOARDS="pcie:1,usb:1")
+    done = subprocess.run(
+        [sys.executable, "-m", "akida_rt.cli.main", "devices", "--json"],
+        capture_output=True, text=True, timeout=60, env=env,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    listed = json.loads(done.stdout)
+    assert [(d["kind"], d["serial"]) for d in listed] == [("pcie", "SIMP0001"), ("usb", "SIMU0001")]
+    assert listed[1]["id"] == "usb://1e7c:bca1?serial=SIMU0001"
