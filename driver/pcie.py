@@ -63,9 +63,15 @@ def _raise_translated(exc: OSError, where: str, op: str) -> NoReturn:
     if code == errno.EBUSY:
         raise DeviceBusy(f"{where}: node busy ({exc.strerror}); is the daemon using it?") from exc
     if code == errno.ENOENT:
-        fn = next((f for f in sysfs.scan(sysfs.sysroot_of_node(where)) if f.node is None), None)
+        found = sysfs.scan(sysfs.sysroot_of_node(where))
+        fn = next((f for f in found if f.node is None), None)
         if fn is not None:
             raise DeviceNotFound(driver_missing_message(fn)) from exc
+        if any(str(f.node) == os.path.abspath(where) for f in found):  # udev made no node
+            raise DeviceNotFound(
+                f"{where}: sysfs shows the node but it is missing from /dev. "
+                "Fix: sudo udevadm trigger --subsystem-match=misc"
+            ) from exc
         raise DeviceNotFound(f"{where}: no such device node") from exc
     raise TransportError(f"{where}: {op} failed: {exc.strerror or exc}") from exc
 

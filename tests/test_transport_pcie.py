@@ -199,3 +199,10 @@ def test_akida_devices_lists_configured_sim_boards() -> None:
     listed = json.loads(done.stdout)
     assert [(d["kind"], d["serial"]) for d in listed] == [("pcie", "SIMP0001"), ("usb", "SIMU0001")]
     assert listed[1]["id"] == "usb://1e7c:bca1?serial=SIMU0001"
+
+
+def test_node_registered_in_sysfs_but_missing_from_dev(rack: SimRack) -> None:
+    url = rack.add_pcie("P1", mem=MEM)
+    (rack.root / "dev" / "akida0").unlink()
+    with pytest.raises(DeviceNotFound, match="udevadm trigger"):
+        open_bus(url)
