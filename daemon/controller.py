@@ -9,6 +9,7 @@ import logging
 import os
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -235,42 +236,47 @@ class Controller:
             )
 
     def infer(
-        self, client: Client, session_id: int, x: np.ndarray, predict: bool, timeout_ms: int
-    ) -> asyncio.Future[tuple[np.ndarray, Job]]:
-        """Queue an inference; the future holds (outputs, job) or raises Refused."""
+        self,
+        client: Client,
+        session_id: int,
+        x: np.ndarray,
+        predict: bool,
+        timeout_ms: int,
+        reply: Callable[[Any, Job], None],
+    ) -> None:
+        """Queue an inference; `reply(outputs or Refused, job)` is called exactly once, in
+        the loop thread, by the deadline at the latest."""
         self._check_open()
         session = self._session(client, session_id)
         self.check_input(session, x)
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[tuple[np.ndarray, Job]] = loop.create_future()
         timeout = (timeout_ms or self.config.default_timeout_ms) / 1e3
         start = time.perf_counter()
+        finished = False
 
         def done(job: Job, result: Any) -> None:
-            client.in_flight -= 1
-            if future.done():
+            nonlocal finished
+            if finished:
                 return
+            finished = True
+            client.in_flight -= 1
+            timer.cancel()
             if isinstance(result, JobFailed):
                 client.meter.errors += 1
-                future.set_exception(Refused(result.status, str(result)))
+                reply(Refused(result.status, str(result)), job)
+            elif isinstance(result, Refused):
+                client.meter.errors += 1
+                job.cancelled = True
+                reply(result, job)
             else:
                 client.meter.record(job.frames, time.perf_counter() - start)
-                future.set_result((result, job))
+                reply(result, job)
 
-        job = Job(
-            client.client_id,
-            session.key,
-            session.program,
-            x,
-            predict,
-            session.pinned,
-            time.monotonic() + timeout,
-            done,
-        )
+        job = Job(client.client_id, session.key, session.program, x, predict, session.pinned,
+                  time.monotonic() + timeout, done)  # fmt: skip
         client.in_flight += 1
+        expired = Refused("DEADLINE_EXCEEDED", f"no result within {timeout:g} s; request dropped")
+        timer = asyncio.get_running_loop().call_later(timeout, done, job, expired)
         self.scheduler.submit(job)
-        loop.call_later(timeout, _expire, future, job, timeout)
-        return future
 
     # ----------------------------------------------------------------- state
     def put_state(self, client: Client, key: str, data: bytes) -> None:
@@ -334,11 +340,3 @@ class Controller:
     def _check_open(self) -> None:
         if self.draining:
             raise Refused("SHUTTING_DOWN", "akidad is shutting down and takes no new work")
-
-
-def _expire(future: asyncio.Future[Any], job: Job, timeout: float) -> None:
-    if not future.done():
-        job.cancelled = True
-        future.set_exception(
-            Refused("DEADLINE_EXCEEDED", f"no result within {timeout:g} s; request dropped")
-        )

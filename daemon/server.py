@@ -167,12 +167,13 @@ class Connection:
                     raise ipc.MessageError(dpb.BAD_INPUT, "in_shm tensor without a descriptor")
             else:
                 x = ipc.array_from_tensor(m.input)
-            future = self.ctl.infer(self.client, m.session, x, m.predict, m.timeout_ms)
+            rid = req.id
+            self.ctl.infer(self.client, m.session, x, m.predict, m.timeout_ms,
+                           lambda result, job: self.reply_infer(rid, result, job, shm))  # fmt: skip
         except BaseException:
             if shm is not None:
                 shm.close()
             raise
-        future.add_done_callback(lambda f: self.reply_infer(req.id, f, shm))
 
     def take_shm(self) -> mmap.mmap | None:
         if not self.fds:
@@ -185,16 +186,15 @@ class Connection:
         finally:
             os.close(fd)
 
-    def reply_infer(self, req_id: int, future: asyncio.Future[Any], shm: mmap.mmap | None) -> None:
+    def reply_infer(self, req_id: int, result: Any, job: Any, shm: mmap.mmap | None) -> None:
         try:
             if self.closed:
                 return
-            exc = future.exception()
-            if exc is not None:
-                status = getattr(dpb, getattr(exc, "status", "INTERNAL"), dpb.INTERNAL)
-                self.send(ipc.error_response(req_id, status, str(exc)))
+            if isinstance(result, BaseException):
+                status = getattr(dpb, getattr(result, "status", "INTERNAL"), dpb.INTERNAL)
+                self.send(ipc.error_response(req_id, status, str(result)))
                 return
-            y, job = future.result()
+            y = result
             resp = dpb.Response(id=req_id)
             r = resp.result
             r.device, r.batch_frames, r.run_s = job.device, job.batch_frames, job.run_s

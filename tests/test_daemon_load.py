@@ -43,8 +43,9 @@ def test_sixteen_clients_two_thousand_requests_each_bit_identical(tmp_path: Path
         results: list[list[np.ndarray]] = [[] for _ in range(CLIENTS)]
         errors: list[Exception] = []
         threads = [
-            threading.Thread(target=_run_client, args=(daemon.socket, program, inputs[c],
-                                                       results[c], errors))  # fmt: skip
+            threading.Thread(
+                target=_run_client, args=(daemon.socket, program, inputs[c], results[c], errors)
+            )  # fmt: skip
             for c in range(CLIENTS)
         ]
         start = time.monotonic()
