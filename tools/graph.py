@@ -139,7 +139,12 @@ def describe_keras(model: Any) -> tuple[list[LayerInfo], list[Issue]]:
         config = layer.get_config()
         if cls == "Activation" and config.get("activation") == "relu6":
             config = {**config, "max_value": 6.0}
-        in_shape = None if cls == "InputLayer" else _shape(getattr(layer, "input", None).shape)
+        inp = None if cls == "InputLayer" else layer.input
+        in_shape = (
+            _shape(inp[0].shape if isinstance(inp, list | tuple) else inp.shape)
+            if inp is not None
+            else None
+        )
         out_shape = _shape(layer.output.shape)
         infos.append(
             LayerInfo(layer.name, _kind(cls, config), cls, config, in_shape, out_shape, layer)
