@@ -33,6 +33,7 @@ _LIBUSB = {
     errno.ENODEV: (-4, "No such device (it may have been disconnected)"),
     errno.ETIMEDOUT: (-7, "Operation timed out"),
     errno.EPIPE: (-9, "Pipe error"),
+    errno.EACCES: (-3, "Access denied (insufficient permissions)"),
     errno.EIO: (-1, "Input/Output Error"),
 }
 _GET_DESCRIPTOR = 0x06
@@ -61,6 +62,8 @@ class SimUsbBoard:
     product: str = "AKD1000 USB"
     chunk_hook: ChunkHook | None = None
     plugged: bool = True
+    #: Model a /dev/bus/usb node this user may not open (no udev rule): open fails EACCES.
+    deny_access: bool = False
     _dma: dict[int, tuple[int, int, int]] = field(default_factory=dict)
 
     @property
@@ -185,6 +188,8 @@ class SimUsbBackend(usb.backend.IBackend):  # type: ignore[misc]
 
     # ---------------------------------------------------------------------- handles
     def open_device(self, dev: SimUsbBoard) -> _Handle:
+        if dev.deny_access:
+            raise usb_error(errno.EACCES)
         handle = _Handle(dev)
         self._alive(handle)
         return handle

@@ -159,3 +159,18 @@ def test_protocol_bytes_of_register_and_dma_requests() -> None:
         (0x40, tw.REQ_DMA, 1, 0, tw.DMA_SETUP.pack(tw.DMA_TO_DEVICE, 0x2000_4000, 1)),
         ("bulk", tw.USB_EP_OUT, 1),
     ]
+
+
+def test_board_this_user_may_not_open(rack: SimRack, caplog: pytest.LogCaptureFixture) -> None:
+    """libusb's ACCESS error (no udev rule) becomes PermissionDeniedError naming the rule."""
+    from akida_rt.cli import doctor_cmds
+    from akida_rt.errors import PermissionDeniedError
+
+    rack.add_usb("U1", mem=MEM, console=False)
+    rack.usb.board("U1").deny_access = True
+    assert "U1" not in {b.serial for b in usb_transport.discover()}
+    assert "99-akida.rules" in caplog.text
+    with pytest.raises(PermissionDeniedError, match=r"99-akida\.rules"):
+        open_bus("usb://1e7c:bca1")
+    (denied,) = [b for b in doctor_cmds._probe_usb() if b[1] is not None]
+    assert "permission denied" in (denied[1] or "")
