@@ -16,6 +16,7 @@ from akida_rt.driver import serial_console as sc
 from akida_rt.firmware_sim.chip import SimChip
 from akida_rt.firmware_sim.console import SimConsole
 
+from akida_rt import device_protocol as dp
 from akida_rt.errors import DeviceError, DeviceLost, DeviceNotFound, TransportTimeout
 
 
@@ -99,3 +100,17 @@ def test_unplugged_board_loses_its_console(board) -> None:
             deadline = time.monotonic() + 2
             while time.monotonic() < deadline:
                 con.identify(timeout=0.3)
+
+
+def test_a_usb_board_and_its_console_are_the_same_board(tmp_path) -> None:
+    from akida_rt.driver.bus import open_bus
+    from akida_rt.driver.sim_boards import SimRack
+
+    with SimRack(tmp_path) as rack:
+        bus = open_bus(rack.add_usb("U7", mem=1 << 20))
+        (port,) = [p for p in sc.console_ports() if p == rack.consoles["U7"].path]
+        with sc.open_console(f"serial://{port}") as con:
+            assert con.identify()["serial"] == "U7"
+            before = bus.read32(dp.REG_BOOT_COUNT)  # read over USB
+            con.reset()
+            assert bus.read32(dp.REG_BOOT_COUNT) == before + 1
