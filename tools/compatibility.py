@@ -75,19 +75,28 @@ def akida_layer(block: Block, index: int, input_shape: tuple[int, ...], default:
     """The Akida layer (without variables) that a block converts to."""
     cfg, name = block.main.config, block.main.name
     wbits, abits = block_bits(block, index == 0, default)
-    act = {"activation": abits is not None, "activation_bits": abits or 4}
+    act, act_bits = abits is not None, abits or 4
     kind = block.main.kind
     if kind == "dense":
-        return FullyConnected(name, int(cfg["units"]), weight_bits=wbits, **act)
+        units = int(cfg["units"])
+        return FullyConnected(
+            name, units, weight_bits=wbits, activation=act, activation_bits=act_bits
+        )
     k = _pair(cfg.get("kernel_size", 1))[0]
-    common = {"padding": _padding(cfg), "pooling": _pooling(block), "weight_bits": wbits, **act}
     filters = int(cfg["filters"])
+    padding, pooling = _padding(cfg), _pooling(block)
     if kind == "conv" and index == 0:
         shape = (int(input_shape[0]), int(input_shape[1]), int(input_shape[2]))
         stride = _pair(cfg.get("strides", 1))[0]
-        return InputConv2D(name, shape, filters, k, stride=stride, **common)
+        return InputConv2D(
+            name, shape, filters, k, stride=stride, padding=padding, pooling=pooling,
+            weight_bits=wbits, activation=act, activation_bits=act_bits,
+        )  # fmt: skip
     cls = SeparableConv2D if kind == "separable" else Conv2D
-    return cls(name, filters, k, **common)
+    return cls(
+        name, filters, k, padding=padding, pooling=pooling, weight_bits=wbits,
+        activation=act, activation_bits=act_bits,
+    )  # fmt: skip
 
 
 def build_layers(graph: Graph, default: Bits) -> list[Layer]:
@@ -105,7 +114,7 @@ def build_layers(graph: Graph, default: Bits) -> list[Layer]:
 
 def _stride_rules(block: Block, index: int) -> list[Issue]:
     cfg, name = block.main.config, block.main.name
-    issues = []
+    issues: list[Issue] = []
     if block.main.kind == "dense":
         return issues
     sh, sw = _pair(cfg.get("strides", 1))
@@ -276,9 +285,9 @@ def mapping_issues(layers: list[Layer], spec: DeviceSpec, hw_only: bool = False)
             )
         need = layer_need(layer, spec)
         have = spec.count(need.np_type) if need.np_type is not None else 0
-        hw_np = need.np_type is not None and need.np_type.value != "HRC"
-        if need.hw_ok and hw_np and need.count > have:
-            need.hw_reason = f"needs {need.count} {need.np_type.value}, the device has {have}"
+        kind = need.np_type.value if need.np_type is not None else "HRC"
+        if need.hw_ok and kind != "HRC" and need.count > have:
+            need.hw_reason = f"needs {need.count} {kind}, the device has {have}"
         if not need.hw_ok:
             issues.append(
                 Issue(

@@ -23,7 +23,7 @@ from akida_rt.tools.quantized_layers import (
 )
 
 log = logging.getLogger(__name__)
-QUANTIZED = {
+QUANTIZED: dict[str, Any] = {
     "Conv2D": QuantizedConv2D,
     "SeparableConv2D": QuantizedSeparableConv2D,
     "Dense": QuantizedDense,

@@ -48,14 +48,10 @@ def shift_augment(x: np.ndarray, rng: np.random.Generator, max_shift: int = 2) -
     """Random translations by up to `max_shift` pixels (zero fill), per image."""
     out = np.zeros_like(x)
     n, h, w = x.shape[:3]
-    dy = rng.integers(-max_shift, max_shift + 1, n)
-    dx = rng.integers(-max_shift, max_shift + 1, n)
-    for i in range(n):
-        ys, xs = slice(max(dy[i], 0), h + min(dy[i], 0)), slice(max(dx[i], 0), w + min(dx[i], 0))
-        yd, xd = (
-            slice(max(-dy[i], 0), h + min(-dy[i], 0)),
-            slice(max(-dx[i], 0), w + min(-dx[i], 0)),
-        )
+    shifts = rng.integers(-max_shift, max_shift + 1, (n, 2)).tolist()
+    for i, (dy, dx) in enumerate(shifts):
+        ys, xs = slice(max(dy, 0), h + min(dy, 0)), slice(max(dx, 0), w + min(dx, 0))
+        yd, xd = slice(max(-dy, 0), h + min(-dy, 0)), slice(max(-dx, 0), w + min(-dx, 0))
         out[i, yd, xd] = x[i, ys, xs]
     return out
 
