@@ -117,7 +117,7 @@ class Console:
                 OSError,
                 termios.error,
                 TypeError,
-                AttributeError,
+                ValueError,
             ) as exc:
                 if not self._closed.is_set():
                     self._error = exc

@@ -77,12 +77,12 @@ class SimConsole:
             if not self.chip.present:
                 self.hangup()
                 return
-            ready, _, _ = select.select([self._master], [], [], 0.05)
-            if not ready:
-                continue
-            try:
+            try:  # the fd may be closed under us by hangup()
+                ready, _, _ = select.select([self._master], [], [], 0.05)
+                if not ready:
+                    continue
                 data = os.read(self._master, 4096)
-            except OSError:
+            except (OSError, ValueError):
                 return
             buf += data
             while b"\n" in buf:
