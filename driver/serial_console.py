@@ -118,6 +118,7 @@ class Console:
                 termios.error,
                 TypeError,
                 ValueError,
+                AttributeError,
             ) as exc:
                 if not self._closed.is_set():
                     self._error = exc
