@@ -58,6 +58,7 @@ def main() -> int:
         print(f"accuracy on the {len(yt)} real test digits: {acc:.4f}")
     print(loaded.statistics)
     _on_device(loaded, x, out)
+    _through_daemon(PROGRAM, x, out)
     return 0
 
 
@@ -75,6 +76,32 @@ def _on_device(model: Model, x: np.ndarray, software_out: np.ndarray) -> None:
     print(f"outputs identical to the software backend: {np.array_equal(on_device, software_out)}")
     print(model.statistics)
     model.map(None)
+
+
+def _through_daemon(program: Path, x: np.ndarray, software_out: np.ndarray) -> None:
+    """Start a user-mode akidad, list its devices and run the model through it, then stop it."""
+    import signal
+    import subprocess
+
+    from akida_rt.client import Client
+
+    print("\n== through akidad (user mode) ==")
+    with tempfile.TemporaryDirectory(prefix="akidad-demo-") as tmp:
+        sock = Path(tmp) / "akida.sock"
+        cmd = [sys.executable, "-m", "akida_rt.daemon", "--user", "--socket", str(sock),
+               "--state-dir", str(Path(tmp) / "state"), "--log-level", "WARNING"]  # fmt: skip
+        daemon = subprocess.Popen(cmd)
+        try:
+            with Client(sock, name="demo", retry_s=30) as client:
+                for d in client.devices():
+                    print(f"device {d['id']}: {d['name']}{' (simulated)' if d['simulated'] else ''}")
+                remote = client.load(program)
+                y = remote.forward(x)
+                print(f"{remote.name} on {remote.last_device}: outputs identical to the software "
+                      f"backend: {np.array_equal(y, software_out)}")  # fmt: skip
+        finally:
+            daemon.send_signal(signal.SIGTERM)
+            print(f"akidad stopped (exit code {daemon.wait(30)})")
 
 
 if __name__ == "__main__":
