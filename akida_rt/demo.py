@@ -94,7 +94,9 @@ def _through_daemon(program: Path, x: np.ndarray, software_out: np.ndarray) -> N
         try:
             with Client(sock, name="demo", retry_s=30) as client:
                 for d in client.devices():
-                    print(f"device {d['id']}: {d['name']}{' (simulated)' if d['simulated'] else ''}")
+                    print(
+                        f"device {d['id']}: {d['name']}{' (simulated)' if d['simulated'] else ''}"
+                    )
                 remote = client.load(program)
                 y = remote.forward(x)
                 print(f"{remote.name} on {remote.last_device}: outputs identical to the software "
