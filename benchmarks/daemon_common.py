@@ -17,7 +17,7 @@ def user_daemon(*args: str) -> Iterator[Path]:
     """Yield the socket path of a fresh `akidad --user` (stopped with SIGTERM after)."""
     with tempfile.TemporaryDirectory(prefix="akidad-bench-") as tmp:
         sock = Path(tmp) / "akida.sock"
-        log = open(Path(tmp) / "akidad.log", "wb")
+        log = open(Path(tmp) / "akidad.log", "wb")  # noqa: SIM115 (outlives this block)
         proc = subprocess.Popen(
             [sys.executable, "-m", "akida_rt.daemon", "--user", "--socket", str(sock),
              "--state-dir", str(Path(tmp) / "state"), "--log-level", "WARNING", *args],

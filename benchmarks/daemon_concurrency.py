@@ -12,10 +12,10 @@ import time
 from pathlib import Path
 
 import numpy as np
+from daemon_common import print_table, user_daemon
 
 from akida_rt import zoo
 from akida_rt.client import Client
-from daemon_common import print_table, user_daemon
 
 
 def _client(sock: Path, seconds: float, start_at: float, out: mp.Queue) -> None:

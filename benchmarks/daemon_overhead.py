@@ -11,10 +11,10 @@ import argparse
 import time
 
 import numpy as np
+from daemon_common import print_table, user_daemon
 
 from akida_rt import devices, zoo
 from akida_rt.client import Client
-from daemon_common import print_table, user_daemon
 
 
 def main() -> int:
@@ -48,7 +48,7 @@ def main() -> int:
             (
                 "daemon p90 / embedded p90",
                 f"{np.percentile(d, 90) * 1e6:8.1f} / {np.percentile(e, 90) * 1e6:.1f} us",
-            ),  # fmt: skip
+            ),
             ("target", "added <= 100 us: " + ("met" if added <= 100 else "NOT met")),
         ],
     )

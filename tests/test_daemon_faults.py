@@ -49,15 +49,15 @@ def test_unplugged_device_requeues_to_the_other_and_is_noticed(tmp_path: Path) -
 def test_only_device_unplugged_fails_requests_with_a_clear_status(tmp_path: Path) -> None:
     model = zoo.digits_cnn(seed=0)
     x = random_input(model, 1, 2)
-    with Akidad(tmp_path, f"--device={URL.format(i=5)}") as daemon:
-        with Client(daemon.socket, timeout=10, retry_s=0) as c:
-            remote = c.load(model)
-            assert np.array_equal(remote.forward(x), model.forward(x))
-            for sim in _simulators(daemon):
-                sim.kill()
-            start = time.monotonic()
-            with pytest.raises(ipc.RemoteError) as info:
-                remote.forward(x)
-            assert info.value.status_name in ("DEVICE_FAILED", "NO_DEVICE")
-            assert "sim://akd1000/5" in str(info.value) or "no device" in str(info.value)
-            assert time.monotonic() - start < 15
+    daemon = Akidad(tmp_path, f"--device={URL.format(i=5)}")
+    with daemon, Client(daemon.socket, timeout=10, retry_s=0) as c:
+        remote = c.load(model)
+        assert np.array_equal(remote.forward(x), model.forward(x))
+        for sim in _simulators(daemon):
+            sim.kill()
+        start = time.monotonic()
+        with pytest.raises(ipc.RemoteError) as info:
+            remote.forward(x)
+        assert info.value.status_name in ("DEVICE_FAILED", "NO_DEVICE")
+        assert "sim://akd1000/5" in str(info.value) or "no device" in str(info.value)
+        assert time.monotonic() - start < 15

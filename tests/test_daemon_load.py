@@ -45,7 +45,7 @@ def test_sixteen_clients_two_thousand_requests_each_bit_identical(tmp_path: Path
         threads = [
             threading.Thread(
                 target=_run_client, args=(daemon.socket, program, inputs[c], results[c], errors)
-            )  # fmt: skip
+            )
             for c in range(CLIENTS)
         ]
         start = time.monotonic()

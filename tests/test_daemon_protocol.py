@@ -49,7 +49,7 @@ def test_decode_request_accepts_or_refuses_with_a_status(data) -> None:
 
 @FAST
 @given(
-    st.sampled_from(list(ipc.DTYPES) + [0, 9]),
+    st.sampled_from([*list(ipc.DTYPES), 0, 9]),
     st.lists(st.integers(0, 9), max_size=6),
     st.binary(max_size=200),
 )

@@ -134,7 +134,7 @@ def test_socket_activation_serves_on_the_inherited_listener(tmp_path: Path) -> N
                                   "--socket", str(tmp_path / "unused.sock"),
                                   "--state-dir", str(tmp_path / "state")])  # fmt: skip
 
-    log = open(tmp_path / "activated.log", "wb")
+    log = open(tmp_path / "activated.log", "wb")  # noqa: SIM115 (closed in finally)
     proc = subprocess.Popen(["true"], preexec_fn=as_fd3, pass_fds=(fd,), stdout=log,
                             stderr=subprocess.STDOUT, env=daemon_env())  # fmt: skip
     listener.close()
