@@ -152,7 +152,11 @@ def describe_keras(model: Any) -> tuple[list[LayerInfo], list[Issue]]:
         nodes = getattr(layer, "_inbound_nodes", [])
         if cls != "InputLayer" and nodes:
             parents = [t._keras_history.operation for t in nodes[0].input_tensors]
-            if len(nodes) > 1 or len(parents) != 1 or parents[0] is not previous:
+            chained = len(parents) == 1 and (
+                parents[0] is previous
+                or (previous is None and type(parents[0]).__name__ == "InputLayer")
+            )
+            if len(nodes) > 1 or not chained:
                 issues.append(
                     Issue(
                         layer.name,
