@@ -45,6 +45,7 @@ class RemoteModel:
         self.output_shape: tuple[int, ...] = ()
         self.sequences = 0
         self.last_device = ""
+        self.last_run_s = 0.0  # device time of the last answer, as the daemon measured it
 
     def _update(self, loaded: dpb.Loaded) -> None:
         self.session, self.name, self.program_hash = (
@@ -340,6 +341,7 @@ class Client:
                     view = memoryview(region) if (region is not None and t.in_shm) else None
                     results[i] = ipc.array_from_tensor(t, view).copy()
                     model.last_device = resp.result.device
+                    model.last_run_s = resp.result.run_s
                 except ipc.RemoteError as exc:
                     error = error or exc
                 finally:

@@ -31,14 +31,15 @@ def main() -> int:
         for _ in range(50):
             remote.forward(x)
             embedded.forward(x)
-        d, e = np.empty(args.requests), np.empty(args.requests)
+        d, e, run = np.empty(args.requests), np.empty(args.requests), np.empty(args.requests)
         for i in range(args.requests):
             t0 = time.perf_counter()
             remote.forward(x)
             t1 = time.perf_counter()
             embedded.forward(x)
-            e[i], d[i] = time.perf_counter() - t1, t1 - t0
+            e[i], d[i], run[i] = time.perf_counter() - t1, t1 - t0, remote.last_run_s
     added = (np.median(d) - np.median(e)) * 1e6
+    outside = np.median(d - run) * 1e6  # time not spent in the forward itself: robust to noise
     print_table(
         f"daemon overhead: digits_cnn, batch 1, {args.requests} interleaved pairs",
         [
@@ -46,10 +47,17 @@ def main() -> int:
             ("daemon median", f"{np.median(d) * 1e6:8.1f} us"),
             ("added (median daemon - median embedded)", f"{added:8.1f} us"),
             (
+                "daemon round trip - daemon's forward time (median)",
+                f"{np.median(d - run) * 1e6:8.1f} us",
+            ),
+            (
                 "daemon p90 / embedded p90",
                 f"{np.percentile(d, 90) * 1e6:8.1f} / {np.percentile(e, 90) * 1e6:.1f} us",
             ),
-            ("target", "added <= 100 us: " + ("met" if added <= 100 else "NOT met")),
+            (
+                "target (judged on the round trip - forward time)",
+                "<= 100 us: " + ("met" if max(outside, added) <= 100 else "NOT met"),
+            ),
         ],
     )
     return 0
