@@ -110,8 +110,10 @@ COMMAND = struct.Struct("<IIIIQQQQ")
 # Response header: tag, status, error, payload length, value0, value1; payload follows.
 RESPONSE = struct.Struct("<IIIIQQ")
 # IDENTIFY payload: device name, hw version, firmware version, serial, nodes, NPs, has HRC,
-# clock Hz, memory bytes, NP input SRAM bytes, NP weight SRAM bytes.
-IDENTITY = struct.Struct("<16s16s16s16sHHBxxxIIII")
+# identity flags, clock Hz, memory bytes, NP input SRAM bytes, NP weight SRAM bytes.
+IDENTITY = struct.Struct("<16s16s16s16sHHBBxxIIII")
+# Identity flags: the chip behind the bus is the firmware simulator, whatever the transport.
+IDENT_FLAG_SIMULATED = 0x01
 # READ_OUTPUTS payload: address, bytes, frames, height, width, channels, DType.
 OUTPUTS = struct.Struct("<QQIIIII")
 # READ_STATS payload: frames, inference clk, program clk, synops, DMA bytes, loads,

@@ -55,6 +55,7 @@ class Identity:
     mem_size: int
     np_input_bytes: int
     np_weight_bytes: int
+    simulated: bool = False
 
 
 @dataclass
@@ -105,7 +106,8 @@ class Device:
         bus: the transport, already open.
         url: the device URL; `id` defaults to it.
         kind: "pcie", "usb" or "sim".
-        simulated: True for the simulator.
+        simulated: a hint until the device identifies itself; afterwards the device's own
+            identity flag decides (a simulated chip behind PCIe or USB is still simulated).
         timeouts: bounds on commands.
         retries: how often a timed-out bulk transfer is retried.
     """
@@ -138,6 +140,7 @@ class Device:
         with self._guard():
             self._channel.wait_ready(self.timeouts.reset_s)
             self._identity = self._identify()
+        self.simulated = self._identity.simulated
 
     # ------------------------------------------------------------ identity
     @property
@@ -186,7 +189,18 @@ class Device:
         f = dp.IDENTITY.unpack(r.payload[: dp.IDENTITY.size])
         name, version, firmware, serial = (dp.from_fixed(v) for v in f[:4])
         return Identity(
-            name, version, firmware, serial, f[4], f[5], bool(f[6]), f[7], f[8], f[9], f[10]
+            name,
+            version,
+            firmware,
+            serial,
+            f[4],
+            f[5],
+            bool(f[6]),
+            f[8],
+            f[9],
+            f[10],
+            f[11],
+            simulated=bool(f[7] & dp.IDENT_FLAG_SIMULATED),
         )
 
     # --------------------------------------------------------------- locks

@@ -124,6 +124,7 @@ class Firmware:
             spec.nodes,
             len(spec.nps),
             1 if spec.hrc is not None else 0,
+            dp.IDENT_FLAG_SIMULATED,
             spec.clock_hz,
             self.chip.mem_size,
             spec.np_input_bytes,

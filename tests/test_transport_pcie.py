@@ -199,6 +199,9 @@ def test_akida_devices_lists_configured_sim_boards() -> None:
     listed = json.loads(done.stdout)
     assert [(d["kind"], d["serial"]) for d in listed] == [("pcie", "SIMP0001"), ("usb", "SIMU0001")]
     assert listed[1]["id"] == "usb://1e7c:bca1?serial=SIMU0001"
+    # A simulated chip stays visibly simulated behind a real transport: the flag comes from
+    # the chip's own identity, not from the URL scheme.
+    assert [d["simulated"] for d in listed] == [True, True]
 
 
 def test_node_registered_in_sysfs_but_missing_from_dev(rack: SimRack) -> None:
