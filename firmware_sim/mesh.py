@@ -140,9 +140,14 @@ class NpMesh:
         pass_weights = [0] * passes
         for layer in layers:
             p = by_layer.get(layer.name)
+            if layer.layer_type is LayerType.InputData:
+                # Input data arrives by DMA: no NP, whether or not the mapper listed it.
+                if p is not None and (p.nps or p.np_type not in ("", "none")):
+                    raise MeshError(
+                        dp.ErrorCode.BAD_PROGRAM, f"'{layer.name}': InputData takes no NP"
+                    )
+                continue
             if p is None:
-                if layer.layer_type is LayerType.InputData:
-                    continue
                 raise MeshError(dp.ErrorCode.BAD_PROGRAM, f"layer '{layer.name}' has no NPs")
             if not 0 <= p.pass_index < passes:
                 raise MeshError(dp.ErrorCode.BAD_PROGRAM, f"'{layer.name}': bad pass index")

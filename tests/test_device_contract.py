@@ -8,7 +8,16 @@ import numpy as np
 import pytest
 from akida_rt.driver.protocol import DeviceCommandError
 
-from akida_rt import AKD1000, TwoNodesIP, zoo
+from akida_rt import (
+    AKD1000,
+    Conv2D,
+    FullyConnected,
+    InputData,
+    Model,
+    Pooling,
+    TwoNodesIP,
+    zoo,
+)
 from akida_rt import device_protocol as dp
 from akida_rt.errors import DeviceBusy
 from akida_rt.hardware import spec_by_name
@@ -52,6 +61,22 @@ def test_bus_round_trips_registers_and_memory(dut: DeviceUnderTest) -> None:
     data = bytes(range(256)) * 9
     bus.write(dp.DATA_BASE + 4096, data)
     assert bus.read(dp.DATA_BASE + 4096, len(data)) == data
+
+
+def test_event_input_model_runs_on_device(dut: DeviceUnderTest) -> None:
+    """A model fed by InputData (events, no NP) loads and matches the software backend."""
+    model = Model(name="events")
+    model.add(InputData("events", (12, 12, 2), input_bits=1))
+    model.add(Conv2D("conv", 8, 3, pooling=Pooling.Max))
+    model.add(FullyConnected("fc", 4, activation=False))
+    zoo.randomize(model, seed=5)
+    x = np.random.default_rng(5).integers(0, 2, (3, 12, 12, 2), dtype=np.uint8)
+    expected = model.forward(x)
+    model.map(dut.device)
+    try:
+        np.testing.assert_array_equal(model.forward(x), expected)
+    finally:
+        model.map(None)
 
 
 def test_forward_on_device_is_bit_identical_to_software(dut: DeviceUnderTest, digits) -> None:
