@@ -21,7 +21,12 @@ from pathlib import Path
 from typing import Any
 
 SEEDS = (0, 1, 2)
-SYNOP_TARGETS = (0.5, 0.4, 0.32, 0.25)  # fractions of the starting SynOp estimate, chained
+SYNOP_TARGETS = (
+    0.5,
+    0.4,
+    0.32,
+    0.25,
+)  # fractions of the starting estimate, chained; the last is the claim
 
 
 def digits_runs(quick: bool) -> list[dict[str, Any]]:
@@ -78,7 +83,7 @@ def synop_curve(quantized: Any, quick: bool) -> list[dict[str, float]]:
             data.x_train,
             data.y_train,
             target=start * frac,
-            alpha=4.0,
+            alpha=2.0,
             epochs=1 if quick else 6,
             learning_rate=5e-4,
             augment=2,
@@ -143,15 +148,15 @@ def summarize(
     mean_gap = sum(100 * (r["float"] - r["program"]) for r in rows[:n]) / n
     mnist44 = next(r["program"] for r in rows if r["model"] == "mnist 4/4")
     worst_agree = min(r["agreement"] for r in rows)
-    ok_points = [p for p in curve[1:] if p["accuracy_loss_points"] <= 1.0]
-    best = min(ok_points, key=lambda p: p["synops_ratio"]) if ok_points else None
-    cut = 1 - best["synops_ratio"] if best else 0.0
+    # The claim is the chain's last point, fixed in advance (no selection on the test set).
+    final = curve[-1]
+    cut = 1 - final["synops_ratio"] if final["accuracy_loss_points"] <= 1.0 else 0.0
     targets = {
         "digits_program_mean>=0.985": (mean_prog, mean_prog >= 0.985),
         "digits_gap_points<=0.5": (mean_gap, mean_gap <= 0.5),
         "mnist_4/4>=0.97": (mnist44, mnist44 >= 0.97),
         "agreement>=0.995": (worst_agree, worst_agree >= 0.995),
-        "synop_cut>=50%_loss<=1pt": (cut, cut >= 0.5),
+        "synop_cut>=50%_loss<=1pt(final)": (cut, cut >= 0.5),
     }
     return {
         "rows": rows,
@@ -180,7 +185,7 @@ def print_text(summary: dict[str, Any], plot_path: str | None, seconds: float) -
         print(f"plot: {plot_path}")
     print("\ntargets:")
     for name, t in summary["targets"].items():
-        print(f"  {name:<28} {t['value']:.4f}  {'met' if t['met'] else 'NOT MET'}")
+        print(f"  {name:<34} {t['value']:.4f}  {'met' if t['met'] else 'NOT MET'}")
     print(f"\n{seconds:.0f} s")
 
 
