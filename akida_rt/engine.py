@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
+from akida_rt.blas import threads_for
 from akida_rt.errors import ModelError
 from akida_rt.layers import Layer, LayerType, Padding, Pooling, same_padding
 
@@ -239,6 +240,7 @@ class Engine:
 
     def __init__(self, layers: list[Layer]) -> None:
         self.compiled = [compile_layer(layer) for layer in layers]
+        self.macs_per_sample = sum(_macs(layer, 1) for layer in layers)
 
     def run(self, x: np.ndarray) -> np.ndarray:
         """Run uint8 NHWC (or float32 integer values) through every layer.
@@ -248,10 +250,11 @@ class Engine:
         """
         y = x.astype(np.float32) if x.dtype != np.float32 else x
         events: int | None = None
-        for c in self.compiled:
-            before = c.stats.output_events
-            y = run_layer(c, y, events)
-            events = c.stats.output_events - before
+        with threads_for(self.macs_per_sample * x.shape[0]):
+            for c in self.compiled:
+                before = c.stats.output_events
+                y = run_layer(c, y, events)
+                events = c.stats.output_events - before
         return y
 
     def stats(self) -> list[LayerStats]:

@@ -63,15 +63,9 @@ class SimChip:
         self._faults: dict[str, int] = {}
         self._hung = False
         self._closed = False
-        self._doorbell: int | None = None
         self._lock = threading.RLock()
-        self._wake = threading.Condition(self._lock)
         self.firmware = Firmware(self)
         self._boot()
-        self._thread = threading.Thread(
-            target=self._firmware_loop, name=f"simfw-{self.serial}", daemon=True
-        )
-        self._thread.start()
 
     # ------------------------------------------------------------------ identity
     def _identity_regs(self) -> dict[int, int]:
@@ -95,7 +89,6 @@ class SimChip:
         with self._lock:
             self.boot_count += 1
             self._hung = False
-            self._doorbell = None
             self.firmware.reboot()
             self._regs = self._identity_regs()
             self._regs[dp.REG_BOOT_COUNT] = self.boot_count
@@ -129,11 +122,11 @@ class SimChip:
             if value == dp.RESET_MAGIC:
                 self._boot()
             return
+        if addr == dp.REG_DOORBELL:
+            self._serve(value)
+            return
         with self._lock:
-            if addr == dp.REG_DOORBELL:
-                self._doorbell = value
-                self._wake.notify_all()
-            elif addr == dp.REG_SCRATCH:
+            if addr == dp.REG_SCRATCH:
                 self._regs[addr] = value
 
     # --------------------------------------------------------------------- memory
@@ -204,7 +197,6 @@ class SimChip:
         """The board disappears: reads return all ones, transfers fail with ENODEV."""
         with self._lock:
             self.present = False
-            self._wake.notify_all()
 
     def replug(self) -> None:
         """The board comes back, freshly booted."""
@@ -213,47 +205,41 @@ class SimChip:
         self._boot()
 
     # ------------------------------------------------------------------- firmware
-    def _firmware_loop(self) -> None:
-        while True:
-            with self._lock:
-                while self._doorbell is None and not self._closed:
-                    self._wake.wait(timeout=1.0)
-                if self._closed:
-                    return
-                tag: int = self._doorbell if self._doorbell is not None else 0
-                self._doorbell = None
-                if not self.present or self._hung:
-                    continue
-                if self._take_fault("hang"):
-                    self._hung = True
-                    log.warning("%s: firmware hung", self.serial)
-                    continue
-                if self._take_fault("reset"):
-                    reboot = True
-                else:
-                    reboot = False
-                    boot = self.boot_count
-                    self._regs[dp.REG_STATUS] = dp.status_word(dp.Status.BUSY, tag)
-            if reboot:
-                log.warning("%s: spontaneous reset", self.serial)
-                self._boot()
-                continue
-            status, error = self.firmware.execute(tag)
-            with self._lock:
-                if self.boot_count != boot:  # reset while executing: the result is lost
-                    continue
-                self._regs[dp.REG_ERROR] = error
-                self._regs[dp.REG_STATUS] = dp.status_word(status, tag)
-                self._regs[dp.REG_HEARTBEAT] = (self._regs.get(dp.REG_HEARTBEAT, 0) + 1) & (
-                    dp.ALL_ONES
-                )
+    def _serve(self, tag: int) -> None:
+        """The firmware's command loop, one turn: run the command the doorbell announces.
+
+        It runs in the thread that rang the doorbell. A firmware thread of its own would
+        be closer to silicon, but every host poll would then hand the GIL back and forth
+        (up to the 5 ms switch interval each time); the host still sees only the status
+        register, so hangs, resets and unplugs look the same from the bus.
+        """
+        with self._lock:
+            if self._closed or not self.present or self._hung:
+                return
+            if self._take_fault("hang"):
+                self._hung = True
+                log.warning("%s: firmware hung", self.serial)
+                return
+            reboot = self._take_fault("reset")
+            if not reboot:
+                boot = self.boot_count
+                self._regs[dp.REG_STATUS] = dp.status_word(dp.Status.BUSY, tag)
+        if reboot:
+            log.warning("%s: spontaneous reset", self.serial)
+            self._boot()
+            return
+        status, error = self.firmware.execute(tag)
+        with self._lock:
+            if self.boot_count != boot:  # reset while executing: the result is lost
+                return
+            self._regs[dp.REG_ERROR] = error
+            self._regs[dp.REG_STATUS] = dp.status_word(status, tag)
+            self._regs[dp.REG_HEARTBEAT] = (self._regs.get(dp.REG_HEARTBEAT, 0) + 1) & dp.ALL_ONES
 
     def close(self) -> None:
-        """Stop the firmware thread (the chip is powered off)."""
+        """Power the chip off: further doorbells are ignored."""
         with self._lock:
             self._closed = True
-            self._wake.notify_all()
-        self._thread.join(timeout=5.0)
 
     def __repr__(self) -> str:
         return f"<SimChip {self.spec.name} serial={self.serial} boot={self.boot_count}>"
