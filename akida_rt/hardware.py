@@ -7,6 +7,7 @@ simulated devices carry one as `device.spec`.
 from __future__ import annotations
 
 import enum
+import functools
 from dataclasses import dataclass, field
 
 
@@ -109,7 +110,9 @@ def TwoNodesIP() -> DeviceSpec:
 SPECS = {"AKD1000": AKD1000, "TwoNodesIP": TwoNodesIP}
 
 
+@functools.cache
 def spec_by_name(name: str) -> DeviceSpec:
+    """The description named `name` (shared: DeviceSpec is immutable)."""
     try:
         return SPECS[name]()
     except KeyError:

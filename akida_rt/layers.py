@@ -78,6 +78,19 @@ class Layer:
     """
 
     layer_type: LayerType
+    _version: int = 0
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        # Any change bumps the version, so models rebuild their compiled engine and
+        # sequence programs (variables changed through set_variable count too).
+        object.__setattr__(self, name, value)
+        if name != "_version":
+            object.__setattr__(self, "_version", self._version + 1)
+
+    @property
+    def version(self) -> int:
+        """Changes whenever a hyper-parameter or a variable (through set_variable) changes."""
+        return self._version
 
     def __init__(
         self,
@@ -222,6 +235,7 @@ class Layer:
             self.variables[key] = np.ascontiguousarray(arr.reshape(-1), dtype=dtype)
         else:
             raise ModelError(f"layer '{self.name}': unknown variable '{key}'")
+        self._version += 1
 
     def get_variable(self, key: str) -> np.ndarray:
         """A variable, with the documented default when it was never set."""

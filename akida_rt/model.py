@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import time
@@ -32,6 +33,8 @@ class Sequence:
         self.device = device
         self.index = index
         self._program: bytes | None = None
+        self._program_hash: str | None = None
+        self._engine: Engine | None = None
 
     @property
     def name(self) -> str:
@@ -65,6 +68,19 @@ class Sequence:
             _placements_to_pb(self.plan.placements, msg.placements)
             self._program = msg.SerializeToString()
         return self._program
+
+    @property
+    def program_hash(self) -> str:
+        """SHA-256 (hex) of `program`: the identity a device's residency cache compares."""
+        if self._program_hash is None:
+            self._program_hash = hashlib.sha256(self.program).hexdigest()
+        return self._program_hash
+
+    def engine(self) -> Engine:
+        """The host engine for this sequence's layers (software sequences run on it)."""
+        if self._engine is None:
+            self._engine = Engine(self.layers)
+        return self._engine
 
     def nps_of(self, layer_name: str) -> str:
         for p in self.plan.placements:
@@ -116,6 +132,8 @@ class Model:
         self._plans: list[SequencePlan] | None = None
         self._map_args: tuple[str, bool] = (MapMode.AllNps.value, False)
         self._engine: Engine | None = None
+        self._engine_key: tuple[int, ...] = ()
+        self._sequences: tuple[tuple[Any, ...], list[Sequence]] | None = None
         self._stats = Statistics()
         self.learning: pb.LearningConfig | None = None
         if source is not None:
@@ -206,10 +224,17 @@ class Model:
             )
         return x
 
+    def _key(self) -> tuple[int, ...]:
+        return tuple(id(layer) for layer in self._layers) + tuple(
+            layer.version for layer in self._layers
+        )
+
     def engine(self) -> Engine:
-        if self._engine is None:
+        """The compiled engine, rebuilt when any layer changed since it was compiled."""
+        key = self._key()
+        if self._engine is None or key != self._engine_key:
             self.validate()
-            self._engine = Engine(self._layers)
+            self._engine, self._engine_key = Engine(self._layers), key
         return self._engine
 
     def _chunk(self) -> int:
@@ -295,17 +320,24 @@ class Model:
 
     @property
     def sequences(self) -> list[Sequence]:
+        """The model's sequences; cached until the mapping or a layer changes."""
+        key = (id(self._plans), self._spec_name(), *self._key())
+        if self._sequences is not None and self._sequences[0] == key:
+            return list(self._sequences[1])
         by_name = {layer.name: layer for layer in self._layers}
         if self._plans is None:
             if not self._layers:
                 return []
             plan = SequencePlan(Backend.Software, [layer.name for layer in self._layers])
-            return [Sequence(plan, list(self._layers), "", 0)]
-        spec_name = self._spec_name()
-        return [
-            Sequence(plan, [by_name[n] for n in plan.layers], spec_name, i)
-            for i, plan in enumerate(self._plans)
-        ]
+            built = [Sequence(plan, list(self._layers), "", 0)]
+        else:
+            spec_name = self._spec_name()
+            built = [
+                Sequence(plan, [by_name[n] for n in plan.layers], spec_name, i)
+                for i, plan in enumerate(self._plans)
+            ]
+        self._sequences = (key, built)
+        return list(built)
 
     def _spec_name(self) -> str:
         if self._device is None:

@@ -263,9 +263,12 @@ class Device:
         """Bytes of device memory for programs, inputs and outputs."""
         return self.identity.mem_size - (dp.DATA_BASE - dp.MEM_BASE)
 
-    def load_sequence(self, program: bytes) -> int:
-        """Load a sequence program unless it is already resident; return program clocks."""
-        digest = hashlib.sha256(program).hexdigest()
+    def load_sequence(self, program: bytes, digest: str | None = None) -> int:
+        """Load a sequence program unless it is already resident; return program clocks.
+
+        `digest` (hex SHA-256 of `program`) saves hashing when the caller has it.
+        """
+        digest = digest or hashlib.sha256(program).hexdigest()
         with self._guard():
             if self._resident == digest:
                 self.counters.reloads_skipped += 1
@@ -407,9 +410,10 @@ class Device:
             inference_clk = program_clk = 0
             for seq in sequences:
                 if getattr(seq.backend, "value", seq.backend) == "Software":
-                    y = Engine(list(seq.layers)).run(y)
+                    engine = seq.engine() if hasattr(seq, "engine") else Engine(list(seq.layers))
+                    y = engine.run(y)
                     continue
-                program_clk += self.load_sequence(seq.program)
+                program_clk += self.load_sequence(seq.program, getattr(seq, "program_hash", None))
                 y, clk = self.infer(y)
                 inference_clk += clk
             metrics: dict[str, Any] = {

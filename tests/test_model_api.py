@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from akida_rt import (
+    AKD1000,
     Conv2D,
     FullyConnected,
     InputConv2D,
@@ -80,3 +81,21 @@ def test_import_never_loads_tensorflow_or_the_parts() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == []
+
+
+def test_changed_weights_take_effect_after_first_forward() -> None:
+    """The compiled engine and sequence programs are cached, but never stale."""
+    model = zoo.digits_cnn(seed=2)
+    model.map(AKD1000())
+    x = np.random.default_rng(2).integers(0, 256, (2, 32, 32, 1), dtype=np.uint8)
+    before = model.forward(x)
+    program_before = model.sequences[0].program
+    assert model.sequences[0].program is program_before  # cached between calls
+    dense = model.get_layer("dense_4")
+    dense.set_variable("weights", -dense.get_variable("weights"))
+    after = model.forward(x)
+    np.testing.assert_array_equal(after, -before)
+    assert model.sequences[0].program != program_before
+    from tests.reference import reference_forward
+
+    np.testing.assert_array_equal(after.astype(np.int64), reference_forward(model.layers, x))
