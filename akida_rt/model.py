@@ -250,7 +250,7 @@ class Model:
             self._stats.frames += x.shape[0]
             self._stats.backend = "Hardware"
             for key, value in metrics.items():
-                if key in ("inference_clk", "program_clk"):  # counted since mapping
+                if key in ("inference_clk", "program_clk", "device_synops"):  # since mapping
                     value += getattr(self._stats, key) or 0
                 setattr(self._stats, key, value)
             return y

@@ -17,6 +17,7 @@ class Statistics:
     elapsed_s: float = 0.0  # host wall time (software backend)
     layers: dict[str, LayerStats] = field(default_factory=dict)
     # Device metrics, present after on-device inference.
+    device_synops: int | None = None  # SynOps the device counted (no per-layer split)
     inference_clk: int | None = None
     program_clk: int | None = None
     clock_hz: int | None = None
@@ -35,7 +36,10 @@ class Statistics:
 
     @property
     def synops(self) -> int:
-        return sum(s.synops for s in self.layers.values())
+        """SynOps counted per layer on the host, or by the device on hardware."""
+        if self.layers:
+            return sum(s.synops for s in self.layers.values())
+        return self.device_synops or 0
 
     @property
     def synops_per_frame(self) -> float:

@@ -69,6 +69,7 @@ class Counters:
     infer_s: float = 0.0
     frames: int = 0
     runs: int = 0
+    synops: int = 0
     retries: int = 0
     resets: int = 0
 
@@ -354,6 +355,7 @@ class Device:
             y = np.frombuffer(raw, np.uint8).reshape(frames, h, w, c).astype(np.float32)
         else:
             y = np.frombuffer(raw, "<i8").reshape(frames, h, w, c).astype(np.float64)
+        self.counters.synops += run.value1
         return y, run.value0
 
     # ------------------------------------------------------------ statistics
@@ -408,6 +410,7 @@ class Device:
                 self.power_start()
             y: np.ndarray = x
             inference_clk = program_clk = 0
+            synops_before = self.counters.synops
             for seq in sequences:
                 if getattr(seq.backend, "value", seq.backend) == "Software":
                     engine = seq.engine() if hasattr(seq, "engine") else Engine(list(seq.layers))
@@ -419,6 +422,7 @@ class Device:
             metrics: dict[str, Any] = {
                 "inference_clk": inference_clk,
                 "program_clk": program_clk,
+                "device_synops": self.counters.synops - synops_before,
                 "clock_hz": self.identity.clock_hz,
             }
             if power:

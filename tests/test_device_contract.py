@@ -204,3 +204,16 @@ def test_concurrent_users_get_their_own_results(dut: DeviceUnderTest) -> None:
     assert len(seen) == 1 and "busy" in str(seen[0])
     for m in models:
         m.map(None)
+
+
+def test_device_counts_the_same_synops_as_the_software_backend(dut: DeviceUnderTest) -> None:
+    model = zoo.digits_cnn(seed=4)
+    x = _batch(model, 3, seed=4)
+    model.forward(x)
+    software = model.statistics.synops
+    model.map(dut.device)
+    try:
+        model.forward(x)
+        assert model.statistics.synops == software > 0
+    finally:
+        model.map(None)
