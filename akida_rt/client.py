@@ -18,15 +18,17 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
 from akida_rt import ipc
 from akida_rt.errors import DaemonError
 from akida_rt.proto import daemon_pb2 as dpb
+
+T = TypeVar("T")
 
 RETRYABLE = {dpb.SHUTTING_DOWN}
 
@@ -194,13 +196,17 @@ class Client:
 
     def _call(self, req: dpb.Request, timeout: float | None = None) -> dpb.Response:
         """One request with reconnect-and-retry when the daemon went away."""
+        return self._reconnecting(lambda: self._roundtrip(req, timeout))
+
+    def _reconnecting(self, attempt: Callable[[], T]) -> T:
+        """Run `attempt` on a connected socket, reconnecting and retrying until retry_s."""
         with self._lock:
             deadline = time.monotonic() + self.retry_s
             while True:
                 try:
                     if self._sock is None:
                         self._connect(deadline)
-                    return self._roundtrip(req, timeout)
+                    return attempt()
                 except (ConnectionError, BrokenPipeError) as exc:
                     self._retry_or_raise(deadline, exc)
                 except ipc.RemoteError as exc:
@@ -286,20 +292,8 @@ class Client:
     def _infer(
         self, model: RemoteModel, xs: list[np.ndarray], predict: bool, timeout: float | None
     ) -> list[Any]:
-        timeout = timeout or self.timeout
-        with self._lock:
-            deadline = time.monotonic() + self.retry_s
-            while True:
-                try:
-                    if self._sock is None:
-                        self._connect(deadline)
-                    return self._pipeline(model, xs, predict, timeout)
-                except (ConnectionError, BrokenPipeError) as exc:
-                    self._retry_or_raise(deadline, exc)
-                except ipc.RemoteError as exc:
-                    if exc.status not in RETRYABLE:
-                        raise
-                    self._retry_or_raise(deadline, exc)
+        deadline_s = timeout or self.timeout
+        return self._reconnecting(lambda: self._pipeline(model, xs, predict, deadline_s))
 
     def _pipeline(
         self, model: RemoteModel, xs: list[np.ndarray], predict: bool, timeout: float

@@ -20,7 +20,7 @@ from typing import ClassVar
 from akida_rt.errors import AkidaError, DaemonError
 
 from . import systemd
-from .config import Config, apply_file, defaults
+from .config import RELOADABLE, Config, apply_file, defaults
 from .controller import Controller
 from .devices import DeviceManager
 from .metrics_http import serve_metrics
@@ -166,19 +166,7 @@ class Daemon:
         try:
             if path is not None:
                 new = apply_file(self.config, path, only_reloadable=True)
-                for key in (
-                    "log_level",
-                    "device_urls",
-                    "simulated_devices",
-                    "max_batch_frames",
-                    "batch_window_us",
-                    "default_timeout_ms",
-                    "shm_threshold",
-                    "max_frame",
-                    "drain_timeout_s",
-                    "discovery_interval_s",
-                    "generation",
-                ):
+                for key in (*RELOADABLE, "generation"):
                     setattr(self.config, key, getattr(new, key))
                 logging.getLogger().setLevel(self.config.log_level.upper())
                 self.scheduler.max_batch_frames = self.config.max_batch_frames

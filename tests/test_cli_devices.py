@@ -3,42 +3,28 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import threading
 
 import numpy as np
 import pytest
 
-from akida_rt import zoo
 from akida_rt.cli.main import main
-
-
-def _akida(*args: str) -> subprocess.CompletedProcess[str]:
-    cmd = [sys.executable, "-m", "akida_rt.cli.main", *args]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=120)
-
-
-@pytest.fixture(scope="module")
-def program(tmp_path_factory) -> str:
-    path = tmp_path_factory.mktemp("p") / "ds_cnn.akp"
-    zoo.ds_cnn_kws(seed=0).save(path)
-    return str(path)
+from tests.conftest import run_akida
 
 
 def test_devices_lists_the_simulator() -> None:
-    out = _akida("devices", "--json")
+    out = run_akida("devices", "--json")
     assert out.returncode == 0, out.stderr
     (dev,) = json.loads(out.stdout)
     assert dev["kind"] == "sim" and dev["simulated"] is True
     assert (dev["nodes"], dev["nps"]) == (20, 78)
     assert {"id", "url", "version", "firmware"} <= set(dev)
-    table = _akida("devices")
+    table = run_akida("devices")
     assert table.returncode == 0 and "sim://akd1000/0" in table.stdout and "AKD1000" in table.stdout
 
 
-def test_run_with_random_input_prints_summary_and_metrics(program: str) -> None:
-    out = _akida("run", "-m", program)
+def test_run_with_random_input_prints_summary_and_metrics(ds_cnn_program: str) -> None:
+    out = run_akida("run", "-m", ds_cnn_program)
     assert out.returncode == 0, out.stderr
     text = out.stdout
     assert "No input provided, using random data." in text
@@ -48,10 +34,10 @@ def test_run_with_random_input_prints_summary_and_metrics(program: str) -> None:
     assert "1000.00 fps" not in text
 
 
-def test_run_json_with_npy_input(program: str, tmp_path) -> None:
+def test_run_json_with_npy_input(ds_cnn_program: str, tmp_path) -> None:
     x = np.random.default_rng(0).integers(0, 256, (60, 49, 10, 1), dtype=np.uint8)
     np.save(tmp_path / "x.npy", x)
-    out = _akida("run", "-m", program, "-i", str(tmp_path / "x.npy"), "--json")
+    out = run_akida("run", "-m", ds_cnn_program, "-i", str(tmp_path / "x.npy"), "--json")
     assert out.returncode == 0, out.stderr
     data = json.loads(out.stdout)
     stats = data["statistics"]
@@ -62,12 +48,12 @@ def test_run_json_with_npy_input(program: str, tmp_path) -> None:
     assert data["device"]["simulated"] is True and data["model"]["sequences"][0]["nps"] == 65
 
 
-def test_run_with_an_image(program: str, tmp_path) -> None:
+def test_run_with_an_image(ds_cnn_program: str, tmp_path) -> None:
     pil = pytest.importorskip("PIL.Image")
     pil.fromarray(np.arange(64 * 64, dtype=np.uint32).reshape(64, 64).astype(np.uint8)).save(
         tmp_path / "img.png"
     )
-    out = _akida("run", "-m", program, "-i", str(tmp_path / "img.png"), "--json")
+    out = run_akida("run", "-m", ds_cnn_program, "-i", str(tmp_path / "img.png"), "--json")
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout)["statistics"]["inference_frames"] == 1
 
@@ -81,18 +67,18 @@ def test_run_with_an_image(program: str, tmp_path) -> None:
         (["--device", "nope"], "no device 'nope'"),
     ],
 )
-def test_run_errors_are_one_line(program: str, tmp_path, args, message) -> None:
+def test_run_errors_are_one_line(ds_cnn_program: str, tmp_path, args, message) -> None:
     np.save(tmp_path / "bad.npy", np.zeros((2, 8, 8, 1), np.uint8))
     args = [str(tmp_path / "bad.npy") if a == "BAD_SHAPE" else a for a in args]
     if "-m" not in args:
-        args = ["-m", program, *args]
-    out = _akida("run", *args)
+        args = ["-m", ds_cnn_program, *args]
+    out = run_akida("run", *args)
     assert out.returncode == 1
     lines = out.stderr.strip().splitlines()
     assert len(lines) == 1 and message in lines[0] and "Traceback" not in out.stderr
 
 
-def test_run_bad_program_and_busy_device(program: str, tmp_path, capsys) -> None:
+def test_run_bad_program_and_busy_device(ds_cnn_program: str, tmp_path, capsys) -> None:
     (tmp_path / "bad.akp").write_bytes(b"AKIDARTP" + b"\0" * 10)
     assert main(["run", "-m", str(tmp_path / "bad.akp")]) == 1
     assert "truncated" in capsys.readouterr().err
@@ -110,7 +96,7 @@ def test_run_bad_program_and_busy_device(program: str, tmp_path, capsys) -> None
     holder.start()
     assert held.wait(10)
     try:
-        assert main(["run", "-m", program]) == 1
+        assert main(["run", "-m", ds_cnn_program]) == 1
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and "busy" in err[0]
     finally:

@@ -4,28 +4,14 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
 import sys
 
-import pytest
-
 from akida_rt import zoo
+from tests.conftest import run_akida
 
 
-def _akida(*args: str) -> subprocess.CompletedProcess[str]:
-    cmd = [sys.executable, "-m", "akida_rt.cli.main", *args]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=60)
-
-
-@pytest.fixture(scope="module")
-def program(tmp_path_factory) -> str:
-    path = tmp_path_factory.mktemp("p") / "ds_cnn.akp"
-    zoo.ds_cnn_kws(seed=0).save(path)
-    return str(path)
-
-
-def test_summary_json_maps_onto_akd1000(program: str) -> None:
-    out = _akida("summary", "-m", program, "--map", "AKD1000", "--json")
+def test_summary_json_maps_onto_akd1000(ds_cnn_program: str) -> None:
+    out = run_akida("summary", "-m", ds_cnn_program, "--map", "AKD1000", "--json")
     assert out.returncode == 0, out.stderr
     data = json.loads(out.stdout)
     assert data["input_shape"] == [49, 10, 1] and data["output_shape"] == [1, 1, 33]
@@ -34,8 +20,8 @@ def test_summary_json_maps_onto_akd1000(program: str) -> None:
     assert [layer["name"] for layer in data["layers"]][-1] == "dense_5"
 
 
-def test_summary_table(program: str) -> None:
-    out = _akida("summary", "-m", program)
+def test_summary_table(ds_cnn_program: str) -> None:
+    out = run_akida("summary", "-m", ds_cnn_program)
     assert out.returncode == 0 and "separable_4 (Sep.Conv.)" in out.stdout
 
 
@@ -49,7 +35,7 @@ def test_errors_are_one_line_without_traceback(tmp_path) -> None:
         (["summary", "-m", str(tmp_path / "missing.akp")], "no such program file"),
         (["summary", "-m", str(big), "--map", "TwoNodesIP", "--hw-only"], "available"),
     ):
-        out = _akida(*args)
+        out = run_akida(*args)
         assert out.returncode == 1
         assert needle in out.stderr and "Traceback" not in out.stderr
         assert len(out.stderr.strip().splitlines()) == 1
