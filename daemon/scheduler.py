@@ -202,10 +202,15 @@ class Scheduler:
                 return
             self.running[slot.id] = batch
             self._since[slot.id] = time.monotonic()
+        self._run_guarded(slot, batch, inline=True)
+
+    def _run_guarded(self, slot: DeviceSlot, batch: list[Job], inline: bool = False) -> None:
+        """Run a batch the slot is marked running for; a bug fails the batch, never the
+        worker, and the slot is released whatever happens."""
         try:
-            self._run(slot, batch, inline=True)
+            self._run(slot, batch, inline=inline)
         except Exception as exc:
-            log.exception("device %s inline run error", slot.id)
+            log.exception("device %s run error", slot.id)
             self._finish(batch, JobFailed("INTERNAL", f"{type(exc).__name__}: {exc}"))
         finally:
             with self._cond:
@@ -297,16 +302,7 @@ class Scheduler:
 
     def _worker(self, slot: DeviceSlot) -> None:
         while (batch := self._next_batch(slot)) is not None:
-            try:
-                self._run(slot, batch)
-            except Exception as exc:  # a bug must fail the batch, not kill the worker
-                log.exception("device %s worker error", slot.id)
-                self._finish(batch, JobFailed("INTERNAL", f"{type(exc).__name__}: {exc}"))
-            finally:
-                with self._cond:
-                    self.running.pop(slot.id, None)
-                    self._since.pop(slot.id, None)
-                    self._cond.notify_all()
+            self._run_guarded(slot, batch)
 
     def _run(self, slot: DeviceSlot, batch: list[Job], inline: bool = False) -> None:
         first = batch[0]
