@@ -22,6 +22,7 @@ import pytest
 from akida_rt import ipc
 from akida_rt.cli.daemon_cmds import render_units
 from akida_rt.client import Client
+from tests.conftest import run_akida
 from tests.daemon_harness import Akidad, daemon_env, random_input, tiny_model
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -80,6 +81,10 @@ def test_akida_service_install_writes_both_units(tmp_path: Path) -> None:
     assert (tmp_path / "akidad.socket").read_text().count("%t/akida/akida.sock") == 1
     service = (tmp_path / "akidad.service").read_text()
     assert "--user" in service and "@AKIDAD@" not in service
+    again = run_akida("service", "install", "--user", "--dir", str(tmp_path / "j"), "--json")
+    written = json.loads(again.stdout)["written"]
+    assert sorted(Path(w).name for w in written) == ["akidad.service", "akidad.socket"]
+    assert all(Path(w).is_file() for w in written)
 
 
 def _notify_socket(tmp: Path) -> tuple[socket.socket, str]:
@@ -301,6 +306,10 @@ def test_akida_stats_json_and_prometheus_endpoint(tmp_path: Path) -> None:
                                "--socket", str(daemon.socket)], capture_output=True, text=True,
                               cwd=ROOT, timeout=60).stdout  # fmt: skip
         assert "(simulated)" in text and "p99 ms" in text
+        lines = run_akida("top", "--count", "2", "--interval", "0.05", "--json",
+                          "--socket", str(daemon.socket)).stdout.splitlines()  # fmt: skip
+        assert len(lines) == 2
+        assert all(json.loads(line)["devices"][0]["meter"]["frames"] == 10 for line in lines)
         port = int(re.search(r"127\.0\.0\.1:(\d+)/metrics", daemon.log()).group(1))
         body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read()
         assert b"# TYPE akida_device_frames_total counter" in body

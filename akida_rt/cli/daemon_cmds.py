@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
 import sys
 import time
@@ -22,6 +23,7 @@ def register(sub: Any) -> None:
     inst.add_argument("--user", action="store_true", help="user units (~/.config/systemd/user)")
     inst.add_argument("--dir", type=Path, help="write the units here instead")
     inst.add_argument("--exec", dest="exec_path", help="the akidad command (default: found)")
+    inst.add_argument("--json", action="store_true", help="machine-readable output")
     inst.set_defaults(func=cmd_install)
 
     for name, helptext in (("stats", "per-device and per-client counters from akidad"),
@@ -34,6 +36,7 @@ def register(sub: Any) -> None:
         else:
             q.add_argument("--interval", type=float, default=1.0, help="seconds between updates")
             q.add_argument("--count", type=int, default=0, help="stop after N updates (0: never)")
+            q.add_argument("--json", action="store_true", help="one JSON object per update")
             q.set_defaults(func=cmd_top)
 
 
@@ -68,14 +71,21 @@ def cmd_install(args: argparse.Namespace) -> int:
     target.mkdir(parents=True, exist_ok=True)
     from akida_rt.program import atomic_write
 
+    written = []
     for name, text in render_units(args.user, args.exec_path).items():
         atomic_write(target / name, text.encode())
         (target / name).chmod(0o644)
-        print(f"wrote {target / name}")
+        written.append(str(target / name))
     scope = "--user " if args.user else ""
-    print(f"next: systemctl {scope}daemon-reload && systemctl {scope}enable --now akidad.socket")
+    steps = [f"systemctl {scope}daemon-reload && systemctl {scope}enable --now akidad.socket"]
     if not args.user:
-        print("clients need group 'akida' (groupadd --system akida; usermod -aG akida USER)")
+        steps.append("groupadd --system akida; usermod -aG akida USER (clients need the group)")
+    if args.json:
+        emit_json({"written": written, "next": steps})
+        return 0
+    for path in written:
+        print(f"wrote {path}")
+    print("next: " + "\n      ".join(steps))
     return 0
 
 
@@ -140,10 +150,13 @@ def cmd_stats(args: argparse.Namespace) -> int:
 def cmd_top(args: argparse.Namespace) -> int:
     shown = 0
     while True:
-        text = render_stats(_stats(args.socket))
-        if sys.stdout.isatty():
-            sys.stdout.write("\x1b[H\x1b[2J")
-        print(text, flush=True)
+        snapshot = _stats(args.socket)
+        if args.json:  # JSON Lines: one object per update
+            print(json.dumps(snapshot, default=str), flush=True)
+        else:
+            if sys.stdout.isatty():
+                sys.stdout.write("\x1b[H\x1b[2J")
+            print(render_stats(snapshot), flush=True)
         shown += 1
         if args.count and shown >= args.count:
             return 0
