@@ -1,8 +1,8 @@
 """SimChip: the device-side surface of a simulated AKD1000 (registers, memory, faults).
 
 Transports put a SimChip behind their operating-system seam and call only `read32`,
-`write32`, `read`, `write` (plus `inject_fault` in tests). A doorbell write wakes the
-firmware thread, which executes the mailbox command (firmware_sim.firmware).
+`write32`, `read`, `write` (plus `inject_fault` in tests). A doorbell write runs one turn
+of the firmware's command loop, which executes the mailbox command (firmware_sim.firmware).
 
 Device-side error behaviour, as a board shows it through a kernel driver:
 - after an unplug, register reads return 0xFFFFFFFF, register writes are dropped and
