@@ -27,6 +27,7 @@ RELOADABLE = (
     "max_frame",
     "drain_timeout_s",
     "discovery_interval_s",
+    "max_in_flight",
 )
 
 
@@ -50,6 +51,9 @@ class Config:
     default_timeout_ms: int = 30_000
     shm_threshold: int = ipc.DEFAULT_SHM_THRESHOLD
     max_frame: int = ipc.DEFAULT_MAX_FRAME
+    # Unanswered inference requests one client may have queued: a client that floods the
+    # daemon is refused (TOO_MANY_REQUESTS) instead of exhausting its memory.
+    max_in_flight: int = 1024
     drain_timeout_s: float = 20.0
     discovery_interval_s: float = 2.0
     metrics_listen: str = ""  # "127.0.0.1:9464" serves Prometheus text at /metrics
@@ -116,4 +120,6 @@ def apply_file(config: Config, path: Path, *, only_reloadable: bool = False) -> 
         updates[key] = value
     if updates.get("simulated_devices", 0) < 0:
         raise DaemonError(f"config {path}: simulated_devices must be >= 0")
+    if updates.get("max_in_flight", 1) < 1:
+        raise DaemonError(f"config {path}: max_in_flight must be >= 1")
     return dataclasses.replace(config, **updates, generation=config.generation + 1)

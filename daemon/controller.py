@@ -248,6 +248,12 @@ class Controller:
         the loop thread, by the deadline at the latest."""
         self._check_open()
         session = self._session(client, session_id)
+        if client.in_flight >= self.config.max_in_flight:
+            raise Refused(
+                "TOO_MANY_REQUESTS",
+                f"{client.in_flight} requests of this client are unanswered "
+                f"(max_in_flight={self.config.max_in_flight}); read answers before sending more",
+            )
         self.check_input(session, x)
         timeout = (timeout_ms or self.config.default_timeout_ms) / 1e3
         start = time.perf_counter()

@@ -225,3 +225,36 @@ def _load_bytes(program: bytes) -> bytes:
     req = dpb.Request(id=6)
     req.load.program = program
     return req.SerializeToString()
+
+
+def test_a_flooding_client_is_refused_past_max_in_flight_and_loses_nothing(tmp_path) -> None:
+    """Requests past the cap get TOO_MANY_REQUESTS; every accepted one is answered right."""
+    config = tmp_path / "akidad.toml"
+    config.write_text("max_in_flight = 3\n")
+    with Akidad(tmp_path, "--config", str(config)) as daemon:
+        raw = RawConnection(daemon.socket)
+        model = tiny_model()
+        loaded = _load(raw, model.to_bytes())
+        xs = [random_input(model, 1, s) for s in range(12)]
+        # Every frame goes out in one write, so the daemon reads them all before answering.
+        raw.send_bytes(b"".join(_frame(_infer(loaded.session, x)) for x in xs))
+        answers = [raw.recv() for _ in xs]
+        kinds = [a.WhichOneof("body") for a in answers]
+        refused = [a for a, kind in zip(answers, kinds, strict=True) if kind == "error"]
+        assert kinds.count("result") >= 3 and refused
+        assert all(a.error.status == dpb.TOO_MANY_REQUESTS for a in refused)
+        assert "max_in_flight=3" in refused[0].error.message
+        results = sorted(
+            (
+                ipc.array_from_tensor(a.result.output)
+                for a in answers
+                if a.WhichOneof("body") == "result"
+            ),
+            key=lambda y: y.tobytes(),
+        )
+        expected = sorted((model.forward(x) for x in xs), key=lambda y: y.tobytes())
+        assert all(any(np.array_equal(r, e) for e in expected) for r in results)
+        x = random_input(model, 1, 99)  # once answered, the client is served again
+        raw.send_bytes(_frame(_infer(loaded.session, x)))
+        assert np.array_equal(ipc.array_from_tensor(raw.recv().result.output), model.forward(x))
+        raw.close()

@@ -58,6 +58,8 @@ class _StatusEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Status.ValueTy
     """the model cannot be mapped onto the device as asked"""
     INTERNAL: _Status.ValueType  # 14
     """a daemon bug; the message says what"""
+    TOO_MANY_REQUESTS: _Status.ValueType  # 15
+    """the client has max_in_flight requests unanswered already"""
 
 class Status(_Status, metaclass=_StatusEnumTypeWrapper): ...
 
@@ -90,6 +92,8 @@ MAPPING_FAILED: Status.ValueType  # 13
 """the model cannot be mapped onto the device as asked"""
 INTERNAL: Status.ValueType  # 14
 """a daemon bug; the message says what"""
+TOO_MANY_REQUESTS: Status.ValueType  # 15
+"""the client has max_in_flight requests unanswered already"""
 Global___Status: _TypeAlias = Status  # noqa: Y015
 
 class _DType:
