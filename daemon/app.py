@@ -105,7 +105,9 @@ class Daemon:
         loop = asyncio.get_running_loop()
         cfg = self.config
         store = StateStore(cfg.state_dir)
-        self.manager = DeviceManager(cfg.simulated_devices, cfg.device_urls)
+        self.manager = DeviceManager(
+            cfg.simulated_devices, cfg.device_urls, timeout_scale=cfg.device_timeout_scale
+        )
         self.scheduler = Scheduler(self.manager, loop, cfg.max_batch_frames)
         await self.rescan()
         self.controller = Controller(cfg, self.manager, self.scheduler, store)

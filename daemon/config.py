@@ -54,6 +54,8 @@ class Config:
     # Unanswered inference requests one client may have queued: a client that floods the
     # daemon is refused (TOO_MANY_REQUESTS) instead of exhausting its memory.
     max_in_flight: int = 1024
+    # Multiplies every device command timeout (identify, load, run...); set at startup.
+    device_timeout_scale: float = 1.0
     drain_timeout_s: float = 20.0
     discovery_interval_s: float = 2.0
     metrics_listen: str = ""  # "127.0.0.1:9464" serves Prometheus text at /metrics
@@ -120,6 +122,8 @@ def apply_file(config: Config, path: Path, *, only_reloadable: bool = False) -> 
         updates[key] = value
     if updates.get("simulated_devices", 0) < 0:
         raise DaemonError(f"config {path}: simulated_devices must be >= 0")
+    if updates.get("device_timeout_scale", 1.0) <= 0:
+        raise DaemonError(f"config {path}: device_timeout_scale must be > 0")
     if updates.get("max_in_flight", 1) < 1:
         raise DaemonError(f"config {path}: max_in_flight must be >= 1")
     return dataclasses.replace(config, **updates, generation=config.generation + 1)

@@ -5,7 +5,6 @@ and notices devices that vanish or appear.
 
 from __future__ import annotations
 
-import importlib
 import json
 import logging
 import threading
@@ -14,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from akida_rt.errors import AkidaError, DeviceError
-from akida_rt.hardware import AKD1000, DeviceSpec
+from akida_rt.hardware import DeviceSpec
 from akida_rt.mapping import MapMode
 from akida_rt.model import Model
 
@@ -30,19 +29,6 @@ class ProgramKey:
     content_hash: str
     map_mode: str = MapMode.AllNps.value
     hw_only: bool = False
-
-
-class HostDevice:
-    """The host engine standing in for a device when the driver offers none (a build of
-    akida_rt without driver/). Always listed as kind "software", simulated."""
-
-    def __init__(self, index: int) -> None:
-        self.spec: DeviceSpec = AKD1000()
-        self.url = f"software://akd1000/{index}"
-        self.simulated = True
-
-    def describe(self) -> dict[str, Any]:
-        return {"url": self.url, "spec": self.spec.describe(), "backend": "host engine"}
 
 
 class DeviceSlot:
@@ -68,18 +54,13 @@ class DeviceSlot:
         spec: DeviceSpec = self.device.spec
         return spec
 
-    @property
-    def mapping_target(self) -> Any:
-        """What Model.map gets: the device object, or only its spec for the host engine."""
-        return self.spec if isinstance(self.device, HostDevice) else self.device
-
     def model_for(self, key: ProgramKey, program: bytes) -> Model:
         """The model of `key` mapped onto this device (built on first use)."""
         with self.lock:
             model = self.models.get(key)
         if model is None:
             model = Model(program)
-            model.map(self.mapping_target, hw_only=key.hw_only, mode=MapMode(key.map_mode))
+            model.map(self.device, hw_only=key.hw_only, mode=MapMode(key.map_mode))
             with self.lock:
                 model = self.models.setdefault(key, model)
         return model
@@ -95,7 +76,7 @@ class DeviceSlot:
 
     def driver_stats(self) -> dict[str, Any]:
         stats = getattr(self.device, "stats", None)
-        if stats is None or self.state != "ready" or isinstance(self.device, HostDevice):
+        if stats is None or self.state != "ready":
             return {}
         try:
             value = stats()
@@ -148,24 +129,25 @@ def _device_identity(device: Any) -> tuple[str, str, bool]:
     return ident, kind, bool(getattr(device, "simulated", kind == "sim"))
 
 
-def driver_discover(simulated: int, urls: list[str] | None = None) -> list[Any]:
+def driver_discover(
+    simulated: int, urls: list[str] | None = None, timeout_scale: float = 1.0
+) -> list[Any]:
     """Devices from akida_rt.driver: `urls` when given, else boards first and `simulated`
-    sim AKD1000s when none."""
-    try:
-        discovery = importlib.import_module("akida_rt.driver.discovery")
-    except ModuleNotFoundError as exc:
-        if not (exc.name or "").startswith("akida_rt.driver"):
-            raise
-        return [HostDevice(i) for i in range(simulated)]
+    sim AKD1000s when none. Devices opened here wait `timeout_scale` times the default
+    command timeouts (a device already opened keeps its own)."""
+    from akida_rt.driver import discovery
+    from akida_rt.driver.device import Timeouts
+
+    timeouts = Timeouts().scaled(timeout_scale)
     if urls:
         found = []
         for url in urls:
             try:
-                found.append(discovery.open_device(url))
+                found.append(discovery.open_device(url, timeouts=timeouts))
             except AkidaError as exc:
                 log.warning("cannot open %s: %s", url, exc)
         return found
-    return list(discovery.devices(simulated=simulated))
+    return list(discovery.devices(simulated=simulated, timeouts=timeouts))
 
 
 class DeviceManager:
@@ -181,9 +163,11 @@ class DeviceManager:
         self,
         simulated: int,
         urls: list[str] | None = None,
-        discover: Callable[[int, list[str] | None], list[Any]] = driver_discover,
+        discover: Callable[..., list[Any]] = driver_discover,
+        timeout_scale: float = 1.0,
     ) -> None:
         self._discover = discover
+        self.timeout_scale = timeout_scale
         self.simulated = simulated
         self.urls = list(urls or [])
         self.slots: dict[str, DeviceSlot] = {}
@@ -192,7 +176,7 @@ class DeviceManager:
     def rescan(self) -> tuple[list[DeviceSlot], list[DeviceSlot]]:
         """Discover again; returns (appeared, vanished). Runs in a worker thread."""
         try:
-            found = self._discover(self.simulated, self.urls)
+            found = self._discover(self.simulated, self.urls, self.timeout_scale)
         except AkidaError as exc:
             log.warning("device discovery failed: %s", exc)
             return [], []

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from akida_rt.driver.protocol import DeviceResetError
 
 from akida_rt.errors import AkidaError, DeviceLost, MappingError, TransportTimeout
 
@@ -316,6 +317,13 @@ class Scheduler:
             reset_ok = self.manager.reset(slot)
             for job in batch:
                 self._requeue(job, f"device {slot.id} timed out ({exc}); reset={reset_ok}")
+            return
+        except DeviceResetError as exc:
+            # The chip rebooted and dropped the command: nothing ran, so retrying is safe;
+            # the program is no longer resident.
+            slot.resident = None
+            for job in batch:
+                self._requeue(job, f"device {slot.id} reset itself ({exc})")
             return
         except DeviceLost as exc:
             self.manager.mark_lost(slot, str(exc))

@@ -7,6 +7,7 @@ models: each sequence over the whole batch, chain-loading the next one after it.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 import math
@@ -38,6 +39,10 @@ class Timeouts:
     load_per_mib_s: float = 5.0
     run_s: float = 10.0  # plus run_per_frame_s per frame
     run_per_frame_s: float = 2.0
+
+    def scaled(self, factor: float) -> Timeouts:
+        """Every bound times `factor` (e.g. shorter in tests, longer on a slow host)."""
+        return Timeouts(*(getattr(self, f.name) * factor for f in dataclasses.fields(self)))
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ import importlib
 import logging
 import threading
 from collections.abc import Callable
+from typing import Any
 from urllib.parse import urlsplit
 
 from akida_rt.driver.bus import open_bus
@@ -81,16 +82,19 @@ def open_device(url: str, **kwargs: object) -> Device:
         return device
 
 
-def devices(simulated: int = 1) -> list[Device]:
-    """Every device the driver discovers; `simulated` simulated AKD1000s when none."""
+def devices(simulated: int = 1, **kwargs: Any) -> list[Device]:
+    """Every device the driver discovers; `simulated` simulated AKD1000s when none.
+
+    `kwargs` (e.g. `timeouts`) go to devices opened by this call.
+    """
     found: list[Device] = []
     for url in discover_urls():
         try:
-            found.append(open_device(url))
+            found.append(open_device(url, **kwargs))
         except AkidaError as exc:
             log.warning("cannot open %s: %s", url, exc)
     if not found:
-        found = [open_device(SIM_URL.format(index=i)) for i in range(simulated)]
+        found = [open_device(SIM_URL.format(index=i), **kwargs) for i in range(simulated)]
     return found
 
 

@@ -10,6 +10,7 @@ import argparse
 import contextlib
 import logging
 import os
+import signal
 import socket
 import sys
 from collections.abc import Sequence
@@ -84,6 +85,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     sock = socket.socket(fileno=args.fd)
     kwargs = {"mem_size": args.mem_size} if args.mem_size else {}
     chip = SimChip(spec_by_name(args.spec), args.serial, **kwargs)
+    # A control path from outside the owning process (the daemon's simulators in tests):
+    # SIGUSR1 arms a firmware hang, SIGUSR2 a spontaneous reset, at the next command.
+    signal.signal(signal.SIGUSR1, lambda *_: chip.inject_fault("hang"))
+    signal.signal(signal.SIGUSR2, lambda *_: chip.inject_fault("reset"))
     try:
         serve(sock, chip)
     finally:

@@ -4,6 +4,7 @@ or requeues the affected requests with a clear status, and no client hangs.
 
 from __future__ import annotations
 
+import signal
 import time
 from pathlib import Path
 
@@ -61,3 +62,34 @@ def test_only_device_unplugged_fails_requests_with_a_clear_status(tmp_path: Path
         assert info.value.status_name in ("DEVICE_FAILED", "NO_DEVICE")
         assert "sim://akd1000/5" in str(info.value) or "no device" in str(info.value)
         assert time.monotonic() - start < 15
+
+
+@pytest.mark.parametrize(
+    ("signum", "logged"),
+    [(signal.SIGUSR1, "timed out"), (signal.SIGUSR2, "reset itself")],
+    ids=["firmware-hang", "spontaneous-reset"],
+)
+def test_hang_or_reset_is_recovered_and_the_request_completes(
+    tmp_path: Path, signum: int, logged: str
+) -> None:
+    """A hung firmware times out and is reset; a chip that reset itself dropped the command.
+    Either way the request is requeued, the program reloaded, and the answer is right."""
+    config = tmp_path / "akidad.toml"
+    config.write_text("device_timeout_scale = 0.05\n")  # command timeouts of ~0.25 s
+    model = zoo.digits_cnn(seed=0)
+    x = random_input(model, 2, 11)
+    expected = model.forward(x)
+    with Akidad(tmp_path, "--config", str(config), f"--device={URL.format(i=3)}") as daemon:
+        with Client(daemon.socket, timeout=20, retry_s=0) as c:
+            remote = c.load(model)
+            assert np.array_equal(remote.forward(x), expected)
+            (sim,) = _simulators(daemon)
+            sim.send_signal(signum)
+            time.sleep(0.2)  # the signal is handled before the next command arrives
+            start = time.monotonic()
+            assert np.array_equal(remote.forward(x), expected)
+            assert time.monotonic() - start < 10
+            assert np.array_equal(remote.forward(x), expected)  # and the device stays usable
+            reloads = c.stats()["devices"][0]["driver"]["reloads"]
+            assert reloads >= 2  # the program was loaded again after the fault
+        assert logged in daemon.log()
