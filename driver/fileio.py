@@ -8,6 +8,7 @@ as the kernel reports them; the transport translates them.
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import mmap
 import os
@@ -48,8 +49,13 @@ class Handle(Protocol):
         """Map `length` bytes of the node, shared and read-write."""
         ...
 
+    def lock(self) -> None:
+        """Take an exclusive advisory lock (flock) without waiting; OSError(EWOULDBLOCK)
+        when another open file, in this or another process, holds it."""
+        ...
+
     def close(self) -> None:
-        """Close the node."""
+        """Close the node (releasing its lock)."""
         ...
 
 
@@ -97,6 +103,9 @@ class OsHandle:
 
     def mmap(self, length: int, offset: int = 0) -> Mapping:
         return OsMapping(self._fd, length, offset)
+
+    def lock(self) -> None:
+        fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
 
     def close(self) -> None:
         os.close(self._fd)

@@ -62,6 +62,11 @@ def _raise_translated(exc: OSError, where: str, op: str) -> NoReturn:
         raise TransportTimeout(f"{where}: DMA timed out during {op}") from exc
     if code == errno.EBUSY:
         raise DeviceBusy(f"{where}: node busy ({exc.strerror}); is the daemon using it?") from exc
+    if code == errno.EWOULDBLOCK:
+        raise DeviceBusy(
+            f"{where}: in use by another program (akidad or an embedded user). Share it "
+            "through the daemon (akida_rt.client.Client), or stop the other user"
+        ) from exc
     if code == errno.ENOENT:
         found = sysfs.scan(sysfs.sysroot_of_node(where))
         fn = next((f for f in found if f.node is None), None)
@@ -95,6 +100,10 @@ class PcieBus(Bus):
         with self._translate("open"):
             self._handle = fileio.open_node(self.node, os.O_RDWR)
         try:
+            # One owner per board: two processes interleaving mailbox commands would
+            # corrupt each other's work. The lock goes with the file (and the process).
+            with self._translate("lock"):
+                self._handle.lock()
             with self._translate("mmap of BAR0"):
                 self._bar0 = self._handle.mmap(size, 0)
         except AkidaError:

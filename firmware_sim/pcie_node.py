@@ -11,6 +11,7 @@ maps BAR0 (the chip's registers). The host side mounts it on the node path with
 from __future__ import annotations
 
 import errno
+import fcntl
 import logging
 import os
 import shutil
@@ -61,10 +62,13 @@ class SimBar0:
 class SimNodeHandle:
     """An open file on a simulated /dev/akidaN."""
 
-    def __init__(self, slot: SimPcieSlot) -> None:
+    def __init__(self, slot: SimPcieSlot, placeholder_fd: int) -> None:
         self._slot = slot
         self._closed = False
         self._generation = slot.generation
+        # The placeholder file stands for the node's open file: locks on it are the
+        # kernel's own flock semantics, across processes too.
+        self._fd = placeholder_fd
 
     def _check(self) -> None:
         if self._closed:
@@ -94,8 +98,14 @@ class SimNodeHandle:
             raise OSError(errno.EINVAL, "Invalid argument")
         return SimBar0(self._slot, length)
 
+    def lock(self) -> None:
+        self._check()
+        fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+
     def close(self) -> None:
-        self._closed = True
+        if not self._closed:
+            self._closed = True
+            os.close(self._fd)
 
 
 class SimNodeProvider:
@@ -108,8 +118,8 @@ class SimNodeProvider:
         self._slot.sync()
         # The placeholder file carries the node's owner and mode: opening it for real
         # lets the kernel apply exactly the permission checks a device node gets.
-        os.close(os.open(path, (flags & os.O_ACCMODE) | os.O_CLOEXEC))
-        return SimNodeHandle(self._slot)
+        fd = os.open(path, (flags & os.O_ACCMODE) | os.O_CLOEXEC)
+        return SimNodeHandle(self._slot, fd)
 
 
 class SimPcieSlot:

@@ -20,7 +20,13 @@ from akida_rt.driver.bus import open_bus
 from akida_rt.driver.sim_boards import SimRack
 
 from akida_rt import device_protocol as dp
-from akida_rt.errors import DeviceLost, DeviceNotFound, PermissionDeniedError, TransportTimeout
+from akida_rt.errors import (
+    DeviceBusy,
+    DeviceLost,
+    DeviceNotFound,
+    PermissionDeniedError,
+    TransportTimeout,
+)
 
 MEM = 4 << 20
 
@@ -209,3 +215,50 @@ def test_node_registered_in_sysfs_but_missing_from_dev(rack: SimRack) -> None:
     (rack.root / "dev" / "akida0").unlink()
     with pytest.raises(DeviceNotFound, match="udevadm trigger"):
         open_bus(url)
+
+
+def test_a_node_has_one_owner_at_a_time(rack: SimRack) -> None:
+    url = rack.add_pcie("P1", mem=MEM)
+    first = open_bus(url)
+    with pytest.raises(DeviceBusy, match="in use by another program"):
+        open_bus(url)
+    first.close()
+    second = open_bus(url)  # the lock went with the first file
+    assert second.read32(dp.REG_VENDOR_ID) == 0x1E7C
+    second.close()
+
+
+def test_a_node_held_by_another_process_is_busy(rack: SimRack) -> None:
+    """A real flock held by another process (as akidad holds a board) refuses the open."""
+    url = rack.add_pcie("P1", mem=MEM)
+    node = pcie.node_of_url(url)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(f"""
+            import fcntl, os, sys
+            fd = os.open({node!r}, os.O_RDWR)
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            print("held", flush=True)
+            sys.stdin.read()
+        """)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        with pytest.raises(DeviceBusy, match="akidad or an embedded user"):
+            open_bus(url)
+    finally:
+        holder.communicate("", timeout=10)
+    open_bus(url).close()  # the holder exited: free again
+
+
+def test_os_handles_lock_exclusively(tmp_path: Path) -> None:
+    path = tmp_path / "node"
+    path.write_bytes(bytes(4096))
+    a = fileio.OsProvider().open(str(path), os.O_RDWR)
+    b = fileio.OsProvider().open(str(path), os.O_RDWR)
+    a.lock()
+    with pytest.raises(BlockingIOError):
+        b.lock()
+    a.close()
+    b.lock()
+    b.close()
