@@ -21,13 +21,14 @@ from akida_rt.tools.blocks import conv_block, dense_block, separable_conv_block 
 from akida_rt.tools.converter import ConversionError, convert  # noqa: E402
 from akida_rt.tools.datasets import load_digits_32  # noqa: E402
 from akida_rt.tools.post_training import quantize_model  # noqa: E402
+from akida_rt.tools.quantized_layers import load_model  # noqa: E402
 
 from akida_rt import Model, TwoNodesIP  # noqa: E402
 from akida_rt.cli.main import main as akida  # noqa: E402
 
 
-def tiny(weight_bits: int | None, activation: int | str) -> keras.Model:
-    inputs = keras.Input((16, 16, 1))
+def tiny(weight_bits: int | None, activation: int | str, size: int = 16) -> keras.Model:
+    inputs = keras.Input((size, size, 1))
     x = keras.layers.Rescaling(1 / 128.0, offset=-1.0, name="rescale")(inputs)
     first = 8 if weight_bits else None
     x = conv_block(
@@ -93,3 +94,20 @@ def test_conversion_refuses_a_float_model_naming_layers_and_fixes() -> None:
     text = str(err.value)
     assert "c0: weights are not quantized" in text and "run quantize_model" in text
     assert "c0_relu: float ReLU" in text
+
+
+def test_cli_quantizes_a_float_model(tmp_path, capsys) -> None:
+    """`akida quantize` calibrates a saved float model on the digits and saves it quantized;
+    the accuracy it reports is the saved model's, measured here independently."""
+    d = load_digits_32()
+    float_model = training.fit(tiny(None, "relu6", size=32), d.x_train, d.y_train, epochs=2, seed=2)
+    src, dst = str(tmp_path / "float.keras"), str(tmp_path / "q.keras")
+    float_model.save(src)
+    args = ["quantize", "-m", src, "-o", dst, "--dataset", "digits", "--samples", "128", "--json"]
+    assert akida(args) == 0
+    reported = json.loads(capsys.readouterr().out)["test_accuracy"]
+    q = load_model(dst)
+    predicted = np.asarray(q(d.x_test.astype("float32"), training=False)).reshape(len(d.x_test), -1)
+    assert reported == pytest.approx(float((predicted.argmax(axis=1) == d.y_test).mean()))
+    assert akida(["check", "-m", dst, "--stage", "quantized", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["ok"] is True
