@@ -13,6 +13,7 @@ the daemon restarts, the client reconnects, reloads its programs and retries.
 from __future__ import annotations
 
 import json
+import math
 import mmap
 import os
 import socket
@@ -306,7 +307,7 @@ class Client:
                 m = req.infer
                 m.session, m.predict, m.timeout_ms = model.session, predict, int(timeout * 1e3)
                 x = np.asarray(x)
-                out_bytes = x.shape[0] * int(np.prod(model.output_shape)) * 4
+                out_bytes = x.shape[0] * math.prod(model.output_shape) * 4
                 if max(x.nbytes, out_bytes) >= self.shm_threshold and x.ndim >= 1:
                     fd = ipc.memfd_with(max(x.nbytes, out_bytes))
                     try:
