@@ -32,7 +32,8 @@ from akida_rt.layers import (
     SeparableConv2D,
 )
 from akida_rt.mapping import Backend, MapMode
-from akida_rt.model import Model, Sequence
+from akida_rt.model import Model
+from akida_rt.sequence import Sequence
 
 __version__ = "0.1.0"
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import time
@@ -18,93 +17,11 @@ from akida_rt.hardware import DeviceSpec, NpId, spec_by_name
 from akida_rt.layers import Layer, LayerType
 from akida_rt.mapping import Backend, MapMode, Placement, SequencePlan, map_layers
 from akida_rt.proto import program_pb2 as pb
+from akida_rt.sequence import Sequence, placements_to_pb
 from akida_rt.statistics import Statistics
 
 log = logging.getLogger(__name__)
 CHUNK_BYTES = 64 << 20  # bound on the largest per-layer work buffer of one forward chunk
-
-
-class Sequence:
-    """A part of a mapped model that is loaded and run as one unit."""
-
-    def __init__(self, plan: SequencePlan, layers: list[Layer], device: str, index: int) -> None:
-        self.plan = plan
-        self.layers = layers
-        self.device = device
-        self.index = index
-        self._program: bytes | None = None
-        self._program_hash: str | None = None
-        self._engine: Engine | None = None
-
-    @property
-    def name(self) -> str:
-        return self.plan.name
-
-    @property
-    def backend(self) -> Backend:
-        return self.plan.backend
-
-    @property
-    def passes(self) -> int:
-        return self.plan.passes
-
-    @property
-    def layer_names(self) -> list[str]:
-        return self.plan.layers
-
-    @property
-    def np_count(self) -> int:
-        return self.plan.np_count
-
-    @property
-    def program(self) -> bytes:
-        """The bytes a device loads for this sequence (empty for software sequences)."""
-        if self.backend is Backend.Software:
-            return b""
-        if self._program is None:
-            msg = pb.SequenceProgram(device=self.device, index=self.index, passes=self.passes)
-            for layer in self.layers:
-                fmt.encode_layer(layer, msg.layers.add())
-            _placements_to_pb(self.plan.placements, msg.placements)
-            self._program = msg.SerializeToString()
-        return self._program
-
-    @property
-    def program_hash(self) -> str:
-        """SHA-256 (hex) of `program`: the identity a device's residency cache compares."""
-        if self._program_hash is None:
-            self._program_hash = hashlib.sha256(self.program).hexdigest()
-        return self._program_hash
-
-    def engine(self) -> Engine:
-        """The host engine for this sequence's layers (software sequences run on it)."""
-        if self._engine is None:
-            self._engine = Engine(self.layers)
-        return self._engine
-
-    def nps_of(self, layer_name: str) -> str:
-        for p in self.plan.placements:
-            if p.layer == layer_name:
-                return "N/A" if p.np_type in ("HRC", "none") else str(len(p.nps))
-        return ""
-
-    def __repr__(self) -> str:
-        return (
-            f"<Sequence {self.name} {self.backend.value} passes={self.passes} nps={self.np_count}>"
-        )
-
-
-def _placements_to_pb(placements: list[Placement], out: Any) -> None:
-    for p in placements:
-        m = out.add(
-            layer=p.layer,
-            np_type=p.np_type,
-            weight_bytes=p.weight_bytes,
-            input_bytes=p.input_bytes,
-            pass_index=p.pass_index,
-        )
-        for n in p.nps:
-            m.nps.add(col=n.col, row=n.row, id=n.id)
 
 
 class Model:
@@ -366,7 +283,7 @@ class Model:
                     passes=plan.passes,
                 )
                 s.layers[:] = plan.layers
-                _placements_to_pb(plan.placements, s.placements)
+                placements_to_pb(plan.placements, s.placements)
         if self.learning is not None:
             msg.learning.CopyFrom(self.learning)
         return msg
