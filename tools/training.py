@@ -90,8 +90,17 @@ def fit(
 
 
 def keras_outputs(model: keras.Model, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
-    """The Keras model's float outputs on raw images (inference mode)."""
-    return np.asarray(model.predict(x.astype(np.float32), batch_size=batch_size, verbose=0))
+    """The Keras model's float outputs on raw images (inference mode).
+
+    The model is called directly rather than through `predict()`, which traces a new
+    graph function for every model and warns about retracing when many are evaluated.
+    """
+    x = x.astype(np.float32)
+    parts = [
+        np.asarray(model(x[i : i + batch_size], training=False))
+        for i in range(0, len(x), batch_size)
+    ]
+    return np.concatenate(parts) if parts else np.zeros((0,), np.float32)
 
 
 def accuracy(outputs: np.ndarray, y: np.ndarray) -> float:
