@@ -117,31 +117,24 @@ def plot(curve: list[dict[str, float]], path: Path) -> str | None:
     return str(path)
 
 
+def _row(model: str, result: Any) -> dict[str, Any]:
+    """One table row of a pipeline result."""
+    return {
+        "model": model,
+        "float": result.float_accuracy,
+        "ptq": result.ptq_accuracy,
+        "quantized_keras": result.keras_accuracy,
+        "program": result.program_accuracy,
+        "agreement": result.agreement.argmax,
+        "max_abs_diff": result.agreement.max_abs_diff,
+    }
+
+
 def summarize(
     digits: list[dict[str, Any]], mnist: list[dict[str, Any]], curve: list[dict[str, float]]
 ) -> dict[str, Any]:
-    rows = [
-        {
-            "model": f"digits seed {d['seed']}",
-            "float": d["result"].float_accuracy,
-            "ptq": d["result"].ptq_accuracy,
-            "quantized_keras": d["result"].keras_accuracy,
-            "program": d["result"].program_accuracy,
-            "agreement": d["result"].agreement.argmax,
-            "max_abs_diff": d["result"].agreement.max_abs_diff,
-        }
-        for d in digits
-    ] + [
-        {
-            "model": f"mnist {m['bits']}",
-            "float": m["result"].float_accuracy,
-            "ptq": m["result"].ptq_accuracy,
-            "quantized_keras": m["result"].keras_accuracy,
-            "program": m["result"].program_accuracy,
-            "agreement": m["result"].agreement.argmax,
-            "max_abs_diff": m["result"].agreement.max_abs_diff,
-        }
-        for m in mnist
+    rows = [_row(f"digits seed {d['seed']}", d["result"]) for d in digits] + [
+        _row(f"mnist {m['bits']}", m["result"]) for m in mnist
     ]
     n = len(digits)
     mean_prog = sum(r["program"] for r in rows[:n]) / n
