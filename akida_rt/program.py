@@ -217,12 +217,18 @@ def content_hash(data: bytes) -> str:
     return HEADER.unpack_from(data)[5].hex() if len(data) >= HEADER.size else ""
 
 
-def atomic_write(path: str | os.PathLike[str], data: bytes) -> None:
-    """Write `data` to `path` atomically: temp file in the same folder, fsync, rename."""
+def atomic_write(path: str | os.PathLike[str], data: bytes, mode: int = 0o644) -> None:
+    """Write `data` to `path` atomically: temp file in the same folder, fsync, rename, fsync
+    of the folder. Returns once the data and the rename are durable.
+
+    The temp file is `.<name>.<random>.tmp`, so a crash mid-write leaves only a dot-file
+    that readers can recognise and remove. The file gets `mode` (before the rename).
+    """
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     try:
+        os.fchmod(fd, mode)
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()

@@ -5,11 +5,11 @@ each written atomically (temp file, fsync, rename, fsync of the directory).
 from __future__ import annotations
 
 import logging
-import os
 import re
 from pathlib import Path
 
 from akida_rt.errors import DaemonError
+from akida_rt.program import atomic_write
 
 log = logging.getLogger(__name__)
 KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
@@ -47,21 +47,7 @@ class StateStore:
             raise DaemonError(f"state blob of {len(data)} bytes is over {MAX_BLOB}")
         path = self._path(uid, key)
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        tmp = path.with_name(f".{key}.{os.getpid()}.tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
-        try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view) :]
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, path)
-        dfd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
+        atomic_write(path, data, mode=0o600)
 
     def get(self, uid: int, key: str) -> bytes | None:
         try:

@@ -314,3 +314,16 @@ def test_akida_stats_json_and_prometheus_endpoint(tmp_path: Path) -> None:
         body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read()
         assert b"# TYPE akida_device_frames_total counter" in body
         assert re.search(rb'akida_device_frames_total\{device="[^"]+"\} 10\.0', body)
+
+
+def test_state_blobs_are_private_and_interrupted_writes_are_cleaned(tmp_path: Path) -> None:
+    from akida_rt.daemon.store import StateStore
+
+    store = StateStore(tmp_path / "state")
+    store.put(1000, "weights.bin", b"abc")
+    blob = tmp_path / "state" / "users" / "1000" / "weights.bin"
+    assert blob.stat().st_mode & 0o777 == 0o600 and store.get(1000, "weights.bin") == b"abc"
+    leftover = blob.with_name(".weights.bin.x1y2z3.tmp")  # as a crash mid-write leaves it
+    leftover.write_bytes(b"partial")
+    StateStore(tmp_path / "state")
+    assert not leftover.exists() and store.keys(1000) == ["weights.bin"]

@@ -152,3 +152,13 @@ def test_mapped_program_for_akd1000_round_trips() -> None:
     model.map(AKD1000())
     again = Model(model.to_bytes())
     assert again.sequences[0].np_count == model.sequences[0].np_count == 65
+
+
+def test_atomic_write_sets_the_mode_and_leaves_no_temp_file(tmp_path) -> None:
+    """Program files are readable like any saved file; private blobs can ask for 0600."""
+    model = zoo.digits_cnn(seed=1)
+    model.save(tmp_path / "m.akp")
+    fmt.atomic_write(tmp_path / "secret", b"learned", mode=0o600)
+    assert (tmp_path / "m.akp").stat().st_mode & 0o777 == 0o644
+    assert (tmp_path / "secret").stat().st_mode & 0o777 == 0o600
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.akp", "secret"]

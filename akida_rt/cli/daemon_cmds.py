@@ -74,7 +74,6 @@ def cmd_install(args: argparse.Namespace) -> int:
     written = []
     for name, text in render_units(args.user, args.exec_path).items():
         atomic_write(target / name, text.encode())
-        (target / name).chmod(0o644)
         written.append(str(target / name))
     scope = "--user " if args.user else ""
     steps = [f"systemctl {scope}daemon-reload && systemctl {scope}enable --now akidad.socket"]
