@@ -19,6 +19,7 @@ import os
 import socket
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
@@ -26,6 +27,7 @@ from typing import Any, TypeVar
 import numpy as np
 
 from akida_rt import ipc
+from akida_rt import tensor_frames as tf
 from akida_rt.errors import DaemonError
 from akida_rt.proto import daemon_pb2 as dpb
 
@@ -46,6 +48,7 @@ class RemoteModel:
         self.program_hash = ""
         self.input_shape: tuple[int, ...] = ()
         self.output_shape: tuple[int, ...] = ()
+        self.output_size = 0  # values per output frame
         self.sequences = 0
         self.last_device = ""
         self.last_run_s = 0.0  # device time of the last answer, as the daemon measured it
@@ -57,6 +60,7 @@ class RemoteModel:
             loaded.program_hash,
         )
         self.input_shape, self.output_shape = tuple(loaded.input_shape), tuple(loaded.output_shape)
+        self.output_size = math.prod(self.output_shape)
         self.sequences = loaded.sequences
 
     def forward(self, x: np.ndarray, timeout: float | None = None) -> np.ndarray:
@@ -97,17 +101,21 @@ class Client:
         priority: int = 0,
         timeout: float = 30.0,
         retry_s: float = 10.0,
+        busy_poll_us: int = 0,
     ) -> None:
         self.path = Path(path) if path is not None else ipc.default_socket_path()
         self.name = name or f"pid{os.getpid()}"
         self.priority = priority
         self.timeout = timeout
         self.retry_s = retry_s
+        self.busy_poll_s = busy_poll_us / 1e6
         self.shm_threshold = ipc.DEFAULT_SHM_THRESHOLD
         self.hello: dpb.HelloReply | None = None
         self.reconnects = 0
         self._sock: socket.socket | None = None
         self._rbuf = bytearray()
+        self._inbox: deque[bytes] = deque()  # whole payloads read but not yet returned
+        self._frames = False  # the daemon takes tensor frames (protocol >= 2)
         self._next_id = 1
         self._lock = threading.RLock()
         self._models: list[RemoteModel] = []
@@ -131,11 +139,12 @@ class Client:
                     ) from None
                 time.sleep(delay)
                 delay = min(delay * 2, 0.5)
-        self._sock, self._rbuf = sock, bytearray()
+        self._sock, self._rbuf, self._inbox = sock, bytearray(), deque()
         req = dpb.Request()
         req.hello.client_name, req.hello.priority = self.name, self.priority
         req.hello.protocol = ipc.PROTOCOL
         self.hello = self._roundtrip(req).hello
+        self._frames = self.hello.protocol >= 2
         self.shm_threshold = self.hello.shm_threshold or self.shm_threshold
         for model in self._models:  # the daemon restarted: sessions are gone, reload
             model._update(self._roundtrip(self._load_request(model)).loaded)
@@ -166,32 +175,46 @@ class Client:
         ipc.send_with_fds(self._sock, ipc.encode_frame(req), list(fds))
         return req.id
 
-    def _recv(self, timeout: float) -> dpb.Response:
+    def _recv(self, timeout: float) -> dpb.Response | tf.ResultFrame:
+        """The next answer: a protobuf Response, or a result tensor frame."""
         sock = self._sock
         if sock is None:
             raise ConnectionError("not connected")
-        sock.settimeout(timeout)
         while True:
-            frames = ipc.split_frames(self._rbuf, 1 << 31)
-            if frames:
-                resp = ipc.decode_response(frames[0])
-                if len(frames) > 1:  # put the rest back in order
-                    self._rbuf[:0] = b"".join(ipc.LENGTH.pack(len(f)) + f for f in frames[1:])
-                return resp
+            if self._inbox:
+                payload = self._inbox.popleft()
+                if payload and payload[0] == tf.MARKER:
+                    return tf.decode_result(payload)
+                return ipc.decode_response(payload)
+            chunk = self._poll_recv(sock) if self.busy_poll_s > 0 else None
             try:
-                chunk = sock.recv(1 << 20)
+                if chunk is None:
+                    sock.settimeout(timeout)
+                    chunk = sock.recv(1 << 20)
             except TimeoutError:
                 self._drop()
                 raise DaemonError(f"akidad did not answer within {timeout:g} s") from None
             if not chunk:
                 raise ConnectionResetError("akidad closed the connection")
             self._rbuf += chunk
+            self._inbox.extend(ipc.split_frames(self._rbuf, 1 << 31))
+
+    def _poll_recv(self, sock: socket.socket) -> bytes | None:
+        """Poll the socket for up to busy_poll_s; None when nothing came (then block)."""
+        end = time.monotonic() + self.busy_poll_s
+        sock.settimeout(0.0)  # non-blocking (a timeout would make recv wait in poll first)
+        while True:
+            try:
+                return sock.recv(1 << 20)
+            except BlockingIOError:
+                if time.monotonic() >= end:
+                    return None
 
     def _roundtrip(self, req: dpb.Request, timeout: float | None = None) -> dpb.Response:
         rid = self._send(req)
         while True:
             resp = self._recv((timeout or self.timeout) + 5.0)
-            if resp.id in (rid, 0):
+            if isinstance(resp, dpb.Response) and resp.id in (rid, 0):
                 _raise_error(resp)
                 return resp
 
@@ -301,49 +324,23 @@ class Client:
     ) -> list[Any]:
         pending: dict[int, tuple[int, mmap.mmap | None]] = {}
         results: list[Any] = [None] * len(xs)
+        timeout_ms = int(timeout * 1e3)
         try:
             for i, x in enumerate(xs):
-                req = dpb.Request()
-                m = req.infer
-                m.session, m.predict, m.timeout_ms = model.session, predict, int(timeout * 1e3)
-                x = np.asarray(x)
-                out_bytes = x.shape[0] * math.prod(model.output_shape) * 4
-                if max(x.nbytes, out_bytes) >= self.shm_threshold and x.ndim >= 1:
-                    fd = ipc.memfd_with(max(x.nbytes, out_bytes))
-                    try:
-                        shm = ipc.map_fd(fd)
-                        np.frombuffer(shm, dtype=x.dtype, count=x.size)[:] = x.reshape(-1)
-                        ipc.tensor_from_array(x, m.input, inline=False)
-                        m.output_to_shm = True
-                        pending[self._send(req, [fd])] = (i, shm)
-                    finally:
-                        os.close(fd)
-                else:
-                    ipc.tensor_from_array(x, m.input)
-                    pending[self._send(req)] = (i, None)
+                rid, region = self._send_infer(model, np.asarray(x), predict, timeout_ms)
+                pending[rid] = (i, region)
             error: Exception | None = None
             while pending:
                 resp = self._recv(timeout + 5.0)
-                if resp.id == 0:
+                if resp.id == 0 and isinstance(resp, dpb.Response):
                     _raise_error(resp)
                 if resp.id not in pending:
                     continue
                 i, region = pending.pop(resp.id)
-                view: memoryview | None = None
                 try:
-                    _raise_error(resp)
-                    t = resp.result.output
-                    view = memoryview(region) if (region is not None and t.in_shm) else None
-                    results[i] = ipc.array_from_tensor(t, view).copy()
-                    model.last_device = resp.result.device
-                    model.last_run_s = resp.result.run_s
+                    results[i] = self._answer(model, resp, region)
                 except ipc.RemoteError as exc:
                     error = error or exc
-                finally:
-                    if view is not None:
-                        view.release()
-                    if region is not None:
-                        region.close()
             if error is not None:
                 raise error
             return results
@@ -351,6 +348,79 @@ class Client:
             for _, left in pending.values():
                 if left is not None:
                     left.close()
+
+    def _send_infer(
+        self, model: RemoteModel, x: np.ndarray, predict: bool, timeout_ms: int
+    ) -> tuple[int, mmap.mmap | None]:
+        """Send one Infer; the tensor goes inline, or in a memfd when it (or its answer)
+        is over the daemon's threshold. Returns the request id and the mapped memfd."""
+        size = max(x.nbytes, x.shape[0] * model.output_size * 4 if x.ndim else 0)
+        if size < self.shm_threshold or not x.ndim:
+            return self._send_tensor(model, x, predict, timeout_ms, None), None
+        fd = ipc.memfd_with(size)
+        try:
+            shm = ipc.map_fd(fd)
+            np.frombuffer(shm, dtype=x.dtype, count=x.size)[:] = x.reshape(-1)
+            try:
+                return self._send_tensor(model, x, predict, timeout_ms, fd), shm
+            except BaseException:
+                shm.close()
+                raise
+        finally:
+            os.close(fd)
+
+    def _send_tensor(
+        self, model: RemoteModel, x: np.ndarray, predict: bool, timeout_ms: int, fd: int | None
+    ) -> int:
+        """Send an Infer as a tensor frame, or as protobuf to a protocol-1 daemon; with
+        `fd`, the tensor is in that memfd and the output is to be written there."""
+        if self._sock is None:
+            raise ConnectionError("not connected")
+        if not self._frames:
+            req = dpb.Request()
+            m = req.infer
+            m.session, m.predict, m.timeout_ms = model.session, predict, timeout_ms
+            ipc.tensor_from_array(x, m.input, inline=fd is None)
+            m.output_to_shm = fd is not None
+            return self._send(req, [] if fd is None else [fd])
+        rid = self._next_id
+        self._next_id += 1
+        frame = tf.encode_infer(rid, model.session, x, predict=predict, timeout_ms=timeout_ms,
+                                in_shm=fd is not None, output_to_shm=fd is not None)  # fmt: skip
+        ipc.send_with_fds(self._sock, frame, [] if fd is None else [fd])
+        return rid
+
+    @staticmethod
+    def _answer(
+        model: RemoteModel, resp: dpb.Response | tf.ResultFrame, region: mmap.mmap | None
+    ) -> Any:
+        """The output array of one answer (copied out of its memfd, which is closed)."""
+        view: memoryview | None = None
+        try:
+            if isinstance(resp, tf.ResultFrame):
+                if resp.y is not None:
+                    y = resp.y.copy()
+                elif region is not None:
+                    view = memoryview(region)
+                    y = ipc.array_in_shm(view, resp.dtype, resp.shape).copy()
+                else:
+                    raise ipc.MessageError(
+                        dpb.BAD_MESSAGE, "the answer is in shared memory this request never sent"
+                    )
+                model.last_device, model.last_run_s = resp.device, resp.run_s
+                return y
+            _raise_error(resp)
+            r = resp.result
+            t = r.output
+            view = memoryview(region) if (region is not None and t.in_shm) else None
+            y = ipc.array_from_tensor(t, view).copy()
+            model.last_device, model.last_run_s = r.device, r.run_s
+            return y
+        finally:
+            if view is not None:
+                view.release()
+            if region is not None:
+                region.close()
 
 
 def _raise_error(resp: dpb.Response) -> None:

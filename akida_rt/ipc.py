@@ -6,6 +6,7 @@ A frame is a little-endian u32 payload length and a serialized `Request`/`Respon
 
 from __future__ import annotations
 
+import math
 import mmap
 import os
 import socket
@@ -19,7 +20,7 @@ from google.protobuf.message import DecodeError
 from akida_rt.errors import DaemonError
 from akida_rt.proto import daemon_pb2 as dpb
 
-PROTOCOL = 1
+PROTOCOL = 2  # 2: Infer and its result may travel as tensor frames (tensor_frames.py)
 LENGTH = struct.Struct("<I")
 DEFAULT_MAX_FRAME = 64 << 20
 DEFAULT_SHM_THRESHOLD = 64 << 10
@@ -32,7 +33,6 @@ DTYPES: dict[int, np.dtype[Any]] = {
     dpb.INT64: np.dtype("<i8"),
     dpb.FLOAT32: np.dtype("<f4"),
 }
-DTYPE_CODES = {v: k for k, v in DTYPES.items()}
 MAX_DIMS = 4
 
 
@@ -134,28 +134,38 @@ def error_response(req_id: int, status: int, message: str) -> dpb.Response:
 
 
 # ------------------------------------------------------------------------ tensors
+# Keyed by dtype.str ("|u1", "<i4"...): a string hash, not a dtype comparison, per tensor.
+CODE_BY_STR = {dt.str: code for code, dt in DTYPES.items()}
+
+
 def tensor_nbytes(t: dpb.Tensor) -> int:
     """Bytes the tensor's shape and dtype call for (validates both)."""
+    return _layout(t)[2]
+
+
+def _layout(t: dpb.Tensor) -> tuple[np.dtype[Any], tuple[int, ...], int]:
     dtype = DTYPES.get(t.dtype)
     if dtype is None:
         raise MessageError(dpb.BAD_INPUT, f"unknown tensor dtype code {t.dtype}")
-    if not 1 <= len(t.shape) <= MAX_DIMS:
-        raise MessageError(dpb.BAD_INPUT, f"tensor has {len(t.shape)} dimensions, 1..4 allowed")
-    count = 1
-    for d in t.shape:
-        count *= d
-    return count * dtype.itemsize
+    shape = tuple(t.shape)
+    if not 1 <= len(shape) <= MAX_DIMS:
+        raise MessageError(dpb.BAD_INPUT, f"tensor has {len(shape)} dimensions, 1..4 allowed")
+    return dtype, shape, math.prod(shape) * dtype.itemsize
 
 
 def tensor_from_array(arr: np.ndarray, out: dpb.Tensor, *, inline: bool = True) -> None:
-    """Describe `arr` in `out`; with inline=False only shape and dtype are set."""
-    code = DTYPE_CODES.get(arr.dtype.newbyteorder("<") if arr.dtype.itemsize > 1 else arr.dtype)
+    """Describe `arr` in `out` (little-endian on the wire); with inline=False only shape
+    and dtype are set."""
+    code = CODE_BY_STR.get(arr.dtype.str)
+    if code is None and arr.dtype.byteorder == ">":
+        arr = arr.astype(arr.dtype.newbyteorder("<"))
+        code = CODE_BY_STR.get(arr.dtype.str)
     if code is None:
         raise DaemonError(f"dtype {arr.dtype} cannot travel; use uint8, int32, int64 or float32")
     out.dtype = code  # type: ignore[assignment]
     out.shape[:] = arr.shape
     if inline:
-        out.data = np.ascontiguousarray(arr).tobytes()
+        out.data = arr.tobytes()
     else:
         out.in_shm = True
 
@@ -166,24 +176,33 @@ def array_from_tensor(t: dpb.Tensor, shm: memoryview | None = None) -> np.ndarra
     Raises:
         MessageError: BAD_INPUT with the mismatch (dtype, dimensions, byte count).
     """
-    need = tensor_nbytes(t)
+    dtype, shape, need = _layout(t)
     if t.in_shm:
         if shm is None:
             raise MessageError(dpb.BAD_INPUT, "tensor is in_shm but no descriptor came with it")
-        if len(shm) < need:
-            raise MessageError(
-                dpb.BAD_INPUT, f"shared memory holds {len(shm)} bytes, tensor needs {need}"
-            )
-        raw: Any = shm[:need]
+        return array_in_shm(shm, dtype, shape)
     else:
-        if len(t.data) != need:
+        raw: Any = t.data
+        if len(raw) != need:
             raise MessageError(
                 dpb.BAD_INPUT,
-                f"tensor {tuple(t.shape)} of {np.dtype(DTYPES[t.dtype]).name} needs "
-                f"{need} bytes, got {len(t.data)}",
+                f"tensor {shape} of {dtype.name} needs {need} bytes, got {len(raw)}",
             )
-        raw = t.data
-    return np.frombuffer(raw, dtype=DTYPES[t.dtype]).reshape(tuple(t.shape))
+    return np.frombuffer(raw, dtype=dtype).reshape(shape)
+
+
+def array_in_shm(shm: memoryview, dtype: np.dtype[Any], shape: tuple[int, ...]) -> np.ndarray:
+    """The array at the start of a shared-memory region (a view: copy before unmapping).
+
+    Raises:
+        MessageError: BAD_INPUT when the region is smaller than the tensor.
+    """
+    need = math.prod(shape) * dtype.itemsize
+    if len(shm) < need:
+        raise MessageError(
+            dpb.BAD_INPUT, f"shared memory holds {len(shm)} bytes, tensor needs {need}"
+        )
+    return np.frombuffer(shm[:need], dtype=dtype).reshape(shape)
 
 
 # ------------------------------------------------------------------- shared memory

@@ -20,6 +20,7 @@ from typing import ClassVar
 from akida_rt.errors import AkidaError, DaemonError
 
 from . import systemd
+from .busy_poll import LoopSelector, loop_factory
 from .config import RELOADABLE, Config, apply_file, defaults
 from .controller import Controller
 from .devices import DeviceManager
@@ -96,8 +97,9 @@ def bind_socket(config: Config) -> socket.socket:
 class Daemon:
     """The running service; `run()` returns the exit status."""
 
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, selector: LoopSelector | None = None) -> None:
         self.config = config
+        self.selector = selector
         self.stopping = asyncio.Event()
         self.owns_socket = False
 
@@ -114,7 +116,7 @@ class Daemon:
         activated = systemd.listen_sockets()
         listener = activated[0] if activated else bind_socket(cfg)
         self.owns_socket = not activated
-        server = Server(self.controller, listener)
+        server = Server(self.controller, listener, self.selector)
         metrics = await serve_metrics(cfg.metrics_listen, self.controller)
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.stopping.set)
@@ -224,6 +226,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--socket-group", help="group of the socket file (default akida)")
     p.add_argument("--metrics", metavar="HOST:PORT", help="serve Prometheus text at /metrics")
     p.add_argument("--log-level", help="DEBUG, INFO, WARNING, ERROR")
+    p.add_argument(
+        "--busy-poll-us",
+        type=int,
+        help="low-latency mode: poll the sockets this long before sleeping (default 0: off)",
+    )
     return p
 
 
@@ -240,6 +247,7 @@ def make_config(args: argparse.Namespace) -> Config:
         ("socket_group", "socket_group"),
         ("metrics", "metrics_listen"),
         ("log_level", "log_level"),
+        ("busy_poll_us", "busy_poll_us"),
     ):
         value = getattr(args, attr)
         if value is not None:
@@ -260,7 +268,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     setup_logging(config.log_level)
     try:
-        return asyncio.run(Daemon(config).run())
+        selector = LoopSelector(config.busy_poll_us / 1e6)
+        with asyncio.Runner(loop_factory=loop_factory(selector)) as runner:
+            return runner.run(Daemon(config, selector).run())
     except AkidaError as exc:
         log.error("%s", exc)
         return 1

@@ -57,6 +57,9 @@ class Config:
     # Multiplies every device command timeout (identify, load, run...); set at startup.
     device_timeout_scale: float = 1.0
     drain_timeout_s: float = 20.0
+    # Low-latency mode: poll the sockets this long after each wake-up before sleeping
+    # (daemon/busy_poll.py); costs up to a core while clients are active. Startup only.
+    busy_poll_us: int = 0
     discovery_interval_s: float = 2.0
     metrics_listen: str = ""  # "127.0.0.1:9464" serves Prometheus text at /metrics
     generation: int = 0
@@ -124,6 +127,8 @@ def apply_file(config: Config, path: Path, *, only_reloadable: bool = False) -> 
         raise DaemonError(f"config {path}: simulated_devices must be >= 0")
     if updates.get("device_timeout_scale", 1.0) <= 0:
         raise DaemonError(f"config {path}: device_timeout_scale must be > 0")
+    if not 0 <= updates.get("busy_poll_us", 0) <= 1_000_000:
+        raise DaemonError(f"config {path}: busy_poll_us must be within 0..1000000")
     if updates.get("max_in_flight", 1) < 1:
         raise DaemonError(f"config {path}: max_in_flight must be >= 1")
     return dataclasses.replace(config, **updates, generation=config.generation + 1)

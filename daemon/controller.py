@@ -243,10 +243,14 @@ class Controller:
         predict: bool,
         timeout_ms: int,
         reply: Callable[[Any, Job], None],
+        *,
+        alone: bool = False,
     ) -> None:
         """Queue an inference; `reply(outputs or Refused, job)` is called exactly once, in
-        the loop thread, by the deadline at the latest."""
-        self._check_open()
+        the loop thread, by the deadline at the latest. `alone`: nothing else arrived with
+        this request, so it may run before this returns if its device is idle."""
+        if self.draining:
+            self._check_open()
         session = self._session(client, session_id)
         if client.in_flight >= self.config.max_in_flight:
             raise Refused(
@@ -257,6 +261,7 @@ class Controller:
         self.check_input(session, x)
         timeout = (timeout_ms or self.config.default_timeout_ms) / 1e3
         start = time.perf_counter()
+        timer: asyncio.TimerHandle | None = None
         finished = False
 
         def done(job: Job, result: Any) -> None:
@@ -265,7 +270,8 @@ class Controller:
                 return
             finished = True
             client.in_flight -= 1
-            timer.cancel()
+            if timer is not None:
+                timer.cancel()
             if isinstance(result, JobFailed):
                 client.meter.errors += 1
                 reply(Refused(result.status, str(result)), job)
@@ -277,12 +283,20 @@ class Controller:
                 client.meter.record(job.frames, time.perf_counter() - start)
                 reply(result, job)
 
+        def expire() -> None:
+            done(job, Refused("DEADLINE_EXCEEDED", f"no result within {timeout:g} s; dropped"))
+
+        now = time.monotonic()
         job = Job(client.client_id, session.key, session.program, x, predict, session.pinned,
-                  time.monotonic() + timeout, done)  # fmt: skip
+                  now + timeout, done, now)  # fmt: skip
         client.in_flight += 1
-        expired = Refused("DEADLINE_EXCEEDED", f"no result within {timeout:g} s; request dropped")
-        timer = asyncio.get_running_loop().call_later(timeout, done, job, expired)
-        self.scheduler.submit(job)
+        ran = alone and self.scheduler.run_now(job)
+        if finished:
+            return
+        # Not answered yet (queued, or run at once but failed over to another attempt).
+        timer = asyncio.get_running_loop().call_later(timeout, expire)
+        if not ran:
+            self.scheduler.submit(job)
 
     # ----------------------------------------------------------------- state
     def put_state(self, client: Client, key: str, data: bytes) -> None:

@@ -191,6 +191,29 @@ class Scheduler:
             elif slot_id not in self._inline_pending:
                 self._cond.notify_all()
 
+    def run_now(self, job: Job) -> bool:
+        """Run `job` on the loop thread before returning, if its device is idle with
+        nothing queued and the work is short (no queue, timer or thread hop); False if
+        it must be submitted instead."""
+        if self.inline_max_s <= 0:
+            return False
+        with self._cond:
+            slot_id = self._choose(job)
+            if (
+                slot_id is None
+                or slot_id in self.running
+                or slot_id in self._inline_pending
+                or self.queues[slot_id].frames
+            ):
+                return False
+            slot = self.manager.slots[slot_id]
+            if slot.cost.get(job.key, 1e9) * job.frames > self.inline_max_s:
+                return False
+            self.running[slot_id] = [job]
+            self._since[slot_id] = time.monotonic()
+        self._run_guarded(slot, [job], inline=True)
+        return True
+
     def _run_inline(self, slot: DeviceSlot) -> None:
         with self._cond:
             self._inline_pending.discard(slot.id)
@@ -217,7 +240,9 @@ class Scheduler:
             with self._cond:
                 self.running.pop(slot.id, None)
                 self._since.pop(slot.id, None)
-                self._cond.notify_all()
+                # Wake the workers only for queued work (each wake-up costs a GIL hand-off).
+                if any(q.frames for q in self.queues.values()):
+                    self._cond.notify_all()
 
     def _no_device_reason(self, job: Job) -> str:
         if job.pinned:
@@ -225,6 +250,10 @@ class Scheduler:
         return "no device is available (none found, and simulated devices are off)"
 
     def _choose(self, job: Job) -> str | None:
+        slots = self.manager.slots
+        if len(slots) == 1 and job.pinned is None:  # the common case, on every request
+            (only,) = slots.values()
+            return only.id if only.state == "ready" and only.id in self.queues else None
         ready = {s.id: s for s in self.manager.ready() if s.id in self.queues}
         if job.pinned is not None:
             return job.pinned if job.pinned in ready else None
@@ -338,22 +367,23 @@ class Scheduler:
             self._finish(batch, JobFailed("DEVICE_FAILED", f"device {slot.id}: {exc}"))
             return
         elapsed = time.perf_counter() - start
+        frames = int(x.shape[0])
         slot.resident = first.key
-        per_frame = elapsed / x.shape[0]
-        slot.cost[first.key] = 0.8 * slot.cost.get(first.key, per_frame) + 0.2 * per_frame
-        slot.meter.busy_s += elapsed
-        slot.meter.record(int(x.shape[0]), elapsed)
         outputs: list[Any] = []
         offset = 0
         for job in batch:
-            job.device, job.batch_frames, job.run_s = slot.id, int(x.shape[0]), elapsed
+            job.device, job.batch_frames, job.run_s = slot.id, frames, elapsed
             job.queue_s = began - job.enqueued
             outputs.append(y[offset : offset + job.frames])
             offset += job.frames
         if inline:
-            _deliver_each(batch, outputs)
+            _deliver_each(batch, outputs)  # answers first: the bookkeeping can wait
         else:
             self.loop.call_soon_threadsafe(_deliver_each, batch, outputs)
+        per_frame = elapsed / frames
+        slot.cost[first.key] = 0.8 * slot.cost.get(first.key, per_frame) + 0.2 * per_frame
+        slot.meter.busy_s += elapsed
+        slot.meter.record(frames, elapsed)
 
 
 def _deliver(jobs: list[Job], result: Any) -> None:

@@ -16,15 +16,20 @@ from typing import Any
 import numpy as np
 
 from akida_rt import ipc
+from akida_rt import tensor_frames as tf
 from akida_rt.errors import DaemonError
 from akida_rt.proto import daemon_pb2 as dpb
 
+from .busy_poll import LoopSelector
 from .controller import Client, Controller, Refused
 
 log = logging.getLogger(__name__)
 RECV_BYTES = 1 << 18
 MAX_PENDING_FDS = 16
 UCRED = struct.Struct("3i")
+ANCILLARY_SPACE = socket.CMSG_SPACE(4 * ipc.MAX_FDS_PER_FRAME)
+LENGTH = ipc.LENGTH
+CTRUNC = int(socket.MSG_CTRUNC)  # a plain int: `&` on the IntFlag is a Python-level call
 
 
 class Connection:
@@ -46,21 +51,28 @@ class Connection:
     # ---------------------------------------------------------------- reading
     def on_readable(self) -> None:
         try:
-            data, anc, flags, _ = self.sock.recvmsg(
-                RECV_BYTES, socket.CMSG_SPACE(4 * ipc.MAX_FDS_PER_FRAME)
-            )
+            data, anc, flags, _ = self.sock.recvmsg(RECV_BYTES, ANCILLARY_SPACE)
         except (BlockingIOError, InterruptedError):
             return
         except OSError as exc:
             log.debug("client %d read error: %s", self.client.client_id, exc)
             self.close()
             return
-        self.fds.extend(ipc.fds_from_ancillary(anc))
-        if flags & socket.MSG_CTRUNC or len(self.fds) > MAX_PENDING_FDS:
+        if anc:
+            self.fds.extend(ipc.fds_from_ancillary(anc))
+        if flags & CTRUNC or len(self.fds) > MAX_PENDING_FDS:
             self.fail_connection(f"more than {MAX_PENDING_FDS} descriptors sent without a frame")
             return
         if not data:
             self.close()
+            return
+        size = len(data) - 4
+        if (
+            not self.rbuf
+            and 0 < size <= self.server.config.max_frame
+            and LENGTH.unpack_from(data)[0] == size
+        ):
+            self.handle(data[4:], self.server.alone())  # exactly one whole frame: no buffering
             return
         self.rbuf += data
         try:
@@ -68,10 +80,13 @@ class Connection:
         except ipc.FrameError as exc:
             self.fail_connection(str(exc))
             return
+        # A lone request (nothing else arrived in this wake-up) has nothing to batch with,
+        # so it may run at once on an idle device.
+        alone = len(frames) == 1 and not self.rbuf and self.server.alone()
         for payload in frames:
             if self.closed or self.closing:
                 return
-            self.handle(payload)
+            self.handle(payload, alone)
 
     def fail_connection(self, why: str) -> None:
         """Framing is lost: say why, then hang up."""
@@ -82,7 +97,10 @@ class Connection:
         if not self.wbuf:
             self.close()
 
-    def handle(self, payload: bytes) -> None:
+    def handle(self, payload: bytes, alone: bool = False) -> None:
+        if payload and payload[0] == tf.MARKER:
+            self.handle_tensor_frame(payload, alone)
+            return
         try:
             req = ipc.decode_request(payload)
         except ipc.MessageError as exc:
@@ -91,22 +109,50 @@ class Connection:
         kind = req.WhichOneof("body")
         try:
             if kind == "infer":
-                self.on_infer(req)
+                self.on_infer(req, alone)
             elif kind == "load":
                 task = self.loop.create_task(self.on_load(req))
                 self.server.tasks.add(task)
                 task.add_done_callback(self.server.tasks.discard)
             else:
                 self.send(self.simple(req, kind))
-        except Refused as exc:
-            self.send(ipc.error_response(req.id, getattr(dpb, exc.status), str(exc)))
-        except ipc.MessageError as exc:
-            self.send(ipc.error_response(req.id, exc.status, str(exc)))
-        except DaemonError as exc:
-            self.send(ipc.error_response(req.id, dpb.BAD_INPUT, str(exc)))
         except Exception as exc:
+            self.refuse(req.id, kind, exc)
+
+    def handle_tensor_frame(self, payload: bytes, alone: bool) -> None:
+        try:
+            f = tf.decode_infer(payload)
+        except tf.FrameRefused as exc:
+            self.send(ipc.error_response(exc.req_id, exc.status, str(exc)))
+            return
+        try:
+            shm = self.take_shm() if (f.in_shm or f.output_to_shm) else None
+            try:
+                if f.x is not None:
+                    x = f.x
+                elif shm is not None:
+                    x = ipc.array_in_shm(memoryview(shm), f.dtype, f.shape).copy()
+                else:  # take_shm raised already; kept for the type checker
+                    raise ipc.MessageError(dpb.BAD_INPUT, "in_shm tensor without a descriptor")
+                self.start_infer(f.id, f.session, x, f.predict, f.timeout_ms, shm, alone, True)
+            except BaseException:
+                if shm is not None:
+                    shm.close()
+                raise
+        except Exception as exc:
+            self.refuse(f.id, "infer", exc)
+
+    def refuse(self, req_id: int, kind: str | None, exc: Exception) -> None:
+        """Answer a request that raised (call from its except block)."""
+        if isinstance(exc, Refused):
+            self.send(ipc.error_response(req_id, getattr(dpb, exc.status), str(exc)))
+        elif isinstance(exc, ipc.MessageError):
+            self.send(ipc.error_response(req_id, exc.status, str(exc)))
+        elif isinstance(exc, DaemonError):
+            self.send(ipc.error_response(req_id, dpb.BAD_INPUT, str(exc)))
+        else:
             log.exception("request %s of client %d", kind, self.client.client_id)
-            self.send(ipc.error_response(req.id, dpb.INTERNAL, f"{type(exc).__name__}: {exc}"))
+            self.send(ipc.error_response(req_id, dpb.INTERNAL, f"{type(exc).__name__}: {exc}"))
 
     def simple(self, req: dpb.Request, kind: str | None) -> dpb.Response:
         resp = dpb.Response(id=req.id)
@@ -157,25 +203,29 @@ class Connection:
         lo.sequences, lo.input_bits = s.sequences, s.input_bits
         self.send(resp)
 
-    def on_infer(self, req: dpb.Request) -> None:
+    def on_infer(self, req: dpb.Request, alone: bool) -> None:
         m = req.infer
-        shm = self.take_shm() if (m.input.in_shm or m.output_to_shm) else None
+        t = m.input
+        shm = self.take_shm() if (t.in_shm or m.output_to_shm) else None
         try:
-            if m.input.in_shm:
-                x = ipc.array_from_tensor(m.input, memoryview(shm)).copy() if shm else None
-                if x is None:
-                    raise ipc.MessageError(dpb.BAD_INPUT, "in_shm tensor without a descriptor")
-            else:
-                x = ipc.array_from_tensor(m.input)
-            rid = req.id
-            self.ctl.infer(self.client, m.session, x, m.predict, m.timeout_ms,
-                           lambda result, job: self.reply_infer(rid, result, job, shm))  # fmt: skip
+            x = ipc.array_from_tensor(t, memoryview(shm) if shm is not None else None)
+            if t.in_shm:
+                x = x.copy()
+            self.start_infer(req.id, m.session, x, m.predict, m.timeout_ms, shm, alone, False)
         except BaseException:
             if shm is not None:
                 shm.close()
             raise
 
-    def take_shm(self) -> mmap.mmap | None:
+    def start_infer(self, rid: int, session: int, x: np.ndarray, predict: bool, timeout_ms: int,
+                    shm: mmap.mmap | None, alone: bool, frame: bool) -> None:  # fmt: skip
+        """Hand the request to the controller; the answer goes back in the form it came
+        (a tensor frame or a protobuf Response), and its output into `shm` if given."""
+        self.ctl.infer(self.client, session, x, predict, timeout_ms,
+                       lambda result, job: self.reply_infer(rid, result, job, shm, frame),
+                       alone=alone)  # fmt: skip
+
+    def take_shm(self) -> mmap.mmap:
         if not self.fds:
             raise ipc.MessageError(dpb.BAD_INPUT, "frame names shared memory but sent no fd")
         fd = self.fds.popleft()
@@ -186,7 +236,9 @@ class Connection:
         finally:
             os.close(fd)
 
-    def reply_infer(self, req_id: int, result: Any, job: Any, shm: mmap.mmap | None) -> None:
+    def reply_infer(
+        self, req_id: int, result: Any, job: Any, shm: mmap.mmap | None, frame: bool
+    ) -> None:
         try:
             if self.closed:
                 return
@@ -195,17 +247,22 @@ class Connection:
                 self.send(ipc.error_response(req_id, status, str(result)))
                 return
             y = result
-            resp = dpb.Response(id=req_id)
-            r = resp.result
-            r.device, r.batch_frames, r.run_s = job.device, job.batch_frames, job.run_s
-            r.queue_s = job.queue_s
+            in_shm = False
             if shm is not None and len(shm) >= y.nbytes:
+                in_shm = True
                 view = np.frombuffer(shm, dtype=y.dtype, count=y.size)
                 view[:] = y.reshape(-1)
                 del view
-                ipc.tensor_from_array(y, r.output, inline=False)
-            else:
-                ipc.tensor_from_array(y, r.output)
+            if frame:
+                self.write(tf.encode_result(req_id, y, job.device, job.batch_frames,
+                                            job.queue_s, job.run_s, in_shm=in_shm))  # fmt: skip
+                return
+            resp = dpb.Response(id=req_id)
+            r = resp.result
+            r.device, r.batch_frames, r.run_s, r.queue_s = (
+                job.device, job.batch_frames, job.run_s, job.queue_s
+            )  # fmt: skip
+            ipc.tensor_from_array(y, r.output, inline=not in_shm)
             self.send(resp)
         finally:
             if shm is not None:
@@ -213,9 +270,12 @@ class Connection:
 
     # ---------------------------------------------------------------- writing
     def send(self, message: Any) -> None:
+        self.write(ipc.encode_frame(message))
+
+    def write(self, data: bytes) -> None:
+        """Send a whole frame, buffering what the socket does not take now."""
         if self.closed:
             return
-        data = ipc.encode_frame(message)
         if self.wbuf:
             self.wbuf += data
             return
@@ -262,8 +322,11 @@ class Connection:
 class Server:
     """Accepts connections on a listening Unix socket."""
 
-    def __init__(self, controller: Controller, listener: socket.socket) -> None:
+    def __init__(
+        self, controller: Controller, listener: socket.socket, selector: LoopSelector | None = None
+    ) -> None:
         self.controller = controller
+        self.selector = selector
         self.config = controller.config
         self.listener = listener
         self.loop = asyncio.get_running_loop()
@@ -288,6 +351,10 @@ class Server:
             client = self.controller.connect(pid, uid, gid)
             log.info("client %d connected: pid %d uid %d gid %d", client.client_id, pid, uid, gid)
             self.connections.add(Connection(self, sock, client))
+
+    def alone(self) -> bool:
+        """Whether the current loop iteration woke for one descriptor only."""
+        return self.selector is not None and self.selector.last_ready == 1
 
     def stop_accepting(self) -> None:
         if self.listener.fileno() >= 0:

@@ -1,0 +1,59 @@
+"""akidad's event-loop selector: counts what each wake-up brought, and can busy-poll.
+
+Busy polling is the low-latency mode (`busy_poll_us`). A process asleep in epoll_wait
+needs a wake-up when a request arrives, and then runs its first few hundred microseconds
+on cold caches. On the 2-vCPU VMs this project is measured on, a bare Python echo over a
+Unix socket takes about 115 us when both ends block and about 25 us when both ends poll.
+So, like the kernel's `net.core.busy_poll` for sockets, akidad can keep polling its
+descriptors before it sleeps: when the loop would block, `select` polls with a zero
+timeout for up to `busy_poll_us` (bounded by the loop's own timeout), then blocks as
+usual. An idle daemon spins at most `busy_poll_us` after its last event; a busy one
+trades up to a core for latency.
+
+`last_ready` (how many descriptors the current loop iteration is serving) lets the server
+run a lone request at once: when nothing else arrived with it, there is nothing it could
+be batched with.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import selectors
+import time
+from collections.abc import Callable
+from typing import Any
+
+
+class LoopSelector(selectors.DefaultSelector):  # type: ignore[misc,valid-type]
+    """The default selector, plus `last_ready` and optional busy polling for `busy_s`."""
+
+    def __init__(self, busy_s: float = 0.0) -> None:
+        super().__init__()
+        self.busy_s = busy_s
+        self.last_ready = 0
+        self.polled = 0  # wake-ups that busy polling answered without sleeping
+
+    def select(self, timeout: float | None = None) -> list[tuple[Any, int]]:
+        ready: list[tuple[Any, int]] = []
+        if self.busy_s > 0 and timeout != 0:
+            now = time.monotonic()
+            end = now + (self.busy_s if timeout is None else min(self.busy_s, timeout))
+            poll = super().select
+            while now < end:
+                ready = poll(0)
+                if ready:
+                    self.polled += 1
+                    break
+                now = time.monotonic()
+            else:
+                if timeout is not None:
+                    timeout = max(0.0, timeout - self.busy_s)
+        if not ready:
+            ready = super().select(timeout)
+        self.last_ready = len(ready)
+        return ready
+
+
+def loop_factory(selector: LoopSelector) -> Callable[[], asyncio.AbstractEventLoop]:
+    """For asyncio.Runner: an event loop built on `selector`."""
+    return lambda: asyncio.SelectorEventLoop(selector)
