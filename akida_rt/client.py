@@ -65,11 +65,11 @@ class RemoteModel:
 
     def forward(self, x: np.ndarray, timeout: float | None = None) -> np.ndarray:
         """Integer outputs of `x` (uint8 NHWC), computed on a daemon device."""
-        return self._client._infer(self, [x], False, timeout)[0]
+        return self._client._infer_one(self, x, False, timeout)
 
     def predict(self, x: np.ndarray, timeout: float | None = None) -> np.ndarray:
         """Float outputs (forward times output_scale plus output_offset)."""
-        return self._client._infer(self, [x], True, timeout)[0]
+        return self._client._infer_one(self, x, True, timeout)
 
     def forward_many(self, xs: Sequence[np.ndarray], timeout: float | None = None) -> list[Any]:
         """Send every input before reading any answer, so the daemon can batch them."""
@@ -200,7 +200,10 @@ class Client:
             self._inbox.extend(ipc.split_frames(self._rbuf, 1 << 31))
 
     def _poll_recv(self, sock: socket.socket) -> bytes | None:
-        """Poll the socket for up to busy_poll_s; None when nothing came (then block)."""
+        """Poll the socket for up to busy_poll_s; None when nothing came (then block).
+
+        Each empty poll yields the CPU: when other work is runnable (the daemon itself,
+        on a machine with few cores) polling must not starve it."""
         end = time.monotonic() + self.busy_poll_s
         sock.settimeout(0.0)  # non-blocking (a timeout would make recv wait in poll first)
         while True:
@@ -209,6 +212,7 @@ class Client:
             except BlockingIOError:
                 if time.monotonic() >= end:
                     return None
+                os.sched_yield()  # on a busy machine, let the daemon have this core
 
     def _roundtrip(self, req: dpb.Request, timeout: float | None = None) -> dpb.Response:
         rid = self._send(req)
@@ -313,6 +317,48 @@ class Client:
         return bytes(self._call(req).state.data)
 
     # -------------------------------------------------------------- inference
+    def _infer_one(
+        self, model: RemoteModel, x: np.ndarray, predict: bool, timeout: float | None
+    ) -> Any:
+        """One request: the common case, kept short (every step costs microseconds on
+        the cold caches left by the caller's own work). Memfd tensors, a busy lock, a
+        protocol-1 daemon, reconnects and retries take the general path, `_infer`."""
+        x = np.asarray(x)
+        sock = self._sock
+        if (
+            sock is None
+            or not self._frames
+            or not x.ndim
+            or max(x.nbytes, x.shape[0] * model.output_size * 4) >= self.shm_threshold
+            or not self._lock.acquire(blocking=False)
+        ):
+            return self._infer(model, [x], predict, timeout)[0]
+        try:
+            wait = timeout or self.timeout
+            rid = self._next_id
+            self._next_id += 1
+            sock.sendall(tf.encode_infer(rid, model.session, x, predict=predict,
+                                         timeout_ms=int(wait * 1e3)))  # fmt: skip
+            while True:
+                resp = self._recv(wait + 5.0)
+                if resp.id == rid:
+                    return self._answer(model, resp, None)
+                if resp.id == 0 and isinstance(resp, dpb.Response):
+                    _raise_error(resp)
+        except (ConnectionError, BrokenPipeError):
+            self._lost()  # the daemon went away: the general path reconnects and retries
+        except ipc.RemoteError as exc:
+            if exc.status not in RETRYABLE:
+                raise
+            self._lost()
+        finally:
+            self._lock.release()
+        return self._infer(model, [x], predict, timeout)[0]
+
+    def _lost(self) -> None:
+        self._drop()
+        self.reconnects += 1
+
     def _infer(
         self, model: RemoteModel, xs: list[np.ndarray], predict: bool, timeout: float | None
     ) -> list[Any]:
