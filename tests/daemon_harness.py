@@ -99,6 +99,23 @@ class Akidad:
         self.proc.kill()
         self.proc.wait()
 
+    def start_outcome(self, timeout: float = 30.0) -> int | None:
+        """Start akidad and return its exit status if it exits before serving (a refused
+        configuration), or None once it serves its socket (the caller then stops it)."""
+        self.start(wait=False)
+        assert self.proc is not None
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                return self.proc.returncode
+            with socket.socket(socket.AF_UNIX) as probe:
+                try:
+                    probe.connect(str(self.socket))
+                    return None
+                except OSError:
+                    time.sleep(0.05)
+        raise AssertionError(f"akidad neither served nor exited in {timeout}s:\n{self.log()}")
+
     def __enter__(self) -> Akidad:
         return self.start()
 
@@ -130,6 +147,20 @@ class RawConnection:
                 if len(frames) > 1:
                     self.buf[:0] = b"".join(ipc.LENGTH.pack(len(f)) + f for f in frames[1:])
                 return ipc.decode_response(frames[0])
+            chunk = self.sock.recv(1 << 16)
+            if not chunk:
+                raise ConnectionResetError("daemon closed the connection")
+            self.buf += chunk
+
+    def recv_payload(self) -> bytes:
+        """The next whole frame payload, undecoded: a tensor frame (first byte 0) or a
+        protobuf Response."""
+        while True:
+            frames = ipc.split_frames(self.buf, 1 << 30)
+            if frames:
+                if len(frames) > 1:
+                    self.buf[:0] = b"".join(ipc.LENGTH.pack(len(f)) + f for f in frames[1:])
+                return frames[0]
             chunk = self.sock.recv(1 << 16)
             if not chunk:
                 raise ConnectionResetError("daemon closed the connection")
