@@ -205,14 +205,18 @@ class Client:
         Each empty poll yields the CPU: when other work is runnable (the daemon itself,
         on a machine with few cores) polling must not starve it."""
         end = time.monotonic() + self.busy_poll_s
+        before = sock.gettimeout()
         sock.settimeout(0.0)  # non-blocking (a timeout would make recv wait in poll first)
-        while True:
-            try:
-                return sock.recv(1 << 20)
-            except BlockingIOError:
-                if time.monotonic() >= end:
-                    return None
-                os.sched_yield()  # on a busy machine, let the daemon have this core
+        try:
+            while True:
+                try:
+                    return sock.recv(1 << 20)
+                except BlockingIOError:
+                    if time.monotonic() >= end:
+                        return None
+                    os.sched_yield()  # on a busy machine, let the daemon have this core
+        finally:
+            sock.settimeout(before)  # sends must still wait for a full socket buffer
 
     def _roundtrip(self, req: dpb.Request, timeout: float | None = None) -> dpb.Response:
         rid = self._send(req)

@@ -34,6 +34,7 @@ DTYPES: dict[int, np.dtype[Any]] = {
     dpb.FLOAT32: np.dtype("<f4"),
 }
 MAX_DIMS = 4
+MAX_TENSOR_BYTES = 1 << 40  # no tensor is larger; also keeps numpy's size arithmetic safe
 
 
 class FrameError(DaemonError):
@@ -150,7 +151,21 @@ def _layout(t: dpb.Tensor) -> tuple[np.dtype[Any], tuple[int, ...], int]:
     shape = tuple(t.shape)
     if not 1 <= len(shape) <= MAX_DIMS:
         raise MessageError(dpb.BAD_INPUT, f"tensor has {len(shape)} dimensions, 1..4 allowed")
-    return dtype, shape, math.prod(shape) * dtype.itemsize
+    return dtype, shape, shape_nbytes(shape, dtype)
+
+
+def shape_nbytes(shape: tuple[int, ...], dtype: np.dtype[Any]) -> int:
+    """Bytes of a tensor; refuses shapes numpy cannot hold, even empty ones (numpy checks
+    the product of the non-zero dimensions too).
+
+    Raises:
+        MessageError: BAD_INPUT naming the shape.
+    """
+    if math.prod(d for d in shape if d) * dtype.itemsize > MAX_TENSOR_BYTES:
+        raise MessageError(
+            dpb.BAD_INPUT, f"tensor shape {shape} of {dtype.name} is over {MAX_TENSOR_BYTES} bytes"
+        )
+    return math.prod(shape) * dtype.itemsize
 
 
 def tensor_from_array(arr: np.ndarray, out: dpb.Tensor, *, inline: bool = True) -> None:
@@ -197,7 +212,7 @@ def array_in_shm(shm: memoryview, dtype: np.dtype[Any], shape: tuple[int, ...]) 
     Raises:
         MessageError: BAD_INPUT when the region is smaller than the tensor.
     """
-    need = math.prod(shape) * dtype.itemsize
+    need = shape_nbytes(shape, dtype)
     if len(shm) < need:
         raise MessageError(
             dpb.BAD_INPUT, f"shared memory holds {len(shm)} bytes, tensor needs {need}"

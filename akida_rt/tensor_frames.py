@@ -23,7 +23,6 @@ A daemon that speaks tensor frames says protocol >= 2 in its HelloReply.
 
 from __future__ import annotations
 
-import math
 import struct
 from typing import Any, NamedTuple
 
@@ -134,7 +133,10 @@ def _tensor(
     if not 1 <= ndim <= ipc.MAX_DIMS:
         raise FrameRefused(req_id, f"tensor has {ndim} dimensions, 1..4 allowed")
     shape = dims[:ndim]
-    return dtype, shape, math.prod(shape) * dtype.itemsize
+    try:
+        return dtype, shape, ipc.shape_nbytes(shape, dtype)
+    except ipc.MessageError as exc:
+        raise FrameRefused(req_id, str(exc)) from None
 
 
 class FrameRefused(ipc.MessageError):

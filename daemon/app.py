@@ -21,7 +21,7 @@ from akida_rt.errors import AkidaError, DaemonError
 
 from . import systemd
 from .busy_poll import LoopSelector, loop_factory
-from .config import RELOADABLE, Config, apply_file, defaults
+from .config import RELOADABLE, Config, apply_file, check_ranges, defaults
 from .controller import Controller
 from .devices import DeviceManager
 from .metrics_http import serve_metrics
@@ -251,6 +251,7 @@ def make_config(args: argparse.Namespace) -> Config:
     ):
         value = getattr(args, attr)
         if value is not None:
+            check_ranges({key: value}, "command line")
             setattr(cfg, key, value)
     if args.devices:
         cfg.device_urls = list(args.devices)

@@ -123,12 +123,17 @@ def apply_file(config: Config, path: Path, *, only_reloadable: bool = False) -> 
                 f"config {path}: '{key}' must be {type(current).__name__}, got {value!r}"
             )
         updates[key] = value
-    if updates.get("simulated_devices", 0) < 0:
-        raise DaemonError(f"config {path}: simulated_devices must be >= 0")
-    if updates.get("device_timeout_scale", 1.0) <= 0:
-        raise DaemonError(f"config {path}: device_timeout_scale must be > 0")
-    if not 0 <= updates.get("busy_poll_us", 0) <= 1_000_000:
-        raise DaemonError(f"config {path}: busy_poll_us must be within 0..1000000")
-    if updates.get("max_in_flight", 1) < 1:
-        raise DaemonError(f"config {path}: max_in_flight must be >= 1")
+    check_ranges(updates, f"config {path}")
     return dataclasses.replace(config, **updates, generation=config.generation + 1)
+
+
+def check_ranges(values: dict[str, Any], where: str) -> None:
+    """Refuse out-of-range numbers, wherever they came from (file or command line)."""
+    if values.get("simulated_devices", 0) < 0:
+        raise DaemonError(f"{where}: simulated_devices must be >= 0")
+    if values.get("device_timeout_scale", 1.0) <= 0:
+        raise DaemonError(f"{where}: device_timeout_scale must be > 0")
+    if not 0 <= values.get("busy_poll_us", 0) <= 1_000_000:
+        raise DaemonError(f"{where}: busy_poll_us must be within 0..1000000")
+    if values.get("max_in_flight", 1) < 1:
+        raise DaemonError(f"{where}: max_in_flight must be >= 1")

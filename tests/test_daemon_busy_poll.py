@@ -135,15 +135,7 @@ def _wide_model() -> Model:
     "busy_poll_us",
     [
         0,
-        pytest.param(
-            1_000_000,
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="bug in akida_rt/client.py: _poll_recv leaves the socket non-blocking "
-                "(settimeout(0.0)) after an answer it polled, so the next sendall raises "
-                "BlockingIOError when the daemon is not reading and the buffer fills",
-            ),
-        ),
+        1_000_000,
     ],
 )
 def test_pipelined_sends_wait_for_a_daemon_that_is_not_reading(daemon, busy_poll_us) -> None:
@@ -202,12 +194,6 @@ def test_busy_poll_us_out_of_range_in_the_config_file_is_refused(tmp_path: Path,
     assert not d.socket.exists()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug in daemon/app.py: make_config copies --busy-poll-us into the config without "
-    "the 0..1000000 check apply_file makes: -1 starts a daemon (polling off), 2000000 one "
-    "that spins up to 2 s after every wake-up",
-)
 @pytest.mark.parametrize("value", ["-1", "2000000"])
 def test_busy_poll_us_out_of_range_on_the_command_line_is_refused(tmp_path: Path, value):
     d = Akidad(tmp_path, f"--busy-poll-us={value}")

@@ -96,23 +96,6 @@ def _payload(frame: bytes) -> bytes:
     return frame[ipc.LENGTH.size :]
 
 
-def _empty_tensor_with_overflowing_dims(payload: bytes, head: struct.Struct) -> bool:
-    """A header describing a zero-size tensor whose other dims multiply past what numpy
-    can index. decode_* raise ValueError for it instead of FrameRefused: a known bug,
-    pinned by the xfail tests below; the fuzz tests tolerate only exactly this case
-    (drop this helper when those tests pass)."""
-    if len(payload) < head.size:
-        return False
-    fields = head.unpack_from(payload)
-    code, ndim, dims = fields[3], fields[4], fields[-4:]
-    dtype = ipc.DTYPES.get(code)
-    if dtype is None or not 1 <= ndim <= ipc.MAX_DIMS:
-        return False
-    shape = dims[:ndim]
-    big = math.prod(d for d in shape if d) * dtype.itemsize
-    return 0 in shape and big > np.iinfo(np.intp).max
-
-
 def _decodes_or_refuses(decode, payload: bytes, head: struct.Struct):
     """Run a decoder: its frame, or None when refused with a protocol status."""
     try:
@@ -122,10 +105,6 @@ def _decodes_or_refuses(decode, payload: bytes, head: struct.Struct):
         assert str(exc)
         assert 0 <= exc.req_id <= U64
         return None
-    except ValueError:
-        if _empty_tensor_with_overflowing_dims(payload, head):
-            return None  # the known bug (test_zero_size_tensor_with_huge_dims_is_refused)
-        raise
 
 
 # ------------------------------------------------------------------ round trips
@@ -333,12 +312,6 @@ def test_impossible_tensors_and_kinds_are_refused_with_the_request_id() -> None:
     assert (info.value.status, info.value.req_id) == (dpb.BAD_MESSAGE, 42)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=ValueError,
-    reason="bug in akida_rt/tensor_frames.py: a zero-size shape whose other dims overflow "
-    "numpy's index type passes the byte-count check (0 == 0) and reshape raises ValueError",
-)
 @pytest.mark.parametrize("decode", ["infer", "result"])
 @pytest.mark.parametrize("dims", [(0, M, M, M), (M, M, M, 0), (0, 2**31, 2**31, 4)])
 def test_zero_size_tensor_with_huge_dims_is_refused(decode, dims) -> None:
@@ -355,12 +328,6 @@ def test_zero_size_tensor_with_huge_dims_is_refused(decode, dims) -> None:
         assert (exc.status, exc.req_id) == (dpb.BAD_INPUT, 11)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=ValueError,
-    reason="bug in akida_rt/ipc.py: array_from_tensor reshapes a zero-size tensor with "
-    "overflowing dims and raises ValueError; the daemon answers INTERNAL, not BAD_INPUT",
-)
 def test_protobuf_zero_size_tensor_with_huge_dims_is_bad_input() -> None:
     t = dpb.Tensor(dtype=dpb.INT64, shape=[0, M, M, M], data=b"")
     with pytest.raises(ipc.MessageError) as info:
@@ -535,12 +502,6 @@ def test_live_malformed_tensor_frame_gets_protobuf_error_then_connection_serves(
     assert r.id == 32 and np.array_equal(r.y, model.forward(x))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug (tensor_frames.decode_infer + daemon/server.py handle_tensor_frame): the "
-    "ValueError escapes the reader callback, so the request is never answered and the "
-    "other frames of that read are dropped",
-)
 def test_live_zero_size_tensor_with_huge_dims_gets_an_error(loaded) -> None:
     raw, _model, session = loaded
     head = tf.INFER_HEAD.pack(tf.MARKER, tf.INFER, 0, dpb.UINT8, 4, 41, session, 0, 0, M, M, M)
