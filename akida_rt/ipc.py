@@ -161,11 +161,14 @@ def shape_nbytes(shape: tuple[int, ...], dtype: np.dtype[Any]) -> int:
     Raises:
         MessageError: BAD_INPUT naming the shape.
     """
-    if math.prod(d for d in shape if d) * dtype.itemsize > MAX_TENSOR_BYTES:
+    size = math.prod(shape) * dtype.itemsize
+    if size > MAX_TENSOR_BYTES or (
+        not size and math.prod(d for d in shape if d) * dtype.itemsize > MAX_TENSOR_BYTES
+    ):
         raise MessageError(
             dpb.BAD_INPUT, f"tensor shape {shape} of {dtype.name} is over {MAX_TENSOR_BYTES} bytes"
         )
-    return math.prod(shape) * dtype.itemsize
+    return size
 
 
 def tensor_from_array(arr: np.ndarray, out: dpb.Tensor, *, inline: bool = True) -> None:

@@ -5,7 +5,9 @@ Two modes, each against its own daemon:
   blocking   the defaults: daemon and client sleep until their socket is readable;
   busy-poll  the low-latency mode: `akidad --busy-poll-us 5000` and
              `Client(busy_poll_us=5000)` poll their sockets instead of sleeping.
-Calls alternate (daemon, embedded, daemon, ...) so machine noise hits both alike.
+Calls alternate (daemon, embedded, daemon, ...) so machine noise hits both alike. The
+floor row is a bare Python echo over a Unix socket in the same pattern (echo_floor.py):
+no daemon can add less than it.
 Run: .venv/bin/python benchmarks/daemon_overhead.py [--requests N] [--poll-us US]
 """
 
@@ -16,6 +18,7 @@ import time
 
 import numpy as np
 from daemon_common import print_table, user_daemon
+from echo_floor import floor_us
 
 from akida_rt import devices, zoo
 from akida_rt.client import Client
@@ -41,11 +44,13 @@ def measure(mode: str, poll_us: int, requests: int) -> list[tuple[str, str]]:
             embedded.forward(x)
             e[i], d[i], run[i] = time.perf_counter() - t1, t1 - t0, remote.last_run_s
     added = (np.median(d) - np.median(e)) * 1e6
+    floor = floor_us(poll_us > 0, requests, lambda: embedded.forward(x))
     return [
         (f"{mode}: embedded / daemon median", f"{np.median(e) * 1e6:7.1f} / {np.median(d) * 1e6:.1f} us"),
         (f"{mode}: added (median daemon - median embedded)", f"{added:7.1f} us"),
         (f"{mode}: added, median of the paired differences", f"{np.median(d - e) * 1e6:7.1f} us"),
         (f"{mode}: round trip outside the daemon's forward", f"{np.median(d - run) * 1e6:7.1f} us"),
+        (f"{mode}: floor, bare Python echo on this machine", f"{floor:7.1f} us"),
         (f"{mode}: target median added <= 100 us", "met" if added <= 100 else "NOT met"),
     ]  # fmt: skip
 

@@ -270,21 +270,18 @@ class Controller:
                 return
             finished = True
             client.in_flight -= 1
-            if timer is not None:
-                timer.cancel()
-            if isinstance(result, JobFailed):
+            if not isinstance(result, Exception):
+                reply(result, job)  # the answer first; the bookkeeping can wait
+                client.meter.record(job.frames, time.perf_counter() - start)
+            elif isinstance(result, JobFailed):
                 client.meter.errors += 1
                 reply(Refused(result.status, str(result)), job)
-            elif isinstance(result, Refused):
+            else:
                 client.meter.errors += 1
                 job.cancelled = True
                 reply(result, job)
-            else:
-                client.meter.record(job.frames, time.perf_counter() - start)
-                reply(result, job)
-
-        def expire() -> None:
-            done(job, Refused("DEADLINE_EXCEEDED", f"no result within {timeout:g} s; dropped"))
+            if timer is not None:
+                timer.cancel()
 
         now = time.monotonic()
         job = Job(client.client_id, session.key, session.program, x, predict, session.pinned,
@@ -294,7 +291,10 @@ class Controller:
         if finished:
             return
         # Not answered yet (queued, or run at once but failed over to another attempt).
-        timer = asyncio.get_running_loop().call_later(timeout, expire)
+        expired = f"no result within {timeout:g} s; dropped"
+        timer = asyncio.get_running_loop().call_later(
+            timeout, lambda: done(job, Refused("DEADLINE_EXCEEDED", expired))
+        )
         if not ran:
             self.scheduler.submit(job)
 
