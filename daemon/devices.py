@@ -47,6 +47,7 @@ class DeviceSlot:
         self.resident: ProgramKey | None = None
         self.models: dict[ProgramKey, Model] = {}
         self.cost: dict[ProgramKey, float] = {}  # seconds per frame, moving average
+        self.cost_with_load: set[ProgramKey] = set()  # estimates that include a load
         self.lock = threading.Lock()
 
     @property
