@@ -16,30 +16,20 @@ SINGLE_THREAD_MACS = 50_000_000
 
 
 @functools.cache
-def _blas_libs() -> tuple[Any, ...]:
-    """threadpoolctl's controllers of the BLAS libraries loaded (numpy's OpenBLAS)."""
+def _controller() -> Any:
     try:
         from threadpoolctl import ThreadpoolController
     except ImportError:  # pragma: no cover - threadpoolctl is a dependency
-        return ()
-    return tuple(lib for lib in ThreadpoolController().lib_controllers if lib.user_api == "blas")
+        return None
+    return ThreadpoolController()
 
 
 @contextlib.contextmanager
 def threads_for(macs: int) -> Iterator[None]:
-    """BLAS limited to one thread while the block runs, if `macs` is small work.
-
-    Reads and sets the thread count through the libraries' own calls (about 1 us)
-    instead of `threadpoolctl.threadpool_limits`, which re-inspects every loaded
-    library on entry and exit (about 15 us, per forward)."""
-    if macs >= SINGLE_THREAD_MACS:
+    """BLAS limited to one thread while the block runs, if `macs` is small work."""
+    controller = _controller() if macs < SINGLE_THREAD_MACS else None
+    if controller is None:
         yield
         return
-    changed = [(lib, n) for lib in _blas_libs() if (n := lib.get_num_threads()) != 1]
-    for lib, _ in changed:
-        lib.set_num_threads(1)
-    try:
+    with controller.limit(limits=1, user_api="blas"):
         yield
-    finally:
-        for lib, n in changed:
-            lib.set_num_threads(n)
