@@ -196,8 +196,11 @@ class Client:
                 raise DaemonError(f"akidad did not answer within {timeout:g} s") from None
             if not chunk:
                 raise ConnectionResetError("akidad closed the connection")
-            self._rbuf += chunk
-            self._inbox.extend(ipc.split_frames(self._rbuf, 1 << 31))
+            if not self._rbuf and ipc.LENGTH.unpack_from(chunk)[0] == len(chunk) - 4:
+                self._inbox.append(chunk[4:])  # exactly one whole frame (the usual case)
+            else:
+                self._rbuf += chunk
+                self._inbox.extend(ipc.split_frames(self._rbuf, 1 << 31))
 
     def _poll_recv(self, sock: socket.socket) -> bytes | None:
         """Poll the socket for up to busy_poll_s; None when nothing came (then block).

@@ -38,6 +38,7 @@ PREDICT, IN_SHM, OUTPUT_TO_SHM = 1, 2, 4
 INFER_HEAD = struct.Struct("<BBBBB3xQQI4I4x")
 RESULT_HEAD = struct.Struct("<BBBBB3xQIIdd4I")
 _ZEROS = (0, 0, 0, 0)
+MAX_ELEMENTS = ipc.MAX_TENSOR_BYTES // 8  # within every dtype's byte limit
 
 
 class InferFrame(NamedTuple):
@@ -76,6 +77,8 @@ def is_tensor_frame(payload: bytes) -> bool:
 def _layout(arr: np.ndarray) -> tuple[int, tuple[int, ...], np.ndarray]:
     """(dtype code, dims padded to 4, little-endian array) for an array that can travel."""
     code = ipc.CODE_BY_STR.get(arr.dtype.str)
+    if code is not None and arr.ndim == 4:
+        return code, arr.shape, arr
     if code is None and arr.dtype.byteorder == ">":
         arr = arr.astype(arr.dtype.newbyteorder("<"))
         code = ipc.CODE_BY_STR.get(arr.dtype.str)
@@ -125,9 +128,14 @@ def encode_result(
 
 
 def _tensor(
-    code: int, ndim: int, dims: tuple[int, ...], req_id: int
+    code: int, ndim: int, dims: tuple[int, int, int, int], req_id: int
 ) -> tuple[np.dtype[Any], tuple[int, ...], int]:
+    """(dtype, shape, bytes) a header describes; a 4-D tensor is checked in a few steps."""
     dtype = ipc.DTYPES.get(code)
+    if ndim == 4 and dtype is not None:
+        count = dims[0] * dims[1] * dims[2] * dims[3]
+        if 0 < count <= MAX_ELEMENTS:
+            return dtype, dims, count * dtype.itemsize
     if dtype is None:
         raise FrameRefused(req_id, f"unknown tensor dtype code {code}")
     if not 1 <= ndim <= ipc.MAX_DIMS:
@@ -159,10 +167,12 @@ def decode_infer(payload: bytes) -> InferFrame:
             0, f"tensor frame of {len(payload)} bytes is shorter than its "
             f"{INFER_HEAD.size}-byte header", dpb.BAD_MESSAGE
         )  # fmt: skip
-    _, kind, flags, code, ndim, req_id, session, timeout_ms, *dims = INFER_HEAD.unpack_from(payload)
+    _, kind, flags, code, ndim, req_id, session, timeout_ms, d0, d1, d2, d3 = (
+        INFER_HEAD.unpack_from(payload)
+    )
     if kind != INFER:
         raise FrameRefused(req_id, f"tensor frame kind {kind} is not a request", dpb.UNKNOWN_TYPE)
-    dtype, shape, need = _tensor(code, ndim, tuple(dims), req_id)
+    dtype, shape, need = _tensor(code, ndim, (d0, d1, d2, d3), req_id)
     in_shm = bool(flags & IN_SHM)
     x = None
     if not in_shm:
@@ -181,12 +191,12 @@ def decode_result(payload: bytes) -> ResultFrame:
     """Parse a result tensor frame (client side)."""
     if len(payload) < RESULT_HEAD.size:
         raise FrameRefused(0, "result frame shorter than its header", dpb.BAD_MESSAGE)
-    _, kind, flags, code, ndim, req_id, batch, name_len, queue_s, run_s, *dims = (
+    _, kind, flags, code, ndim, req_id, batch, name_len, queue_s, run_s, d0, d1, d2, d3 = (
         RESULT_HEAD.unpack_from(payload)
     )
     if kind != RESULT:
         raise FrameRefused(req_id, f"tensor frame kind {kind} is not a result", dpb.BAD_MESSAGE)
-    dtype, shape, need = _tensor(code, ndim, tuple(dims), req_id)
+    dtype, shape, need = _tensor(code, ndim, (d0, d1, d2, d3), req_id)
     in_shm = bool(flags & IN_SHM)
     body = 0 if in_shm else need
     if len(payload) != RESULT_HEAD.size + body + name_len:

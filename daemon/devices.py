@@ -9,8 +9,7 @@ import json
 import logging
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from akida_rt.errors import AkidaError, DeviceError
 from akida_rt.hardware import DeviceSpec
@@ -22,9 +21,9 @@ from .metrics import Meter
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class ProgramKey:
-    """A program and how it is mapped: the unit of residency and of batching."""
+class ProgramKey(NamedTuple):
+    """A program and how it is mapped: the unit of residency and of batching. (A tuple:
+    hashed and compared in C, several times per request.)"""
 
     content_hash: str
     map_mode: str = MapMode.AllNps.value

@@ -370,13 +370,15 @@ class Scheduler:
         elapsed = time.perf_counter() - start
         frames = int(x.shape[0])
         slot.resident = first.key
-        outputs: list[Any] = []
-        offset = 0
+        outputs: list[Any] = [y]
+        if len(batch) > 1:
+            outputs, offset = [], 0
+            for job in batch:
+                outputs.append(y[offset : offset + job.frames])
+                offset += job.frames
         for job in batch:
             job.device, job.batch_frames, job.run_s = slot.id, frames, elapsed
             job.queue_s = began - job.enqueued
-            outputs.append(y[offset : offset + job.frames])
-            offset += job.frames
         if inline:
             _deliver_each(batch, outputs)  # answers first: the bookkeeping can wait
         else:
