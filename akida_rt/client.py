@@ -34,6 +34,7 @@ from akida_rt.proto import daemon_pb2 as dpb
 T = TypeVar("T")
 
 RETRYABLE = {dpb.SHUTTING_DOWN}
+LENGTH = ipc.LENGTH
 
 
 class RemoteModel:
@@ -196,7 +197,7 @@ class Client:
                 raise DaemonError(f"akidad did not answer within {timeout:g} s") from None
             if not chunk:
                 raise ConnectionResetError("akidad closed the connection")
-            if not self._rbuf and ipc.LENGTH.unpack_from(chunk)[0] == len(chunk) - 4:
+            if not self._rbuf and len(chunk) > 4 and LENGTH.unpack_from(chunk)[0] == len(chunk) - 4:
                 self._inbox.append(chunk[4:])  # exactly one whole frame (the usual case)
             else:
                 self._rbuf += chunk

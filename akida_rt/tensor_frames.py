@@ -38,7 +38,8 @@ PREDICT, IN_SHM, OUTPUT_TO_SHM = 1, 2, 4
 INFER_HEAD = struct.Struct("<BBBBB3xQQI4I4x")
 RESULT_HEAD = struct.Struct("<BBBBB3xQIIdd4I")
 _ZEROS = (0, 0, 0, 0)
-MAX_ELEMENTS = ipc.MAX_TENSOR_BYTES // 8  # within every dtype's byte limit
+MAX_ELEMENTS = ipc.MAX_TENSOR_BYTES // 8
+CODE_OF = ipc.CODE_BY_STR  # within every dtype's byte limit
 
 
 class InferFrame(NamedTuple):
@@ -100,6 +101,11 @@ def encode_infer(
     output_to_shm: bool = False,
 ) -> bytes:
     """A whole framed infer request (length prefix included)."""
+    if x.ndim == 4 and not (in_shm or output_to_shm) and (code := CODE_OF.get(x.dtype.str)):
+        data = x.tobytes()  # the usual request, in few steps
+        return ipc.LENGTH.pack(INFER_HEAD.size + len(data)) + INFER_HEAD.pack(
+            MARKER, INFER, PREDICT if predict else 0, code, 4, req_id, session, timeout_ms, *x.shape
+        ) + data  # fmt: skip
     code, dims, x = _layout(x)
     data = b"" if in_shm else x.tobytes()
     flags = (PREDICT if predict else 0) | (IN_SHM if in_shm else 0)
@@ -204,7 +210,6 @@ def decode_result(payload: bytes) -> ResultFrame:
                            dpb.BAD_MESSAGE)  # fmt: skip
     y = None
     if not in_shm:
-        y = np.frombuffer(payload, dtype=dtype, count=need // dtype.itemsize,
-                          offset=RESULT_HEAD.size).reshape(shape)  # fmt: skip
+        y = np.frombuffer(payload, dtype, need // dtype.itemsize, RESULT_HEAD.size).reshape(shape)
     device = payload[RESULT_HEAD.size + body :].decode(errors="replace")
     return ResultFrame(req_id, device, batch, queue_s, run_s, in_shm, dtype, shape, y)

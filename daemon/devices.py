@@ -68,6 +68,8 @@ class DeviceSlot:
     def release(self, key: ProgramKey) -> None:
         with self.lock:
             model = self.models.pop(key, None)
+            if self.resident == key:
+                self.resident = None
         if model is not None:
             try:
                 model.map(None)

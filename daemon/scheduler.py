@@ -237,12 +237,7 @@ class Scheduler:
             log.exception("device %s run error", slot.id)
             self._finish(batch, JobFailed("INTERNAL", f"{type(exc).__name__}: {exc}"))
         finally:
-            with self._cond:
-                self.running.pop(slot.id, None)
-                self._since.pop(slot.id, None)
-                # Wake the workers only for queued work (each wake-up costs a GIL hand-off).
-                if any(q.frames for q in self.queues.values()):
-                    self._cond.notify_all()
+            self._release(slot)
 
     def _no_device_reason(self, job: Job) -> str:
         if job.pinned:
@@ -343,33 +338,16 @@ class Scheduler:
             model = slot.model_for(first.key, first.program)
             x = first.x if len(batch) == 1 else np.concatenate([j.x for j in batch])
             y = model.predict(x) if first.predict else model.forward(x)
-        except TransportTimeout as exc:
-            reset_ok = self.manager.reset(slot)
-            for job in batch:
-                self._requeue(job, f"device {slot.id} timed out ({exc}); reset={reset_ok}")
-            return
-        except DeviceResetError as exc:
-            # The chip rebooted and dropped the command: nothing ran, so retrying is safe;
-            # the program is no longer resident.
-            slot.resident = None
-            for job in batch:
-                self._requeue(job, f"device {slot.id} reset itself ({exc})")
-            return
-        except DeviceLost as exc:
-            self.manager.mark_lost(slot, str(exc))
-            self.detach(slot)
-            for job in batch:
-                self._requeue(job, f"device {slot.id} vanished: {exc}")
-            return
-        except MappingError as exc:
-            self._finish(batch, JobFailed("MAPPING_FAILED", str(exc)))
-            return
         except AkidaError as exc:
-            self._finish(batch, JobFailed("DEVICE_FAILED", f"device {slot.id}: {exc}"))
+            why = self.device_failed(slot, exc)
+            if isinstance(why, JobFailed):
+                self._finish(batch, why)
+            else:
+                for job in batch:
+                    self._requeue(job, why)
             return
         elapsed = time.perf_counter() - start
         frames = int(x.shape[0])
-        slot.resident = first.key
         outputs: list[Any] = [y]
         if len(batch) > 1:
             outputs, offset = [], 0
@@ -379,22 +357,99 @@ class Scheduler:
         for job in batch:
             job.device, job.batch_frames, job.run_s = slot.id, frames, elapsed
             job.queue_s = began - job.enqueued
+        slot.resident = first.key
         if inline:
             _deliver_each(batch, outputs)  # answers first: the bookkeeping can wait
         else:
             self.loop.call_soon_threadsafe(_deliver_each, batch, outputs)
+        self.account(slot, first.key, frames, elapsed, was_resident)
+
+    def device_failed(self, slot: DeviceSlot, exc: AkidaError) -> str | JobFailed:
+        """Deal with a run on `slot` that raised: why, when the request may run again
+        (the device timed out and was reset, rebooted, or vanished), or the JobFailed
+        when it failed for good."""
+        if isinstance(exc, TransportTimeout):
+            reset_ok = self.manager.reset(slot)
+            return f"device {slot.id} timed out ({exc}); reset={reset_ok}"
+        if isinstance(exc, DeviceResetError):
+            # The chip rebooted and dropped the command: nothing ran, so retrying is safe;
+            # the program is no longer resident.
+            slot.resident = None
+            return f"device {slot.id} reset itself ({exc})"
+        if isinstance(exc, DeviceLost):
+            self.manager.mark_lost(slot, str(exc))
+            self.detach(slot)
+            return f"device {slot.id} vanished: {exc}"
+        if isinstance(exc, MappingError):
+            return JobFailed("MAPPING_FAILED", str(exc))
+        return JobFailed("DEVICE_FAILED", f"device {slot.id}: {exc}")
+
+    def account(
+        self, slot: DeviceSlot, key: ProgramKey, frames: int, elapsed: float, was_resident: bool
+    ) -> None:
+        """Book a finished run: the run-time estimate of `key` and the device meter."""
         per_frame = elapsed / frames
-        if was_resident and first.key in slot.cost_with_load:
+        if was_resident and key in slot.cost_with_load:
             # The estimate came from a run that also loaded the program (31 ms for 2 ms
             # of work on the digits model): replace it rather than let it decay slowly.
-            slot.cost_with_load.discard(first.key)
-            slot.cost[first.key] = per_frame
+            slot.cost_with_load.discard(key)
+            slot.cost[key] = per_frame
         else:
-            slot.cost[first.key] = 0.8 * slot.cost.get(first.key, per_frame) + 0.2 * per_frame
+            slot.cost[key] = 0.8 * slot.cost.get(key, per_frame) + 0.2 * per_frame
             if not was_resident:
-                slot.cost_with_load.add(first.key)
+                slot.cost_with_load.add(key)
         slot.meter.busy_s += elapsed
         slot.meter.record(frames, elapsed)
+
+    # ---------------------------------------------------------------- express
+    def claim_express(self, key: ProgramKey, pinned: str | None, frames: int) -> DeviceSlot | None:
+        """The idle device `key` is resident on, marked running, if the request can run
+        right now in the caller's thread (nothing queued there, short work); else None."""
+        if self.inline_max_s <= 0:
+            return None
+        with self._cond:
+            for slot in self.manager.slots.values():
+                if (
+                    slot.resident != key
+                    or key not in slot.models
+                    or (pinned is not None and pinned != slot.id)
+                ):
+                    continue
+                queue = self.queues.get(slot.id)
+                if (
+                    slot.state != "ready"
+                    or queue is None
+                    or queue.frames
+                    or slot.id in self.running
+                    or slot.id in self._inline_pending
+                    or slot.cost.get(key, 1e9) * frames > self.inline_max_s
+                ):
+                    return None
+                self.running[slot.id] = []
+                self._since[slot.id] = time.monotonic()
+                return slot
+        return None
+
+    def run_express(
+        self, slot: DeviceSlot, key: ProgramKey, x: np.ndarray, predict: bool
+    ) -> tuple[np.ndarray, float]:
+        """Run on a slot `claim_express` gave; the slot is released however this ends.
+        Returns (outputs, seconds); raises what the device raised."""
+        try:
+            model = slot.models[key]
+            start = time.perf_counter()
+            y = model.predict(x) if predict else model.forward(x)
+            return y, time.perf_counter() - start
+        finally:
+            self._release(slot)
+
+    def _release(self, slot: DeviceSlot) -> None:
+        with self._cond:
+            self.running.pop(slot.id, None)
+            self._since.pop(slot.id, None)
+            # Wake the workers only for queued work (each wake-up costs a GIL hand-off).
+            if any(q.frames for q in self.queues.values()):
+                self._cond.notify_all()
 
 
 def _deliver(jobs: list[Job], result: Any) -> None:

@@ -14,7 +14,7 @@ import pytest
 
 from akida_rt import ipc, zoo
 from akida_rt.client import Client
-from tests.daemon_harness import Akidad, random_input
+from tests.daemon_harness import Akidad, daemon_env, random_input
 
 URL = "sim://akd1000/{i}?mode=process"
 
@@ -69,20 +69,28 @@ def test_only_device_unplugged_fails_requests_with_a_clear_status(tmp_path: Path
     [(signal.SIGUSR1, "timed out"), (signal.SIGUSR2, "reset itself")],
     ids=["firmware-hang", "spontaneous-reset"],
 )
+@pytest.mark.parametrize("express", [False, True], ids=["queued", "express"])
 def test_hang_or_reset_is_recovered_and_the_request_completes(
-    tmp_path: Path, signum: int, logged: str
+    tmp_path: Path, signum: int, logged: str, express: bool
 ) -> None:
     """A hung firmware times out and is reset; a chip that reset itself dropped the command.
-    Either way the request is requeued, the program reloaded, and the answer is right."""
+    Either way the request is requeued, the program reloaded, and the answer is right:
+    whether it was queued (the first run after loading) or ran on the express path (a
+    resident program on an idle device, run in the loop thread)."""
     config = tmp_path / "akidad.toml"
     config.write_text("device_timeout_scale = 0.05\n")  # command timeouts of ~0.25 s
     model = zoo.digits_cnn(seed=0)
     x = random_input(model, 2, 11)
     expected = model.forward(x)
-    with Akidad(tmp_path, "--config", str(config), f"--device={URL.format(i=3)}") as daemon:
+    # Express: any run counts as short work. Queued: the first run after loading is
+    # never short, so the fault hits a queued request.
+    env = {**daemon_env(), "AKIDAD_INLINE": "10" if express else "0"}
+    args = ("--config", str(config), f"--device={URL.format(i=3)}")
+    with Akidad(tmp_path, *args, env=env) as daemon:
         with Client(daemon.socket, timeout=20, retry_s=0) as c:
             remote = c.load(model)
-            assert np.array_equal(remote.forward(x), expected)
+            for _ in range(3 if express else 1):
+                assert np.array_equal(remote.forward(x), expected)
             (sim,) = _simulators(daemon)
             sim.send_signal(signum)
             time.sleep(0.2)  # the signal is handled before the next command arrives
@@ -93,3 +101,4 @@ def test_hang_or_reset_is_recovered_and_the_request_completes(
             reloads = c.stats()["devices"][0]["driver"]["reloads"]
             assert reloads >= 2  # the program was loaded again after the fault
         assert logged in daemon.log()
+        assert ("goes round again" in daemon.log()) == express
