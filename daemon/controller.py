@@ -246,12 +246,10 @@ class Controller:
         reply: Callable[[Any, Job], None],
         *,
         alone: bool = False,
-        attempts: int = 0,
     ) -> None:
         """Queue an inference; `reply(outputs or Refused, job)` is called exactly once, in
         the loop thread, by the deadline at the latest. `alone`: nothing else arrived with
-        this request, so it may run before this returns if its device is idle.
-        `attempts`: runs that already failed on a device (from `infer_express`)."""
+        this request, so it may run before this returns if its device is idle."""
         if self.draining:
             self._check_open()
         session = self.sessions.get(session_id)
@@ -294,7 +292,7 @@ class Controller:
 
         now = time.monotonic()
         job = Job(client.client_id, session.key, session.program, x, predict, session.pinned,
-                  now + timeout, done, now, attempts)  # fmt: skip
+                  now + timeout, done, now)  # fmt: skip
         client.in_flight += 1
         ran = alone and self.scheduler.run_now(job)
         if finished:
@@ -318,8 +316,9 @@ class Controller:
         """Run a request now, in this thread, if its program is resident on an idle
         device and this client has nothing else in flight; `answer(outputs, device,
         run_s)` is called before this returns True. False: nothing was done (or the
-        device failed in a way a retry may cure): use `infer`. Raises Refused when the
-        device failed for good. The caller has checked `x` against the session."""
+        device failed in a way a retry may cure: the request then goes through `infer`
+        like a new one). Raises Refused when the device failed for good. The caller has
+        checked `x` against the session."""
         if self.draining or client.in_flight:
             return False
         frames = x.shape[0]
@@ -328,17 +327,20 @@ class Controller:
             return False
         start = time.perf_counter()
         try:
-            y, run_s = self.scheduler.run_express(slot, session.key, x, predict)
-        except AkidaError as exc:
-            why = self.scheduler.device_failed(slot, exc)
-            client.meter.errors += 1
-            if isinstance(why, JobFailed):
-                raise Refused(why.status, str(why)) from None
-            if session.pinned is not None:  # as for a queued request: no other device
-                raise Refused("DEVICE_FAILED", why) from None
-            log.info("request of client %d goes round again: %s", client.client_id, why)
-            return False
-        answer(y, slot.id, run_s)  # the answer first; the bookkeeping can wait
+            try:
+                y, run_s = self.scheduler.run_express(slot, session.key, x, predict)
+            except AkidaError as exc:
+                why = self.scheduler.device_failed(slot, exc)
+                client.meter.errors += 1
+                if isinstance(why, JobFailed):
+                    raise Refused(why.status, str(why)) from None
+                if session.pinned is not None:  # as for a queued request: no other device
+                    raise Refused("DEVICE_FAILED", why) from None
+                log.info("request of client %d goes round again: %s", client.client_id, why)
+                return False
+            answer(y, slot.id, run_s)  # the answer first; the bookkeeping can wait
+        finally:
+            self.scheduler.release(slot)
         self.scheduler.account(slot, session.key, frames, run_s, True)
         client.meter.record(frames, time.perf_counter() - start)
         return True

@@ -237,7 +237,7 @@ class Scheduler:
             log.exception("device %s run error", slot.id)
             self._finish(batch, JobFailed("INTERNAL", f"{type(exc).__name__}: {exc}"))
         finally:
-            self._release(slot)
+            self.release(slot)
 
     def _no_device_reason(self, job: Job) -> str:
         if job.pinned:
@@ -433,17 +433,15 @@ class Scheduler:
     def run_express(
         self, slot: DeviceSlot, key: ProgramKey, x: np.ndarray, predict: bool
     ) -> tuple[np.ndarray, float]:
-        """Run on a slot `claim_express` gave; the slot is released however this ends.
+        """Run on a slot `claim_express` gave (the caller releases it, whatever happens).
         Returns (outputs, seconds); raises what the device raised."""
-        try:
-            model = slot.models[key]
-            start = time.perf_counter()
-            y = model.predict(x) if predict else model.forward(x)
-            return y, time.perf_counter() - start
-        finally:
-            self._release(slot)
+        model = slot.models[key]
+        start = time.perf_counter()
+        y = model.predict(x) if predict else model.forward(x)
+        return y, time.perf_counter() - start
 
-    def _release(self, slot: DeviceSlot) -> None:
+    def release(self, slot: DeviceSlot) -> None:
+        """The slot is no longer running anything."""
         with self._cond:
             self.running.pop(slot.id, None)
             self._since.pop(slot.id, None)
