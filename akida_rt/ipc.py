@@ -135,8 +135,9 @@ def error_response(req_id: int, status: int, message: str) -> dpb.Response:
 
 
 # ------------------------------------------------------------------------ tensors
-# Keyed by dtype.str ("|u1", "<i4"...): a string hash, not a dtype comparison, per tensor.
-CODE_BY_STR = {dt.str: code for code, dt in DTYPES.items()}
+# Keyed by the dtype itself: a big-endian dtype is not equal to its little-endian twin, so
+# it misses and is converted. (dtype.str builds a string on every call: 5x slower.)
+CODE_OF = {dt: code for code, dt in DTYPES.items()}
 
 
 def tensor_nbytes(t: dpb.Tensor) -> int:
@@ -174,10 +175,10 @@ def shape_nbytes(shape: tuple[int, ...], dtype: np.dtype[Any]) -> int:
 def tensor_from_array(arr: np.ndarray, out: dpb.Tensor, *, inline: bool = True) -> None:
     """Describe `arr` in `out` (little-endian on the wire); with inline=False only shape
     and dtype are set."""
-    code = CODE_BY_STR.get(arr.dtype.str)
+    code = CODE_OF.get(arr.dtype)
     if code is None and arr.dtype.byteorder == ">":
         arr = arr.astype(arr.dtype.newbyteorder("<"))
-        code = CODE_BY_STR.get(arr.dtype.str)
+        code = CODE_OF.get(arr.dtype)
     if code is None:
         raise DaemonError(f"dtype {arr.dtype} cannot travel; use uint8, int32, int64 or float32")
     out.dtype = code  # type: ignore[assignment]

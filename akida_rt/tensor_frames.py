@@ -38,8 +38,8 @@ PREDICT, IN_SHM, OUTPUT_TO_SHM = 1, 2, 4
 INFER_HEAD = struct.Struct("<BBBBB3xQQI4I4x")
 RESULT_HEAD = struct.Struct("<BBBBB3xQIIdd4I")
 _ZEROS = (0, 0, 0, 0)
-MAX_ELEMENTS = ipc.MAX_TENSOR_BYTES // 8
-CODE_OF = ipc.CODE_BY_STR  # within every dtype's byte limit
+MAX_ELEMENTS = ipc.MAX_TENSOR_BYTES // 8  # within every dtype's byte limit
+CODE_OF = ipc.CODE_OF
 
 
 class InferFrame(NamedTuple):
@@ -77,12 +77,12 @@ def is_tensor_frame(payload: bytes) -> bool:
 
 def _layout(arr: np.ndarray) -> tuple[int, tuple[int, ...], np.ndarray]:
     """(dtype code, dims padded to 4, little-endian array) for an array that can travel."""
-    code = ipc.CODE_BY_STR.get(arr.dtype.str)
+    code = CODE_OF.get(arr.dtype)
     if code is not None and arr.ndim == 4:
         return code, arr.shape, arr
     if code is None and arr.dtype.byteorder == ">":
         arr = arr.astype(arr.dtype.newbyteorder("<"))
-        code = ipc.CODE_BY_STR.get(arr.dtype.str)
+        code = CODE_OF.get(arr.dtype)
     if code is None:
         raise DaemonError(f"dtype {arr.dtype} cannot travel; use uint8, int32, int64 or float32")
     if not 1 <= arr.ndim <= ipc.MAX_DIMS:
@@ -101,7 +101,7 @@ def encode_infer(
     output_to_shm: bool = False,
 ) -> bytes:
     """A whole framed infer request (length prefix included)."""
-    if x.ndim == 4 and not (in_shm or output_to_shm) and (code := CODE_OF.get(x.dtype.str)):
+    if x.ndim == 4 and not (in_shm or output_to_shm) and (code := CODE_OF.get(x.dtype)):
         data = x.tobytes()  # the usual request, in few steps
         return ipc.LENGTH.pack(INFER_HEAD.size + len(data)) + INFER_HEAD.pack(
             MARKER, INFER, PREDICT if predict else 0, code, 4, req_id, session, timeout_ms, *x.shape
@@ -126,7 +126,7 @@ def encode_result(
 ) -> bytes:
     """A whole framed result (length prefix included)."""
     name = device.encode()
-    if y.ndim == 4 and not in_shm and (code := CODE_OF.get(y.dtype.str)):
+    if y.ndim == 4 and not in_shm and (code := CODE_OF.get(y.dtype)):
         data = y.tobytes()  # the usual answer, in few steps
         return ipc.LENGTH.pack(RESULT_HEAD.size + len(data) + len(name)) + RESULT_HEAD.pack(
             MARKER, RESULT, 0, code, 4, req_id, batch_frames, len(name), queue_s, run_s, *y.shape

@@ -206,7 +206,7 @@ def _frame(payload: bytes) -> bytes:
 def _infer(session: int, x: np.ndarray) -> bytes:
     req = dpb.Request(id=5)
     req.infer.session = session
-    req.infer.input.dtype = ipc.CODE_BY_STR.get(x.dtype.str, dpb.FLOAT32)
+    req.infer.input.dtype = ipc.CODE_OF.get(x.dtype, dpb.FLOAT32)
     req.infer.input.shape[:] = x.shape
     req.infer.input.data = x.tobytes()
     return req.SerializeToString()
