@@ -21,21 +21,32 @@ be batched with.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import selectors
 import time
 from collections.abc import Callable
 from typing import Any
 
+log = logging.getLogger(__name__)
+
 
 class LoopSelector(selectors.DefaultSelector):  # type: ignore[misc,valid-type]
-    """The default selector, plus `last_ready` and optional busy polling for `busy_s`."""
+    """The default selector, plus `last_ready`, optional busy polling for `busy_s`, and
+    direct readers.
+
+    A direct reader (`direct[fd] = callback`, for an fd also added with `add_reader`) is
+    called from `select` itself when its fd is readable, and its read event is not handed
+    to asyncio: the loop's event processing and callback dispatch cost 14 us per request
+    on the cold caches a model run leaves. Callbacks must not raise (they are logged).
+    """
 
     def __init__(self, busy_s: float = 0.0) -> None:
         super().__init__()
         self.busy_s = busy_s
         self.last_ready = 0
         self.polled = 0  # wake-ups that busy polling answered without sleeping
+        self.direct: dict[int, Callable[[], None]] = {}
 
     def select(self, timeout: float | None = None) -> list[tuple[Any, int]]:
         ready: list[tuple[Any, int]] = []
@@ -56,7 +67,25 @@ class LoopSelector(selectors.DefaultSelector):  # type: ignore[misc,valid-type]
         if not ready:
             ready = super().select(timeout)
         self.last_ready = len(ready)
+        if self.direct and ready:
+            ready = self._dispatch(ready)
         return ready
+
+    def _dispatch(self, ready: list[tuple[Any, int]]) -> list[tuple[Any, int]]:
+        """Call the direct readers; return the events left for asyncio."""
+        rest = []
+        for key, events in ready:
+            callback = self.direct.get(key.fd) if events & selectors.EVENT_READ else None
+            if callback is None:
+                rest.append((key, events))
+                continue
+            if events & selectors.EVENT_WRITE:
+                rest.append((key, selectors.EVENT_WRITE))
+            try:
+                callback()
+            except Exception:
+                log.exception("reader of fd %d failed", key.fd)
+        return rest
 
 
 def loop_factory(selector: LoopSelector) -> Callable[[], asyncio.AbstractEventLoop]:

@@ -47,7 +47,10 @@ class Connection:
         self.closed = False
         self.closing = False
         self.loop = server.loop
-        self.loop.add_reader(sock.fileno(), self.on_readable)
+        self.fd = sock.fileno()
+        self.loop.add_reader(self.fd, self.on_readable)
+        if server.selector is not None:
+            server.selector.direct[self.fd] = self.on_readable
 
     # ---------------------------------------------------------------- reading
     def on_readable(self) -> None:
@@ -96,7 +99,7 @@ class Connection:
         log.warning("client %d: %s; closing its connection", self.client.client_id, why)
         self.send(ipc.error_response(0, dpb.BAD_FRAME, why))
         self.closing = True
-        self.loop.remove_reader(self.sock.fileno())
+        self.stop_reading()
         if not self.wbuf:
             self.close()
 
@@ -341,14 +344,18 @@ class Connection:
             if self.closing:
                 self.close()
 
+    def stop_reading(self) -> None:
+        self.loop.remove_reader(self.fd)
+        if self.server.selector is not None:
+            self.server.selector.direct.pop(self.fd, None)
+
     def close(self) -> None:
         if self.closed:
             return
         self.closed = True
-        fd = self.sock.fileno()
-        if fd >= 0:
-            self.loop.remove_reader(fd)
-            self.loop.remove_writer(fd)
+        if self.sock.fileno() >= 0:
+            self.stop_reading()
+            self.loop.remove_writer(self.fd)
         self.sock.close()
         while self.fds:
             os.close(self.fds.popleft())
