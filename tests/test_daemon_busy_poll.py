@@ -5,6 +5,8 @@ polling Client, going quiet when idle, and refusing out-of-range settings at sta
 
 from __future__ import annotations
 
+import logging
+import selectors
 import signal
 import socket
 import threading
@@ -94,6 +96,30 @@ def daemon(tmp_path_factory):
 def _cpu_s(proc: psutil.Process) -> float:
     t = proc.cpu_times()
     return t.user + t.system
+
+
+def test_direct_readers_are_called_from_select_and_hidden_from_asyncio(pair, caplog) -> None:
+    a, b = pair
+    selector = LoopSelector()
+    calls: list[bytes] = []
+    selector.register(a.fileno(), selectors.EVENT_READ | selectors.EVENT_WRITE, "handles")
+    selector.direct[a.fileno()] = lambda: calls.append(a.recv(100))
+    b.send(b"ping")
+    ready = selector.select(1.0)
+    assert calls == [b"ping"]
+    # The read event was served; the write event (a is writable) still goes to asyncio.
+    assert [(key.fd, events) for key, events in ready] == [(a.fileno(), selectors.EVENT_WRITE)]
+    assert selector.last_ready == 1
+
+    def broken() -> None:
+        raise RuntimeError("reader bug")
+
+    selector.direct[a.fileno()] = broken
+    b.send(b"again")
+    with caplog.at_level(logging.ERROR):
+        selector.select(1.0)  # the exception is logged, not raised into the event loop
+    assert "reader bug" in caplog.text
+    selector.close()
 
 
 def test_polling_client_is_bit_exact_and_the_daemon_idles_after(daemon) -> None:
