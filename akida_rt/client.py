@@ -341,22 +341,17 @@ class Client:
         the cold caches left by the caller's own work). Memfd tensors, a busy lock, a
         protocol-1 daemon, reconnects and retries take the general path, `_infer`."""
         x = np.asarray(x)
-        sock = self._sock
         if (
-            sock is None
+            self._sock is None
             or not self._frames
-            or not x.ndim
-            or max(x.nbytes, x.shape[0] * model.output_size * 4) >= self.shm_threshold
+            or self._shm_bytes(model, x)
             or not self._lock.acquire(blocking=False)
         ):
             return self._infer(model, [x], predict, timeout)[0]
         try:
             wait = timeout or self.timeout
-            rid = self._next_id
-            self._next_id += 1
             sent = time.perf_counter()
-            sock.sendall(tf.encode_infer(rid, model.session, x, predict=predict,
-                                         timeout_ms=int(wait * 1e3)))  # fmt: skip
+            rid = self._send_tensor(model, x, predict, int(wait * 1e3), None)
             while True:
                 resp = self._recv(wait + 5.0)
                 if resp.id == rid:
@@ -421,8 +416,8 @@ class Client:
     ) -> tuple[int, mmap.mmap | None]:
         """Send one Infer; the tensor goes inline, or in a memfd when it (or its answer)
         is over the daemon's threshold. Returns the request id and the mapped memfd."""
-        size = max(x.nbytes, x.shape[0] * model.output_size * 4 if x.ndim else 0)
-        if size < self.shm_threshold or not x.ndim:
+        size = self._shm_bytes(model, x)
+        if not size:
             return self._send_tensor(model, x, predict, timeout_ms, None), None
         fd = ipc.memfd_with(size)
         try:
@@ -435,6 +430,14 @@ class Client:
                 raise
         finally:
             os.close(fd)
+
+    def _shm_bytes(self, model: RemoteModel, x: np.ndarray) -> int:
+        """Size of the memfd a request needs (its input or its answer is over the
+        daemon's threshold), or 0 when both travel inline."""
+        if not x.ndim:
+            return 0
+        size = max(x.nbytes, x.shape[0] * model.output_size * 4)
+        return size if size >= self.shm_threshold else 0
 
     def _send_tensor(
         self, model: RemoteModel, x: np.ndarray, predict: bool, timeout_ms: int, fd: int | None

@@ -59,6 +59,15 @@ class DaemonError(AkidaError):
     """The runtime daemon refused a request or could not be reached."""
 
 
+class StatusError(AkidaError):
+    """An error the daemon answers with a wire status; `status` is the `Status` name
+    (akida_rt/proto/daemon.proto), e.g. "BAD_INPUT"."""
+
+    def __init__(self, status: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
 class LearningError(AkidaError):
     """Edge learning was misconfigured or its state could not be stored or restored."""
 

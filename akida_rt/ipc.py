@@ -140,12 +140,8 @@ def error_response(req_id: int, status: int, message: str) -> dpb.Response:
 CODE_OF = {dt: code for code, dt in DTYPES.items()}
 
 
-def tensor_nbytes(t: dpb.Tensor) -> int:
-    """Bytes the tensor's shape and dtype call for (validates both)."""
-    return _layout(t)[2]
-
-
 def _layout(t: dpb.Tensor) -> tuple[np.dtype[Any], tuple[int, ...], int]:
+    """(dtype, shape, bytes) a Tensor describes (validates all three)."""
     dtype = DTYPES.get(t.dtype)
     if dtype is None:
         raise MessageError(dpb.BAD_INPUT, f"unknown tensor dtype code {t.dtype}")
@@ -172,15 +168,25 @@ def shape_nbytes(shape: tuple[int, ...], dtype: np.dtype[Any]) -> int:
     return size
 
 
-def tensor_from_array(arr: np.ndarray, out: dpb.Tensor, *, inline: bool = True) -> None:
-    """Describe `arr` in `out` (little-endian on the wire); with inline=False only shape
-    and dtype are set."""
+def wire_array(arr: np.ndarray) -> tuple[int, np.ndarray]:
+    """(dtype code, the array in little-endian) for an array that can travel.
+
+    Raises:
+        DaemonError: the dtype has no wire code.
+    """
     code = CODE_OF.get(arr.dtype)
     if code is None and arr.dtype.byteorder == ">":
         arr = arr.astype(arr.dtype.newbyteorder("<"))
         code = CODE_OF.get(arr.dtype)
     if code is None:
         raise DaemonError(f"dtype {arr.dtype} cannot travel; use uint8, int32, int64 or float32")
+    return code, arr
+
+
+def tensor_from_array(arr: np.ndarray, out: dpb.Tensor, *, inline: bool = True) -> None:
+    """Describe `arr` in `out` (little-endian on the wire); with inline=False only shape
+    and dtype are set."""
+    code, arr = wire_array(arr)
     out.dtype = code  # type: ignore[assignment]
     out.shape[:] = arr.shape
     if inline:

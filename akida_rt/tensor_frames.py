@@ -38,8 +38,6 @@ PREDICT, IN_SHM, OUTPUT_TO_SHM = 1, 2, 4
 INFER_HEAD = struct.Struct("<BBBBB3xQQI4I4x")
 RESULT_HEAD = struct.Struct("<BBBBB3xQIIdd4I")
 _ZEROS = (0, 0, 0, 0)
-MAX_ELEMENTS = ipc.MAX_TENSOR_BYTES // 8  # within every dtype's byte limit
-CODE_OF = ipc.CODE_OF
 
 
 class InferFrame(NamedTuple):
@@ -77,14 +75,7 @@ def is_tensor_frame(payload: bytes) -> bool:
 
 def _layout(arr: np.ndarray) -> tuple[int, tuple[int, ...], np.ndarray]:
     """(dtype code, dims padded to 4, little-endian array) for an array that can travel."""
-    code = CODE_OF.get(arr.dtype)
-    if code is not None and arr.ndim == 4:
-        return code, arr.shape, arr
-    if code is None and arr.dtype.byteorder == ">":
-        arr = arr.astype(arr.dtype.newbyteorder("<"))
-        code = CODE_OF.get(arr.dtype)
-    if code is None:
-        raise DaemonError(f"dtype {arr.dtype} cannot travel; use uint8, int32, int64 or float32")
+    code, arr = ipc.wire_array(arr)
     if not 1 <= arr.ndim <= ipc.MAX_DIMS:
         raise DaemonError(f"tensor has {arr.ndim} dimensions, 1..4 allowed")
     return code, arr.shape + _ZEROS[arr.ndim :], arr
@@ -101,11 +92,6 @@ def encode_infer(
     output_to_shm: bool = False,
 ) -> bytes:
     """A whole framed infer request (length prefix included)."""
-    if x.ndim == 4 and not (in_shm or output_to_shm) and (code := CODE_OF.get(x.dtype)):
-        data = x.tobytes()  # the usual request, in few steps
-        return ipc.LENGTH.pack(INFER_HEAD.size + len(data)) + INFER_HEAD.pack(
-            MARKER, INFER, PREDICT if predict else 0, code, 4, req_id, session, timeout_ms, *x.shape
-        ) + data  # fmt: skip
     code, dims, x = _layout(x)
     data = b"" if in_shm else x.tobytes()
     flags = (PREDICT if predict else 0) | (IN_SHM if in_shm else 0)
@@ -125,14 +111,9 @@ def encode_result(
     in_shm: bool = False,
 ) -> bytes:
     """A whole framed result (length prefix included)."""
-    name = device.encode()
-    if y.ndim == 4 and not in_shm and (code := CODE_OF.get(y.dtype)):
-        data = y.tobytes()  # the usual answer, in few steps
-        return ipc.LENGTH.pack(RESULT_HEAD.size + len(data) + len(name)) + RESULT_HEAD.pack(
-            MARKER, RESULT, 0, code, 4, req_id, batch_frames, len(name), queue_s, run_s, *y.shape
-        ) + data + name  # fmt: skip
     code, dims, y = _layout(y)
     data = b"" if in_shm else y.tobytes()
+    name = device.encode()
     head = RESULT_HEAD.pack(MARKER, RESULT, IN_SHM if in_shm else 0, code, y.ndim, req_id,
                             batch_frames, len(name), queue_s, run_s, *dims)  # fmt: skip
     return ipc.LENGTH.pack(RESULT_HEAD.size + len(data) + len(name)) + head + data + name
@@ -141,12 +122,8 @@ def encode_result(
 def _tensor(
     code: int, ndim: int, dims: tuple[int, int, int, int], req_id: int
 ) -> tuple[np.dtype[Any], tuple[int, ...], int]:
-    """(dtype, shape, bytes) a header describes; a 4-D tensor is checked in a few steps."""
+    """(dtype, shape, bytes) a header describes."""
     dtype = ipc.DTYPES.get(code)
-    if ndim == 4 and dtype is not None:
-        count = dims[0] * dims[1] * dims[2] * dims[3]
-        if 0 < count <= MAX_ELEMENTS:
-            return dtype, dims, count * dtype.itemsize
     if dtype is None:
         raise FrameRefused(req_id, f"unknown tensor dtype code {code}")
     if not 1 <= ndim <= ipc.MAX_DIMS:

@@ -17,7 +17,7 @@ import numpy as np
 
 from akida_rt import __version__
 from akida_rt import program as fmt
-from akida_rt.errors import AkidaError, DaemonError, MappingError
+from akida_rt.errors import AkidaError, DaemonError, MappingError, StatusError
 from akida_rt.mapping import MapMode, map_layers
 from akida_rt.model import Model
 
@@ -32,12 +32,8 @@ MAX_PRIORITY = 7
 U8 = np.dtype(np.uint8)
 
 
-class Refused(DaemonError):
+class Refused(StatusError, DaemonError):
     """A request the controller turns down; `status` is the wire Status name."""
-
-    def __init__(self, status: str, message: str) -> None:
-        super().__init__(message)
-        self.status = status
 
 
 @dataclass(eq=False)

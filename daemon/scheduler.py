@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 from akida_rt.driver.protocol import DeviceResetError
 
-from akida_rt.errors import AkidaError, DeviceLost, MappingError, TransportTimeout
+from akida_rt.errors import AkidaError, DeviceLost, MappingError, StatusError, TransportTimeout
 
 from .devices import DeviceManager, DeviceSlot, ProgramKey
 
@@ -26,12 +26,8 @@ log = logging.getLogger(__name__)
 MAX_ATTEMPTS = 2
 
 
-class JobFailed(AkidaError):
+class JobFailed(StatusError):
     """A request failed on the device side; `status` is the wire Status name."""
-
-    def __init__(self, status: str, message: str) -> None:
-        super().__init__(message)
-        self.status = status
 
 
 @dataclass(eq=False)
@@ -199,19 +195,29 @@ class Scheduler:
             return False
         with self._cond:
             slot_id = self._choose(job)
-            if (
-                slot_id is None
-                or slot_id in self.running
-                or slot_id in self._inline_pending
-                or self.queues[slot_id].frames
-            ):
+            if slot_id is None:
                 return False
             slot = self.manager.slots[slot_id]
-            if slot.cost.get(job.key, 1e9) * job.frames > self.inline_max_s:
+            if not self._claim(slot, job.key, job.frames, [job]):
                 return False
-            self.running[slot_id] = [job]
-            self._since[slot_id] = time.monotonic()
         self._run_guarded(slot, [job], inline=True)
+        return True
+
+    def _claim(self, slot: DeviceSlot, key: ProgramKey, frames: int, batch: list[Job]) -> bool:
+        """Mark `slot` running `batch` if it is ready and idle with nothing queued, and
+        the work is short (call with `_cond` held)."""
+        queue = self.queues.get(slot.id)
+        if (
+            slot.state != "ready"
+            or queue is None
+            or queue.frames
+            or slot.id in self.running
+            or slot.id in self._inline_pending
+            or slot.cost.get(key, 1e9) * frames > self.inline_max_s
+        ):
+            return False
+        self.running[slot.id] = batch
+        self._since[slot.id] = time.monotonic()
         return True
 
     def _run_inline(self, slot: DeviceSlot) -> None:
@@ -415,19 +421,7 @@ class Scheduler:
                     or (pinned is not None and pinned != slot.id)
                 ):
                     continue
-                queue = self.queues.get(slot.id)
-                if (
-                    slot.state != "ready"
-                    or queue is None
-                    or queue.frames
-                    or slot.id in self.running
-                    or slot.id in self._inline_pending
-                    or slot.cost.get(key, 1e9) * frames > self.inline_max_s
-                ):
-                    return None
-                self.running[slot.id] = []
-                self._since[slot.id] = time.monotonic()
-                return slot
+                return slot if self._claim(slot, key, frames, []) else None
         return None
 
     def run_express(

@@ -11,6 +11,7 @@ import os
 import socket
 import struct
 from collections import deque
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -131,20 +132,17 @@ class Connection:
         except tf.FrameRefused as exc:
             self.send(ipc.error_response(exc.req_id, exc.status, str(exc)))
             return
+
+        def tensor(shm: mmap.mmap | None) -> np.ndarray:
+            if f.x is not None:
+                return f.x
+            if shm is None:  # take_shm raised already; kept for the type checker
+                raise ipc.MessageError(dpb.BAD_INPUT, "in_shm tensor without a descriptor")
+            return ipc.array_in_shm(memoryview(shm), f.dtype, f.shape).copy()
+
         try:
-            shm = self.take_shm() if (f.in_shm or f.output_to_shm) else None
-            try:
-                if f.x is not None:
-                    x = f.x
-                elif shm is not None:
-                    x = ipc.array_in_shm(memoryview(shm), f.dtype, f.shape).copy()
-                else:  # take_shm raised already; kept for the type checker
-                    raise ipc.MessageError(dpb.BAD_INPUT, "in_shm tensor without a descriptor")
-                self.start_infer(f.id, f.session, x, f.predict, f.timeout_ms, shm, alone, True)
-            except BaseException:
-                if shm is not None:
-                    shm.close()
-                raise
+            self.start_infer(f.id, f.session, tensor, f.predict, f.timeout_ms,
+                             f.in_shm or f.output_to_shm, alone, True)  # fmt: skip
         except Exception as exc:
             self.refuse(f.id, "infer", exc)
 
@@ -246,24 +244,30 @@ class Connection:
     def on_infer(self, req: dpb.Request, alone: bool) -> None:
         m = req.infer
         t = m.input
-        shm = self.take_shm() if (t.in_shm or m.output_to_shm) else None
-        try:
+
+        def tensor(shm: mmap.mmap | None) -> np.ndarray:
             x = ipc.array_from_tensor(t, memoryview(shm) if shm is not None else None)
-            if t.in_shm:
-                x = x.copy()
-            self.start_infer(req.id, m.session, x, m.predict, m.timeout_ms, shm, alone, False)
+            return x.copy() if t.in_shm else x
+
+        self.start_infer(req.id, m.session, tensor, m.predict, m.timeout_ms,
+                         t.in_shm or m.output_to_shm, alone, False)  # fmt: skip
+
+    def start_infer(self, rid: int, session: int, tensor: Callable[[mmap.mmap | None], np.ndarray],
+                    predict: bool, timeout_ms: int, uses_shm: bool, alone: bool,
+                    frame: bool) -> None:  # fmt: skip
+        """Take the request's memfd if it names one, read its input (`tensor(shm)`) and
+        hand it to the controller; the answer goes back in the form it came (a tensor
+        frame or a protobuf Response), and its output into the memfd if there is one."""
+        shm = self.take_shm() if uses_shm else None
+        try:
+            x = tensor(shm)
+            self.ctl.infer(self.client, session, x, predict, timeout_ms,
+                           lambda result, job: self.reply_infer(rid, result, job, shm, frame),
+                           alone=alone)  # fmt: skip
         except BaseException:
             if shm is not None:
                 shm.close()
             raise
-
-    def start_infer(self, rid: int, session: int, x: np.ndarray, predict: bool, timeout_ms: int,
-                    shm: mmap.mmap | None, alone: bool, frame: bool) -> None:  # fmt: skip
-        """Hand the request to the controller; the answer goes back in the form it came
-        (a tensor frame or a protobuf Response), and its output into `shm` if given."""
-        self.ctl.infer(self.client, session, x, predict, timeout_ms,
-                       lambda result, job: self.reply_infer(rid, result, job, shm, frame),
-                       alone=alone)  # fmt: skip
 
     def take_shm(self) -> mmap.mmap:
         if not self.fds:

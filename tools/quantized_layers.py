@@ -16,6 +16,11 @@ from keras import ops
 from akida_rt.layers import ACTIVATION_BITS
 
 
+def _weight_config(quantizer: WeightQuantizer) -> dict[str, Any]:
+    """The constructor arguments a weighted layer's quantizer came from."""
+    return {"weight_bits": quantizer.bits, "per_axis": quantizer.per_axis}
+
+
 @keras.saving.register_keras_serializable(package="akida_rt")
 class QuantizedConv2D(keras.layers.Conv2D):
     """Conv2D with quantized weights (`weight_bits`, per-axis or per-tensor scale)."""
@@ -31,10 +36,7 @@ class QuantizedConv2D(keras.layers.Conv2D):
         return outputs if self.activation is None else self.activation(outputs)
 
     def get_config(self) -> dict[str, Any]:
-        return {**super().get_config(), **self._qconfig()}
-
-    def _qconfig(self) -> dict[str, Any]:
-        return {"weight_bits": self.quantizer.bits, "per_axis": self.quantizer.per_axis}
+        return {**super().get_config(), **_weight_config(self.quantizer)}
 
 
 @keras.saving.register_keras_serializable(package="akida_rt")
@@ -65,11 +67,7 @@ class QuantizedSeparableConv2D(keras.layers.SeparableConv2D):
         return outputs if self.activation is None else self.activation(outputs)
 
     def get_config(self) -> dict[str, Any]:
-        return {
-            **super().get_config(),
-            "weight_bits": self.quantizer.bits,
-            "per_axis": self.quantizer.per_axis,
-        }
+        return {**super().get_config(), **_weight_config(self.quantizer)}
 
 
 @keras.saving.register_keras_serializable(package="akida_rt")
@@ -87,11 +85,7 @@ class QuantizedDense(keras.layers.Dense):
         return outputs if self.activation is None else self.activation(outputs)
 
     def get_config(self) -> dict[str, Any]:
-        return {
-            **super().get_config(),
-            "weight_bits": self.quantizer.bits,
-            "per_axis": self.quantizer.per_axis,
-        }
+        return {**super().get_config(), **_weight_config(self.quantizer)}
 
 
 @keras.saving.register_keras_serializable(package="akida_rt")
