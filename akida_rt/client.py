@@ -176,7 +176,7 @@ class Client:
             raise ConnectionError("not connected")
         req.id = self._next_id
         self._next_id += 1
-        ipc.send_with_fds(self._sock, ipc.encode_frame(req), list(fds))
+        ipc.send_frame(self._sock, ipc.encode_frame(req), fds=fds)
         return req.id
 
     def _recv(self, timeout: float) -> dpb.Response | tf.ResultFrame:
@@ -201,7 +201,10 @@ class Client:
             if not chunk:
                 raise ConnectionResetError("akidad closed the connection")
             if not self._rbuf and len(chunk) > 4 and LENGTH.unpack_from(chunk)[0] == len(chunk) - 4:
-                self._inbox.append(chunk[4:])  # exactly one whole frame (the usual case)
+                # exactly one whole frame (the usual case), and nothing was waiting
+                if chunk[4] == tf.MARKER:
+                    return tf.decode_result(chunk, 4)
+                self._inbox.append(chunk[4:])
             else:
                 self._rbuf += chunk
                 self._inbox.extend(ipc.split_frames(self._rbuf, 1 << 31))
@@ -455,9 +458,9 @@ class Client:
             return self._send(req, [] if fd is None else [fd])
         rid = self._next_id
         self._next_id += 1
-        frame = tf.encode_infer(rid, model.session, x, predict=predict, timeout_ms=timeout_ms,
-                                in_shm=fd is not None, output_to_shm=fd is not None)  # fmt: skip
-        ipc.send_with_fds(self._sock, frame, [] if fd is None else [fd])
+        head, body = tf.infer_parts(rid, model.session, x, predict=predict, timeout_ms=timeout_ms,
+                                    in_shm=fd is not None, output_to_shm=fd is not None)  # fmt: skip
+        ipc.send_frame(self._sock, head, body, () if fd is None else (fd,))
         return rid
 
     @staticmethod

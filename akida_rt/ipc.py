@@ -11,6 +11,7 @@ import mmap
 import os
 import socket
 import struct
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -247,15 +248,16 @@ def map_fd(fd: int, writable: bool = True) -> mmap.mmap:
     return mmap.mmap(fd, size, flags=mmap.MAP_SHARED, prot=prot)
 
 
-def send_with_fds(sock: socket.socket, data: bytes, fds: list[int]) -> None:
-    """Send a whole frame on a blocking socket, attaching `fds` to its first byte."""
-    if fds:
-        anc = [(socket.SOL_SOCKET, socket.SCM_RIGHTS, struct.pack(f"{len(fds)}i", *fds))]
-        sent = sock.sendmsg([data], anc)
-        if sent < len(data):
-            sock.sendall(memoryview(data)[sent:])
-    else:
-        sock.sendall(data)
+def send_frame(
+    sock: socket.socket, head: bytes, body: bytes | memoryview = b"", fds: Sequence[int] = ()
+) -> None:
+    """Send a whole frame on a blocking socket: `head` (which starts with the length
+    prefix) and `body`, gathered by one sendmsg; `fds` ride on its first byte."""
+    anc = [(socket.SOL_SOCKET, socket.SCM_RIGHTS, struct.pack(f"{len(fds)}i", *fds))] if fds else []
+    sent = sock.sendmsg((head, body), anc)
+    total = LENGTH.unpack_from(head)[0] + LENGTH.size
+    if sent < total:  # a full socket buffer: the rest as a blocking sendall
+        sock.sendall(memoryview(head + bytes(body))[sent:])
 
 
 def fds_from_ancillary(ancdata: list[tuple[int, int, bytes]]) -> list[int]:

@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import ClassVar
 
+from akida_rt import blas
 from akida_rt.errors import AkidaError, DaemonError
 
 from . import systemd
@@ -268,6 +269,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"akidad: {exc}", file=sys.stderr)
         return 2
     setup_logging(config.log_level)
+    blas.own_process()  # akidad runs only models: no BLAS limit juggling per call
     try:
         selector = LoopSelector(config.busy_poll_us / 1e6)
         with asyncio.Runner(loop_factory=loop_factory(selector)) as runner:

@@ -138,7 +138,7 @@ class RawConnection:
         self.sock.sendall(data)
 
     def send(self, req: Any, fds: list[int] | None = None) -> None:
-        ipc.send_with_fds(self.sock, ipc.encode_frame(req), fds or [])
+        ipc.send_frame(self.sock, ipc.encode_frame(req), fds=fds or ())
 
     def recv(self) -> Any:
         while True:

@@ -170,18 +170,18 @@ def test_large_tensors_travel_in_a_memfd_not_on_the_socket(daemon) -> None:
         assert client.shm_threshold == 4096
         remote = client.load(model)
         sent: list[int] = []
-        real = ipc.send_with_fds
+        real = ipc.send_frame
 
-        def spy(sock, data, fds):
-            sent.append(len(data))
+        def spy(sock, head, body=b"", fds=()):
+            sent.append(len(head) + len(body))
             assert fds and os.fstat(fds[0]).st_size >= x.nbytes
-            real(sock, data, fds)
+            real(sock, head, body, fds)
 
-        ipc.send_with_fds = spy  # type: ignore[assignment]
+        ipc.send_frame = spy  # type: ignore[assignment]
         try:
             y = remote.forward(x)
         finally:
-            ipc.send_with_fds = real  # type: ignore[assignment]
+            ipc.send_frame = real  # type: ignore[assignment]
         assert np.array_equal(y, model.forward(x))
         assert sent and sent[0] < 200  # only the descriptor-bearing header went over
 

@@ -1,0 +1,51 @@
+"""BLAS threading: one thread for small work, restored after it (a library) or held
+between calls (a process that owns BLAS, like akidad)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+import pytest
+from threadpoolctl import threadpool_info
+
+from akida_rt import blas
+
+
+def blas_threads() -> set[int]:
+    return {lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"}
+
+
+@pytest.fixture
+def restored() -> Iterator[set[int]]:
+    before = blas_threads()
+    if before == {1}:
+        pytest.skip("BLAS runs one thread here already; nothing to limit")
+    yield before
+    blas._owned = False
+    blas._hold(blas._controller(), False)
+    assert blas_threads() == before
+
+
+def test_a_library_limits_small_work_and_restores_after(restored: set[int]) -> None:
+    with blas.threads_for(1000):
+        assert blas_threads() == {1}
+        a = np.ones((64, 64))
+        assert (a @ a)[0, 0] == 64
+    assert blas_threads() == restored
+    with blas.threads_for(blas.SINGLE_THREAD_MACS):
+        assert blas_threads() == restored
+
+
+def test_an_owned_process_holds_one_thread_until_big_work(restored: set[int]) -> None:
+    blas.own_process()
+    with blas.threads_for(1000):
+        assert blas_threads() == {1}
+    assert blas_threads() == {1} and blas.single_threaded()  # held between calls
+    with blas.threads_for(10):
+        assert blas_threads() == {1}
+    with blas.threads_for(blas.SINGLE_THREAD_MACS):  # big work gets the threads back
+        assert blas_threads() == restored
+    assert not blas.single_threaded()
+    with blas.threads_for(1000):
+        assert blas_threads() == {1}
