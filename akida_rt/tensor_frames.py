@@ -107,19 +107,9 @@ def infer_parts(
     return head, b"" if in_shm else np.ascontiguousarray(x).data
 
 
-def encode_infer(
-    req_id: int,
-    session: int,
-    x: np.ndarray,
-    *,
-    predict: bool = False,
-    timeout_ms: int = 0,
-    in_shm: bool = False,
-    output_to_shm: bool = False,
-) -> bytes:
-    """A whole framed infer request (length prefix included)."""
-    head, body = infer_parts(req_id, session, x, predict=predict, timeout_ms=timeout_ms,
-                             in_shm=in_shm, output_to_shm=output_to_shm)  # fmt: skip
+def encode_infer(req_id: int, session: int, x: np.ndarray, **options: Any) -> bytes:
+    """A whole framed infer request as one bytes object (`infer_parts`' arguments)."""
+    head, body = infer_parts(req_id, session, x, **options)
     return head + bytes(body)
 
 
