@@ -345,9 +345,8 @@ class Client:
         the cold caches left by the caller's own work). Memfd tensors, a busy lock, a
         protocol-1 daemon, reconnects and retries take the general path, `_infer`."""
         x = np.asarray(x)
-        sock = self._sock
         if (
-            sock is None
+            self._sock is None
             or not self._frames
             or self._shm_bytes(model, x)
             or not self._lock.acquire(blocking=False)
@@ -356,19 +355,13 @@ class Client:
         try:
             wait = timeout or self.timeout
             sent = time.perf_counter()
-            rid = self._next_id
-            self._next_id = rid + 1
-            ipc.send_frame(sock, *tf.infer_parts(rid, model.session, x, predict=predict,
-                                                 timeout_ms=int(wait * 1e3)))  # fmt: skip
+            rid = self._send_tensor(model, x, predict, int(wait * 1e3), None)
             while True:
                 resp = self._recv(wait + 5.0)
                 if resp.id == rid:
                     took = time.perf_counter() - sent
                     usual = self._usual_wait_s
                     self._usual_wait_s = 0.8 * usual + 0.2 * took if usual else took
-                    if type(resp) is tf.ResultFrame and resp.y is not None:  # the usual answer
-                        model.last_device, model.last_run_s = resp.device, resp.run_s
-                        return resp.y.copy()
                     return self._answer(model, resp, None)
                 if resp.id == 0 and isinstance(resp, dpb.Response):
                     _raise_error(resp)
