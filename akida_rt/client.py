@@ -284,6 +284,29 @@ class Client:
         result: dict[str, Any] = json.loads(self._call(req).stats.json)
         return result
 
+    def colocate(self) -> set[int]:
+        """Pin the calling thread to the CPU of akidad's event loop (`akidad --cpu N`).
+
+        A thread that sends one request at a time and waits for each answer then shares
+        that CPU with the daemon: its send hands the CPU to the daemon and the answer hands
+        it back, and no idle CPU has to be woken on the way (docs/daemon.md, "Low
+        latency"). The pin stays after the call and applies to this thread only; undo it
+        with os.sched_setaffinity(0, cpus). Returns the CPUs the thread is now pinned to.
+        """
+        cpus = set(self.hello.loop_cpus) if self.hello is not None else set()
+        if not cpus:
+            raise DaemonError(
+                f"akidad at {self.path} does not pin its event loop to a CPU, so there is "
+                "nothing to share: start it with --cpu N (or loop_cpu = N in akidad.toml)"
+            )
+        try:
+            os.sched_setaffinity(0, cpus)
+        except OSError as exc:
+            raise DaemonError(
+                f"cannot pin this thread to akidad's CPU {sorted(cpus)}: {exc.strerror or exc}"
+            ) from None
+        return cpus
+
     def load(
         self,
         program: bytes | str | os.PathLike[str] | Any,

@@ -20,7 +20,7 @@ from typing import ClassVar
 from akida_rt import blas
 from akida_rt.errors import AkidaError, DaemonError
 
-from . import systemd
+from . import affinity, systemd
 from .busy_poll import LoopSelector, loop_factory
 from .config import RELOADABLE, Config, apply_file, check_ranges, defaults
 from .controller import Controller
@@ -232,6 +232,11 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         help="low-latency mode: poll the sockets this long before sleeping (default 0: off)",
     )
+    p.add_argument(
+        "--cpu",
+        type=int,
+        help="pin the event loop to this CPU, for clients that share it (Client.colocate())",
+    )
     return p
 
 
@@ -249,6 +254,7 @@ def make_config(args: argparse.Namespace) -> Config:
         ("metrics", "metrics_listen"),
         ("log_level", "log_level"),
         ("busy_poll_us", "busy_poll_us"),
+        ("cpu", "loop_cpu"),
     ):
         value = getattr(args, attr)
         if value is not None:
@@ -271,6 +277,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     setup_logging(config.log_level)
     blas.own_process()  # akidad runs only models: no BLAS limit juggling per call
     try:
+        if config.loop_cpu >= 0:
+            affinity.pin_loop(config.loop_cpu)  # this thread runs the event loop
         selector = LoopSelector(config.busy_poll_us / 1e6)
         with asyncio.Runner(loop_factory=loop_factory(selector)) as runner:
             return runner.run(Daemon(config, selector).run())

@@ -60,6 +60,9 @@ class Config:
     # Low-latency mode: poll the sockets this long after each wake-up before sleeping
     # (daemon/busy_poll.py); costs up to a core while clients are active. Startup only.
     busy_poll_us: int = 0
+    # Pin the event loop (where lone requests run) to this CPU, for clients that share it
+    # (Client.colocate(); daemon/affinity.py); -1: not pinned. Startup only.
+    loop_cpu: int = -1
     discovery_interval_s: float = 2.0
     metrics_listen: str = ""  # "127.0.0.1:9464" serves Prometheus text at /metrics
     generation: int = 0
@@ -135,5 +138,7 @@ def check_ranges(values: dict[str, Any], where: str) -> None:
         raise DaemonError(f"{where}: device_timeout_scale must be > 0")
     if not 0 <= values.get("busy_poll_us", 0) <= 1_000_000:
         raise DaemonError(f"{where}: busy_poll_us must be within 0..1000000")
+    if values.get("loop_cpu", -1) < -1:
+        raise DaemonError(f"{where}: loop_cpu must be a CPU number, or -1 for not pinned")
     if values.get("max_in_flight", 1) < 1:
         raise DaemonError(f"{where}: max_in_flight must be >= 1")

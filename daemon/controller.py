@@ -21,6 +21,7 @@ from akida_rt.errors import AkidaError, DaemonError, MappingError, StatusError
 from akida_rt.mapping import MapMode, map_layers
 from akida_rt.model import Model
 
+from . import affinity
 from .config import Config
 from .devices import DeviceManager, ProgramKey
 from .metrics import Meter
@@ -118,6 +119,7 @@ class Controller:
             "pid": os.getpid(),
             "client_id": client.client_id,
             "uid": client.uid,
+            "loop_cpus": affinity.loop_cpus(),
         }
 
     # --------------------------------------------------------------- devices

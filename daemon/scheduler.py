@@ -20,6 +20,7 @@ from akida_rt.driver.protocol import DeviceResetError
 
 from akida_rt.errors import AkidaError, DeviceLost, MappingError, StatusError, TransportTimeout
 
+from . import affinity
 from .devices import DeviceManager, DeviceSlot, ProgramKey
 
 log = logging.getLogger(__name__)
@@ -332,6 +333,7 @@ class Scheduler:
                 self._cond.wait()
 
     def _worker(self, slot: DeviceSlot) -> None:
+        affinity.unpin_thread()  # it was started by the loop thread, maybe pinned
         while (batch := self._next_batch(slot)) is not None:
             self._run_guarded(slot, batch)
 

@@ -201,6 +201,7 @@ class Connection:
             h.client_id, h.uid = info["client_id"], info["uid"]
             h.shm_threshold = self.server.config.shm_threshold
             h.max_frame = self.server.config.max_frame
+            h.loop_cpus[:] = info["loop_cpus"]
         elif kind == "list_devices":
             for d in self.ctl.list_devices():
                 resp.devices.devices.add(

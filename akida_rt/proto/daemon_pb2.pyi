@@ -185,6 +185,7 @@ class HelloReply(_message.Message):
     UID_FIELD_NUMBER: _builtins.int
     SHM_THRESHOLD_FIELD_NUMBER: _builtins.int
     MAX_FRAME_FIELD_NUMBER: _builtins.int
+    LOOP_CPUS_FIELD_NUMBER: _builtins.int
     protocol: _builtins.int
     version: _builtins.str
     pid: _builtins.int
@@ -193,6 +194,12 @@ class HelloReply(_message.Message):
     """the uid the daemon sees for this connection (SO_PEERCRED)"""
     shm_threshold: _builtins.int
     max_frame: _builtins.int
+    @_builtins.property
+    def loop_cpus(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]:
+        """The CPUs akidad's event loop, where lone requests run, is pinned to (`akidad --cpu`);
+        empty when it is not pinned. Client.colocate() pins a client thread to them.
+        """
+
     def __init__(
         self,
         *,
@@ -203,10 +210,11 @@ class HelloReply(_message.Message):
         uid: _builtins.int = ...,
         shm_threshold: _builtins.int = ...,
         max_frame: _builtins.int = ...,
+        loop_cpus: _abc.Iterable[_builtins.int] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["client_id", b"client_id", "max_frame", b"max_frame", "pid", b"pid", "protocol", b"protocol", "shm_threshold", b"shm_threshold", "uid", b"uid", "version", b"version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["client_id", b"client_id", "loop_cpus", b"loop_cpus", "max_frame", b"max_frame", "pid", b"pid", "protocol", b"protocol", "shm_threshold", b"shm_threshold", "uid", b"uid", "version", b"version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
