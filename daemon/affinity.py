@@ -30,7 +30,10 @@ def pin_loop(cpu: int) -> None:
             f"loop_cpu {cpu} is not one of the CPUs akidad may run on: "
             f"{', '.join(map(str, sorted(allowed)))}"
         )
-    os.sched_setaffinity(0, {cpu})
+    try:
+        os.sched_setaffinity(0, {cpu})
+    except OSError as exc:
+        raise DaemonError(f"cannot pin the event loop to CPU {cpu}: {exc.strerror}") from None
     _allowed, _loop = allowed, frozenset({cpu})
 
 
