@@ -187,7 +187,7 @@ class Client:
         while True:
             if self._inbox:
                 payload = self._inbox.popleft()
-                if payload and payload[0] == tf.MARKER:
+                if tf.is_tensor_frame(payload):
                     return tf.decode_result(payload)
                 return ipc.decode_response(payload)
             chunk = self._poll_recv(sock) if self.busy_poll_s > 0 else None

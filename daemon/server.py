@@ -105,7 +105,7 @@ class Connection:
             self.close()
 
     def handle(self, payload: bytes, alone: bool = False) -> None:
-        if payload and payload[0] == tf.MARKER:
+        if tf.is_tensor_frame(payload):
             self.handle_tensor_frame(payload, alone)
             return
         try:
