@@ -1,4 +1,5 @@
-"""Shared by the daemon benchmarks: start a user-mode akidad in a temp dir, print tables."""
+"""Shared by the daemon benchmarks: start a user-mode akidad or a helper server process in
+a temp dir, time calls, print tables."""
 
 from __future__ import annotations
 
@@ -8,8 +9,12 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+
+import numpy as np
+
+HEADER = 64  # bytes a request or an answer carries besides its tensor, in the floors
 
 
 @contextlib.contextmanager
@@ -39,6 +44,47 @@ def user_daemon(*args: str) -> Iterator[Path]:
             proc.terminate()
             proc.wait(30)
             log.close()
+
+
+@contextlib.contextmanager
+def server_process(script: str, *args: str) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """Run `script --serve PATH *args` in a separate process; yield PATH (a Unix socket in
+    a temp dir, not yet bound when this yields) and the process. Stopped with SIGTERM after."""
+    with tempfile.TemporaryDirectory(prefix="akida-floor-") as tmp:
+        path = str(Path(tmp) / "floor.sock")
+        proc = subprocess.Popen([sys.executable, script, "--serve", path, *args])
+        try:
+            yield path, proc
+        finally:
+            proc.terminate()
+            proc.wait(30)
+
+
+def connect_unix(path: str, proc: subprocess.Popen[bytes], within_s: float = 30.0) -> socket.socket:
+    """Connect to a server process's Unix socket as soon as it listens."""
+    deadline = time.monotonic() + within_s
+    while True:
+        sock = socket.socket(socket.AF_UNIX)
+        try:
+            sock.connect(path)
+            return sock
+        except OSError:
+            sock.close()
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"the server for {path} did not start") from None
+            time.sleep(0.02)
+
+
+def time_calls(call: Callable[[], object], between: Callable[[], object], n: int) -> np.ndarray:
+    """Seconds taken by each of `n` calls of `call`, running `between` (untimed) after each."""
+    clock = time.perf_counter
+    times = np.empty(n)
+    for i in range(n):
+        t0 = clock()
+        call()
+        times[i] = clock() - t0
+        between()
+    return times
 
 
 def print_table(title: str, rows: list[tuple[str, str]]) -> None:

@@ -1,121 +1,128 @@
-"""Added latency of akidad: the digits program at batch 1 through the daemon vs embedded
-(the same program mapped in-process on a simulated AKD1000). Target: median added <= 100 us.
+"""Added latency of akidad in its default (blocking) mode, judged against baselines
+measured in the same run: the digits program at batch 1 through the daemon vs embedded.
 
-Three modes, each against its own daemon:
-  blocking    the defaults: daemon and client sleep until their socket is readable;
-  co-located  the defaults, with akidad's event loop pinned to one CPU (`akidad --cpu N`)
-              and the calling thread pinned beside it (`Client.colocate()`);
-  busy-poll   the low-latency mode: `akidad --busy-poll-us 5000` and
-              `Client(busy_poll_us=5000)` poll their sockets instead of sleeping.
-Calls alternate (daemon, embedded, daemon, ...) so machine noise hits both alike, and the
-modes take turns in blocks of BLOCK pairs, so a change in the host's load hits every mode
-alike too. The floor row is a bare Python echo over a Unix socket in the same pattern
-(echo_floor.py): no daemon can add less than it.
-Run: .venv/bin/python benchmarks/daemon_overhead.py [--requests N] [--poll-us US]
+Four measurements take turns in blocks of BLOCK calls, round by round (each leads in
+turn), so a change in the host's load hits them all alike:
+  daemon     `Client(path).load(model)`, then `remote.forward(x)`, one akidad with defaults;
+  embedded   `model.forward(x)` of the same program mapped in-process on a simulated AKD1000;
+  echo       a bare Python echo over a Unix socket (echo_floor.py): no daemon adds less;
+  gRPC       a Python gRPC unary call over a Unix socket (grpc_floor.py), no model.
+Every timed call is followed by an untimed embedded forward, as a caller's own work would
+be, so all four see the same caches and sleep states. The echo and gRPC servers run in
+their own processes and move as many bytes as the daemon: the input tensor plus a header
+out, the output tensor plus a header back.
+
+Added latency = median daemon round trip - median embedded forward. Targets:
+  added / echo floor       <= 3.0
+  added / gRPC round trip  <= 0.5
+Run: .venv/bin/python benchmarks/daemon_overhead.py [--requests N]
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
-import os
-import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
-from daemon_common import print_table, user_daemon
-from echo_floor import floor_us
+from daemon_common import HEADER, print_table, time_calls, user_daemon
+from echo_floor import echo_server
+from grpc_floor import grpc_server
 
 from akida_rt import devices, zoo
-from akida_rt.client import Client, RemoteModel
+from akida_rt.client import Client
 
-BLOCK = 50  # pairs per turn of a mode
-EVERYWHERE = frozenset(os.sched_getaffinity(0))
+BLOCK = 50  # calls per turn of a measurement
+ECHO_TARGET, GRPC_TARGET = 3.0, 0.5
 
 
 @dataclass
-class Mode:
+class Probe:
+    """One measurement: the call it times and what it recorded, block by block."""
+
     name: str
-    poll_us: int = 0
-    cpu: int = -1  # co-located on this CPU
-    client: Client | None = None
-    remote: RemoteModel | None = None
-    daemon: list[float] = field(default_factory=list)
-    embedded: list[float] = field(default_factory=list)
-    run: list[float] = field(default_factory=list)
+    call: Callable[[], object]
+    blocks: list[np.ndarray] = field(default_factory=list)
 
-    def daemon_args(self) -> tuple[str, ...]:
-        poll = ("--busy-poll-us", str(self.poll_us)) if self.poll_us else ()
-        return poll + (("--cpu", str(self.cpu)) if self.cpu >= 0 else ())
+    @property
+    def times(self) -> np.ndarray:
+        return np.concatenate(self.blocks)
 
-    def enter(self) -> RemoteModel:
-        """Pin this thread for the mode (its embedded forwards too), or unpin it."""
-        assert self.client is not None and self.remote is not None
-        if self.cpu >= 0:
-            self.client.colocate()
-        else:
-            os.sched_setaffinity(0, EVERYWHERE)
-        return self.remote
+    def median(self) -> float:
+        return float(np.median(self.times))
 
-    def rows(self, floor: float) -> list[tuple[str, str]]:
-        d, e, run = np.array(self.daemon), np.array(self.embedded), np.array(self.run)
-        added = (np.median(d) - np.median(e)) * 1e6
-        m = self.name
-        return [
-            (f"{m}: embedded / daemon median", f"{np.median(e) * 1e6:7.1f} / {np.median(d) * 1e6:.1f} us"),
-            (f"{m}: added (median daemon - median embedded)", f"{added:7.1f} us"),
-            (f"{m}: added, median of the paired differences", f"{np.median(d - e) * 1e6:7.1f} us"),
-            (f"{m}: round trip outside the daemon's forward", f"{np.median(d - run) * 1e6:7.1f} us"),
-            (f"{m}: floor, bare Python echo on this machine", f"{floor:7.1f} us"),
-            (f"{m}: target median added <= 100 us", "met" if added <= 100 else "NOT met"),
-        ]  # fmt: skip
+    def round_medians(self) -> np.ndarray:
+        return np.array([np.median(b) for b in self.blocks])
+
+
+def interleave(probes: list[Probe], between: Callable[[], object], requests: int) -> None:
+    """`requests` calls of each probe in turns of BLOCK; one unrecorded round warms up."""
+    for turn in range(-1, -(-requests // BLOCK)):
+        k = turn % len(probes)
+        for probe in probes[k:] + probes[:k]:
+            times = time_calls(probe.call, between, BLOCK)
+            if turn >= 0:
+                probe.blocks.append(times)
+
+
+def ratio_row(
+    name: str, added: float, per_round: np.ndarray, base: Probe, target: float
+) -> tuple[str, str]:
+    ratio = added / base.median()
+    lo, hi = np.percentile(per_round / base.round_medians(), [10, 90])
+    verdict = "PASS" if ratio <= target else "FAIL"
+    return (
+        f"added / {name}",
+        f"{ratio:7.2f}    target <= {target:.1f}  {verdict}   (rounds p10..p90: {lo:.2f}..{hi:.2f})",
+    )
+
+
+def report(daemon: Probe, embedded: Probe, echo: Probe, grpc_rt: Probe, requests: int) -> None:
+    rows = [("", " median      p90  (us)")]
+    for probe in (daemon, embedded, echo, grpc_rt):
+        t = probe.times * 1e6
+        rows.append((probe.name, f"{np.median(t):7.1f}  {np.percentile(t, 90):7.1f}"))
+    added = daemon.median() - embedded.median()
+    per_round = daemon.round_medians() - embedded.round_medians()
+    rows += [
+        ("added (median daemon - median embedded)", f"{added * 1e6:7.1f}"),
+        ratio_row("echo floor", added, per_round, echo, ECHO_TARGET),
+        ratio_row("gRPC round trip", added, per_round, grpc_rt, GRPC_TARGET),
+    ]
+    print_table(
+        f"daemon overhead: digits_cnn, batch 1, blocking mode, {requests} interleaved calls each",
+        rows,
+    )
 
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__)
-    p.add_argument("--requests", type=int, default=1000, help="pairs per mode")
-    p.add_argument("--poll-us", type=int, default=5000, help="busy-poll budget of that mode")
+    p.add_argument("--requests", type=int, default=4000, help="calls per measurement")
     args = p.parse_args()
-    modes = [
-        Mode("blocking"),
-        Mode("co-located", cpu=max(EVERYWHERE)),
-        Mode("busy-poll", args.poll_us),
-    ]
+    requests = max(BLOCK, args.requests - args.requests % BLOCK)
     model = zoo.digits_cnn(seed=0)
     embedded = zoo.digits_cnn(seed=0)
     embedded.map(devices()[0])
-    x = np.random.default_rng(0).integers(0, 256, (1, 32, 32, 1), dtype=np.uint8)
-    clock = time.perf_counter
+    x = np.random.default_rng(0).integers(0, 256, (1, *model.input_shape), dtype=np.uint8)
+    y = embedded.forward(x)
+    sizes = (x.nbytes + HEADER, y.nbytes + HEADER)
     with contextlib.ExitStack() as stack:
-        for mode in modes:
-            sock = stack.enter_context(user_daemon(*mode.daemon_args()))
-            mode.client = stack.enter_context(Client(sock, busy_poll_us=mode.poll_us))
-            mode.remote = mode.client.load(model)
-            assert np.array_equal(mode.remote.forward(x), embedded.forward(x))
-        stack.callback(os.sched_setaffinity, 0, EVERYWHERE)
-        for turn in range(-1, -(-args.requests // BLOCK)):  # turn -1 warms up, unrecorded
-            for mode in modes[turn % 3 :] + modes[: turn % 3]:  # each mode leads in turn
-                remote = mode.enter()
-                for _ in range(BLOCK):
-                    t0 = clock()
-                    remote.forward(x)
-                    t1 = clock()
-                    embedded.forward(x)
-                    if turn >= 0:
-                        mode.embedded.append(clock() - t1)
-                        mode.daemon.append(t1 - t0)
-                        mode.run.append(remote.last_run_s)
-                if mode.poll_us:
-                    time.sleep(2 * mode.poll_us / 1e6)  # its daemon stops spinning first
-        rows = []
-        for mode in modes:
-            mode.enter()
-            rows += mode.rows(
-                floor_us(mode.poll_us > 0, args.requests, lambda: embedded.forward(x))
-            )
-    print_table(
-        f"daemon overhead: digits_cnn, batch 1, {args.requests} interleaved pairs per mode", rows
-    )
+        # Every server process starts before the gRPC channel exists (grpc and fork).
+        sock = stack.enter_context(user_daemon())
+        echo_call = stack.enter_context(echo_server(*sizes))
+        grpc_call = stack.enter_context(grpc_server(*sizes))
+        client = stack.enter_context(Client(sock, timeout=10.0))
+        remote = client.load(model)
+        assert np.array_equal(remote.forward(x), y), "the daemon and embedded answers differ"
+        probes = [
+            Probe("daemon round trip", lambda: remote.forward(x)),
+            Probe("embedded forward", lambda: embedded.forward(x)),
+            Probe("echo floor (bare Unix socket)", echo_call),
+            Probe("gRPC unary round trip (unix:)", grpc_call),
+        ]
+        interleave(probes, lambda: embedded.forward(x), requests)
+    report(*probes, requests)
     return 0
 
 

@@ -1,89 +1,84 @@
-"""The floor under akidad's added latency on this machine: a bare Python echo over a
-Unix socket (1 KiB request, 64-byte answer), with the caller running the embedded forward
-between calls as the overhead benchmark does (so caches and sleep states match).
+"""The floor under akidad's added latency on this machine: a bare Python echo over a Unix
+socket, both ends asleep in recv between messages (akidad's default, blocking mode).
 
-`blocking` sleeps in recv on both ends (akidad's default); `polling` polls both ends
-(akidad --busy-poll-us, Client(busy_poll_us=)). Used by daemon_overhead.py; runs alone:
+The server runs in a separate process, reads a request of a fixed size and answers with
+its first bytes. daemon_overhead.py measures it interleaved with the daemon, sized like
+the daemon's request and answer; run alone, it prints its median and p90 round trip with
+the caller running the digits program embedded between calls (as the overhead benchmark
+does, so caches and sleep states match):
     .venv/bin/python benchmarks/echo_floor.py [--requests N]
 """
 
 from __future__ import annotations
 
 import argparse
-import os
+import contextlib
 import socket
-import subprocess
-import sys
-import tempfile
-import time
-from collections.abc import Callable
-from pathlib import Path
+from collections.abc import Callable, Iterator
 
 import numpy as np
+from daemon_common import HEADER, connect_unix, server_process, time_calls
 
 
-def serve(path: str, poll: bool) -> None:
+def _recv_exactly(conn: socket.socket, buf: memoryview) -> bool:
+    """Fill `buf` from `conn`; False if the peer closed first."""
+    got = 0
+    while got < len(buf):
+        n = conn.recv_into(buf[got:])
+        if not n:
+            return False
+        got += n
+    return True
+
+
+def serve(path: str, request: int, answer: int) -> None:
     listener = socket.socket(socket.AF_UNIX)
     listener.bind(path)
     listener.listen(1)
     conn, _ = listener.accept()
-    conn.setblocking(not poll)
-    while True:
-        try:
-            data = conn.recv(1 << 16)
-        except BlockingIOError:
-            os.sched_yield()
-            continue
-        if not data:
-            return
-        conn.sendall(data[:64])
+    buf = memoryview(bytearray(request))
+    while _recv_exactly(conn, buf):
+        conn.sendall(buf[:answer])
 
 
-def floor_us(poll: bool, requests: int, between: Callable[[], object]) -> float:
-    """Median echo round trip in microseconds, calling `between` after each."""
-    with tempfile.TemporaryDirectory() as tmp:
-        path = str(Path(tmp) / "echo.sock")
-        server = subprocess.Popen([sys.executable, __file__, "--serve", path, *(["--poll"] * poll)])
+@contextlib.contextmanager
+def echo_server(request: int, answer: int) -> Iterator[Callable[[], None]]:
+    """Yield a function doing one round trip: `request` bytes out, `answer` bytes back."""
+    with server_process(__file__, str(request), str(answer)) as (path, proc):
+        sock = connect_unix(path, proc)
+        message = b"x" * request
+        back = memoryview(bytearray(answer))
+
+        def call() -> None:
+            sock.sendall(message)
+            if not _recv_exactly(sock, back):
+                raise ConnectionError("the echo server went away")
+
         try:
-            sock = socket.socket(socket.AF_UNIX)
-            for _ in range(200):
-                try:
-                    sock.connect(path)
-                    break
-                except OSError:
-                    time.sleep(0.02)
-            sock.setblocking(not poll)
-            message, times = b"x" * 1024, np.empty(requests)
-            for i in range(requests):
-                t = time.perf_counter()
-                sock.sendall(message)
-                while True:
-                    try:
-                        sock.recv(1 << 16)
-                        break
-                    except BlockingIOError:
-                        os.sched_yield()
-                times[i] = time.perf_counter() - t
-                between()
-            sock.close()
+            yield call
         finally:
-            server.wait(10)
-    return float(np.median(times[len(times) // 10 :]) * 1e6)
+            sock.close()
 
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--serve", help=argparse.SUPPRESS)
-    p.add_argument("--poll", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("sizes", nargs="*", type=int, help=argparse.SUPPRESS)
     p.add_argument("--requests", type=int, default=1000)
     args = p.parse_args()
     if args.serve:
-        serve(args.serve, args.poll)
+        serve(args.serve, *args.sizes)
         return 0
-    for poll in (False, True):
-        print(
-            f"{'polling' if poll else 'blocking'}: {floor_us(poll, args.requests, lambda: time.sleep(0.002)):.1f} us"
-        )
+    from akida_rt import devices, zoo
+
+    embedded = zoo.digits_cnn(seed=0)
+    embedded.map(devices()[0])
+    x = np.zeros(embedded.input_shape, np.uint8)[None]
+    y = embedded.forward(x)
+    with echo_server(x.nbytes + HEADER, y.nbytes + HEADER) as call:
+        time_calls(call, lambda: embedded.forward(x), 100)  # warm-up
+        t = time_calls(call, lambda: embedded.forward(x), args.requests) * 1e6
+    print(f"echo floor: median {np.median(t):.1f} us, p90 {np.percentile(t, 90):.1f} us")
     return 0
 
 
