@@ -1,15 +1,22 @@
-"""The akidad wire format, shared by the daemon and the client: framing, tensors, memfds.
+"""The akidad wire format, shared by the daemon and the client: framing, control
+messages, tensor sizes, sealed memfds, and the checks that keep the socket private.
 
-A frame is a little-endian u32 payload length and a serialized `Request`/`Response`
-(akida_rt/proto/daemon.proto). Large tensors travel in a memfd passed as SCM_RIGHTS.
+A frame is a little-endian u32 payload length and a payload: a serialized protobuf
+`Request`/`Response` (akida_rt/proto/daemon.proto) for control messages, or a tensor
+frame (akida_rt/tensor_frames.py) for an inference and its result. Large tensors travel
+in a memfd sealed against shrinking and growing, passed as SCM_RIGHTS with its frame.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import math
 import mmap
 import os
+import pwd
 import socket
+import stat
 import struct
 from collections.abc import Sequence
 from pathlib import Path
@@ -18,15 +25,17 @@ from typing import Any
 import numpy as np
 from google.protobuf.message import DecodeError
 
-from akida_rt.errors import DaemonError
+from akida_rt.errors import DaemonError, FrameError, FrameRefused
 from akida_rt.proto import daemon_pb2 as dpb
 
-PROTOCOL = 2  # 2: Infer and its result may travel as tensor frames (tensor_frames.py)
+PROTOCOL = 3  # 3: inference only as tensor frames; memfds must be sealed
 LENGTH = struct.Struct("<I")
 DEFAULT_MAX_FRAME = 64 << 20
 DEFAULT_SHM_THRESHOLD = 64 << 10
-MAX_FDS_PER_FRAME = 4
 SYSTEM_SOCKET = "/run/akida/akida.sock"
+SYSTEM_USER = "akidad"  # the system service's (dynamic) user: a server clients trust
+SEALS = fcntl.F_SEAL_SHRINK | fcntl.F_SEAL_GROW  # a mapped memfd cannot change size
+UCRED = struct.Struct("3i")
 
 DTYPES: dict[int, np.dtype[Any]] = {
     dpb.UINT8: np.dtype("u1"),
@@ -34,35 +43,10 @@ DTYPES: dict[int, np.dtype[Any]] = {
     dpb.INT64: np.dtype("<i8"),
     dpb.FLOAT32: np.dtype("<f4"),
 }
+# Keyed by the dtype itself: a big-endian dtype is not equal to its little-endian twin, so
+# it misses and is converted.
+CODE_OF = {dt: code for code, dt in DTYPES.items()}
 MAX_DIMS = 4
-MAX_TENSOR_BYTES = 1 << 40  # no tensor is larger; also keeps numpy's size arithmetic safe
-
-
-class FrameError(DaemonError):
-    """The byte stream does not hold a valid frame (too long, or truncated)."""
-
-
-class MessageError(DaemonError):
-    """A frame does not decode into a known message; `status` says which way."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-
-
-class RemoteError(DaemonError):
-    """The daemon answered with an error status.
-
-    Attributes:
-        status: the `Status` enum value.
-        status_name: its name, e.g. "BAD_INPUT".
-    """
-
-    def __init__(self, status: int, message: str) -> None:
-        self.status = status
-        known = status in dpb.Status.values()
-        self.status_name = dpb.Status.Name(status) if known else str(status)  # type: ignore[arg-type]
-        super().__init__(f"{self.status_name}: {message}")
 
 
 # ------------------------------------------------------------------------ framing
@@ -72,59 +56,54 @@ def encode_frame(message: Any) -> bytes:
     return LENGTH.pack(len(body)) + body
 
 
-def split_frames(buffer: bytearray, max_frame: int) -> list[bytes]:
-    """Remove and return every complete frame payload at the start of `buffer`.
+def take_frame(buffer: bytearray, max_frame: int) -> bytes | None:
+    """Remove and return the first complete frame's payload from `buffer`; None when
+    the buffer holds no complete frame yet.
 
     Raises:
-        FrameError: a length prefix announces more than `max_frame` bytes; the stream
+        FrameError: the length prefix announces more than `max_frame` bytes; the stream
             cannot be resynchronised after that.
     """
-    frames: list[bytes] = []
-    pos = 0
-    end = len(buffer)
-    while end - pos >= LENGTH.size:
-        (length,) = LENGTH.unpack_from(buffer, pos)
-        if length > max_frame:
-            del buffer[:pos]
-            raise FrameError(f"frame of {length} bytes is over the {max_frame}-byte limit")
-        if end - pos - LENGTH.size < length:
-            break
-        start = pos + LENGTH.size
-        frames.append(bytes(buffer[start : start + length]))
-        pos = start + length
-    if pos:
-        del buffer[:pos]
-    return frames
+    if len(buffer) < LENGTH.size:
+        return None
+    (length,) = LENGTH.unpack_from(buffer)
+    if length > max_frame:
+        raise FrameError(f"frame of {length} bytes is over the {max_frame}-byte limit")
+    end = LENGTH.size + length
+    if len(buffer) < end:
+        return None
+    payload = bytes(buffer[LENGTH.size : end])
+    del buffer[:end]
+    return payload
 
 
 def decode_request(payload: bytes) -> dpb.Request:
-    """Parse one request payload; a body must be set.
+    """Parse one control request; a body must be set.
 
     Raises:
-        MessageError: BAD_MESSAGE when the bytes are not a Request, UNKNOWN_TYPE when no
+        FrameRefused: BAD_MESSAGE when the bytes are not a Request, UNKNOWN_TYPE when no
             known body is set (for example a newer client's message type).
     """
     req = dpb.Request()
     try:
         req.ParseFromString(payload)
     except (DecodeError, ValueError, RuntimeError) as exc:
-        raise MessageError(dpb.BAD_MESSAGE, f"frame is not a Request message: {exc}") from None
+        raise FrameRefused(0, f"frame is not a Request message: {exc}", dpb.BAD_MESSAGE) from None
     if req.WhichOneof("body") is None:
-        raise MessageError(
-            dpb.UNKNOWN_TYPE,
-            f"request {req.id} has no known message type "
-            f"(known: {', '.join(f.name for f in dpb.Request.DESCRIPTOR.oneofs[0].fields)})",
+        known = ", ".join(f.name for f in dpb.Request.DESCRIPTOR.oneofs[0].fields)
+        raise FrameRefused(
+            req.id, f"request {req.id} has no known message type (known: {known})", dpb.UNKNOWN_TYPE
         )
     return req
 
 
 def decode_response(payload: bytes) -> dpb.Response:
-    """Parse one response payload (client side)."""
+    """Parse one control response (client side)."""
     resp = dpb.Response()
     try:
         resp.ParseFromString(payload)
     except (DecodeError, ValueError, RuntimeError) as exc:
-        raise MessageError(dpb.BAD_MESSAGE, f"daemon sent an undecodable frame: {exc}") from None
+        raise DaemonError(f"akidad sent an undecodable frame: {exc}", dpb.BAD_MESSAGE) from None
     return resp
 
 
@@ -135,37 +114,38 @@ def error_response(req_id: int, status: int, message: str) -> dpb.Response:
     return resp
 
 
+def send_frame(
+    sock: socket.socket, head: bytes, body: bytes | memoryview = b"", fds: Sequence[int] = ()
+) -> None:
+    """Send a whole frame on a blocking socket: `head` (which starts with the length
+    prefix) and `body`, gathered by one sendmsg; `fds` ride on its first byte."""
+    anc = [(socket.SOL_SOCKET, socket.SCM_RIGHTS, struct.pack(f"{len(fds)}i", *fds))] if fds else []
+    sent = sock.sendmsg((head, body), anc)
+    if sent < len(head) + len(body):  # a full socket buffer: the rest as a blocking sendall
+        sock.sendall(memoryview(head + bytes(body))[sent:])
+
+
+def fds_from_ancillary(ancdata: list[tuple[int, int, bytes]]) -> list[int]:
+    """The descriptors in recvmsg ancillary data."""
+    fds: list[int] = []
+    for level, kind, data in ancdata:
+        if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+            usable = len(data) - len(data) % 4
+            fds.extend(struct.unpack(f"{usable // 4}i", data[:usable]))
+    return fds
+
+
 # ------------------------------------------------------------------------ tensors
-# Keyed by the dtype itself: a big-endian dtype is not equal to its little-endian twin, so
-# it misses and is converted. (dtype.str builds a string on every call: 5x slower.)
-CODE_OF = {dt: code for code, dt in DTYPES.items()}
-
-
-def _layout(t: dpb.Tensor) -> tuple[np.dtype[Any], tuple[int, ...], int]:
-    """(dtype, shape, bytes) a Tensor describes (validates all three)."""
-    dtype = DTYPES.get(t.dtype)
-    if dtype is None:
-        raise MessageError(dpb.BAD_INPUT, f"unknown tensor dtype code {t.dtype}")
-    shape = tuple(t.shape)
-    if not 1 <= len(shape) <= MAX_DIMS:
-        raise MessageError(dpb.BAD_INPUT, f"tensor has {len(shape)} dimensions, 1..4 allowed")
-    return dtype, shape, shape_nbytes(shape, dtype)
-
-
-def shape_nbytes(shape: tuple[int, ...], dtype: np.dtype[Any]) -> int:
-    """Bytes of a tensor; refuses shapes numpy cannot hold, even empty ones (numpy checks
-    the product of the non-zero dimensions too).
+def shape_nbytes(shape: Sequence[int], dtype: np.dtype[Any], limit: int) -> int:
+    """Bytes of a tensor, in Python ints (no overflow); refuses more than `limit`, and
+    shapes numpy cannot hold even when empty (numpy checks the non-zero dimensions too).
 
     Raises:
-        MessageError: BAD_INPUT naming the shape.
+        DaemonError: BAD_INPUT naming the shape and the limit.
     """
     size = math.prod(shape) * dtype.itemsize
-    if size > MAX_TENSOR_BYTES or (
-        not size and math.prod(d for d in shape if d) * dtype.itemsize > MAX_TENSOR_BYTES
-    ):
-        raise MessageError(
-            dpb.BAD_INPUT, f"tensor shape {shape} of {dtype.name} is over {MAX_TENSOR_BYTES} bytes"
-        )
+    if size > limit or math.prod(d for d in shape if d) * dtype.itemsize > limit:
+        raise DaemonError(f"tensor shape {tuple(shape)} of {dtype.name} is over {limit} bytes")
     return size
 
 
@@ -184,90 +164,86 @@ def wire_array(arr: np.ndarray) -> tuple[int, np.ndarray]:
     return code, arr
 
 
-def tensor_from_array(arr: np.ndarray, out: dpb.Tensor, *, inline: bool = True) -> None:
-    """Describe `arr` in `out` (little-endian on the wire); with inline=False only shape
-    and dtype are set."""
-    code, arr = wire_array(arr)
-    out.dtype = code  # type: ignore[assignment]
-    out.shape[:] = arr.shape
-    if inline:
-        out.data = arr.tobytes()
-    else:
-        out.in_shm = True
-
-
-def array_from_tensor(t: dpb.Tensor, shm: memoryview | None = None) -> np.ndarray:
-    """The array a Tensor describes, read-only; from `shm` when the tensor is in_shm.
-
-    Raises:
-        MessageError: BAD_INPUT with the mismatch (dtype, dimensions, byte count).
-    """
-    dtype, shape, need = _layout(t)
-    if t.in_shm:
-        if shm is None:
-            raise MessageError(dpb.BAD_INPUT, "tensor is in_shm but no descriptor came with it")
-        return array_in_shm(shm, dtype, shape)
-    else:
-        raw: Any = t.data
-        if len(raw) != need:
-            raise MessageError(
-                dpb.BAD_INPUT,
-                f"tensor {shape} of {dtype.name} needs {need} bytes, got {len(raw)}",
-            )
-    return np.frombuffer(raw, dtype=dtype).reshape(shape)
-
-
-def array_in_shm(shm: memoryview, dtype: np.dtype[Any], shape: tuple[int, ...]) -> np.ndarray:
-    """The array at the start of a shared-memory region (a view: copy before unmapping).
-
-    Raises:
-        MessageError: BAD_INPUT when the region is smaller than the tensor.
-    """
-    need = shape_nbytes(shape, dtype)
-    if len(shm) < need:
-        raise MessageError(
-            dpb.BAD_INPUT, f"shared memory holds {len(shm)} bytes, tensor needs {need}"
-        )
-    return np.frombuffer(shm[:need], dtype=dtype).reshape(shape)
-
-
 # ------------------------------------------------------------------- shared memory
-def memfd_with(size: int, name: str = "akida-tensor") -> int:
-    """A sealed-size-free anonymous memory file of `size` bytes (close it when done)."""
-    fd = os.memfd_create(name, os.MFD_CLOEXEC)
-    os.ftruncate(fd, max(size, 1))
+def sealed_memfd(size: int, name: str = "akida-tensor") -> int:
+    """An anonymous memory file of `size` bytes, sealed against shrinking and growing
+    (a peer may map it without fear of SIGBUS); close it when done."""
+    fd = os.memfd_create(name, os.MFD_CLOEXEC | os.MFD_ALLOW_SEALING)
+    try:
+        os.ftruncate(fd, max(size, 1))
+        fcntl.fcntl(fd, fcntl.F_ADD_SEALS, SEALS)
+    except BaseException:
+        os.close(fd)
+        raise
     return fd
 
 
-def map_fd(fd: int, writable: bool = True) -> mmap.mmap:
-    """Map a whole memfd / shm file."""
+def map_sealed(fd: int, need: int, limit: int) -> mmap.mmap:
+    """Map a peer's memfd for a tensor of `need` bytes. It must be sealed against
+    shrinking and growing (else the peer could shrink it under the mapping and kill this
+    process with SIGBUS) and at most `limit` bytes (it is checked before mapping).
+
+    Raises:
+        DaemonError: BAD_INPUT saying which rule the descriptor breaks.
+    """
+    try:
+        seals = fcntl.fcntl(fd, fcntl.F_GET_SEALS)
+    except OSError:
+        seals = 0
+    if seals & SEALS != SEALS:
+        raise DaemonError(
+            "shared memory must be a memfd sealed with F_SEAL_SHRINK and F_SEAL_GROW "
+            "(ipc.sealed_memfd makes one)"
+        )
     size = os.fstat(fd).st_size
-    if size <= 0:
-        raise MessageError(dpb.BAD_INPUT, "shared-memory descriptor is empty")
-    prot = mmap.PROT_READ | (mmap.PROT_WRITE if writable else 0)
-    return mmap.mmap(fd, size, flags=mmap.MAP_SHARED, prot=prot)
+    if size > limit:
+        raise DaemonError(f"shared memory of {size} bytes is over the {limit}-byte limit")
+    if size < max(need, 1):
+        raise DaemonError(f"shared memory holds {size} bytes, the tensor needs {need}")
+    return mmap.mmap(fd, size, flags=mmap.MAP_SHARED, prot=mmap.PROT_READ | mmap.PROT_WRITE)
 
 
-def send_frame(
-    sock: socket.socket, head: bytes, body: bytes | memoryview = b"", fds: Sequence[int] = ()
-) -> None:
-    """Send a whole frame on a blocking socket: `head` (which starts with the length
-    prefix) and `body`, gathered by one sendmsg; `fds` ride on its first byte."""
-    anc = [(socket.SOL_SOCKET, socket.SCM_RIGHTS, struct.pack(f"{len(fds)}i", *fds))] if fds else []
-    sent = sock.sendmsg((head, body), anc)
-    total = LENGTH.unpack_from(head)[0] + LENGTH.size
-    if sent < total:  # a full socket buffer: the rest as a blocking sendall
-        sock.sendall(memoryview(head + bytes(body))[sent:])
+# ---------------------------------------------------------------- who is who
+def peer_uid(sock: socket.socket) -> tuple[int, int, int]:
+    """(pid, uid, gid) of the process at the other end of a Unix socket."""
+    pid, uid, gid = UCRED.unpack(sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, UCRED.size))
+    return pid, uid, gid
 
 
-def fds_from_ancillary(ancdata: list[tuple[int, int, bytes]]) -> list[int]:
-    """The descriptors in recvmsg ancillary data."""
-    fds: list[int] = []
-    for level, kind, data in ancdata:
-        if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
-            usable = len(data) - len(data) % 4
-            fds.extend(struct.unpack(f"{usable // 4}i", data[:usable]))
-    return fds
+def trusted_server_uids() -> set[int]:
+    """Who may serve this process: root, its own uid, and the system service's user."""
+    uids = {0, os.getuid()}
+    with contextlib.suppress(KeyError):
+        uids.add(pwd.getpwnam(SYSTEM_USER).pw_uid)
+    return uids
+
+
+def check_socket_dir(path: Path, owners: set[int], private: bool) -> None:
+    """Refuse a socket directory another user could have planted or could tamper with.
+
+    The directory and every ancestor must be owned by one of `owners` or root, and none
+    writable by others unless it is sticky and root's (like /tmp). `private`: the
+    directory itself must also be mode 0700 (a user-mode daemon's).
+
+    Raises:
+        DaemonError: PERMISSION_DENIED naming the directory, its owner and mode.
+    """
+    for i, folder in enumerate([path, *path.parents]):
+        try:
+            st = folder.stat()
+        except OSError as exc:
+            raise DaemonError(f"cannot check {folder}: {exc.strerror}", dpb.PERMISSION_DENIED) from None
+        mode = stat.S_IMODE(st.st_mode)
+        shared = mode & 0o022 and not (mode & stat.S_ISVTX and st.st_uid == 0)
+        bad = st.st_uid not in owners | {0} or shared or (i == 0 and private and mode != 0o700)
+        if bad:
+            want = "mode 0700 and owned by uid " if i == 0 and private else "owned by uid "
+            raise DaemonError(
+                f"unsafe socket directory {folder} (owner uid {st.st_uid}, mode {mode:04o}): "
+                f"it must be {want}{' or '.join(map(str, sorted(owners)))} and writable by "
+                "no one else; another user may have created it",
+                dpb.PERMISSION_DENIED,
+            )
 
 
 # ------------------------------------------------------------------------- paths

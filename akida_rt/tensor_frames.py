@@ -1,10 +1,8 @@
-"""Tensor frames: the fixed binary layout of the hot pair, Infer and its result.
+"""Tensor frames: the binary layout of an inference request and its result.
 
 Every other akidad message is protobuf (akida_rt/proto/daemon.proto). These two carry a
-tensor per request, and decoding or building them through the protobuf runtime cost
-about 35 us each on the cold caches a process has after running a model: more than the
-whole latency budget of a request. A tensor frame is one `struct` header and the raw
-tensor bytes, read with one `unpack_from` and one `np.frombuffer`.
+tensor each, as one `struct` header and the raw tensor bytes, read with one
+`unpack_from` and one `np.frombuffer` (protobuf would copy the tensor twice).
 
 A tensor frame travels in the same length-prefixed framing as protobuf payloads; its
 first byte is 0, which no protobuf message can start with (field number 0 is invalid),
@@ -17,8 +15,8 @@ so each payload says what it is. All integers are little-endian.
         u8 0, u8 kind=2, u8 flags (IN_SHM), u8 dtype, u8 ndim, 3 pad, u64 id,
         u32 batch_frames, u32 device_len, f64 queue_s, f64 run_s, 4 x u32 dims
 
-dtype codes are those of the protobuf `DType` enum. Errors are protobuf `Response`s.
-A daemon that speaks tensor frames says protocol >= 2 in its HelloReply.
+IN_SHM and OUTPUT_TO_SHM requests send one sealed memfd with the frame (ipc.py). dtype
+codes are those of the protobuf `DType` enum. Errors are protobuf `Response`s.
 """
 
 from __future__ import annotations
@@ -29,7 +27,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from akida_rt import ipc
-from akida_rt.errors import DaemonError
+from akida_rt.errors import DaemonError, FrameRefused
 from akida_rt.proto import daemon_pb2 as dpb
 
 MARKER = 0
@@ -39,6 +37,7 @@ INFER_HEAD = struct.Struct("<BBBBB3xQQI4I4x")
 RESULT_HEAD = struct.Struct("<BBBBB3xQIIdd4I")
 INFER_FRAME = struct.Struct("<I" + INFER_HEAD.format[1:])  # length prefix, then the header
 _ZEROS = (0, 0, 0, 0)
+NO_LIMIT = 1 << 40  # what a client accepts from its daemon (the frame bounds it anyway)
 
 
 class InferFrame(NamedTuple):
@@ -72,6 +71,12 @@ class ResultFrame(NamedTuple):
 
 def is_tensor_frame(payload: bytes) -> bool:
     return len(payload) > 0 and payload[0] == MARKER
+
+
+def uses_shm(payload: bytes) -> bool:
+    """Whether an infer frame says a memfd came with it (readable from any frame that
+    has its flags byte, however malformed the rest: the descriptor must be consumed)."""
+    return len(payload) > 2 and payload[1] == INFER and bool(payload[2] & (IN_SHM | OUTPUT_TO_SHM))
 
 
 def _layout(arr: np.ndarray) -> tuple[int, tuple[int, ...], np.ndarray]:
@@ -129,7 +134,7 @@ def encode_result(
 
 
 def _tensor(
-    code: int, ndim: int, dims: tuple[int, int, int, int], req_id: int
+    code: int, ndim: int, dims: tuple[int, int, int, int], req_id: int, limit: int
 ) -> tuple[np.dtype[Any], tuple[int, ...], int]:
     """(dtype, shape, bytes) a header describes."""
     dtype = ipc.DTYPES.get(code)
@@ -139,22 +144,14 @@ def _tensor(
         raise FrameRefused(req_id, f"tensor has {ndim} dimensions, 1..4 allowed")
     shape = dims[:ndim]
     try:
-        return dtype, shape, ipc.shape_nbytes(shape, dtype)
-    except ipc.MessageError as exc:
+        return dtype, shape, ipc.shape_nbytes(shape, dtype, limit)
+    except DaemonError as exc:
         raise FrameRefused(req_id, str(exc)) from None
 
 
-class FrameRefused(ipc.MessageError):
-    """A tensor frame that decodes but describes an impossible tensor (BAD_INPUT), or
-    one too short for its header (BAD_MESSAGE, id 0)."""
-
-    def __init__(self, req_id: int, message: str, status: int = dpb.BAD_INPUT) -> None:
-        super().__init__(status, message)
-        self.req_id = req_id
-
-
-def decode_infer(payload: bytes) -> InferFrame:
-    """Parse an infer tensor frame (its payload, without the length prefix).
+def decode_infer(payload: bytes, limit: int) -> InferFrame:
+    """Parse an infer tensor frame (its payload, without the length prefix) whose tensor
+    may be up to `limit` bytes.
 
     Raises:
         FrameRefused: with the request id when it could be read, and what is wrong.
@@ -169,7 +166,7 @@ def decode_infer(payload: bytes) -> InferFrame:
     )
     if kind != INFER:
         raise FrameRefused(req_id, f"tensor frame kind {kind} is not a request", dpb.UNKNOWN_TYPE)
-    dtype, shape, need = _tensor(code, ndim, (d0, d1, d2, d3), req_id)
+    dtype, shape, need = _tensor(code, ndim, (d0, d1, d2, d3), req_id, limit)
     in_shm = bool(flags & IN_SHM)
     x = None
     if not in_shm:
@@ -195,7 +192,7 @@ def decode_result(payload: bytes, at: int = 0) -> ResultFrame:
     )
     if kind != RESULT:
         raise FrameRefused(req_id, f"tensor frame kind {kind} is not a result", dpb.BAD_MESSAGE)
-    dtype, shape, need = _tensor(code, ndim, (d0, d1, d2, d3), req_id)
+    dtype, shape, need = _tensor(code, ndim, (d0, d1, d2, d3), req_id, NO_LIMIT)
     in_shm = bool(flags & IN_SHM)
     body = 0 if in_shm else need
     if size != RESULT_HEAD.size + body + name_len:

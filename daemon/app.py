@@ -17,11 +17,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import ClassVar
 
-from akida_rt import blas
+from akida_rt import blas, ipc
 from akida_rt.errors import AkidaError, DaemonError
 
-from . import affinity, systemd
-from .busy_poll import LoopSelector, loop_factory
+from . import systemd
 from .config import RELOADABLE, Config, apply_file, check_ranges, defaults
 from .controller import Controller
 from .devices import DeviceManager
@@ -61,9 +60,15 @@ def setup_logging(level: str) -> None:
 
 
 def bind_socket(config: Config) -> socket.socket:
-    """Bind the listening socket: refuse a live daemon, replace a stale socket file."""
+    """Bind the listening socket: refuse a directory another user could have planted
+    (a user daemon's must be its own and 0700), refuse a live daemon, replace a stale
+    socket file."""
     path = config.socket_path
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700 if config.user_mode else 0o755)
+    private = config.user_mode
+    for folder in reversed([path.parent, *path.parent.parents]):
+        if not folder.exists():
+            folder.mkdir(mode=0o700 if private else 0o755)
+    ipc.check_socket_dir(path.parent, {os.getuid()}, private=private)
     if path.exists() or path.is_symlink():
         probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
@@ -98,9 +103,8 @@ def bind_socket(config: Config) -> socket.socket:
 class Daemon:
     """The running service; `run()` returns the exit status."""
 
-    def __init__(self, config: Config, selector: LoopSelector | None = None) -> None:
+    def __init__(self, config: Config) -> None:
         self.config = config
-        self.selector = selector
         self.stopping = asyncio.Event()
         self.owns_socket = False
 
@@ -117,7 +121,7 @@ class Daemon:
         activated = systemd.listen_sockets()
         listener = activated[0] if activated else bind_socket(cfg)
         self.owns_socket = not activated
-        server = Server(self.controller, listener, self.selector)
+        server = Server(self.controller, listener)
         metrics = await serve_metrics(cfg.metrics_listen, self.controller)
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.stopping.set)
@@ -156,7 +160,7 @@ class Daemon:
         left = self.scheduler.outstanding()
         log.info("draining: %d request(s) in flight", left)
         deadline = asyncio.get_running_loop().time() + self.config.drain_timeout_s
-        while (self.scheduler.outstanding() or not server.flushed() or server.tasks) and (
+        while (self.scheduler.outstanding() or not server.idle()) and (
             asyncio.get_running_loop().time() < deadline
         ):
             await asyncio.sleep(0.01)
@@ -227,16 +231,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--socket-group", help="group of the socket file (default akida)")
     p.add_argument("--metrics", metavar="HOST:PORT", help="serve Prometheus text at /metrics")
     p.add_argument("--log-level", help="DEBUG, INFO, WARNING, ERROR")
-    p.add_argument(
-        "--busy-poll-us",
-        type=int,
-        help="low-latency mode: poll the sockets this long before sleeping (default 0: off)",
-    )
-    p.add_argument(
-        "--cpu",
-        type=int,
-        help="pin the event loop to this CPU, for clients that share it (Client.colocate())",
-    )
     return p
 
 
@@ -253,8 +247,6 @@ def make_config(args: argparse.Namespace) -> Config:
         ("socket_group", "socket_group"),
         ("metrics", "metrics_listen"),
         ("log_level", "log_level"),
-        ("busy_poll_us", "busy_poll_us"),
-        ("cpu", "loop_cpu"),
     ):
         value = getattr(args, attr)
         if value is not None:
@@ -277,11 +269,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     setup_logging(config.log_level)
     blas.own_process()  # akidad runs only models: no BLAS limit juggling per call
     try:
-        if config.loop_cpu >= 0:
-            affinity.pin_loop(config.loop_cpu)  # this thread runs the event loop
-        selector = LoopSelector(config.busy_poll_us / 1e6)
-        with asyncio.Runner(loop_factory=loop_factory(selector)) as runner:
-            return runner.run(Daemon(config, selector).run())
+        status = asyncio.Runner().run(Daemon(config).run())
     except AkidaError as exc:
         log.error("%s", exc)
-        return 1
+        status = 1
+    # Exit now: a device worker or a thread still busy after the drain (a hung board, a
+    # huge program being parsed) must not hold the process past drain_timeout_s.
+    logging.shutdown()
+    os._exit(status)

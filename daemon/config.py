@@ -15,19 +15,31 @@ from akida_rt import ipc
 from akida_rt.errors import DaemonError
 
 SYSTEM_CONFIG = Path("/etc/akida/akidad.toml")
+# What one client, one uid or everyone together may hold (each must be >= 1).
+LIMITS = (
+    "max_frame",
+    "max_tensor_bytes",
+    "max_timeout_ms",
+    "max_in_flight",
+    "max_write_buffer",
+    "max_read_buffer_total",
+    "max_connections",
+    "max_connections_per_uid",
+    "max_sessions_per_client",
+    "max_state_keys_per_uid",
+    "max_state_bytes_per_uid",
+)
 # Keys SIGHUP can change; the rest need a restart.
 RELOADABLE = (
     "log_level",
     "simulated_devices",
     "device_urls",
     "max_batch_frames",
-    "batch_window_us",
     "default_timeout_ms",
     "shm_threshold",
-    "max_frame",
     "drain_timeout_s",
     "discovery_interval_s",
-    "max_in_flight",
+    *LIMITS,
 )
 
 
@@ -47,26 +59,26 @@ class Config:
     # Open exactly these device URLs instead of discovering (e.g. "sim://akd1000/0?mode=process").
     device_urls: list[str] = field(default_factory=list)
     max_batch_frames: int = 64
-    batch_window_us: int = 0
     default_timeout_ms: int = 30_000
     shm_threshold: int = ipc.DEFAULT_SHM_THRESHOLD
-    max_frame: int = ipc.DEFAULT_MAX_FRAME
-    # Unanswered inference requests one client may have queued: a client that floods the
-    # daemon is refused (TOO_MANY_REQUESTS) instead of exhausting its memory.
-    max_in_flight: int = 1024
+    # Limits (docs/daemon.md, "Limits"): every per-client resource is bounded.
+    max_frame: int = ipc.DEFAULT_MAX_FRAME  # bytes of one frame (a program, an inline tensor)
+    max_tensor_bytes: int = 256 << 20  # one input tensor, inline or in a memfd
+    max_timeout_ms: int = 600_000  # the longest deadline a request may ask for
+    max_in_flight: int = 256  # unanswered inference requests of one client
+    max_write_buffer: int = 16 << 20  # unsent answers of one client: reading pauses above it
+    max_read_buffer_total: int = 256 << 20  # partial frames of every client together
+    max_connections: int = 1000
+    max_connections_per_uid: int = 64
+    max_sessions_per_client: int = 64
+    max_state_keys_per_uid: int = 1024
+    max_state_bytes_per_uid: int = 1 << 30
     # Multiplies every device command timeout (identify, load, run...); set at startup.
     device_timeout_scale: float = 1.0
     drain_timeout_s: float = 20.0
-    # Low-latency mode: poll the sockets this long after each wake-up before sleeping
-    # (daemon/busy_poll.py); costs up to a core while clients are active. Startup only.
-    busy_poll_us: int = 0
-    # Pin the event loop (where lone requests run) to this CPU, for clients that share it
-    # (Client.colocate(); daemon/affinity.py); -1: not pinned. Startup only.
-    loop_cpu: int = -1
     discovery_interval_s: float = 2.0
     metrics_listen: str = ""  # "127.0.0.1:9464" serves Prometheus text at /metrics
     generation: int = 0
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         out = dataclasses.asdict(self)
@@ -110,7 +122,7 @@ def apply_file(config: Config, path: Path, *, only_reloadable: bool = False) -> 
     fields = {f.name: f for f in dataclasses.fields(Config)}
     updates: dict[str, Any] = {}
     for key, value in data.items():
-        if key not in fields or key in ("generation", "extra", "config_path", "user_mode"):
+        if key not in fields or key in ("generation", "config_path", "user_mode"):
             raise DaemonError(f"config {path}: unknown key '{key}'")
         if only_reloadable and key not in RELOADABLE:
             continue
@@ -134,11 +146,12 @@ def check_ranges(values: dict[str, Any], where: str) -> None:
     """Refuse out-of-range numbers, wherever they came from (file or command line)."""
     if values.get("simulated_devices", 0) < 0:
         raise DaemonError(f"{where}: simulated_devices must be >= 0")
-    if values.get("device_timeout_scale", 1.0) <= 0:
-        raise DaemonError(f"{where}: device_timeout_scale must be > 0")
-    if not 0 <= values.get("busy_poll_us", 0) <= 1_000_000:
-        raise DaemonError(f"{where}: busy_poll_us must be within 0..1000000")
-    if values.get("loop_cpu", -1) < -1:
-        raise DaemonError(f"{where}: loop_cpu must be a CPU number, or -1 for not pinned")
-    if values.get("max_in_flight", 1) < 1:
-        raise DaemonError(f"{where}: max_in_flight must be >= 1")
+    for key in ("device_timeout_scale", "drain_timeout_s", "discovery_interval_s"):
+        if values.get(key, 1.0) <= 0:
+            raise DaemonError(f"{where}: {key} must be > 0")
+    for key in (*LIMITS, "max_batch_frames", "default_timeout_ms"):
+        if values.get(key, 1) < 1:
+            raise DaemonError(f"{where}: {key} must be >= 1")
+    timeout, most = values.get("default_timeout_ms", 1), values.get("max_timeout_ms", 1 << 62)
+    if timeout > most:
+        raise DaemonError(f"{where}: default_timeout_ms {timeout} is over max_timeout_ms {most}")

@@ -5,6 +5,7 @@ inference, state, stats). It does not know it is called over a socket.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import os
 import secrets
@@ -17,24 +18,20 @@ import numpy as np
 
 from akida_rt import __version__
 from akida_rt import program as fmt
-from akida_rt.errors import AkidaError, DaemonError, MappingError, StatusError
+from akida_rt.errors import AkidaError, DaemonError
 from akida_rt.mapping import MapMode, map_layers
-from akida_rt.model import Model
+from akida_rt.model import Model, check_input
+from akida_rt.proto import daemon_pb2 as dpb
 
-from . import affinity
 from .config import Config
 from .devices import DeviceManager, ProgramKey
 from .metrics import Meter
-from .scheduler import Job, JobFailed, Scheduler
+from .scheduler import Job, Result, Scheduler
 from .store import StateStore
 
 log = logging.getLogger(__name__)
 MAX_PRIORITY = 7
-U8 = np.dtype(np.uint8)
-
-
-class Refused(StatusError, DaemonError):
-    """A request the controller turns down; `status` is the wire Status name."""
+STATS_WAIT_S = 0.5  # how long `stats` waits for a device's fresh counters
 
 
 @dataclass(eq=False)
@@ -49,8 +46,8 @@ class Client:
     priority: int = 0
     connected: float = field(default_factory=time.time)
     sessions: set[int] = field(default_factory=set)
+    jobs: dict[Job, asyncio.TimerHandle] = field(default_factory=dict)  # unanswered requests
     meter: Meter = field(default_factory=Meter)
-    in_flight: int = 0
 
 
 @dataclass(eq=False)
@@ -62,7 +59,7 @@ class Session:
     key: ProgramKey
     program: bytes
     name: str
-    input_shape: tuple[int, ...]
+    input_shape: tuple[int, int, int]
     input_bits: int
     output_shape: tuple[int, ...]
     output_uint8: bool
@@ -86,6 +83,7 @@ class Controller:
         self.started = time.time()
         self._next_client = 1
         self._templates: dict[str, Model] = {}
+        self._device_stats: dict[str, dict[str, Any]] = {}
 
     # --------------------------------------------------------------- clients
     def connect(self, pid: int, uid: int, gid: int) -> Client:
@@ -96,36 +94,39 @@ class Controller:
         return client
 
     def disconnect(self, client: Client) -> None:
-        """Release everything the client owned: queued work, sessions, programs."""
+        """Release at once everything the client held: queued work, timers, sessions."""
         dropped = self.scheduler.drop_client(client.client_id)
+        for job, timer in client.jobs.items():
+            job.cancelled = True
+            timer.cancel()
+        client.jobs.clear()
         for sid in list(client.sessions):
             self._close_session(sid)
         self.clients.pop(client.client_id, None)
         log.info(
             "client %d (pid %d uid %d) gone: %d queued request(s) dropped",
-            client.client_id,
-            client.pid,
-            client.uid,
-            dropped,
-        )
+            client.client_id, client.pid, client.uid, dropped,
+        )  # fmt: skip
 
-    def hello(self, client: Client, name: str, priority: int) -> dict[str, Any]:
+    def hello(self, client: Client, name: str, priority: int, protocol: int) -> dict[str, Any]:
+        from akida_rt import ipc
+
+        if protocol != ipc.PROTOCOL:
+            raise DaemonError(
+                f"this client speaks akidad protocol {protocol} and akidad {__version__} speaks "
+                f"protocol {ipc.PROTOCOL}: use the akida_rt of the daemon's version",
+                dpb.PROTOCOL_MISMATCH,
+            )
         if not 0 <= priority <= MAX_PRIORITY:
-            raise Refused("BAD_INPUT", f"priority {priority} is outside 0..{MAX_PRIORITY}")
+            raise DaemonError(f"priority {priority} is outside 0..{MAX_PRIORITY}")
         client.name, client.priority = name[:64], priority
         self.scheduler.weights[client.client_id] = float(2**priority)
-        return {
-            "version": __version__,
-            "pid": os.getpid(),
-            "client_id": client.client_id,
-            "uid": client.uid,
-            "loop_cpus": affinity.loop_cpus(),
-        }
+        return {"version": __version__, "pid": os.getpid(), "client_id": client.client_id}
 
     # --------------------------------------------------------------- devices
     def list_devices(self) -> list[dict[str, Any]]:
         out = []
-        for slot in self.manager.slots.values():
+        for slot in list(self.manager.slots.values()):
             info = slot.describe()
             info["queued"] = self.scheduler.queued_frames(slot.id)
             out.append(info)
@@ -135,53 +136,57 @@ class Controller:
     def _session(self, client: Client, session_id: int) -> Session:
         session = self.sessions.get(session_id)
         if session is None:
-            raise Refused("NO_SESSION", f"no session {session_id}; load a program first")
+            raise DaemonError(f"no session {session_id}; load a program first", dpb.NO_SESSION)
         if session.client.uid != client.uid:
-            raise Refused("PERMISSION_DENIED", f"session {session_id} belongs to another user")
+            raise DaemonError(
+                f"session {session_id} belongs to another user", dpb.PERMISSION_DENIED
+            )
         return session
 
     async def load(
         self, client: Client, program: bytes, device: str, map_mode: str, hw_only: bool
     ) -> Session:
-        """Parse and check a program, open a session on it."""
+        """Check a program's bytes (its hash too: a header alone names nothing), map it
+        and open a session on it."""
         self._check_open()
+        if len(client.sessions) >= self.config.max_sessions_per_client:
+            raise DaemonError(
+                f"this client has {len(client.sessions)} sessions open, the limit "
+                f"(max_sessions_per_client); unload one first",
+                dpb.QUOTA_EXCEEDED,
+            )
         try:
             mode = MapMode(map_mode or MapMode.AllNps.value)
         except ValueError:
-            raise Refused(
-                "BAD_INPUT", f"map_mode {map_mode!r}: use one of {[m.value for m in MapMode]}"
+            raise DaemonError(
+                f"map_mode {map_mode!r}: use one of {[m.value for m in MapMode]}"
             ) from None
-        digest = fmt.content_hash(program)
-        template = self._templates.get(digest)
-        if template is None:
-            try:
-                template = await asyncio.to_thread(Model, program)
-            except AkidaError as exc:
-                raise Refused("BAD_PROGRAM", str(exc)) from None
-            self._templates[digest] = template
+        digest = await asyncio.to_thread(_payload_hash, program)
+        if digest != fmt.content_hash(program):
+            raise DaemonError(
+                "the program's header hash does not match its payload (truncated or altered file)",
+                dpb.BAD_PROGRAM,
+            )
+        template = self._templates.get(digest) or await asyncio.to_thread(Model, program)
+        self._templates.setdefault(digest, template)
         targets = [s for s in self.manager.ready() if not device or s.id == device]
         if not targets:
-            raise Refused(
-                "NO_DEVICE",
-                f"device {device!r} is not available"
-                if device
-                else "no device is available (none found, and simulated devices are off)",
-            )
-        try:
-            plans = map_layers(template.layers, targets[0].spec, hw_only=hw_only, mode=mode)
-        except MappingError as exc:
-            raise Refused("MAPPING_FAILED", str(exc)) from None
-        last = template.layers[-1]
+            why = self.scheduler.no_device_reason(device or None)
+            raise DaemonError(why, dpb.NO_DEVICE)
+        plans = await asyncio.to_thread(
+            map_layers, template.layers, targets[0].spec, hw_only=hw_only, mode=mode
+        )
+        self._check_open()
         session = Session(
             session_id=secrets.randbits(63),
             client=client,
             key=ProgramKey(digest, mode.value, hw_only),
             program=program,
             name=template.name,
-            input_shape=tuple(template.input_shape),
+            input_shape=template.input_shape,
             input_bits=template.input_bits,
             output_shape=tuple(template.output_shape),
-            output_uint8=bool(last.activation),
+            output_uint8=bool(template.layers[-1].activation),
             sequences=len(plans),
             pinned=device or None,
         )
@@ -189,17 +194,16 @@ class Controller:
         client.sessions.add(session.session_id)
         log.info(
             "client %d loaded %s (%s) as session %d",
-            client.client_id,
-            session.name,
-            digest[:12],
-            session.session_id,
-        )
+            client.client_id, session.name, digest[:12], session.session_id,
+        )  # fmt: skip
         return session
 
     def unload(self, client: Client, session_id: int) -> None:
         session = self._session(client, session_id)
         if session.client is not client:
-            raise Refused("PERMISSION_DENIED", f"session {session_id} belongs to another client")
+            raise DaemonError(
+                f"session {session_id} belongs to another client", dpb.PERMISSION_DENIED
+            )
         self._close_session(session_id)
 
     def _close_session(self, session_id: int) -> None:
@@ -207,33 +211,16 @@ class Controller:
         if session is None:
             return
         session.client.sessions.discard(session_id)
-        if not any(s.key == session.key for s in self.sessions.values()):
-            for slot in list(self.manager.slots.values()):
-                slot.release(session.key)
-            if not any(
-                s.key.content_hash == session.key.content_hash for s in self.sessions.values()
-            ):
-                self._templates.pop(session.key.content_hash, None)
+        key = session.key
+        if any(s.key == key for s in self.sessions.values()):
+            return
+        for slot in list(self.manager.slots.values()):  # the devices' workers free it
+            future = self.scheduler.call(slot, ("release", key), lambda s: s.release(key))
+            future.add_done_callback(_log_failure)
+        if not any(s.key.content_hash == key.content_hash for s in self.sessions.values()):
+            self._templates.pop(key.content_hash, None)
 
     # ------------------------------------------------------------- inference
-    def check_input(self, session: Session, x: np.ndarray) -> None:
-        if x.dtype != np.uint8:
-            raise Refused("BAD_INPUT", f"inputs must be uint8, got {x.dtype}")
-        if x.ndim != 4 or tuple(x.shape[1:]) != session.input_shape:
-            raise Refused(
-                "BAD_INPUT",
-                f"input shape {tuple(x.shape)} does not match "
-                f"(N, {', '.join(map(str, session.input_shape))}) of {session.name}",
-            )
-        if x.shape[0] == 0:
-            raise Refused("BAD_INPUT", "input batch is empty")
-        if session.input_bits < 8 and int(x.max()) >= 2**session.input_bits:
-            raise Refused(
-                "BAD_INPUT",
-                f"input values reach {int(x.max())}, above the "
-                f"{session.input_bits}-bit range of {session.name}",
-            )
-
     def infer(
         self,
         client: Client,
@@ -241,139 +228,95 @@ class Controller:
         x: np.ndarray,
         predict: bool,
         timeout_ms: int,
-        reply: Callable[[Any, Job], None],
-        *,
-        alone: bool = False,
+        reply: Callable[[Result, Job], None],
     ) -> None:
-        """Queue an inference; `reply(outputs or Refused, job)` is called exactly once, in
-        the loop thread, by the deadline at the latest. `alone`: nothing else arrived with
-        this request, so it may run before this returns if its device is idle."""
-        if self.draining:
-            self._check_open()
-        session = self.sessions.get(session_id)
-        if session is None or session.client.uid != client.uid:
-            session = self._session(client, session_id)  # raises the precise refusal
-        if client.in_flight >= self.config.max_in_flight:
-            raise Refused(
-                "TOO_MANY_REQUESTS",
-                f"{client.in_flight} requests of this client are unanswered "
-                f"(max_in_flight={self.config.max_in_flight}); read answers before sending more",
+        """Queue an inference; `reply(outputs or the error, job)` is called exactly once,
+        in the loop thread, by the deadline at the latest (unless the client left)."""
+        self._check_open()
+        session = self._session(client, session_id)
+        cfg = self.config
+        if len(client.jobs) >= cfg.max_in_flight:
+            raise DaemonError(
+                f"{len(client.jobs)} requests of this client are unanswered "
+                f"(max_in_flight={cfg.max_in_flight}); read answers before sending more",
+                dpb.TOO_MANY_REQUESTS,
             )
-        if not (
-            x.dtype is U8 and x.shape[1:] == session.input_shape and x.shape[0]
-            and session.input_bits >= 8
-        ):  # fmt: skip
-            self.check_input(session, x)  # the slow checks, and the precise refusals
-        timeout = (timeout_ms or self.config.default_timeout_ms) / 1e3
+        if timeout_ms > cfg.max_timeout_ms:
+            raise DaemonError(
+                f"timeout_ms {timeout_ms} is over max_timeout_ms {cfg.max_timeout_ms}"
+            )
+        check_input(x, session.input_shape, session.input_bits, session.name)
+        timeout = (timeout_ms or cfg.default_timeout_ms) / 1e3
         start = time.perf_counter()
-        timer: asyncio.TimerHandle | None = None
-        finished = False
 
-        def done(job: Job, result: Any) -> None:
-            nonlocal finished
-            if finished:
-                return
-            finished = True
-            client.in_flight -= 1
-            if not isinstance(result, Exception):
-                reply(result, job)  # the answer first; the bookkeeping can wait
-                client.meter.record(job.frames, time.perf_counter() - start)
-            elif isinstance(result, JobFailed):
+        def done(job: Job, result: Result) -> None:
+            if job.cancelled and job not in client.jobs:
+                return  # answered already, or the client left
+            job.cancelled = True
+            client.jobs.pop(job).cancel()
+            if isinstance(result, AkidaError):
                 client.meter.errors += 1
-                reply(Refused(result.status, str(result)), job)
+                self.scheduler.cancel(job)
             else:
-                client.meter.errors += 1
-                job.cancelled = True
-                reply(result, job)
-            if timer is not None:
-                timer.cancel()
+                client.meter.record(job.frames, time.perf_counter() - start)
+            reply(result, job)
+
+        def expire() -> None:
+            done(job, DaemonError(f"no result within {timeout:g} s", dpb.DEADLINE_EXCEEDED))
 
         now = time.monotonic()
         job = Job(client.client_id, session.key, session.program, x, predict, session.pinned,
                   now + timeout, done, now)  # fmt: skip
-        client.in_flight += 1
-        ran = alone and self.scheduler.run_now(job)
-        if finished:
-            return
-        # Not answered yet (queued, or run at once but failed over to another attempt).
-        expired = f"no result within {timeout:g} s; dropped"
-        timer = asyncio.get_running_loop().call_later(
-            timeout, lambda: done(job, Refused("DEADLINE_EXCEEDED", expired))
-        )
-        if not ran:
-            self.scheduler.submit(job)
-
-    def infer_express(
-        self,
-        client: Client,
-        session: Session,
-        x: np.ndarray,
-        predict: bool,
-        answer: Callable[[np.ndarray, str, float], None],
-    ) -> bool:
-        """Run a request now, in this thread, if its program is resident on an idle
-        device and this client has nothing else in flight; `answer(outputs, device,
-        run_s)` is called before this returns True. False: nothing was done (or the
-        device failed in a way a retry may cure: the request then goes through `infer`
-        like a new one). Raises Refused when the device failed for good. The caller has
-        checked `x` against the session."""
-        if self.draining or client.in_flight:
-            return False
-        frames = x.shape[0]
-        slot = self.scheduler.claim_express(session.key, session.pinned, frames)
-        if slot is None:
-            return False
-        start = time.perf_counter()
-        try:
-            try:
-                y, run_s = self.scheduler.run_express(slot, session.key, x, predict)
-            except AkidaError as exc:
-                why = self.scheduler.device_failed(slot, exc)
-                client.meter.errors += 1
-                if isinstance(why, JobFailed):
-                    raise Refused(why.status, str(why)) from None
-                if session.pinned is not None:  # as for a queued request: no other device
-                    raise Refused("DEVICE_FAILED", why) from None
-                log.info("request of client %d goes round again: %s", client.client_id, why)
-                return False
-            answer(y, slot.id, run_s)  # the answer first; the bookkeeping can wait
-        finally:
-            self.scheduler.release(slot)
-        self.scheduler.account(slot, session.key, frames, run_s, True)
-        client.meter.record(frames, time.perf_counter() - start)
-        return True
+        client.jobs[job] = asyncio.get_running_loop().call_later(timeout, expire)
+        self.scheduler.submit(job)
 
     # ----------------------------------------------------------------- state
-    def put_state(self, client: Client, key: str, data: bytes) -> None:
-        self.store.put(client.uid, key, data)
+    async def put_state(self, client: Client, key: str, data: bytes) -> None:
+        cfg = self.config
+        await asyncio.to_thread(self.store.put, client.uid, key, data,
+                                cfg.max_state_keys_per_uid, cfg.max_state_bytes_per_uid)  # fmt: skip
 
     def get_state(self, client: Client, key: str, owner: int | None) -> bytes:
         uid = client.uid if owner is None else owner
         if uid != client.uid and client.uid != 0:
-            raise Refused(
-                "PERMISSION_DENIED", f"state of uid {uid} is not readable by uid {client.uid}"
+            raise DaemonError(
+                f"state of uid {uid} is not readable by uid {client.uid}", dpb.PERMISSION_DENIED
             )
         data = self.store.get(uid, key)
         if data is None:
-            raise Refused("NOT_FOUND", f"no state '{key}' for uid {uid}")
+            raise DaemonError(f"no state '{key}' for uid {uid}", dpb.NOT_FOUND)
         return data
 
+    async def delete_state(self, client: Client, key: str) -> None:
+        if not await asyncio.to_thread(self.store.delete, client.uid, key):
+            raise DaemonError(f"no state '{key}' for uid {client.uid}", dpb.NOT_FOUND)
+
     # ----------------------------------------------------------------- stats
-    def stats(self) -> dict[str, Any]:
-        devices = []
-        for slot in self.manager.slots.values():
-            devices.append(
-                {
-                    "id": slot.id,
-                    "name": slot.spec.name,
-                    "kind": slot.kind,
-                    "simulated": slot.simulated,
-                    "state": slot.state,
-                    "queued_frames": self.scheduler.queued_frames(slot.id),
-                    "meter": slot.meter.snapshot(),
-                    "driver": slot.device_summary(),
-                }
-            )
+    async def stats(self, viewer: Client) -> dict[str, Any]:
+        """Counters per device and per client. The devices' workers read their counters
+        (a busy or hung device keeps its last ones); other users' clients are shown only
+        to root and to the daemon's own user."""
+        slots = list(self.manager.slots.values())
+        fresh = {s.id: self.scheduler.call(s, "stats", _device_summary) for s in slots}
+        await asyncio.wait(fresh.values(), timeout=STATS_WAIT_S)
+        for ident, future in fresh.items():
+            if future.done() and not future.cancelled() and future.exception() is None:
+                self._device_stats[ident] = future.result()
+        devices = [
+            {
+                "id": slot.id,
+                "name": slot.spec.name,
+                "kind": slot.kind,
+                "simulated": slot.simulated,
+                "state": slot.state,
+                "queued_frames": self.scheduler.queued_frames(slot.id),
+                "meter": slot.meter.snapshot(),
+                "driver": self._device_stats.get(slot.id, {}),
+                "driver_fresh": fresh[slot.id].done(),
+            }
+            for slot in slots
+        ]
+        everyone = viewer.uid in (0, os.getuid())
         clients = [
             {
                 "client_id": c.client_id,
@@ -382,10 +325,11 @@ class Controller:
                 "name": c.name,
                 "priority": c.priority,
                 "sessions": len(c.sessions),
-                "in_flight": c.in_flight,
+                "in_flight": len(c.jobs),
                 "meter": c.meter.snapshot(),
             }
             for c in self.clients.values()
+            if everyone or c.uid == viewer.uid
         ]
         return {
             "daemon": {
@@ -404,4 +348,18 @@ class Controller:
 
     def _check_open(self) -> None:
         if self.draining:
-            raise Refused("SHUTTING_DOWN", "akidad is shutting down and takes no new work")
+            raise DaemonError("akidad is shutting down and takes no new work", dpb.SHUTTING_DOWN)
+
+
+def _payload_hash(program: bytes) -> str:
+    return hashlib.sha256(memoryview(program)[fmt.HEADER.size :]).hexdigest()
+
+
+def _device_summary(slot: Any) -> dict[str, Any]:
+    summary: dict[str, Any] = slot.device_summary()
+    return summary
+
+
+def _log_failure(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled() and future.exception() is not None:
+        log.warning("releasing a program failed: %s", future.exception())

@@ -8,9 +8,10 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
+from akida_rt.device_api import Device
 from akida_rt.errors import AkidaError, DeviceError
 from akida_rt.hardware import DeviceSpec
 from akida_rt.mapping import MapMode
@@ -36,7 +37,7 @@ class DeviceSlot:
     Only the device's worker thread runs models on it; `models` is guarded by `lock`.
     """
 
-    def __init__(self, ident: str, device: Any, kind: str, simulated: bool) -> None:
+    def __init__(self, ident: str, device: Device, kind: str, simulated: bool) -> None:
         self.id = ident
         self.device = device
         self.kind = kind
@@ -51,8 +52,7 @@ class DeviceSlot:
 
     @property
     def spec(self) -> DeviceSpec:
-        spec: DeviceSpec = self.device.spec
-        return spec
+        return self.device.spec
 
     def model_for(self, key: ProgramKey, program: bytes) -> Model:
         """The model of `key` mapped onto this device (built on first use)."""
@@ -77,14 +77,12 @@ class DeviceSlot:
                 log.debug("release of %s on %s: %s", key.content_hash[:12], self.id, exc)
 
     def driver_stats(self) -> dict[str, Any]:
-        stats = getattr(self.device, "stats", None)
-        if stats is None or self.state != "ready":
+        if self.state != "ready":
             return {}
         try:
-            value = stats()
+            return self.device.stats().as_dict()
         except AkidaError as exc:
             return {"error": str(exc)}
-        return dict(value.as_dict() if hasattr(value, "as_dict") else value)
 
     def device_summary(self) -> dict[str, Any]:
         """Reloads, bytes programmed, time in each, power and energy per inference."""
@@ -109,31 +107,22 @@ class DeviceSlot:
         }
 
     def describe(self) -> dict[str, Any]:
-        desc = getattr(self.device, "describe", None)
-        info = desc() if callable(desc) else {"spec": self.spec.describe()}
         return {
             "id": self.id,
             "name": self.spec.name,
             "kind": self.kind,
             "simulated": self.simulated,
             "state": self.state,
-            "device": info,
+            "device": self.device.describe(),
         }
 
     def describe_json(self) -> str:
         return json.dumps(self.describe(), default=str)
 
 
-def _device_identity(device: Any) -> tuple[str, str, bool]:
-    ident = str(getattr(device, "id", "") or getattr(device, "url", "") or repr(device))
-    url = str(getattr(device, "url", ident))
-    kind = str(getattr(device, "kind", "") or url.split(":", 1)[0])
-    return ident, kind, bool(getattr(device, "simulated", kind == "sim"))
-
-
 def driver_discover(
     simulated: int, urls: list[str] | None = None, timeout_scale: float = 1.0
-) -> list[Any]:
+) -> Sequence[Device]:
     """Devices from akida_rt.driver: `urls` when given, else boards first and `simulated`
     sim AKD1000s when none. Devices opened here wait `timeout_scale` times the default
     command timeouts (a device already opened keeps its own)."""
@@ -165,7 +154,7 @@ class DeviceManager:
         self,
         simulated: int,
         urls: list[str] | None = None,
-        discover: Callable[..., list[Any]] = driver_discover,
+        discover: Callable[..., Sequence[Device]] = driver_discover,
         timeout_scale: float = 1.0,
     ) -> None:
         self._discover = discover
@@ -182,25 +171,22 @@ class DeviceManager:
         except AkidaError as exc:
             log.warning("device discovery failed: %s", exc)
             return [], []
-        seen: dict[str, Any] = {}
-        for device in found:
-            ident, kind, simulated = _device_identity(device)
-            seen[ident] = (device, kind, simulated)
+        seen = {device.id: device for device in found}
         appeared, vanished = [], []
-        for ident, (device, kind, simulated) in seen.items():
+        for ident, device in seen.items():
             slot = self.slots.get(ident)
             if slot is None or slot.state != "ready":
-                slot = DeviceSlot(ident, device, kind, simulated)
+                slot = DeviceSlot(ident, device, device.kind, device.simulated)
                 self.slots[ident] = slot
                 appeared.append(slot)
                 log.info(
                     "device %s appeared (%s%s)",
                     ident,
                     slot.spec.name,
-                    ", simulated" if simulated else "",
+                    ", simulated" if device.simulated else "",
                 )
         for ident, slot in list(self.slots.items()):
-            if ident not in seen or getattr(slot.device, "lost", False):
+            if ident not in seen or slot.device.lost:
                 self.mark_lost(slot, "no longer discovered")
                 vanished.append(slot)
                 del self.slots[ident]
@@ -216,11 +202,8 @@ class DeviceManager:
 
     def reset(self, slot: DeviceSlot) -> bool:
         """Reset a device after a timeout; False when it cannot be reset (then it is lost)."""
-        reset = getattr(slot.device, "reset", None)
-        if reset is None:
-            return True
         try:
-            reset()
+            slot.device.reset()
         except DeviceError as exc:
             self.mark_lost(slot, f"reset failed: {exc}")
             return False

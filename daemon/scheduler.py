@@ -1,13 +1,17 @@
 """The scheduler: a queue and a worker thread per device, weighted-fair across clients,
 batching queued requests for the same program into one forward (so a chain-loaded model
 runs each sequence over the whole batch), spreading independent work across devices.
+
+One path for every request: the event loop queues a job and wakes the device's worker;
+only workers touch devices (runs, resets, stats, releases), so a hung board stalls its
+own requests and nothing else. A worker frees its device before the answers go back to
+the loop, and never runs a job whose deadline has passed or whose client has gone.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import threading
 import time
 from collections import deque
@@ -16,19 +20,21 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from akida_rt.driver.protocol import DeviceResetError
 
-from akida_rt.errors import AkidaError, DeviceLost, MappingError, StatusError, TransportTimeout
+from akida_rt.errors import (
+    AkidaError,
+    DaemonError,
+    DeviceLost,
+    DeviceResetError,
+    TransportTimeout,
+)
+from akida_rt.proto import daemon_pb2 as dpb
 
-from . import affinity
 from .devices import DeviceManager, DeviceSlot, ProgramKey
 
 log = logging.getLogger(__name__)
 MAX_ATTEMPTS = 2
-
-
-class JobFailed(StatusError):
-    """A request failed on the device side; `status` is the wire Status name."""
+Result = np.ndarray | AkidaError
 
 
 @dataclass(eq=False)
@@ -41,11 +47,11 @@ class Job:
     x: np.ndarray
     predict: bool
     pinned: str | None
-    deadline: float
-    done: Callable[[Job, Any], None]  # called in the loop thread with an array or an error
+    deadline: float  # time.monotonic()
+    done: Callable[[Job, Result], None]  # called in the loop thread, maybe more than once
     enqueued: float = field(default_factory=time.monotonic)
     attempts: int = 0
-    cancelled: bool = False
+    cancelled: bool = False  # answered already (deadline) or its client left: never run it
     device: str = ""
     batch_frames: int = 0
     run_s: float = 0.0
@@ -71,6 +77,14 @@ class DeviceQueue:
             self.passes[job.client_id] = max(self.passes.get(job.client_id, 0.0), self.vtime)
         fifo.append(job)
         self.frames += job.frames
+
+    def discard(self, job: Job) -> bool:
+        fifo = self.fifos.get(job.client_id)
+        if fifo is None or job not in fifo:
+            return False
+        fifo.remove(job)
+        self.frames -= job.frames
+        return True
 
     def drop_client(self, client_id: int) -> list[Job]:
         jobs = list(self.fifos.pop(client_id, ()))
@@ -111,12 +125,12 @@ class DeviceQueue:
 
 
 class Scheduler:
-    """Runs jobs on the devices of a DeviceManager.
+    """Runs jobs, and device tasks, on the devices of a DeviceManager.
 
     Args:
         manager: the devices.
         loop: the event loop that receives results (`Job.done` runs there).
-        max_batch_frames: the most frames merged into one forward.
+        max_batch_frames: the most frames merged into one forward (may change at reload).
     """
 
     def __init__(
@@ -125,20 +139,21 @@ class Scheduler:
         self.manager = manager
         self.loop = loop
         self.max_batch_frames = max_batch_frames
-        self.inline_max_s = float(os.environ.get("AKIDAD_INLINE", "0.005"))
         self.weights: dict[int, float] = {}
         self.queues: dict[str, DeviceQueue] = {}
         self.running: dict[str, list[Job]] = {}
+        self.tasks: dict[str, dict[Any, tuple[Callable[[DeviceSlot], Any], asyncio.Future[Any]]]]
+        self.tasks = {}
         self._cond = threading.Condition()
         self._threads: dict[str, threading.Thread] = {}
         self._since: dict[str, float] = {}
-        self._inline_pending: set[str] = set()
         self._stop = False
 
     # ------------------------------------------------------------- device set
     def attach(self, slot: DeviceSlot) -> None:
         with self._cond:
             self.queues.setdefault(slot.id, DeviceQueue())
+            self.tasks.setdefault(slot.id, {})
             if slot.id not in self._threads or not self._threads[slot.id].is_alive():
                 thread = threading.Thread(
                     target=self._worker, args=(slot,), name=f"akidad-{slot.id}", daemon=True
@@ -147,115 +162,58 @@ class Scheduler:
                 thread.start()
 
     def detach(self, slot: DeviceSlot) -> None:
-        """A device vanished: move its queue to the remaining devices."""
+        """A device vanished: move its queue to the remaining devices, fail its tasks."""
         with self._cond:
             queue = self.queues.pop(slot.id, None)
             jobs = [j for c in list(queue.fifos) for j in queue.drop_client(c)] if queue else []
+            tasks = self.tasks.pop(slot.id, {})
             self._cond.notify_all()
+        gone = DaemonError(f"device {slot.id} vanished", dpb.NO_DEVICE)
+        for _, future in tasks.values():
+            self.loop.call_soon_threadsafe(_settle, future, gone)
         for job in jobs:
-            self._requeue(job, f"device {slot.id} vanished")
+            self._retry(job, f"device {slot.id} vanished")
 
     def stop(self) -> None:
         with self._cond:
             self._stop = True
             self._cond.notify_all()
 
-    # ------------------------------------------------------------------ jobs
+    # ------------------------------------------------------------------ work
     def submit(self, job: Job) -> None:
-        """Queue a job on the best device (called in the loop thread)."""
+        """Queue a job on the best device and wake its worker (loop thread)."""
         with self._cond:
             slot_id = self._choose(job)
-            if slot_id is None:
-                self.loop.call_soon(
-                    job.done, job, JobFailed("NO_DEVICE", self._no_device_reason(job))
-                )
-                return
-            slot = self.manager.slots[slot_id]
-            queue = self.queues[slot_id]
-            queue.push(job)
-            estimate = slot.cost.get(job.key, 1e9) * min(queue.frames, self.max_batch_frames)
-            if (
-                self.inline_max_s > 0
-                and estimate <= self.inline_max_s
-                and slot_id not in self.running
-                and slot_id not in self._inline_pending
-            ):
-                # The device is idle and the work is short: run it on the loop thread once
-                # this loop iteration has queued whatever else arrived with it (so it still
-                # batches), saving two thread hops per request.
-                self._inline_pending.add(slot_id)
-                self.loop.call_soon(self._run_inline, slot)
-            elif slot_id not in self._inline_pending:
-                self._cond.notify_all()
-
-    def run_now(self, job: Job) -> bool:
-        """Run `job` on the loop thread before returning, if its device is idle with
-        nothing queued and the work is short (no queue, timer or thread hop); False if
-        it must be submitted instead."""
-        if self.inline_max_s <= 0:
-            return False
-        with self._cond:
-            slot_id = self._choose(job)
-            if slot_id is None:
-                return False
-            slot = self.manager.slots[slot_id]
-            if not self._claim(slot, job.key, job.frames, [job]):
-                return False
-        self._run_guarded(slot, [job], inline=True)
-        return True
-
-    def _claim(self, slot: DeviceSlot, key: ProgramKey, frames: int, batch: list[Job]) -> bool:
-        """Mark `slot` running `batch` if it is ready and idle with nothing queued, and
-        the work is short (call with `_cond` held)."""
-        queue = self.queues.get(slot.id)
-        if (
-            slot.state != "ready"
-            or queue is None
-            or queue.frames
-            or slot.id in self.running
-            or slot.id in self._inline_pending
-            or slot.cost.get(key, 1e9) * frames > self.inline_max_s
-        ):
-            return False
-        self.running[slot.id] = batch
-        self._since[slot.id] = time.monotonic()
-        return True
-
-    def _run_inline(self, slot: DeviceSlot) -> None:
-        with self._cond:
-            self._inline_pending.discard(slot.id)
-            queue = self.queues.get(slot.id)
-            if slot.id in self.running or queue is None:
+            if slot_id is not None:
+                self.queues[slot_id].push(job)
                 self._cond.notify_all()
                 return
-            batch = [j for j in queue.take(self.weights, self.max_batch_frames) if not j.cancelled]
-            if not batch:
-                return
-            self.running[slot.id] = batch
-            self._since[slot.id] = time.monotonic()
-        self._run_guarded(slot, batch, inline=True)
+        job.done(job, DaemonError(self.no_device_reason(job.pinned), dpb.NO_DEVICE))
 
-    def _run_guarded(self, slot: DeviceSlot, batch: list[Job], inline: bool = False) -> None:
-        """Run a batch the slot is marked running for; a bug fails the batch, never the
-        worker, and the slot is released whatever happens."""
-        try:
-            self._run(slot, batch, inline=inline)
-        except Exception as exc:
-            log.exception("device %s run error", slot.id)
-            self._finish(batch, JobFailed("INTERNAL", f"{type(exc).__name__}: {exc}"))
-        finally:
-            self.release(slot)
+    def call(
+        self, slot: DeviceSlot, key: Any, fn: Callable[[DeviceSlot], Any]
+    ) -> asyncio.Future[Any]:
+        """Run `fn(slot)` on the device's worker, before its next batch (loop thread); a
+        call with the same `key` already waiting there is shared, not repeated."""
+        with self._cond:
+            tasks = self.tasks.get(slot.id)
+            if tasks is None:
+                future = self.loop.create_future()
+                future.set_exception(DaemonError(f"device {slot.id} is gone", dpb.NO_DEVICE))
+                return future
+            if key not in tasks:
+                tasks[key] = (fn, self.loop.create_future())
+                self._cond.notify_all()
+            return tasks[key][1]
 
-    def _no_device_reason(self, job: Job) -> str:
-        if job.pinned:
-            return f"device {job.pinned} is not available"
-        return "no device is available (none found, and simulated devices are off)"
+    def no_device_reason(self, pinned: str | None) -> str:
+        if pinned:
+            return f"device {pinned} is not available"
+        if not self.manager.simulated and not self.manager.urls:
+            return "no device is available (none found, and simulated devices are off)"
+        return "no device is available (every device was lost)"
 
     def _choose(self, job: Job) -> str | None:
-        slots = self.manager.slots
-        if len(slots) == 1 and job.pinned is None:  # the common case, on every request
-            (only,) = slots.values()
-            return only.id if only.state == "ready" and only.id in self.queues else None
         ready = {s.id: s for s in self.manager.ready() if s.id in self.queues}
         if job.pinned is not None:
             return job.pinned if job.pinned in ready else None
@@ -267,8 +225,17 @@ class Scheduler:
                 best, best_score = ident, score
         return best
 
+    def cancel(self, job: Job) -> None:
+        """Take an answered job off its queue now (its deadline passed): a hung device
+        must not accumulate the inputs of requests nobody waits for."""
+        job.cancelled = True
+        with self._cond:
+            for queue in self.queues.values():
+                if queue.discard(job):
+                    return
+
     def drop_client(self, client_id: int) -> int:
-        """Forget a client's queued jobs (its connection closed); returns how many."""
+        """Forget a client's queued jobs at once (its connection closed); returns how many."""
         dropped = 0
         with self._cond:
             for queue in self.queues.values():
@@ -297,160 +264,125 @@ class Scheduler:
         queue = self.queues.get(slot_id)
         return queue.frames if queue else 0
 
-    def _requeue(self, job: Job, why: str) -> None:
-        job.attempts += 1
-        if job.attempts >= MAX_ATTEMPTS or job.pinned is not None:
-            self._finish([job], JobFailed("DEVICE_FAILED", why))
-            return
-        log.info("requeueing a request of client %d: %s", job.client_id, why)
-        self.loop.call_soon_threadsafe(self.submit, job)
-
-    def _finish(self, jobs: list[Job], result: Any) -> None:
-        self.loop.call_soon_threadsafe(_deliver, jobs, result)
-
     # ---------------------------------------------------------------- worker
-    def _next_batch(self, slot: DeviceSlot) -> list[Job] | None:
+    def _next(self, slot: DeviceSlot) -> list[Job] | tuple[Any, Callable[..., Any], Any] | None:
+        """The worker's next piece of work: a task (key, fn, future), a batch, or None
+        when the worker must stop. Marks the slot running a batch it returns."""
         with self._cond:
             while True:
                 if self._stop or slot.id not in self.queues:
                     return None
-                if slot.id in self.running or slot.id in self._inline_pending:
-                    self._cond.wait()
-                    continue
-                queue = self.queues[slot.id]
-                batch = queue.take(self.weights, self.max_batch_frames)
+                tasks = self.tasks[slot.id]
+                if tasks:
+                    key = next(iter(tasks))
+                    fn, future = tasks.pop(key)
+                    return key, fn, future
+                batch = self.queues[slot.id].take(self.weights, self.max_batch_frames)
                 if not batch:  # idle: help the busiest other device
                     others = [q for k, q in self.queues.items() if k != slot.id and q.frames]
                     if others:
                         batch = max(others, key=lambda q: q.frames).take(
                             self.weights, self.max_batch_frames, steal=True
                         )
-                batch = [j for j in batch if not j.cancelled]
+                now = time.monotonic()
+                # Past their deadline: their timers answer them; the device never sees them.
+                batch = [j for j in batch if not j.cancelled and j.deadline > now]
                 if batch:
                     self.running[slot.id] = batch
-                    self._since[slot.id] = time.monotonic()
+                    self._since[slot.id] = now
                     return batch
                 self._cond.wait()
 
     def _worker(self, slot: DeviceSlot) -> None:
-        affinity.unpin_thread()  # it was started by the loop thread, maybe pinned
-        while (batch := self._next_batch(slot)) is not None:
-            self._run_guarded(slot, batch)
+        while (work := self._next(slot)) is not None:
+            if isinstance(work, tuple):
+                _, fn, future = work
+                try:
+                    value = fn(slot)
+                except Exception as exc:
+                    value = exc
+                self.loop.call_soon_threadsafe(_settle, future, value)
+                continue
+            try:
+                self._run(slot, work)
+            except Exception as exc:  # a bug fails the batch, never the worker
+                log.exception("device %s run error", slot.id)
+                self._release(slot)
+                self._finish(work, DaemonError(f"{type(exc).__name__}: {exc}", dpb.INTERNAL))
 
-    def _run(self, slot: DeviceSlot, batch: list[Job], inline: bool = False) -> None:
+    def _release(self, slot: DeviceSlot) -> None:
+        with self._cond:
+            self.running.pop(slot.id, None)
+            self._since.pop(slot.id, None)
+
+    def _run(self, slot: DeviceSlot, batch: list[Job]) -> None:
         first = batch[0]
         began = time.monotonic()
         start = time.perf_counter()
         try:
-            was_resident = slot.resident == first.key
             model = slot.model_for(first.key, first.program)
             x = first.x if len(batch) == 1 else np.concatenate([j.x for j in batch])
             y = model.predict(x) if first.predict else model.forward(x)
         except AkidaError as exc:
-            why = self.device_failed(slot, exc)
-            if isinstance(why, JobFailed):
-                self._finish(batch, why)
-            else:
-                for job in batch:
-                    self._requeue(job, why)
+            self._release(slot)
+            self._failed(slot, batch, exc)
             return
         elapsed = time.perf_counter() - start
+        slot.resident = first.key
+        self._release(slot)  # free before the answers go out
         frames = int(x.shape[0])
-        outputs: list[Any] = [y]
-        if len(batch) > 1:
-            outputs, offset = [], 0
-            for job in batch:
-                outputs.append(y[offset : offset + job.frames])
-                offset += job.frames
+        outputs: list[Result] = []
+        offset = 0
         for job in batch:
+            outputs.append(y[offset : offset + job.frames])
+            offset += job.frames
             job.device, job.batch_frames, job.run_s = slot.id, frames, elapsed
             job.queue_s = began - job.enqueued
-        slot.resident = first.key
-        if inline:
-            _deliver_each(batch, outputs)  # answers first: the bookkeeping can wait
-        else:
-            self.loop.call_soon_threadsafe(_deliver_each, batch, outputs)
-        self.account(slot, first.key, frames, elapsed, was_resident)
-
-    def device_failed(self, slot: DeviceSlot, exc: AkidaError) -> str | JobFailed:
-        """Deal with a run on `slot` that raised: why, when the request may run again
-        (the device timed out and was reset, rebooted, or vanished), or the JobFailed
-        when it failed for good."""
-        if isinstance(exc, TransportTimeout):
-            reset_ok = self.manager.reset(slot)
-            return f"device {slot.id} timed out ({exc}); reset={reset_ok}"
-        if isinstance(exc, DeviceResetError):
-            # The chip rebooted and dropped the command: nothing ran, so retrying is safe;
-            # the program is no longer resident.
-            slot.resident = None
-            return f"device {slot.id} reset itself ({exc})"
-        if isinstance(exc, DeviceLost):
-            self.manager.mark_lost(slot, str(exc))
-            self.detach(slot)
-            return f"device {slot.id} vanished: {exc}"
-        if isinstance(exc, MappingError):
-            return JobFailed("MAPPING_FAILED", str(exc))
-        return JobFailed("DEVICE_FAILED", f"device {slot.id}: {exc}")
-
-    def account(
-        self, slot: DeviceSlot, key: ProgramKey, frames: int, elapsed: float, was_resident: bool
-    ) -> None:
-        """Book a finished run: the run-time estimate of `key` and the device meter."""
-        per_frame = elapsed / frames
-        if was_resident and key in slot.cost_with_load:
-            # The estimate came from a run that also loaded the program (31 ms for 2 ms
-            # of work on the digits model): replace it rather than let it decay slowly.
-            slot.cost_with_load.discard(key)
-            slot.cost[key] = per_frame
-        else:
-            slot.cost[key] = 0.8 * slot.cost.get(key, per_frame) + 0.2 * per_frame
-            if not was_resident:
-                slot.cost_with_load.add(key)
+        self.loop.call_soon_threadsafe(_deliver, batch, outputs)
         slot.meter.busy_s += elapsed
         slot.meter.record(frames, elapsed)
 
-    # ---------------------------------------------------------------- express
-    def claim_express(self, key: ProgramKey, pinned: str | None, frames: int) -> DeviceSlot | None:
-        """The idle device `key` is resident on, marked running, if the request can run
-        right now in the caller's thread (nothing queued there, short work); else None."""
-        if self.inline_max_s <= 0:
-            return None
-        with self._cond:
-            for slot in self.manager.slots.values():
-                if (
-                    slot.resident != key
-                    or key not in slot.models
-                    or (pinned is not None and pinned != slot.id)
-                ):
-                    continue
-                return slot if self._claim(slot, key, frames, []) else None
-        return None
+    def _failed(self, slot: DeviceSlot, batch: list[Job], exc: AkidaError) -> None:
+        """A run on `slot` raised: recover the device and run the batch again where that
+        is safe (it timed out and was reset, rebooted, or vanished), else fail it."""
+        if isinstance(exc, TransportTimeout):
+            why = f"device {slot.id} timed out ({exc}); reset={self.manager.reset(slot)}"
+        elif isinstance(exc, DeviceResetError):
+            # The chip rebooted and dropped the command: nothing ran, so retrying is safe;
+            # the program is no longer resident.
+            slot.resident = None
+            why = f"device {slot.id} reset itself ({exc})"
+        elif isinstance(exc, DeviceLost):
+            self.manager.mark_lost(slot, str(exc))
+            self.detach(slot)
+            why = f"device {slot.id} vanished: {exc}"
+        else:
+            self._finish(batch, DaemonError(f"device {slot.id}: {exc}", exc.status))
+            return
+        for job in batch:
+            self._retry(job, why)
 
-    def run_express(
-        self, slot: DeviceSlot, key: ProgramKey, x: np.ndarray, predict: bool
-    ) -> tuple[np.ndarray, float]:
-        """Run on a slot `claim_express` gave (the caller releases it, whatever happens).
-        Returns (outputs, seconds); raises what the device raised."""
-        model = slot.models[key]
-        start = time.perf_counter()
-        y = model.predict(x) if predict else model.forward(x)
-        return y, time.perf_counter() - start
+    def _retry(self, job: Job, why: str) -> None:
+        job.attempts += 1
+        if job.attempts >= MAX_ATTEMPTS or job.pinned is not None:
+            self._finish([job], DaemonError(why, dpb.DEVICE_FAILED))
+            return
+        log.info("requeueing a request of client %d: %s", job.client_id, why)
+        self.loop.call_soon_threadsafe(self.submit, job)
 
-    def release(self, slot: DeviceSlot) -> None:
-        """The slot is no longer running anything."""
-        with self._cond:
-            self.running.pop(slot.id, None)
-            self._since.pop(slot.id, None)
-            # Wake the workers only for queued work (each wake-up costs a GIL hand-off).
-            if any(q.frames for q in self.queues.values()):
-                self._cond.notify_all()
+    def _finish(self, jobs: list[Job], error: AkidaError) -> None:
+        self.loop.call_soon_threadsafe(_deliver, jobs, [error] * len(jobs))
 
 
-def _deliver(jobs: list[Job], result: Any) -> None:
-    for job in jobs:
-        job.done(job, result)
-
-
-def _deliver_each(jobs: list[Job], results: list[Any]) -> None:
+def _deliver(jobs: list[Job], results: list[Result]) -> None:
     for job, result in zip(jobs, results, strict=True):
         job.done(job, result)
+
+
+def _settle(future: asyncio.Future[Any], value: Any) -> None:
+    if future.done():
+        return
+    if isinstance(value, BaseException):
+        future.set_exception(value)
+    else:
+        future.set_result(value)

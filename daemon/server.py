@@ -1,59 +1,81 @@
-"""The Unix-socket server: accepts connections, records peer credentials, reads
-length-prefixed protobuf frames (with memfds as SCM_RIGHTS) and calls the controller.
+"""The Unix-socket server: accepts connections within the connection limits, reads
+frames (and the sealed memfds that come with them), calls the controller and writes the
+answers, with every per-connection buffer bounded (docs/daemon.md, "Limits").
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import errno
+import json
 import logging
 import mmap
 import os
 import socket
-import struct
-from collections import deque
-from collections.abc import Callable
+from collections import Counter, deque
+from collections.abc import Coroutine
 from typing import Any
 
 import numpy as np
 
 from akida_rt import ipc
 from akida_rt import tensor_frames as tf
-from akida_rt.errors import DaemonError
+from akida_rt.errors import AkidaError, DaemonError, FrameError
 from akida_rt.proto import daemon_pb2 as dpb
 
-from .busy_poll import LoopSelector
-from .controller import Client, Controller, Refused
+from .controller import Client, Controller
+from .scheduler import Job, Result
 
 log = logging.getLogger(__name__)
 RECV_BYTES = 1 << 18
-MAX_PENDING_FDS = 16
-UCRED = struct.Struct("3i")
-ANCILLARY_SPACE = socket.CMSG_SPACE(4 * ipc.MAX_FDS_PER_FRAME)
-LENGTH = ipc.LENGTH
-EXPRESS_HEAD = LENGTH.size + tf.INFER_HEAD.size  # where an express frame's tensor starts
-CTRUNC = int(socket.MSG_CTRUNC)  # a plain int: `&` on the IntFlag is a Python-level call
+MAX_PENDING_FDS = 8  # descriptors received whose frames have not arrived whole yet
+MAX_TASKS = 4  # control requests of one connection running at once (load, state, stats)
+ANCILLARY_SPACE = socket.CMSG_SPACE(4 * MAX_PENDING_FDS)
+ACCEPT_BACKOFF_S = 0.1
+
+
+def status_of(exc: BaseException) -> int:
+    """The wire status an error is answered with: the one place that decides."""
+    return exc.status if isinstance(exc, AkidaError) else dpb.INTERNAL
 
 
 class Connection:
-    """One client socket, driven by the event loop's reader/writer callbacks."""
+    """One client socket, driven by the event loop's reader and writer callbacks."""
 
     def __init__(self, server: Server, sock: socket.socket, client: Client) -> None:
         self.server = server
         self.ctl = server.controller
+        self.config = server.controller.config
         self.sock = sock
-        self.client = client
-        self.rbuf = bytearray()
-        self.wbuf = bytearray()
-        self.fds: deque[int] = deque()
-        self.closed = False
-        self.closing = False
-        self.loop = server.loop
         self.fd = sock.fileno()
-        self.loop.add_reader(self.fd, self.on_readable)
-        if server.selector is not None:
-            server.selector.direct[self.fd] = self.on_readable
+        self.client = client
+        self.loop = server.loop
+        self.rbuf = bytearray()
+        self.offset = 0  # where in the byte stream rbuf starts
+        self.wbuf = bytearray()
+        # Descriptors with the stream offset of the last byte of the recvmsg they came
+        # with: the kernel ends that read with the segment that carried them, so they
+        # belong to the frame holding that byte (each request is sent with one sendmsg).
+        self.fds: deque[tuple[int, int]] = deque()
+        self.maps: set[mmap.mmap] = set()  # memfds of unanswered requests
+        self.tasks: set[asyncio.Task[None]] = set()
+        self.closed = False
+        self.closing = False  # answer what is buffered, then hang up
+        self.reading = False
+        self.resume_reading()
 
     # ---------------------------------------------------------------- reading
+    def resume_reading(self) -> None:
+        if not self.reading and not self.closing and not self.closed:
+            self.reading = True
+            self.loop.add_reader(self.fd, self.on_readable)
+
+    def pause_reading(self) -> None:
+        if self.reading:
+            self.reading = False
+            self.loop.remove_reader(self.fd)
+
     def on_readable(self) -> None:
         try:
             data, anc, flags, _ = self.sock.recvmsg(RECV_BYTES, ANCILLARY_SPACE)
@@ -64,162 +86,145 @@ class Connection:
             self.close()
             return
         if anc:
-            self.fds.extend(ipc.fds_from_ancillary(anc))
-        if flags & CTRUNC or len(self.fds) > MAX_PENDING_FDS:
-            self.fail_connection(f"more than {MAX_PENDING_FDS} descriptors sent without a frame")
+            tag = self.offset + len(self.rbuf) + len(data) - 1
+            self.fds.extend((tag, fd) for fd in ipc.fds_from_ancillary(anc))
+        if flags & socket.MSG_CTRUNC or len(self.fds) > MAX_PENDING_FDS:
+            self.fail(f"more than {MAX_PENDING_FDS} descriptors sent ahead of their frames")
             return
         if not data:
             self.close()
             return
-        size = len(data) - 4
-        if (
-            not self.rbuf
-            and 0 < size <= self.server.config.max_frame
-            and LENGTH.unpack_from(data)[0] == size
-        ):
-            alone = self.server.alone()  # exactly one whole frame: no buffering
-            if not (alone and data[4] == tf.MARKER and not self.fds and self.express(data)):
-                self.handle(data[4:], alone)
+        if self.server.buffered + len(data) > self.config.max_read_buffer_total:
+            self.fail("akidad's read buffers are full (max_read_buffer_total); try again later")
             return
         self.rbuf += data
+        self.server.buffered += len(data)
+        self.process()
+
+    def process(self) -> None:
+        """Serve the complete frames in the read buffer while this client may add work:
+        its unsent answers are under max_write_buffer and few control requests run."""
+        before = len(self.rbuf)
         try:
-            frames = ipc.split_frames(self.rbuf, self.server.config.max_frame)
-        except ipc.FrameError as exc:
-            self.fail_connection(str(exc))
-            return
-        # A lone request (nothing else arrived in this wake-up) has nothing to batch with,
-        # so it may run at once on an idle device.
-        alone = len(frames) == 1 and not self.rbuf and self.server.alone()
-        for payload in frames:
-            if self.closed or self.closing:
+            while not self.closed and not self.closing:
+                if len(self.wbuf) > self.config.max_write_buffer or len(self.tasks) >= MAX_TASKS:
+                    self.pause_reading()  # resumed when the answers drain or a task ends
+                    break
+                payload = ipc.take_frame(self.rbuf, self.config.max_frame)
+                if payload is None:
+                    self.resume_reading()
+                    break
+                self.offset += ipc.LENGTH.size + len(payload)
+                fds = []
+                while self.fds and self.fds[0][0] < self.offset:
+                    fds.append(self.fds.popleft()[1])
+                try:
+                    self.handle(payload, fds)
+                finally:
+                    for fd in fds:
+                        os.close(fd)
+        except FrameError as exc:
+            self.fail(str(exc))
+        finally:
+            self.server.buffered -= before - len(self.rbuf)
+
+    def handle(self, payload: bytes, fds: list[int]) -> None:
+        """Serve one frame; `fds` came with it (the caller closes them)."""
+        req_id = 0
+        try:
+            if tf.is_tensor_frame(payload):
+                req_id = _id_of(payload)
+                self.on_infer(payload, fds)
                 return
-            self.handle(payload, alone)
-
-    def fail_connection(self, why: str) -> None:
-        """Framing is lost: say why, then hang up."""
-        log.warning("client %d: %s; closing its connection", self.client.client_id, why)
-        self.send(ipc.error_response(0, dpb.BAD_FRAME, why))
-        self.closing = True
-        self.stop_reading()
-        if not self.wbuf:
-            self.close()
-
-    def handle(self, payload: bytes, alone: bool = False) -> None:
-        if tf.is_tensor_frame(payload):
-            self.handle_tensor_frame(payload, alone)
-            return
-        try:
             req = ipc.decode_request(payload)
-        except ipc.MessageError as exc:
-            self.send(ipc.error_response(0, exc.status, str(exc)))
-            return
-        kind = req.WhichOneof("body")
-        try:
-            if kind == "infer":
-                self.on_infer(req, alone)
-            elif kind == "load":
-                task = self.loop.create_task(self.on_load(req))
-                self.server.tasks.add(task)
-                task.add_done_callback(self.server.tasks.discard)
+            req_id = req.id
+            kind = req.WhichOneof("body")
+            if kind in ("load", "put_state", "delete_state", "stats"):
+                self.spawn(req.id, getattr(self, f"on_{kind}")(req))
             else:
                 self.send(self.simple(req, kind))
         except Exception as exc:
-            self.refuse(req.id, kind, exc)
+            self.refuse(getattr(exc, "req_id", req_id), exc)
 
-    def handle_tensor_frame(self, payload: bytes, alone: bool) -> None:
+    def refuse(self, req_id: int, exc: BaseException) -> None:
+        """Answer a request that failed, whatever failed."""
+        status = status_of(exc)
+        if status == dpb.INTERNAL:
+            log.error("request %d of client %d failed", req_id, self.client.client_id,
+                      exc_info=exc)  # fmt: skip
+        message = str(exc) if isinstance(exc, AkidaError) else f"{type(exc).__name__}: {exc}"
+        self.send(ipc.error_response(req_id, status, message))
+
+    def fail(self, why: str) -> None:
+        """Framing is lost or a bound is broken: say why, then hang up."""
+        log.warning("client %d: %s; closing its connection", self.client.client_id, why)
+        self.send(ipc.error_response(0, dpb.BAD_FRAME, why))
+        self.closing = True
+        self.pause_reading()
+        if not self.wbuf:
+            self.close()
+
+    def drop_fds(self) -> None:
+        while self.fds:
+            os.close(self.fds.popleft()[1])
+
+    # ------------------------------------------------------------- inference
+    def on_infer(self, payload: bytes, fds: list[int]) -> None:
+        if len(fds) != tf.uses_shm(payload):
+            raise DaemonError(f"an infer frame takes {int(tf.uses_shm(payload))} descriptors "
+                              f"(IN_SHM or OUTPUT_TO_SHM), {len(fds)} came with it")  # fmt: skip
+        limit = self.config.max_tensor_bytes
+        f = tf.decode_infer(payload, limit)
+        x, shm = f.x, None
+        if fds:
+            need = ipc.shape_nbytes(f.shape, f.dtype, limit) if f.in_shm else 0
+            shm = ipc.map_sealed(fds[0], need, limit)
+            self.maps.add(shm)
         try:
-            f = tf.decode_infer(payload)
-        except tf.FrameRefused as exc:
-            self.send(ipc.error_response(exc.req_id, exc.status, str(exc)))
-            return
+            if shm is not None and f.in_shm:
+                x = np.frombuffer(shm, f.dtype, need // f.dtype.itemsize).reshape(f.shape).copy()
+            self.ctl.infer(self.client, f.session, x, f.predict, f.timeout_ms,
+                           lambda result, job: self.answer(f.id, shm, result, job))  # fmt: skip
+        except BaseException:
+            if shm is not None:
+                self.maps.discard(shm)
+                shm.close()
+            raise
 
-        def tensor(shm: mmap.mmap | None) -> np.ndarray:
-            if f.x is not None:
-                return f.x
-            if shm is None:  # take_shm raised already; kept for the type checker
-                raise ipc.MessageError(dpb.BAD_INPUT, "in_shm tensor without a descriptor")
-            return ipc.array_in_shm(memoryview(shm), f.dtype, f.shape).copy()
-
+    def answer(self, req_id: int, shm: mmap.mmap | None, result: Result, job: Job) -> None:
         try:
-            self.start_infer(f.id, f.session, tensor, f.predict, f.timeout_ms,
-                             f.in_shm or f.output_to_shm, alone, True)  # fmt: skip
-        except Exception as exc:
-            self.refuse(f.id, "infer", exc)
+            if isinstance(result, AkidaError):
+                self.refuse(req_id, result)
+                return
+            in_shm = shm is not None and len(shm) >= result.nbytes
+            if in_shm:
+                np.frombuffer(shm, result.dtype, result.size)[:] = result.reshape(-1)
+            self.write(tf.encode_result(req_id, result, job.device, job.batch_frames,
+                                        job.queue_s, job.run_s, in_shm=in_shm))  # fmt: skip
+        finally:
+            if shm is not None:
+                self.maps.discard(shm)
+                shm.close()
 
-    def express(self, data: bytes) -> bool:
-        """The hot request in few steps: a lone uint8 infer tensor frame for a session of
-        this connection, whose program is resident on an idle device. Every check only
-        predicts the general path's; whatever does not fit goes there (False), and it
-        gives the precise errors. True: answered."""
-        try:
-            _, kind, flags, code, ndim, rid, sid, _, n, h, w, c = tf.INFER_HEAD.unpack_from(data, 4)
-        except struct.error:
-            return False
-        session = self.ctl.sessions.get(sid)
-        if (
-            kind != tf.INFER
-            or flags & ~tf.PREDICT
-            or code != dpb.UINT8
-            or ndim != 4
-            or session is None
-            or session.client is not self.client
-            or (h, w, c) != session.input_shape
-            or n < 1
-            or session.input_bits < 8
-            or len(data) != EXPRESS_HEAD + n * h * w * c
-        ):
-            return False
-        x = np.frombuffer(data, np.uint8, n * h * w * c, EXPRESS_HEAD).reshape(n, h, w, c)
-
-        def answer(y: np.ndarray, device: str, run_s: float) -> None:
-            self.write(tf.encode_result(rid, y, device, n, 0.0, run_s))
-
-        try:
-            return self.ctl.infer_express(self.client, session, x, bool(flags), answer)
-        except Exception as exc:
-            self.refuse(rid, "infer", exc)
-            return True
-
-    def refuse(self, req_id: int, kind: str | None, exc: Exception) -> None:
-        """Answer a request that raised (call from its except block)."""
-        if isinstance(exc, Refused):
-            self.send(ipc.error_response(req_id, getattr(dpb, exc.status), str(exc)))
-        elif isinstance(exc, ipc.MessageError):
-            self.send(ipc.error_response(req_id, exc.status, str(exc)))
-        elif isinstance(exc, DaemonError):
-            self.send(ipc.error_response(req_id, dpb.BAD_INPUT, str(exc)))
-        else:
-            log.exception("request %s of client %d", kind, self.client.client_id)
-            self.send(ipc.error_response(req_id, dpb.INTERNAL, f"{type(exc).__name__}: {exc}"))
-
+    # --------------------------------------------------------------- control
     def simple(self, req: dpb.Request, kind: str | None) -> dpb.Response:
         resp = dpb.Response(id=req.id)
         if kind == "hello":
-            info = self.ctl.hello(self.client, req.hello.client_name, req.hello.priority)
-            h = resp.hello
+            m = req.hello
+            info = self.ctl.hello(self.client, m.client_name, m.priority, m.protocol)
+            h, cfg = resp.hello, self.config
             h.protocol, h.version, h.pid = ipc.PROTOCOL, info["version"], info["pid"]
-            h.client_id, h.uid = info["client_id"], info["uid"]
-            h.shm_threshold = self.server.config.shm_threshold
-            h.max_frame = self.server.config.max_frame
-            h.loop_cpus[:] = info["loop_cpus"]
+            h.client_id, h.uid = info["client_id"], self.client.uid
+            h.shm_threshold, h.max_frame = cfg.shm_threshold, cfg.max_frame
+            h.max_tensor_bytes, h.max_timeout_ms = cfg.max_tensor_bytes, cfg.max_timeout_ms
         elif kind == "list_devices":
             for d in self.ctl.list_devices():
                 resp.devices.devices.add(
-                    id=d["id"],
-                    name=d["name"],
-                    simulated=d["simulated"],
-                    kind=d["kind"],
-                    state=d["state"],
-                    queued=d["queued"],
-                    describe_json=_json(d),
-                )
+                    id=d["id"], name=d["name"], simulated=d["simulated"], kind=d["kind"],
+                    state=d["state"], queued=d["queued"], describe_json=_json(d),
+                )  # fmt: skip
         elif kind == "unload":
             self.ctl.unload(self.client, req.unload.session)
-            resp.ack.SetInParent()
-        elif kind == "stats":
-            resp.stats.json = _json(self.ctl.stats())
-        elif kind == "put_state":
-            self.ctl.put_state(self.client, req.put_state.key, req.put_state.data)
             resp.ack.SetInParent()
         elif kind == "get_state":
             g = req.get_state
@@ -227,94 +232,53 @@ class Connection:
             resp.state.data = self.ctl.get_state(self.client, g.key, owner)
         return resp
 
-    async def on_load(self, req: dpb.Request) -> None:
+    def spawn(self, req_id: int, work: Coroutine[Any, Any, dpb.Response]) -> None:
+        """Run a control request that waits (threads, devices); it is answered whatever
+        happens, and cancelled if the connection closes first."""
+
+        async def run() -> None:
+            try:
+                self.send(await work)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                self.refuse(req_id, exc)
+
+        task = self.loop.create_task(run())
+        self.tasks.add(task)
+        task.add_done_callback(self.task_done)
+
+    def task_done(self, task: asyncio.Task[None]) -> None:
+        self.tasks.discard(task)
+        if not self.closed and not self.reading and not self.closing:
+            self.process()
+
+    async def on_load(self, req: dpb.Request) -> dpb.Response:
         m = req.load
-        try:
-            s = await self.ctl.load(self.client, m.program, m.device, m.map_mode, m.hw_only)
-        except Refused as exc:
-            self.send(ipc.error_response(req.id, getattr(dpb, exc.status), str(exc)))
-            return
+        s = await self.ctl.load(self.client, m.program, m.device, m.map_mode, m.hw_only)
         resp = dpb.Response(id=req.id)
         lo = resp.loaded
         lo.session, lo.program_hash, lo.name = s.session_id, s.key.content_hash, s.name
         lo.input_shape[:], lo.output_shape[:] = s.input_shape, s.output_shape
         lo.output_dtype = dpb.UINT8 if s.output_uint8 else dpb.INT32
         lo.sequences, lo.input_bits = s.sequences, s.input_bits
-        self.send(resp)
+        return resp
 
-    def on_infer(self, req: dpb.Request, alone: bool) -> None:
-        m = req.infer
-        t = m.input
+    async def on_put_state(self, req: dpb.Request) -> dpb.Response:
+        await self.ctl.put_state(self.client, req.put_state.key, req.put_state.data)
+        return _ack(req.id)
 
-        def tensor(shm: mmap.mmap | None) -> np.ndarray:
-            x = ipc.array_from_tensor(t, memoryview(shm) if shm is not None else None)
-            return x.copy() if t.in_shm else x
+    async def on_delete_state(self, req: dpb.Request) -> dpb.Response:
+        await self.ctl.delete_state(self.client, req.delete_state.key)
+        return _ack(req.id)
 
-        self.start_infer(req.id, m.session, tensor, m.predict, m.timeout_ms,
-                         t.in_shm or m.output_to_shm, alone, False)  # fmt: skip
-
-    def start_infer(self, rid: int, session: int, tensor: Callable[[mmap.mmap | None], np.ndarray],
-                    predict: bool, timeout_ms: int, uses_shm: bool, alone: bool,
-                    frame: bool) -> None:  # fmt: skip
-        """Take the request's memfd if it names one, read its input (`tensor(shm)`) and
-        hand it to the controller; the answer goes back in the form it came (a tensor
-        frame or a protobuf Response), and its output into the memfd if there is one."""
-        shm = self.take_shm() if uses_shm else None
-        try:
-            x = tensor(shm)
-            self.ctl.infer(self.client, session, x, predict, timeout_ms,
-                           lambda result, job: self.reply_infer(rid, result, job, shm, frame),
-                           alone=alone)  # fmt: skip
-        except BaseException:
-            if shm is not None:
-                shm.close()
-            raise
-
-    def take_shm(self) -> mmap.mmap:
-        if not self.fds:
-            raise ipc.MessageError(dpb.BAD_INPUT, "frame names shared memory but sent no fd")
-        fd = self.fds.popleft()
-        try:
-            return ipc.map_fd(fd)
-        except (OSError, ValueError) as exc:
-            raise ipc.MessageError(dpb.BAD_INPUT, f"cannot map the shared memory: {exc}") from None
-        finally:
-            os.close(fd)
-
-    def reply_infer(
-        self, req_id: int, result: Any, job: Any, shm: mmap.mmap | None, frame: bool
-    ) -> None:
-        try:
-            if self.closed:
-                return
-            if isinstance(result, BaseException):
-                status = getattr(dpb, getattr(result, "status", "INTERNAL"), dpb.INTERNAL)
-                self.send(ipc.error_response(req_id, status, str(result)))
-                return
-            y = result
-            in_shm = False
-            if shm is not None and len(shm) >= y.nbytes:
-                in_shm = True
-                view = np.frombuffer(shm, dtype=y.dtype, count=y.size)
-                view[:] = y.reshape(-1)
-                del view
-            if frame:
-                self.write(tf.encode_result(req_id, y, job.device, job.batch_frames,
-                                            job.queue_s, job.run_s, in_shm=in_shm))  # fmt: skip
-                return
-            resp = dpb.Response(id=req_id)
-            r = resp.result
-            r.device, r.batch_frames, r.run_s, r.queue_s = (
-                job.device, job.batch_frames, job.run_s, job.queue_s
-            )  # fmt: skip
-            ipc.tensor_from_array(y, r.output, inline=not in_shm)
-            self.send(resp)
-        finally:
-            if shm is not None:
-                shm.close()
+    async def on_stats(self, req: dpb.Request) -> dpb.Response:
+        resp = dpb.Response(id=req.id)
+        resp.stats.json = _json(await self.ctl.stats(self.client))
+        return resp
 
     # ---------------------------------------------------------------- writing
-    def send(self, message: Any) -> None:
+    def send(self, message: dpb.Response) -> None:
         self.write(ipc.encode_frame(message))
 
     def write(self, data: bytes) -> None:
@@ -333,7 +297,7 @@ class Connection:
             return
         if sent < len(data):
             self.wbuf += data[sent:]
-            self.loop.add_writer(self.sock.fileno(), self.on_writable)
+            self.loop.add_writer(self.fd, self.on_writable)
 
     def on_writable(self) -> None:
         try:
@@ -344,43 +308,45 @@ class Connection:
             self.close()
             return
         del self.wbuf[:sent]
-        if not self.wbuf:
-            self.loop.remove_writer(self.sock.fileno())
-            if self.closing:
-                self.close()
-
-    def stop_reading(self) -> None:
-        self.loop.remove_reader(self.fd)
-        if self.server.selector is not None:
-            self.server.selector.direct.pop(self.fd, None)
+        if self.wbuf:
+            return
+        self.loop.remove_writer(self.fd)
+        if self.closing:
+            self.close()
+        elif not self.reading:
+            self.process()
 
     def close(self) -> None:
+        """Hang up and free at once everything the connection held."""
         if self.closed:
             return
         self.closed = True
-        if self.sock.fileno() >= 0:
-            self.stop_reading()
-            self.loop.remove_writer(self.fd)
+        self.pause_reading()
+        self.loop.remove_writer(self.fd)
         self.sock.close()
-        while self.fds:
-            os.close(self.fds.popleft())
-        self.server.connections.discard(self)
+        self.drop_fds()
+        for task in self.tasks:
+            task.cancel()
+        for shm in self.maps:
+            shm.close()
+        self.maps.clear()
+        self.server.buffered -= len(self.rbuf)
+        self.rbuf, self.wbuf = bytearray(), bytearray()
+        self.server.forget(self)
         self.ctl.disconnect(self.client)
 
 
 class Server:
-    """Accepts connections on a listening Unix socket."""
+    """Accepts connections on a listening Unix socket, within the connection limits."""
 
-    def __init__(
-        self, controller: Controller, listener: socket.socket, selector: LoopSelector | None = None
-    ) -> None:
+    def __init__(self, controller: Controller, listener: socket.socket) -> None:
         self.controller = controller
-        self.selector = selector
         self.config = controller.config
         self.listener = listener
         self.loop = asyncio.get_running_loop()
         self.connections: set[Connection] = set()
-        self.tasks: set[asyncio.Task[None]] = set()
+        self.per_uid: Counter[int] = Counter()
+        self.buffered = 0  # bytes of partial frames, over every connection
         listener.setblocking(False)
         self.loop.add_reader(listener.fileno(), self.on_accept)
 
@@ -391,19 +357,43 @@ class Server:
             except (BlockingIOError, InterruptedError):
                 return
             except OSError as exc:
-                log.warning("accept failed: %s", exc)
+                if exc.errno in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
+                    # Out of descriptors: stop accepting for a moment instead of spinning.
+                    log.warning("accept failed (%s); pausing accepts", exc.strerror)
+                    self.loop.remove_reader(self.listener.fileno())
+                    self.loop.call_later(ACCEPT_BACKOFF_S, self.resume_accepting)
+                else:
+                    log.warning("accept failed: %s", exc)
                 return
             sock.setblocking(False)
-            pid, uid, gid = UCRED.unpack(
-                sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, UCRED.size)
-            )
+            pid, uid, gid = ipc.peer_uid(sock)
+            cfg = self.config
+            if len(self.connections) >= cfg.max_connections:
+                self.turn_away(sock, f"akidad serves {cfg.max_connections} connections already")
+                continue
+            if self.per_uid[uid] >= cfg.max_connections_per_uid:
+                self.turn_away(sock, f"uid {uid} has {cfg.max_connections_per_uid} connections "
+                               "open already (max_connections_per_uid)")  # fmt: skip
+                continue
             client = self.controller.connect(pid, uid, gid)
             log.info("client %d connected: pid %d uid %d gid %d", client.client_id, pid, uid, gid)
+            self.per_uid[uid] += 1
             self.connections.add(Connection(self, sock, client))
 
-    def alone(self) -> bool:
-        """Whether the current loop iteration woke for one descriptor only."""
-        return self.selector is not None and self.selector.last_ready == 1
+    def turn_away(self, sock: socket.socket, why: str) -> None:
+        log.debug("refusing a connection: %s", why)
+        with contextlib.suppress(OSError):
+            sock.send(ipc.encode_frame(ipc.error_response(0, dpb.QUOTA_EXCEEDED, why)))
+        sock.close()
+
+    def resume_accepting(self) -> None:
+        if self.listener.fileno() >= 0:
+            self.loop.add_reader(self.listener.fileno(), self.on_accept)
+
+    def forget(self, conn: Connection) -> None:
+        if conn in self.connections:
+            self.connections.discard(conn)
+            self.per_uid[conn.client.uid] -= 1
 
     def stop_accepting(self) -> None:
         if self.listener.fileno() >= 0:
@@ -414,11 +404,21 @@ class Server:
         for conn in list(self.connections):
             conn.close()
 
-    def flushed(self) -> bool:
-        return all(not c.wbuf for c in self.connections)
+    def idle(self) -> bool:
+        """No answer left to send, no control request running."""
+        return all(not c.wbuf and not c.tasks for c in self.connections)
+
+
+def _ack(req_id: int) -> dpb.Response:
+    resp = dpb.Response(id=req_id)
+    resp.ack.SetInParent()
+    return resp
+
+
+def _id_of(payload: bytes) -> int:
+    """The request id of an infer frame whose header is whole, else 0."""
+    return int(tf.INFER_HEAD.unpack_from(payload)[5]) if len(payload) >= tf.INFER_HEAD.size else 0
 
 
 def _json(obj: Any) -> str:
-    import json
-
     return json.dumps(obj, default=str)

@@ -5,19 +5,23 @@ each written atomically (temp file, fsync, rename, fsync of the directory).
 from __future__ import annotations
 
 import logging
+import os
 import re
+import threading
 from pathlib import Path
 
 from akida_rt.errors import DaemonError
 from akida_rt.program import atomic_write
+from akida_rt.proto import daemon_pb2 as dpb
 
 log = logging.getLogger(__name__)
 KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
-MAX_BLOB = 256 << 20
 
 
 class StateStore:
     """Blobs under `<root>/users/<uid>/<key>`; one uid never reads another's (bar root).
+    Writes are serialised (each runs in a thread of its own, off the event loop), so the
+    per-uid quotas hold.
 
     Args:
         root: the state directory (created 0700 when missing).
@@ -26,6 +30,7 @@ class StateStore:
     def __init__(self, root: Path) -> None:
         self.root = root
         root.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self._lock = threading.Lock()
         self._clean_temps()
 
     def _clean_temps(self) -> None:
@@ -41,13 +46,41 @@ class StateStore:
             )
         return self.root / "users" / str(uid) / key
 
-    def put(self, uid: int, key: str, data: bytes) -> None:
-        """Store durably; returns only once the data and the rename are on disk."""
-        if len(data) > MAX_BLOB:
-            raise DaemonError(f"state blob of {len(data)} bytes is over {MAX_BLOB}")
+    def put(self, uid: int, key: str, data: bytes, max_keys: int, max_bytes: int) -> None:
+        """Store durably; returns only once the data and the rename are on disk.
+
+        Raises:
+            DaemonError: QUOTA_EXCEEDED when the uid would hold more than `max_keys` keys
+                or `max_bytes` bytes; BAD_INPUT for a bad key.
+        """
         path = self._path(uid, key)
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        atomic_write(path, data, mode=0o600)
+        with self._lock:
+            sizes = {p.name: p.stat().st_size for p in self._files(uid)}
+            sizes[key] = len(data)
+            if len(sizes) > max_keys or sum(sizes.values()) > max_bytes:
+                raise DaemonError(
+                    f"uid {uid} would hold {len(sizes)} state keys and {sum(sizes.values())} "
+                    f"bytes; the limits are {max_keys} keys and {max_bytes} bytes "
+                    "(delete_state frees them)",
+                    dpb.QUOTA_EXCEEDED,
+                )
+            path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            atomic_write(path, data, mode=0o600)
+
+    def delete(self, uid: int, key: str) -> bool:
+        """Remove a key durably; False when there was none."""
+        path = self._path(uid, key)
+        with self._lock:
+            try:
+                path.unlink()
+            except FileNotFoundError:
+                return False
+            folder = os.open(path.parent, os.O_RDONLY)
+            try:
+                os.fsync(folder)
+            finally:
+                os.close(folder)
+        return True
 
     def get(self, uid: int, key: str) -> bytes | None:
         try:
@@ -55,8 +88,11 @@ class StateStore:
         except FileNotFoundError:
             return None
 
-    def keys(self, uid: int) -> list[str]:
+    def _files(self, uid: int) -> list[Path]:
         folder = self.root / "users" / str(uid)
         if not folder.is_dir():
             return []
-        return sorted(p.name for p in folder.iterdir() if not p.name.startswith("."))
+        return [p for p in folder.iterdir() if not p.name.startswith(".")]
+
+    def keys(self, uid: int) -> list[str]:
+        return sorted(p.name for p in self._files(uid))

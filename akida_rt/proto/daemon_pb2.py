@@ -24,55 +24,51 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x0c\x64\x61\x65mon.proto\x12\x0f\x61kida_rt.daemon\"\\\n\x06Tensor\x12%\n\x05\x64type\x18\x01 \x01(\x0e\x32\x16.akida_rt.daemon.DType\x12\r\n\x05shape\x18\x02 \x03(\r\x12\x0c\n\x04\x64\x61ta\x18\x03 \x01(\x0c\x12\x0e\n\x06in_shm\x18\x04 \x01(\x08\"@\n\x05Hello\x12\x13\n\x0b\x63lient_name\x18\x01 \x01(\t\x12\x10\n\x08priority\x18\x02 \x01(\x05\x12\x10\n\x08protocol\x18\x03 \x01(\r\"\x99\x01\n\nHelloReply\x12\x10\n\x08protocol\x18\x01 \x01(\r\x12\x0f\n\x07version\x18\x02 \x01(\t\x12\x0b\n\x03pid\x18\x03 \x01(\r\x12\x11\n\tclient_id\x18\x04 \x01(\x04\x12\x0b\n\x03uid\x18\x05 \x01(\r\x12\x15\n\rshm_threshold\x18\x06 \x01(\r\x12\x11\n\tmax_frame\x18\x07 \x01(\r\x12\x11\n\tloop_cpus\x18\x08 \x03(\r\"\r\n\x0bListDevices\"}\n\nDeviceInfo\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x11\n\tsimulated\x18\x03 \x01(\x08\x12\x0c\n\x04kind\x18\x04 \x01(\t\x12\r\n\x05state\x18\x05 \x01(\t\x12\x0e\n\x06queued\x18\x06 \x01(\r\x12\x15\n\rdescribe_json\x18\x07 \x01(\t\":\n\nDeviceList\x12,\n\x07\x64\x65vices\x18\x01 \x03(\x0b\x32\x1b.akida_rt.daemon.DeviceInfo\"Q\n\x0bLoadProgram\x12\x0f\n\x07program\x18\x01 \x01(\x0c\x12\x0e\n\x06\x64\x65vice\x18\x02 \x01(\t\x12\x10\n\x08map_mode\x18\x03 \x01(\t\x12\x0f\n\x07hw_only\x18\x04 \x01(\x08\"\xbd\x01\n\x06Loaded\x12\x0f\n\x07session\x18\x01 \x01(\x04\x12\x14\n\x0cprogram_hash\x18\x02 \x01(\t\x12\x13\n\x0binput_shape\x18\x03 \x03(\r\x12\x14\n\x0coutput_shape\x18\x04 \x03(\r\x12,\n\x0coutput_dtype\x18\x05 \x01(\x0e\x32\x16.akida_rt.daemon.DType\x12\x11\n\tsequences\x18\x06 \x01(\r\x12\x0c\n\x04name\x18\x07 \x01(\t\x12\x12\n\ninput_bits\x18\x08 \x01(\r\"\x19\n\x06Unload\x12\x0f\n\x07session\x18\x01 \x01(\x04\"|\n\x05Infer\x12\x0f\n\x07session\x18\x01 \x01(\x04\x12&\n\x05input\x18\x02 \x01(\x0b\x32\x17.akida_rt.daemon.Tensor\x12\x0f\n\x07predict\x18\x03 \x01(\x08\x12\x12\n\ntimeout_ms\x18\x04 \x01(\r\x12\x15\n\routput_to_shm\x18\x05 \x01(\x08\"|\n\x0bInferResult\x12\'\n\x06output\x18\x01 \x01(\x0b\x32\x17.akida_rt.daemon.Tensor\x12\x0e\n\x06\x64\x65vice\x18\x02 \x01(\t\x12\x14\n\x0c\x62\x61tch_frames\x18\x03 \x01(\r\x12\x0f\n\x07queue_s\x18\x04 \x01(\x01\x12\r\n\x05run_s\x18\x05 \x01(\x01\"\n\n\x08GetStats\"\x15\n\x05Stats\x12\x0c\n\x04json\x18\x01 \x01(\t\"%\n\x08PutState\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\x0c\n\x04\x64\x61ta\x18\x02 \x01(\x0c\"=\n\x08GetState\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\x11\n\towner_uid\x18\x02 \x01(\r\x12\x11\n\thas_owner\x18\x03 \x01(\x08\"\x19\n\tStateData\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\x0c\"\x05\n\x03\x41\x63k\"A\n\x05\x45rror\x12\'\n\x06status\x18\x01 \x01(\x0e\x32\x17.akida_rt.daemon.Status\x12\x0f\n\x07message\x18\x02 \x01(\t\"\x8a\x03\n\x07Request\x12\n\n\x02id\x18\x01 \x01(\x04\x12\'\n\x05hello\x18\x02 \x01(\x0b\x32\x16.akida_rt.daemon.HelloH\x00\x12\x34\n\x0clist_devices\x18\x03 \x01(\x0b\x32\x1c.akida_rt.daemon.ListDevicesH\x00\x12,\n\x04load\x18\x04 \x01(\x0b\x32\x1c.akida_rt.daemon.LoadProgramH\x00\x12)\n\x06unload\x18\x05 \x01(\x0b\x32\x17.akida_rt.daemon.UnloadH\x00\x12\'\n\x05infer\x18\x06 \x01(\x0b\x32\x16.akida_rt.daemon.InferH\x00\x12*\n\x05stats\x18\x07 \x01(\x0b\x32\x19.akida_rt.daemon.GetStatsH\x00\x12.\n\tput_state\x18\x08 \x01(\x0b\x32\x19.akida_rt.daemon.PutStateH\x00\x12.\n\tget_state\x18\t \x01(\x0b\x32\x19.akida_rt.daemon.GetStateH\x00\x42\x06\n\x04\x62ody\"\xfb\x02\n\x08Response\x12\n\n\x02id\x18\x01 \x01(\x04\x12\'\n\x05\x65rror\x18\x02 \x01(\x0b\x32\x16.akida_rt.daemon.ErrorH\x00\x12,\n\x05hello\x18\x03 \x01(\x0b\x32\x1b.akida_rt.daemon.HelloReplyH\x00\x12.\n\x07\x64\x65vices\x18\x04 \x01(\x0b\x32\x1b.akida_rt.daemon.DeviceListH\x00\x12)\n\x06loaded\x18\x05 \x01(\x0b\x32\x17.akida_rt.daemon.LoadedH\x00\x12#\n\x03\x61\x63k\x18\x06 \x01(\x0b\x32\x14.akida_rt.daemon.AckH\x00\x12.\n\x06result\x18\x07 \x01(\x0b\x32\x1c.akida_rt.daemon.InferResultH\x00\x12\'\n\x05stats\x18\x08 \x01(\x0b\x32\x16.akida_rt.daemon.StatsH\x00\x12+\n\x05state\x18\t \x01(\x0b\x32\x1a.akida_rt.daemon.StateDataH\x00\x42\x06\n\x04\x62ody*\x9d\x02\n\x06Status\x12\x06\n\x02OK\x10\x00\x12\r\n\tBAD_FRAME\x10\x01\x12\x0f\n\x0b\x42\x41\x44_MESSAGE\x10\x02\x12\x10\n\x0cUNKNOWN_TYPE\x10\x03\x12\r\n\tBAD_INPUT\x10\x04\x12\x0f\n\x0b\x42\x41\x44_PROGRAM\x10\x05\x12\x0e\n\nNO_SESSION\x10\x06\x12\x15\n\x11PERMISSION_DENIED\x10\x07\x12\r\n\tNO_DEVICE\x10\x08\x12\x11\n\rDEVICE_FAILED\x10\t\x12\x15\n\x11\x44\x45\x41\x44LINE_EXCEEDED\x10\n\x12\x11\n\rSHUTTING_DOWN\x10\x0b\x12\r\n\tNOT_FOUND\x10\x0c\x12\x12\n\x0eMAPPING_FAILED\x10\r\x12\x0c\n\x08INTERNAL\x10\x0e\x12\x15\n\x11TOO_MANY_REQUESTS\x10\x0f*L\n\x05\x44Type\x12\x15\n\x11\x44TYPE_UNSPECIFIED\x10\x00\x12\t\n\x05UINT8\x10\x01\x12\t\n\x05INT32\x10\x02\x12\t\n\x05INT64\x10\x03\x12\x0b\n\x07\x46LOAT32\x10\x04\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x0c\x64\x61\x65mon.proto\x12\x0f\x61kida_rt.daemon\"@\n\x05Hello\x12\x13\n\x0b\x63lient_name\x18\x01 \x01(\t\x12\x10\n\x08priority\x18\x02 \x01(\x05\x12\x10\n\x08protocol\x18\x03 \x01(\r\"\xbe\x01\n\nHelloReply\x12\x10\n\x08protocol\x18\x01 \x01(\r\x12\x0f\n\x07version\x18\x02 \x01(\t\x12\x0b\n\x03pid\x18\x03 \x01(\r\x12\x11\n\tclient_id\x18\x04 \x01(\x04\x12\x0b\n\x03uid\x18\x05 \x01(\r\x12\x15\n\rshm_threshold\x18\x06 \x01(\r\x12\x11\n\tmax_frame\x18\x07 \x01(\r\x12\x18\n\x10max_tensor_bytes\x18\t \x01(\x04\x12\x16\n\x0emax_timeout_ms\x18\n \x01(\rJ\x04\x08\x08\x10\t\"\r\n\x0bListDevices\"}\n\nDeviceInfo\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x11\n\tsimulated\x18\x03 \x01(\x08\x12\x0c\n\x04kind\x18\x04 \x01(\t\x12\r\n\x05state\x18\x05 \x01(\t\x12\x0e\n\x06queued\x18\x06 \x01(\r\x12\x15\n\rdescribe_json\x18\x07 \x01(\t\":\n\nDeviceList\x12,\n\x07\x64\x65vices\x18\x01 \x03(\x0b\x32\x1b.akida_rt.daemon.DeviceInfo\"Q\n\x0bLoadProgram\x12\x0f\n\x07program\x18\x01 \x01(\x0c\x12\x0e\n\x06\x64\x65vice\x18\x02 \x01(\t\x12\x10\n\x08map_mode\x18\x03 \x01(\t\x12\x0f\n\x07hw_only\x18\x04 \x01(\x08\"\xbd\x01\n\x06Loaded\x12\x0f\n\x07session\x18\x01 \x01(\x04\x12\x14\n\x0cprogram_hash\x18\x02 \x01(\t\x12\x13\n\x0binput_shape\x18\x03 \x03(\r\x12\x14\n\x0coutput_shape\x18\x04 \x03(\r\x12,\n\x0coutput_dtype\x18\x05 \x01(\x0e\x32\x16.akida_rt.daemon.DType\x12\x11\n\tsequences\x18\x06 \x01(\r\x12\x0c\n\x04name\x18\x07 \x01(\t\x12\x12\n\ninput_bits\x18\x08 \x01(\r\"\x19\n\x06Unload\x12\x0f\n\x07session\x18\x01 \x01(\x04\"\n\n\x08GetStats\"\x15\n\x05Stats\x12\x0c\n\x04json\x18\x01 \x01(\t\"%\n\x08PutState\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\x0c\n\x04\x64\x61ta\x18\x02 \x01(\x0c\"=\n\x08GetState\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\x11\n\towner_uid\x18\x02 \x01(\r\x12\x11\n\thas_owner\x18\x03 \x01(\x08\"\x1a\n\x0b\x44\x65leteState\x12\x0b\n\x03key\x18\x01 \x01(\t\"\x19\n\tStateData\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\x0c\"\x05\n\x03\x41\x63k\"A\n\x05\x45rror\x12\'\n\x06status\x18\x01 \x01(\x0e\x32\x17.akida_rt.daemon.Status\x12\x0f\n\x07message\x18\x02 \x01(\t\"\x9d\x03\n\x07Request\x12\n\n\x02id\x18\x01 \x01(\x04\x12\'\n\x05hello\x18\x02 \x01(\x0b\x32\x16.akida_rt.daemon.HelloH\x00\x12\x34\n\x0clist_devices\x18\x03 \x01(\x0b\x32\x1c.akida_rt.daemon.ListDevicesH\x00\x12,\n\x04load\x18\x04 \x01(\x0b\x32\x1c.akida_rt.daemon.LoadProgramH\x00\x12)\n\x06unload\x18\x05 \x01(\x0b\x32\x17.akida_rt.daemon.UnloadH\x00\x12*\n\x05stats\x18\x07 \x01(\x0b\x32\x19.akida_rt.daemon.GetStatsH\x00\x12.\n\tput_state\x18\x08 \x01(\x0b\x32\x19.akida_rt.daemon.PutStateH\x00\x12.\n\tget_state\x18\t \x01(\x0b\x32\x19.akida_rt.daemon.GetStateH\x00\x12\x34\n\x0c\x64\x65lete_state\x18\n \x01(\x0b\x32\x1c.akida_rt.daemon.DeleteStateH\x00\x42\x06\n\x04\x62odyJ\x04\x08\x06\x10\x07\"\xd1\x02\n\x08Response\x12\n\n\x02id\x18\x01 \x01(\x04\x12\'\n\x05\x65rror\x18\x02 \x01(\x0b\x32\x16.akida_rt.daemon.ErrorH\x00\x12,\n\x05hello\x18\x03 \x01(\x0b\x32\x1b.akida_rt.daemon.HelloReplyH\x00\x12.\n\x07\x64\x65vices\x18\x04 \x01(\x0b\x32\x1b.akida_rt.daemon.DeviceListH\x00\x12)\n\x06loaded\x18\x05 \x01(\x0b\x32\x17.akida_rt.daemon.LoadedH\x00\x12#\n\x03\x61\x63k\x18\x06 \x01(\x0b\x32\x14.akida_rt.daemon.AckH\x00\x12\'\n\x05stats\x18\x08 \x01(\x0b\x32\x16.akida_rt.daemon.StatsH\x00\x12+\n\x05state\x18\t \x01(\x0b\x32\x1a.akida_rt.daemon.StateDataH\x00\x42\x06\n\x04\x62odyJ\x04\x08\x07\x10\x08*\xc8\x02\n\x06Status\x12\x06\n\x02OK\x10\x00\x12\r\n\tBAD_FRAME\x10\x01\x12\x0f\n\x0b\x42\x41\x44_MESSAGE\x10\x02\x12\x10\n\x0cUNKNOWN_TYPE\x10\x03\x12\r\n\tBAD_INPUT\x10\x04\x12\x0f\n\x0b\x42\x41\x44_PROGRAM\x10\x05\x12\x0e\n\nNO_SESSION\x10\x06\x12\x15\n\x11PERMISSION_DENIED\x10\x07\x12\r\n\tNO_DEVICE\x10\x08\x12\x11\n\rDEVICE_FAILED\x10\t\x12\x15\n\x11\x44\x45\x41\x44LINE_EXCEEDED\x10\n\x12\x11\n\rSHUTTING_DOWN\x10\x0b\x12\r\n\tNOT_FOUND\x10\x0c\x12\x12\n\x0eMAPPING_FAILED\x10\r\x12\x0c\n\x08INTERNAL\x10\x0e\x12\x15\n\x11TOO_MANY_REQUESTS\x10\x0f\x12\x12\n\x0eQUOTA_EXCEEDED\x10\x10\x12\x15\n\x11PROTOCOL_MISMATCH\x10\x11*L\n\x05\x44Type\x12\x15\n\x11\x44TYPE_UNSPECIFIED\x10\x00\x12\t\n\x05UINT8\x10\x01\x12\t\n\x05INT32\x10\x02\x12\t\n\x05INT64\x10\x03\x12\x0b\n\x07\x46LOAT32\x10\x04\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'daemon_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_STATUS']._serialized_start=2123
-  _globals['_STATUS']._serialized_end=2408
-  _globals['_DTYPE']._serialized_start=2410
-  _globals['_DTYPE']._serialized_end=2486
-  _globals['_TENSOR']._serialized_start=33
-  _globals['_TENSOR']._serialized_end=125
-  _globals['_HELLO']._serialized_start=127
-  _globals['_HELLO']._serialized_end=191
-  _globals['_HELLOREPLY']._serialized_start=194
-  _globals['_HELLOREPLY']._serialized_end=347
-  _globals['_LISTDEVICES']._serialized_start=349
-  _globals['_LISTDEVICES']._serialized_end=362
-  _globals['_DEVICEINFO']._serialized_start=364
-  _globals['_DEVICEINFO']._serialized_end=489
-  _globals['_DEVICELIST']._serialized_start=491
-  _globals['_DEVICELIST']._serialized_end=549
-  _globals['_LOADPROGRAM']._serialized_start=551
-  _globals['_LOADPROGRAM']._serialized_end=632
-  _globals['_LOADED']._serialized_start=635
-  _globals['_LOADED']._serialized_end=824
-  _globals['_UNLOAD']._serialized_start=826
-  _globals['_UNLOAD']._serialized_end=851
-  _globals['_INFER']._serialized_start=853
-  _globals['_INFER']._serialized_end=977
-  _globals['_INFERRESULT']._serialized_start=979
-  _globals['_INFERRESULT']._serialized_end=1103
-  _globals['_GETSTATS']._serialized_start=1105
-  _globals['_GETSTATS']._serialized_end=1115
-  _globals['_STATS']._serialized_start=1117
-  _globals['_STATS']._serialized_end=1138
-  _globals['_PUTSTATE']._serialized_start=1140
-  _globals['_PUTSTATE']._serialized_end=1177
-  _globals['_GETSTATE']._serialized_start=1179
-  _globals['_GETSTATE']._serialized_end=1240
-  _globals['_STATEDATA']._serialized_start=1242
-  _globals['_STATEDATA']._serialized_end=1267
-  _globals['_ACK']._serialized_start=1269
-  _globals['_ACK']._serialized_end=1274
-  _globals['_ERROR']._serialized_start=1276
-  _globals['_ERROR']._serialized_end=1341
-  _globals['_REQUEST']._serialized_start=1344
-  _globals['_REQUEST']._serialized_end=1738
-  _globals['_RESPONSE']._serialized_start=1741
-  _globals['_RESPONSE']._serialized_end=2120
+  _globals['_STATUS']._serialized_start=1819
+  _globals['_STATUS']._serialized_end=2147
+  _globals['_DTYPE']._serialized_start=2149
+  _globals['_DTYPE']._serialized_end=2225
+  _globals['_HELLO']._serialized_start=33
+  _globals['_HELLO']._serialized_end=97
+  _globals['_HELLOREPLY']._serialized_start=100
+  _globals['_HELLOREPLY']._serialized_end=290
+  _globals['_LISTDEVICES']._serialized_start=292
+  _globals['_LISTDEVICES']._serialized_end=305
+  _globals['_DEVICEINFO']._serialized_start=307
+  _globals['_DEVICEINFO']._serialized_end=432
+  _globals['_DEVICELIST']._serialized_start=434
+  _globals['_DEVICELIST']._serialized_end=492
+  _globals['_LOADPROGRAM']._serialized_start=494
+  _globals['_LOADPROGRAM']._serialized_end=575
+  _globals['_LOADED']._serialized_start=578
+  _globals['_LOADED']._serialized_end=767
+  _globals['_UNLOAD']._serialized_start=769
+  _globals['_UNLOAD']._serialized_end=794
+  _globals['_GETSTATS']._serialized_start=796
+  _globals['_GETSTATS']._serialized_end=806
+  _globals['_STATS']._serialized_start=808
+  _globals['_STATS']._serialized_end=829
+  _globals['_PUTSTATE']._serialized_start=831
+  _globals['_PUTSTATE']._serialized_end=868
+  _globals['_GETSTATE']._serialized_start=870
+  _globals['_GETSTATE']._serialized_end=931
+  _globals['_DELETESTATE']._serialized_start=933
+  _globals['_DELETESTATE']._serialized_end=959
+  _globals['_STATEDATA']._serialized_start=961
+  _globals['_STATEDATA']._serialized_end=986
+  _globals['_ACK']._serialized_start=988
+  _globals['_ACK']._serialized_end=993
+  _globals['_ERROR']._serialized_start=995
+  _globals['_ERROR']._serialized_end=1060
+  _globals['_REQUEST']._serialized_start=1063
+  _globals['_REQUEST']._serialized_end=1476
+  _globals['_RESPONSE']._serialized_start=1479
+  _globals['_RESPONSE']._serialized_end=1816
 # @@protoc_insertion_point(module_scope)
