@@ -347,6 +347,7 @@ class Server:
         self.connections: set[Connection] = set()
         self.per_uid: Counter[int] = Counter()
         self.buffered = 0  # bytes of partial frames, over every connection
+        self.starved = False  # accept ran out of descriptors
         listener.setblocking(False)
         self.loop.add_reader(listener.fileno(), self.on_accept)
 
@@ -358,13 +359,20 @@ class Server:
                 return
             except OSError as exc:
                 if exc.errno in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
-                    # Out of descriptors: stop accepting for a moment instead of spinning.
-                    log.warning("accept failed (%s); pausing accepts", exc.strerror)
+                    # Out of descriptors: stop accepting for a moment instead of spinning,
+                    # and say so once, not ten times a second.
+                    if not self.starved:
+                        log.warning("accept failed (%s); retrying every %g s",
+                                    exc.strerror, ACCEPT_BACKOFF_S)  # fmt: skip
+                    self.starved = True
                     self.loop.remove_reader(self.listener.fileno())
                     self.loop.call_later(ACCEPT_BACKOFF_S, self.resume_accepting)
                 else:
                     log.warning("accept failed: %s", exc)
                 return
+            if self.starved:
+                log.info("accepting connections again")
+                self.starved = False
             sock.setblocking(False)
             pid, uid, gid = ipc.peer_uid(sock)
             cfg = self.config

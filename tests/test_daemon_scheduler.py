@@ -1,72 +1,149 @@
 """The scheduler in-process, on a real simulated AKD1000 (no sockets: the daemon-level
-behaviour is tested over the real socket elsewhere): run-time estimates and the lone
-request fast path.
+behaviour is tested over the real socket elsewhere): device work only on the device's
+worker, the device freed before answers go out, deadlines honoured without the device.
 """
 
 from __future__ import annotations
 
 import asyncio
+import threading
+import time
 from typing import Any
 
 import numpy as np
-from akida_rt.daemon.devices import DeviceManager, ProgramKey
+from akida_rt.daemon.devices import DeviceManager, DeviceSlot, ProgramKey
 from akida_rt.daemon.scheduler import Job, Scheduler
 
 from akida_rt import zoo
 
-
-def _job(key: ProgramKey, program: bytes, x: np.ndarray, answers: list[Any]) -> Job:
-    loop = asyncio.get_running_loop()
-    return Job(1, key, program, x, False, None, loop.time() + 30,
-               lambda job, result: answers.append((job, result)))  # fmt: skip
+MODEL = zoo.digits_cnn(seed=0)
+PROGRAM = MODEL.to_bytes()
+KEY = ProgramKey("digits")
 
 
-async def _run_two() -> tuple[Scheduler, Any, list[Any], ProgramKey, np.ndarray]:
-    model = zoo.digits_cnn(seed=0)
-    program = model.to_bytes()
-    x = np.random.default_rng(0).integers(0, 256, (1, *model.input_shape), dtype=np.uint8)
+def _x(seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return rng.integers(0, 256, (1, *MODEL.input_shape), dtype=np.uint8)
+
+
+async def _scheduler(max_batch_frames: int = 8) -> tuple[Scheduler, DeviceSlot]:
     manager = DeviceManager(1)
-    scheduler = Scheduler(manager, asyncio.get_running_loop(), max_batch_frames=8)
+    scheduler = Scheduler(manager, asyncio.get_running_loop(), max_batch_frames)
     appeared, _ = manager.rescan()
     for slot in appeared:
         scheduler.attach(slot)
-    key = ProgramKey("digits")
-    answers: list[Any] = []
-    for i in range(2):  # one after the other: the second finds the program resident
-        scheduler.submit(_job(key, program, x, answers))
-        for _ in range(3000):
-            if len(answers) > i:
-                break
-            await asyncio.sleep(0.01)
-    return scheduler, appeared[0], answers, key, model.forward(x)
+    return scheduler, appeared[0]
 
 
-def test_a_run_that_loaded_the_program_does_not_set_the_run_time_estimate() -> None:
-    async def go() -> tuple[Any, ...]:
-        result = await _run_two()
-        result[0].stop()
-        return result
-
-    _, slot, answers, key, expected = asyncio.run(go())
-    assert len(answers) == 2
-    (first, y1), (second, y2) = answers
-    assert np.array_equal(y1, expected) and np.array_equal(y2, expected)
-    # The first run loaded the program; the estimate is the second, resident run alone.
-    assert first.run_s > second.run_s
-    assert slot.cost[key] == second.run_s
-    assert key not in slot.cost_with_load
+async def _until(predicate: Any, timeout: float = 30.0) -> None:
+    end = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < end, "timed out"
+        await asyncio.sleep(0.005)
 
 
-def test_a_lone_request_on_an_idle_device_runs_before_run_now_returns() -> None:
-    async def go() -> tuple[bool, list[Any], np.ndarray]:
-        scheduler, _, answers, key, expected = await _run_two()
-        program = answers[0][0].program
-        scheduler.inline_max_s = 60.0  # "short work" whatever the load on this machine
-        mine: list[Any] = []
-        ran = scheduler.run_now(_job(key, program, answers[0][0].x, mine))
+def test_device_work_runs_only_on_the_worker_and_the_device_is_free_before_the_answer() -> None:
+    async def main() -> None:
+        scheduler, slot = await _scheduler()
+        loop_thread = threading.current_thread()
+        device_threads: set[threading.Thread] = set()
+        run = slot.device.run_sequences
+
+        def spy(*args: Any, **kwargs: Any) -> Any:
+            device_threads.add(threading.current_thread())
+            return run(*args, **kwargs)
+
+        slot.device.run_sequences = spy  # type: ignore[method-assign]
+        answers: list[tuple[np.ndarray, bool, threading.Thread]] = []
+
+        def done(job: Job, result: Any) -> None:
+            busy = slot.id in scheduler.running
+            answers.append((result, busy, threading.current_thread()))
+
+        for i in range(4):
+            x = _x(i)
+            scheduler.submit(Job(1, KEY, PROGRAM, x, False, None, time.monotonic() + 30, done))
+            await _until(lambda i=i: len(answers) > i)
+            result, busy, thread = answers[i]
+            assert np.array_equal(result, MODEL.forward(x))
+            assert not busy, "the answer went out while the device was still marked running"
+            assert thread is loop_thread  # answers are delivered in the loop
+        assert device_threads and loop_thread not in device_threads
+        stats = await asyncio.wait_for(scheduler.call(slot, "stats", _summary_thread), 10)
+        assert stats is not loop_thread
         scheduler.stop()
-        return ran, mine, expected
 
-    ran, mine, expected = asyncio.run(go())
-    assert ran
-    assert len(mine) == 1 and np.array_equal(mine[0][1], expected)
+    asyncio.run(main())
+
+
+def _summary_thread(slot: DeviceSlot) -> threading.Thread:
+    slot.device_summary()
+    return threading.current_thread()
+
+
+def test_a_queued_job_past_its_deadline_never_reaches_the_device() -> None:
+    async def main() -> None:
+        scheduler, slot = await _scheduler()
+        answers: list[Any] = []
+        done = lambda job, result: answers.append(result)  # noqa: E731
+        scheduler.submit(Job(1, KEY, PROGRAM, _x(0), False, None, time.monotonic() + 30, done))
+        await _until(lambda: answers)
+        frames = slot.meter.frames
+        expired = Job(1, KEY, PROGRAM, _x(1), False, None, time.monotonic() - 1, done)
+        cancelled = Job(2, KEY, PROGRAM, _x(2), False, None, time.monotonic() + 30, done)
+        cancelled.cancelled = True
+        scheduler.submit(expired)
+        scheduler.submit(cancelled)
+        scheduler.submit(Job(3, KEY, PROGRAM, _x(3), False, None, time.monotonic() + 30, done))
+        await _until(lambda: len(answers) == 2)
+        await asyncio.sleep(0.1)
+        assert len(answers) == 2  # the expired and cancelled jobs got no answer from here
+        assert slot.meter.frames == frames + 1  # only the live job ran on the device
+        assert scheduler.outstanding() == 0
+        scheduler.stop()
+
+    asyncio.run(main())
+
+
+def test_cancel_takes_an_answered_job_off_a_busy_queue() -> None:
+    async def main() -> None:
+        scheduler, slot = await _scheduler()
+        gate = threading.Event()
+        held = scheduler.call(slot, "hold", lambda s: gate.wait(10))  # the worker is busy
+        answers: list[Any] = []
+        job = Job(1, KEY, PROGRAM, _x(0), False, None, time.monotonic() + 30,
+                  lambda j, r: answers.append(r))  # fmt: skip
+        scheduler.submit(job)
+        assert scheduler.queued_frames(slot.id) == 1
+        scheduler.cancel(job)
+        assert scheduler.queued_frames(slot.id) == 0 and scheduler.outstanding() == 0
+        gate.set()
+        await held
+        await asyncio.sleep(0.1)
+        assert answers == []
+        scheduler.stop()
+
+    asyncio.run(main())
+
+
+def test_a_client_weight_buys_proportional_device_share() -> None:
+    async def main() -> None:
+        scheduler, slot = await _scheduler(max_batch_frames=1)
+        scheduler.weights.update({1: 1.0, 2: 4.0})
+        gate = threading.Event()
+        held = scheduler.call(slot, "hold", lambda s: gate.wait(10))
+        order: list[int] = []
+        for _ in range(20):  # both queue 20 different programs' worth of single frames
+            for client in (1, 2):
+                key = ProgramKey(f"p{client}")
+                job = Job(client, key, PROGRAM, _x(client), False, None,
+                          time.monotonic() + 60, lambda j, r: order.append(j.client_id))  # fmt: skip
+                scheduler.submit(job)
+        gate.set()
+        await held
+        await _until(lambda: len(order) == 40, 120)
+        first = order[:15]
+        assert first.count(2) >= 2.5 * first.count(1), order
+        scheduler.stop()
+
+    asyncio.run(main())

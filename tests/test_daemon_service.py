@@ -22,6 +22,7 @@ import pytest
 from akida_rt import ipc
 from akida_rt.cli.daemon_cmds import render_units
 from akida_rt.client import Client
+from akida_rt.errors import RemoteError
 from tests.conftest import run_akida
 from tests.daemon_harness import Akidad, daemon_env, random_input, tiny_model
 
@@ -201,8 +202,6 @@ def _has_group(name: str) -> bool:
 
 def _as_other_uid(path: Path, uid: int) -> dict:
     """Fork, drop to `uid` (the interpreter is not executable by it) and try its luck."""
-    from akida_rt.ipc import RemoteError
-
     read, write = os.pipe()
     pid = os.fork()
     if pid == 0:  # child
@@ -285,7 +284,7 @@ def test_devices_listing_and_simulated_off(tmp_path: Path) -> None:
     off.mkdir()
     with Akidad(off, "--simulated", "0") as daemon, Client(daemon.socket) as c:
         if not c.devices():  # no board here: nothing to serve, and loads say why
-            with pytest.raises(ipc.RemoteError, match="NO_DEVICE"):
+            with pytest.raises(RemoteError, match="NO_DEVICE"):
                 c.load(tiny_model())
 
 
