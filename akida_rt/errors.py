@@ -6,6 +6,11 @@ AkidaError; messages say what failed, where, and how to fix it.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from akida_rt.device_protocol import ErrorCode
+
 
 class AkidaError(Exception):
     """Base of every error raised on purpose by akida_rt."""
@@ -51,8 +56,40 @@ class TransportTimeout(TransportError):
     """A command or transfer did not complete within its timeout."""
 
 
+class DeviceCommandError(DeviceError):
+    """The firmware finished a command with an error code (`code`, a device_protocol.ErrorCode)."""
+
+    def __init__(self, message: str, code: ErrorCode) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class DeviceResetError(DeviceError):
+    """The device rebooted (spontaneous or external reset): state on it was lost."""
+
+
+class CommandTimeout(TransportTimeout):
+    """A command was accepted but did not finish in time (firmware hung or overloaded)."""
+
+
 class PermissionDeniedError(DeviceError):
     """The device node exists but this user may not open it."""
+
+
+class CommandError(AkidaError):
+    """The simulated firmware refuses a command with an error code (`code`).
+
+    Raised and caught inside akida_rt.firmware_sim: the firmware answers it with an ERROR
+    status, which the host driver raises as DeviceCommandError.
+    """
+
+    def __init__(self, code: ErrorCode, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class MeshError(CommandError):
+    """The simulated NP mesh cannot load or run a sequence (a command error of the mesh)."""
 
 
 class DaemonError(AkidaError):
@@ -74,3 +111,7 @@ class LearningError(AkidaError):
 
 class ToolchainError(AkidaError):
     """The offline toolchain could not quantize, check or convert a model."""
+
+
+class ConversionError(ToolchainError):
+    """A Keras model cannot be converted; the message lists each layer and its fix."""

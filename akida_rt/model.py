@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from akida_rt import program as fmt
+from akida_rt.device_api import Device
 from akida_rt.engine import Engine, LayerStats
 from akida_rt.errors import InputError, ModelError, ProgramFormatError
 from akida_rt.hardware import DeviceSpec, NpId, spec_by_name
@@ -45,7 +46,7 @@ class Model:
         self.name = name
         self.input_scaling = input_scaling
         self._layers: list[Layer] = []
-        self._device: Any = None
+        self._device: DeviceSpec | Device | None = None
         self._plans: list[SequencePlan] | None = None
         self._map_args: tuple[str, bool] = (MapMode.AllNps.value, False)
         self._engine: Engine | None = None
@@ -211,10 +212,15 @@ class Model:
             self._engine.reset_stats()
 
     # -------------------------------------------------------------------- mapping
-    def map(self, device: Any, hw_only: bool = False, mode: MapMode = MapMode.AllNps) -> None:
+    def map(
+        self,
+        device: DeviceSpec | Device | None,
+        hw_only: bool = False,
+        mode: MapMode = MapMode.AllNps,
+    ) -> None:
         """Map onto a device (a DeviceSpec, or a device from devices()); None unmaps."""
         if device is None:
-            if self._device is not None and hasattr(self._device, "release"):
+            if self._device is not None and not isinstance(self._device, DeviceSpec):
                 self._device.release(self)
             self._device, self._plans = None, None
             self.reset_statistics()
@@ -232,7 +238,7 @@ class Model:
         self.map(self._device, hw_only=hw_only, mode=MapMode(mode))
 
     @property
-    def device(self) -> Any:
+    def device(self) -> DeviceSpec | Device | None:
         return self._device
 
     @property

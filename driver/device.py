@@ -16,15 +16,18 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from akida_rt.driver.bus import Bus
-from akida_rt.driver.protocol import CommandChannel, DeviceResetError, Response
+from akida_rt.driver.protocol import CommandChannel, Response
 
+from akida_rt import device_api
 from akida_rt import device_protocol as dp
-from akida_rt.errors import DeviceBusy, DeviceError, DeviceLost
+from akida_rt.errors import DeviceBusy, DeviceError, DeviceLost, DeviceResetError
 from akida_rt.hardware import DeviceSpec, spec_by_name
+from akida_rt.mapping import Backend
+from akida_rt.sequence import Sequence as MappedSequence
 
 log = logging.getLogger(__name__)
 
@@ -111,9 +114,8 @@ class Device:
     Args:
         bus: the transport, already open.
         url: the device URL; `id` defaults to it.
-        kind: "pcie", "usb" or "sim".
-        simulated: a hint until the device identifies itself; afterwards the device's own
-            identity flag decides (a simulated chip behind PCIe or USB is still simulated).
+        kind: "pcie", "usb" or "sim" (the transport; whether the chip is simulated is
+            what it says in its identity, see `simulated`).
         timeouts: bounds on commands.
         retries: how often a timed-out bulk transfer is retried.
     """
@@ -124,7 +126,6 @@ class Device:
         *,
         url: str = "",
         kind: str = "sim",
-        simulated: bool = False,
         timeouts: Timeouts | None = None,
         retries: int = 1,
         ident: str | None = None,
@@ -133,7 +134,6 @@ class Device:
         self.url = url or bus.url
         self.id = ident or self.url
         self.kind = kind
-        self.simulated = simulated
         self.timeouts = timeouts or Timeouts()
         self.retries = retries
         self.soc = Soc()
@@ -146,13 +146,18 @@ class Device:
         with self._guard():
             self._channel.wait_ready(self.timeouts.reset_s)
             self._identity = self._identify()
-        self.simulated = self._identity.simulated
 
     # ------------------------------------------------------------ identity
     @property
     def identity(self) -> Identity:
         assert self._identity is not None
         return self._identity
+
+    @property
+    def simulated(self) -> bool:
+        """True when the chip identifies itself as the firmware simulator, whatever the
+        transport (a simulated board behind PCIe or USB is still simulated)."""
+        return self.identity.simulated
 
     @property
     def spec(self) -> DeviceSpec:
@@ -401,14 +406,14 @@ class Device:
         }
 
     # ---------------------------------------------------------------- models
-    def run_sequences(self, sequences: Sequence[Any], x: np.ndarray) -> tuple[np.ndarray, dict]:
+    def run_sequences(
+        self, sequences: Sequence[MappedSequence], x: np.ndarray
+    ) -> tuple[np.ndarray, dict[str, Any]]:
         """Run a mapped model's sequences over batch `x`: (final outputs, metrics).
 
         Each hardware sequence processes the whole batch before the next one is loaded;
         software sequences run on the host engine. Metric keys are Statistics fields.
         """
-        from akida_rt.engine import Engine
-
         with self._guard():
             power = self.soc.power_measurement_enabled
             if power:
@@ -417,11 +422,10 @@ class Device:
             inference_clk = program_clk = 0
             synops_before = self.counters.synops
             for seq in sequences:
-                if getattr(seq.backend, "value", seq.backend) == "Software":
-                    engine = seq.engine() if hasattr(seq, "engine") else Engine(list(seq.layers))
-                    y = engine.run(y)
+                if seq.backend is Backend.Software:
+                    y = seq.engine().run(y)
                     continue
-                program_clk += self.load_sequence(seq.program, getattr(seq, "program_hash", None))
+                program_clk += self.load_sequence(seq.program, seq.program_hash)
                 y, clk = self.infer(y)
                 inference_clk += clk
             metrics: dict[str, Any] = {
@@ -441,9 +445,9 @@ class Device:
                 )
             return y, metrics
 
-    def release(self, model: Any) -> None:
+    def release(self, model: object) -> None:
         """A model was unmapped; its sequences may stay resident until replaced."""
-        log.debug("%s: %s released", self.url, getattr(model, "name", model))
+        log.debug("%s: %s released", self.url, model)
 
     def close(self) -> None:
         with self._lock:
@@ -453,3 +457,7 @@ class Device:
     def __repr__(self) -> str:
         name = self._identity.name if self._identity else "?"
         return f"<Device {self.id} {name} kind={self.kind} simulated={self.simulated}>"
+
+
+if TYPE_CHECKING:  # mypy checks that Device provides what the runtime uses from a device
+    _satisfies: type[device_api.Device] = Device

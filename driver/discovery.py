@@ -1,9 +1,11 @@
 """Device discovery: boards found by per-transport discoverers, else simulated AKD1000s.
 
 A discoverer is a function returning device URLs; transports register theirs in
-DISCOVERERS ("module:function", imported lazily) or with register_discoverer(). Device
-objects are opened once per URL and reused, so every caller shares their lock and
-residency cache.
+DISCOVERERS ("module:function", imported lazily) or with register_discoverer(). The
+simulator's discoverer is one of them, named like the others and imported only when
+discovery runs: this module never imports the simulator. Device objects are opened once
+per URL and reused, so every caller shares their lock and residency cache; whether a
+device is simulated is what it reports in its identity.
 """
 
 from __future__ import annotations
@@ -22,8 +24,11 @@ from akida_rt.errors import AkidaError, DeviceNotFound
 
 log = logging.getLogger(__name__)
 
-# "module:function" -> list of URLs; e.g. "akida_rt.driver.pcie:discover_urls".
+# "module:function" -> list of URLs; e.g. "akida_rt.driver.pcie:discover_urls". The sim
+# transport's comes first: it plugs the boards $AKIDA_SIM_BOARDS asks for in behind the
+# pcie and usb seams (and does nothing without it), where the next two find them.
 DISCOVERERS: list[str | Callable[[], list[str]]] = [
+    "akida_rt.driver.sim_transport:discover_urls",
     "akida_rt.driver.pcie:discover_urls",
     "akida_rt.driver.usb:discover_urls",
 ]
@@ -76,8 +81,7 @@ def open_device(url: str, **kwargs: object) -> Device:
         device = _open.get(url)
         if device is not None and not device.lost:
             return device
-        kind = kind_of(url)
-        device = Device(open_bus(url), url=url, kind=kind, simulated=kind == "sim", **kwargs)  # type: ignore[arg-type]
+        device = Device(open_bus(url), url=url, kind=kind_of(url), **kwargs)  # type: ignore[arg-type]
         _open[url] = device
         return device
 

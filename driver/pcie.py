@@ -203,9 +203,6 @@ def open_bus(url: str) -> PcieBus:
 
 def discover() -> list[sysfs.PciFunction]:
     """Akida PCI functions under every system root; functions with no node are logged."""
-    from akida_rt.driver import sim_boards
-
-    sim_boards.attach_configured()
     found = sysfs.scan_all()
     for fn in found:
         if fn.node is None:

@@ -16,29 +16,20 @@ from typing import TypeVar
 from akida_rt.driver.bus import Bus
 
 from akida_rt import device_protocol as dp
-from akida_rt.errors import DeviceError, DeviceLost, TransportTimeout
+from akida_rt.errors import (
+    CommandTimeout,
+    DeviceCommandError,
+    DeviceError,
+    DeviceLost,
+    DeviceResetError,
+    TransportTimeout,
+)
 
 log = logging.getLogger(__name__)
 
 POLL_MIN_S = 0.0001
 POLL_MAX_S = 0.002
 T = TypeVar("T")
-
-
-class DeviceCommandError(DeviceError):
-    """The firmware finished a command with an error code."""
-
-    def __init__(self, message: str, code: dp.ErrorCode) -> None:
-        super().__init__(message)
-        self.code = code
-
-
-class DeviceResetError(DeviceError):
-    """The device rebooted (spontaneous or external reset): state on it was lost."""
-
-
-class CommandTimeout(TransportTimeout):
-    """A command was accepted but did not finish in time (firmware hung or overloaded)."""
 
 
 @dataclass(frozen=True)

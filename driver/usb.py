@@ -155,9 +155,6 @@ def serial_of(dev: Any) -> str:
 
 def discover() -> list[UsbBoard]:
     """Every Akida board on every backend."""
-    from akida_rt.driver import sim_boards
-
-    sim_boards.attach_configured()
     boards = []
     for dev in iter_devices():
         model = usb_ids.lookup(dev.idVendor, dev.idProduct)

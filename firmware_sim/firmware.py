@@ -13,23 +13,16 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 from akida_rt.firmware_sim.clock_model import ClockModel
-from akida_rt.firmware_sim.mesh import MeshError, NpMesh
+from akida_rt.firmware_sim.mesh import NpMesh
 from akida_rt.firmware_sim.power_model import PowerModel, PowerSampler
 
 from akida_rt import device_protocol as dp
+from akida_rt.errors import CommandError
 
 if TYPE_CHECKING:
     from akida_rt.firmware_sim.chip import SimChip
 
 log = logging.getLogger(__name__)
-
-
-class CommandError(Exception):
-    """A command failed with a device error code."""
-
-    def __init__(self, code: dp.ErrorCode, message: str) -> None:
-        super().__init__(message)
-        self.code = code
 
 
 @dataclass
@@ -88,9 +81,7 @@ class Firmware:
             if handler is None:
                 raise CommandError(dp.ErrorCode.BAD_COMMAND, f"unknown opcode {opcode}")
             payload, v0, v1 = handler(arg0, arg1, addr0, len0, addr1, len1)
-        except CommandError as exc:
-            status, error, payload = dp.Status.ERROR, exc.code, str(exc).encode()[:3800]
-        except MeshError as exc:
+        except CommandError as exc:  # MeshError included
             status, error, payload = dp.Status.ERROR, exc.code, str(exc).encode()[:3800]
         except Exception as exc:  # firmware must answer, whatever happened
             log.exception("firmware internal error")

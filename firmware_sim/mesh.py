@@ -17,19 +17,11 @@ from google.protobuf.message import DecodeError
 from akida_rt import device_protocol as dp
 from akida_rt import program as fmt
 from akida_rt.engine import Engine
-from akida_rt.errors import AkidaError
+from akida_rt.errors import AkidaError, MeshError
 from akida_rt.hardware import DeviceSpec, NpId, NpType
 from akida_rt.layers import Layer, LayerType
 from akida_rt.mapping import FNP_WEIGHT_BYTES
 from akida_rt.proto import program_pb2 as pb
-
-
-class MeshError(Exception):
-    """Loading or running failed with a device error code."""
-
-    def __init__(self, code: dp.ErrorCode, message: str) -> None:
-        super().__init__(message)
-        self.code = code
 
 
 @dataclass

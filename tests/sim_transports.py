@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 from akida_rt.driver.bus import open_bus
 from akida_rt.driver.device import Device, Timeouts
-from akida_rt.driver.sim_boards import SimRack
+from akida_rt.driver.sim_transport import SimRack
 
 _serials = itertools.count(1)
 
@@ -27,17 +27,12 @@ def _factory(kind: str) -> Callable[..., object]:
         url = add(serial=serial, spec=spec, mem=TEST_MEM)
         try:
             device = Device(
-                open_bus(url),
-                url=url,
-                kind=kind,
-                simulated=True,  # the harness knows; the transport cannot tell
-                timeouts=timeouts or FAST,
-                retries=retries,
+                open_bus(url), url=url, kind=kind, timeouts=timeouts or FAST, retries=retries
             )
         except BaseException:
             rack.close()
             raise
-        return DeviceUnderTest(device, rack.chip(serial).inject_fault, [rack.close])
+        return DeviceUnderTest(device, rack.chip(serial).inject_fault, [rack.close], simulated=True)
 
     return make
 

@@ -15,10 +15,11 @@ pytestmark = pytest.mark.tf
 import keras  # noqa: E402
 from akida_rt.tools import training  # noqa: E402
 from akida_rt.tools.blocks import dense_block  # noqa: E402
-from akida_rt.tools.converter import ConversionError, convert  # noqa: E402
+from akida_rt.tools.converter import convert  # noqa: E402
 from akida_rt.tools.quantized_layers import QuantizedConv2D, QuantizedReLU  # noqa: E402
 
 from akida_rt import LayerType, Pooling  # noqa: E402
+from akida_rt.errors import ConversionError  # noqa: E402
 
 
 def randomize_bn(model: keras.Model, seed: int, positive: bool = False) -> keras.Model:

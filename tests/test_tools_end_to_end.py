@@ -18,13 +18,14 @@ pytestmark = [pytest.mark.tf, pytest.mark.slow]
 import keras  # noqa: E402
 from akida_rt.tools import training  # noqa: E402
 from akida_rt.tools.blocks import conv_block, dense_block, separable_conv_block  # noqa: E402
-from akida_rt.tools.converter import ConversionError, convert  # noqa: E402
+from akida_rt.tools.converter import convert  # noqa: E402
 from akida_rt.tools.datasets import load_digits_32  # noqa: E402
 from akida_rt.tools.post_training import quantize_model  # noqa: E402
 from akida_rt.tools.quantized_layers import load_model  # noqa: E402
 
 from akida_rt import Model, TwoNodesIP  # noqa: E402
 from akida_rt.cli.main import main as akida  # noqa: E402
+from akida_rt.errors import ConversionError  # noqa: E402
 
 
 def tiny(weight_bits: int | None, activation: int | str, size: int = 16) -> keras.Model:

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from akida_rt.driver import discovery, fileio, pcie, sysfs
 from akida_rt.driver.bus import open_bus
-from akida_rt.driver.sim_boards import SimRack
+from akida_rt.driver.sim_transport import SimRack
 
 from akida_rt import device_protocol as dp
 from akida_rt.errors import (
@@ -141,11 +141,14 @@ def test_node_missing_while_sysfs_shows_the_device_says_driver_not_loaded(
         rack.close()
 
 
+# Everything the open needs is imported before the child drops to nobody: that user may not
+# read the sources when the repository sits in a private (0700) directory.
 _CHILD = textwrap.dedent(
     """
     import json, os, sys
+    import akida_rt.driver.pcie, akida_rt.driver.udev
     from akida_rt.driver.bus import open_bus
-    from akida_rt.driver.sim_boards import SimRack
+    from akida_rt.driver.sim_transport import SimRack
     rack = SimRack()
     url = rack.add_pcie("P1", mem=1 << 20)
     node = url[len("pcie://"):]

@@ -19,17 +19,13 @@ from akida_rt.tools.graph import Block, describe_keras, group_blocks
 from akida_rt.tools.quantizers import activation_step
 
 from akida_rt.engine import accumulator_bound
-from akida_rt.errors import ModelError
+from akida_rt.errors import ConversionError
 from akida_rt.hardware import DeviceSpec
 from akida_rt.layers import InputData, Layer, Pooling
 from akida_rt.mapping import MapMode
 from akida_rt.model import Model
 
 log = logging.getLogger(__name__)
-
-
-class ConversionError(ModelError):
-    """The Keras model cannot be converted; the message lists each layer and its fix."""
 
 
 @dataclass

@@ -1,0 +1,84 @@
+"""What the runtime uses from a device, as a typing.Protocol the driver's Device satisfies.
+
+The core cannot import akida_rt.driver, so `Model.map` and the daemon's device manager
+type their devices with `Device` below; mypy checks that akida_rt.driver.device.Device
+provides every member (a module-level assignment in that module).
+"""
+
+from __future__ import annotations
+
+from collections import abc
+from typing import Any, Protocol
+
+import numpy as np
+
+from akida_rt.hardware import DeviceSpec
+from akida_rt.sequence import Sequence
+
+
+class StatsReport(Protocol):
+    """Device counters as a device reports them (akida_rt.driver.device.DeviceStats)."""
+
+    def as_dict(self) -> dict[str, Any]:
+        """The counters as plain data: device fields plus `host` and `resident`."""
+        ...
+
+
+class Device(Protocol):
+    """An Akida device (board or simulator) as the runtime sees it.
+
+    Whether it is simulated is what the device says about itself (its identity), never
+    what the URL scheme suggests.
+    """
+
+    @property
+    def id(self) -> str:
+        """Stable identifier (by default the URL)."""
+        ...
+
+    @property
+    def url(self) -> str:
+        """The URL the device was opened with (`pcie://...`, `usb://...`, `sim://...`)."""
+        ...
+
+    @property
+    def kind(self) -> str:
+        """The transport: "pcie", "usb" or "sim"."""
+        ...
+
+    @property
+    def simulated(self) -> bool:
+        """True when the chip identified itself as the firmware simulator."""
+        ...
+
+    @property
+    def lost(self) -> bool:
+        """True once the device vanished or was closed."""
+        ...
+
+    @property
+    def spec(self) -> DeviceSpec:
+        """The NP mesh the device describes (what the mapper maps onto)."""
+        ...
+
+    def describe(self) -> dict[str, Any]:
+        """The fields `akida devices --json` lists."""
+        ...
+
+    def stats(self) -> StatsReport:
+        """Device counters since its last reset, with the host's."""
+        ...
+
+    def reset(self) -> None:
+        """Hard reset; the device is usable afterwards (resident sequences are dropped)."""
+        ...
+
+    def run_sequences(
+        self, sequences: abc.Sequence[Sequence], x: np.ndarray
+    ) -> tuple[np.ndarray, dict[str, Any]]:
+        """Run a mapped model's sequences over batch `x`: (final outputs, metrics)."""
+        ...
+
+    def release(self, model: object) -> None:
+        """A model mapped onto the device was unmapped."""
+        ...

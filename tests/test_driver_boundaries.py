@@ -1,0 +1,128 @@
+"""The driver's boundaries: production modules never load the simulator, simulated boards
+register through the discovery registry, a device says itself whether it is simulated,
+and the driver's errors live in the one exception tree."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+from akida_rt.driver.bus import open_bus
+from akida_rt.driver.device import Device
+
+from akida_rt import device_protocol as dp
+from akida_rt import errors
+from tests.device_urls import FAST, TEST_MEM
+
+PRODUCTION = (
+    "bus, device, discovery, fileio, pcie, protocol, serial_console, sysfs, udev, usb, usb_ids"
+)
+
+
+def _child(code: str, **env: str) -> str:
+    clean = {k: v for k, v in os.environ.items() if k != "AKIDA_SIM_BOARDS"}
+    done = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        capture_output=True, text=True, timeout=60, env={**clean, **env},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def test_production_driver_modules_load_no_simulator() -> None:
+    """Importing the transports and discovery, and discovering, loads no simulator code
+    when $AKIDA_SIM_BOARDS is unset; the transports' own discovery never reaches it."""
+    out = _child(
+        f"""
+        import sys
+        from akida_rt.driver import {PRODUCTION}
+
+        def sim():
+            return sorted(m for m in sys.modules
+                          if m.startswith(("akida_rt.firmware_sim", "akida_rt.driver.sim")))
+
+        assert not sim(), sim()
+        pcie.discover_urls(), usb.discover_urls()
+        assert not sim(), sim()
+        discovery.discover_urls()
+        assert not [m for m in sim() if m.startswith("akida_rt.firmware_sim")], sim()
+        print("clean")
+        """
+    )
+    assert out.split() == ["clean"]
+
+
+def test_configured_sim_boards_register_through_the_discovery_registry() -> None:
+    """$AKIDA_SIM_BOARDS boards are plugged in by the sim transport's discoverer, behind
+    the pcie and usb seams; the pcie and usb transports alone do not attach them."""
+    out = _child(
+        """
+        import json, sys
+        from akida_rt.driver import discovery, pcie, usb
+
+        before = pcie.discover_urls() + usb.discover_urls()
+        assert "akida_rt.firmware_sim.chip" not in sys.modules
+        urls = [u for u in discovery.discover_urls() if u not in before]
+        found = [discovery.open_device(u).describe() for u in urls]
+        print(json.dumps([[d["kind"], d["serial"], d["simulated"]] for d in found]))
+        """,
+        AKIDA_SIM_BOARDS="pcie:1,usb:2",
+    )
+    assert [tuple(d) for d in json.loads(out)] == [
+        ("pcie", "SIMP0001", True),
+        ("usb", "SIMU0001", True),
+        ("usb", "SIMU0002", True),
+    ]
+
+
+def test_simulated_is_what_the_chip_reports_not_the_url_scheme(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from akida_rt.driver import sim_transport
+    from akida_rt.firmware_sim.firmware import Firmware
+
+    def open_sim(serial: str) -> Device:
+        url = f"sim://akd1000/0?serial={serial}&mem={TEST_MEM}"
+        return Device(open_bus(url), url=url, kind="sim", timeouts=FAST)
+
+    sim = open_sim("BOUND1")
+    assert sim.simulated is True and sim.identity.simulated is True
+    assert sim.describe()["simulated"] is True
+
+    identify = Firmware._identify
+
+    def like_a_board(self: Firmware, *args: int) -> tuple[bytes, int, int]:
+        payload, v0, v1 = identify(self, *args)
+        fields = list(dp.IDENTITY.unpack(payload))
+        fields[7] &= ~dp.IDENT_FLAG_SIMULATED
+        return dp.IDENTITY.pack(*fields), v0, v1
+
+    monkeypatch.setattr(Firmware, "_identify", like_a_board)
+    board = open_sim("BOUND2")  # still sim://, but the chip no longer says it is simulated
+    assert board.kind == "sim" and board.simulated is False
+    assert board.describe()["simulated"] is False
+    for dev in (sim, board):
+        chip = dev.bus.chip  # type: ignore[attr-defined]
+        dev.close()
+        sim_transport.drop_chip(chip)
+
+
+def test_driver_errors_live_in_the_one_exception_tree() -> None:
+    tree = {
+        errors.DeviceCommandError: errors.DeviceError,
+        errors.DeviceResetError: errors.DeviceError,
+        errors.CommandTimeout: errors.TransportTimeout,
+        errors.CommandError: errors.AkidaError,
+        errors.MeshError: errors.CommandError,
+        errors.ConversionError: errors.ToolchainError,
+    }
+    for cls, base in tree.items():
+        assert issubclass(cls, base) and issubclass(cls, errors.AkidaError), cls
+        assert cls.__module__ == "akida_rt.errors"
+    err = errors.DeviceCommandError("sim://x: LOAD_SEQUENCE failed", dp.ErrorCode.BAD_PROGRAM)
+    assert err.code is dp.ErrorCode.BAD_PROGRAM and "LOAD_SEQUENCE" in str(err)
+    assert errors.MeshError(dp.ErrorCode.NO_SPACE, "full").code is dp.ErrorCode.NO_SPACE
