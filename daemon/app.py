@@ -157,15 +157,15 @@ class Daemon:
         if self.owns_socket:
             with contextlib.suppress(OSError):
                 self.config.socket_path.unlink()
-        left = self.scheduler.outstanding()
+        left = self.controller.unanswered()
         log.info("draining: %d request(s) in flight", left)
         deadline = asyncio.get_running_loop().time() + self.config.drain_timeout_s
-        while (self.scheduler.outstanding() or not server.idle()) and (
+        while (self.controller.unanswered() or not server.idle()) and (
             asyncio.get_running_loop().time() < deadline
         ):
             await asyncio.sleep(0.01)
-        if self.scheduler.outstanding():
-            log.warning("drain timeout: %d request(s) abandoned", self.scheduler.outstanding())
+        if self.controller.unanswered():
+            log.warning("drain timeout: %d request(s) abandoned", self.controller.unanswered())
         server.close_all()
 
     def reload(self) -> None:

@@ -9,6 +9,7 @@ import hashlib
 import logging
 import os
 import secrets
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -84,6 +85,8 @@ class Controller:
         self._next_client = 1
         self._templates: dict[str, Model] = {}
         self._device_stats: dict[str, dict[str, Any]] = {}
+        self._answering = threading.Lock()  # a job is answered once: by a worker or its timer
+        self._loop_thread = threading.get_ident()
 
     # --------------------------------------------------------------- clients
     def connect(self, pid: int, uid: int, gid: int) -> Client:
@@ -97,7 +100,7 @@ class Controller:
         """Release at once everything the client held: queued work, timers, sessions."""
         dropped = self.scheduler.drop_client(client.client_id)
         for job, timer in client.jobs.items():
-            job.cancelled = True
+            job.cancelled = job.answered = True
             timer.cancel()
         client.jobs.clear()
         for sid in list(client.sessions):
@@ -231,7 +234,8 @@ class Controller:
         reply: Callable[[Result, Job], None],
     ) -> None:
         """Queue an inference; `reply(outputs or the error, job)` is called exactly once,
-        in the loop thread, by the deadline at the latest (unless the client left)."""
+        by the deadline at the latest, from the device's worker thread (results, device
+        errors) or the loop thread (deadline, no device): it must be thread-safe."""
         self._check_open()
         session = self._session(client, session_id)
         cfg = self.config
@@ -248,18 +252,29 @@ class Controller:
         check_input(x, session.input_shape, session.input_bits, session.name)
         timeout = (timeout_ms or cfg.default_timeout_ms) / 1e3
         start = time.perf_counter()
+        loop = asyncio.get_running_loop()
 
-        def done(job: Job, result: Result) -> None:
-            if job.cancelled and job not in client.jobs:
-                return  # answered already, or the client left
-            job.cancelled = True
-            client.jobs.pop(job).cancel()
+        def settle(job: Job, result: Result) -> None:  # the bookkeeping, in the loop
+            timer = client.jobs.pop(job, None)
+            if timer is None:
+                return  # the client left
+            timer.cancel()
             if isinstance(result, AkidaError):
                 client.meter.errors += 1
                 self.scheduler.cancel(job)
             else:
                 client.meter.record(job.frames, time.perf_counter() - start)
-            reply(result, job)
+
+        def done(job: Job, result: Result) -> None:  # any thread: a worker, or the loop
+            with self._answering:
+                if job.answered:
+                    return
+                job.answered = job.cancelled = True
+            reply(result, job)  # the answer first: the bookkeeping can wait
+            if threading.get_ident() == self._loop_thread:
+                settle(job, result)
+            else:
+                loop.call_soon_threadsafe(settle, job, result)
 
         def expire() -> None:
             done(job, DaemonError(f"no result within {timeout:g} s", dpb.DEADLINE_EXCEEDED))
@@ -267,7 +282,7 @@ class Controller:
         now = time.monotonic()
         job = Job(client.client_id, session.key, session.program, x, predict, session.pinned,
                   now + timeout, done, now)  # fmt: skip
-        client.jobs[job] = asyncio.get_running_loop().call_later(timeout, expire)
+        client.jobs[job] = loop.call_later(timeout, expire)
         self.scheduler.submit(job)
 
     # ----------------------------------------------------------------- state
@@ -292,46 +307,14 @@ class Controller:
             raise DaemonError(f"no state '{key}' for uid {client.uid}", dpb.NOT_FOUND)
 
     # ----------------------------------------------------------------- stats
-    async def stats(self, viewer: Client) -> dict[str, Any]:
-        """Counters per device and per client. The devices' workers read their counters
-        (a busy or hung device keeps its last ones); other users' clients are shown only
-        to root and to the daemon's own user."""
+    async def stats(self, viewer: Client | None) -> dict[str, Any]:
+        """Counters per device and per client, taken now; then each device's worker reads
+        its driver counters (a busy or hung device keeps its last ones, and says so).
+        Other users' clients are shown only to root, the daemon's own user, and the
+        operator's metrics endpoint (`viewer` None)."""
         slots = list(self.manager.slots.values())
-        fresh = {s.id: self.scheduler.call(s, "stats", _device_summary) for s in slots}
-        await asyncio.wait(fresh.values(), timeout=STATS_WAIT_S)
-        for ident, future in fresh.items():
-            if future.done() and not future.cancelled() and future.exception() is None:
-                self._device_stats[ident] = future.result()
-        devices = [
-            {
-                "id": slot.id,
-                "name": slot.spec.name,
-                "kind": slot.kind,
-                "simulated": slot.simulated,
-                "state": slot.state,
-                "queued_frames": self.scheduler.queued_frames(slot.id),
-                "meter": slot.meter.snapshot(),
-                "driver": self._device_stats.get(slot.id, {}),
-                "driver_fresh": fresh[slot.id].done(),
-            }
-            for slot in slots
-        ]
-        everyone = viewer.uid in (0, os.getuid())
-        clients = [
-            {
-                "client_id": c.client_id,
-                "pid": c.pid,
-                "uid": c.uid,
-                "name": c.name,
-                "priority": c.priority,
-                "sessions": len(c.sessions),
-                "in_flight": len(c.jobs),
-                "meter": c.meter.snapshot(),
-            }
-            for c in self.clients.values()
-            if everyone or c.uid == viewer.uid
-        ]
-        return {
+        everyone = viewer is None or viewer.uid in (0, os.getuid())
+        out = {
             "daemon": {
                 "pid": os.getpid(),
                 "version": __version__,
@@ -340,11 +323,47 @@ class Controller:
                 "config_generation": self.config.generation,
                 "max_batch_frames": self.config.max_batch_frames,
             },
-            "devices": devices,
-            "clients": clients,
+            "devices": [
+                {
+                    "id": slot.id,
+                    "name": slot.spec.name,
+                    "kind": slot.kind,
+                    "simulated": slot.simulated,
+                    "state": slot.state,
+                    "queued_frames": self.scheduler.queued_frames(slot.id),
+                    "meter": slot.meter.snapshot(),
+                }
+                for slot in slots
+            ],
+            "clients": [
+                {
+                    "client_id": c.client_id,
+                    "pid": c.pid,
+                    "uid": c.uid,
+                    "name": c.name,
+                    "priority": c.priority,
+                    "sessions": len(c.sessions),
+                    "in_flight": len(c.jobs),
+                    "meter": c.meter.snapshot(),
+                }
+                for c in self.clients.values()
+                if everyone or c.uid == viewer.uid  # type: ignore[union-attr]
+            ],
             "sessions": len(self.sessions),
             "outstanding": self.scheduler.outstanding(),
         }
+        fresh = [self.scheduler.call(s, "stats", _device_summary) for s in slots]
+        await asyncio.wait(fresh, timeout=STATS_WAIT_S)
+        for slot, future, entry in zip(slots, fresh, out["devices"], strict=True):
+            if future.done() and not future.cancelled() and future.exception() is None:
+                self._device_stats[slot.id] = future.result()
+            entry["driver"] = self._device_stats.get(slot.id, {})
+            entry["driver_fresh"] = future.done()
+        return out
+
+    def unanswered(self) -> int:
+        """Inference requests not answered yet, queued or running (drain waits for them)."""
+        return sum(len(c.jobs) for c in self.clients.values())
 
     def _check_open(self) -> None:
         if self.draining:

@@ -12,7 +12,7 @@ log = logging.getLogger(__name__)
 
 
 async def serve_metrics(listen: str, controller: Any) -> asyncio.Server | None:
-    """Serve `controller.stats()` as Prometheus text at `listen` ("host:port"); None if off."""
+    """Serve `controller.stats(None)` (every client) as Prometheus text at `listen` ("host:port"); None if off."""
     if not listen:
         return None
     host, _, port = listen.rpartition(":")
@@ -24,7 +24,7 @@ async def serve_metrics(listen: str, controller: Any) -> asyncio.Server | None:
                 pass
             parts = line.decode("latin-1").split()
             if len(parts) >= 2 and parts[0] == "GET" and parts[1].split("?")[0] == "/metrics":
-                body = prometheus_text(controller.stats()).encode()
+                body = prometheus_text(await controller.stats(None)).encode()
                 head = "200 OK\r\nContent-Type: text/plain; version=0.0.4"
             else:
                 body, head = (

@@ -4,8 +4,9 @@ runs each sequence over the whole batch), spreading independent work across devi
 
 One path for every request: the event loop queues a job and wakes the device's worker;
 only workers touch devices (runs, resets, stats, releases), so a hung board stalls its
-own requests and nothing else. A worker frees its device before the answers go back to
-the loop, and never runs a job whose deadline has passed or whose client has gone.
+own requests and nothing else. A worker frees its device, then answers the batch itself
+(`Job.done`, which must be thread-safe: a deadline may answer the same job from the
+loop), and never runs a job whose deadline has passed or whose client has gone.
 """
 
 from __future__ import annotations
@@ -48,9 +49,10 @@ class Job:
     predict: bool
     pinned: str | None
     deadline: float  # time.monotonic()
-    done: Callable[[Job, Result], None]  # called in the loop thread, maybe more than once
+    done: Callable[[Job, Result], None]  # from any thread, maybe more than once
     enqueued: float = field(default_factory=time.monotonic)
     attempts: int = 0
+    answered: bool = False
     cancelled: bool = False  # answered already (deadline) or its client left: never run it
     device: str = ""
     batch_frames: int = 0
@@ -129,7 +131,7 @@ class Scheduler:
 
     Args:
         manager: the devices.
-        loop: the event loop that receives results (`Job.done` runs there).
+        loop: the event loop (device tasks settle their futures there; retries resubmit).
         max_batch_frames: the most frames merged into one forward (may change at reload).
     """
 
@@ -338,7 +340,7 @@ class Scheduler:
             offset += job.frames
             job.device, job.batch_frames, job.run_s = slot.id, frames, elapsed
             job.queue_s = began - job.enqueued
-        self.loop.call_soon_threadsafe(_deliver, batch, outputs)
+        _deliver(batch, outputs)
         slot.meter.busy_s += elapsed
         slot.meter.record(frames, elapsed)
 
@@ -371,7 +373,7 @@ class Scheduler:
         self.loop.call_soon_threadsafe(self.submit, job)
 
     def _finish(self, jobs: list[Job], error: AkidaError) -> None:
-        self.loop.call_soon_threadsafe(_deliver, jobs, [error] * len(jobs))
+        _deliver(jobs, [error] * len(jobs))
 
 
 def _deliver(jobs: list[Job], results: list[Result]) -> None:

@@ -13,8 +13,9 @@ import logging
 import mmap
 import os
 import socket
+import threading
 from collections import Counter, deque
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 import numpy as np
@@ -60,6 +61,7 @@ class Connection:
         self.fds: deque[tuple[int, int]] = deque()
         self.maps: set[mmap.mmap] = set()  # memfds of unanswered requests
         self.tasks: set[asyncio.Task[None]] = set()
+        self.lock = threading.Lock()  # the socket, wbuf and maps: workers answer too
         self.closed = False
         self.closing = False  # answer what is buffered, then hang up
         self.reading = False
@@ -192,19 +194,20 @@ class Connection:
             raise
 
     def answer(self, req_id: int, shm: mmap.mmap | None, result: Result, job: Job) -> None:
-        try:
-            if isinstance(result, AkidaError):
-                self.refuse(req_id, result)
-                return
-            in_shm = shm is not None and len(shm) >= result.nbytes
-            if in_shm:
-                np.frombuffer(shm, result.dtype, result.size)[:] = result.reshape(-1)
-            self.write(tf.encode_result(req_id, result, job.device, job.batch_frames,
-                                        job.queue_s, job.run_s, in_shm=in_shm))  # fmt: skip
-        finally:
-            if shm is not None:
+        """Answer an inference (from the device's worker, or the loop at its deadline)."""
+        in_shm = False
+        if shm is not None:
+            with self.lock:  # close() may unmap it meanwhile
+                if not self.closed and isinstance(result, np.ndarray) and len(shm) >= result.nbytes:
+                    np.frombuffer(shm, result.dtype, result.size)[:] = result.reshape(-1)
+                    in_shm = True
                 self.maps.discard(shm)
                 shm.close()
+        if isinstance(result, AkidaError):
+            self.refuse(req_id, result)
+        else:
+            self.write(tf.encode_result(req_id, result, job.device, job.batch_frames,
+                                        job.queue_s, job.run_s, in_shm=in_shm))  # fmt: skip
 
     # --------------------------------------------------------------- control
     def simple(self, req: dpb.Request, kind: str | None) -> dpb.Response:
@@ -282,54 +285,70 @@ class Connection:
         self.write(ipc.encode_frame(message))
 
     def write(self, data: bytes) -> None:
-        """Send a whole frame, buffering what the socket does not take now."""
-        if self.closed:
-            return
-        if self.wbuf:
-            self.wbuf += data
-            return
-        try:
-            sent = self.sock.send(data)
-        except (BlockingIOError, InterruptedError):
-            sent = 0
-        except OSError:
-            self.close()
-            return
-        if sent < len(data):
-            self.wbuf += data[sent:]
+        """Send a whole frame, buffering what the socket does not take now (any thread:
+        workers send their answers themselves)."""
+        with self.lock:
+            if self.closed:
+                return
+            if self.wbuf:
+                self.wbuf += data
+                return
+            try:
+                sent = self.sock.send(data)
+            except (BlockingIOError, InterruptedError):
+                sent = 0
+            except OSError:
+                sent = -1
+            if sent >= 0 and sent < len(data):
+                self.wbuf += data[sent:]
+        if sent < 0:
+            self.in_loop(self.close)
+        elif sent < len(data):
+            self.in_loop(self.want_writable)
+
+    def in_loop(self, fn: Callable[[], None]) -> None:
+        if threading.get_ident() == self.server.loop_thread:
+            fn()
+        else:
+            self.loop.call_soon_threadsafe(fn)
+
+    def want_writable(self) -> None:
+        if not self.closed and self.wbuf:
             self.loop.add_writer(self.fd, self.on_writable)
 
     def on_writable(self) -> None:
-        try:
-            sent = self.sock.send(self.wbuf)
-        except (BlockingIOError, InterruptedError):
-            return
-        except OSError:
-            self.close()
-            return
-        del self.wbuf[:sent]
-        if self.wbuf:
-            return
+        with self.lock:
+            try:
+                sent = self.sock.send(self.wbuf)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:
+                sent = -1
+            else:
+                del self.wbuf[:sent]
+            if self.wbuf and sent >= 0:
+                return
         self.loop.remove_writer(self.fd)
-        if self.closing:
+        if sent < 0 or self.closing:
             self.close()
         elif not self.reading:
             self.process()
 
     def close(self) -> None:
         """Hang up and free at once everything the connection held."""
-        if self.closed:
-            return
-        self.closed = True
+        with self.lock:
+            if self.closed:
+                return
+            self.closed = True
+            for shm in self.maps:
+                shm.close()
+            self.maps.clear()
         self.pause_reading()
         self.loop.remove_writer(self.fd)
         self.sock.close()
         self.drop_fds()
         for task in self.tasks:
             task.cancel()
-        for shm in self.maps:
-            shm.close()
-        self.maps.clear()
         self.server.buffered -= len(self.rbuf)
         self.rbuf, self.wbuf = bytearray(), bytearray()
         self.server.forget(self)
@@ -346,6 +365,7 @@ class Server:
         self.loop = asyncio.get_running_loop()
         self.connections: set[Connection] = set()
         self.per_uid: Counter[int] = Counter()
+        self.loop_thread = threading.get_ident()
         self.buffered = 0  # bytes of partial frames, over every connection
         self.starved = False  # accept ran out of descriptors
         listener.setblocking(False)

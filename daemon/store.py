@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import sys
 import threading
 from pathlib import Path
 
@@ -46,7 +47,14 @@ class StateStore:
             )
         return self.root / "users" / str(uid) / key
 
-    def put(self, uid: int, key: str, data: bytes, max_keys: int, max_bytes: int) -> None:
+    def put(
+        self,
+        uid: int,
+        key: str,
+        data: bytes,
+        max_keys: int = sys.maxsize,
+        max_bytes: int = sys.maxsize,
+    ) -> None:
         """Store durably; returns only once the data and the rename are on disk.
 
         Raises:

@@ -289,9 +289,9 @@ def test_sessions_per_client_and_state_per_uid_are_limited_and_state_can_be_dele
         c.load(tiny_model(2))  # unloading freed one
         c.put_state("a", b"1")
         c.put_state("b", b"2")
-        with pytest.raises(RemoteError, match="QUOTA_EXCEEDED.*2 keys"):
+        with pytest.raises(RemoteError, match=r"QUOTA_EXCEEDED.*2 keys"):
             c.put_state("c", b"3")
-        with pytest.raises(RemoteError, match="QUOTA_EXCEEDED.*1000 bytes"):
+        with pytest.raises(RemoteError, match=r"QUOTA_EXCEEDED.*1000 bytes"):
             c.put_state("b", b"x" * 1001)
         c.delete_state("a")
         with pytest.raises(RemoteError, match="NOT_FOUND"):
@@ -411,3 +411,26 @@ def test_the_client_sends_nothing_to_a_server_of_another_user(
     os.waitpid(pid, 0)
     assert os.read(read, 16) in (b"", b"0"), "the client sent bytes to the impostor"
     os.close(read)
+
+
+def test_sigterm_ends_the_daemon_within_drain_timeout_while_a_device_is_busy(
+    tmp_path: Path,
+) -> None:
+    model = zoo.digits_cnn(seed=0)
+    x = random_input(model, 16000, 3)  # several seconds of device work in one batch
+    cfg = _config(tmp_path, drain_timeout_s=1.0, max_batch_frames=16000)
+    with Akidad(tmp_path, "--config", cfg) as daemon:
+        raw = RawConnection(daemon.socket)
+        session = _load(raw, model.to_bytes()).loaded.session
+        fd = ipc.sealed_memfd(x.nbytes)
+        os.pwrite(fd, x.tobytes(), 0)
+        _infer_shm(raw, 2, session, x, fd)
+        os.close(fd)
+        time.sleep(0.5)  # the batch is running
+        start = time.monotonic()
+        daemon.signal(__import__("signal").SIGTERM)
+        assert daemon.proc is not None
+        assert daemon.proc.wait(10) == 0
+        took = time.monotonic() - start
+        assert took < 2.5, f"akidad took {took:.1f} s to stop with drain_timeout_s = 1"
+        assert "abandoned" in daemon.log()

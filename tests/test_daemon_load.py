@@ -146,7 +146,7 @@ def test_sigterm_completes_requests_in_flight(tmp_path: Path) -> None:
 
             def work() -> None:
                 try:
-                    results.extend(remote.forward_many([x] * 12))
+                    results.extend(remote.forward_many([x] * 48))
                 except Exception as exc:
                     errors.append(exc)
 
@@ -162,7 +162,7 @@ def test_sigterm_completes_requests_in_flight(tmp_path: Path) -> None:
             assert daemon.proc is not None
             assert daemon.proc.wait(30) == 0
         assert not errors, errors
-        assert len(results) == 12
+        assert len(results) == 48
         assert all(np.array_equal(r, expected) for r in results)
         log = daemon.log()
         assert "draining:" in log and "abandoned" not in log
