@@ -10,6 +10,7 @@ import contextlib
 import grp
 import logging
 import os
+import resource
 import signal
 import socket
 import sys
@@ -267,6 +268,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"akidad: {exc}", file=sys.stderr)
         return 2
     setup_logging(config.log_level)
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)  # room for max_connections
+    if soft != resource.RLIM_INFINITY and soft < 65536:
+        want = 65536 if hard == resource.RLIM_INFINITY else min(hard, 65536)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, want), hard))
     blas.own_process()  # akidad runs only models: no BLAS limit juggling per call
     try:
         status = asyncio.Runner().run(Daemon(config).run())
