@@ -126,7 +126,9 @@ def compile_layer(layer: Layer) -> CompiledLayer:
     if layer.activation:
         scale = layer.get_variable("act_scale").astype(np.int64)
         offset = layer.get_variable("act_offset").astype(np.int64)
-        top = bound * positions * int(scale.max()) + int(np.abs(offset).max(initial=0))
+        # Python ints: np.abs(-2**63) overflows int64 to a negative bound.
+        largest_offset = max(-int(offset.min(initial=0)), int(offset.max(initial=0)))
+        top = bound * positions * int(scale.max()) + largest_offset
         if top < F64_EXACT:
             step = 2.0 ** (-layer.act_shift)
             compiled.act_scale = scale.astype(np.float64) * step

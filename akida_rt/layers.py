@@ -7,6 +7,7 @@ engine (akida_rt.engine) executes them and the program format (akida_rt.program)
 from __future__ import annotations
 
 import enum
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -53,6 +54,10 @@ CHANNEL_VARIABLES = {
     "output_offset": np.float32,
 }
 MAX_ACT_SHIFT = 62
+MAX_NAME_CHARS = 256
+# Bound on the elements of one sample's largest engine buffer in any layer (input map,
+# patches or outputs): beyond it a model could not run on the host, let alone on a device.
+MAX_WORK_ELEMENTS = 1 << 28
 
 
 def weight_range(bits: int) -> tuple[int, int]:
@@ -148,7 +153,7 @@ class Layer:
             return (k, k, c, 1)
         if t is LayerType.FullyConnected:
             assert self.input_shape is not None
-            return (1, 1, int(np.prod(self.input_shape)), self.filters)
+            return (1, 1, math.prod(self.input_shape), self.filters)
         return (k, k, c, self.filters)
 
     def pointwise_shape(self) -> tuple[int, int, int, int] | None:
@@ -201,6 +206,13 @@ class Layer:
     def fan_in(self) -> int:
         ks = self.kernel_shape()
         return 0 if ks is None else ks[0] * ks[1] * ks[2]
+
+    def work_elements(self) -> int:
+        """Elements of this layer's largest per-sample engine buffer: its input map, its
+        convolution patches or its outputs (before pooling)."""
+        assert self.input_shape is not None
+        h, w = self.conv_output_hw()
+        return max(math.prod(self.input_shape), h * w * max(self.fan_in, self.output_channels))
 
     @property
     def fan_out(self) -> int:
@@ -258,8 +270,16 @@ class Layer:
         """Check hyper-parameters (and variables); raise ModelError naming the problem."""
         where = f"layer '{self.name}' ({self.type_name})"
         t = self.layer_type
+        if not self.name or len(self.name) > MAX_NAME_CHARS or not self.name.isprintable():
+            raise ModelError(
+                f"layer {self.name[:64]!r}: a layer name is 1 to {MAX_NAME_CHARS} printable characters"
+            )
         if self.input_shape is None or len(self.input_shape) != 3 or min(self.input_shape) < 1:
             raise ModelError(f"{where}: bad input shape {self.input_shape}")
+        if math.prod(self.input_shape) > MAX_WORK_ELEMENTS:
+            raise ModelError(
+                f"{where}: input shape {self.input_shape} exceeds {MAX_WORK_ELEMENTS} elements"
+            )
         if t in (LayerType.InputData, LayerType.InputConv2D) and not is_first:
             raise ModelError(f"{where}: input layers must come first")
         if is_first and t not in (LayerType.InputData, LayerType.InputConv2D):
@@ -272,6 +292,12 @@ class Layer:
             if self.input_shape[2] not in (1, 3):
                 raise ModelError(f"{where}: InputConv2D takes 1 or 3 channels")
         if t is LayerType.InputData:
+            if self.pooling is not Pooling.NoPooling:
+                raise ModelError(f"{where}: InputData does not pool")
+            if variables and self.variables:
+                raise ModelError(
+                    f"{where}: InputData has no variables, got {sorted(self.variables)}"
+                )
             return
         if self.stride != 1 and t is not LayerType.InputConv2D:
             raise ModelError(
@@ -282,6 +308,8 @@ class Layer:
             raise ModelError(f"{where}: stride, kernel_size and filters must be positive")
         if t is LayerType.FullyConnected and self.pooling is not Pooling.NoPooling:
             raise ModelError(f"{where}: FullyConnected layers do not pool")
+        if t is LayerType.FullyConnected and self.kernel_size != 1:
+            raise ModelError(f"{where}: kernel_size {self.kernel_size}; FullyConnected has 1")
         h, w = self.conv_output_hw()
         if h < 1 or w < 1:
             raise ModelError(
@@ -289,6 +317,11 @@ class Layer:
             )
         if self.pooling is Pooling.Max and (h < 2 or w < 2):
             raise ModelError(f"{where}: 2x2 max pooling needs at least 2x2, got {h}x{w}")
+        if (work := self.work_elements()) > MAX_WORK_ELEMENTS:
+            raise ModelError(
+                f"{where}: needs a buffer of {work} elements per sample, above {MAX_WORK_ELEMENTS}; "
+                "use a smaller input, kernel or filter count"
+            )
         if self.weight_bits not in WEIGHT_BITS:
             raise ModelError(f"{where}: weight_bits {self.weight_bits} not in {WEIGHT_BITS}")
         if self.activation:
@@ -307,6 +340,8 @@ class Layer:
         lo, hi = weight_range(self.weight_bits)
         for key, shape in (("weights", self.kernel_shape()), ("pointwise", self.pointwise_shape())):
             if shape is None:
+                if key in self.variables:
+                    raise ModelError(f"{where}: has no {key} variable")
                 continue
             if key not in self.variables:
                 raise ModelError(f"{where}: {key} not set (expected shape {shape})")

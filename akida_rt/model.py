@@ -14,12 +14,13 @@ from akida_rt import program as fmt
 from akida_rt.device_api import Device
 from akida_rt.engine import Engine, LayerStats
 from akida_rt.errors import InputError, ModelError, ProgramFormatError
-from akida_rt.hardware import DeviceSpec, NpId, spec_by_name
+from akida_rt.hardware import DeviceSpec
 from akida_rt.layers import Layer, LayerType
-from akida_rt.mapping import Backend, MapMode, Placement, SequencePlan, map_layers
+from akida_rt.mapping import Backend, MapMode, SequencePlan, map_layers
 from akida_rt.proto import program_pb2 as pb
 from akida_rt.sequence import Sequence, placements_to_pb
 from akida_rt.statistics import Statistics
+from akida_rt.stored_mapping import decode_mapping
 
 log = logging.getLogger(__name__)
 CHUNK_BYTES = 64 << 20  # bound on the largest per-layer work buffer of one forward chunk
@@ -37,7 +38,7 @@ class Model:
 
     def __init__(
         self,
-        source: str | os.PathLike[str] | bytes | None = None,
+        source: str | os.PathLike[str] | bytes | bytearray | memoryview | None = None,
         *,
         layers: Iterable[Layer] | None = None,
         name: str = "model",
@@ -54,9 +55,10 @@ class Model:
         self._sequences: tuple[tuple[Any, ...], list[Sequence]] | None = None
         self._stats = Statistics()
         self.learning: pb.LearningConfig | None = None
-        if source is not None:
-            data = source if isinstance(source, bytes) else fmt.read_file(source)
-            self._load(data, source="program bytes" if isinstance(source, bytes) else str(source))
+        if isinstance(source, bytes | bytearray | memoryview):
+            self._load(bytes(source), source="program bytes")
+        elif source is not None:
+            self._load(fmt.read_file(source), source=str(source))
         for layer in layers or ():
             self.add(layer)
 
@@ -271,6 +273,7 @@ class Model:
     # ---------------------------------------------------------------- persistence
     def to_message(self) -> pb.Program:
         self.validate()
+        fmt.check_name(self.name, "model name")  # what the loader would refuse
         msg = pb.Program(name=self.name, producer="akida_rt")
         fmt.layers_to_message(self._layers, msg)
         if self.input_scaling is not None:
@@ -295,7 +298,7 @@ class Model:
         return msg
 
     def to_bytes(self) -> bytes:
-        return fmt.pack(self.to_message(), mapped=self._plans is not None)
+        return fmt.pack(self.to_message())
 
     def save(self, path: str | os.PathLike[str]) -> None:
         """Write the program file atomically (temp file, fsync, rename)."""
@@ -303,64 +306,28 @@ class Model:
 
     def _load(self, data: bytes, source: str) -> None:
         msg = fmt.unpack(data, source)
-        if not msg.layers:
-            raise ProgramFormatError(f"{source}: program has no layers")
-        layers = [fmt.decode_layer(m, i) for i, m in enumerate(msg.layers)]
-        names = [layer.name for layer in layers]
-        if len(set(names)) != len(names):
-            raise ProgramFormatError(f"{source}: duplicate layer names")
-        for i, layer in enumerate(layers):
-            if i:
-                prev = layers[i - 1]
-                if layer.input_shape != prev.output_shape or layer.input_bits != prev.output_bits:
-                    raise ProgramFormatError(
-                        f"{source}: layer '{layer.name}' input {layer.input_shape}/{layer.input_bits}-bit "
-                        f"does not chain from '{prev.name}' output {prev.output_shape}/{prev.output_bits}-bit"
-                    )
-            try:
-                layer.validate(is_first=i == 0, is_last=i == len(layers) - 1)
+        try:
+            fmt.check_name(msg.name, "model name")
+            layers = fmt.decode_layers(msg.layers)
+            try:  # accumulator and activation bounds: refuse what the engine could not run exactly
+                engine = Engine(layers)
             except ModelError as exc:
-                raise ProgramFormatError(f"{source}: {exc}") from None
-        try:  # accumulator and activation bounds: refuse what the engine could not run exactly
-            engine = Engine(layers)
-        except ModelError as exc:
+                raise ProgramFormatError(str(exc)) from None
+            scaling = fmt.decode_input_scaling(msg)
+            if msg.HasField("learning"):
+                fmt.check_learning(msg.learning)
+            mapping = decode_mapping(msg.mapping, layers) if msg.HasField("mapping") else None
+        except ProgramFormatError as exc:
             raise ProgramFormatError(f"{source}: {exc}") from None
         self._layers, self._engine = layers, engine
         self.name = msg.name or "model"
-        if msg.HasField("input_scaling"):
-            self.input_scaling = (msg.input_scaling.scale, msg.input_scaling.offset)
+        if scaling is not None:
+            self.input_scaling = scaling
         if msg.HasField("learning"):
             self.learning = msg.learning
-        if msg.HasField("mapping"):
-            self._load_mapping(msg.mapping, names, source)
-
-    def _load_mapping(self, mapping: pb.Mapping, names: list[str], source: str) -> None:
-        try:
-            spec = spec_by_name(mapping.device)
-            mode = MapMode(mapping.mode)
-        except (ValueError, Exception) as exc:
-            raise ProgramFormatError(f"{source}: bad mapping: {exc}") from None
-        plans = []
-        for s in mapping.sequences:
-            if s.backend not in (pb.HARDWARE, pb.SOFTWARE) or not s.layers:
-                raise ProgramFormatError(f"{source}: bad mapping sequence '{s.name[:64]}'")
-            plan = SequencePlan(Backend.Hardware if s.backend == pb.HARDWARE else Backend.Software)
-            plan.layers, plan.passes = list(s.layers), max(1, s.passes)
-            for p in s.placements:
-                plan.placements.append(
-                    Placement(
-                        p.layer,
-                        p.np_type,
-                        [NpId(n.col, n.row, n.id) for n in p.nps],
-                        p.weight_bytes,
-                        p.input_bytes,
-                        p.pass_index,
-                    )
-                )
-            plans.append(plan)
-        if [n for p in plans for n in p.layers] != names:
-            raise ProgramFormatError(f"{source}: mapping does not cover the layers in order")
-        self._device, self._plans, self._map_args = spec, plans, (mode.value, mapping.hw_only)
+        if mapping is not None:
+            self._device, self._plans = mapping.spec, mapping.plans
+            self._map_args = (mapping.mode.value, mapping.hw_only)
 
     # -------------------------------------------------------------------- display
     def summary(self, print_fn: Callable[[str], None] = print) -> None:

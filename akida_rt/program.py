@@ -7,9 +7,11 @@ Everything malformed is refused with ProgramFormatError before anything is loade
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 import struct
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +20,9 @@ from google.protobuf.message import DecodeError
 
 from akida_rt.errors import ModelError, ProgramFormatError
 from akida_rt.layers import (
+    CHANNEL_VARIABLES,
     LAYER_CLASSES,
+    MAX_NAME_CHARS,
     Layer,
     LayerType,
     Padding,
@@ -31,6 +35,7 @@ FORMAT_VERSION = 1
 HEADER = struct.Struct("<8sHHIQ32s")  # magic, version, flags, reserved, length, sha256
 FLAG_MAPPED = 1
 MAX_DIM = 1 << 16
+MAX_NDIM = 4
 MAX_TENSOR_ELEMENTS = 1 << 28
 
 _DTYPES: dict[int, np.dtype[Any]] = {
@@ -57,15 +62,17 @@ _POOLINGS = {
     Pooling.GlobalAvg: pb.GLOBAL_AVG,
 }
 _POOLING_TYPES = {v: k for k, v in _POOLINGS.items()}
-_TENSOR_FIELDS = (
-    "weights",
-    "pointwise",
-    "bias",
-    "act_scale",
-    "act_offset",
-    "output_scale",
-    "output_offset",
-)
+# Each variable is stored with one dtype (the one Layer.set_variable keeps) and rank.
+_TENSOR_FIELDS: dict[str, tuple[pb.DType.ValueType, int]] = {
+    "weights": (pb.INT8, 4),
+    "pointwise": (pb.INT8, 4),
+    "bias": (pb.INT32, 1),
+    "act_scale": (pb.INT64, 1),
+    "act_offset": (pb.INT64, 1),
+    "output_scale": (pb.FLOAT32, 1),
+    "output_offset": (pb.FLOAT32, 1),
+}
+assert set(_TENSOR_FIELDS) == {"weights", "pointwise", *CHANNEL_VARIABLES}
 
 
 # --------------------------------------------------------------------------- tensors
@@ -79,22 +86,43 @@ def encode_tensor(arr: np.ndarray, out: pb.Tensor) -> None:
     out.data = np.ascontiguousarray(arr, dtype=dtype).tobytes()
 
 
-def decode_tensor(t: pb.Tensor, where: str) -> np.ndarray:
+def decode_tensor(
+    t: pb.Tensor,
+    where: str,
+    *,
+    dtype_code: pb.DType.ValueType | None = None,
+    ndim: int | None = None,
+) -> np.ndarray:
+    """The tensor's array; ProgramFormatError unless its dtype (and rank, when given) is
+    as expected, its shape is in range and its data holds exactly that many elements."""
     dtype = _DTYPES.get(t.dtype)
     if dtype is None:
         raise ProgramFormatError(f"{where}: unknown tensor dtype code {t.dtype}")
-    shape = tuple(t.shape)
-    if any(d < 0 or d > MAX_DIM for d in shape) or len(shape) > 4:
-        raise ProgramFormatError(f"{where}: bad tensor shape {shape}")
-    count = int(np.prod(shape, dtype=np.int64)) if shape else 1
+    if dtype_code is not None and t.dtype != dtype_code:
+        raise ProgramFormatError(
+            f"{where}: dtype {pb.DType.Name(t.dtype)}, expected {pb.DType.Name(dtype_code)}"
+        )
+    shape = tuple(int(d) for d in t.shape)
+    if len(shape) > MAX_NDIM or any(d < 0 or d > MAX_DIM for d in shape):
+        raise ProgramFormatError(
+            f"{where}: bad tensor shape {shape[:8]}: at most {MAX_NDIM} dimensions of 0..{MAX_DIM}"
+        )
+    if ndim is not None and len(shape) != ndim:
+        raise ProgramFormatError(f"{where}: tensor shape {shape} is not {ndim}-D")
+    count = math.prod(shape)  # Python ints: a numpy product can wrap to 0 and pass
     if count > MAX_TENSOR_ELEMENTS:
-        raise ProgramFormatError(f"{where}: tensor of {count} elements is too large")
+        raise ProgramFormatError(
+            f"{where}: tensor of {count} elements is above the limit of {MAX_TENSOR_ELEMENTS}"
+        )
     if len(t.data) != count * dtype.itemsize:
         raise ProgramFormatError(
             f"{where}: tensor shape {shape} needs {count * dtype.itemsize} bytes of {dtype}, "
             f"got {len(t.data)}"
         )
-    return np.frombuffer(t.data, dtype=dtype).reshape(shape).copy()
+    arr = np.frombuffer(t.data, dtype=dtype).reshape(shape).copy()
+    if dtype.kind == "f" and not np.all(np.isfinite(arr)):
+        raise ProgramFormatError(f"{where}: tensor holds NaN or infinite values")
+    return arr
 
 
 # ---------------------------------------------------------------------------- layers
@@ -118,7 +146,9 @@ def encode_layer(layer: Layer, out: pb.Layer) -> None:
 
 
 def decode_layer(msg: pb.Layer, index: int) -> Layer:
-    where = f"layer {index} '{msg.name[:64]}'"
+    """One layer from its message; checks the fields' ranges and the variables' tensors
+    (Layer.validate, run by decode_layers, checks how they fit together)."""
+    where = f"layer {index} {msg.name[:64]!r}"
     try:
         layer_type = _KIND_TYPES[msg.kind]
         padding = _PADDING_TYPES[msg.padding]
@@ -150,25 +180,97 @@ def decode_layer(msg: pb.Layer, index: int) -> Layer:
         act_shift=msg.act_shift,
         input_shape=shape,  # type: ignore[arg-type]
     )
-    for key in _TENSOR_FIELDS:
+    for key, (code, ndim) in _TENSOR_FIELDS.items():
         if msg.HasField(key):  # type: ignore[arg-type]
+            arr = decode_tensor(getattr(msg, key), f"{where} {key}", dtype_code=code, ndim=ndim)
             try:
-                layer.set_variable(key, decode_tensor(getattr(msg, key), f"{where} {key}"))
+                layer.set_variable(key, arr)
             except ModelError as exc:
                 raise ProgramFormatError(str(exc)) from None
     return layer
 
 
-# ---------------------------------------------------------------------- file framing
-def pack(message: pb.Program, *, mapped: bool = False) -> bytes:
-    """Header + serialized Program."""
-    message.format_version = FORMAT_VERSION
-    payload = message.SerializeToString()
-    flags = FLAG_MAPPED if mapped else 0
-    header = HEADER.pack(
-        MAGIC, FORMAT_VERSION, flags, 0, len(payload), hashlib.sha256(payload).digest()
+def decode_layers(msgs: Sequence[pb.Layer]) -> list[Layer]:
+    """The model's layers, checked one by one and as a chain (each layer's input is the
+    previous layer's output); ProgramFormatError naming the first fault."""
+    if not msgs:
+        raise ProgramFormatError("program has no layers")
+    layers = [decode_layer(m, i) for i, m in enumerate(msgs)]
+    seen: set[str] = set()
+    for i, layer in enumerate(layers):
+        if layer.name in seen:
+            raise ProgramFormatError(f"layer {i}: duplicate layer name {layer.name[:64]!r}")
+        seen.add(layer.name)
+        if i:
+            prev = layers[i - 1]
+            if layer.input_shape != prev.output_shape or layer.input_bits != prev.output_bits:
+                raise ProgramFormatError(
+                    f"layer {layer.name[:64]!r} input {layer.input_shape}/{layer.input_bits}-bit "
+                    f"does not chain from {prev.name[:64]!r} output "
+                    f"{prev.output_shape}/{prev.output_bits}-bit"
+                )
+        try:
+            layer.validate(is_first=i == 0, is_last=i == len(layers) - 1)
+        except ModelError as exc:
+            raise ProgramFormatError(str(exc)) from None
+    return layers
+
+
+def check_name(name: str, what: str) -> None:
+    """ProgramFormatError unless `name` is at most MAX_NAME_CHARS printable characters."""
+    if len(name) > MAX_NAME_CHARS or not name.isprintable():
+        raise ProgramFormatError(
+            f"{what} {name[:64]!r}: at most {MAX_NAME_CHARS} printable characters"
+        )
+
+
+def decode_input_scaling(msg: pb.Program) -> tuple[float, float] | None:
+    """(scale, offset), None when absent; the scale must be finite and non-zero."""
+    if not msg.HasField("input_scaling"):
+        return None
+    scale, offset = msg.input_scaling.scale, msg.input_scaling.offset
+    if not (math.isfinite(scale) and math.isfinite(offset)) or scale == 0:
+        raise ProgramFormatError(
+            f"input_scaling: scale {scale} and offset {offset} must be finite, the scale non-zero"
+        )
+    return scale, offset
+
+
+def check_learning(msg: pb.LearningConfig) -> None:
+    """The learning configuration is carried, not used, by the loader: check its ranges."""
+    if msg.num_weights < 0 or msg.num_classes < 0:
+        raise ProgramFormatError(
+            f"learning: negative count (num_weights {msg.num_weights}, "
+            f"num_classes {msg.num_classes})"
+        )
+    floats = (
+        msg.initial_plasticity,
+        msg.min_plasticity,
+        msg.plasticity_decay,
+        msg.learning_competition,
     )
-    return header + payload
+    if not all(math.isfinite(v) for v in floats):
+        raise ProgramFormatError(f"learning: non-finite parameter in {floats}")
+    if msg.HasField("plasticity"):
+        decode_tensor(msg.plasticity, "learning plasticity", dtype_code=pb.FLOAT32, ndim=1)
+
+
+# ---------------------------------------------------------------------- file framing
+def pack(message: pb.Program) -> bytes:
+    """Header + serialized Program (flagged as mapped when it holds a mapping)."""
+    message.format_version = FORMAT_VERSION
+    return pack_payload(message.SerializeToString(), mapped=message.HasField("mapping"))
+
+
+def pack_payload(payload: bytes, *, mapped: bool) -> bytes:
+    """Header + `payload` as it is: its length and SHA-256 go in the header.
+
+    `pack` is the way to write a program; this also frames payloads that are not a valid
+    Program (the format tests feed the loader such files).
+    """
+    flags = FLAG_MAPPED if mapped else 0
+    digest = hashlib.sha256(payload).digest()
+    return HEADER.pack(MAGIC, FORMAT_VERSION, flags, 0, len(payload), digest) + bytes(payload)
 
 
 def unpack(data: bytes, source: str = "program") -> pb.Program:
@@ -180,7 +282,7 @@ def unpack(data: bytes, source: str = "program") -> pb.Program:
         raise ProgramFormatError(
             f"{source}: truncated: {len(data)} bytes, the header alone is {HEADER.size}"
         )
-    magic, version, _flags, _reserved, length, digest = HEADER.unpack_from(data)
+    magic, version, flags, reserved, length, digest = HEADER.unpack_from(data)
     if magic != MAGIC:
         raise ProgramFormatError(
             f"{source}: not an akida_rt program (magic {magic!r}, expected {MAGIC!r})"
@@ -189,6 +291,11 @@ def unpack(data: bytes, source: str = "program") -> pb.Program:
         raise ProgramFormatError(
             f"{source}: unknown format version {version}; this akida_rt reads version "
             f"{FORMAT_VERSION} (upgrade akida-rt or re-convert the model)"
+        )
+    if flags & ~FLAG_MAPPED or reserved:
+        raise ProgramFormatError(
+            f"{source}: unknown header flags {flags:#06x} or reserved word {reserved:#010x} "
+            "(written by a newer akida-rt?)"
         )
     payload = data[HEADER.size :]
     if len(payload) != length:
@@ -208,6 +315,12 @@ def unpack(data: bytes, source: str = "program") -> pb.Program:
     if message.format_version != FORMAT_VERSION:
         raise ProgramFormatError(
             f"{source}: message format_version {message.format_version} does not match header"
+        )
+    mapped = bool(flags & FLAG_MAPPED)
+    if mapped != message.HasField("mapping"):
+        raise ProgramFormatError(
+            f"{source}: the header says {'mapped' if mapped else 'not mapped'}, the message "
+            f"{'lacks' if mapped else 'has'} a mapping"
         )
     return message
 
