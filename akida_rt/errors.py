@@ -11,33 +11,53 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from akida_rt.device_protocol import ErrorCode
 
+from akida_rt.proto import daemon_pb2 as wire
+
 
 class AkidaError(Exception):
-    """Base of every error raised on purpose by akida_rt."""
+    """Base of every error raised on purpose by akida_rt.
+
+    `status` is the akidad wire `Status` (akida_rt/proto/daemon.proto) a request that
+    fails with this error is answered with; the daemon maps errors to statuses by it alone.
+    """
+
+    status: int = wire.INTERNAL
 
 
 class ProgramFormatError(AkidaError):
     """A program file or message is malformed: truncated, wrong magic, bad hash, bad field."""
 
+    status = wire.BAD_PROGRAM
+
 
 class ModelError(AkidaError):
     """A model is inconsistent: layers that do not chain, bad parameters or weights."""
+
+    status = wire.BAD_PROGRAM
 
 
 class InputError(AkidaError):
     """Inputs given to forward()/predict() have the wrong shape, dtype or range."""
 
+    status = wire.BAD_INPUT
+
 
 class MappingError(AkidaError):
     """A model cannot be mapped onto a device as asked (for example with hw_only=True)."""
+
+    status = wire.MAPPING_FAILED
 
 
 class DeviceError(AkidaError):
     """A device reported an error status for a command."""
 
+    status = wire.DEVICE_FAILED
+
 
 class DeviceNotFound(DeviceError):
     """No device matches the requested id or URL."""
+
+    status = wire.NO_DEVICE
 
 
 class DeviceBusy(DeviceError):
@@ -93,16 +113,43 @@ class MeshError(CommandError):
 
 
 class DaemonError(AkidaError):
-    """The runtime daemon refused a request or could not be reached."""
+    """akidad refused a request, or could not be reached or started; `status` is the wire
+    status the refusal is answered with (BAD_INPUT unless said otherwise)."""
 
-
-class StatusError(AkidaError):
-    """An error the daemon answers with a wire status; `status` is the `Status` name
-    (akida_rt/proto/daemon.proto), e.g. "BAD_INPUT"."""
-
-    def __init__(self, status: str, message: str) -> None:
+    def __init__(self, message: str, status: int = wire.BAD_INPUT) -> None:
         super().__init__(message)
         self.status = status
+
+
+class FrameError(DaemonError):
+    """A byte stream lost its framing (a length over the limit, a frame that cannot be
+    matched with its descriptors): the connection cannot go on."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, wire.BAD_FRAME)
+
+
+class FrameRefused(DaemonError):
+    """A frame that decodes far enough to name its request (`req_id`, 0 when not even
+    that) but cannot be served; the connection goes on."""
+
+    def __init__(self, req_id: int, message: str, status: int = wire.BAD_INPUT) -> None:
+        super().__init__(message, status)
+        self.req_id = req_id
+
+
+class RemoteError(DaemonError):
+    """The daemon answered a request with an error status (client side).
+
+    Attributes:
+        status: the `Status` enum value.
+        status_name: its name, e.g. "BAD_INPUT".
+    """
+
+    def __init__(self, status: int, message: str) -> None:
+        known = status in wire.Status.values()
+        self.status_name = wire.Status.Name(status) if known else str(status)  # type: ignore[arg-type]
+        super().__init__(f"{self.status_name}: {message}", status)
 
 
 class LearningError(AkidaError):

@@ -125,24 +125,7 @@ class Model:
 
     # ------------------------------------------------------------------ inference
     def _check_input(self, x: Any, what: str) -> np.ndarray:
-        if not isinstance(x, np.ndarray):
-            raise InputError(f"{what}: inputs must be a numpy array, got {type(x).__name__}")
-        if x.dtype != np.uint8:
-            raise InputError(
-                f"{what}: inputs must be uint8, got {x.dtype}; scale raw data to 0..255 "
-                "(the model's input_scaling maps it to the trained range)"
-            )
-        expected = self.input_shape
-        if x.ndim != 4 or tuple(x.shape[1:]) != tuple(expected):
-            raise InputError(
-                f"{what}: input shape {tuple(x.shape)} does not match (N, {', '.join(map(str, expected))})"
-            )
-        bits = self.input_bits
-        if bits < 8 and x.size and int(x.max()) >= 2**bits:
-            raise InputError(
-                f"{what}: input values reach {int(x.max())}, above the {bits}-bit range"
-            )
-        return x
+        return check_input(x, self.input_shape, self.input_bits, what)
 
     def _key(self) -> tuple[int, ...]:
         return tuple(id(layer) for layer in self._layers) + tuple(
@@ -354,3 +337,28 @@ def _copy_stats(s: LayerStats) -> LayerStats:
 
 def is_input_layer(layer: Layer) -> bool:
     return layer.layer_type in (LayerType.InputData, LayerType.InputConv2D)
+
+
+def check_input(x: Any, shape: tuple[int, ...], bits: int, what: str) -> np.ndarray:
+    """`x` if it is a batch of inputs of a model taking `shape` (HWC) uint8 inputs of
+    `bits` bits; the one input check, in-process and in akidad.
+
+    Raises:
+        InputError: naming `what` and the dtype, shape or range that is wrong.
+    """
+    if not isinstance(x, np.ndarray):
+        raise InputError(f"{what}: inputs must be a numpy array, got {type(x).__name__}")
+    if x.dtype != np.uint8:
+        raise InputError(
+            f"{what}: inputs must be uint8, got {x.dtype}; scale raw data to 0..255 "
+            "(the model's input_scaling maps it to the trained range)"
+        )
+    if x.ndim != 4 or tuple(x.shape[1:]) != tuple(shape):
+        raise InputError(
+            f"{what}: input shape {tuple(x.shape)} does not match (N, {', '.join(map(str, shape))})"
+        )
+    if x.shape[0] == 0:
+        raise InputError(f"{what}: the input batch is empty")
+    if bits < 8 and int(x.max()) >= 2**bits:
+        raise InputError(f"{what}: input values reach {int(x.max())}, above the {bits}-bit range")
+    return x
