@@ -144,7 +144,7 @@ def shape_nbytes(shape: Sequence[int], dtype: np.dtype[Any], limit: int) -> int:
         DaemonError: BAD_INPUT naming the shape and the limit.
     """
     size = math.prod(shape) * dtype.itemsize
-    if size > limit or math.prod(d for d in shape if d) * dtype.itemsize > limit:
+    if size > limit or (not size and math.prod(d for d in shape if d) * dtype.itemsize > limit):
         raise DaemonError(f"tensor shape {tuple(shape)} of {dtype.name} is over {limit} bytes")
     return size
 
@@ -232,7 +232,9 @@ def check_socket_dir(path: Path, owners: set[int], private: bool) -> None:
         try:
             st = folder.stat()
         except OSError as exc:
-            raise DaemonError(f"cannot check {folder}: {exc.strerror}", dpb.PERMISSION_DENIED) from None
+            raise DaemonError(
+                f"cannot check {folder}: {exc.strerror}", dpb.PERMISSION_DENIED
+            ) from None
         mode = stat.S_IMODE(st.st_mode)
         shared = mode & 0o022 and not (mode & stat.S_ISVTX and st.st_uid == 0)
         bad = st.st_uid not in owners | {0} or shared or (i == 0 and private and mode != 0o700)

@@ -6,9 +6,14 @@ turn), so a change in the host's load hits them all alike:
   daemon     `Client(path).load(model)`, then `remote.forward(x)`, one akidad with defaults;
   embedded   `model.forward(x)` of the same program mapped in-process on a simulated AKD1000;
   echo       a bare Python echo over a Unix socket (echo_floor.py): no daemon adds less;
-  gRPC       a Python gRPC unary call over a Unix socket (grpc_floor.py), no model.
-Every timed call is followed by an untimed embedded forward, as a caller's own work would
-be, so all four see the same caches and sleep states. The echo and gRPC servers run in
+  gRPC       a Python gRPC unary call over a Unix socket (grpc_floor.py), no model;
+  model server  the echo server running the same forward before it answers: what any
+             model server in its own process costs (its forward runs on the caches
+             the caller's work left), so `daemon - model server` is akidad's own share.
+Every timed call is followed by an untimed forward of a second model (other weights, run
+by the software backend), as a caller's own work would be, so all four see the same
+caches and sleep states: were it the same model, the embedded forward would always find
+its own working set in the caches, and the daemon's, in another process, never. The echo and gRPC servers run in
 their own processes and move as many bytes as the daemon: the input tensor plus a header
 out, the output tensor plus a header back.
 
@@ -78,9 +83,11 @@ def ratio_row(
     )
 
 
-def report(daemon: Probe, embedded: Probe, echo: Probe, grpc_rt: Probe, requests: int) -> None:
+def report(
+    daemon: Probe, embedded: Probe, echo: Probe, grpc_rt: Probe, server: Probe, requests: int
+) -> None:
     rows = [("", " median      p90  (us)")]
-    for probe in (daemon, embedded, echo, grpc_rt):
+    for probe in (daemon, embedded, echo, grpc_rt, server):
         t = probe.times * 1e6
         rows.append((probe.name, f"{np.median(t):7.1f}  {np.percentile(t, 90):7.1f}"))
     added = daemon.median() - embedded.median()
@@ -89,7 +96,11 @@ def report(daemon: Probe, embedded: Probe, echo: Probe, grpc_rt: Probe, requests
         ("added (median daemon - median embedded)", f"{added * 1e6:7.1f}"),
         ratio_row("echo floor", added, per_round, echo, ECHO_TARGET),
         ratio_row("gRPC round trip", added, per_round, grpc_rt, GRPC_TARGET),
-    ]
+        ("model server - embedded (any separate process)",
+         f"{(server.median() - embedded.median()) * 1e6:7.1f}"),
+        ("daemon - model server (akidad's own share)",
+         f"{(daemon.median() - server.median()) * 1e6:7.1f}"),
+    ]  # fmt: skip
     print_table(
         f"daemon overhead: digits_cnn, batch 1, blocking mode, {requests} interleaved calls each",
         rows,
@@ -111,6 +122,7 @@ def main() -> int:
         # Every server process starts before the gRPC channel exists (grpc and fork).
         sock = stack.enter_context(user_daemon())
         echo_call = stack.enter_context(echo_server(*sizes))
+        server_call = stack.enter_context(echo_server(*sizes, forward=True))
         grpc_call = stack.enter_context(grpc_server(*sizes))
         client = stack.enter_context(Client(sock, timeout=10.0))
         remote = client.load(model)
@@ -120,8 +132,10 @@ def main() -> int:
             Probe("embedded forward", lambda: embedded.forward(x)),
             Probe("echo floor (bare Unix socket)", echo_call),
             Probe("gRPC unary round trip (unix:)", grpc_call),
+            Probe("bare model server (echo + forward)", server_call),
         ]
-        interleave(probes, lambda: embedded.forward(x), requests)
+        other = zoo.digits_cnn(seed=1)  # the caller's own work between calls
+        interleave(probes, lambda: other.forward(x), requests)
     report(*probes, requests)
     return 0
 

@@ -31,20 +31,33 @@ def _recv_exactly(conn: socket.socket, buf: memoryview) -> bool:
     return True
 
 
-def serve(path: str, request: int, answer: int) -> None:
+def serve(path: str, request: int, answer: int, forward: int = 0) -> None:
+    """Echo; with `forward`, first run the digits program (mapped on a simulated AKD1000
+    in this process) on the request's tensor, as the least any model server must do."""
+    run: Callable[[memoryview], object] = lambda buf: None  # noqa: E731
+    if forward:
+        from akida_rt import devices, zoo
+
+        model = zoo.digits_cnn(seed=0)
+        model.map(devices()[0])
+        shape, size = (1, *model.input_shape), int(np.prod(model.input_shape))
+        run = lambda buf: model.forward(np.frombuffer(buf, np.uint8, size).reshape(shape))  # noqa: E731
     listener = socket.socket(socket.AF_UNIX)
     listener.bind(path)
     listener.listen(1)
     conn, _ = listener.accept()
     buf = memoryview(bytearray(request))
     while _recv_exactly(conn, buf):
+        run(buf)
         conn.sendall(buf[:answer])
 
 
 @contextlib.contextmanager
-def echo_server(request: int, answer: int) -> Iterator[Callable[[], None]]:
-    """Yield a function doing one round trip: `request` bytes out, `answer` bytes back."""
-    with server_process(__file__, str(request), str(answer)) as (path, proc):
+def echo_server(request: int, answer: int, forward: bool = False) -> Iterator[Callable[[], None]]:
+    """Yield a function doing one round trip: `request` bytes out, `answer` bytes back
+    (with `forward`, the server runs the digits program on the request first)."""
+    sizes = (str(request), str(answer), str(int(forward)))
+    with server_process(__file__, *sizes) as (path, proc):
         sock = connect_unix(path, proc)
         message = b"x" * request
         back = memoryview(bytearray(answer))

@@ -170,8 +170,9 @@ class Controller:
                 "the program's header hash does not match its payload (truncated or altered file)",
                 dpb.BAD_PROGRAM,
             )
-        template = self._templates.get(digest) or await asyncio.to_thread(Model, program)
-        self._templates.setdefault(digest, template)
+        template = self._templates.get(digest)
+        if template is None:
+            template = self._templates.setdefault(digest, await asyncio.to_thread(Model, program))
         targets = [s for s in self.manager.ready() if not device or s.id == device]
         if not targets:
             why = self.scheduler.no_device_reason(device or None)
@@ -314,7 +315,7 @@ class Controller:
         operator's metrics endpoint (`viewer` None)."""
         slots = list(self.manager.slots.values())
         everyone = viewer is None or viewer.uid in (0, os.getuid())
-        out = {
+        out: dict[str, Any] = {
             "daemon": {
                 "pid": os.getpid(),
                 "version": __version__,

@@ -46,8 +46,6 @@ class DeviceSlot:
         self.meter = Meter()
         self.resident: ProgramKey | None = None
         self.models: dict[ProgramKey, Model] = {}
-        self.cost: dict[ProgramKey, float] = {}  # seconds per frame, moving average
-        self.cost_with_load: set[ProgramKey] = set()  # estimates that include a load
         self.lock = threading.Lock()
 
     @property
@@ -162,10 +160,10 @@ class DeviceManager:
         self.simulated = simulated
         self.urls = list(urls or [])
         self.slots: dict[str, DeviceSlot] = {}
-        self.on_change: Callable[[list[DeviceSlot], list[DeviceSlot]], None] | None = None
 
     def rescan(self) -> tuple[list[DeviceSlot], list[DeviceSlot]]:
-        """Discover again; returns (appeared, vanished). Runs in a worker thread."""
+        """Discover again; returns (appeared, vanished). Runs in a worker thread, so the
+        new set of slots replaces `slots` in one assignment (the loop iterates it)."""
         try:
             found = self._discover(self.simulated, self.urls, self.timeout_scale)
         except AkidaError as exc:
@@ -173,11 +171,12 @@ class DeviceManager:
             return [], []
         seen = {device.id: device for device in found}
         appeared, vanished = [], []
+        slots = dict(self.slots)
         for ident, device in seen.items():
-            slot = self.slots.get(ident)
+            slot = slots.get(ident)
             if slot is None or slot.state != "ready":
                 slot = DeviceSlot(ident, device, device.kind, device.simulated)
-                self.slots[ident] = slot
+                slots[ident] = slot
                 appeared.append(slot)
                 log.info(
                     "device %s appeared (%s%s)",
@@ -185,11 +184,12 @@ class DeviceManager:
                     slot.spec.name,
                     ", simulated" if device.simulated else "",
                 )
-        for ident, slot in list(self.slots.items()):
+        for ident, slot in list(slots.items()):
             if ident not in seen or slot.device.lost:
                 self.mark_lost(slot, "no longer discovered")
                 vanished.append(slot)
-                del self.slots[ident]
+                del slots[ident]
+        self.slots = slots
         return appeared, vanished
 
     def mark_lost(self, slot: DeviceSlot, why: str) -> None:

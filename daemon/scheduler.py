@@ -38,7 +38,7 @@ MAX_ATTEMPTS = 2
 Result = np.ndarray | AkidaError
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class Job:
     """One inference request waiting for, or running on, a device."""
 
@@ -216,12 +216,18 @@ class Scheduler:
         return "no device is available (every device was lost)"
 
     def _choose(self, job: Job) -> str | None:
-        ready = {s.id: s for s in self.manager.ready() if s.id in self.queues}
-        if job.pinned is not None:
-            return job.pinned if job.pinned in ready else None
+        """The ready device with the least work queued or running (where the program is
+        resident, on a tie), or the job's pinned device if it is ready."""
         best, best_score = None, None
-        for ident, slot in ready.items():
-            load = self.queues[ident].frames + sum(j.frames for j in self.running.get(ident, ()))
+        for ident, slot in self.manager.slots.items():
+            if slot.state != "ready" or ident not in self.queues:
+                continue
+            if job.pinned is not None:
+                if ident == job.pinned:
+                    return ident
+                continue
+            running = self.running.get(ident)
+            load = self.queues[ident].frames + (sum(j.frames for j in running) if running else 0)
             score = (load, slot.resident != job.key)
             if best_score is None or score < best_score:
                 best, best_score = ident, score

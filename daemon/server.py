@@ -178,13 +178,14 @@ class Connection:
         limit = self.config.max_tensor_bytes
         f = tf.decode_infer(payload, limit)
         x, shm = f.x, None
-        if fds:
+        if fds:  # the tensor, or room for its answer, is in the memfd
             need = ipc.shape_nbytes(f.shape, f.dtype, limit) if f.in_shm else 0
             shm = ipc.map_sealed(fds[0], need, limit)
             self.maps.add(shm)
         try:
             if shm is not None and f.in_shm:
                 x = np.frombuffer(shm, f.dtype, need // f.dtype.itemsize).reshape(f.shape).copy()
+            assert x is not None  # inline, or read from the memfd just now
             self.ctl.infer(self.client, f.session, x, f.predict, f.timeout_ms,
                            lambda result, job: self.answer(f.id, shm, result, job))  # fmt: skip
         except BaseException:

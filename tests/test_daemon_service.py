@@ -19,7 +19,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from akida_rt import ipc
 from akida_rt.cli.daemon_cmds import render_units
 from akida_rt.client import Client
 from akida_rt.errors import RemoteError
@@ -211,7 +210,7 @@ def _as_other_uid(path: Path, uid: int) -> dict:
             os.setgid(uid)
             os.setuid(uid)
             c = Client(path, name="other", retry_s=0)
-            out: dict = {"uid": c.hello.uid}
+            out: dict = {"uid": c.hello.uid, "sees": sorted(x["uid"] for x in c.stats()["clients"])}
             for what, call in (("state", lambda: c.get_state("weights.bin", owner_uid=0)),
                                ("own", lambda: c.get_state("weights.bin"))):  # fmt: skip
                 try:
@@ -249,9 +248,11 @@ def test_peer_credentials_isolate_state_between_uids(tmp_path: Path) -> None:
             assert root_client.hello.uid == 0
             root_client.put_state("weights.bin", b"learned by root")
             assert root_client.get_state("weights.bin") == b"learned by root"
-        seen = _as_other_uid(link, 65534)
+            seen = _as_other_uid(link, 65534)  # while root's client is connected
         shutil.rmtree(public)
-        assert seen == {"uid": 65534, "state": "PERMISSION_DENIED", "own": "NOT_FOUND"}
+        # Another user sees only its own client in `akida stats`, not root's pid and name.
+        assert seen == {"uid": 65534, "sees": [65534], "state": "PERMISSION_DENIED",
+                        "own": "NOT_FOUND"}  # fmt: skip
         with Client(daemon.socket) as root_client:  # root (uid 0) may read any uid's state
             assert root_client.get_state("mine.bin", owner_uid=65534) == b"nobody"
     assert (tmp_path / "state" / "users" / "65534" / "mine.bin").read_bytes() == b"nobody"
