@@ -39,17 +39,9 @@ Answer = dpb.Response | tf.ResultFrame
 class RemoteModel:
     """A program loaded in the daemon; forward/predict like `Model`."""
 
-    def __init__(self, client: Client, program: bytes, options: dict[str, Any]) -> None:
+    def __init__(self, client: Client, load: dpb.Request) -> None:
         self._client = client
-        self._program = program
-        self._options = options
-        self.session = 0
-        self.name = ""
-        self.program_hash = ""
-        self.input_shape: tuple[int, ...] = ()
-        self.output_shape: tuple[int, ...] = ()
-        self.output_size = 0  # values per output frame
-        self.sequences = 0
+        self._load = load  # sent again after a daemon restart
         self.last_device = ""
         self.last_run_s = 0.0  # device time of the last answer, as the daemon measured it
 
@@ -60,7 +52,7 @@ class RemoteModel:
             loaded.program_hash,
         )
         self.input_shape, self.output_shape = tuple(loaded.input_shape), tuple(loaded.output_shape)
-        self.output_size = math.prod(self.output_shape)
+        self.output_size = math.prod(self.output_shape)  # values per output frame
         self.sequences = loaded.sequences
 
     def forward(self, x: np.ndarray, timeout: float | None = None) -> np.ndarray:
@@ -156,10 +148,9 @@ class Client:
                 dpb.PERMISSION_DENIED,
             )
         self._sock, self._rbuf = sock, bytearray()
-        req = dpb.Request()
-        req.hello.client_name, req.hello.priority = self.name, self.priority
-        req.hello.protocol = ipc.PROTOCOL
-        self.hello = self._roundtrip(req).hello
+        hello = _request("hello", client_name=self.name, priority=self.priority,
+                         protocol=ipc.PROTOCOL)  # fmt: skip
+        self.hello = self._roundtrip(hello).hello
         if self.hello.protocol != ipc.PROTOCOL:
             self._drop()
             raise DaemonError(
@@ -169,7 +160,7 @@ class Client:
             )
         self.shm_threshold = self.hello.shm_threshold or self.shm_threshold
         for model in self._models:  # the daemon restarted: sessions are gone, reload
-            model._update(self._roundtrip(self._load_request(model)).loaded)
+            model._update(self._roundtrip(model._load).loaded)
 
     def _drop(self) -> None:
         if self._sock is not None:
@@ -260,15 +251,12 @@ class Client:
     # ------------------------------------------------------------------- API
     def devices(self) -> list[dict[str, Any]]:
         """Devices the daemon serves (simulated ones say so)."""
-        req = dpb.Request()
-        req.list_devices.SetInParent()
-        return [json.loads(d.describe_json) for d in self._call(req).devices.devices]
+        devices = self._call(_request("list_devices")).devices.devices
+        return [json.loads(d.describe_json) for d in devices]
 
     def stats(self) -> dict[str, Any]:
         """Per-device and per-client counters (what `akida stats --json` prints)."""
-        req = dpb.Request()
-        req.stats.SetInParent()
-        result: dict[str, Any] = json.loads(self._call(req).stats.json)
+        result: dict[str, Any] = json.loads(self._call(_request("stats")).stats.json)
         return result
 
     def load(
@@ -284,48 +272,31 @@ class Client:
             program = program.to_bytes()
         elif not isinstance(program, bytes):
             program = Path(program).read_bytes()
-        model = RemoteModel(
-            self, program, {"device": device, "map_mode": map_mode, "hw_only": hw_only}
-        )
+        req = _request("load", program=program, device=device, map_mode=map_mode,
+                       hw_only=hw_only)  # fmt: skip
+        model = RemoteModel(self, req)
         with self._lock:
-            model._update(self._call(self._load_request(model)).loaded)
+            model._update(self._call(req).loaded)
             self._models.append(model)
         return model
 
-    @staticmethod
-    def _load_request(model: RemoteModel) -> dpb.Request:
-        req = dpb.Request()
-        req.load.program = model._program
-        opts = model._options
-        req.load.device, req.load.map_mode = opts["device"], opts["map_mode"]
-        req.load.hw_only = opts["hw_only"]
-        return req
-
     def _unload(self, model: RemoteModel) -> None:
-        req = dpb.Request()
-        req.unload.session = model.session
         with self._lock:
-            self._call(req)
+            self._call(_request("unload", session=model.session))
             self._models.remove(model)
 
     def put_state(self, key: str, data: bytes) -> None:
         """Store a blob durably in the daemon's state directory, under this user."""
-        req = dpb.Request()
-        req.put_state.key, req.put_state.data = key, data
-        self._call(req)
+        self._call(_request("put_state", key=key, data=data))
 
     def get_state(self, key: str, owner_uid: int | None = None) -> bytes:
-        req = dpb.Request()
-        req.get_state.key = key
-        if owner_uid is not None:
-            req.get_state.owner_uid, req.get_state.has_owner = owner_uid, True
-        return bytes(self._call(req).state.data)
+        """A blob of this user's (or, for root, of `owner_uid`'s)."""
+        owner = {} if owner_uid is None else {"owner_uid": owner_uid, "has_owner": True}
+        return bytes(self._call(_request("get_state", key=key, **owner)).state.data)
 
     def delete_state(self, key: str) -> None:
         """Remove a blob of this user from the daemon's state directory."""
-        req = dpb.Request()
-        req.delete_state.key = key
-        self._call(req)
+        self._call(_request("delete_state", key=key))
 
     # -------------------------------------------------------------- inference
     def _infer(
@@ -415,6 +386,16 @@ class Client:
         finally:
             if region is not None:
                 region.close()
+
+
+def _request(kind: str, **fields: Any) -> dpb.Request:
+    """A control request whose body `kind` (a `Request` field) has `fields` set."""
+    req = dpb.Request()
+    body = getattr(req, kind)
+    body.SetInParent()
+    for name, value in fields.items():
+        setattr(body, name, value)
+    return req
 
 
 def _raise_error(resp: dpb.Response) -> None:

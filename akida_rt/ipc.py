@@ -200,7 +200,13 @@ def map_sealed(fd: int, need: int, limit: int) -> mmap.mmap:
         raise DaemonError(f"shared memory of {size} bytes is over the {limit}-byte limit")
     if size < max(need, 1):
         raise DaemonError(f"shared memory holds {size} bytes, the tensor needs {need}")
-    return mmap.mmap(fd, size, flags=mmap.MAP_SHARED, prot=mmap.PROT_READ | mmap.PROT_WRITE)
+    try:  # sealed against writing, or sent read-only: the answer could not go there
+        return mmap.mmap(fd, size, flags=mmap.MAP_SHARED, prot=mmap.PROT_READ | mmap.PROT_WRITE)
+    except OSError as exc:
+        raise DaemonError(
+            f"cannot map the shared memory for writing ({exc.strerror}): send a writable "
+            "memfd, not sealed with F_SEAL_WRITE or F_SEAL_FUTURE_WRITE"
+        ) from None
 
 
 # ---------------------------------------------------------------- who is who

@@ -149,8 +149,7 @@ class Controller:
     async def load(
         self, client: Client, program: bytes, device: str, map_mode: str, hw_only: bool
     ) -> Session:
-        """Check a program's bytes (its hash too: a header alone names nothing), map it
-        and open a session on it."""
+        """Check a program's bytes, map it and open a session on it."""
         self._check_open()
         if len(client.sessions) >= self.config.max_sessions_per_client:
             raise DaemonError(
@@ -164,15 +163,13 @@ class Controller:
             raise DaemonError(
                 f"map_mode {map_mode!r}: use one of {[m.value for m in MapMode]}"
             ) from None
-        digest = await asyncio.to_thread(_payload_hash, program)
-        if digest != fmt.content_hash(program):
-            raise DaemonError(
-                "the program's header hash does not match its payload (truncated or altered file)",
-                dpb.BAD_PROGRAM,
-            )
+        # The header's hash names a program only once the payload is checked against it
+        # (a header alone must not reach a template another client loaded).
+        digest = fmt.content_hash(program)
         template = self._templates.get(digest)
-        if template is None:
-            template = self._templates.setdefault(digest, await asyncio.to_thread(Model, program))
+        if template is None or await asyncio.to_thread(_payload_hash, program) != digest:
+            template = await asyncio.to_thread(Model, program)  # checks header, hash, payload
+            template = self._templates.setdefault(digest, template)
         targets = [s for s in self.manager.ready() if not device or s.id == device]
         if not targets:
             why = self.scheduler.no_device_reason(device or None)

@@ -140,11 +140,7 @@ class Connection:
                 return
             req = ipc.decode_request(payload)
             req_id = req.id
-            kind = req.WhichOneof("body")
-            if kind in ("load", "put_state", "delete_state", "stats"):
-                self.spawn(req.id, getattr(self, f"on_{kind}")(req))
-            else:
-                self.send(self.simple(req, kind))
+            self.spawn(req.id, self.control(req))
         except Exception as exc:
             self.refuse(getattr(exc, "req_id", req_id), exc)
 
@@ -211,31 +207,6 @@ class Connection:
                                         job.queue_s, job.run_s, in_shm=in_shm))  # fmt: skip
 
     # --------------------------------------------------------------- control
-    def simple(self, req: dpb.Request, kind: str | None) -> dpb.Response:
-        resp = dpb.Response(id=req.id)
-        if kind == "hello":
-            m = req.hello
-            info = self.ctl.hello(self.client, m.client_name, m.priority, m.protocol)
-            h, cfg = resp.hello, self.config
-            h.protocol, h.version, h.pid = ipc.PROTOCOL, info["version"], info["pid"]
-            h.client_id, h.uid = info["client_id"], self.client.uid
-            h.shm_threshold, h.max_frame = cfg.shm_threshold, cfg.max_frame
-            h.max_tensor_bytes, h.max_timeout_ms = cfg.max_tensor_bytes, cfg.max_timeout_ms
-        elif kind == "list_devices":
-            for d in self.ctl.list_devices():
-                resp.devices.devices.add(
-                    id=d["id"], name=d["name"], simulated=d["simulated"], kind=d["kind"],
-                    state=d["state"], queued=d["queued"], describe_json=_json(d),
-                )  # fmt: skip
-        elif kind == "unload":
-            self.ctl.unload(self.client, req.unload.session)
-            resp.ack.SetInParent()
-        elif kind == "get_state":
-            g = req.get_state
-            owner = g.owner_uid if g.has_owner else None
-            resp.state.data = self.ctl.get_state(self.client, g.key, owner)
-        return resp
-
     def spawn(self, req_id: int, work: Coroutine[Any, Any, dpb.Response]) -> None:
         """Run a control request that waits (threads, devices); it is answered whatever
         happens, and cancelled if the connection closes first."""
@@ -257,28 +228,46 @@ class Connection:
         if not self.closed and not self.reading and not self.closing:
             self.process()
 
-    async def on_load(self, req: dpb.Request) -> dpb.Response:
-        m = req.load
-        s = await self.ctl.load(self.client, m.program, m.device, m.map_mode, m.hw_only)
+    async def control(self, req: dpb.Request) -> dpb.Response:
+        """Serve a control request (a task of its own: loads, state and stats wait)."""
+        ctl, client, cfg = self.ctl, self.client, self.config
         resp = dpb.Response(id=req.id)
-        lo = resp.loaded
-        lo.session, lo.program_hash, lo.name = s.session_id, s.key.content_hash, s.name
-        lo.input_shape[:], lo.output_shape[:] = s.input_shape, s.output_shape
-        lo.output_dtype = dpb.UINT8 if s.output_uint8 else dpb.INT32
-        lo.sequences, lo.input_bits = s.sequences, s.input_bits
-        return resp
-
-    async def on_put_state(self, req: dpb.Request) -> dpb.Response:
-        await self.ctl.put_state(self.client, req.put_state.key, req.put_state.data)
-        return _ack(req.id)
-
-    async def on_delete_state(self, req: dpb.Request) -> dpb.Response:
-        await self.ctl.delete_state(self.client, req.delete_state.key)
-        return _ack(req.id)
-
-    async def on_stats(self, req: dpb.Request) -> dpb.Response:
-        resp = dpb.Response(id=req.id)
-        resp.stats.json = _json(await self.ctl.stats(self.client))
+        kind = req.WhichOneof("body")
+        if kind == "hello":
+            m = req.hello
+            info = ctl.hello(client, m.client_name, m.priority, m.protocol)
+            h = resp.hello
+            h.protocol, h.version, h.pid = ipc.PROTOCOL, info["version"], info["pid"]
+            h.client_id, h.uid = info["client_id"], client.uid
+            h.shm_threshold, h.max_frame = cfg.shm_threshold, cfg.max_frame
+            h.max_tensor_bytes, h.max_timeout_ms = cfg.max_tensor_bytes, cfg.max_timeout_ms
+        elif kind == "list_devices":
+            for d in ctl.list_devices():
+                resp.devices.devices.add(
+                    id=d["id"], name=d["name"], simulated=d["simulated"], kind=d["kind"],
+                    state=d["state"], queued=d["queued"], describe_json=_json(d),
+                )  # fmt: skip
+        elif kind == "load":
+            m = req.load
+            s = await ctl.load(client, m.program, m.device, m.map_mode, m.hw_only)
+            lo = resp.loaded
+            lo.session, lo.program_hash, lo.name = s.session_id, s.key.content_hash, s.name
+            lo.input_shape[:], lo.output_shape[:] = s.input_shape, s.output_shape
+            lo.output_dtype = dpb.UINT8 if s.output_uint8 else dpb.INT32
+            lo.sequences, lo.input_bits = s.sequences, s.input_bits
+        elif kind == "stats":
+            resp.stats.json = _json(await ctl.stats(client))
+        elif kind == "get_state":
+            g = req.get_state
+            resp.state.data = ctl.get_state(client, g.key, g.owner_uid if g.has_owner else None)
+        else:
+            if kind == "unload":
+                ctl.unload(client, req.unload.session)
+            elif kind == "put_state":
+                await ctl.put_state(client, req.put_state.key, req.put_state.data)
+            elif kind == "delete_state":
+                await ctl.delete_state(client, req.delete_state.key)
+            resp.ack.SetInParent()
         return resp
 
     # ---------------------------------------------------------------- writing
@@ -436,12 +425,6 @@ class Server:
     def idle(self) -> bool:
         """No answer left to send, no control request running."""
         return all(not c.wbuf and not c.tasks for c in self.connections)
-
-
-def _ack(req_id: int) -> dpb.Response:
-    resp = dpb.Response(id=req_id)
-    resp.ack.SetInParent()
-    return resp
 
 
 def _id_of(payload: bytes) -> int:
