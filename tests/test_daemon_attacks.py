@@ -226,8 +226,9 @@ def test_a_deadline_over_the_cap_is_refused(tmp_path: Path) -> None:
     x = random_input(model, 1, 0)
     cfg = _config(tmp_path, max_timeout_ms=5000)
     with Akidad(tmp_path, "--config", cfg) as daemon, Client(daemon.socket, timeout=6) as c:
+        remote = c.load(model)
         with pytest.raises(RemoteError, match="timeout_ms 6000 is over max_timeout_ms 5000"):
-            c.load(model).forward(x)
+            remote.forward(x)
 
 
 def test_connections_are_capped_per_uid_and_the_loop_does_not_spin_out_of_fds(

@@ -115,39 +115,40 @@ def test_a_hung_board_stalls_only_its_own_requests(tmp_path: Path) -> None:
     x = random_input(model, 1, 4)
     expected = model.forward(x)
     urls = [URL.format(i=i) for i in (7, 8)]
-    with Akidad(tmp_path, *[f"--device={u}" for u in urls]) as daemon:
-        with (
-            Client(daemon.socket, timeout=20, retry_s=0) as victim,
-            Client(daemon.socket, timeout=20, retry_s=0) as other,
-        ):
-            hung = victim.load(model, device=urls[0])
-            fine = other.load(model, device=urls[1])
-            assert np.array_equal(hung.forward(x), expected)
+    daemon = Akidad(tmp_path, *[f"--device={u}" for u in urls])
+    with (
+        daemon,
+        Client(daemon.socket, timeout=20, retry_s=0) as victim,
+        Client(daemon.socket, timeout=20, retry_s=0) as other,
+    ):
+        hung = victim.load(model, device=urls[0])
+        fine = other.load(model, device=urls[1])
+        assert np.array_equal(hung.forward(x), expected)
+        assert np.array_equal(fine.forward(x), expected)
+        _simulator_of(daemon, urls[0]).send_signal(signal.SIGUSR1)
+        time.sleep(0.2)
+        failed: list[BaseException] = []
+
+        def stuck() -> None:
+            try:
+                hung.forward(x, timeout=3.0)
+            except BaseException as exc:
+                failed.append(exc)
+
+        thread = threading.Thread(target=stuck)
+        started = time.monotonic()
+        thread.start()
+        time.sleep(0.3)  # the hung board now holds that request
+        slowest = 0.0
+        while time.monotonic() - started < 4.0:
+            t = time.monotonic()
             assert np.array_equal(fine.forward(x), expected)
-            _simulator_of(daemon, urls[0]).send_signal(signal.SIGUSR1)
-            time.sleep(0.2)
-            failed: list[BaseException] = []
-
-            def stuck() -> None:
-                try:
-                    hung.forward(x, timeout=3.0)
-                except BaseException as exc:
-                    failed.append(exc)
-
-            thread = threading.Thread(target=stuck)
-            started = time.monotonic()
-            thread.start()
-            time.sleep(0.3)  # the hung board now holds that request
-            slowest = 0.0
-            while time.monotonic() - started < 4.0:
-                t = time.monotonic()
-                assert np.array_equal(fine.forward(x), expected)
-                stats = other.stats()
-                slowest = max(slowest, time.monotonic() - t)
-            assert slowest < 2.0, f"a request of the healthy board waited {slowest:.1f} s"
-            by_id = {d["id"]: d for d in stats["devices"]}
-            assert by_id[urls[1]]["driver_fresh"] and not by_id[urls[0]]["driver_fresh"]
-            thread.join(10)
-            assert time.monotonic() - started < 6.0, "the hung request outlived its deadline"
-            assert len(failed) == 1 and isinstance(failed[0], RemoteError), failed
-            assert failed[0].status_name == "DEADLINE_EXCEEDED"
+            stats = other.stats()
+            slowest = max(slowest, time.monotonic() - t)
+        assert slowest < 2.0, f"a request of the healthy board waited {slowest:.1f} s"
+        by_id = {d["id"]: d for d in stats["devices"]}
+        assert by_id[urls[1]]["driver_fresh"] and not by_id[urls[0]]["driver_fresh"]
+        thread.join(10)
+        assert time.monotonic() - started < 6.0, "the hung request outlived its deadline"
+        assert len(failed) == 1 and isinstance(failed[0], RemoteError), failed
+        assert failed[0].status_name == "DEADLINE_EXCEEDED"
