@@ -8,14 +8,17 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from akida_rt import ipc, zoo
+from akida_rt import tensor_frames as tf
 from akida_rt.layers import FullyConnected, InputConv2D
 from akida_rt.model import Model
+from akida_rt.proto import daemon_pb2 as dpb
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -137,37 +140,88 @@ class RawConnection:
     def send_bytes(self, data: bytes) -> None:
         self.sock.sendall(data)
 
-    def send(self, req: Any, fds: list[int] | None = None) -> None:
-        ipc.send_frame(self.sock, ipc.encode_frame(req), fds=fds or ())
+    def send_frame(self, frame: bytes, fds: Sequence[int] = ()) -> None:
+        """Send already framed bytes with one sendmsg, `fds` riding on it (SCM_RIGHTS),
+        so the daemon pairs the descriptors with this frame."""
+        ipc.send_frame(self.sock, frame, b"", fds)
 
-    def recv(self) -> Any:
-        while True:
-            frames = ipc.split_frames(self.buf, 1 << 30)
-            if frames:
-                if len(frames) > 1:
-                    self.buf[:0] = b"".join(ipc.LENGTH.pack(len(f)) + f for f in frames[1:])
-                return ipc.decode_response(frames[0])
-            chunk = self.sock.recv(1 << 16)
-            if not chunk:
-                raise ConnectionResetError("daemon closed the connection")
-            self.buf += chunk
+    def send(self, req: Any, fds: Sequence[int] | None = None) -> None:
+        ipc.send_frame(self.sock, ipc.encode_frame(req), fds=fds or ())
 
     def recv_payload(self) -> bytes:
         """The next whole frame payload, undecoded: a tensor frame (first byte 0) or a
         protobuf Response."""
-        while True:
-            frames = ipc.split_frames(self.buf, 1 << 30)
-            if frames:
-                if len(frames) > 1:
-                    self.buf[:0] = b"".join(ipc.LENGTH.pack(len(f)) + f for f in frames[1:])
-                return frames[0]
+        while (payload := ipc.take_frame(self.buf, 1 << 30)) is None:
             chunk = self.sock.recv(1 << 16)
             if not chunk:
                 raise ConnectionResetError("daemon closed the connection")
             self.buf += chunk
+        return payload
+
+    def recv(self) -> Any:
+        """The next answer, which must be a protobuf Response."""
+        payload = self.recv_payload()
+        assert not tf.is_tensor_frame(payload), "expected a protobuf Response, got a tensor frame"
+        return ipc.decode_response(payload)
+
+    def recv_any(self) -> dpb.Response | tf.ResultFrame:
+        """The next answer: a protobuf Response or a decoded result tensor frame."""
+        payload = self.recv_payload()
+        if tf.is_tensor_frame(payload):
+            return tf.decode_result(payload)
+        return ipc.decode_response(payload)
+
+    def load(self, program: bytes, req_id: int = 1) -> dpb.Loaded:
+        """Load a program on this connection; its Loaded reply."""
+        req = dpb.Request(id=req_id)
+        req.load.program = program
+        self.send(req)
+        resp = self.recv()
+        assert resp.id == req_id and resp.WhichOneof("body") == "loaded", resp
+        return resp.loaded
 
     def close(self) -> None:
         self.sock.close()
+
+
+def memfd_holding(data: bytes, size: int | None = None, *, seal: bool = True) -> int:
+    """A memfd of `size` bytes (default len(data)) starting with `data`: sealed against
+    shrinking and growing like ipc.sealed_memfd's, or unsealed. The caller closes it."""
+    size = len(data) if size is None else size
+    if seal:
+        fd = ipc.sealed_memfd(size)
+    else:
+        fd = os.memfd_create("akida-test", os.MFD_CLOEXEC | os.MFD_ALLOW_SEALING)
+        os.ftruncate(fd, max(size, 1))
+    os.pwrite(fd, data, 0)
+    return fd
+
+
+def memfd_bytes(fd: int, count: int) -> bytes:
+    """The first `count` bytes of a memfd (what the daemon wrote into it, if anything)."""
+    return os.pread(fd, count, 0)
+
+
+def open_memfds(pid: int) -> int:
+    """How many memfds process `pid` holds open (a mapped one counts: Python's mmap
+    keeps a duplicate descriptor)."""
+    count = 0
+    for entry in Path(f"/proc/{pid}/fd").iterdir():
+        try:
+            count += os.readlink(entry).startswith("/memfd:")
+        except OSError:
+            continue  # closed while listing
+    return count
+
+
+def wait_for(check: Callable[[], bool], timeout: float = 5.0) -> bool:
+    """Poll `check` until it holds or `timeout` passes; whether it held."""
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
 
 
 def random_input(model: Model, n: int, seed: int) -> np.ndarray:
