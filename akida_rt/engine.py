@@ -14,7 +14,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from akida_rt.blas import threads_for
 from akida_rt.errors import ModelError
-from akida_rt.layers import Layer, LayerType, Padding, Pooling, same_padding
+from akida_rt.layers import Layer, LayerType, Padding, Pooling, pooled_size, same_padding
 
 F32_EXACT = 2**24
 F64_EXACT = 2**53
@@ -86,6 +86,7 @@ class CompiledLayer:
     act_offset: np.ndarray | None = None
     act_int: tuple[np.ndarray, np.ndarray] | None = None  # int64 fallback
     pad: tuple[tuple[int, int], tuple[int, int]] = ((0, 0), (0, 0))
+    pool_pad: tuple[tuple[int, int], tuple[int, int]] = ((0, 0), (0, 0))
     pool_sum_positions: int = 1
     stats: LayerStats = field(default_factory=LayerStats)
 
@@ -118,10 +119,15 @@ def compile_layer(layer: Layer) -> CompiledLayer:
         _, left, right = same_padding(wd, k, s)
         pad = ((t, b), (left, right))
     positions = 1
+    oh, ow = layer.conv_output_hw()
     if layer.pooling is Pooling.GlobalAvg:
-        oh, ow = layer.conv_output_hw()
         positions = oh * ow
     compiled = CompiledLayer(layer, dtype, matrix, depthwise, bias, pad=pad)
+    if layer.pooling is Pooling.Max:
+        k, s, how = layer.pool_size, layer.pool_stride, layer.pool_padding
+        _, pt, pb = pooled_size(oh, k, s, how)
+        _, pl, pr = pooled_size(ow, k, s, how)
+        compiled.pool_pad = ((pt, pb), (pl, pr))
     compiled.pool_sum_positions = positions
     if layer.activation:
         scale = layer.get_variable("act_scale").astype(np.int64)
@@ -146,7 +152,7 @@ def _conv(c: CompiledLayer, x: np.ndarray) -> tuple[np.ndarray, int]:
     n = x.shape[0]
     (t, b), (lft, r) = c.pad
     if t or b or lft or r:
-        x = np.pad(x, ((0, 0), (t, b), (lft, r), (0, 0)))
+        x = np.pad(x, ((0, 0), (t, b), (lft, r), (0, 0)), constant_values=layer.padding_value)
     k, s = layer.kernel_size, layer.stride
     oh, ow = layer.conv_output_hw()
     dw_events = 0
@@ -166,6 +172,23 @@ def _conv(c: CompiledLayer, x: np.ndarray) -> tuple[np.ndarray, int]:
         flat = win.transpose(0, 1, 2, 4, 5, 3).reshape(n * oh * ow, -1)
     out = flat @ c.matrix
     return out.reshape(n, oh, ow, -1), dw_events
+
+
+def _max_pool(c: CompiledLayer, acc: np.ndarray) -> np.ndarray:
+    """Max over pool_size windows pool_stride apart; padded positions never win."""
+    layer = c.layer
+    k, s = layer.pool_size, layer.pool_stride
+    oh, ow = layer.output_shape[:2]
+    (t, b), (lft, r) = c.pool_pad
+    if t or b or lft or r:
+        acc = np.pad(acc, ((0, 0), (t, b), (lft, r), (0, 0)), constant_values=-np.inf)
+    out: np.ndarray | None = None
+    for i in range(k):
+        for j in range(k):
+            win = acc[:, i : i + (oh - 1) * s + 1 : s, j : j + (ow - 1) * s + 1 : s]
+            out = win.copy() if out is None else np.maximum(out, win, out=out)
+    assert out is not None
+    return out
 
 
 def _activate(c: CompiledLayer, acc: np.ndarray) -> np.ndarray:
@@ -227,10 +250,8 @@ def run_layer(c: CompiledLayer, x: np.ndarray, in_events: int | None = None) -> 
     synops = in_events * layer.fan_out + dw_events * layer.filters
     if layer.pooling is Pooling.Max:
         # Pooling the potentials first equals pooling the activations (the activation is
-        # non-decreasing in acc) and leaves a quarter of the values to activate.
-        oh, ow, ch = acc.shape[1:]
-        acc = acc[:, : oh // 2 * 2, : ow // 2 * 2].reshape(n, oh // 2, 2, ow // 2, 2, ch)
-        acc = acc.max(axis=(2, 4))
+        # non-decreasing in acc) and leaves fewer values to activate.
+        acc = _max_pool(c, acc)
     y = _activate(c, acc) if layer.activation else acc
     out_events = int(np.count_nonzero(y))
     c.stats.add(LayerStats(n, in_events, out_events, synops, _macs(layer, n)))

@@ -31,7 +31,7 @@ class Padding(enum.Enum):
 
 class Pooling(enum.Enum):
     NoPooling = "none"
-    Max = "max"  # 2x2, stride 2
+    Max = "max"  # pool_size x pool_size windows, pool_stride apart (default 2x2, stride 2)
     GlobalAvg = "global_avg"
 
 
@@ -50,8 +50,8 @@ CHANNEL_VARIABLES = {
     "bias": np.int32,
     "act_scale": np.int64,
     "act_offset": np.int64,
-    "output_scale": np.float32,
-    "output_offset": np.float32,
+    "output_scale": np.float64,
+    "output_offset": np.float64,
 }
 MAX_ACT_SHIFT = 62
 MAX_NAME_CHARS = 256
@@ -66,6 +66,13 @@ def weight_range(bits: int) -> tuple[int, int]:
         return 0, 1
     top = 2 ** (bits - 1) - 1
     return -top, top
+
+
+def pooled_size(size: int, pool: int, stride: int, padding: Padding) -> tuple[int, int, int]:
+    """Output size and (before, after) padding of a max-pooling axis."""
+    if padding is Padding.Same:
+        return same_padding(size, pool, stride)
+    return (size - pool) // stride + 1, 0, 0
 
 
 def same_padding(size: int, kernel: int, stride: int) -> tuple[int, int, int]:
@@ -106,6 +113,10 @@ class Layer:
         stride: int = 1,
         padding: Padding = Padding.Same,
         pooling: Pooling = Pooling.NoPooling,
+        pool_size: int = 2,
+        pool_stride: int = 2,
+        pool_padding: Padding = Padding.Valid,
+        padding_value: int = 0,
         weight_bits: int = 4,
         input_bits: int = 4,
         activation: bool = True,
@@ -120,6 +131,10 @@ class Layer:
         self.stride = int(stride)
         self.padding = Padding(padding)
         self.pooling = Pooling(pooling)
+        self.pool_size = int(pool_size)
+        self.pool_stride = int(pool_stride)
+        self.pool_padding = Padding(pool_padding)
+        self.padding_value = int(padding_value)
         self.weight_bits = int(weight_bits)
         self.input_bits = int(input_bits)
         self.activation = bool(activation)
@@ -190,7 +205,8 @@ class Layer:
     def output_shape(self) -> tuple[int, int, int]:
         h, w = self.conv_output_hw()
         if self.pooling is Pooling.Max:
-            h, w = h // 2, w // 2
+            k, s, pad = self.pool_size, self.pool_stride, self.pool_padding
+            h, w = pooled_size(h, k, s, pad)[0], pooled_size(w, k, s, pad)[0]
         elif self.pooling is Pooling.GlobalAvg:
             h, w = 1, 1
         return (h, w, self.output_channels)
@@ -258,8 +274,8 @@ class Layer:
             "bias": np.zeros(n, np.int32),
             "act_scale": np.ones(n, np.int64),
             "act_offset": np.zeros(n, np.int64),
-            "output_scale": np.ones(n, np.float32),
-            "output_offset": np.zeros(n, np.float32),
+            "output_scale": np.ones(n, np.float64),
+            "output_offset": np.zeros(n, np.float64),
         }
         if key in defaults:
             return defaults[key]
@@ -299,13 +315,19 @@ class Layer:
                     f"{where}: InputData has no variables, got {sorted(self.variables)}"
                 )
             return
-        if self.stride != 1 and t is not LayerType.InputConv2D:
-            raise ModelError(
-                f"{where}: stride {self.stride}; only InputConv2D may have a stride above 1 "
-                "(use stride 1 with 2x2 max pooling)"
-            )
         if self.stride < 1 or self.kernel_size < 1 or self.filters < 1:
             raise ModelError(f"{where}: stride, kernel_size and filters must be positive")
+        top_pad = 255 if t is LayerType.InputConv2D else 0
+        if not 0 <= self.padding_value <= top_pad:
+            raise ModelError(
+                f"{where}: padding_value {self.padding_value} outside 0..{top_pad} "
+                "(only InputConv2D pads with a value other than 0)"
+            )
+        if self.pooling is Pooling.Max and not 1 <= self.pool_stride <= self.pool_size <= 8:
+            raise ModelError(
+                f"{where}: max pooling {self.pool_size}x{self.pool_size} stride {self.pool_stride}; "
+                "needs 1 <= stride <= size <= 8"
+            )
         if t is LayerType.FullyConnected and self.pooling is not Pooling.NoPooling:
             raise ModelError(f"{where}: FullyConnected layers do not pool")
         if t is LayerType.FullyConnected and self.kernel_size != 1:
@@ -315,8 +337,10 @@ class Layer:
             raise ModelError(
                 f"{where}: kernel {self.kernel_size} larger than input {self.input_shape}"
             )
-        if self.pooling is Pooling.Max and (h < 2 or w < 2):
-            raise ModelError(f"{where}: 2x2 max pooling needs at least 2x2, got {h}x{w}")
+        if self.pooling is Pooling.Max and min(self.output_shape[:2]) < 1:
+            raise ModelError(
+                f"{where}: {self.pool_size}x{self.pool_size} max pooling needs a larger map than {h}x{w}"
+            )
         if (work := self.work_elements()) > MAX_WORK_ELEMENTS:
             raise ModelError(
                 f"{where}: needs a buffer of {work} elements per sample, above {MAX_WORK_ELEMENTS}; "
@@ -374,6 +398,10 @@ class Layer:
             "stride": self.stride,
             "padding": self.padding.value,
             "pooling": self.pooling.value,
+            "pool_size": self.pool_size,
+            "pool_stride": self.pool_stride,
+            "pool_padding": self.pool_padding.value,
+            "padding_value": self.padding_value,
             "weight_bits": self.weight_bits,
             "input_bits": self.input_bits,
             "activation": self.activation,
@@ -412,7 +440,7 @@ class InputData(Layer):
 
 
 class InputConv2D(Layer):
-    """Convolution on dense uint8 images (1 or 3 channels); the only layer with stride > 1."""
+    """Convolution on dense uint8 images (1 or 3 channels); borders padded with padding_value."""
 
     layer_type = LayerType.InputConv2D
 
@@ -429,6 +457,10 @@ class InputConv2D(Layer):
         activation: bool = True,
         activation_bits: int = 4,
         act_shift: int = 0,
+        pool_size: int = 2,
+        pool_stride: int = 2,
+        pool_padding: Padding = Padding.Valid,
+        padding_value: int = 0,
         **variables: Any,
     ) -> None:
         super().__init__(
@@ -438,6 +470,10 @@ class InputConv2D(Layer):
             stride=stride,
             padding=padding,
             pooling=pooling,
+            pool_size=pool_size,
+            pool_stride=pool_stride,
+            pool_padding=pool_padding,
+            padding_value=padding_value,
             weight_bits=weight_bits,
             input_bits=8,
             activation=activation,
@@ -449,7 +485,7 @@ class InputConv2D(Layer):
 
 
 class Conv2D(Layer):
-    """Stride-1 convolution with optional 2x2 max pooling or global average pooling."""
+    """Convolution with optional max pooling or global average pooling."""
 
     layer_type = LayerType.Conv2D
 
@@ -464,14 +500,22 @@ class Conv2D(Layer):
         activation: bool = True,
         activation_bits: int = 4,
         act_shift: int = 0,
+        stride: int = 1,
+        pool_size: int = 2,
+        pool_stride: int = 2,
+        pool_padding: Padding = Padding.Valid,
         **variables: Any,
     ) -> None:
         super().__init__(
             name,
             filters=filters,
             kernel_size=kernel_size,
+            stride=stride,
             padding=padding,
             pooling=pooling,
+            pool_size=pool_size,
+            pool_stride=pool_stride,
+            pool_padding=pool_padding,
             weight_bits=weight_bits,
             activation=activation,
             activation_bits=activation_bits,

@@ -90,6 +90,10 @@ def layer_need(layer: Layer, spec: DeviceSpec) -> LayerNeed:
     need = LayerNeed(layer, None, 1, weight_bytes, input_bytes)
     if layer.kernel_size > spec.max_kernel:
         need.hw_reason = f"kernel {layer.kernel_size}x{layer.kernel_size} exceeds {spec.max_kernel}x{spec.max_kernel}"
+    elif t in (LayerType.Conv2D, LayerType.SeparableConv2D) and not (
+        layer.stride == 1 or (layer.stride == 2 and layer.kernel_size == 3)
+    ):
+        need.hw_reason = f"stride {layer.stride} with a {layer.kernel_size}x{layer.kernel_size} kernel (NPs take 1, or 2 with 3x3)"
     if t is LayerType.InputConv2D:
         need.np_type = NpType.HRC
         if spec.hrc is None:

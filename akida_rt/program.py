@@ -44,6 +44,7 @@ _DTYPES: dict[int, np.dtype[Any]] = {
     pb.INT64: np.dtype("<i8"),
     pb.FLOAT32: np.dtype("<f4"),
     pb.UINT8: np.dtype("u1"),
+    pb.FLOAT64: np.dtype("<f8"),
 }
 _DTYPE_CODES = {v: k for k, v in _DTYPES.items()}
 _KINDS = {
@@ -62,15 +63,16 @@ _POOLINGS = {
     Pooling.GlobalAvg: pb.GLOBAL_AVG,
 }
 _POOLING_TYPES = {v: k for k, v in _POOLINGS.items()}
-# Each variable is stored with one dtype (the one Layer.set_variable keeps) and rank.
-_TENSOR_FIELDS: dict[str, tuple[pb.DType.ValueType, int]] = {
-    "weights": (pb.INT8, 4),
-    "pointwise": (pb.INT8, 4),
-    "bias": (pb.INT32, 1),
-    "act_scale": (pb.INT64, 1),
-    "act_offset": (pb.INT64, 1),
-    "output_scale": (pb.FLOAT32, 1),
-    "output_offset": (pb.FLOAT32, 1),
+# Each variable is stored with one dtype (the one Layer.set_variable keeps) and rank;
+# predict()'s float64 scale and offset are also read from float32 (files written before).
+_TENSOR_FIELDS: dict[str, tuple[tuple[pb.DType.ValueType, ...], int]] = {
+    "weights": ((pb.INT8,), 4),
+    "pointwise": ((pb.INT8,), 4),
+    "bias": ((pb.INT32,), 1),
+    "act_scale": ((pb.INT64,), 1),
+    "act_offset": ((pb.INT64,), 1),
+    "output_scale": ((pb.FLOAT64, pb.FLOAT32), 1),
+    "output_offset": ((pb.FLOAT64, pb.FLOAT32), 1),
 }
 assert set(_TENSOR_FIELDS) == {"weights", "pointwise", *CHANNEL_VARIABLES}
 
@@ -90,7 +92,7 @@ def decode_tensor(
     t: pb.Tensor,
     where: str,
     *,
-    dtype_code: pb.DType.ValueType | None = None,
+    dtype_code: tuple[pb.DType.ValueType, ...] | None = None,
     ndim: int | None = None,
 ) -> np.ndarray:
     """The tensor's array; ProgramFormatError unless its dtype (and rank, when given) is
@@ -98,9 +100,10 @@ def decode_tensor(
     dtype = _DTYPES.get(t.dtype)
     if dtype is None:
         raise ProgramFormatError(f"{where}: unknown tensor dtype code {t.dtype}")
-    if dtype_code is not None and t.dtype != dtype_code:
+    if dtype_code is not None and t.dtype not in dtype_code:
         raise ProgramFormatError(
-            f"{where}: dtype {pb.DType.Name(t.dtype)}, expected {pb.DType.Name(dtype_code)}"
+            f"{where}: dtype {pb.DType.Name(t.dtype)}, expected "
+            + " or ".join(pb.DType.Name(c) for c in dtype_code)
         )
     shape = tuple(int(d) for d in t.shape)
     if len(shape) > MAX_NDIM or any(d < 0 or d > MAX_DIM for d in shape):
@@ -140,6 +143,10 @@ def encode_layer(layer: Layer, out: pb.Layer) -> None:
     out.activation = layer.activation
     out.activation_bits = layer.activation_bits
     out.act_shift = layer.act_shift
+    out.pool_size = layer.pool_size
+    out.pool_stride = layer.pool_stride
+    out.pool_padding = _PADDINGS[layer.pool_padding]  # type: ignore[assignment]
+    out.padding_value = layer.padding_value
     for key in _TENSOR_FIELDS:
         if key in layer.variables:
             encode_tensor(layer.variables[key], getattr(out, key))
@@ -153,11 +160,25 @@ def decode_layer(msg: pb.Layer, index: int) -> Layer:
         layer_type = _KIND_TYPES[msg.kind]
         padding = _PADDING_TYPES[msg.padding]
         pooling = _POOLING_TYPES[msg.pooling]
+        pool_padding = (  # unspecified in files written before pool_padding existed
+            Padding.Valid
+            if msg.pool_padding == pb.PADDING_UNSPECIFIED
+            else _PADDING_TYPES[msg.pool_padding]
+        )
     except KeyError:
         raise ProgramFormatError(
             f"{where}: unknown kind/padding/pooling code ({msg.kind}/{msg.padding}/{msg.pooling})"
         ) from None
-    ints = (msg.kernel_size, msg.filters, msg.stride, msg.weight_bits, msg.input_bits)
+    ints = (
+        msg.kernel_size,
+        msg.filters,
+        msg.stride,
+        msg.weight_bits,
+        msg.input_bits,
+        msg.pool_size,
+        msg.pool_stride,
+        msg.padding_value,
+    )
     if any(v < 0 or v > MAX_DIM for v in ints):
         raise ProgramFormatError(f"{where}: hyper-parameter out of range {ints}")
     shape = tuple(msg.input_shape)
@@ -178,6 +199,10 @@ def decode_layer(msg: pb.Layer, index: int) -> Layer:
         activation=msg.activation,
         activation_bits=msg.activation_bits,
         act_shift=msg.act_shift,
+        pool_size=msg.pool_size or 2,
+        pool_stride=msg.pool_stride or 2,
+        pool_padding=pool_padding,
+        padding_value=msg.padding_value,
         input_shape=shape,  # type: ignore[arg-type]
     )
     for key, (code, ndim) in _TENSOR_FIELDS.items():
@@ -252,7 +277,7 @@ def check_learning(msg: pb.LearningConfig) -> None:
     if not all(math.isfinite(v) for v in floats):
         raise ProgramFormatError(f"learning: non-finite parameter in {floats}")
     if msg.HasField("plasticity"):
-        decode_tensor(msg.plasticity, "learning plasticity", dtype_code=pb.FLOAT32, ndim=1)
+        decode_tensor(msg.plasticity, "learning plasticity", dtype_code=(pb.FLOAT32,), ndim=1)
 
 
 # ---------------------------------------------------------------------- file framing

@@ -29,7 +29,11 @@ def reference_layer(layer: Layer, x: np.ndarray) -> np.ndarray:
         k, s = layer.kernel_size, layer.stride
         oh, pt, pb = _pads(x.shape[1], k, s, layer.padding)
         ow, pl, pr = _pads(x.shape[2], k, s, layer.padding)
-        xp = np.zeros((n, x.shape[1] + pt + pb, x.shape[2] + pl + pr, x.shape[3]), np.int64)
+        xp = np.full(
+            (n, x.shape[1] + pt + pb, x.shape[2] + pl + pr, x.shape[3]),
+            layer.padding_value,
+            np.int64,
+        )
         xp[:, pt : pt + x.shape[1], pl : pl + x.shape[2]] = x
         if t is LayerType.SeparableConv2D:
             d = np.zeros((n, oh, ow, x.shape[3]), np.int64)
@@ -57,10 +61,20 @@ def reference_layer(layer: Layer, x: np.ndarray) -> np.ndarray:
     else:
         out = acc
     if layer.pooling is Pooling.Max:
-        h2, w2 = out.shape[1] // 2, out.shape[2] // 2
-        out = np.maximum.reduce(
-            [out[:, a : 2 * h2 : 2, b : 2 * w2 : 2] for a in (0, 1) for b in (0, 1)]
-        )
+        out = _max_pool(out, layer.pool_size, layer.pool_stride, layer.pool_padding)
+    return out
+
+
+def _max_pool(y: np.ndarray, k: int, s: int, padding: Padding) -> np.ndarray:
+    """Max over every k x k window (padding cells excluded), one output cell at a time."""
+    oh, pt, _ = _pads(y.shape[1], k, s, padding)
+    ow, pl, _ = _pads(y.shape[2], k, s, padding)
+    out = np.zeros((y.shape[0], oh, ow, y.shape[3]), np.int64)
+    for i in range(oh):
+        for j in range(ow):
+            r0, c0 = max(i * s - pt, 0), max(j * s - pl, 0)
+            r1, c1 = min(i * s - pt + k, y.shape[1]), min(j * s - pl + k, y.shape[2])
+            out[:, i, j] = y[:, r0:r1, c0:c1].max(axis=(1, 2))
     return out
 
 

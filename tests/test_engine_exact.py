@@ -33,6 +33,7 @@ def _random_model(rng: np.random.Generator, extreme: bool) -> Model:
             InputConv2D("in", (h, h + 1, int(rng.choice([1, 3]))), int(rng.integers(2, 9)),
                         int(rng.choice([1, 3, 5])), stride=int(rng.integers(1, 3)),
                         padding=Padding(rng.choice(["same", "valid"])),
+                        padding_value=int(rng.choice([0, 128, 255])),
                         activation_bits=int(rng.choice([1, 2, 4])))
         )  # fmt: skip
     else:
@@ -44,9 +45,12 @@ def _random_model(rng: np.random.Generator, extreme: bool) -> Model:
     choices = [
         lambda i: Conv2D(f"c{i}", int(rng.integers(1, 12)), int(rng.choice([1, 3])),
                          pooling=Pooling(rng.choice(["none", "max"])), weight_bits=int(rng.choice(wbits)),
-                         activation_bits=int(rng.choice([1, 2, 4]))),
+                         activation_bits=int(rng.choice([1, 2, 4])), stride=int(rng.choice([1, 1, 2])),
+                         pool_size=int(rng.choice([1, 2, 3])), pool_stride=int(rng.choice([1, 2])),
+                         pool_padding=Padding(rng.choice(["same", "valid"]))),
         lambda i: SeparableConv2D(f"s{i}", int(rng.integers(1, 12)), 3, weight_bits=int(rng.choice(wbits)),
-                                  padding=Padding(rng.choice(["same", "valid"]))),
+                                  padding=Padding(rng.choice(["same", "valid"])),
+                                  stride=int(rng.choice([1, 1, 2]))),
     ]  # fmt: skip
     for i in range(int(rng.integers(1, 3))):
         layer = choices[int(rng.integers(0, 2))](i)

@@ -36,9 +36,9 @@ def test_layer_construction_errors() -> None:
     with pytest.raises(ModelError, match="first layer 'c' needs an input_shape"):
         model.add(Conv2D("c", 4, 3))
     model.add(InputConv2D("in", (8, 8, 1), 4, 3))
-    with pytest.raises(ModelError, match="stride 2; only InputConv2D"):
+    with pytest.raises(ModelError, match="padding_value 128 outside 0..0"):
         bad = Conv2D("c", 4, 3)
-        bad.stride = 2
+        bad.padding_value = 128
         model.add(bad)
     with pytest.raises(ModelError, match="already in the model"):
         model.add(Conv2D("in", 4, 3))

@@ -33,6 +33,7 @@ class _DTypeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_DType.ValueType
     INT64: _DType.ValueType  # 3
     FLOAT32: _DType.ValueType  # 4
     UINT8: _DType.ValueType  # 5
+    FLOAT64: _DType.ValueType  # 6
 
 class DType(_DType, metaclass=_DTypeEnumTypeWrapper): ...
 
@@ -42,6 +43,7 @@ INT32: DType.ValueType  # 2
 INT64: DType.ValueType  # 3
 FLOAT32: DType.ValueType  # 4
 UINT8: DType.ValueType  # 5
+FLOAT64: DType.ValueType  # 6
 Global___DType: _TypeAlias = DType  # noqa: Y015
 
 class _LayerKind:
@@ -163,6 +165,10 @@ class Layer(_message.Message):
     ACTIVATION_FIELD_NUMBER: _builtins.int
     ACTIVATION_BITS_FIELD_NUMBER: _builtins.int
     ACT_SHIFT_FIELD_NUMBER: _builtins.int
+    POOL_SIZE_FIELD_NUMBER: _builtins.int
+    POOL_STRIDE_FIELD_NUMBER: _builtins.int
+    POOL_PADDING_FIELD_NUMBER: _builtins.int
+    PADDING_VALUE_FIELD_NUMBER: _builtins.int
     WEIGHTS_FIELD_NUMBER: _builtins.int
     POINTWISE_FIELD_NUMBER: _builtins.int
     BIAS_FIELD_NUMBER: _builtins.int
@@ -183,6 +189,13 @@ class Layer(_message.Message):
     activation: _builtins.bool
     activation_bits: _builtins.int
     act_shift: _builtins.int
+    pool_size: _builtins.int
+    """Max pooling window and stride (0 in files written before they existed: 2 and 2) and
+    its padding (unspecified: VALID); the value the convolution pads with (InputConv2D).
+    """
+    pool_stride: _builtins.int
+    pool_padding: Global___Padding.ValueType
+    padding_value: _builtins.int
     @_builtins.property
     def input_shape(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]:
         """H, W, C of this layer's input"""
@@ -209,11 +222,11 @@ class Layer(_message.Message):
 
     @_builtins.property
     def output_scale(self) -> Global___Tensor:
-        """float32 per channel: predict() dequantization"""
+        """float64 (float32 accepted) per channel: predict()"""
 
     @_builtins.property
     def output_offset(self) -> Global___Tensor:
-        """float32 per channel"""
+        """float64 (float32 accepted) per channel"""
 
     def __init__(
         self,
@@ -231,6 +244,10 @@ class Layer(_message.Message):
         activation: _builtins.bool = ...,
         activation_bits: _builtins.int = ...,
         act_shift: _builtins.int = ...,
+        pool_size: _builtins.int = ...,
+        pool_stride: _builtins.int = ...,
+        pool_padding: Global___Padding.ValueType = ...,
+        padding_value: _builtins.int = ...,
         weights: Global___Tensor | None = ...,
         pointwise: Global___Tensor | None = ...,
         bias: Global___Tensor | None = ...,
@@ -241,7 +258,7 @@ class Layer(_message.Message):
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["act_offset", b"act_offset", "act_scale", b"act_scale", "bias", b"bias", "output_offset", b"output_offset", "output_scale", b"output_scale", "pointwise", b"pointwise", "weights", b"weights"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["act_offset", b"act_offset", "act_scale", b"act_scale", "act_shift", b"act_shift", "activation", b"activation", "activation_bits", b"activation_bits", "bias", b"bias", "filters", b"filters", "input_bits", b"input_bits", "input_shape", b"input_shape", "kernel_size", b"kernel_size", "kind", b"kind", "name", b"name", "output_offset", b"output_offset", "output_scale", b"output_scale", "padding", b"padding", "pointwise", b"pointwise", "pooling", b"pooling", "stride", b"stride", "weight_bits", b"weight_bits", "weights", b"weights"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["act_offset", b"act_offset", "act_scale", b"act_scale", "act_shift", b"act_shift", "activation", b"activation", "activation_bits", b"activation_bits", "bias", b"bias", "filters", b"filters", "input_bits", b"input_bits", "input_shape", b"input_shape", "kernel_size", b"kernel_size", "kind", b"kind", "name", b"name", "output_offset", b"output_offset", "output_scale", b"output_scale", "padding", b"padding", "padding_value", b"padding_value", "pointwise", b"pointwise", "pool_padding", b"pool_padding", "pool_size", b"pool_size", "pool_stride", b"pool_stride", "pooling", b"pooling", "stride", b"stride", "weight_bits", b"weight_bits", "weights", b"weights"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
