@@ -150,14 +150,17 @@ class Client:
         self._sock, self._rbuf = sock, bytearray()
         hello = _request("hello", client_name=self.name, priority=self.priority,
                          protocol=ipc.PROTOCOL)  # fmt: skip
-        self.hello = self._roundtrip(hello).hello
-        if self.hello.protocol != ipc.PROTOCOL:
-            self._drop()
-            raise DaemonError(
-                f"akidad at {self.path} speaks protocol {self.hello.protocol}, this client "
-                f"protocol {ipc.PROTOCOL}",
-                dpb.PROTOCOL_MISMATCH,
-            )
+        try:
+            self.hello = self._roundtrip(hello).hello
+            if self.hello.protocol != ipc.PROTOCOL:
+                raise DaemonError(
+                    f"akidad at {self.path} speaks protocol {self.hello.protocol}, this client "
+                    f"protocol {ipc.PROTOCOL}",
+                    dpb.PROTOCOL_MISMATCH,
+                )
+        except BaseException:
+            self._drop()  # refused or broken: hang up now, not when collected
+            raise
         self.shm_threshold = self.hello.shm_threshold or self.shm_threshold
         for model in self._models:  # the daemon restarted: sessions are gone, reload
             model._update(self._roundtrip(model._load).loaded)

@@ -182,8 +182,13 @@ class Connection:
             if shm is not None and f.in_shm:
                 x = np.frombuffer(shm, f.dtype, need // f.dtype.itemsize).reshape(f.shape).copy()
             assert x is not None  # inline, or read from the memfd just now
+            if shm is not None and not f.output_to_shm:  # the answer goes inline
+                self.maps.discard(shm)
+                shm.close()
+                shm = None
+            out = shm
             self.ctl.infer(self.client, f.session, x, f.predict, f.timeout_ms,
-                           lambda result, job: self.answer(f.id, shm, result, job))  # fmt: skip
+                           lambda result, job: self.answer(f.id, out, result, job))  # fmt: skip
         except BaseException:
             if shm is not None:
                 self.maps.discard(shm)

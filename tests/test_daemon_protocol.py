@@ -641,12 +641,6 @@ def test_client_refuses_a_daemon_of_another_protocol(tmp_path, answer) -> None:
         assert info.value.status_name == "PROTOCOL_MISMATCH"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="client bug: Client._connect keeps its socket open when akidad refuses the hello "
-    "(the RemoteError of _roundtrip skips _drop), so the daemon keeps serving a connection "
-    "the application never got, until the exception and the half-built Client are collected",
-)
 def test_a_client_whose_hello_is_refused_hangs_up(daemon) -> None:
     with pytest.raises(RemoteError, match=r"priority 9 is outside 0\.\.7") as info:
         Client(daemon.socket, name="refused", priority=9, retry_s=0)

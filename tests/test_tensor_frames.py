@@ -802,3 +802,18 @@ def test_live_two_memfd_frames_in_one_sendmsg_are_both_refused(loaded) -> None:
     finally:
         for fd in fds:
             os.close(fd)
+
+
+def test_live_in_shm_without_output_to_shm_leaves_the_input_memfd_untouched(loaded) -> None:
+    raw, model, session = loaded
+    x = random_input(model, 3, 71)
+    fd = memfd_holding(x.tobytes(), 4096)
+    try:
+        head, _ = tf.infer_parts(72, session, x, in_shm=True)  # the answer comes inline
+        raw.send_frame(head, [fd])
+        r = raw.recv_any()
+        assert isinstance(r, tf.ResultFrame) and r.id == 72 and not r.in_shm
+        assert np.array_equal(r.y, model.forward(x))
+        assert memfd_bytes(fd, x.nbytes) == x.tobytes()  # the daemon never wrote there
+    finally:
+        os.close(fd)
