@@ -239,8 +239,8 @@ class Connection:
         resp = dpb.Response(id=req.id)
         kind = req.WhichOneof("body")
         if kind == "hello":
-            m = req.hello
-            info = ctl.hello(client, m.client_name, m.priority, m.protocol)
+            hi = req.hello
+            info = ctl.hello(client, hi.client_name, hi.priority, hi.protocol)
             h = resp.hello
             h.protocol, h.version, h.pid = ipc.PROTOCOL, info["version"], info["pid"]
             h.client_id, h.uid = info["client_id"], client.uid
