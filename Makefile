@@ -13,7 +13,7 @@ TREE := build/pkgtree
 $(STAMP):
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[dev,tools]'
+	$(BIN)/python -m pip install -q -e '.[dev,tools,metatf]'
 	rm -f $(VENV)/.installed-* && touch $@
 
 demo: $(STAMP)

@@ -289,7 +289,22 @@ def check_versions(system: System) -> list[Check]:
     return [Check("versions", INFO, ", ".join(parts))]
 
 
-CHECKS = (check_pcie, check_group, check_udev_rule, check_libusb, check_daemon, check_versions)
+def check_command(system: System) -> list[Check]:
+    """The `akida` on PATH is akida_rt's, not BrainChip's (akida_rt.cli.command_name)."""
+    from akida_rt.cli.command_name import check_command as check
+
+    return check(system)
+
+
+CHECKS = (
+    check_pcie,
+    check_group,
+    check_udev_rule,
+    check_libusb,
+    check_daemon,
+    check_command,
+    check_versions,
+)
 
 
 def run_checks(system: System | None = None) -> list[Check]:

@@ -1,0 +1,79 @@
+"""Conformance with BrainChip's `akida` 2.19.3 (the oracle) on randomized v1 models.
+
+Each model is built with akida's own layer API (tests/metatf_models.py), imported with
+`akida_rt.tools.metatf`, and run by both on the same inputs: `forward` bit-identical,
+`predict` within 1e-6, and the simulated AKD1000 identical to the software backend.
+Skips when the `akida` package (the [metatf] extra) is absent.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+akida = pytest.importorskip("akida")
+
+from akida_rt.driver.bus import open_bus  # noqa: E402
+from akida_rt.driver.device import Device  # noqa: E402
+from akida_rt.driver.sim_transport import drop_chip  # noqa: E402
+from akida_rt.tools.metatf import import_model  # noqa: E402
+
+from akida_rt.errors import ConversionError  # noqa: E402
+from tests.metatf_models import N_MODELS, random_model, random_spec  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def sim_device():
+    url = "sim://akd1000/0?serial=CONF1&mem=33554432&mode=inproc"
+    bus = open_bus(url)
+    device = Device(bus, url=url, kind="sim")
+    yield device
+    device.close()
+    drop_chip(getattr(bus, "chip", None))
+
+
+@pytest.mark.parametrize("seed", range(N_MODELS))
+def test_random_v1_model_matches_akida(seed: int, sim_device) -> None:
+    theirs, x = random_model(seed)
+    ours = import_model(theirs)
+    expected = theirs.forward(x)
+    got = ours.forward(x)
+    assert got.dtype == expected.dtype and got.shape == expected.shape
+    np.testing.assert_array_equal(got, expected)
+    if not random_spec(seed)["last_activation"]:
+        p_theirs = theirs.predict(x)
+        p_ours = ours.predict(x)
+        scale = max(1.0, float(np.abs(p_theirs).max()))
+        np.testing.assert_allclose(p_ours, p_theirs, rtol=1e-6, atol=1e-6 * scale)
+    ours.map(sim_device)
+    np.testing.assert_array_equal(ours.forward(x), got)
+
+
+def test_the_suite_covers_every_v1_feature() -> None:
+    specs = [random_spec(s) for s in range(N_MODELS)]
+    inputs = [s["input"] for s in specs if s["image"]]
+    hidden = [h for s in specs for h in s["hidden"]]
+    assert {i["weights_bits"] for i in inputs} >= {1, 2, 4, 8}
+    assert {h["weights_bits"] for h in hidden} >= {1, 2, 4}
+    assert {h["act_bits"] for h in hidden} >= {1, 2, 4}
+    assert {h["pool"] for h in hidden} >= {"none", "max", "gap"}
+    assert {h["stride"] for h in hidden} >= {1, 2} and {i["stride"] for i in inputs} >= {1, 2, 3}
+    assert {h["padding"] for h in hidden} >= {"same", "valid"}
+    assert {i["padding"] for i in inputs} >= {"same", "valid"}
+    assert {i["padding_value"] for i in inputs} >= {0, 128}
+    assert any(h["separable"] for h in hidden) and any(not h["separable"] for h in hidden)
+    assert any(s["dense"] for s in specs) and any(not s["image"] for s in specs)
+    assert {s["last_activation"] for s in specs} == {True, False}
+
+
+def test_v2_models_and_non_v1_layers_are_refused(tmp_path) -> None:
+    v2 = akida.Model()
+    v2.add(akida.InputConv2D(input_shape=(8, 8, 3), filters=4, kernel_size=3, name="in_v2"))
+    with pytest.raises(ConversionError, match=r"Akida 1\.0"):
+        import_model(v2)
+    with pytest.raises(ConversionError, match="no such MetaTF model file"):
+        import_model(tmp_path / "missing.fbz")
+    junk = tmp_path / "junk.fbz"
+    junk.write_bytes(b"not a model")
+    with pytest.raises(ConversionError, match="not a readable MetaTF model"):
+        import_model(junk)

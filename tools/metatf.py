@@ -1,0 +1,209 @@
+"""Import BrainChip MetaTF models for the AKD1000 (Akida 1.0 / v1 layers, `.fbz`).
+
+The only module that imports BrainChip's `akida` package (the [metatf] extra). It reads
+the model through it and stores each layer in akida_rt's rule set (akida_rt.v1_rules).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from akida_rt import v1_rules
+from akida_rt.errors import ConversionError, ModelError
+from akida_rt.layers import (
+    Conv2D,
+    FullyConnected,
+    InputConv2D,
+    InputData,
+    Layer,
+    Padding,
+    Pooling,
+    SeparableConv2D,
+)
+from akida_rt.model import Model
+from akida_rt.proto import program_pb2 as pb
+
+V1_TYPES = (
+    "InputData",
+    "InputConvolutional",
+    "Convolutional",
+    "SeparableConvolutional",
+    "FullyConnected",
+)
+# Codes of akida.Padding and akida.PoolType as the layer parameters hold them.
+V1_PADDINGS = {0: Padding.Valid, 1: Padding.Same}
+V1_POOL_MAX, V1_POOL_AVERAGE = 1, 2
+
+
+def _akida() -> Any:
+    try:
+        import akida
+    except ModuleNotFoundError:
+        raise ConversionError(
+            "importing MetaTF models needs BrainChip's akida package: "
+            "pip install 'akida-rt[metatf]'"
+        ) from None
+    return akida
+
+
+def import_model(source: str | os.PathLike[str] | Any, name: str | None = None) -> Model:
+    """An akida_rt Model computing exactly what the v1 model `source` computes.
+
+    Args:
+        source: a `.fbz` path, or an `akida.Model` already in memory.
+        name: the model's name (default: the file's stem, or "metatf").
+
+    Raises:
+        ConversionError: the file cannot be read, is not a v1 model, or holds a layer
+            akida_rt cannot represent (the message names the layer and why).
+    """
+    akida = _akida()
+    if isinstance(source, akida.Model):
+        src, default_name = source, "metatf"
+    else:
+        path = Path(source)
+        if not path.is_file():
+            raise ConversionError(f"no such MetaTF model file: {path}")
+        _probe(path)
+        src = akida.Model(str(path))
+        default_name = path.stem
+    version = str(src.ip_version).rsplit(".", 1)[-1]
+    if version != "v1":
+        raise ConversionError(
+            f"model is for Akida {version}; akida_rt imports Akida 1.0 (v1, AKD1000) models"
+        )
+    layers = list(src.layers)
+    model = Model(name=name or default_name)
+    try:
+        for i, layer in enumerate(layers):
+            model.add(_layer(layer, i, is_last=i == len(layers) - 1))
+        model.validate()
+    except ModelError as exc:
+        raise ConversionError(str(exc)) from None
+    if src.learning is not None:
+        model.learning = _learning(src.learning)
+    return model
+
+
+def _probe(path: Path) -> None:
+    """Read `path` with akida in a child process first: akida crashes the process it runs
+    in (SIGSEGV) on truncated or corrupt files, and the caller's process must survive."""
+    code = "import sys, akida; akida.Model(sys.argv[1])"
+    try:
+        done = subprocess.run(
+            [sys.executable, "-c", code, str(path)], capture_output=True, text=True, timeout=300
+        )
+    except subprocess.TimeoutExpired:
+        raise ConversionError(f"{path}: akida did not finish reading it in 300 s") from None
+    if done.returncode < 0:
+        raise ConversionError(
+            f"{path}: not a readable MetaTF model (akida crashed reading it, signal "
+            f"{-done.returncode}: the file is truncated or corrupt)"
+        )
+    if done.returncode:
+        lines = done.stderr.strip().splitlines() or ["unknown error"]
+        raise ConversionError(f"{path}: not a readable MetaTF model ({lines[-1]})")
+
+
+def _layer(src: Any, index: int, is_last: bool) -> Layer:
+    kind = str(src.parameters.layer_type).rsplit(".", 1)[-1]
+    name = src.name or f"layer_{index}"
+    where = f"layer '{name}' ({kind})"
+    if kind not in V1_TYPES:
+        raise ConversionError(f"{where}: not an Akida 1.0 layer; only {', '.join(V1_TYPES)}")
+    p = src.parameters
+    if kind == "InputData":
+        if getattr(p, "input_signed", 0):
+            raise ConversionError(f"{where}: signed inputs are not v1 AKD1000 inputs")
+        return InputData(name, tuple(src.input_dims), input_bits=p.input_bits)
+    if kind == "FullyConnected":
+        shape = tuple(src.input_dims)
+        weights = v1_rules.fc_weights(src.get_variable("weights"), shape)
+        out: Layer = FullyConnected(name, p.units, weight_bits=p.weights_bits)
+        out.set_variable("weights", weights)
+    else:
+        out = _conv(src, kind, name, where)
+    out.activation = bool(p.activation)
+    threshold = src.get_variable("threshold")
+    act_step = src.get_variable("act_step")
+    if out.activation:
+        out.activation_bits = p.act_bits
+        scale, offset, shift = v1_rules.activation_params(threshold, act_step, p.act_bits, where)
+        out.act_shift = shift
+        out.set_variable("act_scale", scale)
+        out.set_variable("act_offset", offset)
+    elif is_last:
+        scale_f, offset_f = v1_rules.output_dequantization(threshold, act_step)
+        out.set_variable("output_scale", scale_f)
+        out.set_variable("output_offset", offset_f)
+    return out
+
+
+def _square(p: Any, a: str, b: str, what: str, where: str) -> int:
+    x, y = getattr(p, a), getattr(p, b)
+    if x != y:
+        raise ConversionError(f"{where}: {what} {x}x{y} is not square; akida_rt needs square")
+    return int(x)
+
+
+def _conv(src: Any, kind: str, name: str, where: str) -> Layer:
+    p = src.parameters
+    k = _square(p, "kernel_width", "kernel_height", "kernel", where)
+    stride = _square(p, "stride_x", "stride_y", "stride", where)
+    padding = V1_PADDINGS.get(int(p.padding))
+    if padding is None:
+        raise ConversionError(f"{where}: padding code {int(p.padding)}; v1 uses Same or Valid")
+    pool_type = int(p.pool_type)
+    pool_kw: dict[str, Any] = {"pooling": Pooling.NoPooling}
+    if pool_type == V1_POOL_MAX:
+        size = _square(p, "pooling_width", "pooling_height", "pool size", where)
+        pool_stride = _square(p, "pooling_stride_x", "pooling_stride_y", "pool stride", where)
+        pool_kw = {
+            "pooling": Pooling.Max,
+            "pool_size": size,
+            "pool_stride": pool_stride,
+            "pool_padding": padding,
+        }
+    elif pool_type == V1_POOL_AVERAGE:
+        if p.pooling_width > 0:
+            raise ConversionError(f"{where}: average pooling over windows (only global)")
+        pool_kw = {"pooling": Pooling.GlobalAvg}
+    common = dict(stride=stride, padding=padding, weight_bits=p.weights_bits, **pool_kw)
+    weights = src.get_variable("weights")
+    if kind == "InputConvolutional":
+        layer: Layer = InputConv2D(
+            name, tuple(src.input_dims), p.filters, k, padding_value=p.padding_value, **common
+        )
+        layer.set_variable("weights", weights)
+        return layer
+    if kind == "Convolutional":
+        layer = Conv2D(name, p.filters, k, **common)
+    else:
+        layer = SeparableConv2D(name, p.filters, k, **common)
+        layer.set_variable("pointwise", src.get_variable("weights_pw"))
+    layer.set_variable("weights", v1_rules.rotate_kernel(weights))
+    return layer
+
+
+def _learning(opt: Any) -> pb.LearningConfig:
+    """The edge-learning parameters (the learned weights are the layer's weights)."""
+    return pb.LearningConfig(
+        enabled=True,
+        num_weights=int(opt.num_weights),
+        num_classes=int(opt.num_classes),
+        initial_plasticity=float(opt.initial_plasticity),
+        min_plasticity=float(opt.min_plasticity),
+        plasticity_decay=float(opt.plasticity_decay),
+        learning_competition=float(opt.learning_competition),
+    )
+
+
+def import_file(source: str | os.PathLike[str], output: str | os.PathLike[str]) -> Model:
+    """Import `source` (.fbz) and save it as a program file at `output`."""
+    model = import_model(source)
+    model.save(output)
+    return model
