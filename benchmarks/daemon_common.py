@@ -92,3 +92,22 @@ def print_table(title: str, rows: list[tuple[str, str]]) -> None:
     print(f"\n{title}\n" + "-" * len(title))
     for key, value in rows:
         print(f"{key:<{width}}  {value}")
+
+
+def measure_alone(
+    name: str,
+    server: Callable[[int, int], contextlib.AbstractContextManager[Callable[[], object]]],
+    requests: int,
+) -> None:
+    """Print the median and p90 round trip of `server` (sized like the digits program's
+    request and answer) with the caller running the program embedded between calls."""
+    from akida_rt import devices, zoo
+
+    embedded = zoo.digits_cnn(seed=0)
+    embedded.map(devices()[0])
+    x = np.zeros(embedded.input_shape, np.uint8)[None]
+    y = embedded.forward(x)
+    with server(x.nbytes + HEADER, y.nbytes + HEADER) as call:
+        time_calls(call, lambda: embedded.forward(x), 100)  # warm-up
+        t = time_calls(call, lambda: embedded.forward(x), requests) * 1e6
+    print(f"{name}: median {np.median(t):.1f} us, p90 {np.percentile(t, 90):.1f} us")

@@ -17,7 +17,7 @@ import socket
 from collections.abc import Callable, Iterator
 
 import numpy as np
-from daemon_common import HEADER, connect_unix, server_process, time_calls
+from daemon_common import connect_unix, measure_alone, server_process
 
 
 def _recv_exactly(conn: socket.socket, buf: memoryview) -> bool:
@@ -82,16 +82,7 @@ def main() -> int:
     if args.serve:
         serve(args.serve, *args.sizes)
         return 0
-    from akida_rt import devices, zoo
-
-    embedded = zoo.digits_cnn(seed=0)
-    embedded.map(devices()[0])
-    x = np.zeros(embedded.input_shape, np.uint8)[None]
-    y = embedded.forward(x)
-    with echo_server(x.nbytes + HEADER, y.nbytes + HEADER) as call:
-        time_calls(call, lambda: embedded.forward(x), 100)  # warm-up
-        t = time_calls(call, lambda: embedded.forward(x), args.requests) * 1e6
-    print(f"echo floor: median {np.median(t):.1f} us, p90 {np.percentile(t, 90):.1f} us")
+    measure_alone("echo floor", echo_server, args.requests)
     return 0
 
 

@@ -16,8 +16,7 @@ from collections.abc import Callable, Iterator
 from concurrent import futures
 
 import grpc
-import numpy as np
-from daemon_common import HEADER, server_process, time_calls
+from daemon_common import measure_alone, server_process
 
 SERVICE, METHOD = "akida_bench.Echo", "Echo"
 
@@ -66,16 +65,7 @@ def main() -> int:
     if args.serve:
         serve(args.serve, args.answer)
         return 0
-    from akida_rt import devices, zoo
-
-    embedded = zoo.digits_cnn(seed=0)
-    embedded.map(devices()[0])
-    x = np.zeros(embedded.input_shape, np.uint8)[None]
-    y = embedded.forward(x)
-    with grpc_server(x.nbytes + HEADER, y.nbytes + HEADER) as call:
-        time_calls(call, lambda: embedded.forward(x), 100)  # warm-up
-        t = time_calls(call, lambda: embedded.forward(x), args.requests) * 1e6
-    print(f"gRPC round trip: median {np.median(t):.1f} us, p90 {np.percentile(t, 90):.1f} us")
+    measure_alone("gRPC round trip", grpc_server, args.requests)
     return 0
 
 
