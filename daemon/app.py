@@ -215,7 +215,10 @@ class Daemon:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from akida_rt import __version__
+
     p = argparse.ArgumentParser(prog="akidad", description="The akida runtime daemon")
+    p.add_argument("--version", action="version", version=f"akidad (akida_rt) {__version__}")
     p.add_argument("--user", action="store_true", help="user mode: socket under XDG_RUNTIME_DIR")
     p.add_argument("--socket", type=Path, help="listening socket path")
     p.add_argument("--state-dir", type=Path, help="state directory")
@@ -254,6 +257,10 @@ def make_config(args: argparse.Namespace) -> Config:
             check_ranges({key: value}, "command line")
             setattr(cfg, key, value)
     if args.devices:
+        from akida_rt.driver.bus import check_url
+
+        for url in args.devices:
+            check_url(url)  # refused at once: an unknown scheme would be retried forever
         cfg.device_urls = list(args.devices)
     if args.socket_mode is not None:
         cfg.socket_mode = int(args.socket_mode, 8)

@@ -55,12 +55,15 @@ def register_scheme(scheme: str, opener: str) -> None:
     _SCHEMES[scheme] = opener
 
 
+def check_url(url: str) -> None:
+    """Raise DeviceNotFound, naming the known schemes, when no transport serves `url`."""
+    if urlsplit(url).scheme not in _SCHEMES:
+        raise DeviceNotFound(f"no transport for '{url}'; known schemes: {sorted(_SCHEMES)}")
+
+
 def open_bus(url: str) -> Bus:
     """Open the bus named by `url`, choosing the transport by its scheme."""
-    scheme = urlsplit(url).scheme
-    target = _SCHEMES.get(scheme)
-    if target is None:
-        raise DeviceNotFound(f"no transport for '{url}'; known schemes: {sorted(_SCHEMES)}")
-    module, func = target.split(":")
+    check_url(url)
+    module, func = _SCHEMES[urlsplit(url).scheme].split(":")
     opener: Callable[[str], Bus] = getattr(importlib.import_module(module), func)
     return opener(url)

@@ -55,6 +55,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 KINDS = {"akd1000": "AKD1000", "twonodesip": "TwoNodesIP"}
+MAX_SIM_INDEX = 63  # simulated chips a process may open by URL
 _chips: dict[tuple[str, str, str, int], SimChip] = {}
 _chips_lock = threading.Lock()
 _rack: SimRack | None = None
@@ -82,6 +83,8 @@ def parse_url(url: str) -> dict[str, Any]:
     if not index_text.isdigit():
         raise DeviceNotFound(f"{url}: device index must be a number, got '{index_text}'")
     index = int(index_text)
+    if index > MAX_SIM_INDEX:
+        raise DeviceNotFound(f"{url}: simulated device index must be 0..{MAX_SIM_INDEX}")
     mode = query.get("mode", "inproc")
     if mode not in ("inproc", "process"):
         raise DeviceNotFound(f"{url}: mode must be 'inproc' or 'process', got '{mode}'")

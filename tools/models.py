@@ -17,9 +17,12 @@ def digits_cnn(
     activation: int | str | None = "relu6",
     input_weight_bits: int | None = 8,
     classes: int = 10,
+    seed: int = 0,
 ) -> keras.Model:
     """The core's digits CNN: 32x32x1 -> InputConv 3x3x16/2 -> conv 32 + pool -> conv 64 + pool
-    -> conv 64 -> dense 10. Float by default (weight_bits None, ReLU6)."""
+    -> conv 64 -> dense 10. Float by default (weight_bits None, ReLU6). `seed` sets the
+    initial weights (with `training.fit(seed=...)`, a rerun trains the same model)."""
+    keras.utils.set_random_seed(seed)
     first_bits = input_weight_bits if weight_bits is not None else None
     inputs = keras.Input((32, 32, 1), name="image")
     x = keras.layers.Rescaling(1.0 / INPUT_SCALE, name="rescale")(inputs)
@@ -41,9 +44,12 @@ def mnist_walkthrough(
     weight_bits: int | None = None,
     activation: int | str | None = "relu6",
     input_weight_bits: int | None = 8,
+    seed: int = 0,
 ) -> keras.Model:
     """The toolkit's MNIST example: conv 32 5x5 + pool, conv 64 5x5 + pool, dense 512, dense 10
-    (valid padding, no biases, batch-norm everywhere). Max-pooling follows the activation."""
+    (valid padding, no biases, batch-norm everywhere). Max-pooling follows the activation.
+    `seed` sets the initial weights."""
+    keras.utils.set_random_seed(seed)
     first_bits = input_weight_bits if weight_bits is not None else None
     inputs = keras.Input((28, 28, 1), name="image")
     x = keras.layers.Rescaling(1.0 / INPUT_SCALE, name="rescale")(inputs)

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import keras
 from akida_rt.tools import models, training
 from akida_rt.tools.converter import convert
 from akida_rt.tools.datasets import Dataset
@@ -62,6 +63,7 @@ def run_pipeline(
 ) -> PipelineResult:
     """Train (unless `float_model` is given), quantize, fine-tune and convert one model."""
     if float_model is None:
+        keras.utils.set_random_seed(seed)  # the initial weights too, so a rerun is identical
         float_model = build()
         training.fit(
             float_model,

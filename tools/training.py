@@ -12,6 +12,7 @@ from typing import Any
 
 import keras
 import numpy as np
+import tensorflow as tf
 
 from akida_rt.model import Model
 
@@ -68,8 +69,13 @@ def fit(
     augment: int = 0,
     progress: Callable[[int], None] | None = None,
 ) -> keras.Model:
-    """Train a classifier (cosine-decayed Adam); `augment` > 0 shifts images randomly per epoch."""
+    """Train a classifier (cosine-decayed Adam); `augment` > 0 shifts images randomly per epoch.
+
+    The same `seed` gives the same weights on a rerun: seeds are set and TensorFlow's op
+    determinism is enabled (for the rest of the process).
+    """
     keras.utils.set_random_seed(seed)
+    tf.config.experimental.enable_op_determinism()
     rng = np.random.default_rng(seed)
     steps = epochs * -(-len(x) // batch_size)
     schedule = keras.optimizers.schedules.CosineDecay(learning_rate, steps, alpha=0.02)

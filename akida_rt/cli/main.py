@@ -11,10 +11,11 @@ import importlib
 import logging
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 from akida_rt.errors import AkidaError
 
-SUBCOMMAND_MODULES = ("akida_rt.cli.model_cmds",)
+SUBCOMMAND_MODULES = ("akida_rt.cli.model_cmds", "akida_rt.cli.version_cmds")
 OPTIONAL_SUBCOMMAND_MODULES = (
     "akida_rt.cli.device_cmds",
     "akida_rt.cli.doctor_cmds",
@@ -24,9 +25,30 @@ OPTIONAL_SUBCOMMAND_MODULES = (
 )
 
 
+class Parser(argparse.ArgumentParser):
+    """Usage errors as one line naming the option, the problem and where help is; exit 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see: {self.prog} --help)\n")
+
+
+def _verbose_everywhere(parser: argparse.ArgumentParser) -> None:
+    """`-v` after any subcommand too (`akida devices -v`), adding to one before it."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for child in set(action.choices.values()):
+                if "-v" not in child._option_string_actions:
+                    child.add_argument("-v", "--verbose", action="count",
+                                       default=argparse.SUPPRESS, help="more logging")  # fmt: skip
+                _verbose_everywhere(child)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="akida", description="Akida runtime command line")
+    from akida_rt import __version__
+
+    parser = Parser(prog="akida", description="Akida runtime command line")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging")
+    parser.add_argument("--version", action="version", version=f"akida_rt {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in SUBCOMMAND_MODULES + OPTIONAL_SUBCOMMAND_MODULES:
         try:
@@ -36,6 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
                 raise
             continue
         module.register(sub)
+    _verbose_everywhere(parser)
     return parser
 
 
@@ -49,13 +72,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         return int(args.func(args) or 0)
-    except AkidaError as exc:
+    except BrokenPipeError:
+        return 0
+    except (AkidaError, OSError) as exc:
         print(f"akida {args.command}: error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130
-    except BrokenPipeError:
-        return 0
 
 
 if __name__ == "__main__":

@@ -1,11 +1,13 @@
-"""`akida summary`: inspect, and optionally map, a program file."""
+"""`akida summary` and `akida sample`: inspect (and map) a program; copy out the sample one."""
 
 from __future__ import annotations
 
 import argparse
 from typing import Any
 
+from akida_rt.cli.args import output_file
 from akida_rt.cli.output import emit_json
+from akida_rt.data import SAMPLE_PROGRAM, sample_program
 
 
 def register(sub: Any) -> None:
@@ -18,6 +20,11 @@ def register(sub: Any) -> None:
     p.add_argument("--hw-only", action="store_true", help="fail instead of splitting")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_summary)
+    s = sub.add_parser("sample", help="copy the sample program (a digits CNN) to a file")
+    s.add_argument("-o", "--output", default=SAMPLE_PROGRAM,
+                   help=f"where to write it (default: ./{SAMPLE_PROGRAM})")  # fmt: skip
+    s.add_argument("--json", action="store_true", help="machine-readable output")
+    s.set_defaults(func=cmd_sample)
 
 
 def model_description(model: Any) -> dict[str, Any]:
@@ -53,4 +60,16 @@ def cmd_summary(args: argparse.Namespace) -> int:
         emit_json(model_description(model))
     else:
         model.summary()
+    return 0
+
+
+def cmd_sample(args: argparse.Namespace) -> int:
+    import shutil
+
+    shutil.copyfile(sample_program(), output_file(args.output))
+    if args.json:
+        emit_json({"output": args.output, "input_shape": [32, 32, 1], "classes": 10})
+    else:
+        print(f"wrote {args.output}: a digits CNN (input 32x32x1 uint8, 10 classes); "
+              f"try: akida run -m {args.output}")  # fmt: skip
     return 0

@@ -1,1 +1,15 @@
-"""Package data: the demo program produced by the toolchain (tools/make_demo_program.py)."""
+"""Package data: the sample program, a digits CNN made by the toolchain (tools/make_demo_program.py).
+
+`sample_program()` is its path inside the installed package; `akida sample` copies it out.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+SAMPLE_PROGRAM = "digits_cnn.akp"
+
+
+def sample_program() -> Path:
+    """The path of the shipped sample program (32x32x1 uint8 digits in, 10 classes out)."""
+    return Path(__file__).with_name(SAMPLE_PROGRAM)
