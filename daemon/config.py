@@ -80,14 +80,6 @@ class Config:
     metrics_listen: str = ""  # "127.0.0.1:9464" serves Prometheus text at /metrics
     generation: int = 0
 
-    def as_dict(self) -> dict[str, Any]:
-        out = dataclasses.asdict(self)
-        for key, value in out.items():
-            if isinstance(value, Path):
-                out[key] = str(value)
-        out["socket_mode"] = oct(self.socket_mode)
-        return out
-
 
 def defaults(user_mode: bool) -> Config:
     """Paths for the system service (/run/akida, /var/lib/akida) or a user daemon."""

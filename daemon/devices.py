@@ -5,7 +5,6 @@ and notices devices that vanish or appear.
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 from collections.abc import Callable, Sequence
@@ -113,9 +112,6 @@ class DeviceSlot:
             "state": self.state,
             "device": self.device.describe(),
         }
-
-    def describe_json(self) -> str:
-        return json.dumps(self.describe(), default=str)
 
 
 def driver_discover(
