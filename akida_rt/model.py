@@ -152,12 +152,15 @@ class Model:
             y, metrics = self._device.run_sequences(self.sequences, x)
             self._stats.frames += x.shape[0]
             self._stats.backend = "Hardware"
+            self._stats.where = self._device.id + (", simulated" if self._device.simulated else "")
             for key, value in metrics.items():
                 if key in ("inference_clk", "program_clk", "device_synops"):  # since mapping
                     value += getattr(self._stats, key) or 0
                 setattr(self._stats, key, value)
             return y
         engine = self.engine()
+        if isinstance(self._device, DeviceSpec):
+            self._stats.where = f"mapped onto the {self._device.name} description, not a device"
         start = time.perf_counter()
         step = self._chunk()
         parts = [engine.run(x[i : i + step]) for i in range(0, x.shape[0], step)]
@@ -192,7 +195,7 @@ class Model:
         return stats
 
     def reset_statistics(self) -> None:
-        self._stats = Statistics(backend=self._stats.backend)
+        self._stats = Statistics(backend=self._stats.backend, where=self._stats.where)
         if self._engine is not None:
             self._engine.reset_stats()
 

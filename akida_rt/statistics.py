@@ -12,7 +12,8 @@ from akida_rt.engine import LayerStats
 class Statistics:
     """What a model measured since it was mapped (or since reset)."""
 
-    backend: str = "Software"
+    backend: str = "Software"  # what ran the last inference: "Hardware" or "Software"
+    where: str = ""  # the device it ran on, or why a mapped model ran in software
     frames: int = 0
     elapsed_s: float = 0.0  # host wall time (software backend)
     layers: dict[str, LayerStats] = field(default_factory=dict)
@@ -48,6 +49,7 @@ class Statistics:
     def as_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
             "backend": self.backend,
+            "where": self.where,
             "inference_frames": self.frames,
             "fps": self.fps,
             "synops_per_frame": self.synops_per_frame,
@@ -80,7 +82,8 @@ class Statistics:
             lines.append(
                 f"Last inference energy consumed (mJ/frame): {self.energy_mj_per_frame:.2f}"
             )
-        lines.append(f"Backend: {self.backend}; SynOps/frame: {self.synops_per_frame:,.0f}")
+        where = f" ({self.where})" if self.where else ""
+        lines.append(f"Backend: {self.backend}{where}; SynOps/frame: {self.synops_per_frame:,.0f}")
         if self.inference_clk is not None:
             lines += [
                 "",

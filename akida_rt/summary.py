@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence as Seq
 
+from akida_rt.hardware import DeviceSpec
 from akida_rt.layers import SHORT_NAMES, Layer
+from akida_rt.mapping import Backend
 
 
 def _shape(s: Seq[int] | None) -> str:
@@ -48,9 +50,13 @@ def summary_text(model: object) -> str:
     header = ["Layer (type)", "Output shape", "Kernel shape", "NPs"]
     rows: list[list[str]] = []
     markers: list[tuple[int, str]] = []
+    on_spec = isinstance(model.device, DeviceSpec)  # a description: the host runs it all
     for seq in sequences:
         size = f" - size: {len(seq.program)} bytes" if seq.program else ""
-        markers.append((len(rows), f" {seq.name} ({seq.backend.value}){size} "))
+        backend = seq.backend.value
+        if on_spec and seq.backend is Backend.Hardware:
+            backend = "Hardware plan, runs in Software: no device"
+        markers.append((len(rows), f" {seq.name} ({backend}){size} "))
         for name in seq.layer_names:
             layer = by_name[name]
             nps = seq.nps_of(name)
