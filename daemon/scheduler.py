@@ -204,7 +204,9 @@ class Scheduler:
                 future.set_exception(DaemonError(f"device {slot.id} is gone", dpb.NO_DEVICE))
                 return future
             if key not in tasks:
-                tasks[key] = (fn, self.loop.create_future())
+                future = self.loop.create_future()
+                future.add_done_callback(_retrieved)  # a caller may have stopped waiting
+                tasks[key] = (fn, future)
                 self._cond.notify_all()
             return tasks[key][1]
 
@@ -385,6 +387,11 @@ class Scheduler:
 def _deliver(jobs: list[Job], results: list[Result]) -> None:
     for job, result in zip(jobs, results, strict=True):
         job.done(job, result)
+
+
+def _retrieved(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled():
+        future.exception()  # marks it retrieved; whoever waits still gets it
 
 
 def _settle(future: asyncio.Future[Any], value: Any) -> None:
