@@ -48,7 +48,6 @@ class DeviceSpec:
     weight_sram_per_pair: int = 44_800
     clock_hz: int = 300_000_000
     max_kernel: int = 7
-    min_filters_per_np: int = 4
     extra: dict[str, str] = field(default_factory=dict, compare=False)
 
     @property

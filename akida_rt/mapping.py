@@ -12,9 +12,15 @@ from dataclasses import dataclass, field
 
 from akida_rt.errors import MappingError
 from akida_rt.hardware import DeviceSpec, NpId, NpType
-from akida_rt.layers import Layer, LayerType, Pooling
+from akida_rt.layers import Layer, LayerType, Padding, Pooling
 
-FNP_WEIGHT_BYTES = 262_144  # FNPs keep their weights in a larger local memory
+FNP_WEIGHT_BYTES = 262_144  # bound on an FNP's local weights (the simulator's SRAM check)
+# An FNP3 keeps a FullyConnected layer's weights on chip when they fit in one NP pair's
+# weight SRAM, stored at 8 bits for 3-4-bit weights and at their own width for 1-2 bits
+# (BrainChip's mapper: 1024x32 4-bit and 1024x128 2-bit fit, 1024x64 4-bit does not).
+# Larger layers go to an FNP2, which streams its weights from external memory.
+FNP3_STORAGE_BITS = {1: 1, 2: 2, 4: 8, 8: 8}
+EXTERNAL_MEMORY_TYPES = frozenset({NpType.FNP2})
 # Order in which NP types are served: scarcest first, so greedy assignment is optimal
 # (every NP is CNP1-capable and the other capabilities are disjoint).
 SERVE_ORDER = (NpType.FNP2, NpType.FNP3, NpType.CNP2, NpType.CNP1)
@@ -41,7 +47,12 @@ class LayerNeed:
     weight_bytes: int
     input_bytes: int
     hw_reason: str = ""  # non-empty: why the layer cannot run on this device
-    max_count: int = 1
+    split: int = 1  # NPs the input map needs (each filter group is split this many ways)
+
+    @property
+    def external_bytes(self) -> int:
+        """Weight bytes kept in external memory (an FNP2 streams them)."""
+        return self.weight_bytes if self.np_type in EXTERNAL_MEMORY_TYPES else 0
 
     @property
     def hw_ok(self) -> bool:
@@ -90,28 +101,39 @@ def layer_need(layer: Layer, spec: DeviceSpec) -> LayerNeed:
     need = LayerNeed(layer, None, 1, weight_bytes, input_bytes)
     if layer.kernel_size > spec.max_kernel:
         need.hw_reason = f"kernel {layer.kernel_size}x{layer.kernel_size} exceeds {spec.max_kernel}x{spec.max_kernel}"
-    elif t in (LayerType.Conv2D, LayerType.SeparableConv2D) and not (
-        layer.stride == 1 or (layer.stride == 2 and layer.kernel_size == 3)
-    ):
-        need.hw_reason = f"stride {layer.stride} with a {layer.kernel_size}x{layer.kernel_size} kernel (NPs take 1, or 2 with 3x3)"
+    elif t in (LayerType.Conv2D, LayerType.SeparableConv2D):
+        need.hw_reason = _cnp_reason(layer)
     if t is LayerType.InputConv2D:
         need.np_type = NpType.HRC
         if spec.hrc is None:
             need.hw_reason = f"{spec.name} has no HRC for input convolutions"
         return need
     if t is LayerType.FullyConnected:
-        need.np_type = NpType.FNP2 if layer.weight_bits == 1 else NpType.FNP3
-        need.count = math.ceil(weight_bytes / FNP_WEIGHT_BYTES)
-        need.max_count = need.count
+        stored = math.ceil(ks[2] * ks[3] * FNP3_STORAGE_BITS[layer.weight_bits] / 8)
+        on_chip = stored <= spec.weight_sram_per_pair
+        need.np_type = NpType.FNP3 if on_chip else NpType.FNP2
+        if layer.weight_bits > 4:
+            need.hw_reason = f"{layer.weight_bits}-bit weights (FNPs take 1 to 4 bits)"
         return need
-    need.np_type = NpType.CNP1 if layer.pooling is Pooling.NoPooling else NpType.CNP2
-    need.count = max(
-        1,
-        math.ceil(weight_bytes / spec.np_weight_bytes),
-        math.ceil(input_bytes / spec.np_input_bytes),
-    )
-    need.max_count = max(need.count, layer.filters // spec.min_filters_per_np)
+    # Pooled or not, convolutions run on any CNP (BrainChip places pooled layers on CNP1).
+    need.np_type = NpType.CNP1
+    need.split = max(1, math.ceil(input_bytes / spec.np_input_bytes))
+    need.count = max(need.split, math.ceil(weight_bytes / spec.np_weight_bytes))
     return need
+
+
+def _cnp_reason(layer: Layer) -> str:
+    """Why a Conv2D/SeparableConv2D cannot run on a CNP ('' when it can)."""
+    k = layer.kernel_size
+    if not (layer.stride == 1 or (layer.stride == 2 and k == 3)):
+        return f"stride {layer.stride} with a {k}x{k} kernel (NPs take 1, or 2 with 3x3)"
+    if layer.padding is not Padding.Same:
+        return "valid padding (NPs pad 'same' only)"
+    if layer.weight_bits > 4:
+        return f"{layer.weight_bits}-bit weights (CNPs take 1, 2 or 4 bits)"
+    if layer.pooling is Pooling.Max and layer.pool_size > 2:
+        return f"{layer.pool_size}x{layer.pool_size} max pooling (NPs pool 1x1 or 2x2)"
+    return ""
 
 
 class _Pool:
@@ -155,26 +177,22 @@ def _demands(needs: list[LayerNeed], counts: dict[str, int]) -> list[tuple[NpTyp
 
 
 def _spread(needs: list[LayerNeed], counts: dict[str, int], pool: _Pool) -> None:
-    """AllNps: double NP counts of the busiest layers while spare NPs remain."""
-    while True:
-        best = None
-        for n in needs:
-            if n.np_type in (None, NpType.HRC, NpType.FNP2, NpType.FNP3):
-                continue
-            cur = counts[n.layer.name]
-            if cur * 2 > n.max_count:
-                continue
-            trial = dict(counts, **{n.layer.name: cur * 2})
-            if pool.assign(_demands(needs, trial)) is None:
-                continue
-            macs_per_np = (
-                n.layer.fan_in * n.layer.filters * math.prod(n.layer.output_shape[:2]) / cur
-            )
-            if best is None or macs_per_np > best[0]:
-                best = (macs_per_np, n)
-        if best is None:
+    """AllNps (and HwPr): the fewest filters per NP, the same for every convolution, at
+    which the pass still fits; a layer then takes split x ceil(filters / per_np) NPs.
+
+    This is BrainChip's allocation on AKD1000: 3 filters per NP for the digits CNN
+    (11/22/22 CNPs), 4 for DS-CNN (4 x 16 CNPs), 1 for a lone 64-filter layer.
+    """
+    convs = [n for n in needs if n.np_type is NpType.CNP1]
+    if not convs:
+        return
+    for per_np in range(1, max(n.layer.filters for n in convs) + 1):
+        trial = dict(counts)
+        for n in convs:
+            trial[n.layer.name] = max(n.count, n.split * -(-n.layer.filters // per_np))
+        if pool.assign(_demands(needs, trial)) is not None:
+            counts.update(trial)
             return
-        counts[best[1].layer.name] *= 2
 
 
 def _close(
@@ -184,7 +202,7 @@ def _close(
     pool = _Pool(spec)
     for pass_index, needs in enumerate(groups):
         counts = {n.layer.name: n.count for n in needs}
-        if mode is MapMode.AllNps:
+        if mode in (MapMode.AllNps, MapMode.HwPr):
             _spread(needs, counts, pool)
         ids = pool.assign(_demands(needs, counts)) or []
         it = iter(ids)

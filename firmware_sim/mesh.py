@@ -20,7 +20,7 @@ from akida_rt.engine import Engine
 from akida_rt.errors import AkidaError, MeshError
 from akida_rt.hardware import DeviceSpec, NpId, NpType
 from akida_rt.layers import Layer, LayerType
-from akida_rt.mapping import FNP_WEIGHT_BYTES
+from akida_rt.mapping import EXTERNAL_MEMORY_TYPES, FNP_WEIGHT_BYTES
 from akida_rt.proto import program_pb2 as pb
 
 
@@ -180,6 +180,8 @@ class NpMesh:
         if np_type == NpType.HRC.value:
             return
         fnp = np_type in (NpType.FNP2.value, NpType.FNP3.value)
+        if np_type in {t.value for t in EXTERNAL_MEMORY_TYPES}:
+            return  # an FNP2 streams its weights from external memory
         w_cap = FNP_WEIGHT_BYTES if fnp else self.spec.np_weight_bytes
         per_w = math.ceil(weight_bytes / count)
         per_in = math.ceil(input_bytes / count)

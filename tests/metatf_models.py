@@ -176,3 +176,67 @@ def random_model(seed: int, n: int = 8) -> tuple[Any, np.ndarray]:
     x = sample(model, n, seed)
     calibrate(model, x, seed)
     return model, x
+
+
+def from_zoo(model: Any, seed: int = 0) -> Any:
+    """The v1 akida.Model with the architecture of an akida_rt zoo model (random weights)."""
+    from akida_rt.layers import LayerType, Padding, Pooling
+
+    akida = _akida()
+    m = akida.Model()
+    for layer in model.layers:
+        pad = akida.Padding.Same if layer.padding is Padding.Same else akida.Padding.Valid
+        pool: dict[str, Any] = {}
+        if layer.pooling is Pooling.Max:
+            pool = dict(pool_size=(2, 2), pool_type=akida.PoolType.Max)
+        elif layer.pooling is Pooling.GlobalAvg:
+            pool = dict(pool_type=akida.PoolType.Average)
+        common = dict(name=layer.name, act_bits=layer.activation_bits)
+        k = (layer.kernel_size,) * 2
+        t = layer.layer_type
+        if t is LayerType.InputConv2D:
+            m.add(akida.InputConvolutional(
+                input_shape=layer.input_shape, kernel_size=k, filters=layer.filters,
+                kernel_stride=(layer.stride,) * 2, padding=pad, weights_bits=8, **pool, **common))  # fmt: skip
+        elif t in (LayerType.Conv2D, LayerType.SeparableConv2D):
+            cls = akida.Convolutional if t is LayerType.Conv2D else akida.SeparableConvolutional
+            m.add(cls(kernel_size=k, filters=layer.filters, padding=pad,
+                      weights_bits=layer.weight_bits, **pool, **common))  # fmt: skip
+        elif t is LayerType.FullyConnected:
+            m.add(akida.FullyConnected(units=layer.filters, weights_bits=layer.weight_bits,
+                                       activation=layer.activation, **common))  # fmt: skip
+    rng = np.random.default_rng(seed)
+    for layer in m.layers:
+        names = layer.get_variable_names()
+        if "weights" not in names:
+            continue
+        bits = layer.parameters.weights_bits
+        lo, hi = (0, 1) if bits == 1 else (-(2 ** (bits - 1) - 1), 2 ** (bits - 1) - 1)
+        for key in ("weights", "weights_pw"):
+            if key in names:
+                w = rng.integers(lo, hi + 1, size=layer.get_variable(key).shape).astype(np.int8)
+                w.flat[0] = hi  # akida refuses an all-zero HRC kernel
+                layer.set_variable(key, w)
+    return m
+
+
+def akida_allocation(model: Any) -> dict[str, tuple[int, str]]:
+    """{layer: (NP count, NP type)} of a mapped akida.Model (the HRC counts as 1 HRC)."""
+    out = {}
+    for seq in model.sequences:
+        for p in seq.passes:
+            for layer in p.layers:
+                nps = layer.mapping.nps if layer.mapping else []
+                types = {str(n.type).rsplit(".", 1)[-1] for n in nps}
+                out[layer.name] = (len(nps), "/".join(sorted(types)))
+    return out
+
+
+def our_allocation(model: Any) -> dict[str, tuple[int, str]]:
+    """The same for a mapped akida_rt Model."""
+    return {
+        p.layer: (len(p.nps), p.np_type)
+        for s in model.sequences
+        for p in s.plan.placements
+        if p.np_type != "none"
+    }
