@@ -177,9 +177,15 @@ class Model:
         return y.astype(np.int64) if np.abs(y).max(initial=0) >= 2**31 else y.astype(np.int32)
 
     def predict(self, inputs: np.ndarray) -> np.ndarray:
-        """Float outputs: final integer outputs times output_scale plus output_offset."""
-        x = self._check_input(inputs, "predict")
-        y = self._run(x)
+        """Float outputs: final integer outputs times output_scale plus output_offset.
+
+        For a classifier this is the class decision (`predict(x).argmax(-1)`); forward()
+        returns the integers before the last layer's per-class float scale and offset.
+        """
+        return self.dequantize(self._run(self._check_input(inputs, "predict")))
+
+    def dequantize(self, y: np.ndarray) -> np.ndarray:
+        """predict()'s float outputs from forward()'s integer outputs `y`."""
         last = self._layers[-1]
         scale = last.get_variable("output_scale").astype(np.float64)
         offset = last.get_variable("output_offset").astype(np.float64)

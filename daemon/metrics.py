@@ -22,16 +22,14 @@ class Meter:
     requests: int = 0
     frames: int = 0
     errors: int = 0
-    energy_j: float = 0.0
     busy_s: float = 0.0
     _latencies: deque[float] = field(default_factory=lambda: deque(maxlen=LATENCY_SAMPLES))
     _recent: deque[tuple[float, int]] = field(default_factory=deque)
 
-    def record(self, frames: int, latency_s: float, energy_j: float = 0.0) -> None:
+    def record(self, frames: int, latency_s: float) -> None:
         now = time.monotonic()
         self.requests += 1
         self.frames += frames
-        self.energy_j += energy_j
         self._latencies.append(latency_s)
         self._recent.append((now, frames))
         self._trim(now)
@@ -57,8 +55,6 @@ class Meter:
             "errors": self.errors,
             "fps": round(self.fps(), 2),
             "latency_ms": {"p50": pct[0], "p90": pct[1], "p99": pct[2]},
-            "energy_j": self.energy_j,
-            "energy_per_inference_mj": 1e3 * self.energy_j / self.frames if self.frames else 0.0,
             "busy_s": self.busy_s,
         }
 

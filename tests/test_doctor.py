@@ -111,7 +111,8 @@ def test_libusb_missing_and_usb_permission_failures(tmp_path: Path) -> None:
 def test_daemon_socket(tmp_path: Path) -> None:
     system = _system(tmp_path)
     (missing,) = doc.check_daemon(system)
-    assert missing.status == doc.WARN and "akida.socket" in (missing.fix or "")
+    assert missing.status == doc.WARN and "akidad.socket" in (missing.fix or "")
+    assert "akidad --user" in (missing.fix or "")
     path = tmp_path / "run-user" / "akida" / "akida.sock"
     path.parent.mkdir(parents=True)
     server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)

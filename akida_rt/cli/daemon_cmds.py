@@ -11,9 +11,11 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from akida_rt.cli.args import float_range, int_range
 from akida_rt.cli.output import emit_json, table
 
 SYSTEM_UNIT_DIR = Path("/etc/systemd/system")
+WINDOW_S = 5.0  # the window of akidad's fps figures (daemon/metrics.py)
 
 
 def register(sub: Any) -> None:
@@ -34,8 +36,10 @@ def register(sub: Any) -> None:
             q.add_argument("--json", action="store_true", help="machine-readable output")
             q.set_defaults(func=cmd_stats)
         else:
-            q.add_argument("--interval", type=float, default=1.0, help="seconds between updates")
-            q.add_argument("--count", type=int, default=0, help="stop after N updates (0: never)")
+            q.add_argument("--interval", type=float_range(0.05, 3600), default=1.0,
+                           help="seconds between updates (0.05..3600)")  # fmt: skip
+            q.add_argument("--count", type=int_range(0), default=0,
+                           help="stop after N updates (0: never)")  # fmt: skip
             q.add_argument("--json", action="store_true", help="one JSON object per update")
             q.set_defaults(func=cmd_top)
 
@@ -61,6 +65,34 @@ def render_units(user: bool, exec_path: str | None = None) -> dict[str, str]:
     }
 
 
+# Sandboxing options that hide a directory tree from the service, and the trees they hide.
+HIDDEN_BY = {
+    "PrivateTmp": ("/tmp/", "/var/tmp/"),
+    "ProtectHome": ("/home/", "/root/", "/run/user/"),
+}
+
+
+def unit_warnings(service: str) -> list[str]:
+    """Why a rendered akidad.service cannot start: its ExecStart inside a tree it hides."""
+    options = dict(
+        line.split("=", 1) for line in service.splitlines() if "=" in line and line[0].isalpha()
+    )
+    command = options.get("ExecStart", "").split()
+    exe = command[0] if command else ""
+    warnings = []
+    for option, trees in HIDDEN_BY.items():
+        if options.get(option, "no").strip() not in ("yes", "true", "tmpfs"):
+            continue
+        for tree in trees:
+            if exe.startswith(tree):
+                warnings.append(
+                    f"ExecStart {exe} lies under {tree} but the unit sets {option}="
+                    f"{options[option].strip()}, so akidad cannot start: install akida-rt "
+                    "outside it (e.g. a venv in /opt/akida) and pass --exec, or use --user"
+                )
+    return warnings
+
+
 def cmd_install(args: argparse.Namespace) -> int:
     if args.dir is not None:
         target = args.dir
@@ -72,7 +104,9 @@ def cmd_install(args: argparse.Namespace) -> int:
     from akida_rt.program import atomic_write
 
     written = []
-    for name, text in render_units(args.user, args.exec_path).items():
+    units = render_units(args.user, args.exec_path)
+    warnings = unit_warnings(units["akidad.service"])
+    for name, text in units.items():
         atomic_write(target / name, text.encode())
         written.append(str(target / name))
     scope = "--user " if args.user else ""
@@ -80,8 +114,10 @@ def cmd_install(args: argparse.Namespace) -> int:
     if not args.user:
         steps.append("groupadd --system akida; usermod -aG akida USER (clients need the group)")
     if args.json:
-        emit_json({"written": written, "next": steps})
+        emit_json({"written": written, "next": steps, "warnings": warnings})
         return 0
+    for warning in warnings:
+        print(f"akida service install: warning: {warning}", file=sys.stderr)
     for path in written:
         print(f"wrote {path}")
     print("next: " + "\n      ".join(steps))
@@ -113,17 +149,10 @@ def render_stats(stats: dict[str, Any]) -> str:
             "-" if power is None else f"{power:.1f}", "-" if energy is None else f"{energy:.4f}",
             str(drv.get("reloads", "-")), str(dev["queued_frames"]),
         ])  # fmt: skip
-    header = [
-        "device",
-        "state",
-        "fps",
-        "p50 ms",
-        "p99 ms",
-        "power mW",
-        "mJ/inf",
-        "reloads",
-        "queue",
-    ]
+    # fps: frames served over the last few seconds (akida run's host fps is over its run);
+    # power and mJ/frame: what the device measured, as akida run reports them.
+    header = ["device", "state", f"fps ({WINDOW_S:g} s)", "p50 ms", "p99 ms", "power mW",
+              "mJ/frame", "reloads", "queue"]  # fmt: skip
     lines.append(table(rows, header))
     lines.append("")
     rows = [
@@ -132,7 +161,18 @@ def render_stats(stats: dict[str, Any]) -> str:
          f"{c['meter']['latency_ms']['p99']:.2f}", str(c["meter"]["frames"]), str(c["in_flight"])]
         for c in stats["clients"]
     ]  # fmt: skip
-    header = ["client", "pid", "uid", "name", "prio", "fps", "p50 ms", "p99 ms", "frames", "busy"]
+    header = [
+        "client",
+        "pid",
+        "uid",
+        "name",
+        "prio",
+        f"fps ({WINDOW_S:g} s)",
+        "p50 ms",
+        "p99 ms",
+        "frames",
+        "busy",
+    ]
     lines.append(table(rows, header))
     return "\n".join(lines)
 

@@ -1,9 +1,8 @@
-"""`akida devices` and `akida run`: list devices, and run a program on one of them."""
+"""`akida devices`, and reading `akida run`'s input (.npy arrays and images)."""
 
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -17,12 +16,6 @@ def register(sub: Any) -> None:
     p = sub.add_parser("devices", help="list Akida devices (the simulated AKD1000 if none)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_devices)
-    r = sub.add_parser("run", help="map a program onto a device and run inference")
-    r.add_argument("-m", "--model", required=True, help="program file")
-    r.add_argument("-i", "--input", help="input: a .npy array (N,H,W,C or H,W,C) or an image")
-    r.add_argument("--device", help="device id, URL or index (default: the first)")
-    r.add_argument("--json", action="store_true", help="machine-readable output")
-    r.set_defaults(func=cmd_run)
 
 
 def cmd_devices(args: argparse.Namespace) -> int:
@@ -82,42 +75,3 @@ def _load_image(file: Path, shape: tuple[int, int, int]) -> np.ndarray:
     except (UnidentifiedImageError, OSError) as exc:
         raise InputError(f"{file}: not a readable image: {exc}") from None
     return arr.reshape(h, w, c)
-
-
-def cmd_run(args: argparse.Namespace) -> int:
-    from akida_rt.cli.model_cmds import model_description
-    from akida_rt.driver.discovery import devices, find_device
-    from akida_rt.model import Model
-
-    model = Model(args.model)
-    device = find_device(args.device) if args.device else devices()[0]
-    shape = model.input_shape
-    if args.input:
-        x = load_input(args.input, shape)
-        source = args.input
-    else:
-        top = 2**model.input_bits
-        x = np.random.default_rng().integers(0, top, (1, *shape), dtype=np.uint8)
-        source = "random"
-    with device.claim():
-        model.map(device)
-        device.soc.power_measurement_enabled = True
-        model.forward(x)
-        stats = model.statistics
-    if args.json:
-        emit_json(
-            {
-                "model": model_description(model),
-                "device": device.describe(),
-                "input": source,
-                "statistics": stats.as_dict(),
-            }
-        )
-        return 0
-    model.summary()
-    print()
-    if source == "random":
-        print("No input provided, using random data.\n")
-    print(stats)
-    sys.stdout.flush()
-    return 0

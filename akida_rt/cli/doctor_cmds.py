@@ -254,7 +254,7 @@ def check_daemon(system: System) -> list[Check]:
             return [
                 Check(
                     "daemon", FAIL, f"{path}: {exc.strerror or exc} (stale socket?)",
-                    f"rm {path} and start the daemon: python -m akida_rt.daemon",
+                    f"rm {path} and start the daemon: akidad --user (or: sudo systemctl start akidad.socket)",
                 )
             ]  # fmt: skip
         finally:
@@ -264,7 +264,7 @@ def check_daemon(system: System) -> list[Check]:
     return [
         Check(
             "daemon", WARN, f"no daemon socket at {where} (programs use devices in-process)",
-            "sudo systemctl enable --now akida.socket   (or, as a user: python -m akida_rt.daemon)",
+            "sudo systemctl enable --now akidad.socket   (or, as a user: akidad --user &)",
         )
     ]  # fmt: skip
 

@@ -18,6 +18,7 @@ from akida_rt.errors import AkidaError
 SUBCOMMAND_MODULES = ("akida_rt.cli.model_cmds", "akida_rt.cli.version_cmds")
 OPTIONAL_SUBCOMMAND_MODULES = (
     "akida_rt.cli.device_cmds",
+    "akida_rt.cli.run_cmd",
     "akida_rt.cli.doctor_cmds",
     "akida_rt.cli.daemon_cmds",
     "akida_rt.cli.tool_cmds",

@@ -1,0 +1,246 @@
+"""`akida run`: evaluate a program on a device (in-process, or through akidad).
+
+Shows what it ran on (device id, simulated or not), the predictions (class and top-k for
+classifiers; `-o` saves the raw outputs), and benchmark figures: frames, host fps, p50/p99
+latency per call, and the device's clock fps and power when it measured them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from akida_rt.cli.args import float_range, int_range, output_file
+from akida_rt.cli.output import emit_json
+from akida_rt.errors import AkidaError, DaemonError
+
+log = logging.getLogger(__name__)
+SHOWN = 10  # predictions printed (all of them go to --json)
+
+
+def register(sub: Any) -> None:
+    r = sub.add_parser("run", help="run a program on a device: predictions, fps, latency, power")
+    r.add_argument("-m", "--model", required=True, help="program file")
+    r.add_argument("-i", "--input", help="input: a .npy array (N,H,W,C or H,W,C) or an image")
+    r.add_argument("--device", help="device id, URL or index (default: the first)")
+    r.add_argument("--frames", type=int_range(1, 10**9),
+                   help="frames to run, cycling through the input (default: the input once)")  # fmt: skip
+    r.add_argument("--batch", type=int_range(1, 65536),
+                   help="frames per call (default: all input frames in one call)")  # fmt: skip
+    r.add_argument("--duration", type=float_range(0, 86400, lo_open=True), metavar="S",
+                   help="run for S seconds, cycling through the input")  # fmt: skip
+    r.add_argument("--top-k", type=int_range(1, 1000), default=5, help="classes shown per frame")
+    r.add_argument("-o", "--output", metavar="OUT.npy", help="save the raw (forward) outputs")
+    via = r.add_mutually_exclusive_group()
+    via.add_argument("--daemon", action="store_true", help="run through akidad (must be running)")
+    via.add_argument("--no-daemon", action="store_true",
+                     help="run in this process even when akidad is running")  # fmt: skip
+    r.add_argument("--json", action="store_true", help="machine-readable output")
+    r.set_defaults(func=cmd_run)
+
+
+@dataclass
+class Timing:
+    """Host-side figures of the calls made."""
+
+    frames: int = 0
+    calls: list[float] = field(default_factory=list)  # seconds per call
+    wall_s: float = 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        ms = np.asarray(self.calls) * 1e3
+        return {
+            "frames": self.frames,
+            "calls": len(self.calls),
+            "seconds": round(self.wall_s, 6),
+            "host_fps": self.frames / self.wall_s if self.wall_s > 0 else None,
+            "latency_ms": {
+                "p50": float(np.percentile(ms, 50)) if len(ms) else None,
+                "p99": float(np.percentile(ms, 99)) if len(ms) else None,
+            },
+        }
+
+
+def run_frames(forward: Callable[[np.ndarray], np.ndarray], x: np.ndarray,
+               args: argparse.Namespace) -> tuple[np.ndarray, Timing]:  # fmt: skip
+    """Run `x` once (its outputs are returned), then more calls until --frames/--duration."""
+    from tqdm import tqdm
+
+    batch = args.batch or len(x)
+    total = args.frames or (None if args.duration else len(x))
+    timing = Timing()
+    outputs: list[np.ndarray] = []
+    bar = tqdm(total=total, unit="frame", delay=2, disable=args.json, leave=False)
+    start = time.perf_counter()
+    try:
+        while True:
+            n = batch if total is None else min(batch, total - timing.frames)
+            first = timing.frames % len(x)
+            chunk = np.take(x, range(first, first + n), axis=0, mode="wrap")
+            t0 = time.perf_counter()
+            y = forward(chunk)
+            timing.calls.append(time.perf_counter() - t0)
+            if timing.frames < len(x):
+                outputs.append(y[: len(x) - timing.frames])
+            timing.frames += n
+            bar.update(n)
+            elapsed = time.perf_counter() - start
+            if total is not None and timing.frames >= total:
+                break
+            if args.duration and elapsed >= args.duration:
+                break
+    finally:
+        bar.close()
+    timing.wall_s = time.perf_counter() - start
+    return np.concatenate(outputs)[: len(x)], timing
+
+
+def predictions(scores: np.ndarray, k: int) -> list[dict[str, Any]] | None:
+    """Class and top-k per frame, when the outputs are one score per class."""
+    flat = scores.reshape(len(scores), -1)
+    if flat.shape[1] < 2 or scores.ndim != 4 or scores.shape[1:3] != (1, 1):
+        return None
+    top = np.argsort(-flat, axis=1, kind="stable")[:, :k]
+    return [
+        {"class": int(t[0]), "top_k": [[int(c), float(row[c])] for c in t]}
+        for row, t in zip(flat, top, strict=True)
+    ]
+
+
+def _local(model: Any, args: argparse.Namespace, x: np.ndarray) -> dict[str, Any]:
+    from akida_rt.driver.discovery import devices, find_device
+
+    device = find_device(args.device) if args.device else devices()[0]
+    with device.claim():
+        model.map(device)
+        device.soc.power_measurement_enabled = True
+        y, timing = run_frames(model.forward, x, args)
+        stats = model.statistics
+    info = device.describe()
+    return {"via": "in-process", "device": info, "y": y, "timing": timing, "statistics": stats}
+
+
+def _daemon(model: Any, args: argparse.Namespace, x: np.ndarray, client: Any) -> dict[str, Any]:
+    with client:
+        remote = client.load(model.to_bytes(), device=args.device or "")
+        y, timing = run_frames(remote.forward, x, args)
+        listed = {d["id"]: d for d in client.devices()}
+        info = listed.get(remote.last_device, {"id": remote.last_device, "simulated": None})
+        dev_stats = next((d for d in client.stats()["devices"] if d["id"] == info["id"]), {})
+        remote.unload()
+    return {"via": f"akidad ({client.path})", "device": info, "y": y, "timing": timing,
+            "statistics": None, "daemon_device": dev_stats}  # fmt: skip
+
+
+def _client(args: argparse.Namespace) -> Any:
+    """A connection to akidad: required with --daemon, tried without, never with --no-daemon."""
+    if args.no_daemon:
+        return None
+    from akida_rt.client import Client
+
+    try:
+        return Client(name="akida-run", retry_s=0)
+    except (AkidaError, OSError) as exc:
+        if args.daemon:
+            raise DaemonError(f"--daemon: {exc}") from None
+        log.info("no akidad (%s): running in this process", exc)
+        return None
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from akida_rt.cli.device_cmds import load_input
+    from akida_rt.cli.model_cmds import model_description
+    from akida_rt.model import Model
+
+    if args.output:
+        output_file(args.output)
+    model = Model(args.model)
+    if args.input:
+        x, source = load_input(args.input, model.input_shape), args.input
+    else:
+        top = 2**model.input_bits
+        x = np.random.default_rng().integers(0, top, (1, *model.input_shape), dtype=np.uint8)
+        source = "random"
+    client = _client(args)
+    result = _daemon(model, args, x, client) if client else _local(model, args, x)
+    y = result["y"]
+    if args.output:
+        np.save(args.output, y)
+    preds = predictions(model.dequantize(y), args.top_k)
+    report = _report(model, result, source, preds, args)
+    if args.json:
+        report["model"] = model_description(model)
+        emit_json(report)
+        return 0
+    if client is None:
+        model.summary()
+        print()
+    _print(report, result)
+    return 0
+
+
+def _report(model: Any, result: dict[str, Any], source: str, preds: Any,
+            args: argparse.Namespace) -> dict[str, Any]:  # fmt: skip
+    dev = result["device"]
+    out: dict[str, Any] = {
+        "via": result["via"],
+        "device": dev,
+        "input": source,
+        "output": args.output,
+        "predictions": preds,
+        "run": result["timing"].as_dict(),
+    }
+    stats = result["statistics"]
+    if stats is not None:
+        out["statistics"] = stats.as_dict()
+        out["run"]["device_fps"] = stats.fps if stats.inference_clk else None
+        if stats.power_mw is None:
+            out["power_unavailable"] = (
+                f"the device took no power sample in {stats.frames} frame(s): run more frames "
+                "(e.g. --frames 1000 or --duration 2)"
+            )
+    else:
+        drv = result.get("daemon_device", {}).get("driver", {})
+        out["daemon_device"] = result.get("daemon_device", {})
+        if drv.get("power_mw") is None:
+            out["power_unavailable"] = "akidad reports no power for this device yet"
+    return out
+
+
+def _print(report: dict[str, Any], result: dict[str, Any]) -> None:
+    dev, run = report["device"], report["run"]
+    sim = " (simulated)" if dev.get("simulated") else ""
+    print(f"Device: {dev.get('id')}{sim}, via {report['via']}")
+    if report["input"] == "random":
+        print("No input provided, using random data.")
+    preds = report["predictions"]
+    for i, p in enumerate(preds[:SHOWN] if preds else []):
+        top = ", ".join(f"{c}: {s:.3f}" for c, s in p["top_k"])
+        print(f"frame {i}: class {p['class']}  (top {len(p['top_k'])}: {top})")
+    if preds and len(preds) > SHOWN:
+        print(f"... {len(preds) - SHOWN} more (all in --json)")
+    if report["output"]:
+        print(f"raw outputs saved to {report['output']}")
+    print()
+    lat = run["latency_ms"]
+    host_fps = f"{run['host_fps']:.1f}" if run["host_fps"] else "n/a"
+    print(f"Frames: {run['frames']} in {run['calls']} call(s), {run['seconds']:.3f} s; "
+          f"host fps {host_fps}; latency per call p50 {lat['p50']:.3f} ms, "
+          f"p99 {lat['p99']:.3f} ms")  # fmt: skip
+    if result["statistics"] is not None:
+        print(result["statistics"])
+    else:
+        drv = report["daemon_device"].get("driver", {})
+        if drv.get("power_mw") is not None:
+            print(f"Device power (akidad): {drv['power_mw']:.2f} mW, "
+                  f"{drv.get('energy_per_inference_mj', 0):.4f} mJ/frame")  # fmt: skip
+    if "power_unavailable" in report:
+        print(f"Power: not measured: {report['power_unavailable']}")
+    sys.stdout.flush()
