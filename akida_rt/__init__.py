@@ -31,6 +31,7 @@ from akida_rt.layers import (
     Pooling,
     SeparableConv2D,
 )
+from akida_rt.learning import AkidaUnsupervised
 from akida_rt.mapping import Backend, MapMode
 from akida_rt.model import Model
 from akida_rt.sequence import Sequence
@@ -48,6 +49,7 @@ def devices() -> list[Any]:
 __all__ = [
     "AKD1000",
     "AkidaError",
+    "AkidaUnsupervised",
     "Backend",
     "Conv2D",
     "DeviceError",

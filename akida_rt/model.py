@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from akida_rt import learning
 from akida_rt import program as fmt
 from akida_rt.device_api import Device
 from akida_rt.engine import Engine, LayerStats
@@ -191,6 +192,29 @@ class Model:
         offset = last.get_variable("output_offset").astype(np.float64)
         return (y.astype(np.float64) * scale + offset).astype(np.float32)
 
+    # -------------------------------------------------------------- edge learning
+    def compile(self, optimizer: learning.AkidaUnsupervised, seed: int = 0) -> None:
+        """Make the last layer learn with `optimizer` (docs/semantics.md, section 8):
+        its neurons start without connections; `seed` seeds the choice of connections."""
+        learning.compile_model(self, optimizer, seed)
+
+    def fit(self, inputs: np.ndarray, labels: Any = None) -> np.ndarray:
+        """Learn `inputs` (with one label per sample, or one for all, in labelled mode),
+        on the mapped device or in software; the (N, units) potentials before learning."""
+        return learning.fit(self, inputs, labels)
+
+    def add_classes(self, num_classes: int) -> None:
+        """Add classes to a model compiled with num_classes, each with fresh neurons."""
+        learning.add_classes(self, num_classes)
+
+    def predict_classes(self, inputs: np.ndarray, num_classes: int | None = None) -> np.ndarray:
+        """The class of each sample: the neuron group of highest output."""
+        return learning.predict_classes(self, inputs, num_classes)
+
+    def layers_changed(self) -> None:
+        """A layer's shape changed in place (add_classes): remap and recompile."""
+        self._invalidate()
+
     @property
     def statistics(self) -> Statistics:
         """Statistics since mapping (or the last reset_statistics())."""
@@ -308,6 +332,8 @@ class Model:
             scaling = fmt.decode_input_scaling(msg)
             if msg.HasField("learning"):
                 fmt.check_learning(msg.learning)
+                if msg.learning.enabled:
+                    learning.check_config(msg.learning, layers)
             mapping = decode_mapping(msg.mapping, layers) if msg.HasField("mapping") else None
         except ProgramFormatError as exc:
             raise ProgramFormatError(f"{source}: {exc}") from None

@@ -501,6 +501,8 @@ class LearningConfig(_message.Message):
     PLASTICITY_DECAY_FIELD_NUMBER: _builtins.int
     LEARNING_COMPETITION_FIELD_NUMBER: _builtins.int
     PLASTICITY_FIELD_NUMBER: _builtins.int
+    SAMPLES_FIELD_NUMBER: _builtins.int
+    SEED_FIELD_NUMBER: _builtins.int
     enabled: _builtins.bool
     num_weights: _builtins.int
     num_classes: _builtins.int
@@ -508,6 +510,10 @@ class LearningConfig(_message.Message):
     min_plasticity: _builtins.float
     plasticity_decay: _builtins.float
     learning_competition: _builtins.float
+    samples: _builtins.int
+    """samples learned since compile"""
+    seed: _builtins.int
+    """seeds the rule's choice of connections"""
     @_builtins.property
     def plasticity(self) -> Global___Tensor:
         """float32 per neuron, current plasticity"""
@@ -523,11 +529,51 @@ class LearningConfig(_message.Message):
         plasticity_decay: _builtins.float = ...,
         learning_competition: _builtins.float = ...,
         plasticity: Global___Tensor | None = ...,
+        samples: _builtins.int = ...,
+        seed: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["plasticity", b"plasticity"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["enabled", b"enabled", "initial_plasticity", b"initial_plasticity", "learning_competition", b"learning_competition", "min_plasticity", b"min_plasticity", "num_classes", b"num_classes", "num_weights", b"num_weights", "plasticity", b"plasticity", "plasticity_decay", b"plasticity_decay"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["enabled", b"enabled", "initial_plasticity", b"initial_plasticity", "learning_competition", b"learning_competition", "min_plasticity", b"min_plasticity", "num_classes", b"num_classes", "num_weights", b"num_weights", "plasticity", b"plasticity", "plasticity_decay", b"plasticity_decay", "samples", b"samples", "seed", b"seed"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___LearningConfig: _TypeAlias = LearningConfig  # noqa: Y015
+
+@_typing.final
+class LearnedState(_message.Message):
+    """Learned state of a program's learning layer, as akidad stores and exports it."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PROGRAM_HASH_FIELD_NUMBER: _builtins.int
+    LAYER_FIELD_NUMBER: _builtins.int
+    LEARNING_FIELD_NUMBER: _builtins.int
+    WEIGHTS_FIELD_NUMBER: _builtins.int
+    program_hash: _builtins.str
+    """hex SHA-256 of the program it was learned on"""
+    layer: _builtins.str
+    """the learning layer's name"""
+    @_builtins.property
+    def learning(self) -> Global___LearningConfig:
+        """parameters, plasticity, samples, seed"""
+
+    @_builtins.property
+    def weights(self) -> Global___Tensor:
+        """int8 (1, 1, K, U) binary weights"""
+
+    def __init__(
+        self,
+        *,
+        program_hash: _builtins.str = ...,
+        layer: _builtins.str = ...,
+        learning: Global___LearningConfig | None = ...,
+        weights: Global___Tensor | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["learning", b"learning", "weights", b"weights"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["layer", b"layer", "learning", b"learning", "program_hash", b"program_hash", "weights", b"weights"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___LearnedState: _TypeAlias = LearnedState  # noqa: Y015
