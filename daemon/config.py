@@ -21,6 +21,7 @@ LIMITS = (
     "max_tensor_bytes",
     "max_timeout_ms",
     "max_in_flight",
+    "max_queued_bytes",
     "max_write_buffer",
     "max_read_buffer_total",
     "max_connections",
@@ -63,9 +64,10 @@ class Config:
     shm_threshold: int = ipc.DEFAULT_SHM_THRESHOLD
     # Limits (docs/daemon.md, "Limits"): every per-client resource is bounded.
     max_frame: int = ipc.DEFAULT_MAX_FRAME  # bytes of one frame (a program, an inline tensor)
-    max_tensor_bytes: int = 256 << 20  # one input tensor, inline or in a memfd
+    max_tensor_bytes: int = 128 << 20  # one input tensor, inline or in a memfd
     max_timeout_ms: int = 600_000  # the longest deadline a request may ask for
     max_in_flight: int = 256  # unanswered inference requests of one client
+    max_queued_bytes: int = 512 << 20  # and their inputs, held until answered
     max_write_buffer: int = 16 << 20  # unsent answers of one client: reading pauses above it
     max_read_buffer_total: int = 256 << 20  # partial frames of every client together
     max_connections: int = 1000

@@ -48,6 +48,7 @@ class Client:
     connected: float = field(default_factory=time.time)
     sessions: set[int] = field(default_factory=set)
     jobs: dict[Job, asyncio.TimerHandle] = field(default_factory=dict)  # unanswered requests
+    queued_bytes: int = 0  # their inputs
     meter: Meter = field(default_factory=Meter)
 
 
@@ -237,10 +238,13 @@ class Controller:
         self._check_open()
         session = self._session(client, session_id)
         cfg = self.config
-        if len(client.jobs) >= cfg.max_in_flight:
+        if len(client.jobs) >= cfg.max_in_flight or (
+            client.queued_bytes + x.nbytes > cfg.max_queued_bytes
+        ):
             raise DaemonError(
-                f"{len(client.jobs)} requests of this client are unanswered "
-                f"(max_in_flight={cfg.max_in_flight}); read answers before sending more",
+                f"{len(client.jobs)} requests ({client.queued_bytes} input bytes) of this client "
+                f"are unanswered (max_in_flight={cfg.max_in_flight}, max_queued_bytes="
+                f"{cfg.max_queued_bytes}); read answers before sending more",
                 dpb.TOO_MANY_REQUESTS,
             )
         if timeout_ms > cfg.max_timeout_ms:
@@ -257,6 +261,7 @@ class Controller:
             if timer is None:
                 return  # the client left
             timer.cancel()
+            client.queued_bytes -= job.x.nbytes
             if isinstance(result, AkidaError):
                 client.meter.errors += 1
                 self.scheduler.cancel(job)
@@ -281,6 +286,7 @@ class Controller:
         job = Job(client.client_id, session.key, session.program, x, predict, session.pinned,
                   now + timeout, done, now)  # fmt: skip
         client.jobs[job] = loop.call_later(timeout, expire)
+        client.queued_bytes += x.nbytes
         self.scheduler.submit(job)
 
     # ----------------------------------------------------------------- state

@@ -454,3 +454,35 @@ def test_rehashed_mutated_programs_get_bad_program_or_load(tmp_path: Path) -> No
             kind = answer.WhichOneof("body")
             assert kind == "loaded" or answer.error.status == dpb.BAD_PROGRAM, answer
         _still_serves(daemon)
+
+
+def test_the_inputs_a_client_keeps_queued_are_bounded(tmp_path: Path) -> None:
+    """40 requests of 4 MiB each, pipelined: past max_queued_bytes the daemon refuses with
+    TOO_MANY_REQUESTS instead of holding them, answers every one, and loses nothing."""
+    model = tiny_model()
+    x = random_input(model, (4 << 20) // 36, 9)  # 6x6x1 frames: 4 MiB
+    cfg = _config(tmp_path, max_queued_bytes=16 << 20)
+    with Akidad(tmp_path, "--config", cfg) as daemon:
+        raw = RawConnection(daemon.socket)
+        session = _load(raw, model.to_bytes()).loaded.session
+        proc = psutil.Process(daemon.proc.pid)  # type: ignore[union-attr]
+        rss = proc.memory_info().rss
+        fds = []
+        for rid in range(1, 41):
+            fd = ipc.sealed_memfd(x.nbytes)
+            os.pwrite(fd, x.tobytes(), 0)
+            _infer_shm(raw, rid, session, x, fd)
+            fds.append(fd)
+        answers = {}
+        for _ in range(40):
+            a = raw.recv_any()
+            answers[a.id] = a
+        grown = proc.memory_info().rss - rss
+        assert sorted(answers) == list(range(1, 41))
+        refused = [a for a in answers.values() if isinstance(a, dpb.Response)]
+        assert refused and all(a.error.status == dpb.TOO_MANY_REQUESTS for a in refused)
+        assert all("max_queued_bytes" in a.error.message for a in refused)
+        assert len(refused) < 40  # the first ones were served
+        assert grown < 64 << 20, f"daemon RSS grew by {grown >> 20} MiB"
+        for fd in fds:
+            os.close(fd)
