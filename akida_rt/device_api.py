@@ -13,6 +13,8 @@ from typing import Any, Protocol
 import numpy as np
 
 from akida_rt.hardware import DeviceSpec
+from akida_rt.learning_rule import LearnedWeights
+from akida_rt.proto import program_pb2 as pb
 from akida_rt.sequence import Sequence
 
 
@@ -81,4 +83,14 @@ class Device(Protocol):
 
     def release(self, model: object) -> None:
         """A model mapped onto the device was unmapped."""
+        ...
+
+    def learn(
+        self,
+        sequences: abc.Sequence[Sequence],
+        x: np.ndarray,
+        labels: np.ndarray,
+        config: pb.LearningConfig,
+    ) -> tuple[np.ndarray, LearnedWeights]:
+        """Learn batch `x` on the chip: (potentials before learning, the state read back)."""
         ...

@@ -50,7 +50,9 @@ DEFAULT_MEM_SIZE = 32 << 20
 MAILBOX_CMD = MEM_BASE  # one Command block
 MAILBOX_RSP = MEM_BASE + 0x1000  # one Response header + payload
 MAILBOX_RSP_PAYLOAD = 0xF00  # bytes of payload after the response header
+LEARN_BASE = MEM_BASE + 0x2000  # firmware-owned: the learning layer's plasticity and weights
 DATA_BASE = MEM_BASE + 0x1_0000  # host-managed: program staging, inputs, outputs
+LEARN_BYTES = DATA_BASE - LEARN_BASE
 DMA_ALIGN = 1024  # the kernel driver moves data in 1 KiB chunks
 
 
@@ -76,6 +78,10 @@ class Opcode(enum.IntEnum):
     READ_STATS = 7  # returns a StatsBlock
     POWER_START = 8  # restart power sampling
     POWER_READ = 9  # returns a PowerBlock
+    LEARN_CONFIG = 10  # addr0/len0: LEARN_HEADER + float32 plasticity per neuron
+    LEARN = 11  # arg0: frames (after SET_INPUT); addr0/len0: int64 labels; addr1/len1: outputs
+    READ_LEARNED = 12  # returns a LEARNED descriptor of the learned state in device memory
+    WRITE_LEARNED = 13  # addr0/len0: a learned-state image (the LEARN_BASE layout)
 
 
 class ErrorCode(enum.IntEnum):
@@ -93,6 +99,7 @@ class ErrorCode(enum.IntEnum):
     NO_INPUT = 9
     WRONG_DEVICE = 10
     INTERNAL = 11
+    NOT_LEARNING = 12  # LEARN / READ_LEARNED / WRITE_LEARNED before LEARN_CONFIG; a layer that cannot learn
 
 
 class DType(enum.IntEnum):
@@ -121,6 +128,17 @@ OUTPUTS = struct.Struct("<QQIIIII")
 STATS = struct.Struct("<QQQQQQQI")
 # POWER_READ payload: floor, avg, min, max, std (mW), samples, frames, energy (nJ).
 POWER = struct.Struct("<dddddIIQ")
+# LEARN_CONFIG header: inputs K, neurons U, num_weights, num_classes, initial, min
+# plasticity, decay, competition, seed, samples; U float32 plasticities follow.
+LEARN_HEADER = struct.Struct("<IIIIffffQQ")
+# READ_LEARNED payload: address, bytes, samples, inputs K, neurons U. At the address:
+# U float32 plasticities, then the (K, U) binary weights packed row-major, MSB first.
+LEARNED = struct.Struct("<QQQII")
+
+
+def learned_bytes(inputs: int, units: int) -> int:
+    """Bytes of a learned-state image (plasticities, then packed weights)."""
+    return 4 * units + (inputs * units + 7) // 8
 
 
 def status_word(status: Status, tag: int) -> int:

@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from akida_rt.driver import device_learning
 from akida_rt.driver.bus import Bus
 from akida_rt.driver.protocol import CommandChannel, Response
 
@@ -26,7 +27,9 @@ from akida_rt import device_api
 from akida_rt import device_protocol as dp
 from akida_rt.errors import DeviceBusy, DeviceError, DeviceLost, DeviceResetError
 from akida_rt.hardware import DeviceSpec, spec_by_name
+from akida_rt.learning_rule import LearnedWeights
 from akida_rt.mapping import Backend
+from akida_rt.proto import program_pb2 as pb
 from akida_rt.sequence import Sequence as MappedSequence
 
 log = logging.getLogger(__name__)
@@ -262,6 +265,45 @@ class Device:
     # ------------------------------------------------------------- commands
     def _call(self, opcode: dp.Opcode, timeout_s: float, **kw: int) -> Response:
         return self._channel.call(opcode, timeout_s, **kw)
+
+    # The command layer for driver/device_learning.py (callers hold guard()).
+    guard = _guard
+
+    def command(self, opcode: dp.Opcode, **kw: int) -> Response:
+        """One mailbox command; LEARN gets the RUN timeout for its frames."""
+        t = self.timeouts
+        frames = kw.get("arg0", 0) if opcode is dp.Opcode.LEARN else 0
+        timeout = t.run_s + t.run_per_frame_s * frames if frames else t.command_s
+        return self._call(opcode, timeout, **kw)
+
+    def write_data(self, addr: int, data: bytes) -> None:
+        self._write(addr, data)
+
+    def read_data(self, addr: int, n: int) -> bytes:
+        return self._read(addr, n)
+
+    def forget_resident(self) -> None:
+        """The resident program changed on the device (it learned): reload it next time."""
+        self._resident = None
+
+    # ---------------------------------------------------------- edge learning
+    def learn(
+        self,
+        sequences: Sequence[MappedSequence],
+        x: np.ndarray,
+        labels: np.ndarray,
+        config: pb.LearningConfig,
+    ) -> tuple[np.ndarray, LearnedWeights]:
+        """Learn `x` on the chip (docs/semantics.md, section 8): (potentials, state read back)."""
+        return device_learning.learn(self, sequences, x, labels, config)
+
+    def read_learned(self) -> LearnedWeights:
+        """The learning layer's weights and plasticity in device memory."""
+        return device_learning.read_learned(self)
+
+    def write_learned(self, state: LearnedWeights) -> None:
+        """Write the learning layer's weights and plasticity into device memory."""
+        device_learning.write_learned(self, state)
 
     def _write(self, addr: int, data: bytes) -> None:
         self._channel.write(addr, data)

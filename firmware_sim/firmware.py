@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 from akida_rt.firmware_sim.clock_model import ClockModel
-from akida_rt.firmware_sim.mesh import NpMesh
+from akida_rt.firmware_sim.learning_unit import LearningUnit
+from akida_rt.firmware_sim.mesh import NpMesh, Work
 from akida_rt.firmware_sim.power_model import PowerModel, PowerSampler
 
 from akida_rt import device_protocol as dp
@@ -49,12 +50,14 @@ class Firmware:
         self.clocks = ClockModel()
         self.power = PowerSampler(PowerModel.for_serial(chip.serial), chip.spec.clock_hz)
         self.mesh = NpMesh(chip.spec, self.clocks)
+        self.learning = LearningUnit(self)
         self.dma_bytes = 0
         self.reboot()
 
     def reboot(self) -> None:
         """Power-on state: nothing loaded, counters cleared."""
         self.mesh.unload()
+        self.learning.clear()
         self.total_inference_clk = 0
         self.total_program_clk = 0
         self.frames = 0
@@ -102,6 +105,10 @@ class Firmware:
             dp.Opcode.READ_STATS: self._read_stats,
             dp.Opcode.POWER_START: self._power_start,
             dp.Opcode.POWER_READ: self._power_read,
+            dp.Opcode.LEARN_CONFIG: lambda _a0, _a1, addr, n, *_: self.learning.configure(addr, n),
+            dp.Opcode.LEARN: lambda f, _a1, la, ln, oa, oc: self.learning.learn(f, la, ln, oa, oc),
+            dp.Opcode.READ_LEARNED: lambda *_: self.learning.read(),
+            dp.Opcode.WRITE_LEARNED: lambda _a0, _a1, addr, n, *_: self.learning.write(addr, n),
         }
 
     # ------------------------------------------------------------------ commands
@@ -130,6 +137,7 @@ class Firmware:
     def _load(self, _a0: int, _a1: int, addr: int, length: int, *_: int) -> tuple[bytes, int, int]:
         data = self._fetch(addr, length)
         self._input = self._output = None
+        self.learning.clear()
         clk = self.mesh.load(data)
         self.total_program_clk += clk
         self.loads += 1
@@ -156,13 +164,7 @@ class Firmware:
         self, frames: int, _a1: int, _a0: int, _l0: int, out_addr: int, out_cap: int
     ) -> tuple[bytes, int, int]:
         seq = self.mesh.require_loaded()
-        if self._input is None:
-            raise CommandError(dp.ErrorCode.NO_INPUT, "RUN before SET_INPUT")
-        if frames != self._input.frames:
-            raise CommandError(
-                dp.ErrorCode.SHAPE_MISMATCH,
-                f"RUN of {frames} frame(s), input holds {self._input.frames}",
-            )
+        x = self.input_frames(frames)
         out_dtype = dp.DType.UINT8 if seq.output_activation else dp.DType.INT64
         out_bytes = frames * int(np.prod(seq.output_shape)) * dp.DTYPE_SIZES[out_dtype]
         if out_bytes > out_cap:
@@ -170,21 +172,35 @@ class Firmware:
                 dp.ErrorCode.NO_SPACE, f"outputs need {out_bytes} bytes, buffer has {out_cap}"
             )
         self._span(out_addr, out_bytes)
-        inp = self._input
-        np_dtype = np.uint8 if inp.dtype is dp.DType.UINT8 else np.dtype("<i8")
-        raw = self._fetch(
-            inp.addr, frames * int(np.prod(seq.input_shape)) * np.dtype(np_dtype).itemsize
-        )
-        x = np.frombuffer(raw, dtype=np_dtype).reshape(frames, *seq.input_shape)
         y, work = self.mesh.run(x)
         out = y.astype(np.uint8) if out_dtype is dp.DType.UINT8 else y.astype("<i8")
         self.chip.mem_write(out_addr, out.tobytes())
         self._output = _Output(out_addr, out_bytes, frames, seq.output_shape, out_dtype)
+        self.count_work(work, frames)
+        return b"", work.clk, work.synops
+
+    def input_frames(self, frames: int) -> np.ndarray:
+        """The `frames` frames SET_INPUT staged (NO_INPUT / SHAPE_MISMATCH otherwise)."""
+        seq = self.mesh.require_loaded()
+        inp = self._input
+        if inp is None:
+            raise CommandError(dp.ErrorCode.NO_INPUT, "RUN before SET_INPUT")
+        if frames != inp.frames:
+            raise CommandError(
+                dp.ErrorCode.SHAPE_MISMATCH, f"RUN of {frames} frame(s), input holds {inp.frames}"
+            )
+        np_dtype = np.uint8 if inp.dtype is dp.DType.UINT8 else np.dtype("<i8")
+        raw = self._fetch(
+            inp.addr, frames * int(np.prod(seq.input_shape)) * np.dtype(np_dtype).itemsize
+        )
+        return np.frombuffer(raw, dtype=np_dtype).reshape(frames, *seq.input_shape)
+
+    def count_work(self, work: Work, frames: int) -> None:
+        """Clocks, frames, SynOps and power of a RUN or LEARN."""
         self.total_inference_clk += work.clk
         self.frames += frames
         self.synops += work.synops
         self.power.record(work.phases, frames)
-        return b"", work.clk, work.synops
 
     def _read_outputs(self, *_: int) -> tuple[bytes, int, int]:
         out = self._output
@@ -229,3 +245,5 @@ class Firmware:
     def _fetch(self, addr: int, length: int) -> bytes:
         self._span(addr, length)
         return self.chip.mem_read(addr, length)
+
+    span, fetch = _span, _fetch  # for the learning unit

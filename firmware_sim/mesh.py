@@ -16,7 +16,7 @@ from google.protobuf.message import DecodeError
 
 from akida_rt import device_protocol as dp
 from akida_rt import program as fmt
-from akida_rt.engine import Engine
+from akida_rt.engine import Engine, run_layer
 from akida_rt.errors import AkidaError, MeshError
 from akida_rt.hardware import DeviceSpec, NpId, NpType
 from akida_rt.layers import Layer, LayerType
@@ -193,11 +193,13 @@ class NpMesh:
             )
 
     # ----------------------------------------------------------------- execution
-    def run(self, x: np.ndarray) -> tuple[np.ndarray, Work]:
-        """Execute the loaded sequence on `frames` inputs: outputs and the work done."""
+    def run(self, x: np.ndarray, upto: int | None = None) -> tuple[np.ndarray, Work]:
+        """Execute the loaded sequence on `frames` inputs: outputs and the work done.
+
+        `upto` stops before that layer (learning runs all but the learning layer)."""
         seq = self.require_loaded()
         seq.engine.reset_stats()
-        y = seq.engine.run(x)
+        y = seq.engine.run(x) if upto is None else run_prefix(seq.engine, x, upto)
         frames = x.shape[0]
         phases = [self.clocks.overhead_phase()]
         phases.append(self.clocks.dma_phase("input", x[0].size * x.dtype.itemsize))
@@ -224,3 +226,11 @@ class NpMesh:
         phases.append(self.clocks.dma_phase("output", out_bytes))
         clk = math.ceil(sum(p.clk for p in phases) * frames)
         return y, Work(clk, synops, phases)
+
+
+def run_prefix(engine: Engine, x: np.ndarray, upto: int) -> np.ndarray:
+    """The outputs of the engine's first `upto` layers (their stats counted)."""
+    y = x.astype(np.float32)
+    for c in engine.compiled[:upto]:
+        y = run_layer(c, y)
+    return y
