@@ -72,6 +72,17 @@ class RemoteModel:
     def unload(self) -> None:
         self._client._unload(self)
 
+    def fit(self, x: np.ndarray, labels: Any = None, timeout: float | None = None) -> np.ndarray:
+        """Learn `x` on the session's device (docs/semantics.md, section 8); returns once the
+        new learned state is durable in akidad. The (N, units) potentials before learning
+        (empty when a retry found the update already applied: each fit applies once)."""
+        return self._client._learn(self, x, labels, timeout)
+
+    def learned_state(self, op: str = "info", data: bytes = b"") -> tuple[dict[str, Any], bytes]:
+        """The learned state: op "info" (samples, neurons learned), "export" (its bytes),
+        "import" (replace it with exported bytes of the same program), "reset"."""
+        return self._client._learn_state(self, op, data)
+
     def __repr__(self) -> str:
         return f"<RemoteModel '{self.name}' session={self.session} sequences={self.sequences}>"
 
@@ -301,6 +312,38 @@ class Client:
         """Remove a blob of this user from the daemon's state directory."""
         self._call(_request("delete_state", key=key))
 
+    # ------------------------------------------------------------ learning
+    def _learn(
+        self, model: RemoteModel, x: np.ndarray, labels: Any, timeout: float | None
+    ) -> np.ndarray:
+        x = np.ascontiguousarray(x)
+        if x.dtype != np.uint8 or x.ndim != 4:
+            raise DaemonError(f"fit: inputs must be uint8 NHWC frames, got {x.dtype} {x.shape}")
+        lab = [] if labels is None else np.atleast_1d(np.asarray(labels)).tolist()
+        update_id = int.from_bytes(os.urandom(8), "little") or 1
+
+        def request() -> dpb.Request:  # the session changes if akidad restarts
+            return _request("learn", session=model.session, inputs=x.tobytes(), shape=x.shape,
+                            labels=lab, timeout_ms=int((timeout or 0) * 1000),
+                            update_id=update_id)  # fmt: skip
+
+        resp = self._reconnecting(lambda: self._roundtrip(request(), timeout)).learned
+        shape = tuple(resp.potentials_shape)
+        return np.frombuffer(resp.potentials, "<i4").reshape(shape).copy()
+
+    def _learn_state(
+        self, model: RemoteModel, op: str, data: bytes
+    ) -> tuple[dict[str, Any], bytes]:
+        ops = {"info": 0, "export": 1, "import": 2, "reset": 3}
+        if op not in ops:
+            raise DaemonError(f"learned_state: op {op!r}, use one of {sorted(ops)}")
+        resp = self._reconnecting(
+            lambda: self._roundtrip(
+                _request("learn_state", session=model.session, op=ops[op], data=data)
+            )
+        ).learn_state
+        return json.loads(resp.state_json or "{}"), bytes(resp.data)
+
     # -------------------------------------------------------------- inference
     def _infer(
         self, model: RemoteModel, xs: list[np.ndarray], predict: bool, timeout: float | None
@@ -397,7 +440,10 @@ def _request(kind: str, **fields: Any) -> dpb.Request:
     body = getattr(req, kind)
     body.SetInParent()
     for name, value in fields.items():
-        setattr(body, name, value)
+        if isinstance(value, list | tuple):
+            getattr(body, name).extend(value)
+        else:
+            setattr(body, name, value)
     return req
 
 

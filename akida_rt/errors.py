@@ -155,6 +155,8 @@ class RemoteError(DaemonError):
 class LearningError(AkidaError):
     """Edge learning was misconfigured or its state could not be stored or restored."""
 
+    status = wire.BAD_INPUT
+
 
 class ToolchainError(AkidaError):
     """The offline toolchain could not quantize, check or convert a model."""

@@ -23,9 +23,11 @@ from akida_rt.errors import AkidaError, DaemonError
 from akida_rt.mapping import MapMode, map_layers
 from akida_rt.model import Model, check_input
 from akida_rt.proto import daemon_pb2 as dpb
+from akida_rt.proto import program_pb2 as pb
 
 from .config import Config
 from .devices import DeviceManager, ProgramKey
+from .learning import LearnedStates
 from .metrics import Meter
 from .scheduler import Job, Result, Scheduler
 from .store import StateStore
@@ -67,6 +69,7 @@ class Session:
     output_uint8: bool
     sequences: int
     pinned: str | None
+    learning: pb.LearningConfig | None = None  # compiled for edge learning (daemon/learning.py)
 
 
 class Controller:
@@ -88,6 +91,8 @@ class Controller:
         self._device_stats: dict[str, dict[str, Any]] = {}
         self._answering = threading.Lock()  # a job is answered once: by a worker or its timer
         self._loop_thread = threading.get_ident()
+        self.learned = LearnedStates(self)
+        manager.prepare_model = self.learned.restore  # learned state before a model serves
 
     # --------------------------------------------------------------- clients
     def connect(self, pid: int, uid: int, gid: int) -> Client:
@@ -179,10 +184,13 @@ class Controller:
             map_layers, template.layers, targets[0].spec, hw_only=hw_only, mode=mode
         )
         self._check_open()
+        # A learning program has one state per (program, device, owner): its model is the
+        # owner's own, on one device.
+        learns = template.learning is not None and template.learning.enabled
         session = Session(
             session_id=secrets.randbits(63),
             client=client,
-            key=ProgramKey(digest, mode.value, hw_only),
+            key=ProgramKey(digest, mode.value, hw_only, client.uid if learns else -1),
             program=program,
             name=template.name,
             input_shape=template.input_shape,
@@ -190,7 +198,8 @@ class Controller:
             output_shape=tuple(template.output_shape),
             output_uint8=bool(template.layers[-1].activation),
             sequences=len(plans),
-            pinned=device or None,
+            pinned=device or (targets[0].id if learns else None),
+            learning=template.learning if learns else None,
         )
         self.sessions[session.session_id] = session
         client.sessions.add(session.session_id)
@@ -368,6 +377,13 @@ class Controller:
     def unanswered(self) -> int:
         """Inference requests not answered yet, queued or running (drain waits for them)."""
         return sum(len(c.jobs) for c in self.clients.values())
+
+    def session_of(self, client: Client, session_id: int) -> Session:
+        """The session `session_id` if `client`'s uid may use it."""
+        return self._session(client, session_id)
+
+    def check_open(self) -> None:
+        self._check_open()
 
     def _check_open(self) -> None:
         if self.draining:

@@ -28,6 +28,7 @@ class ProgramKey(NamedTuple):
     content_hash: str
     map_mode: str = MapMode.AllNps.value
     hw_only: bool = False
+    owner: int = -1  # the uid whose learned state the model holds; -1: shared, no learning
 
 
 class DeviceSlot:
@@ -36,8 +37,16 @@ class DeviceSlot:
     Only the device's worker thread runs models on it; `models` is guarded by `lock`.
     """
 
-    def __init__(self, ident: str, device: Device, kind: str, simulated: bool) -> None:
+    def __init__(
+        self,
+        ident: str,
+        device: Device,
+        kind: str,
+        simulated: bool,
+        prepare: Callable[[DeviceSlot, ProgramKey, Model], None] | None = None,
+    ) -> None:
         self.id = ident
+        self.prepare = prepare
         self.device = device
         self.kind = kind
         self.simulated = simulated
@@ -57,6 +66,8 @@ class DeviceSlot:
             model = self.models.get(key)
         if model is None:
             model = Model(program)
+            if self.prepare is not None:
+                self.prepare(self, key, model)
             model.map(self.device, hw_only=key.hw_only, mode=MapMode(key.map_mode))
             with self.lock:
                 model = self.models.setdefault(key, model)
@@ -156,6 +167,8 @@ class DeviceManager:
         self.simulated = simulated
         self.urls = list(urls or [])
         self.slots: dict[str, DeviceSlot] = {}
+        # Called by a device's worker on each model it builds, before the model runs.
+        self.prepare_model: Callable[[DeviceSlot, ProgramKey, Model], None] | None = None
 
     def rescan(self) -> tuple[list[DeviceSlot], list[DeviceSlot]]:
         """Discover again; returns (appeared, vanished). Runs in a worker thread, so the
@@ -171,7 +184,7 @@ class DeviceManager:
         for ident, device in seen.items():
             slot = slots.get(ident)
             if slot is None or slot.state != "ready":
-                slot = DeviceSlot(ident, device, device.kind, device.simulated)
+                slot = DeviceSlot(ident, device, device.kind, device.simulated, self._prepare)
                 slots[ident] = slot
                 appeared.append(slot)
                 log.info(
@@ -187,6 +200,10 @@ class DeviceManager:
                 del slots[ident]
         self.slots = slots
         return appeared, vanished
+
+    def _prepare(self, slot: DeviceSlot, key: ProgramKey, model: Model) -> None:
+        if self.prepare_model is not None:
+            self.prepare_model(slot, key, model)
 
     def mark_lost(self, slot: DeviceSlot, why: str) -> None:
         if slot.state != "lost":

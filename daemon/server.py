@@ -10,6 +10,7 @@ import contextlib
 import errno
 import json
 import logging
+import math
 import mmap
 import os
 import socket
@@ -262,6 +263,19 @@ class Connection:
             lo.sequences, lo.input_bits = s.sequences, s.input_bits
         elif kind == "stats":
             resp.stats.json = _json(await ctl.stats(client))
+        elif kind == "learn":
+            lm = req.learn
+            x = _learn_inputs(lm, cfg.max_tensor_bytes)
+            pots, state = await ctl.learned.fit(
+                client, lm.session, x, list(lm.labels), lm.timeout_ms, lm.update_id
+            )
+            out = resp.learned
+            out.state_json, out.potentials = _json(state), pots.astype("<i4").tobytes()
+            out.potentials_shape[:] = pots.shape
+        elif kind == "learn_state":
+            ls = req.learn_state
+            state, data = await ctl.learned.state(client, ls.session, ls.op, ls.data)
+            resp.learn_state.state_json, resp.learn_state.data = _json(state), data
         elif kind == "get_state":
             g = req.get_state
             resp.state.data = ctl.get_state(client, g.key, g.owner_uid if g.has_owner else None)
@@ -439,3 +453,15 @@ def _id_of(payload: bytes) -> int:
 
 def _json(obj: Any) -> str:
     return json.dumps(obj, default=str)
+
+
+def _learn_inputs(m: dpb.Learn, max_bytes: int) -> np.ndarray:
+    """The uint8 NHWC frames of a Learn request (BAD_INPUT when they do not add up)."""
+    shape = tuple(int(d) for d in m.shape)
+    count = math.prod(shape) if shape else 0
+    if len(shape) != 4 or count == 0 or count > max_bytes or len(m.inputs) != count:
+        raise DaemonError(
+            f"learn: {len(m.inputs)} input bytes for shape {shape}: send uint8 NHWC frames "
+            f"(at most max_tensor_bytes={max_bytes})"
+        )
+    return np.frombuffer(m.inputs, np.uint8).reshape(shape)

@@ -499,6 +499,152 @@ class Ack(_message.Message):
 Global___Ack: _TypeAlias = Ack  # noqa: Y015
 
 @_typing.final
+class Learn(_message.Message):
+    """Edge learning: fit the session's learning layer on its device (exactly once per
+    update_id, so the client may retry), acknowledged once the new state is durable.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SESSION_FIELD_NUMBER: _builtins.int
+    INPUTS_FIELD_NUMBER: _builtins.int
+    SHAPE_FIELD_NUMBER: _builtins.int
+    LABELS_FIELD_NUMBER: _builtins.int
+    TIMEOUT_MS_FIELD_NUMBER: _builtins.int
+    UPDATE_ID_FIELD_NUMBER: _builtins.int
+    session: _builtins.int
+    inputs: _builtins.bytes
+    """uint8 NHWC frames"""
+    timeout_ms: _builtins.int
+    update_id: _builtins.int
+    """random, chosen by the client"""
+    @_builtins.property
+    def shape(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]:
+        """N, H, W, C"""
+
+    @_builtins.property
+    def labels(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]:
+        """one per frame, or one for all; none when unlabelled"""
+
+    def __init__(
+        self,
+        *,
+        session: _builtins.int = ...,
+        inputs: _builtins.bytes = ...,
+        shape: _abc.Iterable[_builtins.int] | None = ...,
+        labels: _abc.Iterable[_builtins.int] | None = ...,
+        timeout_ms: _builtins.int = ...,
+        update_id: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["inputs", b"inputs", "labels", b"labels", "session", b"session", "shape", b"shape", "timeout_ms", b"timeout_ms", "update_id", b"update_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Learn: _TypeAlias = Learn  # noqa: Y015
+
+@_typing.final
+class Learned(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    STATE_JSON_FIELD_NUMBER: _builtins.int
+    POTENTIALS_FIELD_NUMBER: _builtins.int
+    POTENTIALS_SHAPE_FIELD_NUMBER: _builtins.int
+    state_json: _builtins.str
+    """samples learned, neurons learned, ... (learning.describe)"""
+    potentials: _builtins.bytes
+    """int32 (N, U) before learning; empty for a repeated update_id"""
+    @_builtins.property
+    def potentials_shape(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]: ...
+    def __init__(
+        self,
+        *,
+        state_json: _builtins.str = ...,
+        potentials: _builtins.bytes = ...,
+        potentials_shape: _abc.Iterable[_builtins.int] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["potentials", b"potentials", "potentials_shape", b"potentials_shape", "state_json", b"state_json"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Learned: _TypeAlias = Learned  # noqa: Y015
+
+@_typing.final
+class LearnState(_message.Message):
+    """The learned state of a session's program on its device, for its owner."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    class _Op:
+        ValueType = _typing.NewType("ValueType", _builtins.int)
+        V: _TypeAlias = ValueType  # noqa: Y015
+
+    class _OpEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[LearnState._Op.ValueType], _builtins.type):
+        DESCRIPTOR: _descriptor.EnumDescriptor
+        INFO: LearnState._Op.ValueType  # 0
+        EXPORT: LearnState._Op.ValueType  # 1
+        """the state as bytes (carries the program hash)"""
+        IMPORT: LearnState._Op.ValueType  # 2
+        """replace it by exported bytes (same program only)"""
+        RESET: LearnState._Op.ValueType  # 3
+        """back to the program's own state; the stored one is deleted"""
+
+    class Op(_Op, metaclass=_OpEnumTypeWrapper): ...
+    INFO: LearnState.Op.ValueType  # 0
+    EXPORT: LearnState.Op.ValueType  # 1
+    """the state as bytes (carries the program hash)"""
+    IMPORT: LearnState.Op.ValueType  # 2
+    """replace it by exported bytes (same program only)"""
+    RESET: LearnState.Op.ValueType  # 3
+    """back to the program's own state; the stored one is deleted"""
+
+    SESSION_FIELD_NUMBER: _builtins.int
+    OP_FIELD_NUMBER: _builtins.int
+    DATA_FIELD_NUMBER: _builtins.int
+    session: _builtins.int
+    op: Global___LearnState.Op.ValueType
+    data: _builtins.bytes
+    def __init__(
+        self,
+        *,
+        session: _builtins.int = ...,
+        op: Global___LearnState.Op.ValueType = ...,
+        data: _builtins.bytes = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["data", b"data", "op", b"op", "session", b"session"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___LearnState: _TypeAlias = LearnState  # noqa: Y015
+
+@_typing.final
+class LearnStateReply(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    STATE_JSON_FIELD_NUMBER: _builtins.int
+    DATA_FIELD_NUMBER: _builtins.int
+    state_json: _builtins.str
+    data: _builtins.bytes
+    def __init__(
+        self,
+        *,
+        state_json: _builtins.str = ...,
+        data: _builtins.bytes = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["data", b"data", "state_json", b"state_json"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___LearnStateReply: _TypeAlias = LearnStateReply  # noqa: Y015
+
+@_typing.final
 class Error(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -533,6 +679,8 @@ class Request(_message.Message):
     PUT_STATE_FIELD_NUMBER: _builtins.int
     GET_STATE_FIELD_NUMBER: _builtins.int
     DELETE_STATE_FIELD_NUMBER: _builtins.int
+    LEARN_FIELD_NUMBER: _builtins.int
+    LEARN_STATE_FIELD_NUMBER: _builtins.int
     id: _builtins.int
     @_builtins.property
     def hello(self) -> Global___Hello: ...
@@ -550,6 +698,10 @@ class Request(_message.Message):
     def get_state(self) -> Global___GetState: ...
     @_builtins.property
     def delete_state(self) -> Global___DeleteState: ...
+    @_builtins.property
+    def learn(self) -> Global___Learn: ...
+    @_builtins.property
+    def learn_state(self) -> Global___LearnState: ...
     def __init__(
         self,
         *,
@@ -562,12 +714,14 @@ class Request(_message.Message):
         put_state: Global___PutState | None = ...,
         get_state: Global___GetState | None = ...,
         delete_state: Global___DeleteState | None = ...,
+        learn: Global___Learn | None = ...,
+        learn_state: Global___LearnState | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["body", b"body", "delete_state", b"delete_state", "get_state", b"get_state", "hello", b"hello", "list_devices", b"list_devices", "load", b"load", "put_state", b"put_state", "stats", b"stats", "unload", b"unload"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["body", b"body", "delete_state", b"delete_state", "get_state", b"get_state", "hello", b"hello", "learn", b"learn", "learn_state", b"learn_state", "list_devices", b"list_devices", "load", b"load", "put_state", b"put_state", "stats", b"stats", "unload", b"unload"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["body", b"body", "delete_state", b"delete_state", "get_state", b"get_state", "hello", b"hello", "id", b"id", "list_devices", b"list_devices", "load", b"load", "put_state", b"put_state", "stats", b"stats", "unload", b"unload"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["body", b"body", "delete_state", b"delete_state", "get_state", b"get_state", "hello", b"hello", "id", b"id", "learn", b"learn", "learn_state", b"learn_state", "list_devices", b"list_devices", "load", b"load", "put_state", b"put_state", "stats", b"stats", "unload", b"unload"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_body: _TypeAlias = _typing.Literal["hello", "list_devices", "load", "unload", "stats", "put_state", "get_state", "delete_state"]  # noqa: Y015
+    _WhichOneofReturnType_body: _TypeAlias = _typing.Literal["hello", "list_devices", "load", "unload", "stats", "put_state", "get_state", "delete_state", "learn", "learn_state"]  # noqa: Y015
     _WhichOneofArgType_body: _TypeAlias = _typing.Literal["body", b"body"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_body) -> _WhichOneofReturnType_body | None: ...
 
@@ -585,6 +739,8 @@ class Response(_message.Message):
     ACK_FIELD_NUMBER: _builtins.int
     STATS_FIELD_NUMBER: _builtins.int
     STATE_FIELD_NUMBER: _builtins.int
+    LEARNED_FIELD_NUMBER: _builtins.int
+    LEARN_STATE_FIELD_NUMBER: _builtins.int
     id: _builtins.int
     @_builtins.property
     def error(self) -> Global___Error: ...
@@ -600,6 +756,10 @@ class Response(_message.Message):
     def stats(self) -> Global___Stats: ...
     @_builtins.property
     def state(self) -> Global___StateData: ...
+    @_builtins.property
+    def learned(self) -> Global___Learned: ...
+    @_builtins.property
+    def learn_state(self) -> Global___LearnStateReply: ...
     def __init__(
         self,
         *,
@@ -611,12 +771,14 @@ class Response(_message.Message):
         ack: Global___Ack | None = ...,
         stats: Global___Stats | None = ...,
         state: Global___StateData | None = ...,
+        learned: Global___Learned | None = ...,
+        learn_state: Global___LearnStateReply | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["ack", b"ack", "body", b"body", "devices", b"devices", "error", b"error", "hello", b"hello", "loaded", b"loaded", "state", b"state", "stats", b"stats"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["ack", b"ack", "body", b"body", "devices", b"devices", "error", b"error", "hello", b"hello", "learn_state", b"learn_state", "learned", b"learned", "loaded", b"loaded", "state", b"state", "stats", b"stats"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["ack", b"ack", "body", b"body", "devices", b"devices", "error", b"error", "hello", b"hello", "id", b"id", "loaded", b"loaded", "state", b"state", "stats", b"stats"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["ack", b"ack", "body", b"body", "devices", b"devices", "error", b"error", "hello", b"hello", "id", b"id", "learn_state", b"learn_state", "learned", b"learned", "loaded", b"loaded", "state", b"state", "stats", b"stats"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_body: _TypeAlias = _typing.Literal["error", "hello", "devices", "loaded", "ack", "stats", "state"]  # noqa: Y015
+    _WhichOneofReturnType_body: _TypeAlias = _typing.Literal["error", "hello", "devices", "loaded", "ack", "stats", "state", "learned", "learn_state"]  # noqa: Y015
     _WhichOneofArgType_body: _TypeAlias = _typing.Literal["body", b"body"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_body) -> _WhichOneofReturnType_body | None: ...
 

@@ -550,6 +550,7 @@ class LearnedState(_message.Message):
     LAYER_FIELD_NUMBER: _builtins.int
     LEARNING_FIELD_NUMBER: _builtins.int
     WEIGHTS_FIELD_NUMBER: _builtins.int
+    RECENT_UPDATES_FIELD_NUMBER: _builtins.int
     program_hash: _builtins.str
     """hex SHA-256 of the program it was learned on"""
     layer: _builtins.str
@@ -562,6 +563,10 @@ class LearnedState(_message.Message):
     def weights(self) -> Global___Tensor:
         """int8 (1, 1, K, U) binary weights"""
 
+    @_builtins.property
+    def recent_updates(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]:
+        """ids of the last fits applied (akidad: exactly once)"""
+
     def __init__(
         self,
         *,
@@ -569,10 +574,11 @@ class LearnedState(_message.Message):
         layer: _builtins.str = ...,
         learning: Global___LearningConfig | None = ...,
         weights: Global___Tensor | None = ...,
+        recent_updates: _abc.Iterable[_builtins.int] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["learning", b"learning", "weights", b"weights"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["layer", b"layer", "learning", b"learning", "program_hash", b"program_hash", "weights", b"weights"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["layer", b"layer", "learning", b"learning", "program_hash", b"program_hash", "recent_updates", b"recent_updates", "weights", b"weights"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
