@@ -2,7 +2,11 @@
 
 OpenBLAS splits even small products across its threads; when the other core is busy,
 each split waits for a thread that cannot run, and a 1 ms batch-1 forward can take 20 ms.
-Work below SINGLE_THREAD_MACS runs with BLAS limited to one thread (threadpoolctl).
+Work below SINGLE_THREAD_MACS runs with BLAS limited to one thread (threadpoolctl), and
+so does larger work when the machine has no idle core right now (the kernel's count of
+runnable threads, /proc/loadavg, is at least the CPU count): with the other core busy, two
+BLAS threads ran the digits CNN at batch 100 0.4-0.5x as fast as one
+(benchmarks/vs_metatf.py --busy).
 
 In a library the limit must be undone after each call: the host application's own numpy
 keeps its threads. Setting and restoring costs 18 us warm and 30 us on the cold caches a
@@ -14,11 +18,14 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import os
 import threading
 from collections.abc import Iterator
 from typing import Any
 
 SINGLE_THREAD_MACS = 50_000_000
+_CPUS = os.cpu_count() or 1
+LOADAVG = "/proc/loadavg"  # field 4: runnable/total scheduling entities, right now
 
 _owned = False  # own_process() was called
 _held: Any = None  # in an owned process: the limiter holding BLAS at one thread
@@ -45,20 +52,34 @@ def single_threaded() -> bool:
     return _held is not None
 
 
+def no_idle_core() -> bool:
+    """Whether as many threads are runnable right now (this one included) as there are
+    CPUs: a second BLAS thread would then wait for a core (~10 us to read)."""
+    if _CPUS < 2:
+        return True
+    try:
+        with open(LOADAVG, "rb") as f:
+            running = int(f.read().split()[3].split(b"/")[0])
+    except (OSError, ValueError, IndexError):
+        return False
+    return running >= _CPUS
+
+
 @contextlib.contextmanager
 def threads_for(macs: int) -> Iterator[None]:
-    """BLAS limited to one thread while the block runs, if `macs` is small work."""
+    """BLAS limited to one thread while the block runs, if `macs` is small work or no
+    core is idle."""
     controller = _controller()
     if controller is None:
         yield
         return
+    one = macs < SINGLE_THREAD_MACS or no_idle_core()
     if _owned:
-        one = macs < SINGLE_THREAD_MACS
-        if one is (_held is None):  # the limit must change (rarely)
+        if one is (_held is None):  # the limit must change
             _hold(controller, one)
         yield
         return
-    if macs >= SINGLE_THREAD_MACS:
+    if not one:
         yield
         return
     with controller.limit(limits=1, user_api="blas"):

@@ -20,7 +20,8 @@ def blas_threads() -> set[int]:
 
 
 @pytest.fixture
-def restored() -> Iterator[set[int]]:
+def restored(monkeypatch: pytest.MonkeyPatch) -> Iterator[set[int]]:
+    monkeypatch.setattr(blas, "no_idle_core", lambda: False)  # the machine's load aside
     before = blas_threads()
     if before == {1}:
         pytest.skip("BLAS runs one thread here already; nothing to limit")
@@ -52,3 +53,23 @@ def test_an_owned_process_holds_one_thread_until_big_work(restored: set[int]) ->
     assert not blas.single_threaded()
     with blas.threads_for(1000):
         assert blas_threads() == {1}
+
+
+def test_big_work_runs_on_one_thread_when_no_core_is_idle(
+    restored: set[int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(blas, "no_idle_core", lambda: True)
+    with blas.threads_for(blas.SINGLE_THREAD_MACS * 10):
+        assert blas_threads() == {1}
+    assert blas_threads() == restored
+
+
+@pytest.mark.parametrize(("running", "busy"), [(1, False), (2, True), (9, True)])
+def test_no_idle_core_reads_the_runnable_count(tmp_path, monkeypatch, running, busy) -> None:
+    monkeypatch.setattr(blas, "_CPUS", 2)
+    path = tmp_path / "loadavg"
+    path.write_text(f"0.50 0.40 0.30 {running}/512 1234\n")
+    monkeypatch.setattr(blas, "LOADAVG", str(path))
+    assert blas.no_idle_core() is busy
+    monkeypatch.setattr(blas, "LOADAVG", str(tmp_path / "absent"))
+    assert blas.no_idle_core() is False

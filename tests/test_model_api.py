@@ -36,7 +36,7 @@ def test_layer_construction_errors() -> None:
     with pytest.raises(ModelError, match="first layer 'c' needs an input_shape"):
         model.add(Conv2D("c", 4, 3))
     model.add(InputConv2D("in", (8, 8, 1), 4, 3))
-    with pytest.raises(ModelError, match="padding_value 128 outside 0..0"):
+    with pytest.raises(ModelError, match=r"padding_value 128 outside 0\.\.0"):
         bad = Conv2D("c", 4, 3)
         bad.padding_value = 128
         model.add(bad)
