@@ -32,6 +32,9 @@ from akida_rt.layers import (
 from akida_rt.mapping import Backend, layer_need, map_layers
 from akida_rt.model import Model
 
+# Fixes name the command a user runs (tools.post_training.quantize_model in Python).
+QUANTIZE_FIX = "quantize the float model: akida quantize -m FLOAT.keras -o Q.keras"
+
 F64_EXACT = 2**53
 
 
@@ -213,17 +216,13 @@ def _stage_rules(block: Block, index: int, stage: str, default: Bits) -> list[Is
     act = block.activation
     if stage == "quantized":
         if not quantized:
-            issues.append(
-                Issue(name, "quantized", "weights are not quantized", "run quantize_model (PTQ)")
-            )
+            issues.append(Issue(name, "quantized", "weights are not quantized", QUANTIZE_FIX))
         elif int(cfg.get("weight_bits", 0)) not in WEIGHT_BITS:
             issues.append(
                 Issue(name, "bits", f"weight bits {cfg.get('weight_bits')}", f"use {WEIGHT_BITS}")
             )
         if act is not None and act.kind != "qrelu":
-            issues.append(
-                Issue(act.name, "quantized", "float ReLU", "replace it with QuantizedReLU (PTQ)")
-            )
+            issues.append(Issue(act.name, "quantized", "float ReLU", QUANTIZE_FIX))
         if (
             act is not None
             and act.kind == "qrelu"

@@ -133,7 +133,8 @@ def _daemon(model: Any, args: argparse.Namespace, x: np.ndarray, client: Any) ->
         y, timing = run_frames(remote.forward, x, args)
         listed = {d["id"]: d for d in client.devices()}
         info = listed.get(remote.last_device, {"id": remote.last_device, "simulated": None})
-        dev_stats = next((d for d in client.stats()["devices"] if d["id"] == info["id"]), {})
+        devs = client.stats()["devices"]
+        dev_stats: dict[str, Any] = next((d for d in devs if d["id"] == info["id"]), {})
         remote.unload()
     return {"via": f"akidad ({client.path})", "device": info, "y": y, "timing": timing,
             "statistics": None, "daemon_device": dev_stats}  # fmt: skip

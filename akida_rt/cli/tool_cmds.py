@@ -135,6 +135,11 @@ def cmd_quantize(args: argparse.Namespace) -> int:
     calib = data_files.load_data(args.calibration, shape) if args.calibration else data  # type: ignore[arg-type]
     samples = calib.x[: args.samples]
     data_files.check_shape(samples, shape, f"--calibration {calib.source}")
+    if args.epochs:
+        if data.y is None:
+            raise ToolchainError(f"--dataset {data.source}: fine-tuning (--epochs) needs labels; "
+                                 "give an .npz with y or a folder with one subfolder per class")  # fmt: skip
+        data_files.check_shape(data.x, shape, f"--dataset {data.source}")
     try:
         with _bar(len(samples), "calibrating", args.json) as progress:
             qmodel = quantize_model(
@@ -149,10 +154,7 @@ def cmd_quantize(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise _one_line(exc, f"akida check -m {args.model} --stage float") from None
     if args.epochs:
-        if data.y is None:
-            raise ToolchainError(f"--dataset {data.source}: fine-tuning (--epochs) needs labels; "
-                                 "give an .npz with y or a folder with one subfolder per class")  # fmt: skip
-        data_files.check_shape(data.x, shape, f"--dataset {data.source}")
+        assert data.y is not None
         with _epoch_bars(args.epochs, -(-len(data.x) // 32), args.json) as progress:
             training.fit(qmodel, data.x, data.y, epochs=args.epochs, learning_rate=2e-4,
                          seed=args.seed, augment=2 if data.source == "digits" else 0,
