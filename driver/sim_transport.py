@@ -26,6 +26,7 @@ import logging
 import os
 import shutil
 import socket
+import stat
 import subprocess
 import sys
 import tempfile
@@ -386,6 +387,21 @@ def parse_config(text: str) -> dict[str, int]:
     return counts
 
 
+def _stable_root(counts: dict[str, int]) -> Path | None:
+    """The same system root for the same $AKIDA_SIM_BOARDS in every process, so the pcie://
+    ids `akida devices` prints work with --device later; None (a temporary root) when the
+    per-user folder is not ours."""
+    base = Path(tempfile.gettempdir()) / f"akida-sim-{os.getuid()}"
+    try:
+        base.mkdir(mode=0o700, exist_ok=True)
+        st = base.lstat()
+    except OSError:
+        return None
+    if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.getuid() or st.st_mode & 0o077:
+        return None
+    return base / "-".join(f"{kind}{n}" for kind, n in sorted(counts.items()))
+
+
 def attach_configured() -> SimRack | None:
     """Attach the boards `$AKIDA_SIM_BOARDS` asks for (once per process)."""
     global _rack
@@ -395,7 +411,7 @@ def attach_configured() -> SimRack | None:
     with _rack_lock:
         if _rack is None:
             counts = parse_config(text)
-            rack = SimRack()
+            rack = SimRack(_stable_root(counts))
             for _ in range(counts.get("pcie", 0)):
                 rack.add_pcie()
             for _ in range(counts.get("usb", 0)):

@@ -104,3 +104,14 @@ def test_summary_and_statistics_name_the_backend_that_ran() -> None:
     model.forward(np.zeros((1, 32, 32, 1), np.uint8))
     assert "Hardware plan, runs in Software" in texts[0]
     assert "Backend: Software (mapped onto the AKD1000 description" in str(model.statistics)
+
+
+def test_simulated_pcie_ids_are_stable_across_runs() -> None:
+    env = daemon_env(AKIDA_SIM_BOARDS="pcie:2")
+    ids = [
+        [d["id"] for d in json.loads(run_akida("devices", "--json", env=env).stdout)]
+        for _ in range(2)
+    ]
+    assert ids[0] == ids[1] and len(ids[0]) == 2 and ids[0][0].startswith("pcie://")
+    data = _json("--device", ids[0][1], "--no-daemon", env=env)
+    assert data["device"]["id"] == ids[0][1] and data["device"]["simulated"] is True

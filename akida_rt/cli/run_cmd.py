@@ -124,7 +124,10 @@ def _local(model: Any, args: argparse.Namespace, x: np.ndarray) -> dict[str, Any
         y, timing = run_frames(model.forward, x, args)
         stats = model.statistics
     info = device.describe()
-    return {"via": "in-process", "device": info, "y": y, "timing": timing, "statistics": stats}
+    from akida_rt.learning import describe
+
+    return {"via": "in-process", "device": info, "y": y, "timing": timing, "statistics": stats,
+            "learning": describe(model)}  # fmt: skip
 
 
 def _daemon(model: Any, args: argparse.Namespace, x: np.ndarray, client: Any) -> dict[str, Any]:
@@ -135,9 +138,11 @@ def _daemon(model: Any, args: argparse.Namespace, x: np.ndarray, client: Any) ->
         info = listed.get(remote.last_device, {"id": remote.last_device, "simulated": None})
         devs = client.stats()["devices"]
         dev_stats: dict[str, Any] = next((d for d in devs if d["id"] == info["id"]), {})
+        learns = model.learning is not None and model.learning.enabled
+        learned = remote.learned_state()[0] if learns else None  # akidad's durable state
         remote.unload()
     return {"via": f"akidad ({client.path})", "device": info, "y": y, "timing": timing,
-            "statistics": None, "daemon_device": dev_stats}  # fmt: skip
+            "statistics": None, "daemon_device": dev_stats, "learning": learned}  # fmt: skip
 
 
 def _client(args: argparse.Namespace) -> Any:
@@ -197,6 +202,7 @@ def _report(model: Any, result: dict[str, Any], source: str, preds: Any,
         "output": args.output,
         "predictions": preds,
         "run": result["timing"].as_dict(),
+        "learning": result.get("learning"),  # None: the program does not learn
     }
     stats = result["statistics"]
     if stats is not None:
@@ -229,6 +235,12 @@ def _print(report: dict[str, Any], result: dict[str, Any]) -> None:
         print(f"... {len(preds) - SHOWN} more (all in --json)")
     if report["output"]:
         print(f"raw outputs saved to {report['output']}")
+    learned = report["learning"]
+    if learned is None:
+        print("Learned state: none (the program is not compiled for edge learning)")
+    else:
+        print(f"Learned state: {learned['samples']} samples seen, {learned['neurons_learned']}/"
+              f"{learned['neurons']} neurons learned, {learned['num_classes']} classes")  # fmt: skip
     print()
     lat = run["latency_ms"]
     host_fps = f"{run['host_fps']:.1f}" if run["host_fps"] else "n/a"
