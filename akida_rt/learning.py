@@ -79,7 +79,7 @@ def learning_layer(layers: list[Layer]) -> Layer:
     if layer.input_bits != 1:
         raise LearningError(
             f"{where} receives {layer.input_bits}-bit inputs; learning needs 1-bit spikes "
-            "(add a spike generator: akida_rt.tools.edge.add_learning_head)"
+            "(add a spike generator: akida_rt.tools.edge_learning.add_learning_head)"
         )
     if layer.activation:
         raise LearningError(f"{where} has an activation; a learning layer outputs potentials")

@@ -1,0 +1,40 @@
+"""`akida learn` and `akida run`'s learned state, as a user runs them against akidad."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+
+from tests.conftest import run_akida
+from tests.daemon_harness import Akidad
+from tests.learning_models import images, learnable_cnn
+
+
+def test_learn_export_reset_import_and_run_show_the_state(tmp_path) -> None:
+    program = tmp_path / "edge.akp"
+    learnable_cnn(seed=12).save(program)
+    shots = tmp_path / "shots.npy"
+    np.save(shots, images(14, 5))
+    with Akidad(tmp_path) as daemon:
+        env = {**os.environ, "AKIDA_SOCKET": str(daemon.socket)}
+        r = run_akida("learn", "-m", str(program), "--label", "2", str(shots), "--json", env=env)
+        assert r.returncode == 0, r.stderr
+        assert json.loads(r.stdout)["state"]["samples"] == 5
+        state = tmp_path / "state.akls"
+        r = run_akida("learn", "export", "-m", str(program), "-o", str(state), env=env)
+        assert r.returncode == 0 and "5 samples learned" in r.stdout, r.stderr
+        r = run_akida("run", "-m", str(program), "--daemon", "--json", env=env)
+        assert json.loads(r.stdout)["learning"]["samples"] == 5, r.stderr
+        r = run_akida("learn", "reset", "-m", str(program), env=env)
+        assert "reset: 0 samples learned" in r.stdout, r.stderr
+        r = run_akida("learn", "import", str(state), "-m", str(program), "--json", env=env)
+        assert json.loads(r.stdout)["state"]["samples"] == 5, r.stderr
+        other = tmp_path / "other.akp"
+        learnable_cnn(seed=13).save(other)
+        r = run_akida("learn", "import", str(state), "-m", str(other), env=env)
+        assert r.returncode == 1
+        assert r.stderr.count("\n") == 1 and "the imported state was learned on" in r.stderr
+        r = run_akida("learn", "-m", str(program), "--label", "9", str(shots), env=env)
+        assert r.returncode == 1 and "labels must be in 0..3" in r.stderr
