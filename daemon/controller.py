@@ -90,6 +90,7 @@ class Controller:
         self._templates: dict[str, Model] = {}
         self._device_stats: dict[str, dict[str, Any]] = {}
         self._answering = threading.Lock()  # a job is answered once: by a worker or its timer
+        self._replying = 0  # answers taken off client.jobs and not yet written
         self._loop_thread = threading.get_ident()
         self.learned = LearnedStates(self)
         manager.prepare_model = self.learned.restore  # learned state before a model serves
@@ -105,10 +106,11 @@ class Controller:
     def disconnect(self, client: Client) -> None:
         """Release at once everything the client held: queued work, timers, sessions."""
         dropped = self.scheduler.drop_client(client.client_id)
-        for job, timer in client.jobs.items():
-            job.cancelled = job.answered = True
+        with self._answering:
+            jobs, client.jobs, client.queued_bytes = client.jobs, {}, 0
+        for job, timer in jobs.items():
+            job.cancelled = True
             timer.cancel()
-        client.jobs.clear()
         for sid in list(client.sessions):
             self._close_session(sid)
         self.clients.pop(client.client_id, None)
@@ -265,12 +267,8 @@ class Controller:
         start = time.perf_counter()
         loop = asyncio.get_running_loop()
 
-        def settle(job: Job, result: Result) -> None:  # the bookkeeping, in the loop
-            timer = client.jobs.pop(job, None)
-            if timer is None:
-                return  # the client left
+        def books(job: Job, result: Result, timer: asyncio.TimerHandle) -> None:  # loop
             timer.cancel()
-            client.queued_bytes -= job.x.nbytes
             if isinstance(result, AkidaError):
                 client.meter.errors += 1
                 self.scheduler.cancel(job)
@@ -278,15 +276,22 @@ class Controller:
                 client.meter.record(job.frames, time.perf_counter() - start)
 
         def done(job: Job, result: Result) -> None:  # any thread: a worker, or the loop
-            with self._answering:
-                if job.answered:
+            with self._answering:  # a job leaves client.jobs once: answered (or client gone)
+                timer = client.jobs.pop(job, None)
+                if timer is None:
                     return
-                job.answered = job.cancelled = True
-            reply(result, job)  # the answer first: the bookkeeping can wait
+                client.queued_bytes -= job.x.nbytes
+                self._replying += 1
+            job.cancelled = True
+            try:
+                reply(result, job)  # the answer first: the bookkeeping can wait
+            finally:
+                with self._answering:
+                    self._replying -= 1
             if threading.get_ident() == self._loop_thread:
-                settle(job, result)
+                books(job, result, timer)
             else:
-                loop.call_soon_threadsafe(settle, job, result)
+                loop.call_soon_threadsafe(books, job, result, timer)
 
         def expire() -> None:
             done(job, DaemonError(f"no result within {timeout:g} s", dpb.DEADLINE_EXCEEDED))
@@ -375,8 +380,9 @@ class Controller:
         return out
 
     def unanswered(self) -> int:
-        """Inference requests not answered yet, queued or running (drain waits for them)."""
-        return sum(len(c.jobs) for c in self.clients.values())
+        """Inference requests not answered yet, queued, running or being written (drain
+        waits for them)."""
+        return sum(len(c.jobs) for c in self.clients.values()) + self._replying
 
     def session_of(self, client: Client, session_id: int) -> Session:
         """The session `session_id` if `client`'s uid may use it."""

@@ -52,7 +52,6 @@ class Job:
     done: Callable[[Job, Result], None]  # from any thread, maybe more than once
     enqueued: float = field(default_factory=time.monotonic)
     attempts: int = 0
-    answered: bool = False
     cancelled: bool = False  # answered already (deadline) or its client left: never run it
     device: str = ""
     batch_frames: int = 0

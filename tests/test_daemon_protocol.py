@@ -599,7 +599,7 @@ def test_hello_reply_names_protocol_3_and_the_limits(daemon) -> None:
     assert resp.id == 3 and resp.WhichOneof("body") == "hello", resp
     assert (h.protocol, h.pid, h.uid) == (3, daemon.proc.pid, os.getuid())
     assert (h.shm_threshold, h.max_frame) == (4096, 1048576)
-    assert (h.max_tensor_bytes, h.max_timeout_ms) == (256 << 20, 600_000)
+    assert (h.max_tensor_bytes, h.max_timeout_ms) == (128 << 20, 600_000)
 
 
 @pytest.mark.parametrize("answer", ["hello-of-protocol-2", "protocol-mismatch-error"])

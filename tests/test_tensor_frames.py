@@ -14,6 +14,7 @@ import time
 
 import numpy as np
 import pytest
+from akida_rt.daemon.config import Config
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
@@ -32,6 +33,8 @@ from tests.daemon_harness import (
     tiny_model,
     wait_for,
 )
+
+DAEMON_LIMIT = Config().max_tensor_bytes  # the daemon under test runs with the default
 
 
 def _profile(n: int) -> settings:
@@ -605,7 +608,7 @@ def _bad_frame(case: str, session: int) -> tuple[bytes, int, int, str]:
     if case == "over-max-tensor-bytes":
         head = tf.INFER_HEAD.pack(tf.MARKER, tf.INFER, 0, dpb.UINT8, 4, 31, session, 0,
                                   1, 1 << 16, 1 << 16, 1)  # fmt: skip
-        return _framed(head), 31, dpb.BAD_INPUT, f"is over {256 << 20} bytes"
+        return _framed(head), 31, dpb.BAD_INPUT, f"is over {DAEMON_LIMIT} bytes"
     if case == "wrong-shape":
         frame = tf.encode_infer(31, session, np.zeros((1, 6, 5, 1), np.uint8))
         return frame, 31, dpb.BAD_INPUT, "input shape (1, 6, 5, 1) does not match (N, 6, 6, 1)"
@@ -707,9 +710,9 @@ def _refused_memfd(
         raw.send_frame(head, [fd])
         return f"shared memory holds {x.nbytes - 1} bytes, the tensor needs {x.nbytes}", [fd]
     if case == "over-max-tensor-bytes":
-        fd = memfd_holding(x.tobytes(), (256 << 20) + 1)  # sparse: costs no memory
+        fd = memfd_holding(x.tobytes(), DAEMON_LIMIT + 1)  # sparse: costs no memory
         raw.send_frame(head, [fd])
-        return f"shared memory of {(256 << 20) + 1} bytes is over", [fd]
+        return f"shared memory of {DAEMON_LIMIT + 1} bytes is over", [fd]
     if case == "two-fds":
         fds = [memfd_holding(x.tobytes()), memfd_holding(x.tobytes())]
         raw.send_frame(head, fds)
