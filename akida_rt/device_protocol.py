@@ -36,6 +36,10 @@ REG_INFER_CLK_LO = 0x060  # read-only: total inference clocks since reset (64-bi
 REG_INFER_CLK_HI = 0x064
 REG_PROGRAM_CLK_LO = 0x068  # read-only: total programming clocks since reset
 REG_PROGRAM_CLK_HI = 0x06C
+# Simulated chips only (identity flag IDENT_FLAG_SIMULATED): the board's modelled
+# host-visible time in ns (64-bit; reading LO latches HI). The driver times calls with it.
+REG_SIM_TIME_LO = 0x070
+REG_SIM_TIME_HI = 0x074
 REG_POWER_MW = 0x080  # read-only: instantaneous board power in milliwatts (power sensor)
 REG_FLOOR_MW = 0x084  # read-only: board floor power in milliwatts
 REG_SCRATCH = 0x0F0  # read/write: scratch, for bus tests
@@ -99,7 +103,9 @@ class ErrorCode(enum.IntEnum):
     NO_INPUT = 9
     WRONG_DEVICE = 10
     INTERNAL = 11
-    NOT_LEARNING = 12  # LEARN / READ_LEARNED / WRITE_LEARNED before LEARN_CONFIG; a layer that cannot learn
+    NOT_LEARNING = (
+        12  # LEARN / READ_LEARNED / WRITE_LEARNED before LEARN_CONFIG; a layer that cannot learn
+    )
 
 
 class DType(enum.IntEnum):

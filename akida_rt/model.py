@@ -155,7 +155,7 @@ class Model:
             self._stats.backend = "Hardware"
             self._stats.where = self._device.id + (", simulated" if self._device.simulated else "")
             for key, value in metrics.items():
-                if key in ("inference_clk", "program_clk", "device_synops"):  # since mapping
+                if key in ("inference_clk", "program_clk", "device_synops", "elapsed_s"):
                     value += getattr(self._stats, key) or 0
                 setattr(self._stats, key, value)
             return y

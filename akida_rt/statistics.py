@@ -15,7 +15,9 @@ class Statistics:
     backend: str = "Software"  # what ran the last inference: "Hardware" or "Software"
     where: str = ""  # the device it ran on, or why a mapped model ran in software
     frames: int = 0
-    elapsed_s: float = 0.0  # host wall time (software backend)
+    # Host-visible time of the calls: wall clock on a board or in software; a simulated
+    # board's modelled wall clock (what the board would show, as MetaTF prints it).
+    elapsed_s: float = 0.0
     layers: dict[str, LayerStats] = field(default_factory=dict)
     # Device metrics, present after on-device inference.
     device_synops: int | None = None  # SynOps the device counted (no per-layer split)
@@ -28,12 +30,17 @@ class Statistics:
 
     @property
     def fps(self) -> float | None:
-        """Frames per second: from the device clock on hardware, host time otherwise."""
+        """Host-visible frames per second: frames over the wall-clock time of the calls."""
         if self.frames == 0:
             return None
-        if self.inference_clk is not None and self.clock_hz:
-            return self.frames * self.clock_hz / self.inference_clk if self.inference_clk else None
         return self.frames / self.elapsed_s if self.elapsed_s > 0 else None
+
+    @property
+    def device_fps(self) -> float | None:
+        """What the device's own count implies: frames x nominal clock / inference_clk."""
+        if not self.frames or not self.inference_clk or not self.clock_hz:
+            return None
+        return self.frames * self.clock_hz / self.inference_clk
 
     @property
     def synops(self) -> int:
@@ -52,6 +59,8 @@ class Statistics:
             "where": self.where,
             "inference_frames": self.frames,
             "fps": self.fps,
+            "elapsed_s": self.elapsed_s,
+            "device_fps": self.device_fps,
             "synops_per_frame": self.synops_per_frame,
             "layers": {k: v.as_dict() for k, v in self.layers.items()},
         }
@@ -92,4 +101,7 @@ class Statistics:
                 f"  inference_clk: {self.inference_clk}",
                 f"  program_clk: {self.program_clk}",
             ]
+            if self.device_fps:
+                lines.append(f"  clock framerate (inference_clk at {self.clock_hz / 1e6:g} MHz): "
+                             f"{self.device_fps:.2f} fps")  # fmt: skip
         return "\n".join(lines)

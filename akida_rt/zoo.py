@@ -102,4 +102,33 @@ def akidanet(seed: int = 0, alpha: float = 0.5, size: int = 224, classes: int = 
     return randomize(model, seed)
 
 
-ZOO = {"digits_cnn": digits_cnn, "ds_cnn_kws": ds_cnn_kws, "akidanet": akidanet}
+def mnist_cnn(seed: int = 0) -> Model:
+    """Issue 18's held-out MNIST CNN: 28x28x1 -> conv 3x3x16 + max-pool -> conv 3x3x16 +
+    max-pool -> dense 10 (0.4 M MACs per frame)."""
+    model = Model(name="mnist_cnn")
+    model.add(InputConv2D("conv_0", (28, 28, 1), 16, 3, pooling=Pooling.Max, weight_bits=8))
+    model.add(Conv2D("conv_1", 16, 3, pooling=Pooling.Max))
+    model.add(FullyConnected("dense_2", 10, activation=False))
+    return randomize(model, seed)
+
+
+def gxnor_mnist(seed: int = 0) -> Model:
+    """The GXNOR MNIST net (akida_models' gxnor_mnist; the CNN2SNN MNIST walkthrough):
+    conv 5x5x32 + pool, conv 5x5x64 + pool, dense 512, dense 10; 2-bit weights, 1-bit
+    activations."""
+    model = Model(name="gxnor_mnist")
+    model.add(InputConv2D("conv_0", (28, 28, 1), 32, 5, pooling=Pooling.Max, weight_bits=2,
+                          activation_bits=1))  # fmt: skip
+    model.add(Conv2D("conv_1", 64, 5, pooling=Pooling.Max, weight_bits=2, activation_bits=1))
+    model.add(FullyConnected("dense_2", 512, weight_bits=2, activation_bits=1))
+    model.add(FullyConnected("dense_3", 10, weight_bits=2, activation=False))
+    return randomize(model, seed)
+
+
+ZOO = {
+    "digits_cnn": digits_cnn,
+    "ds_cnn_kws": ds_cnn_kws,
+    "akidanet": akidanet,
+    "mnist_cnn": mnist_cnn,
+    "gxnor_mnist": gxnor_mnist,
+}

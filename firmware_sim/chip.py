@@ -21,6 +21,7 @@ import time
 import zlib
 
 from akida_rt.firmware_sim.firmware import Firmware
+from akida_rt.firmware_sim.link_model import PCIE, LinkModel
 
 from akida_rt import device_protocol as dp
 from akida_rt.hardware import AKD1000, DeviceSpec
@@ -39,6 +40,12 @@ class SimChip:
         mem_size: bytes of device memory starting at device_protocol.MEM_BASE.
         device_id: PCI device id to report (0xbca1 for AKD1000).
         dma_stall_s: how long a transfer stalls before an injected DMA timeout fires.
+        link: the host link whose costs the board's modelled time follows (PCIe unless a
+            USB backend plugs the chip in).
+
+    `board_time_s` is the board's host-visible time: every register access, transfer
+    and command advances it by what it would take on the board (link_model.py), and the
+    chip reports it in REG_SIM_TIME_LO/HI so the driver times calls with it.
     """
 
     def __init__(
@@ -49,8 +56,12 @@ class SimChip:
         mem_size: int = dp.DEFAULT_MEM_SIZE,
         device_id: int = dp.DEVICE_ID_AKD1000,
         dma_stall_s: float = 0.05,
+        link: LinkModel | None = None,
     ) -> None:
         self.spec = spec or AKD1000()
+        self.link = link or PCIE
+        self.board_time_s = 0.0
+        self._time_latch = 0
         self.vendor_id = dp.VENDOR_ID
         self.device_id = device_id
         self.serial = serial[:16]
@@ -103,6 +114,12 @@ class SimChip:
         if not self.present:
             return dp.ALL_ONES
         with self._lock:
+            self.spend(self.link.register_s)
+            if addr == dp.REG_SIM_TIME_LO:
+                self._time_latch = round(self.board_time_s * 1e9)
+                return self._time_latch & dp.ALL_ONES
+            if addr == dp.REG_SIM_TIME_HI:
+                return (self._time_latch >> 32) & dp.ALL_ONES
             if addr in (dp.REG_INFER_CLK_LO, dp.REG_INFER_CLK_HI):
                 value = self.firmware.total_inference_clk
                 return (value >> 32 if addr == dp.REG_INFER_CLK_HI else value) & dp.ALL_ONES
@@ -118,6 +135,7 @@ class SimChip:
         if not self.present:
             return
         value &= dp.ALL_ONES
+        self.spend(self.link.register_s)
         if addr == dp.REG_RESET:
             if value == dp.RESET_MAGIC:
                 self._boot()
@@ -147,6 +165,7 @@ class SimChip:
         self._dma_check()
         with self._lock:
             data = bytes(self._mem[self._span(addr, n)])
+            self.spend(self.link.bulk_s(n))
         self.firmware.dma_bytes += n
         return data
 
@@ -155,7 +174,16 @@ class SimChip:
         self._dma_check()
         with self._lock:
             self._mem[self._span(addr, len(data))] = data
+            self.spend(self.link.bulk_s(len(data)))
         self.firmware.dma_bytes += len(data)
+
+    def spend(self, seconds: float, powered: bool = True) -> None:
+        """Advance the board's host-visible time; `powered`: the power sensor sees the
+        board idle at its floor meanwhile (False when the firmware accounted it)."""
+        with self._lock:
+            self.board_time_s += seconds
+            if powered:
+                self.firmware.power.idle(seconds)
 
     def mem_read(self, addr: int, n: int) -> bytes:
         """Firmware-side memory read (no DMA accounting or faults)."""
@@ -228,6 +256,7 @@ class SimChip:
             log.warning("%s: spontaneous reset", self.serial)
             self._boot()
             return
+        self.spend(self.link.command_s)
         status, error = self.firmware.execute(tag)
         with self._lock:
             if self.boot_count != boot:  # reset while executing: the result is lost

@@ -35,9 +35,11 @@ class ClockModel:
         program_clk_per_byte: programming clocks per byte of sequence program.
         program_clk_per_np: programming clocks per NP configured (registers, routing).
         pass_switch_clk: per frame and extra pass of a multi-pass (HwPr) sequence.
+        effective_clock_hz: the clock the NPs actually run at under load (the AKD1000
+            adapts its clock below the nominal 300 MHz it reports); turns clocks into time.
     """
 
-    np_synops_per_clk: float = 18.0
+    np_synops_per_clk: float = 33.0
     hrc_synops_per_clk: float = 9.0
     clk_per_event: float = 1.0
     layer_overhead_clk: float = 200.0
@@ -46,6 +48,11 @@ class ClockModel:
     program_clk_per_byte: float = 0.665
     program_clk_per_np: float = 1_400.0
     pass_switch_clk: float = 2_000.0
+    effective_clock_hz: float = 179e6
+
+    def seconds(self, clk: float) -> float:
+        """Time the NPs take for `clk` clocks."""
+        return clk / self.effective_clock_hz
 
     def program_clk(self, program_bytes: int, nps: int) -> int:
         """Clocks to load a sequence of `program_bytes` configuring `nps` NPs."""

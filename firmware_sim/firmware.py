@@ -48,7 +48,9 @@ class Firmware:
     def __init__(self, chip: SimChip) -> None:
         self.chip = chip
         self.clocks = ClockModel()
-        self.power = PowerSampler(PowerModel.for_serial(chip.serial), chip.spec.clock_hz)
+        self.power = PowerSampler(
+            PowerModel.for_serial(chip.serial), self.clocks.effective_clock_hz
+        )
         self.mesh = NpMesh(chip.spec, self.clocks)
         self.learning = LearningUnit(self)
         self.dma_bytes = 0
@@ -139,6 +141,7 @@ class Firmware:
         self._input = self._output = None
         self.learning.clear()
         clk = self.mesh.load(data)
+        self.chip.spend(self.clocks.seconds(clk))
         self.total_program_clk += clk
         self.loads += 1
         return b"", clk, self.mesh.loaded_nps
@@ -196,11 +199,17 @@ class Firmware:
         return np.frombuffer(raw, dtype=np_dtype).reshape(frames, *seq.input_shape)
 
     def count_work(self, work: Work, frames: int) -> None:
-        """Clocks, frames, SynOps and power of a RUN or LEARN."""
+        """Clocks, frames, SynOps, power and host-visible time of a RUN or LEARN.
+
+        The request pays the host's per-request cost (idle board), then each frame its NP
+        phases and the host's per-frame DMA handshake (docs/clock-and-power-model.md)."""
         self.total_inference_clk += work.clk
         self.frames += frames
         self.synops += work.synops
-        self.power.record(work.phases, frames)
+        link = self.chip.link
+        self.chip.spend(link.request_s)
+        self.power.record(work.phases, frames, gap_s=link.frame_s)
+        self.chip.spend(frames * link.frame_s + self.clocks.seconds(work.clk), powered=False)
 
     def _read_outputs(self, *_: int) -> tuple[bytes, int, int]:
         out = self._output

@@ -22,6 +22,7 @@ from typing import Any
 
 import usb.backend
 from akida_rt.firmware_sim.chip import SimChip
+from akida_rt.firmware_sim.link_model import USB
 from usb.core import USBError, USBTimeoutError
 
 from akida_rt import transport_wire as tw
@@ -96,6 +97,7 @@ class SimUsbBackend(usb.backend.IBackend):  # type: ignore[misc]
     def attach(self, chip: SimChip, product: str | None = None) -> SimUsbBoard:
         """Plug `chip` in; it enumerates at a new address, as a real re-plug does."""
         with self._lock:
+            chip.link = USB  # its modelled time follows the USB link's costs
             board = SimUsbBoard(chip, self._bus, self._next_address)
             if product:
                 board.product = product

@@ -93,7 +93,11 @@ def test_forward_on_device_is_bit_identical_to_software(dut: DeviceUnderTest, di
         assert stats.backend == "Hardware" and stats.frames == 10
         assert stats.inference_clk > 0 and stats.program_clk > 0
         clock_hz = dut.device.identity.clock_hz
-        assert stats.fps == pytest.approx(10 * clock_hz / stats.inference_clk)
+        assert stats.device_fps == pytest.approx(10 * clock_hz / stats.inference_clk)
+        # fps is host-visible: the wall clock of the calls (a simulated board's modelled
+        # one), which includes the link and the host, so it is below the clock figure.
+        assert stats.elapsed_s > 0 and stats.fps == pytest.approx(10 / stats.elapsed_s)
+        assert stats.fps < stats.device_fps
     finally:
         digits.map(None)
 
@@ -145,17 +149,17 @@ def test_power_measurement_reports_floor_and_range(dut: DeviceUnderTest) -> None
     short = model.statistics
     if dut.simulated:  # the simulator's power model (docs/clock-and-power-model.md)
         assert 912.0 <= short.floor_power_mw <= 915.0
-        assert short.power_mw is None  # one 0.3 ms frame is too short for the sensor
+        if short.elapsed_s < 0.02:  # PCIe: one ~16 ms call, under two 10 ms sensor samples
+            assert short.power_mw is None
     else:
         assert short.floor_power_mw > 0
-    first_clk = short.inference_clk
+    first_s = short.elapsed_s
     model.forward(_batch(model, 40))
     stats = model.statistics
     p = stats.power_mw
     assert p is not None and p["min"] <= p["avg"] <= p["max"] and p["std"] > 0
     assert p["avg"] > stats.floor_power_mw
-    clock_hz = dut.device.identity.clock_hz
-    per_frame_s = 1 / (40 * clock_hz / (stats.inference_clk - first_clk))
+    per_frame_s = (stats.elapsed_s - first_s) / 40  # host-visible time of the last call
     assert stats.energy_mj_per_frame == pytest.approx(p["avg"] * per_frame_s, rel=1e-6)
     model.map(None)
 
