@@ -89,8 +89,10 @@ def _edge_learning(model: Model, shots: int = 5) -> None:
     idx = np.concatenate([np.flatnonzero(data.y_train == c)[:shots] for c in range(5, 10)])
     edge.fit(data.x_train[idx], data.y_train[idx] - 5)
     after = float(np.mean(edge.predict_classes(xt) == yt))
+    cfg = edge.learning
+    assert cfg is not None
     print(f"learning head: {edge.layers[-1].filters} neurons, num_weights "
-          f"{edge.learning.num_weights} (the median spike count); {edge.learning.samples} "
+          f"{cfg.num_weights} (the median spike count); {cfg.samples} "
           f"samples learned on {edge.statistics.where or 'the device'}")  # fmt: skip
     print(f"accuracy on the {len(yt)} test images of digits 5-9: before {before:.3f}, "
           f"after {after:.3f}")  # fmt: skip
