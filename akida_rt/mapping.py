@@ -10,6 +10,7 @@ import enum
 import math
 from dataclasses import dataclass, field
 
+from akida_rt import hw_constraints
 from akida_rt.errors import MappingError
 from akida_rt.hardware import DeviceSpec, NpId, NpType
 from akida_rt.layers import Layer, LayerType, Padding, Pooling
@@ -47,6 +48,7 @@ class LayerNeed:
     weight_bytes: int
     input_bytes: int
     hw_reason: str = ""  # non-empty: why the layer cannot run on this device
+    rule: hw_constraints.Violation | None = None  # the published Akida 1.0 rule it breaks
     split: int = 1  # NPs the input map needs (each filter group is split this many ways)
 
     @property
@@ -87,7 +89,15 @@ class SequencePlan:
 
 
 def layer_need(layer: Layer, spec: DeviceSpec) -> LayerNeed:
-    """Resources one layer needs on `spec` at its minimal NP count."""
+    """Resources one layer needs on `spec` at its minimal NP count; a layer breaking a
+    published Akida 1.0 hardware constraint cannot run there (`rule` names it)."""
+    need = _resources(layer, spec)
+    if (broken := hw_constraints.check_layer(layer)) is not None:
+        need.rule, need.hw_reason = broken, str(broken)
+    return need
+
+
+def _resources(layer: Layer, spec: DeviceSpec) -> LayerNeed:
     t = layer.layer_type
     assert layer.input_shape is not None
     h, w, c = layer.input_shape

@@ -124,7 +124,9 @@ def test_layer_too_big_for_hardware_becomes_software_sequence() -> None:
     assert backends[1] == (Backend.Software, ["huge_kernel"])
     assert model.sequences[1].program == b""
     with pytest.raises(
-        MappingError, match="huge_kernel cannot run on AKD1000: kernel 9x9 exceeds 7x7"
+        MappingError,
+        match=r"huge_kernel cannot run on AKD1000: Conv2D kernel size is 9x9; Akida 1\.0 hardware "
+        r"constraints allow 1x1, 3x3, 5x5, 7x7",
     ):
         model.map(AKD1000(), hw_only=True)
 

@@ -170,9 +170,10 @@ def test_a_dense_layer_beyond_the_fnp3s_maps_to_an_fnp2() -> None:
 
 def test_mapping_reports_a_split_into_sequences() -> None:
     """Each layer fits alone but the chain needs more NPs than the mesh has."""
-    infos = [inp((16, 16, 3)), conv("c0", 256, (16, 16, 3)), bn("b0"), relu("r0")]
+    # 192 filters: the most a 3x3 input convolution on 3 channels may have (Akida 1.0)
+    infos = [inp((16, 16, 3)), conv("c0", 192, (16, 16, 3)), bn("b0"), relu("r0")]
     for i in range(1, 7):
-        infos += [conv(f"c{i}", 256, (16, 16, 256)), bn(f"b{i}"), relu(f"r{i}")]
+        infos += [conv(f"c{i}", 256, (16, 16, 192 if i == 1 else 256)), bn(f"b{i}"), relu(f"r{i}")]
     soft = issues_of(infos, device=AKD1000())
     assert [(i.rule, i.severity) for i in soft] == [("mapping", "warning")]
     assert "sequences" in soft[0].message

@@ -293,7 +293,9 @@ def mapping_issues(layers: list[Layer], spec: DeviceSpec, hw_only: bool = False)
                     layer.name,
                     "mapping",
                     f"cannot run on {spec.name}: {need.hw_reason}",
-                    _mapping_fix(layer, need.hw_reason, spec),
+                    f"make it {need.rule.limit}"
+                    if need.rule
+                    else _mapping_fix(layer, need.hw_reason, spec),
                 )
             )
     try:
