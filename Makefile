@@ -13,7 +13,7 @@ TREE := build/pkgtree
 $(STAMP):
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[dev,tools,metatf]'
+	$(BIN)/python -m pip install -q -e '.[dev,tools,metatf,stream,k8s]'
 	rm -f $(VENV)/.installed-* && touch $@
 
 demo: $(STAMP)
@@ -51,6 +51,10 @@ proto: $(STAMP)
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python -m grpc_tools.protoc -Iakida_rt/proto --python_out=akida_rt/proto \
 		--mypy_out=akida_rt/proto akida_rt/proto/program.proto akida_rt/proto/daemon.proto
 	sed -i 's/^import \(.*_pb2\)/from . import \1/' akida_rt/proto/*_pb2.py
+	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python -m grpc_tools.protoc -Iakida_rt/k8s --python_out=akida_rt/k8s \
+		--mypy_out=akida_rt/k8s --grpc_python_out=akida_rt/k8s --mypy_grpc_out=akida_rt/k8s \
+		akida_rt/k8s/deviceplugin.proto
+	sed -i 's/^import \(.*_pb2\)/from . import \1/' akida_rt/k8s/*_pb2_grpc.py*
 
 clean:
 	rm -rf build $(VENV)

@@ -164,3 +164,22 @@ class ToolchainError(AkidaError):
 
 class ConversionError(ToolchainError):
     """A Keras model cannot be converted; the message lists each layer and its fix."""
+
+
+class StreamError(AkidaError):
+    """A stream could not go on: its source, a frame or an event file is unusable."""
+
+    status = wire.BAD_INPUT
+
+
+class EventFileError(StreamError):
+    """An event file is truncated or corrupt, holds an unknown word, or runs backwards in
+    time; `path` and `offset` (bytes into the file, or the event index for arrays) say where."""
+
+    def __init__(self, path: str, offset: int, message: str) -> None:
+        super().__init__(f"{path}: at {offset}: {message}")
+        self.path, self.offset = path, offset
+
+
+class SourceError(StreamError):
+    """A frame source failed: an unreadable image or video, a camera that disappeared."""

@@ -1,0 +1,178 @@
+"""Events to uint8 input frames: by event count or by time window, polarity merged or
+split into channels, the sensor cropped and binned onto the model's input, per-pixel
+counts clipped to 255.
+
+Reference 003 (Sorbaro et al.) frames MNIST-DVS by 3,000 events per frame.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+import numpy as np
+
+from akida_rt.errors import StreamError
+from akida_rt.stream.events import empty
+
+MAX_EMPTY_RUN = 100_000  # windows one chunk may complete (a corrupt time jump otherwise)
+
+
+class Polarity(enum.Enum):
+    MERGE = "merge"  # one channel: every event counts
+    SPLIT = "split"  # two channels: OFF (p=0) then ON (p=1)
+
+
+@dataclass(frozen=True)
+class Framing:
+    """How events become frames (one of events_per_frame or window_us).
+
+    Args:
+        shape: the frame (H, W, C); C is 1 (polarity merged) or 2 (split).
+        sensor: the sensor's (width, height).
+        events_per_frame: N events per frame (the last partial frame is dropped).
+        window_us: one frame per window of this many microseconds (empty ones too).
+        crop: (x, y, width, height) of the sensor to keep; default the whole sensor.
+        binning: sensor pixels per frame pixel along each axis; default the smallest
+            that fits the crop into the frame. The binned crop is centred in the frame.
+    """
+
+    shape: tuple[int, int, int]
+    sensor: tuple[int, int]
+    events_per_frame: int | None = None
+    window_us: int | None = None
+    crop: tuple[int, int, int, int] | None = None
+    binning: int | None = None
+
+    def __post_init__(self) -> None:
+        if (self.events_per_frame is None) == (self.window_us is None):
+            raise StreamError("give exactly one of events_per_frame and window_us")
+        if (self.events_per_frame or 1) < 1 or (self.window_us or 1) < 1:
+            raise StreamError("events_per_frame and window_us must be at least 1")
+        if self.shape[2] not in (1, 2):
+            raise StreamError(f"event frames have 1 or 2 channels, the model takes {self.shape[2]}")
+        if min(self.sensor) < 1:
+            raise StreamError(f"the sensor size {self.sensor} is unknown; pass sensor=(W, H)")
+
+    @property
+    def polarity(self) -> Polarity:
+        return Polarity.MERGE if self.shape[2] == 1 else Polarity.SPLIT
+
+    def pixel_tables(self) -> tuple[np.ndarray, np.ndarray]:
+        """Per sensor column and row (plus one past the end, where larger coordinates are
+        clipped to): the offset it adds in a frame (x*C, y*W*C), or the frame size when
+        the crop leaves it out, so its events land past the frame and are ignored."""
+        h, w, c = self.shape
+        sw, sh = self.sensor
+        x0, y0, cw, ch = self.crop or (0, 0, sw, sh)
+        b = self.binning or max(1, math.ceil(cw / w), math.ceil(ch / h))
+        ox, oy = (w - math.ceil(cw / b)) // 2, (h - math.ceil(ch / b)) // 2
+        outside = h * w * c
+
+        def table(
+            size: int, start: int, length: int, offset: int, out: int, unit: int
+        ) -> np.ndarray:
+            pos = np.arange(size + 1)
+            cell = (pos - start) // b + offset
+            ok = (pos >= start) & (pos < min(start + length, size)) & (cell >= 0) & (cell < out)
+            return np.where(ok, cell * unit, outside).astype(np.int32)
+
+        return table(sw, x0, cw, ox, w, c), table(sh, y0, ch, oy, h, w * c)
+
+
+class EventFramer:
+    """Turns successive event chunks into frames; holds the events of the frame in progress.
+
+    `push(events)` returns (frames uint8 (n, H, W, C), end times (n,) in us) for the frames
+    the chunk completes; `flush()` those of a last, partial time window.
+    """
+
+    def __init__(self, framing: Framing) -> None:
+        self.framing = framing
+        self.lut_x, self.lut_y = framing.pixel_tables()
+        self.pixels = math.prod(framing.shape)
+        self._rest = empty()
+        self._t0: int | None = None  # start of the time-window grid
+        self.frames_out = 0
+
+    def push(self, ev: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        if len(self._rest):
+            ev = np.concatenate([self._rest, ev])
+        per_frame, window = self.framing.events_per_frame, self.framing.window_us
+        if per_frame is not None:
+            n = len(ev) // per_frame
+            used = n * per_frame
+            self._rest = ev[used:].copy()
+            ends = ev["t"][per_frame - 1 : used : per_frame].astype(np.int64)
+            return self._frames(ev, np.arange(n + 1) * per_frame), ends
+        assert window is not None
+        if len(ev) == 0:
+            return self._frames(ev, np.zeros(1, np.int64)), np.zeros(0, np.int64)
+        if self._t0 is None:
+            self._t0 = int(ev["t"][0])
+        # windows before the last event's are complete
+        return self._windows(ev, (int(ev["t"][-1]) - self._t0) // window, window)
+
+    def flush(self) -> tuple[np.ndarray, np.ndarray]:
+        """Frames for the events still held (a last partial time window; a partial
+        event-count frame is dropped)."""
+        ev = self._rest
+        window = self.framing.window_us
+        if window is None or len(ev) == 0 or self._t0 is None:
+            self._rest = empty()
+            return self._frames(ev, np.zeros(1, np.int64)), np.zeros(0, np.int64)
+        return self._windows(ev, (int(ev["t"][-1]) - self._t0) // window + 1, window)
+
+    def _windows(self, ev: np.ndarray, n: int, window: int) -> tuple[np.ndarray, np.ndarray]:
+        """The frames of windows frames_out..n-1 (counted from the grid start), whose
+        events begin `ev`; the rest of `ev` is held for later."""
+        assert self._t0 is not None
+        first = self.frames_out
+        if n - first > MAX_EMPTY_RUN:
+            raise StreamError(
+                f"events jump {(n - first) * window} us ahead: {n - first} windows in one step "
+                f"(over {MAX_EMPTY_RUN}); is the recording's time corrupt?"
+            )
+        ends = self._t0 + window * np.arange(first + 1, n + 1, dtype=np.int64)
+        bounds = np.searchsorted(ev["t"], np.concatenate([[self._t0 + window * first], ends]))
+        bounds[0] = 0
+        self._rest = ev[bounds[-1] :].copy()
+        return self._frames(ev, bounds), ends
+
+    def _frames(self, ev: np.ndarray, bounds: np.ndarray) -> np.ndarray:
+        """Frame k counts events bounds[k]:bounds[k+1] per pixel, clipped to 255."""
+        shape = self.framing.shape
+        n = len(bounds) - 1
+        self.frames_out += n
+        out = np.empty((n, self.pixels), np.uint8)
+        if n == 0:
+            return out.reshape(0, *shape)
+        used = ev[: bounds[-1]]
+        index = np.take(self.lut_x, used["x"], mode="clip")
+        index += np.take(self.lut_y, used["y"], mode="clip")
+        if shape[2] == 2:
+            index += used["p"]
+        # one bincount per frame: its counts stay in cache while they are clipped
+        for k, (start, stop) in enumerate(
+            zip(bounds[:-1].tolist(), bounds[1:].tolist(), strict=True)
+        ):
+            if start == stop:
+                out[k] = 0
+                continue
+            counts = np.bincount(index[start:stop], minlength=self.pixels)
+            np.minimum(counts[: self.pixels], 255, out=out[k], casting="unsafe")
+        return out.reshape(n, *shape)
+
+
+def frames_from_events(
+    chunks: Iterable[np.ndarray], framing: Framing
+) -> Iterator[tuple[np.ndarray, int]]:
+    """Each frame (H, W, C) uint8 and its end time (us), from event chunks."""
+    framer = EventFramer(framing)
+    for chunk in chunks:
+        frames, ends = framer.push(chunk)
+        yield from zip(frames, ends.tolist(), strict=True)
+    frames, ends = framer.flush()
+    yield from zip(frames, ends.tolist(), strict=True)

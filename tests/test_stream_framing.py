@@ -1,0 +1,116 @@
+"""Event framing: by count and by time window, polarity merged or split, crop and
+binning, uint8 clipping; checked against a per-event reference and dv-processing."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from akida_rt.errors import StreamError
+from akida_rt.stream.events import make_events
+from akida_rt.stream.framing import EventFramer, Framing, frames_from_events
+from akida_rt.stream.synthetic import SaccadeCamera, saccade_events
+
+
+def random_events(n: int, w: int, h: int, seed: int = 0, span: int = 1_000_000) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    t = np.sort(rng.integers(0, span, n))
+    return make_events(t, rng.integers(0, w, n), rng.integers(0, h, n), rng.integers(0, 2, n))
+
+
+def reference(ev, framing: Framing, groups) -> np.ndarray:
+    """Frames event by event, the slow obvious way."""
+    h, w, c = framing.shape
+    sw, sh = framing.sensor
+    x0, y0, cw, ch = framing.crop or (0, 0, sw, sh)
+    b = framing.binning or max(1, -(-cw // w), -(-ch // h))
+    ox, oy = (w - -(-cw // b)) // 2, (h - -(-ch // b)) // 2
+    out = np.zeros((len(groups), h, w, c), np.int64)
+    for k, idx in enumerate(groups):
+        for x, y, p in ev[idx][["x", "y", "p"]].tolist():
+            if not (x0 <= x < x0 + cw and y0 <= y < y0 + ch):
+                continue
+            fx, fy = (x - x0) // b + ox, (y - y0) // b + oy
+            if 0 <= fx < w and 0 <= fy < h:
+                out[k, fy, fx, p if c == 2 else 0] += 1
+    return np.minimum(out, 255).astype(np.uint8)
+
+
+@pytest.mark.parametrize(
+    ("shape", "crop", "binning"),
+    [((34, 34, 1), None, None), ((16, 16, 2), None, None), ((8, 12, 1), (5, 3, 20, 25), None),
+     ((10, 10, 2), (0, 0, 34, 34), 2)],
+)  # fmt: skip
+def test_count_framing_matches_the_reference(shape, crop, binning):
+    ev = random_events(2600, 34, 34)
+    framing = Framing(shape, (34, 34), events_per_frame=500, crop=crop, binning=binning)
+    frames, ends = EventFramer(framing).push(ev)
+    groups = [np.arange(k * 500, (k + 1) * 500) for k in range(5)]  # the last 100 wait
+    assert np.array_equal(frames, reference(ev, framing, groups))
+    assert ends.tolist() == ev["t"][499::500][:5].tolist()
+
+
+def test_counts_clip_at_255_and_chunks_do_not_matter():
+    ev = make_events(np.arange(3000), np.zeros(3000, int), np.zeros(3000, int), np.ones(3000))
+    framing = Framing((4, 4, 1), (4, 4), events_per_frame=1000)
+    whole = EventFramer(framing).push(ev)[0]
+    assert whole[:, 0, 0, 0].tolist() == [255, 255, 255] and whole.sum() == 3 * 255
+    framer = EventFramer(framing)
+    pieces = [framer.push(part)[0] for part in np.array_split(ev, 7)]
+    assert np.array_equal(np.concatenate(pieces), whole)
+
+
+def test_time_windows_include_empty_ones_and_flush_the_last():
+    ev = make_events([100, 150, 420, 430, 990], [0, 1, 2, 3, 0], [0, 0, 0, 0, 1], [1, 0, 1, 1, 0])
+    framing = Framing((2, 4, 2), (4, 2), window_us=100)
+    got = list(frames_from_events(np.array_split(ev, 3), framing))
+    ends = [t for _, t in got]
+    assert ends == [200, 300, 400, 500, 600, 700, 800, 900, 1000]
+    counts = [int(f.sum()) for f, _ in got]
+    assert counts == [2, 0, 0, 2, 0, 0, 0, 0, 1]
+    assert got[0][0][0, 0, 1] == 1 and got[0][0][0, 1, 0] == 1  # ON at x=0, OFF at x=1
+
+
+def test_a_corrupt_time_jump_is_refused():
+    ev = make_events([0, 10**12], [0, 0], [0, 0], [1, 1])
+    with pytest.raises(StreamError, match="windows in one step"):
+        EventFramer(Framing((2, 2, 1), (2, 2), window_us=1)).push(ev)
+
+
+def test_bad_framings_are_refused():
+    with pytest.raises(StreamError, match="exactly one"):
+        Framing((2, 2, 1), (2, 2))
+    with pytest.raises(StreamError, match="1 or 2 channels"):
+        Framing((2, 2, 3), (2, 2), events_per_frame=10)
+    with pytest.raises(StreamError, match="sensor size"):
+        Framing((2, 2, 1), (0, 0), events_per_frame=10)
+
+
+def test_same_frames_as_dv_processing_accumulator():
+    dv = pytest.importorskip("dv_processing")
+    ev = random_events(9000, 34, 34, seed=3)
+    store = dv.EventStore()
+    for t, x, y, p in ev[["t", "x", "y", "p"]].tolist():
+        store.push_back(t, x, y, bool(p))
+    acc = dv.Accumulator(
+        (34, 34), dv.Accumulator.Decay.NONE, 0.0, False, 1.0, 255.0, 0.0, 0.0, True
+    )
+    theirs = []
+    for i in range(3):
+        acc.accept(store.slice(i * 3000, 3000))
+        theirs.append(acc.generateFrame().image)
+        acc.clear()
+    ours = EventFramer(Framing((34, 34, 1), (34, 34), events_per_frame=3000)).push(ev)[0]
+    assert np.array_equal(ours[..., 0], np.stack(theirs).reshape(3, 34, 34))
+
+
+def test_synthetic_saccades_look_like_a_dvs():
+    image = np.zeros((28, 28), np.uint8)
+    image[8:20, 12:16] = 255  # a bar
+    ev = saccade_events(image, SaccadeCamera(noise_hz=0.0), seed=1)
+    assert np.all(np.diff(ev["t"]) >= 0) and ev["t"][-1] < 300_000
+    assert 0.3 < ev["p"].mean() < 0.7  # edges bring both polarities
+    xs, ys = ev["x"].astype(int), ev["y"].astype(int)
+    assert xs.min() >= 14 and xs.max() <= 23 and ys.min() >= 10 and ys.max() <= 25  # near the bar
+    noisy = saccade_events(image, SaccadeCamera(noise_hz=50.0), seed=1)
+    assert len(noisy) > len(ev) + 1000
