@@ -113,6 +113,14 @@ def _on_device(model: Model, x: np.ndarray, software_out: np.ndarray) -> None:
     on_device = model.forward(batch)[: len(x)]
     print(f"outputs identical to the software backend: {np.array_equal(on_device, software_out)}")
     print(model.statistics)
+    if device.simulated:
+        print(
+            "Modelled, not measured (docs/clock-and-power-model.md): fps and mJ/frame are what "
+            "an AKD1000 PCIe board's host would see (link, per-request and per-frame host costs, "
+            "NPs at 179 MHz), power follows SynOps over a 912-915 mW floor; inference_clk is the "
+            "device's own count; outputs are exact. Fidelity vs public boards: "
+            "benchmarks/fidelity.py (within 2x)."
+        )
     model.map(None)
 
 

@@ -50,7 +50,7 @@ class Violation:
         return f"{self.rule} is {self.value}; {SOURCE} allow {self.limit}"
 
 
-def _choices(values: tuple[int, ...], unit: str = "") -> str:
+def _choices(values: tuple[object, ...], unit: str = "") -> str:
     return ", ".join(f"{v}{unit}" for v in values)
 
 
@@ -76,7 +76,7 @@ def check_layer(layer: Layer) -> Violation | None:
             return Violation("input channels", str(c), "1 or 3")
     if k not in KERNELS[t]:
         return Violation(f"{t.value} kernel size", f"{k}x{k}",
-                         _choices(tuple(f"{v}x{v}" for v in KERNELS[t])))  # type: ignore[arg-type]  # fmt: skip
+                         _choices(tuple(f"{v}x{v}" for v in KERNELS[t])))  # fmt: skip
     if s not in STRIDES[t]:
         return Violation(f"{t.value} stride", str(s), _choices(STRIDES[t]))
     if t is LayerType.InputConv2D:

@@ -101,7 +101,7 @@ class Statistics:
                 f"  inference_clk: {self.inference_clk}",
                 f"  program_clk: {self.program_clk}",
             ]
-            if self.device_fps:
+            if self.device_fps and self.clock_hz:
                 lines.append(f"  clock framerate (inference_clk at {self.clock_hz / 1e6:g} MHz): "
                              f"{self.device_fps:.2f} fps")  # fmt: skip
         return "\n".join(lines)

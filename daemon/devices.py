@@ -109,6 +109,8 @@ class DeviceSlot:
             "inference_clk": clk,
             "program_clk": drv.get("program_clk") or 0,
             "clock_hz": hz,
+            # host-visible: the device's time inferring (a simulated board's is modelled)
+            "fps": frames / host["infer_s"] if host.get("infer_s") else None,
             "power_mw": energy / (clk / hz) if clk and hz else None,
             "energy_per_inference_mj": energy / frames if frames else None,
             "resident": drv.get("resident"),

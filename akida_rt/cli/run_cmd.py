@@ -207,7 +207,8 @@ def _report(model: Any, result: dict[str, Any], source: str, preds: Any,
     stats = result["statistics"]
     if stats is not None:
         out["statistics"] = stats.as_dict()
-        out["run"]["device_fps"] = stats.fps if stats.inference_clk else None
+        out["run"]["device_fps"] = stats.device_fps  # frames x clock / inference_clk
+        out["run"]["board_fps"] = stats.fps  # host-visible (a simulated board's is modelled)
         if stats.power_mw is None:
             out["power_unavailable"] = (
                 f"the device took no power sample in {stats.frames} frame(s): run more frames "
@@ -244,9 +245,14 @@ def _print(report: dict[str, Any], result: dict[str, Any]) -> None:
     print()
     lat = run["latency_ms"]
     host_fps = f"{run['host_fps']:.1f}" if run["host_fps"] else "n/a"
+    here = (
+        " (this host simulating; the board's modelled figures below)"
+        if dev.get("simulated")
+        else ""
+    )
     print(f"Frames: {run['frames']} in {run['calls']} call(s), {run['seconds']:.3f} s; "
           f"host fps {host_fps}; latency per call p50 {lat['p50']:.3f} ms, "
-          f"p99 {lat['p99']:.3f} ms")  # fmt: skip
+          f"p99 {lat['p99']:.3f} ms{here}")  # fmt: skip
     if result["statistics"] is not None:
         print(result["statistics"])
     else:
