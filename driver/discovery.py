@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+import os
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -33,6 +34,10 @@ DISCOVERERS: list[str | Callable[[], list[str]]] = [
     "akida_rt.driver.usb:discover_urls",
 ]
 SIM_URL = "sim://akd1000/{index}"
+#: Set by the Kubernetes device plugin (or CDI) in a container: the comma-separated URLs
+#: of the boards that container owns. When set, discovery lists exactly these (no other
+#: board, no simulated fallback).
+VISIBLE_ENV = "AKIDA_VISIBLE_DEVICES"
 
 _open: dict[str, Device] = {}
 _open_lock = threading.Lock()
@@ -56,10 +61,19 @@ def _resolve(discoverer: str | Callable[[], list[str]]) -> Callable[[], list[str
     return fn
 
 
+def visible_urls() -> list[str] | None:
+    """The URLs `$AKIDA_VISIBLE_DEVICES` names, or None when it is unset or empty."""
+    text = os.environ.get(VISIBLE_ENV, "").strip()
+    if not text:
+        return None
+    return [u.strip() for u in text.split(",") if u.strip()]
+
+
 def discover_urls() -> list[str]:
-    """URLs of every board the registered discoverers find (no simulators)."""
+    """URLs of every board the registered discoverers find (no simulators), or exactly the
+    boards `$AKIDA_VISIBLE_DEVICES` names."""
     urls: list[str] = []
-    for entry in list(DISCOVERERS):
+    for entry in list(DISCOVERERS):  # also when visible: discoverers attach simulated boards
         fn = _resolve(entry)
         if fn is None:
             continue
@@ -67,7 +81,8 @@ def discover_urls() -> list[str]:
             urls += [u for u in fn() if u not in urls]
         except AkidaError as exc:
             log.warning("discovery by %s failed: %s", entry, exc)
-    return urls
+    visible = visible_urls()
+    return urls if visible is None else visible
 
 
 def kind_of(url: str) -> str:
@@ -92,12 +107,15 @@ def devices(simulated: int = 1, **kwargs: Any) -> list[Device]:
     `kwargs` (e.g. `timeouts`) go to devices opened by this call.
     """
     found: list[Device] = []
+    visible = visible_urls()
     for url in discover_urls():
         try:
             found.append(open_device(url, **kwargs))
         except AkidaError as exc:
+            if visible is not None:  # a board the container was given must not be swapped
+                raise DeviceNotFound(f"{VISIBLE_ENV}: cannot open {url}: {exc}") from exc
             log.warning("cannot open %s: %s", url, exc)
-    if not found:
+    if not found and visible is None:
         found = [open_device(SIM_URL.format(index=i), **kwargs) for i in range(simulated)]
     return found
 

@@ -417,6 +417,11 @@ def attach_configured() -> SimRack | None:
             for _ in range(counts.get("usb", 0)):
                 rack.add_usb()
             atexit.register(rack.close)
+            control = os.environ.get("AKIDA_SIM_CONTROL")
+            if control:  # tests pull these boards out from another process
+                from akida_rt.firmware_sim.control import RackControl
+
+                atexit.register(RackControl(control, rack.pcie, rack.usb).close)
             _rack = rack
             log.info("simulated boards attached: %s (root %s)", counts, rack.root)
         return _rack

@@ -163,6 +163,12 @@ CASES: list[tuple[list[str], int, str]] = [
     (["import"], 2, "model"),
     (["import", "x.fbz"], 2, "--output"),
     (["import", "x.fbz", "-o", "p.akp", "--mode", "bad"], 2, "--mode"),
+    # cdi
+    (["cdi"], 2, "ACTION"),
+    (["cdi", "nope"], 2, "nope"),
+    (["cdi", "generate", "--bogus"], 2, "--bogus"),
+    (["cdi", "generate", "-o", NODIR], 1, "/nonexistent/dir"),
+    (["cdi", "generate", "-o", D], 1, "directory"),
 ]
 
 

@@ -24,6 +24,7 @@ OPTIONAL_SUBCOMMAND_MODULES = (
     "akida_rt.cli.tool_cmds",
     "akida_rt.cli.metatf_cmds",
     "akida_rt.cli.learn_cmds",
+    "akida_rt.cli.cdi_cmds",
 )
 
 

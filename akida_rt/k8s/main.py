@@ -1,0 +1,160 @@
+"""`akida-device-plugin`: offers this node's Akida boards to kubelet as brainchip.com/akida.
+
+Serves the DevicePlugin API on a socket in kubelet's device-plugin folder, registers with
+kubelet, registers again when kubelet restarts (its socket is replaced, or ours is wiped),
+and exits cleanly on SIGTERM. Logs go to stderr, one line each, without timestamps (the
+container runtime or journald adds them).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+log = logging.getLogger("akida_rt.k8s")
+POLL_S = 0.2  # how often kubelet's socket and ours are checked
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from akida_rt.k8s.plugin import ENDPOINT, KUBELET_SOCKET
+
+    p = argparse.ArgumentParser(
+        prog="akida-device-plugin",
+        description="Kubernetes device plugin for Akida boards (resource brainchip.com/akida)",
+    )
+    p.add_argument("--kubelet-socket", default=KUBELET_SOCKET, metavar="PATH",
+                   help=f"kubelet's registration socket (default {KUBELET_SOCKET}); the "
+                        "plugin's own socket goes in the same folder")  # fmt: skip
+    p.add_argument("--endpoint", default=ENDPOINT, metavar="NAME",
+                   help=f"file name of the plugin's socket (default {ENDPOINT})")  # fmt: skip
+    p.add_argument("--simulated", action="store_true",
+                   help="also offer boards that identify as simulated chips ($AKIDA_SIM_BOARDS)")  # fmt: skip
+    p.add_argument("--akidad-socket", metavar="PATH",
+                   help="share boards through the host's akidad: containers get this socket "
+                        "(and AKIDA_SOCKET) instead of device nodes")  # fmt: skip
+    p.add_argument("--interval", type=_interval, default=0.5, metavar="S",
+                   help="seconds between board scans (default 0.5; health shows within 2x)")  # fmt: skip
+    p.add_argument("--list", action="store_true",
+                   help="print the boards that would be offered, and exit")  # fmt: skip
+    p.add_argument("--json", action="store_true", help="with --list: machine-readable output")
+    p.add_argument("-v", "--verbose", action="count", default=0, help="more logging")
+    return p
+
+
+def _interval(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0.05 <= value <= 60:
+        raise argparse.ArgumentTypeError(f"must be within 0.05..60 s, got {text}")
+    return value
+
+
+def _list(args: argparse.Namespace) -> int:
+    from akida_rt.k8s import boards
+
+    offered = boards.offered(boards.scan(), args.simulated)
+    if args.json:
+        json.dump([b.as_dict() for b in offered], sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    else:
+        for b in offered:
+            print(f"{b.id}  {b.url}  {'Healthy' if b.healthy else 'Unhealthy: ' + b.problem}")
+    return 0
+
+
+def _kubelet_ident(path: str) -> tuple[int, int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_dev, st.st_ino, st.st_ctime_ns)
+
+
+def serve(args: argparse.Namespace, stop: threading.Event) -> None:
+    """Serve and stay registered until `stop` is set."""
+    import grpc
+
+    from akida_rt.k8s.inventory import Inventory
+    from akida_rt.k8s.plugin import AkidaDevicePlugin, PluginServer, register
+
+    inventory = Inventory(simulated=args.simulated, interval_s=args.interval)
+    inventory.start()
+    servicer = AkidaDevicePlugin(inventory, akidad_socket=args.akidad_socket)
+    folder = os.path.dirname(os.path.abspath(args.kubelet_socket))
+    try:
+        while not stop.is_set():
+            server = PluginServer(servicer, folder, args.endpoint).start()
+            registered_with: tuple[int, int, int] | None = None
+            waiting_logged = False
+            while not stop.is_set():
+                kubelet = _kubelet_ident(args.kubelet_socket)
+                if registered_with is None and kubelet is not None:
+                    try:
+                        register(args.kubelet_socket, args.endpoint)
+                        registered_with = kubelet
+                        log.info("registered with kubelet at %s", args.kubelet_socket)
+                    except grpc.RpcError as exc:
+                        log.warning("registration at %s failed: %s; retrying",
+                                    args.kubelet_socket, exc.details() or exc.code())  # fmt: skip
+                        stop.wait(1.0)
+                elif registered_with is None and not waiting_logged:
+                    log.info("waiting for kubelet's socket %s", args.kubelet_socket)
+                    waiting_logged = True
+                elif registered_with is not None and kubelet != registered_with:
+                    log.warning("kubelet restarted (%s replaced): registering again",
+                                args.kubelet_socket)  # fmt: skip
+                    break
+                elif server.socket_gone():
+                    log.warning("%s was removed (kubelet restarted?): serving and "
+                                "registering again", server.path)  # fmt: skip
+                    break
+                stop.wait(POLL_S)
+            server.stop()
+    finally:
+        inventory.stop()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    quiet = logging.WARNING if args.list else logging.INFO  # --list prints; logs only trouble
+    logging.basicConfig(
+        level=quiet - 10 * min(args.verbose, 2),
+        format="%(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    try:
+        import grpc  # noqa: F401
+    except ImportError:
+        print("akida-device-plugin: error: grpc is missing; install it with "
+              "pip install 'akida-rt[k8s]'", file=sys.stderr)  # fmt: skip
+        return 1
+    if args.list:
+        return _list(args)
+    stop = threading.Event()
+
+    def _stop(signum: int, _frame: Any) -> None:
+        log.info("%s: stopping", signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    try:
+        serve(args, stop)
+    except OSError as exc:
+        print(f"akida-device-plugin: error: {exc}", file=sys.stderr)
+        return 1
+    log.info("stopped")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,184 @@
+"""The kubelet device-plugin service (API v1beta1) for Akida boards, its gRPC server on a
+Unix socket in kubelet's device-plugin folder, and registration with kubelet.
+
+Allocate gives a container its boards' device nodes (read-write) and
+`AKIDA_VISIBLE_DEVICES` (their URLs as the container sees them), which akida_rt's
+discovery honours; or, when akidad is shared, the daemon's socket instead of the nodes.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterator
+from concurrent import futures
+from pathlib import Path
+from typing import Any
+
+import grpc
+
+from akida_rt.k8s import deviceplugin_pb2 as pb
+from akida_rt.k8s import deviceplugin_pb2_grpc as pb_grpc
+from akida_rt.k8s.boards import RESOURCE, Board, container_env
+from akida_rt.k8s.inventory import HEALTHY, Inventory
+
+log = logging.getLogger(__name__)
+
+API_VERSION = "v1beta1"
+KUBELET_DIR = "/var/lib/kubelet/device-plugins"
+KUBELET_SOCKET = f"{KUBELET_DIR}/kubelet.sock"
+ENDPOINT = "akida.sock"
+
+
+class AkidaDevicePlugin(pb_grpc.DevicePluginServicer):
+    """The DevicePlugin service over an Inventory.
+
+    Args:
+        inventory: the offered boards and their health.
+        akidad_socket: when set, containers share the boards through the host's akidad:
+            Allocate mounts this socket (read-only mount; connecting still works) and sets
+            AKIDA_SOCKET, and passes no device nodes (the daemon owns the boards).
+    """
+
+    def __init__(self, inventory: Inventory, akidad_socket: str | None = None) -> None:
+        self.inventory = inventory
+        self.akidad_socket = akidad_socket
+
+    def GetDevicePluginOptions(self, request: pb.Empty, context: Any) -> pb.DevicePluginOptions:
+        return pb.DevicePluginOptions(
+            pre_start_required=False, get_preferred_allocation_available=True
+        )
+
+    def ListAndWatch(self, request: pb.Empty, context: Any) -> Iterator[pb.ListAndWatchResponse]:
+        sent = -1
+        log.info("kubelet is watching the device list")
+        while context.is_active() and not self.inventory.stopped:
+            version, listed = self.inventory.snapshot()
+            if version != sent:
+                sent = version
+                yield pb.ListAndWatchResponse(
+                    devices=[pb.Device(id=item.board.id, health=item.health) for item in listed]
+                )
+            self.inventory.wait_change(sent, timeout_s=1.0)
+
+    def GetPreferredAllocation(
+        self, request: pb.PreferredAllocationRequest, context: Any
+    ) -> pb.PreferredAllocationResponse:
+        responses = []
+        for want in request.container_requests:
+            chosen = list(dict.fromkeys(want.must_include_device_ids))
+            healthy = [
+                ident
+                for ident in sorted(want.available_device_ids)
+                if (item := self.inventory.board(ident)) is not None and item.health == HEALTHY
+            ]
+            others = [i for i in sorted(want.available_device_ids) if i not in healthy]
+            for ident in healthy + others:  # healthy boards first, in a stable order
+                if len(chosen) >= want.allocation_size:
+                    break
+                if ident not in chosen:
+                    chosen.append(ident)
+            responses.append(pb.ContainerPreferredAllocationResponse(device_ids=chosen))
+        return pb.PreferredAllocationResponse(container_responses=responses)
+
+    def Allocate(self, request: pb.AllocateRequest, context: Any) -> pb.AllocateResponse:
+        responses = []
+        for want in request.container_requests:
+            boards: list[Board] = []
+            for ident in want.device_ids:
+                item = self.inventory.board(ident)
+                if item is None:
+                    _, listed = self.inventory.snapshot()
+                    known = ", ".join(i.board.id for i in listed) or "none"
+                    log.warning("Allocate: unknown device id %r (offered: %s)", ident, known)
+                    context.abort(
+                        grpc.StatusCode.NOT_FOUND,
+                        f"{RESOURCE}: no device {ident!r} on this node; offered: {known}",
+                    )
+                else:
+                    boards.append(item.board)
+            responses.append(self._container(boards))
+            log.info("Allocate: %s", ", ".join(f"{b.id} ({b.url})" for b in boards))
+        return pb.AllocateResponse(container_responses=responses)
+
+    def _container(self, boards: list[Board]) -> pb.ContainerAllocateResponse:
+        ids = ",".join(b.id for b in boards)
+        if self.akidad_socket:
+            folder = os.path.dirname(self.akidad_socket)
+            return pb.ContainerAllocateResponse(
+                envs={"AKIDA_SOCKET": self.akidad_socket},
+                mounts=[pb.Mount(container_path=folder, host_path=folder, read_only=True)],
+                annotations={"brainchip.com/akida.devices": ids},
+            )
+        return pb.ContainerAllocateResponse(
+            envs=container_env(boards),
+            devices=[
+                pb.DeviceSpec(
+                    container_path=n.container_path,
+                    host_path=n.host_path,
+                    permissions=n.permissions,
+                )
+                for b in boards
+                for n in b.nodes
+            ],
+            annotations={"brainchip.com/akida.devices": ids},
+        )
+
+    def PreStartContainer(
+        self, request: pb.PreStartContainerRequest, context: Any
+    ) -> pb.PreStartContainerResponse:
+        return pb.PreStartContainerResponse()
+
+
+class PluginServer:
+    """The plugin's gRPC server on `<folder>/<endpoint>`."""
+
+    def __init__(self, servicer: AkidaDevicePlugin, folder: str, endpoint: str = ENDPOINT):
+        self.path = Path(folder) / endpoint
+        self.endpoint = endpoint
+        self._servicer = servicer
+        self._server: Any = None
+        self._ident: tuple[int, int] | None = None
+
+    def start(self) -> PluginServer:
+        self.path.unlink(missing_ok=True)  # a stale socket of an earlier run
+        server = grpc.server(futures.ThreadPoolExecutor(max_workers=8, thread_name_prefix="dp"))
+        pb_grpc.add_DevicePluginServicer_to_server(self._servicer, server)
+        if not server.add_insecure_port(f"unix://{self.path}"):
+            raise OSError(f"{self.path}: cannot listen on the device-plugin socket")
+        server.start()
+        st = self.path.stat()
+        self._ident = (st.st_dev, st.st_ino)
+        self._server = server
+        log.info("serving %s on %s", RESOURCE, self.path)
+        return self
+
+    def socket_gone(self) -> bool:
+        """Whether our socket file was removed or replaced (kubelet wipes the folder when it
+        restarts)."""
+        try:
+            st = self.path.stat()
+        except OSError:
+            return True
+        return (st.st_dev, st.st_ino) != self._ident
+
+    def stop(self, grace_s: float = 1.0) -> None:
+        if self._server is not None:
+            self._server.stop(grace_s).wait(grace_s + 1)
+            self._server = None
+        if not self.socket_gone():
+            self.path.unlink(missing_ok=True)
+
+
+def register(kubelet_socket: str, endpoint: str, timeout_s: float = 5.0) -> None:
+    """Register with kubelet (grpc.RpcError when it refuses or does not answer)."""
+    with grpc.insecure_channel(f"unix://{kubelet_socket}") as channel:
+        pb_grpc.RegistrationStub(channel).Register(
+            pb.RegisterRequest(
+                version=API_VERSION,
+                endpoint=endpoint,
+                resource_name=RESOURCE,
+                options=pb.DevicePluginOptions(get_preferred_allocation_available=True),
+            ),
+            timeout=timeout_s,
+        )

@@ -1,0 +1,231 @@
+"""akida-device-plugin against a fake kubelet: the real plugin process (simulated boards
+behind the real PCIe and USB transports) and a real gRPC kubelet on a Unix socket.
+
+Registration, ListAndWatch, Allocate, GetPreferredAllocation, health within 2 s of the
+simulator's unplug and replug, re-registration after a kubelet restart, SIGTERM.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+grpc = pytest.importorskip("grpc")
+
+from akida_rt.firmware_sim.control import request as sim_control  # noqa: E402
+
+from akida_rt.k8s import deviceplugin_pb2 as pb  # noqa: E402
+
+from .fake_kubelet import FakeKubelet  # noqa: E402
+
+PCIE, USB = "pcie-0000-01-00.0", "usb-SIMU0001"
+BOTH_HEALTHY = {PCIE: "Healthy", USB: "Healthy"}
+
+
+class Plugin:
+    """The plugin as a subprocess, with its simulated boards' control socket."""
+
+    def __init__(self, folder: Path, *flags: str, boards: str = "pcie:1,usb:1") -> None:
+        self.folder = folder
+        (folder / "sim").mkdir(exist_ok=True)
+        self.control = folder / "sim" / "control.sock"
+        self.log = folder / "plugin.log"
+        env = {k: v for k, v in os.environ.items() if k != "AKIDA_VISIBLE_DEVICES"}
+        env |= {
+            "AKIDA_SIM_BOARDS": boards,
+            "AKIDA_SIM_CONTROL": str(self.control),
+            "TMPDIR": str(folder / "sim"),  # its own simulated system root
+        }
+        cmd = [sys.executable, "-m", "akida_rt.k8s.main",
+               "--kubelet-socket", str(folder / "kubelet.sock"), *flags]  # fmt: skip
+        with open(self.log, "wb") as log:
+            self.proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
+
+    def sim(self, line: str) -> None:
+        deadline = time.monotonic() + 10
+        while not self.control.exists():
+            assert time.monotonic() < deadline, self.output()
+            time.sleep(0.05)
+        assert sim_control(self.control, line).startswith("ok"), line
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def stop(self) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        return self.proc.wait(timeout=10)
+
+
+@pytest.fixture
+def folder() -> Iterator[Path]:
+    path = Path(tempfile.mkdtemp(prefix="dp-", dir="/tmp"))  # short: Unix socket paths
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture
+def cluster(folder: Path) -> Iterator[tuple[FakeKubelet, Plugin]]:
+    kubelet = FakeKubelet(folder).start()
+    plugin = Plugin(folder, "--simulated")
+    try:
+        yield kubelet, plugin
+    finally:
+        kubelet.stop()
+        if plugin.stop() != 0:
+            print(plugin.output())
+
+
+def test_registers_lists_the_boards_and_allocates_them(cluster) -> None:
+    kubelet, _ = cluster
+    reg = kubelet.wait_registered()
+    assert (reg.version, reg.resource_name, reg.endpoint) == (
+        "v1beta1", "brainchip.com/akida", "akida.sock",
+    )  # fmt: skip
+    assert kubelet.options[0].get_preferred_allocation_available
+    assert not kubelet.options[0].pre_start_required
+    kubelet.wait_devices(lambda d: d == BOTH_HEALTHY)
+
+    pcie = kubelet.allocate(PCIE)
+    (node,) = pcie.devices
+    assert node.container_path == "/dev/akida0" and node.permissions == "rw"
+    assert node.host_path.endswith("/dev/akida0") and Path(node.host_path).exists()
+    assert dict(pcie.envs) == {"AKIDA_VISIBLE_DEVICES": "pcie:///dev/akida0"}
+
+    usb = kubelet.allocate(USB)
+    assert [d.host_path for d in usb.devices] == ["/dev/bus/usb/001/001"]
+    assert dict(usb.envs) == {"AKIDA_VISIBLE_DEVICES": "usb://1e7c:bca1?serial=SIMU0001"}
+    both = kubelet.allocate(PCIE, USB)
+    assert len(both.devices) == 2
+    assert both.envs["AKIDA_VISIBLE_DEVICES"].split(",") == [
+        "pcie:///dev/akida0", "usb://1e7c:bca1?serial=SIMU0001",
+    ]  # fmt: skip
+
+    with pytest.raises(grpc.RpcError) as err:
+        kubelet.allocate("pcie-9999")
+    assert err.value.code() == grpc.StatusCode.NOT_FOUND
+    assert "pcie-9999" in err.value.details() and PCIE in err.value.details()
+
+    assert kubelet.plugin is not None
+    preferred = kubelet.plugin.GetPreferredAllocation(
+        pb.PreferredAllocationRequest(
+            container_requests=[
+                pb.ContainerPreferredAllocationRequest(
+                    available_device_ids=[USB, PCIE],
+                    must_include_device_ids=[USB],
+                    allocation_size=2,
+                )
+            ]
+        ),
+        timeout=5,
+    )
+    assert list(preferred.container_responses[0].device_ids) == [USB, PCIE]
+    kubelet.plugin.PreStartContainer(pb.PreStartContainerRequest(device_ids=[PCIE]), timeout=5)
+
+
+def test_the_allocated_env_gives_akida_rt_in_the_container_exactly_that_board(
+    cluster, folder: Path
+) -> None:
+    kubelet, _ = cluster
+    kubelet.wait_registered()
+    kubelet.wait_devices(lambda d: d == BOTH_HEALTHY)
+    envs = dict(kubelet.allocate(USB).envs)
+    # The "container": another process with the same boards plugged in, and the env.
+    env = {k: v for k, v in os.environ.items() if k != "AKIDA_VISIBLE_DEVICES"}
+    env |= {"AKIDA_SIM_BOARDS": "pcie:1,usb:1", "TMPDIR": str(folder), **envs}
+    out = subprocess.run([sys.executable, "-m", "akida_rt", "devices", "--json"], env=env,
+                         capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    assert [d["url"] for d in json.loads(out.stdout)] == ["usb://1e7c:bca1?serial=SIMU0001"]
+
+
+@pytest.mark.parametrize(("board", "serial"), [(PCIE, "SIMP0001"), (USB, "SIMU0001")])
+def test_a_board_that_vanishes_turns_unhealthy_within_2s_and_healthy_when_back(
+    cluster, board: str, serial: str
+) -> None:
+    kubelet, plugin = cluster
+    kubelet.wait_registered()
+    kubelet.wait_devices(lambda d: d == BOTH_HEALTHY)
+    for op, health in (("unplug", "Unhealthy"), ("replug", "Healthy")):
+        start = time.monotonic()
+        plugin.sim(f"{op} {serial}")
+        seen, devices = kubelet.wait_devices(lambda d, h=health: d.get(board) == h, timeout_s=5)
+        assert seen - start < 2.0, (op, seen - start)
+        other = USB if board == PCIE else PCIE
+        assert devices[other] == "Healthy"  # the other board is untouched
+
+
+def test_kubelet_restart_means_a_new_registration_and_watch(cluster) -> None:
+    kubelet, plugin = cluster
+    kubelet.wait_registered()
+    kubelet.wait_devices(lambda d: d == BOTH_HEALTHY)
+    kubelet.stop()  # the socket goes; ours is wiped as kubelet does on start
+    time.sleep(0.5)
+    kubelet.start()
+    reg = kubelet.wait_registered(count=2)
+    assert reg.resource_name == "brainchip.com/akida"
+    assert len(kubelet.watches) == 2
+    kubelet.wait_devices(lambda d: d == BOTH_HEALTHY)
+    assert kubelet.allocate(PCIE).devices[0].container_path == "/dev/akida0"
+    assert "registering again" in plugin.output()
+
+
+def test_waits_for_kubelet_then_exits_cleanly_on_sigterm(folder: Path) -> None:
+    plugin = Plugin(folder, "--simulated")
+    try:
+        time.sleep(1.0)  # no kubelet yet: the plugin serves and waits
+        assert plugin.proc.poll() is None, plugin.output()
+        kubelet = FakeKubelet(folder).start()
+        kubelet.wait_registered()
+        kubelet.wait_devices(lambda d: d == BOTH_HEALTHY)
+        start = time.monotonic()
+        assert plugin.stop() == 0, plugin.output()
+        assert time.monotonic() - start < 5
+        assert not (folder / "akida.sock").exists()
+        with kubelet._cond:
+            assert kubelet._cond.wait_for(lambda: kubelet.watches[-1].ended, 5)
+        assert "SIGTERM: stopping" in plugin.output() and "Traceback" not in plugin.output()
+        kubelet.stop()
+    finally:
+        plugin.stop()
+
+
+def test_simulated_boards_are_offered_only_with_the_flag(folder: Path) -> None:
+    kubelet = FakeKubelet(folder).start()
+    plugin = Plugin(folder)
+    try:
+        kubelet.wait_registered()
+        time.sleep(1.0)  # a few scans
+        assert [lst for _, lst in kubelet.watches[-1].lists] == [{}]
+        assert "simulated chip: not offered without --simulated" in plugin.output()
+    finally:
+        assert plugin.stop() == 0
+        kubelet.stop()
+
+
+def test_akidad_socket_mode_mounts_the_socket_instead_of_nodes(folder: Path) -> None:
+    kubelet = FakeKubelet(folder).start()
+    plugin = Plugin(folder, "--simulated", "--akidad-socket", "/run/akida/akida.sock")
+    try:
+        kubelet.wait_registered()
+        kubelet.wait_devices(lambda d: d == BOTH_HEALTHY)
+        got = kubelet.allocate(PCIE)
+        assert not got.devices
+        assert dict(got.envs) == {"AKIDA_SOCKET": "/run/akida/akida.sock"}
+        (mount,) = got.mounts
+        assert (mount.host_path, mount.container_path, mount.read_only) == (
+            "/run/akida", "/run/akida", True,
+        )  # fmt: skip
+    finally:
+        assert plugin.stop() == 0
+        kubelet.stop()
