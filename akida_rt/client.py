@@ -16,12 +16,14 @@ import json
 import math
 import mmap
 import os
+import select
 import socket
 import threading
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 import numpy as np
 
@@ -124,6 +126,8 @@ class Client:
         self._last_id = 0
         self._lock = threading.RLock()
         self._models: list[RemoteModel] = []
+        self._submitted: dict[int, _Submitted] = {}  # by request id, until answered
+        self._answered: list[Collected] = []  # answers to submits, for collect()
         with self._lock:
             self._connect(deadline=time.monotonic() + retry_s)
 
@@ -186,6 +190,9 @@ class Client:
         with self._lock:
             self._drop()
             self._models.clear()
+            for entry in self._submitted.values():
+                entry.release()
+            self._submitted.clear()
 
     def __enter__(self) -> Client:
         return self
@@ -233,6 +240,7 @@ class Client:
             if isinstance(resp, dpb.Response) and resp.id in (req.id, 0):
                 _raise_error(resp)
                 return resp
+            self._keep(resp)
 
     def _call(self, req: dpb.Request, timeout: float | None = None) -> dpb.Response:
         """One control request, reconnecting and retrying when the daemon went away."""
@@ -368,6 +376,7 @@ class Client:
                 if resp.id == 0 and isinstance(resp, dpb.Response):
                     _raise_error(resp)
                 if resp.id not in pending:
+                    self._keep(resp)
                     continue
                 i, region = pending.pop(resp.id)
                 try:
@@ -411,6 +420,100 @@ class Client:
         finally:
             os.close(fd)
 
+    # -------------------------------------------------------------- streaming
+    def submit(
+        self,
+        model: RemoteModel,
+        x: np.ndarray,
+        *,
+        predict: bool = False,
+        timeout: float | None = None,
+    ) -> int:
+        """Send one inference and return its handle at once; `collect` returns the answer.
+
+        A window of submits keeps a device busy (akidad batches what is queued) without
+        waiting on each answer. The request travels exactly as `forward`'s (a tensor
+        frame, or a sealed memfd over the threshold); if the daemon goes away it is sent
+        again after the reconnect, under the same handle.
+        """
+        entry = _Submitted(0, model, np.asarray(x), predict, int((timeout or self.timeout) * 1e3))
+        with self._lock:
+            self._reconnecting(lambda: self._send_submitted(entry))
+            return entry.handle
+
+    def collect(self, wait: float | None = None) -> list[Collected]:
+        """Answers to submitted requests that have arrived, in arrival order.
+
+        Args:
+            wait: when none has arrived, how long to wait for one (None: until one comes;
+                0: only what is already here). Returns [] when nothing is submitted.
+        """
+        with self._lock:
+            if not self._answered and self._submitted:
+                self._reconnecting(lambda: self._read_answers(wait))
+            answered, self._answered = self._answered, []
+            return answered
+
+    @property
+    def in_flight(self) -> int:
+        """Submitted requests not answered yet."""
+        return len(self._submitted)
+
+    def _send_submitted(self, entry: _Submitted) -> None:
+        entry.release()
+        rid, entry.region = self._send_infer(entry.model, entry.x, entry.predict, entry.timeout_ms)
+        entry.handle, entry.sent_on = entry.handle or rid, self._sock
+        self._submitted[rid] = entry
+
+    def _read_answers(self, wait: float | None) -> None:
+        """Send again what a lost connection dropped, then read at least one answer to a
+        submit (or none if `wait` passes first), then whatever else is already here."""
+        for rid, entry in list(self._submitted.items()):
+            if entry.sent_on is not self._sock:
+                del self._submitted[rid]
+                self._send_submitted(entry)
+        sock = self._socket()
+        limit = max(e.timeout_ms for e in self._submitted.values()) / 1e3 + 5.0
+        while not self._answered and self._submitted and self._all_sent():
+            pending = getattr(sock, "pending", lambda: 0)()  # TLS: bytes already decrypted
+            if not (_has_frame(self._rbuf) or pending):
+                ready, _, _ = select.select([sock], [], [], limit if wait is None else wait)
+                if not ready:
+                    if wait is None:
+                        self._drop()
+                        raise DaemonError(f"akidad did not answer within {limit:g} s",
+                                          dpb.DEADLINE_EXCEEDED)  # fmt: skip
+                    return
+            self._keep(self._recv(limit))
+            while _has_frame(self._rbuf):
+                self._keep(self._recv(limit))
+        if not self._all_sent():
+            # refused by a daemon that is going away: reconnect, then send them again
+            raise RemoteError(dpb.SHUTTING_DOWN, "akidad is shutting down")
+
+    def _all_sent(self) -> bool:
+        """No submitted request waits to be sent again."""
+        return all(entry.sent_on is not None for entry in self._submitted.values())
+
+    def _keep(self, resp: Answer) -> None:
+        """File an answer to a submitted request for collect(); anything else is stale."""
+        entry = self._submitted.pop(resp.id, None)
+        if entry is None:
+            return
+        try:
+            y = self._answer(entry.model, resp, entry.region)
+        except RemoteError as exc:
+            entry.region = None
+            if exc.status in RETRYABLE:
+                entry.sent_on = None  # sent again after the reconnect
+                self._submitted[resp.id] = entry
+            else:
+                self._answered.append(Collected(entry.handle, None, exc, "", 0.0))
+            return
+        entry.region = None  # _answer closed it
+        assert isinstance(resp, tf.ResultFrame)
+        self._answered.append(Collected(entry.handle, y, None, resp.device, resp.run_s))
+
     @staticmethod
     def _answer(model: RemoteModel, resp: Answer, region: mmap.mmap | None) -> np.ndarray:
         """The output array of one answer (copied out of its memfd, which is closed)."""
@@ -432,6 +535,39 @@ class Client:
         finally:
             if region is not None:
                 region.close()
+
+
+class Collected(NamedTuple):
+    """The answer to a `Client.submit`: the output, or the error it was answered with."""
+
+    handle: int
+    y: np.ndarray | None
+    error: RemoteError | None
+    device: str
+    run_s: float  # device time, as the daemon measured it
+
+
+@dataclass(eq=False)
+class _Submitted:
+    """A submitted inference, kept until answered so it can be sent again."""
+
+    handle: int
+    model: RemoteModel
+    x: np.ndarray
+    predict: bool
+    timeout_ms: int
+    region: mmap.mmap | None = None
+    sent_on: socket.socket | None = None
+
+    def release(self) -> None:
+        if self.region is not None:
+            self.region.close()
+            self.region = None
+
+
+def _has_frame(buffer: bytearray) -> bool:
+    """Whether `buffer` holds a whole frame."""
+    return len(buffer) >= 4 and len(buffer) >= 4 + int.from_bytes(buffer[:4], "little")
 
 
 def _request(kind: str, **fields: Any) -> dpb.Request:
