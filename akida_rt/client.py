@@ -18,6 +18,7 @@ import mmap
 import os
 import select
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -27,7 +28,7 @@ from typing import Any, NamedTuple, TypeVar
 
 import numpy as np
 
-from akida_rt import ipc
+from akida_rt import ipc, tls
 from akida_rt import tensor_frames as tf
 from akida_rt.errors import DaemonError, RemoteError
 from akida_rt.proto import daemon_pb2 as dpb
@@ -96,12 +97,19 @@ class Client:
     have been planted by another user and that the process serving it is root, this
     user, or the system service's user (ipc.trusted_server_uids).
 
+    A remote daemon (`akida+tls://HOST:PORT`, `akidad --listen`) is reached over mutual
+    TLS 1.3 instead: the server must hold a certificate for HOST signed by `ca`, and this
+    client presents `cert`; tensors then travel in the frames (memfds cannot cross hosts).
+
     Args:
-        path: the daemon socket; default $AKIDA_SOCKET, the user daemon, or the system one.
+        path: the daemon socket; default $AKIDA_SOCKET, the user daemon, or the system one;
+            or `akida+tls://HOST:PORT`.
         name: shown in `akida top`.
         priority: 0..7; a client with priority p gets 2**p shares of a busy device.
         timeout: default per-request deadline in seconds.
         retry_s: how long to keep reconnecting when the daemon is gone (0: do not retry).
+        cert, key, ca: this client's certificate and key, and the CA of the daemon's
+            certificate (PEM files), for `akida+tls://`.
     """
 
     def __init__(
@@ -112,8 +120,16 @@ class Client:
         priority: int = 0,
         timeout: float = 30.0,
         retry_s: float = 10.0,
+        cert: str = "",
+        key: str = "",
+        ca: str = "",
     ) -> None:
-        self.path = Path(path) if path is not None else ipc.default_socket_path()
+        remote = str(path).startswith(f"{tls.SCHEME}://")
+        self.remote = tls.address(str(path), tls.SCHEME) if remote else None
+        self._tls = tls.client_context(cert, key, ca) if remote else None
+        self.path: Path | str = (
+            str(path) if remote else (Path(path) if path is not None else ipc.default_socket_path())
+        )
         self.name = name or f"pid{os.getpid()}"
         self.priority = priority
         self.timeout = timeout
@@ -132,17 +148,40 @@ class Client:
             self._connect(deadline=time.monotonic() + retry_s)
 
     # ------------------------------------------------------------- connection
+    def _open(self, trusted: set[int]) -> socket.socket:
+        """A connected socket: Unix, in a directory no one else could have planted; or
+        TLS, to a server whose certificate the CA signed for that host."""
+        if not isinstance(self.path, str):
+            ipc.check_socket_dir(self.path.parent, trusted, private=False)
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+            try:
+                sock.connect(str(self.path))
+            except BaseException:
+                sock.close()
+                raise
+            return sock
+        assert self._tls is not None and self.remote is not None
+        host, port = self.remote
+        raw = socket.create_connection((host, port), timeout=self.timeout)
+        try:
+            return self._tls.wrap_socket(raw, server_hostname=host)
+        except ssl.SSLError as exc:
+            raw.close()
+            raise DaemonError(
+                f"TLS handshake with {self.path} failed: {exc.reason or exc}",
+                dpb.PERMISSION_DENIED,
+            ) from None
+
     def _connect(self, deadline: float) -> None:
         trusted = ipc.trusted_server_uids()
         delay = 0.02
         while True:
-            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
             try:
-                ipc.check_socket_dir(self.path.parent, trusted, private=False)
-                sock.connect(str(self.path))
+                sock = self._open(trusted)
                 break
-            except OSError as exc:
-                sock.close()
+            except DaemonError:
+                raise
+            except OSError as exc:  # _open closed what it opened
                 if time.monotonic() + delay > deadline:
                     raise DaemonError(
                         f"cannot reach akidad at {self.path}: {exc.strerror or exc}; start it with "
@@ -151,10 +190,7 @@ class Client:
                     ) from None
                 time.sleep(delay)
                 delay = min(delay * 2, 0.5)
-            except BaseException:
-                sock.close()
-                raise
-        _, uid, _ = ipc.peer_uid(sock)
+        uid = ipc.peer_uid(sock)[1] if self.remote is None else 0  # TLS checked the server
         if uid not in trusted:
             sock.close()
             raise DaemonError(
@@ -173,10 +209,21 @@ class Client:
                     f"protocol {ipc.PROTOCOL}",
                     dpb.PROTOCOL_MISMATCH,
                 )
+        except (ssl.SSLError, ConnectionError) as exc:
+            self._drop()
+            if self.remote is None:
+                raise
+            raise DaemonError(  # TLS 1.3 servers check client certificates after the handshake
+                f"akidad at {self.path} refused this client's certificate: "
+                f"{getattr(exc, 'reason', None) or exc}",
+                dpb.PERMISSION_DENIED,
+            ) from None
         except BaseException:
             self._drop()  # refused or broken: hang up now, not when collected
             raise
         self.shm_threshold = self.hello.shm_threshold or self.shm_threshold
+        if self.remote is not None:
+            self.shm_threshold = 1 << 62  # no memfd crosses hosts
         for model in self._models:  # the daemon restarted: sessions are gone, reload
             model._update(self._roundtrip(model._load).loaded)
 

@@ -16,6 +16,7 @@ import mmap
 import os
 import pwd
 import socket
+import ssl
 import stat
 import struct
 from collections.abc import Sequence
@@ -118,7 +119,11 @@ def send_frame(
     sock: socket.socket, head: bytes, body: bytes | memoryview = b"", fds: Sequence[int] = ()
 ) -> None:
     """Send a whole frame on a blocking socket: `head` (which starts with the length
-    prefix) and `body`, gathered by one sendmsg; `fds` ride on its first byte."""
+    prefix) and `body`, gathered by one sendmsg; `fds` ride on its first byte. (A TLS
+    socket has no sendmsg, and no descriptors cross hosts.)"""
+    if isinstance(sock, ssl.SSLSocket):
+        sock.sendall(head + bytes(body))
+        return
     anc = [(socket.SOL_SOCKET, socket.SCM_RIGHTS, struct.pack(f"{len(fds)}i", *fds))] if fds else []
     sent = sock.sendmsg((head, body), anc)
     if sent < len(head) + len(body):  # a full socket buffer: the rest as a blocking sendall

@@ -13,12 +13,13 @@ import os
 import resource
 import signal
 import socket
+import ssl
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import ClassVar
 
-from akida_rt import blas, ipc
+from akida_rt import blas, ipc, tls
 from akida_rt.errors import AkidaError, DaemonError
 
 from . import systemd
@@ -101,6 +102,20 @@ def bind_socket(config: Config) -> socket.socket:
     return sock
 
 
+def tls_listener(config: Config) -> tuple[socket.socket, ssl.SSLContext] | None:
+    """The TCP listener and mutual-TLS context of `listen = "tcp://ADDR:PORT"`, if set."""
+    if not config.listen:
+        return None
+    host, port = tls.address(config.listen, "tcp")
+    ctx = tls.server_context(config.tls_cert, config.tls_key, config.tls_ca, config.tls_crl)
+    try:
+        sock = socket.create_server((host, port), reuse_port=False)
+    except OSError as exc:
+        raise DaemonError(f"cannot listen on {config.listen}: {exc.strerror}") from None
+    log.info("serving mutual-TLS clients on %s:%d", host, sock.getsockname()[1])
+    return sock, ctx
+
+
 class Daemon:
     """The running service; `run()` returns the exit status."""
 
@@ -122,7 +137,7 @@ class Daemon:
         activated = systemd.listen_sockets()
         listener = activated[0] if activated else bind_socket(cfg)
         self.owns_socket = not activated
-        server = Server(self.controller, listener)
+        server = Server(self.controller, listener, tls_listener(cfg))
         metrics = await serve_metrics(cfg.metrics_listen, self.controller)
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.stopping.set)
@@ -235,6 +250,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--socket-group", help="group of the socket file (default akida)")
     p.add_argument("--metrics", metavar="HOST:PORT", help="serve Prometheus text at /metrics")
     p.add_argument("--log-level", help="DEBUG, INFO, WARNING, ERROR")
+    p.add_argument("--listen", metavar="tcp://ADDR:PORT", help="also serve mutual-TLS clients")
+    for part in ("cert", "key", "ca", "crl"):
+        p.add_argument(f"--tls-{part}", metavar="FILE", help=f"TLS {part} file for --listen")
     return p
 
 
@@ -251,6 +269,11 @@ def make_config(args: argparse.Namespace) -> Config:
         ("socket_group", "socket_group"),
         ("metrics", "metrics_listen"),
         ("log_level", "log_level"),
+        ("listen", "listen"),
+        ("tls_cert", "tls_cert"),
+        ("tls_key", "tls_key"),
+        ("tls_ca", "tls_ca"),
+        ("tls_crl", "tls_crl"),
     ):
         value = getattr(args, attr)
         if value is not None:

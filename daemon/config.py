@@ -40,6 +40,7 @@ RELOADABLE = (
     "shm_threshold",
     "drain_timeout_s",
     "discovery_interval_s",
+    "tls_tenants",
     *LIMITS,
 )
 
@@ -80,6 +81,16 @@ class Config:
     drain_timeout_s: float = 20.0
     discovery_interval_s: float = 2.0
     metrics_listen: str = ""  # "127.0.0.1:9464" serves Prometheus text at /metrics
+    # Also serve remote clients over mutual TLS 1.3 on "tcp://ADDR:PORT" (docs/fleet.md):
+    # certificate, key, the CA that signs client certificates, and optionally its CRL.
+    listen: str = ""
+    tls_cert: str = ""
+    tls_key: str = ""
+    tls_ca: str = ""
+    tls_crl: str = ""
+    # Client certificate common name -> the uid that tenant acts as (sessions, state and
+    # limits as for a local uid). A name not listed is refused after the handshake.
+    tls_tenants: dict[str, int] = field(default_factory=dict)
     generation: int = 0
 
 
@@ -146,6 +157,9 @@ def check_ranges(values: dict[str, Any], where: str) -> None:
     for key in (*LIMITS, "max_batch_frames", "default_timeout_ms"):
         if values.get(key, 1) < 1:
             raise DaemonError(f"{where}: {key} must be >= 1")
+    for name, uid in values.get("tls_tenants", {}).items():
+        if not isinstance(uid, int) or uid < 1:
+            raise DaemonError(f"{where}: tls_tenants.{name} must be a uid >= 1 (not root's)")
     timeout, most = values.get("default_timeout_ms", 1), values.get("max_timeout_ms", 1 << 62)
     if timeout > most:
         raise DaemonError(f"{where}: default_timeout_ms {timeout} is over max_timeout_ms {most}")

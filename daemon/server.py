@@ -14,6 +14,7 @@ import math
 import mmap
 import os
 import socket
+import ssl
 import threading
 from collections import Counter, deque
 from collections.abc import Callable, Coroutine
@@ -21,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from akida_rt import ipc
+from akida_rt import ipc, tls
 from akida_rt import tensor_frames as tf
 from akida_rt.errors import AkidaError, DaemonError, FrameError
 from akida_rt.proto import daemon_pb2 as dpb
@@ -35,6 +36,8 @@ MAX_PENDING_FDS = 8  # descriptors received whose frames have not arrived whole 
 MAX_TASKS = 4  # control requests of one connection running at once (load, state, stats)
 ANCILLARY_SPACE = socket.CMSG_SPACE(4 * MAX_PENDING_FDS)
 ACCEPT_BACKOFF_S = 0.1
+HANDSHAKE_S = 10.0  # a TLS client has this long to complete its handshake
+LINGER_S = 1.0  # a turned-away client has this long to read why
 
 
 def status_of(exc: BaseException) -> int:
@@ -43,10 +46,12 @@ def status_of(exc: BaseException) -> int:
 
 
 class Connection:
-    """One client socket, driven by the event loop's reader and writer callbacks."""
+    """One client socket, driven by the event loop's reader and writer callbacks: a Unix
+    socket (frames and memfds), or a TLS one (frames only; memfds cannot cross hosts)."""
 
     def __init__(self, server: Server, sock: socket.socket, client: Client) -> None:
         self.server = server
+        self.tls = isinstance(sock, ssl.SSLSocket)
         self.ctl = server.controller
         self.config = server.controller.config
         self.sock = sock
@@ -79,9 +84,24 @@ class Connection:
             self.reading = False
             self.loop.remove_reader(self.fd)
 
+    def receive(self) -> tuple[bytes, list[tuple[int, int, bytes]], int]:
+        """(data, ancillary data, flags) of one read; under the lock, because a worker may
+        be writing an answer: an SSL connection must not be used by two threads at once."""
+        with self.lock:
+            if not self.tls:
+                data, anc, flags, _ = self.sock.recvmsg(RECV_BYTES, ANCILLARY_SPACE)
+                return data, anc, flags
+            try:  # everything decrypted now: the selector cannot see what SSL buffers
+                data = self.sock.recv(RECV_BYTES)
+                while data and self.sock.pending():  # type: ignore[attr-defined]
+                    data += self.sock.recv(RECV_BYTES)
+            except (ssl.SSLWantReadError, ssl.SSLWantWriteError):
+                raise BlockingIOError from None
+            return data, [], 0
+
     def on_readable(self) -> None:
         try:
-            data, anc, flags, _ = self.sock.recvmsg(RECV_BYTES, ANCILLARY_SPACE)
+            data, anc, flags = self.receive()
         except (BlockingIOError, InterruptedError):
             return
         except OSError as exc:
@@ -304,7 +324,7 @@ class Connection:
                 return
             try:
                 sent = self.sock.send(data)
-            except (BlockingIOError, InterruptedError):
+            except (BlockingIOError, InterruptedError, ssl.SSLWantWriteError):
                 sent = 0
             except OSError:
                 sent = -1
@@ -329,7 +349,7 @@ class Connection:
         with self.lock:
             try:
                 sent = self.sock.send(self.wbuf)
-            except (BlockingIOError, InterruptedError):
+            except (BlockingIOError, InterruptedError, ssl.SSLWantWriteError):
                 return
             except OSError:
                 sent = -1
@@ -365,25 +385,34 @@ class Connection:
 
 
 class Server:
-    """Accepts connections on a listening Unix socket, within the connection limits."""
+    """Accepts connections on the listening sockets (the Unix one; with `tls`, a TCP one
+    whose clients must complete a mutual TLS handshake), within the connection limits."""
 
-    def __init__(self, controller: Controller, listener: socket.socket) -> None:
+    def __init__(
+        self,
+        controller: Controller,
+        listener: socket.socket,
+        tls: tuple[socket.socket, ssl.SSLContext] | None = None,
+    ) -> None:
         self.controller = controller
         self.config = controller.config
-        self.listener = listener
         self.loop = asyncio.get_running_loop()
         self.connections: set[Connection] = set()
         self.per_uid: Counter[int] = Counter()
         self.loop_thread = threading.get_ident()
         self.buffered = 0  # bytes of partial frames, over every connection
         self.starved = False  # accept ran out of descriptors
-        listener.setblocking(False)
-        self.loop.add_reader(listener.fileno(), self.on_accept)
+        self.handshakes: set[ssl.SSLSocket] = set()
+        self.leaving: set[socket.socket] = set()  # turned away, closed after LINGER_S
+        self.listeners = [(listener, None), *([tls] if tls else [])]
+        for sock, ctx in self.listeners:
+            sock.setblocking(False)
+            self.loop.add_reader(sock.fileno(), self.on_accept, sock, ctx)
 
-    def on_accept(self) -> None:
+    def on_accept(self, listener: socket.socket, ctx: ssl.SSLContext | None) -> None:
         while True:
             try:
-                sock, _ = self.listener.accept()
+                sock, _ = listener.accept()
             except (BlockingIOError, InterruptedError):
                 return
             except OSError as exc:
@@ -394,8 +423,8 @@ class Server:
                         log.warning("accept failed (%s); retrying every %g s",
                                     exc.strerror, ACCEPT_BACKOFF_S)  # fmt: skip
                     self.starved = True
-                    self.loop.remove_reader(self.listener.fileno())
-                    self.loop.call_later(ACCEPT_BACKOFF_S, self.resume_accepting)
+                    self.loop.remove_reader(listener.fileno())
+                    self.loop.call_later(ACCEPT_BACKOFF_S, self.resume_accepting, listener, ctx)
                 else:
                     log.warning("accept failed: %s", exc)
                 return
@@ -403,29 +432,100 @@ class Server:
                 log.info("accepting connections again")
                 self.starved = False
             sock.setblocking(False)
-            pid, uid, gid = ipc.peer_uid(sock)
-            cfg = self.config
-            if len(self.connections) >= cfg.max_connections:
-                self.turn_away(sock, f"akidad serves {cfg.max_connections} connections already")
-                continue
-            if self.per_uid[uid] >= cfg.max_connections_per_uid:
-                self.turn_away(sock, f"uid {uid} has {cfg.max_connections_per_uid} connections "
-                               "open already (max_connections_per_uid)")  # fmt: skip
-                continue
+            if ctx is None:
+                self.admit(sock, *ipc.peer_uid(sock))
+            elif len(self.connections) + len(self.handshakes) >= self.config.max_connections:
+                sock.close()  # handshakes count against the limit: no one can pile them up
+            else:
+                conn = ctx.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
+                self.handshakes.add(conn)
+                self.loop.call_later(HANDSHAKE_S, self.abandon, conn)
+                self.handshake(conn)
+
+    def handshake(self, sock: ssl.SSLSocket) -> None:
+        """Drive a TLS handshake from the loop; a peer without a certificate signed (and not
+        revoked) by the CA, or of a tenant not configured, is refused here."""
+        fd = sock.fileno()
+        self.loop.remove_reader(fd)
+        self.loop.remove_writer(fd)
+        try:
+            sock.do_handshake()
+        except ssl.SSLWantReadError:
+            self.loop.add_reader(fd, self.handshake, sock)
+            return
+        except ssl.SSLWantWriteError:
+            self.loop.add_writer(fd, self.handshake, sock)
+            return
+        except (ssl.SSLError, OSError) as exc:
+            log.warning("TLS handshake from %s refused: %s", _peer(sock), exc)
+            self.handshakes.discard(sock)
+            sock.close()
+            return
+        self.handshakes.discard(sock)
+        tenant = tls.tenant_of(sock)
+        uid = self.config.tls_tenants.get(tenant)
+        if uid is None:
+            self.turn_away(sock, f"tenant {tenant!r} is not configured (tls_tenants)",
+                           dpb.PERMISSION_DENIED)  # fmt: skip
+            return
+        log.info("TLS client %s is tenant %r (uid %d)", _peer(sock), tenant, uid)
+        self.admit(sock, 0, uid, uid)
+
+    def abandon(self, sock: ssl.SSLSocket) -> None:
+        """A handshake still unfinished after HANDSHAKE_S: hang up."""
+        if sock in self.handshakes:
+            log.warning("TLS handshake from %s took over %g s; closed", _peer(sock), HANDSHAKE_S)
+            self.handshakes.discard(sock)
+            self.loop.remove_reader(sock.fileno())
+            self.loop.remove_writer(sock.fileno())
+            sock.close()
+
+    def admit(self, sock: socket.socket, pid: int, uid: int, gid: int) -> None:
+        cfg = self.config
+        if len(self.connections) >= cfg.max_connections:
+            self.turn_away(sock, f"akidad serves {cfg.max_connections} connections already")
+        elif self.per_uid[uid] >= cfg.max_connections_per_uid:
+            self.turn_away(sock, f"uid {uid} has {cfg.max_connections_per_uid} connections "
+                           "open already (max_connections_per_uid)")  # fmt: skip
+        else:
             client = self.controller.connect(pid, uid, gid)
             log.info("client %d connected: pid %d uid %d gid %d", client.client_id, pid, uid, gid)
             self.per_uid[uid] += 1
             self.connections.add(Connection(self, sock, client))
 
-    def turn_away(self, sock: socket.socket, why: str) -> None:
+    def turn_away(self, sock: socket.socket, why: str, status: int = dpb.QUOTA_EXCEEDED) -> None:
+        """Say why, then hang up once the peer has had time to read it: closing a socket
+        with the peer's request unread would reset the connection and lose the answer."""
         log.debug("refusing a connection: %s", why)
-        with contextlib.suppress(OSError):
-            sock.send(ipc.encode_frame(ipc.error_response(0, dpb.QUOTA_EXCEEDED, why)))
-        sock.close()
+        with contextlib.suppress(OSError, ssl.SSLError):
+            sock.send(ipc.encode_frame(ipc.error_response(0, status, why)))
+        if len(self.leaving) >= self.config.max_connections:
+            sock.close()
+            return
+        self.leaving.add(sock)
+        self.loop.add_reader(sock.fileno(), self.drain, sock)
+        self.loop.call_later(LINGER_S, self.hang_up, sock)
 
-    def resume_accepting(self) -> None:
-        if self.listener.fileno() >= 0:
-            self.loop.add_reader(self.listener.fileno(), self.on_accept)
+    def drain(self, sock: socket.socket) -> None:
+        """Read and drop what a turned-away peer sends; hang up when it hangs up."""
+        try:
+            if sock.recv(RECV_BYTES):
+                return
+        except (BlockingIOError, ssl.SSLWantReadError, ssl.SSLWantWriteError):
+            return
+        except OSError:
+            pass
+        self.hang_up(sock)
+
+    def hang_up(self, sock: socket.socket) -> None:
+        if sock in self.leaving:
+            self.leaving.discard(sock)
+            self.loop.remove_reader(sock.fileno())
+            sock.close()
+
+    def resume_accepting(self, listener: socket.socket, ctx: ssl.SSLContext | None) -> None:
+        if listener.fileno() >= 0:
+            self.loop.add_reader(listener.fileno(), self.on_accept, listener, ctx)
 
     def forget(self, conn: Connection) -> None:
         if conn in self.connections:
@@ -433,9 +533,17 @@ class Server:
             self.per_uid[conn.client.uid] -= 1
 
     def stop_accepting(self) -> None:
-        if self.listener.fileno() >= 0:
-            self.loop.remove_reader(self.listener.fileno())
-            self.listener.close()
+        for sock, _ in self.listeners:
+            if sock.fileno() >= 0:
+                self.loop.remove_reader(sock.fileno())
+                sock.close()
+        for pending in list(self.handshakes):
+            self.loop.remove_reader(pending.fileno())
+            self.loop.remove_writer(pending.fileno())
+            pending.close()
+        self.handshakes.clear()
+        for sock in list(self.leaving):
+            self.hang_up(sock)
 
     def close_all(self) -> None:
         for conn in list(self.connections):
@@ -444,6 +552,14 @@ class Server:
     def idle(self) -> bool:
         """No answer left to send, no control request running."""
         return all(not c.wbuf and not c.tasks for c in self.connections)
+
+
+def _peer(sock: socket.socket) -> str:
+    try:
+        host, port = sock.getpeername()[:2]
+    except OSError:
+        return "a gone peer"
+    return f"{host}:{port}"
 
 
 def _id_of(payload: bytes) -> int:
