@@ -105,6 +105,11 @@ class FakeKubelet(pb_grpc.RegistrationServicer):
             assert result is not None
             return result
 
+    def forget_lists(self) -> None:
+        """Drop the lists received so far, so the next wait_devices sees newer ones only."""
+        with self._cond:
+            self.watches[-1].lists.clear()
+
     def allocate(self, *ids: str) -> pb.ContainerAllocateResponse:
         assert self.plugin is not None
         request = pb.AllocateRequest(
