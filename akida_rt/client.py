@@ -163,6 +163,7 @@ class Client:
         assert self._tls is not None and self.remote is not None
         host, port = self.remote
         raw = socket.create_connection((host, port), timeout=self.timeout)
+        raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # answers wait for no ACK
         try:
             return self._tls.wrap_socket(raw, server_hostname=host)
         except ssl.SSLError as exc:

@@ -135,9 +135,10 @@ class Daemon:
         await self.rescan()
         self.controller = Controller(cfg, self.manager, self.scheduler, store)
         activated = systemd.listen_sockets()
+        remote = tls_listener(cfg)  # before the Unix socket: a client there finds both up
         listener = activated[0] if activated else bind_socket(cfg)
         self.owns_socket = not activated
-        server = Server(self.controller, listener, tls_listener(cfg))
+        server = Server(self.controller, listener, remote)
         metrics = await serve_metrics(cfg.metrics_listen, self.controller)
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.stopping.set)

@@ -91,13 +91,21 @@ class Connection:
             if not self.tls:
                 data, anc, flags, _ = self.sock.recvmsg(RECV_BYTES, ANCILLARY_SPACE)
                 return data, anc, flags
-            try:  # everything decrypted now: the selector cannot see what SSL buffers
-                data = self.sock.recv(RECV_BYTES)
-                while data and self.sock.pending():  # type: ignore[attr-defined]
-                    data += self.sock.recv(RECV_BYTES)
-            except (ssl.SSLWantReadError, ssl.SSLWantWriteError):
-                raise BlockingIOError from None
-            return data, [], 0
+            # Every record that has arrived: the selector cannot see what SSL buffers.
+            parts: list[bytes] = []
+            size = 0
+            while size < RECV_BYTES:
+                try:
+                    part = self.sock.recv(RECV_BYTES - size)
+                except (ssl.SSLWantReadError, ssl.SSLWantWriteError):
+                    if not parts:
+                        raise BlockingIOError from None
+                    break
+                parts.append(part)
+                if not part:  # end of stream
+                    break
+                size += len(part)
+            return b"".join(parts), [], 0
 
     def on_readable(self) -> None:
         try:
@@ -437,6 +445,7 @@ class Server:
             elif len(self.connections) + len(self.handshakes) >= self.config.max_connections:
                 sock.close()  # handshakes count against the limit: no one can pile them up
             else:
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # no Nagle delay
                 conn = ctx.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
                 self.handshakes.add(conn)
                 self.loop.call_later(HANDSHAKE_S, self.abandon, conn)
