@@ -128,3 +128,20 @@ def test_a_server_certificate_of_another_ca_is_refused_by_the_client(remote, pki
     with pytest.raises(DaemonError) as info:
         Client(url, cert=cert, key=key, ca=other.pem, retry_s=0)
     assert info.value.status == dpb.PERMISSION_DENIED and "TLS handshake" in str(info.value)
+
+
+def test_akida_devices_lists_a_remote_daemons_boards(remote, pki) -> None:
+    import json
+    import subprocess
+    import sys
+
+    _, url = remote
+    cert, key = pki["alice"]
+    out = subprocess.run(
+        [sys.executable, "-m", "akida_rt.cli.main", "devices", "--json", "--host", url,
+         "--tls-cert", cert, "--tls-key", key, "--tls-ca", pki["ca"]],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    (board,) = json.loads(out.stdout)
+    assert board["id"] == "sim://akd1000/0" and board["simulated"] and board["nps"] == 78

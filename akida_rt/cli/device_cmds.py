@@ -15,13 +15,26 @@ from akida_rt.errors import InputError
 def register(sub: Any) -> None:
     p = sub.add_parser("devices", help="list Akida devices (the simulated AKD1000 if none)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument("--host", metavar="akida+tls://HOST:PORT",
+                   help="list the boards of a remote akidad (mutual TLS) instead")  # fmt: skip
+    for part in ("cert", "key", "ca"):
+        p.add_argument(f"--tls-{part}", default="", metavar="FILE", help=f"TLS {part} for --host")
     p.set_defaults(func=cmd_devices)
+
+
+def _remote_devices(args: argparse.Namespace) -> list[dict[str, Any]]:
+    """A remote daemon's boards, in the fields a local listing has."""
+    from akida_rt.client import Client
+
+    with Client(args.host, cert=args.tls_cert, key=args.tls_key, ca=args.tls_ca,
+                retry_s=0, name="akida-devices") as client:  # fmt: skip
+        return [{**d["device"], "id": d["id"], "state": d["state"]} for d in client.devices()]
 
 
 def cmd_devices(args: argparse.Namespace) -> int:
     from akida_rt.driver.discovery import devices
 
-    listed = [d.describe() for d in devices()]
+    listed = _remote_devices(args) if args.host else [d.describe() for d in devices()]
     if args.json:
         emit_json(listed)
         return 0
