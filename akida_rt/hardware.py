@@ -50,13 +50,15 @@ class DeviceSpec:
     max_kernel: int = 7
     extra: dict[str, str] = field(default_factory=dict, compare=False)
 
+    # BrainChip's mapper gives each CNP the whole figure (akida.AKD1000().mesh.np_sram_size
+    # reports 43,008 input and 44,800 weight bytes; a mapped NP uses up to that much).
     @property
     def np_input_bytes(self) -> int:
-        return self.input_sram_per_pair // 2
+        return self.input_sram_per_pair
 
     @property
     def np_weight_bytes(self) -> int:
-        return self.weight_sram_per_pair // 2
+        return self.weight_sram_per_pair
 
     def count(self, np_type: NpType) -> int:
         return sum(1 for np_ in self.nps if np_type in np_.types)

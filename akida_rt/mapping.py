@@ -10,7 +10,7 @@ import enum
 import math
 from dataclasses import dataclass, field
 
-from akida_rt import hw_constraints
+from akida_rt import hw_constraints, np_memory
 from akida_rt.errors import MappingError
 from akida_rt.hardware import DeviceSpec, NpId, NpType
 from akida_rt.layers import Layer, LayerType, Padding, Pooling
@@ -50,6 +50,7 @@ class LayerNeed:
     hw_reason: str = ""  # non-empty: why the layer cannot run on this device
     rule: hw_constraints.Violation | None = None  # the published Akida 1.0 rule it breaks
     split: int = 1  # NPs the input map needs (each filter group is split this many ways)
+    groups: int = 1  # filter groups the weights need (Minimal: count = split x groups)
 
     @property
     def external_bytes(self) -> int:
@@ -125,10 +126,21 @@ def _resources(layer: Layer, spec: DeviceSpec) -> LayerNeed:
         if layer.weight_bits > 4:
             need.hw_reason = f"{layer.weight_bits}-bit weights (FNPs take 1 to 4 bits)"
         return need
-    # Pooled or not, convolutions run on any CNP (BrainChip places pooled layers on CNP1).
+    # Pooled or not, convolutions run on any CNP (BrainChip places pooled layers on CNP1):
+    # tiles of the input map times groups of filters (np_memory.py).
     need.np_type = NpType.CNP1
-    need.split = max(1, math.ceil(input_bytes / spec.np_input_bytes))
-    need.count = max(need.split, math.ceil(weight_bytes / spec.np_weight_bytes))
+    tiles = np_memory.tiling(layer, spec.np_input_bytes)
+    groups = np_memory.filter_groups(layer, spec.np_weight_bytes)
+    if groups is None:
+        need.hw_reason = need.hw_reason or (
+            f"one filter's weights ({np_memory.weight_bytes(layer, 1):,} bytes) exceed an "
+            f"NP's {spec.np_weight_bytes:,}"
+        )
+    elif tiles is None:
+        need.hw_reason = need.hw_reason or "no tiling of the input fits an NP's input memory"
+    need.split = tiles.tiles if tiles else 1
+    need.groups = groups or 1
+    need.count = need.split * need.groups
     return need
 
 
@@ -199,7 +211,7 @@ def _spread(needs: list[LayerNeed], counts: dict[str, int], pool: _Pool) -> None
     for per_np in range(1, max(n.layer.filters for n in convs) + 1):
         trial = dict(counts)
         for n in convs:
-            trial[n.layer.name] = max(n.count, n.split * -(-n.layer.filters // per_np))
+            trial[n.layer.name] = n.split * max(n.groups, -(-n.layer.filters // per_np))
         if pool.assign(_demands(needs, trial)) is not None:
             counts.update(trial)
             return

@@ -70,7 +70,9 @@ def test_placements_respect_memories_and_capabilities() -> None:
                     assert p.input_bytes <= len(p.nps) * spec.np_input_bytes, p.layer
 
 
-def _wide_model(layers: int = 6, filters: int = 128) -> Model:
+def _wide_model(layers: int = 9, filters: int = 128) -> Model:
+    # Each 128-filter conv takes 2 NPs (its weights need two filter groups): 9 of them
+    # fill three sequences (or passes) of the 8-NP TwoNodesIP.
     model = Model(name="wide")
     model.add(InputConv2D("conv_0", (16, 16, 3), 64, 3))
     for i in range(1, layers + 1):
@@ -146,5 +148,5 @@ def test_summary_after_mapping_shows_sequences_and_nps(capsys) -> None:
     model.summary()
     out = capsys.readouterr().out
     assert "[49, 10, 1]  [1, 1, 33]    1          6       65" in out
-    assert "HW/conv_0-dense_5 (Hardware) - size:" in out
+    assert "HW/conv_0-dense_5 (Hardware plan, runs in Software: no device) - size:" in out
     assert "(1, 1, 64, 64)" in out
