@@ -169,6 +169,19 @@ CASES: list[tuple[list[str], int, str]] = [
     (["cdi", "generate", "--bogus"], 2, "--bogus"),
     (["cdi", "generate", "-o", NODIR], 1, "/nonexistent/dir"),
     (["cdi", "generate", "-o", D], 1, "directory"),
+    # stream
+    (["stream"], 2, "--model"),
+    (["stream", "-m", P], 2, "--source"),
+    (["stream", "-m", M, "--source", D], 1, M),
+    (["stream", "-m", P, "--source", M], 1, M),
+    (["stream", "-m", P, "--source", T], 1, "cannot read this video"),
+    (["stream", "-m", P, "--source", ED], 1, "no image files"),
+    (["stream", "-m", P, "--source", NX], 1, NX),
+    (["stream", "-m", P, "--source", "camera:99"], 1, "camera:99"),
+    (["stream", "-m", P, "--source", D, "--window", "0"], 2, "--window"),
+    (["stream", "-m", P, "--source", D, "--policy", "x"], 2, "--policy"),
+    (["stream", "-m", P, "--source", D, "--events-per-frame", "5", "--window-us", "5"], 2,
+     "--window-us"),
 ]
 
 

@@ -25,6 +25,7 @@ OPTIONAL_SUBCOMMAND_MODULES = (
     "akida_rt.cli.metatf_cmds",
     "akida_rt.cli.learn_cmds",
     "akida_rt.cli.cdi_cmds",
+    "akida_rt.cli.stream_cmds",
 )
 
 
