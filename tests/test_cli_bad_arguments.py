@@ -180,8 +180,11 @@ CASES: list[tuple[list[str], int, str]] = [
     (["stream", "-m", P, "--source", "camera:99"], 1, "camera:99"),
     (["stream", "-m", P, "--source", D, "--window", "0"], 2, "--window"),
     (["stream", "-m", P, "--source", D, "--policy", "x"], 2, "--policy"),
-    (["stream", "-m", P, "--source", D, "--events-per-frame", "5", "--window-us", "5"], 2,
-     "--window-us"),
+    (
+        ["stream", "-m", P, "--source", D, "--events-per-frame", "5", "--window-us", "5"],
+        2,
+        "--window-us",
+    ),
 ]
 
 
