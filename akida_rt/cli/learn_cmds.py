@@ -36,16 +36,22 @@ def register(sub: Any) -> None:
 
 
 def cmd_learn(args: argparse.Namespace) -> int:
+    """Check everything local (program, samples, labels, files) before reaching akidad."""
     import numpy as np
 
     from akida_rt.client import Client
     from akida_rt.errors import InputError
+    from akida_rt.program import read_file
 
-    program = Path(args.model).read_bytes()
-    with Client(args.socket, name="akida learn") as client:
-        model = client.load(program, device=args.device)
-        if args.target in ACTIONS:
-            return _state_action(args, model)
+    program = read_file(args.model)
+    data = b""
+    if args.target == "import":
+        if not args.file:
+            raise InputError("learn import: name the exported state file (learn import STATE -m P)")
+        data = Path(args.file).read_bytes()
+    elif args.target == "export" and not args.output:
+        raise InputError("learn export: give -o FILE for the exported state")
+    elif args.target not in ACTIONS:
         x = _samples(args.target)
         if args.labels:
             labels: Any = np.load(args.labels, allow_pickle=False)
@@ -54,7 +60,11 @@ def cmd_learn(args: argparse.Namespace) -> int:
         else:
             labels = None
         if labels is not None and len(labels) != x.shape[0]:
-            raise InputError(f"{len(labels)} labels for {x.shape[0]} samples")
+            raise InputError(f"{args.labels}: {len(labels)} labels for {x.shape[0]} samples")
+    with Client(args.socket, name="akida learn") as client:
+        model = client.load(program, device=args.device)
+        if args.target in ACTIONS:
+            return _state_action(args, model, data)
         _fit(model, x, labels, quiet=args.json)
         info, _ = model.learned_state()
     _show(args, {"action": "learn", "samples_sent": int(x.shape[0]), "state": info})
@@ -88,16 +98,7 @@ def _fit(model: Any, x: Any, labels: Any, quiet: bool) -> None:
             bar.update(min(CHUNK, x.shape[0] - i))
 
 
-def _state_action(args: argparse.Namespace, model: Any) -> int:
-    from akida_rt.errors import InputError
-
-    data = b""
-    if args.target == "import":
-        if not args.file:
-            raise InputError("learn import: name the exported state file")
-        data = Path(args.file).read_bytes()
-    if args.target == "export" and not args.output:
-        raise InputError("learn export: give -o FILE for the exported state")
+def _state_action(args: argparse.Namespace, model: Any, data: bytes) -> int:
     info, blob = model.learned_state(args.target, data)
     result: dict[str, Any] = {"action": args.target, "state": info}
     if args.target == "export":
