@@ -147,9 +147,25 @@ def _through_daemon(program: Path, x: np.ndarray, software_out: np.ndarray) -> N
                 y = remote.forward(x)
                 print(f"{remote.name} on {remote.last_device}: outputs identical to the software "
                       f"backend: {np.array_equal(y, software_out)}")  # fmt: skip
+            _streams(program, sock)
         finally:
             daemon.send_signal(signal.SIGTERM)
             print(f"akidad stopped (exit code {daemon.wait(30)})")
+
+
+def _streams(program: Path, sock: Path) -> None:
+    """The digits test set, then a synthetic DVS recording of test digits, streamed
+    through the running akidad (akida_rt.demo_stream)."""
+    from akida_rt.demo_stream import stream_digits, stream_dvs
+
+    test = _digits_test()
+    if test is None:
+        print("\n(streaming the digits test set needs scikit-learn: streaming random frames)")
+        stream_digits(program, sock, _digits_batch(64), None)
+        return
+    xt, yt = test
+    stream_digits(program, sock, xt, yt)
+    stream_dvs(program, sock, xt[:8, :, :, 0], yt[:8])
 
 
 if __name__ == "__main__":
