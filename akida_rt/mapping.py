@@ -16,11 +16,10 @@ from akida_rt.hardware import DeviceSpec, NpId, NpType
 from akida_rt.layers import Layer, LayerType, Padding, Pooling
 
 FNP_WEIGHT_BYTES = 262_144  # bound on an FNP's local weights (the simulator's SRAM check)
-# An FNP3 keeps a FullyConnected layer's weights on chip when they fit in one NP pair's
-# weight SRAM, stored at 8 bits for 3-4-bit weights and at their own width for 1-2 bits
-# (BrainChip's mapper: 1024x32 4-bit and 1024x128 2-bit fit, 1024x64 4-bit does not).
-# Larger layers go to an FNP2, which streams its weights from external memory.
-FNP3_STORAGE_BITS = {1: 1, 2: 2, 4: 8, 8: 8}
+# An FNP3 keeps a FullyConnected layer's weights on chip when they fit an NP's weight
+# SRAM (np_memory.fc_weight_bytes; BrainChip's mapper: 1024x48 4-bit and 1024x128 2-bit
+# fit, 1024x63 4-bit does not). Larger layers go to an FNP2, which streams its weights
+# from external memory.
 EXTERNAL_MEMORY_TYPES = frozenset({NpType.FNP2})
 # Order in which NP types are served: scarcest first, so greedy assignment is optimal
 # (every NP is CNP1-capable and the other capabilities are disjoint).
@@ -114,14 +113,19 @@ def _resources(layer: Layer, spec: DeviceSpec) -> LayerNeed:
         need.hw_reason = f"kernel {layer.kernel_size}x{layer.kernel_size} exceeds {spec.max_kernel}x{spec.max_kernel}"
     elif t in (LayerType.Conv2D, LayerType.SeparableConv2D):
         need.hw_reason = _cnp_reason(layer)
+        out_w = layer.conv_output_hw()[1] if layer.pooling is Pooling.GlobalAvg else 3
+        if not need.hw_reason and out_w < 3:
+            need.hw_reason = (
+                f"global average pooling over {out_w} column(s) (the convolution's output "
+                "needs at least 3)"
+            )
     if t is LayerType.InputConv2D:
         need.np_type = NpType.HRC
         if spec.hrc is None:
             need.hw_reason = f"{spec.name} has no HRC for input convolutions"
         return need
     if t is LayerType.FullyConnected:
-        stored = math.ceil(ks[2] * ks[3] * FNP3_STORAGE_BITS[layer.weight_bits] / 8)
-        on_chip = stored <= spec.weight_sram_per_pair
+        on_chip = np_memory.fc_weight_bytes(layer) <= spec.np_weight_bytes
         need.np_type = NpType.FNP3 if on_chip else NpType.FNP2
         if layer.weight_bits > 4:
             need.hw_reason = f"{layer.weight_bits}-bit weights (FNPs take 1 to 4 bits)"

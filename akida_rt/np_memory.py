@@ -96,3 +96,15 @@ def filter_groups(layer: Layer, weight_bytes_per_np: int) -> int | None:
         if weight_bytes(layer, -(-f // g)) <= weight_bytes_per_np:
             return g
     return f
+
+
+FNP_BITS = {1: 1, 2: 2, 4: 6}  # bits an FNP stores per weight, by weight bits
+
+
+def fc_weight_bytes(layer: Layer) -> int:
+    """Weight bytes of a FullyConnected layer on an FNP: per neuron, its inputs' weights
+    (4-bit weights take 6 bits) plus 128 bits, rounded up to 64 bits."""
+    assert layer.input_shape is not None
+    x, y, c = layer.input_shape
+    bits = FNP_BITS.get(layer.weight_bits, 8) * x * y * c + 128
+    return layer.filters * (-(-bits // 64) * 8)

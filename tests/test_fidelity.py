@@ -57,7 +57,7 @@ def test_user_guide_figures_within_2x() -> None:
 
 
 def test_fps_falls_monotonically_with_model_size() -> None:
-    sizes = [32, 64, 128, 192]
+    sizes = [96, 128, 160, 192]  # below 96 the last global pooling spans < 3 columns: software
     fps = []
     for size in sizes:
         stats, _ = _run(zoo.akidanet(alpha=0.25, size=size, classes=10), 4, 4)

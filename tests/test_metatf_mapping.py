@@ -14,9 +14,21 @@ from akida_rt.tools.metatf import import_model  # noqa: E402
 
 from akida_rt import AKD1000, zoo  # noqa: E402
 from akida_rt.mapping import MapMode  # noqa: E402
-from tests.metatf_models import akida_allocation, from_zoo, our_allocation  # noqa: E402
+from tests.metatf_mapping_oracle import MODES  # noqa: E402
+from tests.metatf_models import (  # noqa: E402
+    N_MODELS,
+    akida_allocation,
+    build,
+    from_zoo,
+    our_allocation,
+    random_spec,
+)
 
-MODELS = {"digits_cnn": zoo.digits_cnn, "ds_cnn_kws": zoo.ds_cnn_kws}
+MODELS = {
+    "digits_cnn": zoo.digits_cnn,
+    "ds_cnn_kws": zoo.ds_cnn_kws,
+    "akidanet_05_224": zoo.akidanet,
+}
 
 
 @pytest.mark.parametrize("mode", ["AllNps", "Minimal", "HwPr"])
@@ -44,3 +56,47 @@ def test_fully_connected_goes_to_fnp3_or_fnp2_as_brainchip(inputs, units, bits) 
     theirs.map(akida.AKD1000(), hw_only=True)
     ours.map(AKD1000(), hw_only=True)
     assert our_allocation(ours)["fc"] == akida_allocation(theirs)["fc"]
+
+
+# Not modelled yet (see docs/architecture.md, Mapping): seed 5 starts with a Conv2D on one
+# input channel, where akida puts at most 16 filters, or an even number of 8-filter blocks,
+# on an NP ("the number of neurons per NP / 8 must be even") and splits AllNps otherwise;
+# in seeds 16, 19, 22, 24, 46 and 47 a max-pooled convolution feeds a FullyConnected layer, which
+# akida runs in software ("max pooling cannot be the last layer of a sequence"). Enabling
+# that rule moves conv_1 of the MNIST CNN and GXNOR to software too, which the simulator's
+# fitted GXNOR per-frame cost does not survive (benchmarks/fidelity.py: 0.30x).
+KNOWN_DIFFERENT = {
+    5: "Conv2D on one input channel (akida's neurons-per-NP rule)",
+    16: "max pooling before a FullyConnected layer",
+    19: "max pooling before a FullyConnected layer",
+    22: "max pooling before a FullyConnected layer",
+    24: "max pooling before a FullyConnected layer",
+    46: "max pooling before a FullyConnected layer",
+    47: "max pooling before a FullyConnected layer",
+}
+
+
+@pytest.fixture(scope="module")
+def brainchip_conformance_allocations():
+    from tests.metatf_mapping_oracle import brainchip_allocations
+
+    return brainchip_allocations(N_MODELS)
+
+
+def test_conformance_models_allocate_as_brainchip(brainchip_conformance_allocations) -> None:
+    """NP count and type per layer, in every mode, on the 60 random v1 models (layers that
+    BrainChip runs in software, e.g. max pooling not followed by a convolution, take no
+    NP in either)."""
+    mismatches, compared = [], 0
+    for seed, theirs in sorted(brainchip_conformance_allocations.items()):
+        if theirs is None or seed in KNOWN_DIFFERENT:
+            continue
+        ours_model = import_model(build(random_spec(seed)))
+        for mode in MODES:
+            ours_model.map(AKD1000(), mode=MapMode(mode))
+            ours = {k: list(v) for k, v in our_allocation(ours_model).items()}
+            compared += 1
+            if ours != theirs[mode]:
+                mismatches.append((seed, mode, theirs[mode], ours))
+    assert not mismatches, mismatches
+    assert compared >= 3 * (N_MODELS - 2 - len(KNOWN_DIFFERENT))
