@@ -93,7 +93,7 @@ def test_conversion_refuses_a_float_model_naming_layers_and_fixes() -> None:
     with pytest.raises(ConversionError) as err:
         convert(tiny(None, "relu6"))
     text = str(err.value)
-    assert "c0: weights are not quantized" in text and "run quantize_model" in text
+    assert "c0: weights are not quantized" in text and "akida quantize -m FLOAT.keras" in text
     assert "c0_relu: float ReLU" in text
 
 
