@@ -6,6 +6,7 @@ toolchain are imported on first use.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from akida_rt.errors import (
@@ -39,11 +40,33 @@ from akida_rt.sequence import Sequence
 __version__ = "0.1.0"
 
 
-def devices() -> list[Any]:
-    """Every device the driver discovers; the simulated AKD1000 when no board is present."""
+def devices(daemon: bool | None = None, socket: str | None = None) -> list[Any]:
+    """The devices to map models onto: akidad's when one answers at `socket` (default:
+    $AKIDA_SOCKET, the user's, the system's), else every device the driver discovers in
+    this process (the simulated AKD1000 when no board is present), logged.
+
+    Args:
+        daemon: None: akidad if reachable, else in-process; True: akidad's only (raises
+            DaemonError when none answers); False: in-process only.
+    """
+    if daemon is not False:
+        from akida_rt.daemon_devices import daemon_devices
+        from akida_rt.errors import DaemonError
+
+        try:
+            return list(daemon_devices(socket))
+        except DaemonError as exc:
+            if daemon:
+                raise
+            reason = str(exc).split(";")[0]
     from akida_rt.driver.discovery import devices as _devices
 
-    return _devices()
+    found = _devices()
+    if daemon is None:
+        logging.getLogger(__name__).info(
+            "%s; devices in this process: %s", reason, ", ".join(d.id for d in found)
+        )
+    return found
 
 
 __all__ = [

@@ -82,7 +82,7 @@ def _edge_learning(model: Model, shots: int = 5) -> None:
         return
     print(f"\n== edge learning: digits 5-9 from {shots} shots each, on the device ==")
     edge = add_learning_head(model, 5, data.x_train[:256], neurons_per_class=shots)
-    edge.map(akida_rt.devices()[0])
+    edge.map(akida_rt.devices(daemon=False)[0])
     test = data.y_test >= 5
     xt, yt = data.x_test[test], data.y_test[test] - 5
     before = float(np.mean(edge.predict_classes(xt) == yt))
@@ -104,7 +104,7 @@ def _on_device(model: Model, x: np.ndarray, software_out: np.ndarray) -> None:
     """The same model on the first device akida_rt.devices() finds (the simulated AKD1000)."""
     import akida_rt
 
-    device = akida_rt.devices()[0]
+    device = akida_rt.devices(daemon=False)[0]
     kind = "simulated" if device.simulated else device.kind
     print(f"\n== on device {device.id} ({kind} {device.spec.name}) ==")
     device.soc.power_measurement_enabled = True

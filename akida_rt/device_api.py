@@ -8,7 +8,7 @@ provides every member (a module-level assignment in that module).
 from __future__ import annotations
 
 from collections import abc
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -93,4 +93,46 @@ class Device(Protocol):
         config: pb.LearningConfig,
     ) -> tuple[np.ndarray, LearnedWeights]:
         """Learn batch `x` on the chip: (potentials before learning, the state read back)."""
+        ...
+
+
+class RemoteRun(Protocol):
+    """A program loaded in akidad for one mapped Model (akida_rt.client.RemoteModel)."""
+
+    last_device: str
+
+    def forward(self, x: np.ndarray, timeout: float | None = None) -> np.ndarray:
+        """forward()'s integer outputs of batch `x`, computed in akidad."""
+        ...
+
+    def unload(self) -> None:
+        """Close the session."""
+        ...
+
+
+@runtime_checkable
+class DaemonBacked(Protocol):
+    """A device akidad serves (akida_rt.daemon_devices.DaemonDevice): `Model.map` plans
+    on its spec and loads the program there; forward/predict then go through akidad."""
+
+    @property
+    def id(self) -> str: ...
+
+    @property
+    def simulated(self) -> bool: ...
+
+    @property
+    def spec(self) -> DeviceSpec: ...
+
+    @property
+    def where(self) -> str:
+        """The device and the daemon serving it."""
+        ...
+
+    def attach(self, program: bytes, mode: str, hw_only: bool) -> RemoteRun:
+        """Load `program` (file bytes) onto the device; the session for one mapped Model."""
+        ...
+
+    def stats(self) -> Any:
+        """akidad's counters of the device."""
         ...

@@ -12,7 +12,7 @@ import numpy as np
 
 from akida_rt import learning
 from akida_rt import program as fmt
-from akida_rt.device_api import Device
+from akida_rt.device_api import DaemonBacked, Device, RemoteRun
 from akida_rt.engine import Engine, LayerStats
 from akida_rt.errors import InputError, ModelError, ProgramFormatError
 from akida_rt.hardware import DeviceSpec
@@ -49,6 +49,7 @@ class Model:
         self.input_scaling = input_scaling
         self._layers: list[Layer] = []
         self._device: DeviceSpec | Device | None = None
+        self._remote: tuple[DaemonBacked, RemoteRun] | None = None  # mapped through akidad
         self._plans: list[SequencePlan] | None = None
         self._map_args: tuple[str, bool] = (MapMode.AllNps.value, False)
         self._engine: Engine | None = None
@@ -149,6 +150,8 @@ class Model:
         return max(1, CHUNK_BYTES // per_sample)
 
     def _run(self, x: np.ndarray) -> np.ndarray:
+        if self._remote is not None:
+            return self._run_remote(x)
         if self._device is not None and not isinstance(self._device, DeviceSpec):
             y, metrics = self._device.run_sequences(self.sequences, x)
             self._stats.frames += x.shape[0]
@@ -168,6 +171,17 @@ class Model:
         self._stats.elapsed_s += time.perf_counter() - start
         self._stats.frames += x.shape[0]
         return parts[0] if len(parts) == 1 else np.concatenate(parts)
+
+    def _run_remote(self, x: np.ndarray) -> np.ndarray:
+        """forward()'s integers from akidad (predict dequantizes them here, as in-process)."""
+        assert self._remote is not None
+        device, run = self._remote
+        start = time.perf_counter()
+        y = run.forward(x)
+        self._stats.elapsed_s += time.perf_counter() - start
+        self._stats.frames += x.shape[0]
+        self._stats.backend, self._stats.where = "Hardware", device.where
+        return y
 
     def forward(self, inputs: np.ndarray) -> np.ndarray:
         """Integer outputs: uint8 activations, or int32 potentials if the last layer has none."""
@@ -201,6 +215,11 @@ class Model:
     def fit(self, inputs: np.ndarray, labels: Any = None) -> np.ndarray:
         """Learn `inputs` (with one label per sample, or one for all, in labelled mode),
         on the mapped device or in software; the (N, units) potentials before learning."""
+        if self._remote is not None:
+            raise ModelError(
+                f"fit: {self.name} is mapped through akidad; learn there with "
+                "Client.load(...).fit or `akida learn`, or map onto an in-process device"
+            )
         return learning.fit(self, inputs, labels)
 
     def add_classes(self, num_classes: int) -> None:
@@ -219,6 +238,8 @@ class Model:
     def statistics(self) -> Statistics:
         """Statistics since mapping (or the last reset_statistics())."""
         stats = self._stats
+        if self._remote is not None:
+            return _with_daemon_counters(stats, self._remote[0].stats())
         on_device = self._device is not None and not isinstance(self._device, DeviceSpec)
         if self._engine is not None and not on_device:
             stats.layers = {c.layer.name: _copy_stats(c.stats) for c in self._engine.compiled}
@@ -232,11 +253,21 @@ class Model:
     # -------------------------------------------------------------------- mapping
     def map(
         self,
-        device: DeviceSpec | Device | None,
+        device: DeviceSpec | Device | DaemonBacked | None,
         hw_only: bool = False,
         mode: MapMode = MapMode.AllNps,
     ) -> None:
-        """Map onto a device (a DeviceSpec, or a device from devices()); None unmaps."""
+        """Map onto a device (a DeviceSpec, or a device from devices(): in this process,
+        or served by akidad, where the program is then loaded); None unmaps."""
+        if self._remote is not None:
+            self._remote[1].unload()
+            self._remote = None
+        if isinstance(device, DaemonBacked):
+            self.map(device.spec, hw_only=hw_only, mode=mode)  # plans: summary, sequences
+            run = device.attach(self.to_bytes(), MapMode(mode).value, hw_only)
+            self._remote = (device, run)
+            self._stats = Statistics(backend="Hardware", where=device.where)
+            return
         if device is None:
             if self._device is not None and not isinstance(self._device, DeviceSpec):
                 self._device.release(self)
@@ -253,10 +284,12 @@ class Model:
 
     def _remap(self) -> None:
         mode, hw_only = self._map_args
-        self.map(self._device, hw_only=hw_only, mode=MapMode(mode))
+        target = self._remote[0] if self._remote is not None else self._device
+        self.map(target, hw_only=hw_only, mode=MapMode(mode))
 
     @property
     def device(self) -> DeviceSpec | Device | None:
+        """What the model is mapped onto; through akidad, the device's spec (the plans)."""
         return self._device
 
     @property
@@ -364,6 +397,21 @@ class Model:
 
     def __repr__(self) -> str:
         return f"<Model '{self.name}' layers={len(self._layers)} sequences={len(self.sequences)}>"
+
+
+def _with_daemon_counters(stats: Statistics, device: dict[str, Any]) -> Statistics:
+    """`stats` with the power and energy akidad measured on the device (all its clients)."""
+    driver = device.get("driver", {})
+    power = driver.get("power_mw")
+    if isinstance(power, dict):
+        stats.power_mw = {k: float(v) for k, v in power.items()}
+    for key in ("floor_power_mw", "clock_hz"):
+        if driver.get(key) is not None:
+            setattr(stats, key, driver[key])
+    energy = driver.get("energy_per_inference_mj", device.get("energy_per_inference_mj"))
+    if energy is not None:
+        stats.energy_mj_per_frame = float(energy)
+    return stats
 
 
 def _copy_stats(s: LayerStats) -> LayerStats:

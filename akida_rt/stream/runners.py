@@ -143,7 +143,7 @@ def connect(
         reason = "embedded requested"
     import akida_rt
 
-    dev = akida_rt.devices()[0]
+    dev = akida_rt.devices(daemon=False)[0]
     model.map(dev)
     kind = "simulated AKD1000" if dev.simulated else dev.kind
     where = f"embedded: {dev.id} ({kind}, in this process)"
