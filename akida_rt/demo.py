@@ -165,7 +165,8 @@ def _streams(program: Path, sock: Path) -> None:
         return
     xt, yt = test
     stream_digits(program, sock, xt, yt)
-    stream_dvs(program, sock, xt[:8, :, :, 0], yt[:8])
+    # the event model (tools/make_event_program.py) was trained on event-count frames
+    stream_dvs(program.with_name("dvs_digits_cnn.akp"), sock, xt[:8, :, :, 0], yt[:8])
 
 
 if __name__ == "__main__":

@@ -32,7 +32,8 @@ def stream_digits(
 
 def stream_dvs(program: Path, socket: Path, digits: np.ndarray, labels: np.ndarray) -> None:
     """`digits` (uint8 HxW, at most 34x34) through simulated N-MNIST saccades, written as a
-    Prophesee EVT3 file, framed one presentation per frame and streamed through akidad."""
+    Prophesee EVT3 file, framed one presentation per frame (event counts) and streamed
+    through akidad to `program`, a model of 34x34x1 event-count frames."""
     events, _ = saccade_recording(digits)
     runner = connect(program, socket=socket, embedded=False, name="demo-dvs")
     print(f"\n== streaming a synthetic DVS recording ({len(events):,} events, {len(digits)} "
@@ -41,9 +42,7 @@ def stream_dvs(program: Path, socket: Path, digits: np.ndarray, labels: np.ndarr
         with tempfile.TemporaryDirectory(prefix="akida-demo-dvs-") as tmp:
             path = Path(tmp) / "saccades.raw"
             write_evt3(path, events, 34, 34)
-            h, w, _ = runner.input_shape
-            crop = ((34 - w) // 2, (34 - h) // 2, w, h) if max(h, w) <= 34 else None
-            frames = event_frames(path, runner.input_shape, window_us=PRESENTATION_US, crop=crop)
+            frames = event_frames(path, runner.input_shape, window_us=PRESENTATION_US)
             _show(Stream(runner, frames, window=4), labels, every=1)
     finally:
         runner.close()

@@ -18,13 +18,15 @@ def digits_cnn(
     input_weight_bits: int | None = 8,
     classes: int = 10,
     seed: int = 0,
+    input_shape: tuple[int, int, int] = (32, 32, 1),
 ) -> keras.Model:
-    """The core's digits CNN: 32x32x1 -> InputConv 3x3x16/2 -> conv 32 + pool -> conv 64 + pool
-    -> conv 64 -> dense 10. Float by default (weight_bits None, ReLU6). `seed` sets the
-    initial weights (with `training.fit(seed=...)`, a rerun trains the same model)."""
+    """The core's digits CNN: 32x32x1 (`input_shape`) -> InputConv 3x3x16/2 -> conv 32 + pool
+    -> conv 64 + pool -> conv 64 -> dense 10. Float by default (weight_bits None, ReLU6).
+    `seed` sets the initial weights (with `training.fit(seed=...)`, a rerun trains the same
+    model)."""
     keras.utils.set_random_seed(seed)
     first_bits = input_weight_bits if weight_bits is not None else None
-    inputs = keras.Input((32, 32, 1), name="image")
+    inputs = keras.Input(input_shape, name="image")
     x = keras.layers.Rescaling(1.0 / INPUT_SCALE, name="rescale")(inputs)
     x = conv_block(
         x, 16, 3, strides=2, name="conv_0", weight_bits=first_bits, activation=activation

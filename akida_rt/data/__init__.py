@@ -1,6 +1,8 @@
 """Package data: the sample program, a digits CNN made by the toolchain (tools/make_demo_program.py).
 
 `sample_program()` is its path inside the installed package; `akida sample` copies it out.
+`dvs_digits_cnn.akp` beside it takes 34x34x1 event-count frames of digits
+(tools/make_event_program.py).
 """
 
 from __future__ import annotations
