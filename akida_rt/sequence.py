@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
+from akida_rt import np_image
 from akida_rt import program as fmt
 from akida_rt.engine import Engine
 from akida_rt.layers import Layer
@@ -51,8 +52,17 @@ class Sequence:
             return b""
         if self._program is None:
             msg = pb.SequenceProgram(device=self.device, index=self.index, passes=self.passes)
-            for layer in self.layers:
-                fmt.encode_layer(layer, msg.layers.add())
+            by_layer = {p.layer: p for p in self.plan.placements}
+            for index, layer in enumerate(self.layers):
+                out = msg.layers.add()
+                fmt.encode_layer(layer, out)
+                placement = by_layer.get(layer.name)
+                if placement is not None and "weights" in layer.variables:
+                    # The kernels travel in the images of the NPs that hold them.
+                    out.weights.ClearField("data")
+                    if out.HasField("pointwise"):
+                        out.pointwise.ClearField("data")
+                    np_image.np_images(layer, index, placement, self.device, msg)
             placements_to_pb(self.plan.placements, msg.placements)
             self._program = msg.SerializeToString()
         return self._program

@@ -15,6 +15,7 @@ from akida_rt.firmware_sim.clock_model import ClockModel, Phase
 from google.protobuf.message import DecodeError
 
 from akida_rt import device_protocol as dp
+from akida_rt import np_image
 from akida_rt import program as fmt
 from akida_rt.engine import Engine, run_layer
 from akida_rt.errors import AkidaError, MeshError
@@ -106,6 +107,7 @@ class NpMesh:
     def _decode_layers(self, msg: pb.SequenceProgram) -> list[Layer]:
         if not msg.layers:
             raise MeshError(dp.ErrorCode.BAD_PROGRAM, "sequence program has no layers")
+        self._fill_kernels(msg)
         try:
             layers = [fmt.decode_layer(m, i) for i, m in enumerate(msg.layers)]
             for i, layer in enumerate(layers):
@@ -121,6 +123,29 @@ class NpMesh:
         except AkidaError as exc:
             raise MeshError(dp.ErrorCode.BAD_PROGRAM, str(exc)) from None
         return layers
+
+    def _fill_kernels(self, msg: pb.SequenceProgram) -> None:
+        """Put each placed layer's kernels back from the images of the NPs that hold them."""
+        images: dict[str, list[pb.NpImage]] = {}
+        for img in msg.images:
+            images.setdefault(img.layer, []).append(img)
+        placed = {p.layer: p for p in msg.placements}
+        for m in msg.layers:
+            p = placed.get(m.name)
+            if p is None or not m.HasField("weights") or m.weights.data:
+                continue
+            ids = sorted((n.col, n.row, n.id) for n in p.nps)
+            own = images.get(m.name, [])
+            if sorted((i.np.col, i.np.row, i.np.id) for i in own) != ids:
+                raise MeshError(
+                    dp.ErrorCode.BAD_PROGRAM, f"'{m.name}': NP images do not match its NPs"
+                )
+            try:
+                kernels = np_image.kernels_from_images(m, own)
+            except ValueError as exc:
+                raise MeshError(dp.ErrorCode.BAD_PROGRAM, f"'{m.name}': {exc}") from None
+            for key, arr in kernels.items():
+                fmt.encode_tensor(arr, getattr(m, key))
 
     def _check_placements(
         self, msg: pb.SequenceProgram, layers: list[Layer]

@@ -34,7 +34,7 @@ def test_loading_checks_np_sram_capacity() -> None:
 
 def test_program_clk_grows_with_bytes_loaded() -> None:
     mesh = NpMesh(AKD1000(), ClockModel())
-    # Minimal mappings (4 and 5 NPs): the digits CNN's 74 kB against DS-CNN's 28 kB.
+    # Minimal mappings (4 and 5 NPs): the digits CNN's 46 kB against DS-CNN's 25 kB.
     small = mesh.load(_program(zoo.ds_cnn_kws(), mode=MapMode.Minimal))
     large = mesh.load(_program(zoo.digits_cnn(), mode=MapMode.Minimal))
     assert 0 < small < large
