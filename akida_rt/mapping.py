@@ -253,6 +253,16 @@ def _close(
     plan.passes = max(1, len(groups))
 
 
+def _pool_ends_sequence(layer: Layer, following: Layer | None) -> bool:
+    """BrainChip's rule: a max-pooled convolution that would end a sequence (the model's
+    last layer, or one feeding a FullyConnected layer) runs in software."""
+    if layer.layer_type not in (LayerType.Conv2D, LayerType.SeparableConv2D):
+        return False
+    if layer.pooling is not Pooling.Max:
+        return False
+    return following is None or following.layer_type is LayerType.FullyConnected
+
+
 def map_layers(
     layers: list[Layer], spec: DeviceSpec, *, hw_only: bool = False, mode: MapMode = MapMode.AllNps
 ) -> list[SequencePlan]:
@@ -274,7 +284,7 @@ def map_layers(
         plans.append(plan)
         return plan
 
-    for layer in layers:
+    for i, layer in enumerate(layers):
         need = layer_need(layer, spec)
         if need.np_type is None:
             pending_input.append(need)
@@ -283,6 +293,13 @@ def map_layers(
             alone = pool.available([], need.np_type)
             if need.count > alone:
                 need.hw_reason = f"needs {need.count} {need.np_type.value}, {alone} available"
+        if need.hw_ok and _pool_ends_sequence(
+            layer, layers[i + 1] if i + 1 < len(layers) else None
+        ):
+            need.hw_reason = (
+                "max pooling cannot end a sequence (the last layer, or one feeding a "
+                "FullyConnected layer)"
+            )
         if not need.hw_ok:
             if hw_only:
                 raise MappingError(

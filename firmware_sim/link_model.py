@@ -57,8 +57,8 @@ PCIE = LinkModel(
     chunk_s=2e-6,
     register_s=1e-6,
     command_s=20e-6,
-    request_s=13.4e-3,
-    frame_s=1.19e-3,
+    request_s=14.15e-3,
+    frame_s=0.436e-3,
 )
 USB = LinkModel(
     name="usb",
@@ -67,7 +67,7 @@ USB = LinkModel(
     chunk_s=250e-6,  # the setup control transfer: two microframes
     register_s=250e-6,  # a vendor control transfer
     command_s=20e-6,
-    request_s=13.4e-3,
-    frame_s=1.19e-3,
+    request_s=14.15e-3,
+    frame_s=0.436e-3,
 )
 LINKS = {link.name: link for link in (PCIE, USB)}

@@ -15,7 +15,6 @@ from akida_rt import (
     MappingError,
     Model,
     NpType,
-    Pooling,
     TwoNodesIP,
     zoo,
 )
@@ -118,7 +117,7 @@ def test_layer_too_big_for_hardware_becomes_software_sequence() -> None:
     model = Model(name="k9")
     model.add(InputConv2D("conv_0", (12, 12, 1), 8, 3))
     model.add(Conv2D("huge_kernel", 8, 9))
-    model.add(Conv2D("conv_2", 8, 3, pooling=Pooling.Max))
+    model.add(Conv2D("conv_2", 8, 3))
     model.add(FullyConnected("dense", 4, activation=False))
     zoo.randomize(model)
     model.map(AKD1000())

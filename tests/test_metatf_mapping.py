@@ -60,19 +60,9 @@ def test_fully_connected_goes_to_fnp3_or_fnp2_as_brainchip(inputs, units, bits) 
 
 # Not modelled yet (see docs/architecture.md, Mapping): seed 5 starts with a Conv2D on one
 # input channel, where akida puts at most 16 filters, or an even number of 8-filter blocks,
-# on an NP ("the number of neurons per NP / 8 must be even") and splits AllNps otherwise;
-# in seeds 16, 19, 22, 24, 46 and 47 a max-pooled convolution feeds a FullyConnected layer, which
-# akida runs in software ("max pooling cannot be the last layer of a sequence"). Enabling
-# that rule moves conv_1 of the MNIST CNN and GXNOR to software too, which the simulator's
-# fitted GXNOR per-frame cost does not survive (benchmarks/fidelity.py: 0.30x).
+# on an NP ("the number of neurons per NP / 8 must be even") and splits AllNps otherwise.
 KNOWN_DIFFERENT = {
     5: "Conv2D on one input channel (akida's neurons-per-NP rule)",
-    16: "max pooling before a FullyConnected layer",
-    19: "max pooling before a FullyConnected layer",
-    22: "max pooling before a FullyConnected layer",
-    24: "max pooling before a FullyConnected layer",
-    46: "max pooling before a FullyConnected layer",
-    47: "max pooling before a FullyConnected layer",
 }
 
 
