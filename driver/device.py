@@ -140,6 +140,7 @@ class Device:
         self.timeouts = timeouts or Timeouts()
         self.retries = retries
         self.soc = Soc()
+        self._window_frames = 0  # frames run since the last power_start
         self.counters = Counters()
         self._lock = threading.RLock()
         self._channel = CommandChannel(bus, self.url, retries)
@@ -440,12 +441,13 @@ class Device:
         """Start a new power measurement window."""
         with self._guard():
             self._call(dp.Opcode.POWER_START, self.timeouts.command_s)
+            self._window_frames = 0
 
     def power(self) -> dict[str, Any]:
         """Power of the current window: floor, avg/min/max/std (None if too short)."""
         with self._guard():
             r = self._call(dp.Opcode.POWER_READ, self.timeouts.command_s)
-        floor, avg, mn, mx, std, samples, frames, energy_nj = dp.POWER.unpack(
+        floor, avg, mn, mx, std, samples, _chip_frames, energy_nj = dp.POWER.unpack(
             r.payload[: dp.POWER.size]
         )
         measured = samples >= 2 and not math.isnan(avg)
@@ -453,7 +455,9 @@ class Device:
             "floor_mw": floor,
             "power_mw": {"avg": avg, "min": mn, "max": mx, "std": std} if measured else None,
             "samples": samples,
-            "frames": frames,
+            # The frames run in the window: the chip counts a frame once per hardware
+            # sequence it passes through; the host counts the calls' inputs.
+            "frames": self._window_frames,
             "energy_mj": energy_nj / 1e6,
         }
 
@@ -470,6 +474,7 @@ class Device:
             power = self.soc.power_measurement_enabled
             if power:
                 self.power_start()
+            self._window_frames += x.shape[0]
             y: np.ndarray = x
             inference_clk = program_clk = 0
             elapsed = 0.0  # host-visible time of the call: device steps + host steps
@@ -478,7 +483,11 @@ class Device:
                 if seq.backend is Backend.Software:
                     start = time.perf_counter()
                     y = seq.engine().run(y)
-                    elapsed += time.perf_counter() - start
+                    took = time.perf_counter() - start
+                    elapsed += took
+                    if self.simulated:  # the board's time and power window include it
+                        us = min(round(took * 1e6), dp.ALL_ONES)
+                        self._channel.bus.write32(dp.REG_SIM_HOST_US, us)
                     continue
                 start = self.now()
                 program_clk += self.load_sequence(seq.program, seq.program_hash)

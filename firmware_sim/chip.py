@@ -143,6 +143,9 @@ class SimChip:
         if addr == dp.REG_DOORBELL:
             self._serve(value)
             return
+        if addr == dp.REG_SIM_HOST_US:
+            self.spend(value / 1e6)  # the host's own work: the board idles meanwhile
+            return
         with self._lock:
             if addr == dp.REG_SCRATCH:
                 self._regs[addr] = value
