@@ -40,9 +40,10 @@ REG_PROGRAM_CLK_HI = 0x06C
 # host-visible time in ns (64-bit; reading LO latches HI). The driver times calls with it.
 REG_SIM_TIME_LO = 0x070
 REG_SIM_TIME_HI = 0x074
-# write-only, simulated chips only: the host spent this many microseconds on its own work
-# (a software sequence) during a call; the board's time advances, idle at floor power
-REG_SIM_HOST_US = 0x078
+# write-only, simulated chips only: the host just ran this many thousand multiply-accumulates
+# of a software sequence during a call; the board's time advances by the modelled host
+# time (its link model's host rate), idle at floor power meanwhile
+REG_SIM_HOST_KMACS = 0x078
 REG_POWER_MW = 0x080  # read-only: instantaneous board power in milliwatts (power sensor)
 REG_FLOOR_MW = 0x084  # read-only: board floor power in milliwatts
 REG_SCRATCH = 0x0F0  # read/write: scratch, for bus tests

@@ -143,8 +143,8 @@ class SimChip:
         if addr == dp.REG_DOORBELL:
             self._serve(value)
             return
-        if addr == dp.REG_SIM_HOST_US:
-            self.spend(value / 1e6)  # the host's own work: the board idles meanwhile
+        if addr == dp.REG_SIM_HOST_KMACS:  # the host's own work: the board idles meanwhile
+            self.spend(value * 1e3 / self.link.host_macs_per_s)
             return
         with self._lock:
             if addr == dp.REG_SCRATCH:

@@ -26,6 +26,8 @@ class LinkModel:
             (fitted; see the docs).
         frame_s: per frame of a request: the frame's input/output DMA set up by the host
             and its completion interrupt serviced (fitted; see the docs).
+        host_macs_per_s: the board's host computing a software sequence (a layer the
+            mapper leaves to the host engine), in multiply-accumulates per second.
     """
 
     name: str
@@ -36,6 +38,7 @@ class LinkModel:
     command_s: float
     request_s: float
     frame_s: float
+    host_macs_per_s: float = 3.86e10
 
     def bulk_s(self, nbytes: int) -> float:
         """Moving `nbytes` between host and device memory."""
@@ -50,6 +53,8 @@ class LinkModel:
 
 # Request and frame costs are fitted (DS-CNN's 62.50 fps on one frame and the KTH thesis's
 # 1.622 ms per MNIST frame); bandwidths and chunk costs are the links' published figures.
+# The host's software rate is fitted with them: GXNOR's software conv_1 (10.0 M MACs per
+# frame) at the 0.26 ms that the 1.622 ms split leaves it (3.86e10 MAC/s).
 PCIE = LinkModel(
     name="pcie",
     bytes_per_s=400e6,  # PCIe 2.0 x1: 500 MB/s after 8b/10b, ~80% of it after TLP headers
