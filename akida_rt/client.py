@@ -36,6 +36,7 @@ from akida_rt.proto import daemon_pb2 as dpb
 T = TypeVar("T")
 
 RETRYABLE = {dpb.SHUTTING_DOWN}
+MEMFD_POOL = 4  # sealed memfds a client keeps for its next large requests
 Answer = dpb.Response | tf.ResultFrame
 
 
@@ -142,6 +143,7 @@ class Client:
         self._last_id = 0
         self._lock = threading.RLock()
         self._models: list[RemoteModel] = []
+        self._pool: list[_PooledMemfd] = []  # sealed memfds of finished large requests
         self._submitted: dict[int, _Submitted] = {}  # by request id, until answered
         self._answered: list[Collected] = []  # answers to submits, for collect()
         with self._lock:
@@ -240,6 +242,8 @@ class Client:
             self._models.clear()
             for entry in self._submitted.values():
                 entry.release()
+            while self._pool:
+                self._pool.pop().release()
             self._submitted.clear()
 
     def __enter__(self) -> Client:
@@ -452,21 +456,32 @@ class Client:
                                         timeout_ms=timeout_ms)  # fmt: skip
             ipc.send_frame(self._socket(), head, body)
             return rid, None
+        shm = self._memfd(size)
+        try:
+            np.frombuffer(shm, dtype=x.dtype, count=x.size)[:] = x.reshape(-1)
+            head, _ = tf.infer_parts(rid, model.session, x, predict=predict,
+                                     timeout_ms=timeout_ms, in_shm=True,
+                                     output_to_shm=True)  # fmt: skip
+            ipc.send_frame(self._socket(), head, b"", (shm.fd,))
+        except BaseException:
+            shm.close()
+            raise
+        return rid, shm
+
+    def _memfd(self, size: int) -> _PooledMemfd:
+        """A sealed memfd of at least `size` bytes, mapped: one a finished request gave
+        back, or a new one."""
+        for i, shm in enumerate(self._pool):
+            if len(shm) >= size:
+                return self._pool.pop(i)
         fd = ipc.sealed_memfd(size)
         try:
-            shm = mmap.mmap(fd, size)
-            try:
-                np.frombuffer(shm, dtype=x.dtype, count=x.size)[:] = x.reshape(-1)
-                head, _ = tf.infer_parts(rid, model.session, x, predict=predict,
-                                         timeout_ms=timeout_ms, in_shm=True,
-                                         output_to_shm=True)  # fmt: skip
-                ipc.send_frame(self._socket(), head, b"", (fd,))
-            except BaseException:
-                shm.close()
-                raise
-            return rid, shm
-        finally:
+            shm = _PooledMemfd(fd, size)
+        except BaseException:
             os.close(fd)
+            raise
+        shm.fd, shm.pool = fd, self._pool
+        return shm
 
     # -------------------------------------------------------------- streaming
     def submit(
@@ -583,6 +598,26 @@ class Client:
         finally:
             if region is not None:
                 region.close()
+
+
+class _PooledMemfd(mmap.mmap):
+    """A request's sealed memfd, mapped; `close()` gives it back to its client's pool for
+    the next request (creating, sealing and mapping one per request cost more than
+    copying a 224x224x3 frame through the socket), `release()` frees it."""
+
+    fd: int
+    pool: list[_PooledMemfd]
+
+    def close(self) -> None:
+        if not self.closed and len(self.pool) < MEMFD_POOL and self not in self.pool:
+            self.pool.append(self)
+        else:
+            self.release()
+
+    def release(self) -> None:
+        if not self.closed:
+            super().close()
+            os.close(self.fd)
 
 
 class Collected(NamedTuple):
