@@ -408,40 +408,36 @@ class Client:
     def _infer(
         self, model: RemoteModel, xs: list[np.ndarray], predict: bool, timeout: float | None
     ) -> list[Any]:
-        deadline_s = timeout or self.timeout
-        return self._reconnecting(lambda: self._pipeline(model, xs, predict, deadline_s))
-
-    def _pipeline(
-        self, model: RemoteModel, xs: list[np.ndarray], predict: bool, timeout: float
-    ) -> list[Any]:
-        """Send every request, then read every answer (the daemon batches what queues)."""
-        pending: dict[int, tuple[int, mmap.mmap | None]] = {}
-        results: list[Any] = [None] * len(xs)
-        timeout_ms = int(timeout * 1e3)
-        try:
-            for i, x in enumerate(xs):
-                rid, region = self._send_infer(model, np.asarray(x), predict, timeout_ms)
-                pending[rid] = (i, region)
-            error: Exception | None = None
-            while pending:
-                resp = self._recv(timeout + 5.0)
-                if resp.id == 0 and isinstance(resp, dpb.Response):
-                    _raise_error(resp)
-                if resp.id not in pending:
-                    self._keep(resp)
-                    continue
-                i, region = pending.pop(resp.id)
-                try:
-                    results[i] = self._answer(model, resp, region)
-                except RemoteError as exc:
-                    error = error or exc
+        """Submit every input, then collect their answers (the daemon batches what queues):
+        forward and forward_many are submits, with the same resend after a reconnect."""
+        with self._lock:
+            handles: list[int] = []
+            got: dict[int, Collected] = {}
+            others: list[Collected] = []  # a stream's answers stay for its collect()
+            try:
+                for x in xs:
+                    handles.append(self.submit(model, x, predict=predict, timeout=timeout))
+                while len(got) < len(handles):
+                    for c in self.collect():
+                        if c.handle in handles:
+                            got[c.handle] = c
+                        else:
+                            others.append(c)
+            finally:
+                self._answered[:0] = others
+                self._forget(set(handles) - got.keys())
+        for h in handles:
+            error = got[h].error
             if error is not None:
                 raise error
-            return results
-        finally:
-            for _, left in pending.values():
-                if left is not None:
-                    left.close()
+        return [got[h].y for h in handles]
+
+    def _forget(self, handles: set[int]) -> None:
+        """Drop submitted requests nobody will collect (their answers are ignored)."""
+        for rid, entry in list(self._submitted.items()):
+            if entry.handle in handles:
+                entry.release()
+                del self._submitted[rid]
 
     def _send_infer(
         self, model: RemoteModel, x: np.ndarray, predict: bool, timeout_ms: int
@@ -539,15 +535,11 @@ class Client:
         limit = max(e.timeout_ms for e in self._submitted.values()) / 1e3 + 5.0
         while not self._answered and self._submitted and self._all_sent():
             pending = getattr(sock, "pending", lambda: 0)()  # TLS: bytes already decrypted
-            if not (_has_frame(self._rbuf) or pending):
-                ready, _, _ = select.select([sock], [], [], limit if wait is None else wait)
+            if wait is not None and not (_has_frame(self._rbuf) or pending):
+                ready, _, _ = select.select([sock], [], [], wait)
                 if not ready:
-                    if wait is None:
-                        self._drop()
-                        raise DaemonError(f"akidad did not answer within {limit:g} s",
-                                          dpb.DEADLINE_EXCEEDED)  # fmt: skip
                     return
-            self._keep(self._recv(limit))
+            self._keep(self._recv(limit))  # blocks until an answer, or raises at `limit`
             while _has_frame(self._rbuf):
                 self._keep(self._recv(limit))
         if not self._all_sent():
