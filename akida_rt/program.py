@@ -375,11 +375,16 @@ def atomic_write(path: str | os.PathLike[str], data: bytes, mode: int = 0o644) -
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    dir_fd = os.open(target.parent, os.O_RDONLY)
+    fsync_dir(target.parent)
+
+
+def fsync_dir(folder: str | os.PathLike[str]) -> None:
+    """Make a folder's entries (a rename, an unlink) durable."""
+    fd = os.open(folder, os.O_RDONLY)
     try:
-        os.fsync(dir_fd)
+        os.fsync(fd)
     finally:
-        os.close(dir_fd)
+        os.close(fd)
 
 
 def read_file(path: str | os.PathLike[str]) -> bytes:

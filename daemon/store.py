@@ -5,14 +5,13 @@ each written atomically (temp file, fsync, rename, fsync of the directory).
 from __future__ import annotations
 
 import logging
-import os
 import re
 import sys
 import threading
 from pathlib import Path
 
 from akida_rt.errors import DaemonError
-from akida_rt.program import atomic_write
+from akida_rt.program import atomic_write, fsync_dir
 from akida_rt.proto import daemon_pb2 as dpb
 
 log = logging.getLogger(__name__)
@@ -83,11 +82,7 @@ class StateStore:
                 path.unlink()
             except FileNotFoundError:
                 return False
-            folder = os.open(path.parent, os.O_RDONLY)
-            try:
-                os.fsync(folder)
-            finally:
-                os.close(folder)
+            fsync_dir(path.parent)
         return True
 
     def get(self, uid: int, key: str) -> bytes | None:
