@@ -2,16 +2,17 @@
 
 OpenBLAS splits even small products across its threads; when the other core is busy,
 each split waits for a thread that cannot run, and a 1 ms batch-1 forward can take 20 ms.
-Work below SINGLE_THREAD_MACS runs with BLAS limited to one thread (threadpoolctl), and
-so does larger work when the machine has no idle core right now (the kernel's count of
-runnable threads, /proc/loadavg, is at least the CPU count): with the other core busy, two
+Work below SINGLE_THREAD_MACS runs with BLAS limited to one thread, and so does larger
+work when no other core is idle right now (other processes' runnable threads, from
+/proc/loadavg less this process's own, fill the other CPUs): with the other core busy, two
 BLAS threads ran the digits CNN at batch 100 0.4-0.5x as fast as one
 (benchmarks/vs_metatf.py --busy).
 
 In a library the limit must be undone after each call: the host application's own numpy
-keeps its threads. Setting and restoring costs 18 us warm and 30 us on the cold caches a
-forward leaves, so a process that only runs models (akidad) calls `own_process()`: the
-limit then changes only when the size of the work crosses the threshold.
+keeps its threads. The limit is set and restored through the BLAS library's own
+set/get_num_threads (threadpoolctl finds them once), about 2 us a call; threads that run
+models side by side (akidad's device workers) share one limit, counted, so the last one
+out restores the threads the first one in found.
 """
 
 from __future__ import annotations
@@ -26,35 +27,50 @@ from typing import Any
 SINGLE_THREAD_MACS = 50_000_000
 _CPUS = os.cpu_count() or 1
 LOADAVG = "/proc/loadavg"  # field 4: runnable/total scheduling entities, right now
+TASKS = "/proc/self/task"
 
-_owned = False  # own_process() was called
-_held: Any = None  # in an owned process: the limiter holding BLAS at one thread
 _lock = threading.Lock()
+_limited = 0  # blocks running now with BLAS limited to one thread
+_saved: list[tuple[Any, int]] = []  # (setter, threads) of each library, found by the first
 
 
 @functools.cache
-def _controller() -> Any:
+def _libraries() -> tuple[tuple[Any, Any], ...]:
+    """(library, its thread setter) of each BLAS loaded when akida_rt first looked
+    (numpy's, which the engine uses); one another package loads later is not the
+    engine's and is left alone.
+
+    threadpoolctl >= 3.5 lets only the first thread that set OpenBLAS's threads set them
+    again (others are ignored, silently); akidad's device workers each run models, so the
+    library's own setter is called, under this module's lock."""
     try:
         from threadpoolctl import ThreadpoolController
     except ImportError:  # pragma: no cover - threadpoolctl is a dependency
-        return None
-    return ThreadpoolController()
+        return ()
+    libs = ThreadpoolController().lib_controllers
+    return tuple(
+        (lib, getattr(lib, "_real_set_num_threads", lib.set_num_threads))
+        for lib in libs
+        if lib.user_api == "blas"
+    )
 
 
-def own_process() -> None:
-    """This process runs only models: keep the thread limit between calls."""
-    global _owned
-    _owned = True
-
-
-def single_threaded() -> bool:
-    """Whether BLAS is held at one thread between calls (an owned process)."""
-    return _held is not None
+def _own_runnable() -> int:
+    """This process's threads runnable right now (an idle OpenBLAS worker spins runnable)."""
+    count = 0
+    try:
+        for tid in os.listdir(TASKS):
+            with open(f"{TASKS}/{tid}/stat", "rb") as f:
+                stat = f.read()
+            count += stat[stat.rindex(b")") + 2 : stat.rindex(b")") + 3] == b"R"
+    except (OSError, ValueError):  # a thread ended while we looked
+        return max(count, 1)
+    return max(count, 1)
 
 
 def no_idle_core() -> bool:
-    """Whether as many threads are runnable right now (this one included) as there are
-    CPUs: a second BLAS thread would then wait for a core (~10 us to read)."""
+    """Whether other processes' runnable threads leave no CPU idle besides the one this
+    thread runs on: a second BLAS thread would then wait for a core."""
     if _CPUS < 2:
         return True
     try:
@@ -62,35 +78,35 @@ def no_idle_core() -> bool:
             running = int(f.read().split()[3].split(b"/")[0])
     except (OSError, ValueError, IndexError):
         return False
-    return running >= _CPUS
+    others = running - _own_runnable()
+    return others >= _CPUS - 1
 
 
 @contextlib.contextmanager
 def threads_for(macs: int) -> Iterator[None]:
     """BLAS limited to one thread while the block runs, if `macs` is small work or no
     core is idle."""
-    controller = _controller()
-    if controller is None:
+    libs = _libraries()
+    if not libs or not (macs < SINGLE_THREAD_MACS or no_idle_core()):
         yield
         return
-    one = macs < SINGLE_THREAD_MACS or no_idle_core()
-    if _owned:
-        if one is (_held is None):  # the limit must change
-            _hold(controller, one)
+    global _limited
+    with _lock:
+        if _limited == 0:
+            _saved[:] = [(setter, lib.num_threads) for lib, setter in libs]
+            for setter, _ in _saved:
+                setter(1)
+        _limited += 1
+    try:
         yield
-        return
-    if not one:
-        yield
-        return
-    with controller.limit(limits=1, user_api="blas"):
-        yield
+    finally:
+        with _lock:
+            _limited -= 1
+            if _limited == 0:
+                for setter, threads in _saved:
+                    setter(threads)
 
 
-def _hold(controller: Any, one: bool) -> None:
-    global _held
-    with _lock:  # device workers run models side by side
-        if one and _held is None:
-            _held = controller.limit(limits=1, user_api="blas")
-        elif not one and _held is not None:
-            _held.restore_original_limits()
-            _held = None
+def threads() -> set[int]:
+    """The thread counts the engine's BLAS libraries use now."""
+    return {lib.num_threads for lib, _ in _libraries()}

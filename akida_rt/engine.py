@@ -10,7 +10,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-from numpy.lib.stride_tricks import as_strided
 
 from akida_rt.blas import threads_for
 from akida_rt.errors import ModelError
@@ -19,6 +18,7 @@ from akida_rt.layers import Layer, LayerType, Padding, Pooling, pooled_size, sam
 F32_EXACT = 2**24
 F64_EXACT = 2**53
 I64_LIMIT = 2**62
+CHUNK_BYTES = 64 << 20  # bound on the largest per-layer work buffer of one run
 
 
 @dataclass
@@ -81,8 +81,8 @@ class CompiledLayer:
     dtype: type[np.floating]
     matrix: np.ndarray  # (K, F) for conv/dense, (C, F) pointwise for separable
     depthwise: np.ndarray | None
-    bias: np.ndarray | None
-    act_scale: np.ndarray | None = None  # float64 act_scale * 2^-shift (exact)
+    bias: np.ndarray | None  # repeated across one output row: (ow * F,)
+    act_scale: np.ndarray | None = None  # float64 act_scale * 2^-shift (exact), per row
     act_offset: np.ndarray | None = None
     act_int: tuple[np.ndarray, np.ndarray] | None = None  # int64 fallback
     pad: tuple[tuple[int, int], tuple[int, int]] = ((0, 0), (0, 0))
@@ -111,8 +111,6 @@ def compile_layer(layer: Layer) -> CompiledLayer:
     else:
         # im2col below yields patches ordered (kh, kw, C), the HWCF kernel's own order.
         matrix = np.ascontiguousarray(w.reshape(-1, w.shape[-1]), dtype)
-    bias_v = layer.get_variable("bias")
-    bias = bias_v.astype(dtype) if np.any(bias_v) else None
     assert layer.input_shape is not None
     h, wd, _ = layer.input_shape
     pad = ((0, 0), (0, 0))
@@ -125,6 +123,10 @@ def compile_layer(layer: Layer) -> CompiledLayer:
     oh, ow = layer.conv_output_hw()
     if layer.pooling is Pooling.GlobalAvg:
         positions = oh * ow
+    # Per-channel constants repeat across a whole output row, so that numpy's inner loops
+    # run ow * F long instead of F (3-4x fewer loop turns on 16-32 filter layers).
+    bias_v = layer.get_variable("bias")
+    bias = np.tile(bias_v.astype(dtype), ow) if np.any(bias_v) else None
     compiled = CompiledLayer(layer, dtype, matrix, depthwise, bias, pad=pad, out_hw=(oh, ow))
     if layer.pooling is Pooling.Max:
         k, s, how = layer.pool_size, layer.pool_stride, layer.pool_padding
@@ -142,8 +144,9 @@ def compile_layer(layer: Layer) -> CompiledLayer:
         top = bound * positions * int(scale.max()) + largest_offset
         if top < F64_EXACT:
             step = 2.0 ** (-layer.act_shift)
-            compiled.act_scale = scale.astype(np.float64) * step
-            compiled.act_offset = offset.astype(np.float64) * step
+            row = layer.output_shape[1]  # activations follow pooling
+            compiled.act_scale = np.tile(scale.astype(np.float64) * step, row)
+            compiled.act_offset = np.tile(offset.astype(np.float64) * step, row)
         elif top < I64_LIMIT:
             compiled.act_int = (scale, offset)
         else:
@@ -176,8 +179,10 @@ def _conv(c: CompiledLayer, x: np.ndarray) -> tuple[np.ndarray, int]:
         flat = x.reshape(-1, x.shape[3])
     else:
         # Windows as (N, oh, ow, kh, kw, C): the copy below then moves contiguous C runs.
+        x = np.ascontiguousarray(x)
         sn, sh, sw, sc = x.strides
-        win = as_strided(x, (n, oh, ow, k, k, x.shape[3]), (sn, sh * s, sw * s, sh, sw, sc))
+        shape, strides = (n, oh, ow, k, k, x.shape[3]), (sn, sh * s, sw * s, sh, sw, sc)
+        win = np.ndarray(shape, x.dtype, buffer=x, strides=strides)  # as_strided, 1 us
         flat = win.reshape(n * oh * ow, -1)
     out = flat @ c.matrix
     return out.reshape(n, oh, ow, -1), dw_events
@@ -204,12 +209,12 @@ def _activate(c: CompiledLayer, acc: np.ndarray) -> np.ndarray:
     layer = c.layer
     top = float(2**layer.activation_bits - 1)
     if c.act_scale is not None:
-        v = np.multiply(acc, c.act_scale, dtype=np.float64)
+        rows = acc.reshape(-1, c.act_scale.shape[0])
+        v = np.multiply(rows, c.act_scale, dtype=np.float64)
         v += c.act_offset
         np.floor(v, out=v)
-        out = np.empty(v.shape, np.float32)
-        np.clip(v, 0.0, top, out=out, casting="same_kind")
-        return out
+        np.maximum(v, 0.0, out=v)
+        return np.minimum(v, top, dtype=np.float32, casting="same_kind").reshape(acc.shape)
     assert c.act_int is not None
     scale, offset = c.act_int
     iv = acc.astype(np.int64) * scale + offset
@@ -225,6 +230,12 @@ def _macs(layer: Layer, n: int) -> int:
     return n * oh * ow * kh * kw * cin * f
 
 
+def _buffer_bytes(layer: Layer) -> int:
+    """Bytes of the largest work buffer (im2col or float64 activation) of one sample."""
+    h, w = layer.conv_output_hw()
+    return h * w * max(layer.fan_in, layer.output_channels) * 8
+
+
 def potentials(c: CompiledLayer, x: np.ndarray) -> tuple[np.ndarray, int]:
     """Accumulators after bias and global pooling (before activation and max pooling)."""
     layer = c.layer
@@ -235,7 +246,8 @@ def potentials(c: CompiledLayer, x: np.ndarray) -> tuple[np.ndarray, int]:
     else:
         acc, dw_events = _conv(c, xin)
     if c.bias is not None:
-        acc += c.bias
+        rows = acc.reshape(-1, c.bias.shape[0])
+        rows += c.bias
     if layer.pooling is Pooling.GlobalAvg:
         acc = acc.sum(axis=(1, 2), keepdims=True, dtype=np.float64)
     return acc, dw_events
@@ -273,13 +285,19 @@ class Engine:
     def __init__(self, layers: list[Layer]) -> None:
         self.compiled = [compile_layer(layer) for layer in layers]
         self.macs_per_sample = sum(_macs(layer, 1) for layer in layers)
+        self.chunk = max(1, CHUNK_BYTES // max(map(_buffer_bytes, layers)))  # samples a run
 
     def run(self, x: np.ndarray) -> np.ndarray:
-        """Run uint8 NHWC (or float32 integer values) through every layer.
+        """Run uint8 NHWC (or float32 integer values) through every layer, `chunk`
+        samples at a time.
 
         Returns float32 integer values (activations) or, for a final layer without
         activation, the raw potentials (float32 or float64, integer valued).
         """
+        parts = [self._run(x[i : i + self.chunk]) for i in range(0, x.shape[0], self.chunk)]
+        return parts[0] if len(parts) == 1 else np.concatenate(parts)
+
+    def _run(self, x: np.ndarray) -> np.ndarray:
         y = x.astype(np.float32) if x.dtype != np.float32 else x
         events: int | None = None
         with threads_for(self.macs_per_sample * x.shape[0]):

@@ -24,7 +24,6 @@ from akida_rt.statistics import Statistics
 from akida_rt.stored_mapping import decode_mapping
 
 log = logging.getLogger(__name__)
-CHUNK_BYTES = 64 << 20  # bound on the largest per-layer work buffer of one forward chunk
 
 
 class Model:
@@ -142,13 +141,6 @@ class Model:
             self._engine, self._engine_key = Engine(self._layers), key
         return self._engine
 
-    def _chunk(self) -> int:
-        per_sample = 1
-        for layer in self._layers:
-            h, w = layer.conv_output_hw()
-            per_sample = max(per_sample, h * w * max(layer.fan_in, layer.output_channels) * 8)
-        return max(1, CHUNK_BYTES // per_sample)
-
     def _run(self, x: np.ndarray) -> np.ndarray:
         if self._remote is not None:
             return self._run_remote(x)
@@ -166,11 +158,10 @@ class Model:
         if isinstance(self._device, DeviceSpec):
             self._stats.where = f"mapped onto the {self._device.name} description, not a device"
         start = time.perf_counter()
-        step = self._chunk()
-        parts = [engine.run(x[i : i + step]) for i in range(0, x.shape[0], step)]
+        y = engine.run(x)
         self._stats.elapsed_s += time.perf_counter() - start
         self._stats.frames += x.shape[0]
-        return parts[0] if len(parts) == 1 else np.concatenate(parts)
+        return y
 
     def _run_remote(self, x: np.ndarray) -> np.ndarray:
         """forward()'s integers from akidad (predict dequantizes them here, as in-process)."""

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import ClassVar
 
-from akida_rt import blas, ipc, tls
+from akida_rt import ipc, tls
 from akida_rt.errors import AkidaError, DaemonError
 
 from . import systemd
@@ -303,7 +303,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     if soft != resource.RLIM_INFINITY and soft < 65536:
         want = 65536 if hard == resource.RLIM_INFINITY else min(hard, 65536)
         resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, want), hard))
-    blas.own_process()  # akidad runs only models: no BLAS limit juggling per call
     try:
         status = asyncio.Runner().run(Daemon(config).run())
     except AkidaError as exc:

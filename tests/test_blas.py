@@ -1,9 +1,11 @@
-"""BLAS threading: one thread for small work, restored after it (a library) or held
-between calls (a process that owns BLAS, like akidad)."""
+"""BLAS threading: one thread for small work or when no core is idle, restored after it,
+also when threads running models side by side enter and leave in any order."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,48 +13,24 @@ import pytest
 from akida_rt import blas
 
 
-def blas_threads() -> set[int]:
-    """Threads of the BLAS libraries akida_rt limits: those loaded when it first looked
-    (numpy's, which the engine uses). A BLAS another package loads later in the same
-    process (the test session imports many) is not the engine's, and is left alone."""
-    libs = blas._controller().info()
-    return {lib["num_threads"] for lib in libs if lib["user_api"] == "blas"}
-
-
 @pytest.fixture
 def restored(monkeypatch: pytest.MonkeyPatch) -> Iterator[set[int]]:
     monkeypatch.setattr(blas, "no_idle_core", lambda: False)  # the machine's load aside
-    before = blas_threads()
+    before = blas.threads()
     if before == {1}:
         pytest.skip("BLAS runs one thread here already; nothing to limit")
     yield before
-    blas._owned = False
-    blas._hold(blas._controller(), False)
-    assert blas_threads() == before
+    assert blas.threads() == before
 
 
-def test_a_library_limits_small_work_and_restores_after(restored: set[int]) -> None:
+def test_small_work_runs_on_one_thread_and_the_threads_come_back(restored: set[int]) -> None:
     with blas.threads_for(1000):
-        assert blas_threads() == {1}
+        assert blas.threads() == {1}
         a = np.ones((64, 64))
         assert (a @ a)[0, 0] == 64
-    assert blas_threads() == restored
+    assert blas.threads() == restored
     with blas.threads_for(blas.SINGLE_THREAD_MACS):
-        assert blas_threads() == restored
-
-
-def test_an_owned_process_holds_one_thread_until_big_work(restored: set[int]) -> None:
-    blas.own_process()
-    with blas.threads_for(1000):
-        assert blas_threads() == {1}
-    assert blas_threads() == {1} and blas.single_threaded()  # held between calls
-    with blas.threads_for(10):
-        assert blas_threads() == {1}
-    with blas.threads_for(blas.SINGLE_THREAD_MACS):  # big work gets the threads back
-        assert blas_threads() == restored
-    assert not blas.single_threaded()
-    with blas.threads_for(1000):
-        assert blas_threads() == {1}
+        assert blas.threads() == restored
 
 
 def test_big_work_runs_on_one_thread_when_no_core_is_idle(
@@ -60,16 +38,67 @@ def test_big_work_runs_on_one_thread_when_no_core_is_idle(
 ) -> None:
     monkeypatch.setattr(blas, "no_idle_core", lambda: True)
     with blas.threads_for(blas.SINGLE_THREAD_MACS * 10):
-        assert blas_threads() == {1}
-    assert blas_threads() == restored
+        assert blas.threads() == {1}
+    assert blas.threads() == restored
 
 
-@pytest.mark.parametrize(("running", "busy"), [(1, False), (2, True), (9, True)])
-def test_no_idle_core_reads_the_runnable_count(tmp_path, monkeypatch, running, busy) -> None:
+def test_threads_side_by_side_restore_when_the_last_leaves(restored: set[int]) -> None:
+    """The first thread in limits, a second leaves after it, and the last one out (not the
+    one that set the limit) restores: the daemon's device workers run models like this."""
+    first_in, second_in, first_out = threading.Event(), threading.Event(), threading.Event()
+    seen: list[set[int]] = []
+
+    def first() -> None:
+        with blas.threads_for(1000):
+            first_in.set()
+            second_in.wait(5)
+        first_out.set()
+
+    def second() -> None:
+        first_in.wait(5)
+        with blas.threads_for(1000):
+            second_in.set()
+            first_out.wait(5)
+            seen.append(blas.threads())  # the first has left; this one still runs
+
+    workers = [threading.Thread(target=first), threading.Thread(target=second)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join(10)
+    assert seen == [{1}]
+    assert blas.threads() == restored
+
+
+def _proc(tmp_path: Path, running: int, states: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    loadavg = tmp_path / "loadavg"
+    loadavg.write_text(f"0.50 0.40 0.30 {running}/512 1234\n")
+    tasks = tmp_path / "task"
+    for tid, state in enumerate(states, start=100):
+        (tasks / str(tid)).mkdir(parents=True)
+        (tasks / str(tid) / "stat").write_text(f"{tid} (py (x) y) {state} 1 2 3\n")
+    monkeypatch.setattr(blas, "LOADAVG", str(loadavg))
+    monkeypatch.setattr(blas, "TASKS", str(tasks))
     monkeypatch.setattr(blas, "_CPUS", 2)
-    path = tmp_path / "loadavg"
-    path.write_text(f"0.50 0.40 0.30 {running}/512 1234\n")
-    monkeypatch.setattr(blas, "LOADAVG", str(path))
+
+
+@pytest.mark.parametrize(
+    ("running", "states", "busy"),
+    [
+        (1, "RS", False),  # only this thread runs
+        (2, "RR", False),  # this thread and an idle OpenBLAS worker spinning
+        (2, "RS", True),  # another process runs on the other core
+        (9, "RRS", True),
+    ],
+)
+def test_no_idle_core_counts_other_processes_runnable_threads(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, running: int, states: str, busy: bool
+) -> None:
+    _proc(tmp_path, running, states, monkeypatch)
     assert blas.no_idle_core() is busy
+
+
+def test_no_idle_core_is_false_without_proc(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setattr(blas, "_CPUS", 2)
     monkeypatch.setattr(blas, "LOADAVG", str(tmp_path / "absent"))
     assert blas.no_idle_core() is False
