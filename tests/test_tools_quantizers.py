@@ -80,3 +80,17 @@ def test_non_serial_model_is_refused_with_the_layer_named() -> None:
     issues = check_model(keras.Model(inputs, x), stage="float")
     skip = [i for i in issues if i.layer == "skip"]
     assert skip and skip[0].rule == "serial" and "residual" in skip[0].fix
+
+
+def test_quantizing_a_quantized_model_is_refused_with_the_layer_named() -> None:
+    from akida_rt.tools.post_training import quantize_model
+
+    inputs = keras.Input((8, 8, 1))
+    x = keras.layers.Conv2D(4, 3, name="conv")(inputs)
+    x = keras.layers.ReLU()(x)
+    x = keras.layers.Flatten()(x)
+    model = keras.Model(inputs, keras.layers.Dense(3)(x), name="tiny")
+    samples = np.random.default_rng(0).integers(0, 256, (16, 8, 8, 1)).astype(np.float32)
+    quantized = quantize_model(model, samples)
+    with pytest.raises(ValueError, match=r"'tiny' is already quantized \(layer 'conv' is Quant"):
+        quantize_model(quantized, samples)

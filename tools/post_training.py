@@ -106,6 +106,12 @@ def quantize_model(
     Returns:
         A new Keras model with quantized layers; the float model is unchanged.
     """
+    done = [layer for layer in model.layers if type(layer) in QUANTIZED.values()]
+    if done:
+        raise ValueError(
+            f"cannot quantize: model '{model.name}' is already quantized (layer "
+            f"'{done[0].name}' is {type(done[0]).__name__}); pass the float model"
+        )
     infos, topology = describe_keras(model)
     graph = group_blocks(infos)
     graph.issues = topology + graph.issues
