@@ -95,6 +95,10 @@ class Device(Protocol):
         """Learn batch `x` on the chip: (potentials before learning, the state read back)."""
         ...
 
+    def adopt_learned(self, before: str, after: str) -> bool:
+        """The resident sequence `before` learned and now equals the program `after`."""
+        ...
+
 
 class RemoteRun(Protocol):
     """A program loaded in akidad for one mapped Model (akida_rt.client.RemoteModel)."""

@@ -220,8 +220,11 @@ def fit(model: Model, inputs: Any, labels: Any = None) -> np.ndarray:
     layer = learning_layer(model.layers)
     device = model.device
     if device is not None and not isinstance(device, DeviceSpec):
+        before = model.sequences[-1].program_hash
         pots, state = device.learn(model.sequences, x, y, cfg)
         apply_learned(model, state.weights, state.plasticity, state.samples)
+        # The device computes with the learned weights already: no reload of the program.
+        device.adopt_learned(before, model.sequences[-1].program_hash)
         return pots.astype(np.int32)
     weights = layer.get_variable("weights").reshape(layer.fan_in, layer.filters).astype(np.uint8)
     plasticity = plasticity_of(cfg, layer.filters)

@@ -296,11 +296,17 @@ class Model:
             plan = SequencePlan(Backend.Software, [layer.name for layer in self._layers])
             built = [Sequence(plan, list(self._layers), "", 0)]
         else:
+            # A sequence whose layers did not change keeps its program bytes and hash (a fit
+            # changes the learning layer only: the other sequences are not encoded again).
             spec_name = self._spec_name()
-            built = [
-                Sequence(plan, [by_name[n] for n in plan.layers], spec_name, i)
-                for i, plan in enumerate(self._plans)
-            ]
+            old = {id(s.plan): s for s in self._sequences[1]} if self._sequences else {}
+            built = []
+            for i, plan in enumerate(self._plans):
+                layers = [by_name[n] for n in plan.layers]
+                seq = old.get(id(plan))
+                if seq is None or seq.device != spec_name or not seq.holds(layers):
+                    seq = Sequence(plan, layers, spec_name, i)
+                built.append(seq)
         self._sequences = (key, built)
         return list(built)
 

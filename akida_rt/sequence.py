@@ -24,6 +24,11 @@ class Sequence:
         self._program: bytes | None = None
         self._program_hash: str | None = None
         self._engine: Engine | None = None
+        self._versions = [(id(layer), layer.version) for layer in layers]
+
+    def holds(self, layers: list[Layer]) -> bool:
+        """True if `layers` are this sequence's layers, none changed since it was built."""
+        return self._versions == [(id(layer), layer.version) for layer in layers]
 
     @property
     def name(self) -> str:

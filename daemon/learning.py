@@ -83,6 +83,7 @@ class LearnedStates:
                 return np.zeros((0, 0), np.int32), learning.describe(model) or {}
             try:
                 pots = model.fit(x, y)
+                slot.resident = session.key  # learned in device memory, nothing reloaded
                 recent = ([update_id] if update_id else []) + recent
                 self._save(session, slot, model, recent[:RECENT_UPDATES])
             except BaseException:
@@ -165,9 +166,8 @@ class LearnedStates:
                 raise DaemonError("the learning request expired or its session closed",
                                   dpb.DEADLINE_EXCEEDED)  # fmt: skip
             model = s.model_for(session.key, session.program)
-            result = work(model, s)
-            s.resident = None  # the chip's learned program no longer matches a cached one
-            return result
+            s.resident = None  # unknown until the work says (a fit leaves its model resident)
+            return work(model, s)
 
         future = self.ctl.scheduler.call(slot, ("learn", secrets.randbits(64)), run)
         try:

@@ -293,9 +293,20 @@ class Device:
     def read_data(self, addr: int, n: int) -> bytes:
         return self._read(addr, n)
 
-    def forget_resident(self) -> None:
-        """The resident program changed on the device (it learned): reload it next time."""
-        self._resident = None
+    def mark_learning(self, digest: str) -> None:
+        """The resident sequence `digest` starts learning: its weights in device memory
+        are about to differ from the program's (no cached program matches it now)."""
+        self._resident = device_learning.learned_token(digest)
+
+    def adopt_learned(self, before: str, after: str) -> bool:
+        """The resident sequence `before` learned in device memory and now equals the
+        host's program of digest `after`: note that without sending it again. False (and
+        nothing changes) when another sequence was loaded since."""
+        with self._guard():
+            if self._resident != device_learning.learned_token(before):
+                return False
+            self._resident = after
+            return True
 
     # ---------------------------------------------------------- edge learning
     def learn(

@@ -32,8 +32,10 @@ def learn(
     """Run every sequence but the last, then learn `x` on the chip with the last one.
 
     Returns the (N, U) int64 potentials before each sample was learned and the state read
-    back from device memory. The resident program no longer matches its hash afterwards,
-    so the next run reloads it (with the weights the host then holds).
+    back from device memory. The learned weights stay in device memory: the caller applies
+    the state to its layer and tells the device which program it now holds
+    (Device.adopt_learned), so the next run or fit sends nothing again. Until then (or if
+    learning fails) the resident program matches no program, and the next run reloads.
     """
     last = sequences[-1]
     if last.backend is Backend.Software:
@@ -49,13 +51,18 @@ def learn(
                 dev.load_sequence(seq.program, seq.program_hash)
                 y, _ = dev.infer(y)
         dev.load_sequence(last.program, last.program_hash)
-        dev.forget_resident()  # from here on the device's weights are the learned ones
+        dev.mark_learning(last.program_hash)
         layer = last.layers[-1]
         k, u = layer.fan_in, layer.filters
         _configure(dev, cfg, k, u)
         pots = [_learn_chunk(dev, y[i : i + step], labels[i : i + step], u)
                 for i, step in _chunks(dev, y)]  # fmt: skip
         return np.concatenate(pots), read_learned(dev)
+
+
+def learned_token(digest: str) -> str:
+    """The residency mark of sequence `digest` once its weights learned in device memory."""
+    return f"{digest}+learned"
 
 
 def _configure(dev: Device, cfg: pb.LearningConfig, k: int, u: int) -> None:

@@ -12,14 +12,23 @@ from akida_rt.zoo import randomize
 
 
 def learnable_cnn(
-    seed: int = 0, classes: int = 4, per_class: int = 3, num_weights: int = 24, **opt: float
+    seed: int = 0,
+    classes: int = 4,
+    per_class: int = 3,
+    num_weights: int = 24,
+    pooled_spikes: bool = True,
+    **opt: float,
 ) -> Model:
     """16x16x1 -> InputConv 3x3x8/2 -> conv 16 + pool -> spike conv 16 + pool (1 bit)
-    -> FullyConnected(classes * per_class, 1-bit), compiled for labelled learning."""
+    -> FullyConnected(classes * per_class, 1-bit), compiled for labelled learning.
+    The max-pooled spike conv runs in software (it feeds the FullyConnected layer), so the
+    model maps in two hardware sequences; without its pooling (`pooled_spikes=False`) the
+    whole model is one hardware sequence."""
     model = Model(name="learnable_cnn")
     model.add(InputConv2D("conv_0", (16, 16, 1), 8, 3, stride=2, weight_bits=8))
     model.add(Conv2D("conv_1", 16, 3, pooling=Pooling.Max))
-    model.add(Conv2D("spikes", 16, 3, pooling=Pooling.Max, activation_bits=1))
+    pooling = Pooling.Max if pooled_spikes else Pooling.NoPooling
+    model.add(Conv2D("spikes", 16, 3, pooling=pooling, activation_bits=1))
     model.add(FullyConnected("learn", classes * per_class, weight_bits=1, activation=False))
     rng = np.random.default_rng(seed)
     sample = rng.integers(0, 256, size=(16, 16, 16, 1), dtype=np.uint8)

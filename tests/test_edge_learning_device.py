@@ -50,6 +50,32 @@ def test_learning_on_the_chip_equals_the_software_backend(dut: DeviceUnderTest) 
     assert np.array_equal(device.predict_classes(x), software.predict_classes(x))
 
 
+def test_a_fit_leaves_the_learned_program_resident(dut: DeviceUnderTest) -> None:
+    """One hardware sequence: after the first load, fits and runs send no program again
+    (the learned weights are in device memory), and still equal the software backend."""
+    x, labels = images(9, 12), np.arange(12) % 4
+    software = learnable_cnn(seed=4, pooled_spikes=False)
+    device = learnable_cnn(seed=4, pooled_spikes=False)
+    device.map(dut.device)
+    assert [s.backend.value for s in device.sequences] == ["Hardware"]
+    device.fit(x[:1], labels[:1])
+    software.fit(x[:1], labels[:1])
+    loads = dut.device.stats().host.loads
+    for i in range(1, 12):
+        assert np.array_equal(
+            device.fit(x[i : i + 1], labels[i]), software.fit(x[i : i + 1], labels[i])
+        )
+        assert np.array_equal(device.forward(x), software.forward(x))
+    assert dut.device.stats().host.loads == loads
+    assert np.array_equal(_weights(device), _weights(software)) and _weights(device).any()
+    # another program evicts it: the next fit loads the host's copy of the learned state
+    other = learnable_cnn(seed=9)
+    other.map(dut.device)
+    other.forward(x[:1])
+    assert np.array_equal(device.fit(x[:2], labels[:2]), software.fit(x[:2], labels[:2]))
+    assert np.array_equal(device.forward(x), software.forward(x))
+
+
 def test_learned_weights_written_to_the_chip_are_what_it_computes_with(
     dut: DeviceUnderTest,
 ) -> None:
