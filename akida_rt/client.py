@@ -87,6 +87,19 @@ class RemoteModel:
         "import" (replace it with exported bytes of the same program), "reset"."""
         return self._client._learn_state(self, op, data)
 
+    def add_classes(self, num_classes: int) -> None:
+        """Add `num_classes` classes of fresh neurons. The state learned so far is kept: the
+        program is loaded again with it and the new neurons (a new program hash, whose
+        learned state then starts from that program), and this session is closed."""
+        from akida_rt import learning
+        from akida_rt.model import Model
+
+        _, blob = self.learned_state("export")
+        local = Model(self._load.load.program)
+        learning.apply_state(local, learning.decode_state(blob), self.program_hash, "akidad")
+        local.add_classes(num_classes)
+        self._client._reload(self, local.to_bytes())
+
     def __repr__(self) -> str:
         return f"<RemoteModel '{self.name}' session={self.session} sequences={self.sequences}>"
 
@@ -353,6 +366,19 @@ class Client:
             model._update(self._call(req).loaded)
             self._models.append(model)
         return model
+
+    def _reload(self, model: RemoteModel, program: bytes) -> None:
+        """Open a session on `program` for `model` (same device and mapping), then close
+        its old session."""
+        req = dpb.Request()
+        req.CopyFrom(model._load)
+        req.load.program = program
+        with self._lock:
+            loaded = self._call(req).loaded
+            old = model.session
+            model._load = req
+            model._update(loaded)
+            self._call(_request("unload", session=old))
 
     def _unload(self, model: RemoteModel) -> None:
         with self._lock:

@@ -124,3 +124,21 @@ def test_export_import_reset_between_devices(tmp_path) -> None:
         assert again.learned_state()[0]["samples"] == 0  # the reset was durable
         kept = c.load(learnable_cnn(seed=9), device="sim://akd1000/0")
         assert kept.learned_state()[0] == info
+
+
+def test_add_classes_through_akidad_keeps_what_was_learned(tmp_path) -> None:
+    x, labels = images(13, 8), np.arange(8) % 4
+    reference = learnable_cnn(seed=7)
+    with Akidad(tmp_path) as daemon, Client(daemon.socket, timeout=20) as c:
+        model = c.load(learnable_cnn(seed=7))
+        old_session = model.session
+        assert np.array_equal(model.fit(x, labels), reference.fit(x, labels))
+        model.add_classes(2)
+        reference.add_classes(2)
+        assert model.session != old_session and model.output_shape[-1] == 18
+        assert np.array_equal(model.forward(x), reference.forward(x))
+        new = np.array([4, 5, 4, 5])
+        assert np.array_equal(model.fit(x[:4], new), reference.fit(x[:4], new))
+        info, _ = model.learned_state()
+        assert info["num_classes"] == 6 and info["samples"] == 12
+        assert np.array_equal(model.forward(x), reference.forward(x))

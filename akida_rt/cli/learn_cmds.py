@@ -20,7 +20,7 @@ def register(sub: Any) -> None:
         "learn",
         help="learn samples on a device (through akidad); export|import|reset|info its state",
         description="akida learn -m PROGRAM --label L SAMPLES.npy | "
-        "akida learn export -m PROGRAM -o STATE | akida learn import STATE -m PROGRAM | "
+        "akida learn export -m PROGRAM -o STATE | akida learn import -m PROGRAM STATE | "
         "akida learn reset|info -m PROGRAM",
     )
     p.add_argument("target", help="SAMPLES.npy (uint8 NHWC), or export, import, reset, info")
@@ -33,6 +33,27 @@ def register(sub: Any) -> None:
     p.add_argument("--socket", type=Path, help="daemon socket (default: found)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_learn)
+    p.__class__ = _any_order(type(p))
+
+
+def _any_order(base: type[argparse.ArgumentParser]) -> type[argparse.ArgumentParser]:
+    """`base` parsing positionals and options in any order (`learn import -m P STATE` as
+    well as `learn import STATE -m P`; argparse alone fills the optional STATE with nothing
+    when an option comes between)."""
+
+    class AnyOrder(base):  # type: ignore[valid-type,misc]
+        _mixing = False
+
+        def parse_known_args(self, args: Any = None, namespace: Any = None) -> Any:
+            if self._mixing:  # the intermixed parse calls back here for its two passes
+                return super().parse_known_args(args, namespace)
+            self._mixing = True
+            try:
+                return self.parse_known_intermixed_args(args, namespace)
+            finally:
+                self._mixing = False
+
+    return AnyOrder
 
 
 def cmd_learn(args: argparse.Namespace) -> int:
