@@ -92,7 +92,7 @@ def _edge_learning(model: Model, shots: int = 5) -> None:
     cfg = edge.learning
     assert cfg is not None
     print(f"learning head: {edge.layers[-1].filters} neurons, num_weights "
-          f"{cfg.num_weights} (the median spike count); {cfg.samples} "
+          f"{cfg.num_weights} (3/4 of the median spike count); {cfg.samples} "
           f"samples learned on {edge.statistics.where or 'the device'}")  # fmt: skip
     print(f"accuracy on the {len(yt)} test images of digits 5-9: before {before:.3f}, "
           f"after {after:.3f}")  # fmt: skip
