@@ -21,6 +21,9 @@ FNP_WEIGHT_BYTES = 262_144  # bound on an FNP's local weights (the simulator's S
 # fit, 1024x63 4-bit does not). Larger layers go to an FNP2, which streams its weights
 # from external memory.
 EXTERNAL_MEMORY_TYPES = frozenset({NpType.FNP2})
+# Most filters a CNP takes: akida.MapConstraints(akida.AKD1000()).cnp_max_filters_default.
+# Minimal maps at this bound; AllNps and HwPr search a lower one (_search_max_filters).
+CNP_MAX_FILTERS = 504
 # Order in which NP types are served: scarcest first, so greedy assignment is optimal
 # (every NP is CNP1-capable and the other capabilities are disjoint).
 SERVE_ORDER = (NpType.FNP2, NpType.FNP3, NpType.CNP2, NpType.CNP1)
@@ -49,7 +52,7 @@ class LayerNeed:
     hw_reason: str = ""  # non-empty: why the layer cannot run on this device
     rule: hw_constraints.Violation | None = None  # the published Akida 1.0 rule it breaks
     split: int = 1  # NPs the input map needs (each filter group is split this many ways)
-    groups: int = 1  # filter groups the weights need (Minimal: count = split x groups)
+    groups: int = 1  # filter groups: those the weights need, or more under max_filters
 
     @property
     def external_bytes(self) -> int:
@@ -88,16 +91,17 @@ class SequencePlan:
         return sum(len(p.nps) for p in self.placements if p.np_type != NpType.HRC.value)
 
 
-def layer_need(layer: Layer, spec: DeviceSpec) -> LayerNeed:
-    """Resources one layer needs on `spec` at its minimal NP count; a layer breaking a
-    published Akida 1.0 hardware constraint cannot run there (`rule` names it)."""
-    need = _resources(layer, spec)
+def layer_need(layer: Layer, spec: DeviceSpec, max_filters: int = CNP_MAX_FILTERS) -> LayerNeed:
+    """Resources one layer needs on `spec` with at most `max_filters` filters per CNP (the
+    default gives its minimal NP count); a layer breaking a published Akida 1.0 hardware
+    constraint cannot run there (`rule` names it)."""
+    need = _resources(layer, spec, max_filters)
     if (broken := hw_constraints.check_layer(layer)) is not None:
         need.rule, need.hw_reason = broken, str(broken)
     return need
 
 
-def _resources(layer: Layer, spec: DeviceSpec) -> LayerNeed:
+def _resources(layer: Layer, spec: DeviceSpec, max_filters: int) -> LayerNeed:
     t = layer.layer_type
     assert layer.input_shape is not None
     h, w, c = layer.input_shape
@@ -143,8 +147,15 @@ def _resources(layer: Layer, spec: DeviceSpec) -> LayerNeed:
     elif tiles is None:
         need.hw_reason = need.hw_reason or "no tiling of the input fits an NP's input memory"
     need.split = tiles.tiles if tiles else 1
-    need.groups = groups or 1
+    need.groups = max(groups or 1, -(-layer.filters // max_filters))
     need.count = need.split * need.groups
+    if not need.hw_reason and not np_memory.one_channel_split_ok(layer, need.groups):
+        split = np_memory.filter_split(layer.filters, need.groups)
+        need.hw_reason = (
+            f"{layer.filters} filters on one input channel split {split} over NPs (above "
+            f"{np_memory.ONE_CHANNEL_ANY_SPLIT}, each NP needs an even number of "
+            f"{np_memory.FILTER_BLOCK}-filter blocks)"
+        )
     return need
 
 
@@ -202,35 +213,11 @@ def _demands(needs: list[LayerNeed], counts: dict[str, int]) -> list[tuple[NpTyp
     ]
 
 
-def _spread(needs: list[LayerNeed], counts: dict[str, int], pool: _Pool) -> None:
-    """AllNps (and HwPr): the fewest filters per NP, the same for every convolution, at
-    which the pass still fits; a layer then takes split x ceil(filters / per_np) NPs.
-
-    This is BrainChip's allocation on AKD1000: 3 filters per NP for the digits CNN
-    (11/22/22 CNPs), 4 for DS-CNN (4 x 16 CNPs), 1 for a lone 64-filter layer.
-    """
-    convs = [n for n in needs if n.np_type is NpType.CNP1]
-    if not convs:
-        return
-    for per_np in range(1, max(n.layer.filters for n in convs) + 1):
-        trial = dict(counts)
-        for n in convs:
-            trial[n.layer.name] = n.split * max(n.groups, -(-n.layer.filters // per_np))
-        if pool.assign(_demands(needs, trial)) is not None:
-            counts.update(trial)
-            return
-
-
-def _close(
-    plan: SequencePlan, groups: list[list[LayerNeed]], spec: DeviceSpec, mode: MapMode
-) -> None:
-    """Fix NP counts (spreading in AllNps mode) and concrete NP ids for each pass."""
+def _close(plan: SequencePlan, groups: list[list[LayerNeed]], spec: DeviceSpec) -> None:
+    """Concrete NP ids for each pass."""
     pool = _Pool(spec)
     for pass_index, needs in enumerate(groups):
-        counts = {n.layer.name: n.count for n in needs}
-        if mode in (MapMode.AllNps, MapMode.HwPr):
-            _spread(needs, counts, pool)
-        ids = pool.assign(_demands(needs, counts)) or []
+        ids = pool.assign(_demands(needs, {n.layer.name: n.count for n in needs})) or []
         it = iter(ids)
         for n in needs:
             if n.np_type is None:
@@ -266,16 +253,82 @@ def _pool_ends_sequence(layer: Layer, following: Layer | None) -> bool:
 def map_layers(
     layers: list[Layer], spec: DeviceSpec, *, hw_only: bool = False, mode: MapMode = MapMode.AllNps
 ) -> list[SequencePlan]:
-    """Split `layers` into sequences placed on `spec`. Pure: no I/O, no state."""
+    """Split `layers` into sequences placed on `spec`. Pure: no I/O, no state.
+
+    Minimal maps with CNP_MAX_FILTERS filters per CNP; AllNps and HwPr with the bound
+    BrainChip's search picks (_search_max_filters).
+    """
     mode = MapMode(mode)
+    max_filters = CNP_MAX_FILTERS
+    if mode is not MapMode.Minimal:
+        max_filters = _search_max_filters(layers, spec, hw_only, mode)
+    return _map_at(layers, spec, hw_only, mode, max_filters)
+
+
+def _criteria(plans: list[SequencePlan]) -> tuple[int, int, int, int]:
+    """What akida's search compares: (layers on NPs, sequences, passes, NPs used)."""
+    placed = sum(1 for p in plans for q in p.placements if q.np_type != "none")
+    return placed, len(plans), sum(p.passes for p in plans), sum(p.np_count for p in plans)
+
+
+def _better(ref: tuple[int, int, int, int] | None, cur: tuple[int, int, int, int] | None) -> bool:
+    """akida's _is_better_map: anything beats no reference mapping (even another failure),
+    then mapped at all, more layers on NPs, fewer sequences, fewer passes, at least as many
+    NPs."""
+    if ref is None or cur is None:
+        return ref is None
+    for i, more_is_better in ((0, True), (1, False), (2, False)):
+        if cur[i] != ref[i]:
+            return (cur[i] > ref[i]) is more_is_better
+    return cur[3] >= ref[3]
+
+
+def _search_max_filters(layers: list[Layer], spec: DeviceSpec, hw_only: bool, mode: MapMode) -> int:
+    """The filters-per-CNP bound of AllNps and HwPr: akida's _map_search (akida/mapping.py),
+    a bisection of (0, CNP_MAX_FILTERS] that keeps a bound when it maps at least as well
+    (_better). The bisection, not the smallest good bound: a one-channel Conv2D maps at
+    some bounds and not at smaller or larger ones (np_memory.one_channel_split_ok), and
+    akida keeps whichever its halvings reach (41 filters: one NP, although 14+14+13 maps).
+
+    akida 2.19.3 never makes passes, so its HwPr maps as its AllNps; our HwPr passes stand
+    where its sequences would, so the search counts them as AllNps does.
+    """
+    if not any(
+        layer.layer_type in (LayerType.Conv2D, LayerType.SeparableConv2D) for layer in layers
+    ):
+        return CNP_MAX_FILTERS
+
+    def criteria(max_filters: int) -> tuple[int, int, int, int] | None:
+        try:
+            return _criteria(_map_at(layers, spec, hw_only, mode, max_filters))
+        except MappingError:
+            return None
+
+    best = criteria(CNP_MAX_FILTERS)
+    lo, hi, best_bound = 0, CNP_MAX_FILTERS, CNP_MAX_FILTERS
+    while lo + 2 <= hi:
+        cur = (lo + hi) // 2
+        found = criteria(cur)
+        if _better(best, found):
+            best, best_bound, hi = found, cur, cur
+        else:
+            lo = cur
+    return best_bound if best is not None else CNP_MAX_FILTERS
+
+
+def _map_at(
+    layers: list[Layer], spec: DeviceSpec, hw_only: bool, mode: MapMode, max_filters: int
+) -> list[SequencePlan]:
+    """Sequences (HwPr: passes) of `layers` with at most `max_filters` filters per CNP."""
     pool = _Pool(spec)
+    alone: dict[NpType, int] = {}
     plans: list[SequencePlan] = []
     groups: list[list[LayerNeed]] = []  # passes of the open hardware sequence
     pending_input: list[LayerNeed] = []
 
     def close_hw() -> None:
         if groups:
-            _close(plans[-1], groups, spec, mode)
+            _close(plans[-1], groups, spec)
             groups.clear()
 
     def open_plan(backend: Backend) -> SequencePlan:
@@ -285,14 +338,17 @@ def map_layers(
         return plan
 
     for i, layer in enumerate(layers):
-        need = layer_need(layer, spec)
+        need = layer_need(layer, spec, max_filters)
         if need.np_type is None:
             pending_input.append(need)
             continue
         if need.hw_ok and need.np_type is not NpType.HRC:
-            alone = pool.available([], need.np_type)
-            if need.count > alone:
-                need.hw_reason = f"needs {need.count} {need.np_type.value}, {alone} available"
+            if need.np_type not in alone:
+                alone[need.np_type] = pool.available([], need.np_type)
+            if need.count > alone[need.np_type]:
+                need.hw_reason = (
+                    f"needs {need.count} {need.np_type.value}, {alone[need.np_type]} available"
+                )
         if need.hw_ok and _pool_ends_sequence(
             layer, layers[i + 1] if i + 1 < len(layers) else None
         ):

@@ -12,6 +12,7 @@ from akida_rt.layers import Layer, LayerType, Pooling
 
 MAX_TILE_COLUMNS = 32  # an NP's input tile spans at most 32 positions of the first axis
 FILTER_BLOCK = 8  # weights are laid out for blocks of 8 filters
+ONE_CHANNEL_ANY_SPLIT = 16  # a one-channel Conv2D with at most this many filters splits freely
 
 
 @dataclass(frozen=True)
@@ -96,6 +97,31 @@ def filter_groups(layer: Layer, weight_bytes_per_np: int) -> int | None:
         if weight_bytes(layer, -(-f // g)) <= weight_bytes_per_np:
             return g
     return f
+
+
+def filter_split(filters: int, groups: int) -> list[int]:
+    """Filters on each of `groups` NPs: ceil(filters / groups) each, the last takes the rest
+    (akida's split, and np_image.filter_slices')."""
+    per = -(-filters // groups)
+    return [per] * (groups - 1) + [filters - (groups - 1) * per]
+
+
+def one_channel_split_ok(layer: Layer, groups: int) -> bool:
+    """BrainChip's rule for a Conv2D whose input has one channel ("With one input channel,
+    the number of neurons per NP / 8 must be even"): above ONE_CHANNEL_ANY_SPLIT filters,
+    every NP holds an even number of FILTER_BLOCK-filter blocks.
+
+    Observed on akida 2.19.3 for every filter count 1..64 and NP count: any split of up to
+    16 filters maps; 17 never does; 24 maps as 12 + 12 but not on one NP (3 blocks) nor as
+    8 x 3. Kernel size, stride, weight and input bits and pooling do not matter; separable
+    layers and inputs of 2 or more channels are exempt.
+    """
+    assert layer.input_shape is not None
+    if layer.layer_type is not LayerType.Conv2D or layer.input_shape[2] != 1:
+        return True
+    if layer.filters <= ONE_CHANNEL_ANY_SPLIT:
+        return True
+    return all(-(-n // FILTER_BLOCK) % 2 == 0 for n in filter_split(layer.filters, groups))
 
 
 FNP_BITS = {1: 1, 2: 2, 4: 6}  # bits an FNP stores per weight, by weight bits

@@ -1,8 +1,8 @@
 """BrainChip's AKD1000 allocation of the conformance models, read in child processes.
 
-akida 2.19.3 segfaults while mapping a few of the random models (seeds 2 and 30), so the
-oracle maps them in a child process that is started again after the model that killed
-it; that model's allocation is recorded as None.
+Child processes, because akida 2.19.3 segfaults on a broken akida.Model (one left behind
+by a refused `Model.add`, which metatf_models.build no longer keeps): a child that dies is
+started again after the model that killed it, and that model's allocation is None.
 """
 
 from __future__ import annotations

@@ -99,15 +99,18 @@ def build(spec: dict[str, Any]) -> Any:
         elif hid["pool"] == "gap":
             pool = dict(pool_type=akida.PoolType.Average)
         cls = akida.SeparableConvolutional if hid["separable"] else akida.Convolutional
-        try:  # akida refuses a layer whose output would be empty: the model ends before it
+        try:
             m.add(
                 cls(kernel_size=(hid["kernel"],) * 2, filters=hid["filters"], name=f"conv_{i}",
                     kernel_stride=(hid["stride"],) * 2, padding=pad[hid["padding"]],
                     weights_bits=hid["weights_bits"], act_bits=hid["act_bits"], **pool)
             )  # fmt: skip
         except RuntimeError:
+            # akida refuses a layer whose output would be empty: the model ends before it.
+            # Built again without it: the refused add leaves the akida.Model broken (mapping
+            # it segfaulted akida 2.19.3, seeds 2 and 30).
             del spec["hidden"][i:]
-            break
+            return build(spec)
     for j, units in enumerate(spec["dense"]):
         m.add(akida.FullyConnected(units=units, name=f"dense_{j}", weights_bits=4, act_bits=2))
     last = spec["last_activation"]

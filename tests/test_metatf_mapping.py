@@ -13,6 +13,7 @@ akida = pytest.importorskip("akida")
 from akida_rt.tools.metatf import import_model  # noqa: E402
 
 from akida_rt import AKD1000, zoo  # noqa: E402
+from akida_rt.errors import MappingError  # noqa: E402
 from akida_rt.mapping import MapMode  # noqa: E402
 from tests.metatf_mapping_oracle import MODES  # noqa: E402
 from tests.metatf_models import (  # noqa: E402
@@ -58,14 +59,6 @@ def test_fully_connected_goes_to_fnp3_or_fnp2_as_brainchip(inputs, units, bits) 
     assert our_allocation(ours)["fc"] == akida_allocation(theirs)["fc"]
 
 
-# Not modelled yet (see docs/architecture.md, Mapping): seed 5 starts with a Conv2D on one
-# input channel, where akida puts at most 16 filters, or an even number of 8-filter blocks,
-# on an NP ("the number of neurons per NP / 8 must be even") and splits AllNps otherwise.
-KNOWN_DIFFERENT = {
-    5: "Conv2D on one input channel (akida's neurons-per-NP rule)",
-}
-
-
 @pytest.fixture(scope="module")
 def brainchip_conformance_allocations():
     from tests.metatf_mapping_oracle import brainchip_allocations
@@ -77,10 +70,10 @@ def test_conformance_models_allocate_as_brainchip(brainchip_conformance_allocati
     """NP count and type per layer, in every mode, on the 60 random v1 models (layers that
     BrainChip runs in software, e.g. max pooling not followed by a convolution, take no
     NP in either)."""
+    crashed = [s for s, theirs in brainchip_conformance_allocations.items() if theirs is None]
+    assert not crashed, f"akida crashed mapping seeds {crashed}"
     mismatches, compared = [], 0
     for seed, theirs in sorted(brainchip_conformance_allocations.items()):
-        if theirs is None or seed in KNOWN_DIFFERENT:
-            continue
         ours_model = import_model(build(random_spec(seed)))
         for mode in MODES:
             ours_model.map(AKD1000(), mode=MapMode(mode))
@@ -89,4 +82,40 @@ def test_conformance_models_allocate_as_brainchip(brainchip_conformance_allocati
             if ours != theirs[mode]:
                 mismatches.append((seed, mode, theirs[mode], ours))
     assert not mismatches, mismatches
-    assert compared >= 3 * (N_MODELS - 2 - len(KNOWN_DIFFERENT))
+    assert compared == 3 * N_MODELS
+
+
+@pytest.mark.parametrize("hw_only", [False, True])
+@pytest.mark.parametrize("mode", ["AllNps", "Minimal"])
+@pytest.mark.parametrize(
+    ("channels", "filters", "separable"),
+    [(1, 16, False), (1, 17, False), (1, 24, False), (1, 28, False), (1, 32, False),
+     (1, 40, False), (1, 41, False), (1, 57, False), (1, 63, False), (2, 24, False),
+     (1, 24, True)],
+)  # fmt: skip
+def test_one_channel_conv_splits_as_brainchip(channels, filters, separable, mode, hw_only) -> None:
+    """A Conv2D on one input channel: above 16 filters each NP needs an even number of
+    8-filter blocks, else the layer runs in software (hw_only: is refused); AllNps bisects
+    the filters per NP as akida does (np_memory.one_channel_split_ok,
+    mapping._search_max_filters)."""
+    cls = akida.SeparableConvolutional if separable else akida.Convolutional
+    theirs = akida.Model()
+    theirs.add(akida.InputData(input_shape=(15, 17, channels), input_bits=4, name="in"))
+    theirs.add(cls(kernel_size=(3, 3), filters=filters, name="conv", kernel_stride=(2, 2),
+                   weights_bits=2, act_bits=1))  # fmt: skip
+    theirs.add(akida.FullyConnected(units=4, name="fc", weights_bits=2, activation=False))
+    for layer in theirs.layers[1:]:
+        for key in ("weights", "weights_pw"):
+            if key in layer.get_variable_names():
+                w = layer.get_variable(key)
+                layer.set_variable(key, (w * 0 + 1).astype("int8"))
+    ours = import_model(theirs)
+    try:
+        theirs.map(akida.AKD1000(), mode=getattr(akida.MapMode, mode), hw_only=hw_only)
+    except RuntimeError:
+        with pytest.raises(MappingError):
+            ours.map(AKD1000(), mode=MapMode(mode), hw_only=hw_only)
+        return
+    ours.map(AKD1000(), mode=MapMode(mode), hw_only=hw_only)
+    expected = {k: v for k, v in akida_allocation(theirs).items() if v[0]}
+    assert our_allocation(ours) == expected
