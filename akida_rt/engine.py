@@ -178,10 +178,11 @@ def _conv(c: CompiledLayer, x: np.ndarray) -> tuple[np.ndarray, int]:
     elif k == 1 and s == 1:
         flat = x.reshape(-1, x.shape[3])
     else:
-        # Windows as (N, oh, ow, kh, kw, C): the copy below then moves contiguous C runs.
+        # Windows as (N, oh, ow, kh, kw * C): in a contiguous NHWC x a kernel row is one
+        # contiguous run of kw * C values, which the copy below moves at once.
         x = np.ascontiguousarray(x)
         sn, sh, sw, sc = x.strides
-        shape, strides = (n, oh, ow, k, k, x.shape[3]), (sn, sh * s, sw * s, sh, sw, sc)
+        shape, strides = (n, oh, ow, k, k * x.shape[3]), (sn, sh * s, sw * s, sh, sc)
         win = np.ndarray(shape, x.dtype, buffer=x, strides=strides)  # as_strided, 1 us
         flat = win.reshape(n * oh * ow, -1)
     out = flat @ c.matrix
