@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from akida_rt.errors import StreamError
+from akida_rt.stream import framing as framing_mod
 from akida_rt.stream.events import make_events
 from akida_rt.stream.framing import EventFramer, Framing, frames_from_events
 from akida_rt.stream.synthetic import SaccadeCamera, saccade_events
@@ -69,6 +70,25 @@ def test_time_windows_include_empty_ones_and_flush_the_last():
     counts = [int(f.sum()) for f, _ in got]
     assert counts == [2, 0, 0, 2, 0, 0, 0, 0, 1]
     assert got[0][0][0, 0, 1] == 1 and got[0][0][0, 1, 0] == 1  # ON at x=0, OFF at x=1
+
+
+@pytest.mark.parametrize("frames_per_block", [1, 3, 1000])
+def test_frames_counted_in_blocks_match_the_reference(monkeypatch, frames_per_block):
+    """Blocks of frames counted by one bincount: frames and events outside the crop stay
+    apart at every block size, windows empty or not, polarity split, counts clipped."""
+    monkeypatch.setattr(framing_mod, "BLOCK_SLOTS", frames_per_block * (6 * 5 * 2 + 1))
+    rng = np.random.default_rng(5)
+    t = np.sort(np.concatenate([rng.integers(0, 4000, 1500), rng.integers(9000, 9500, 1500)]))
+    x, y = rng.integers(0, 20, 3000), rng.integers(0, 16, 3000)
+    ev = make_events(t, x, y, rng.integers(0, 2, 3000))
+    ev[:400] = ev[0]  # 400 times the first event, inside the crop: its pixel clips at 255
+    ev["x"][:400], ev["y"][:400] = 7, 6
+    framing = Framing((5, 6, 2), (20, 16), window_us=500, crop=(2, 3, 14, 11), binning=2)
+    frames, ends = EventFramer(framing).push(ev)
+    t = ev["t"]
+    groups = [np.flatnonzero((t >= e - 500) & (t < e)) for e in ends.tolist()]
+    assert len(frames) == 18 and frames.max() == 255 and any(len(g) == 0 for g in groups)
+    assert np.array_equal(frames, reference(ev, framing, groups))
 
 
 def test_a_corrupt_time_jump_is_refused():
