@@ -189,3 +189,24 @@ def test_grouping_reads_the_rescaling_as_input_scaling() -> None:
     assert graph.input_scaling == (2.0, 2.0)  # train = raw * 0.5 - 1 = (raw - 2) / 2
     assert [b.main.name for b in graph.blocks] == ["conv_0", "conv_1", "conv_2", "dense_3"]
     assert graph.blocks[1].pool_after is not None and graph.blocks[3].flattened
+
+
+def test_a_one_channel_conv_is_judged_by_the_mapper_that_places_it() -> None:
+    """BrainChip's one-channel rule refuses 24 filters on one NP but AllNps places them on
+    12 + 12, so the checker reports nothing; no split of 17 filters is allowed."""
+
+    def model(filters: int) -> list[LayerInfo]:
+        return [
+            inp((16, 16, 3)),
+            conv("c0", 1, (16, 16, 3)),
+            bn("b0"),
+            relu("r0"),
+            conv("c1", filters, (16, 16, 1)),
+            bn("b1"),
+            relu("r1"),
+        ]
+
+    assert issues_of(model(24), device=AKD1000()) == []
+    (issue,) = issues_of(model(17), device=AKD1000())
+    assert (issue.layer, issue.rule) == ("c1", "mapping")
+    assert "17 filters on one input channel" in issue.message

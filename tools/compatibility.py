@@ -272,6 +272,13 @@ def mapping_issues(layers: list[Layer], spec: DeviceSpec, hw_only: bool = False)
             model.add(layer)
     except AkidaError as exc:
         return [Issue(layer.name, "akida", str(exc), "fix the layer's hyper-parameters")]
+    try:
+        plans = map_layers(layers, spec, hw_only=False)
+    except AkidaError as exc:  # defensive: the mapper names the layer itself
+        return [Issue("model", "mapping", str(exc), "reduce the model")]
+    # A layer the mapper's search placed on NPs runs there, even where the minimal NP
+    # count would not (one-channel Conv2D splits); the others get their reason.
+    on_nps = {name for p in plans if p.backend is Backend.Hardware for name in p.layers}
     for layer in layers:
         if layer.has_weights and worst_case_bound(layer) >= F64_EXACT:
             issues.append(
@@ -282,6 +289,8 @@ def mapping_issues(layers: list[Layer], spec: DeviceSpec, hw_only: bool = False)
                     "reduce fan-in or bits",
                 )
             )
+        if layer.name in on_nps:
+            continue
         need = layer_need(layer, spec)
         have = spec.count(need.np_type) if need.np_type is not None else 0
         kind = need.np_type.value if need.np_type is not None else "HRC"
@@ -298,10 +307,6 @@ def mapping_issues(layers: list[Layer], spec: DeviceSpec, hw_only: bool = False)
                     else _mapping_fix(layer, need.hw_reason, spec),
                 )
             )
-    try:
-        plans = map_layers(layers, spec, hw_only=False)
-    except AkidaError as exc:  # defensive: the mapper names the layer itself
-        return [*issues, Issue("model", "mapping", str(exc), "reduce the model")]
     hw = [p for p in plans if p.backend is Backend.Hardware]
     for plan in plans:
         if plan.backend is Backend.Software and not issues:
