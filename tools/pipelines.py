@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import keras
@@ -42,6 +42,8 @@ class Recipe:
 
     weight_bits: int = 4
     activation_bits: int = 4
+    # per-block activation bits (quantize_model's layer_activation_bits), e.g. {"spikes": 1}
+    layer_activation_bits: dict[str, int] = field(default_factory=dict)
     input_weight_bits: int = 8
     float_epochs: int = 15
     qat_epochs: int = 5
@@ -81,6 +83,7 @@ def run_pipeline(
         data.x_train[: recipe.calibration_samples],
         weight_bits=recipe.weight_bits,
         activation_bits=recipe.activation_bits,
+        layer_activation_bits=recipe.layer_activation_bits,
         input_weight_bits=recipe.input_weight_bits,
         percentile=recipe.percentile,
     )
