@@ -1,15 +1,18 @@
-"""BLAS threading for small work: one thread where a second would only add hand-off cost.
+"""Engine threading: BLAS at one thread inside every run; a spare core takes half a batch.
 
 OpenBLAS splits even small products across its threads; when the other core is busy,
 each split waits for a thread that cannot run, and a 1 ms batch-1 forward can take 20 ms.
-Work below SINGLE_THREAD_MACS runs with BLAS limited to one thread, and so does larger
-work when no other core is idle right now (other processes' runnable threads, from
-/proc/loadavg less this process's own, fill the other CPUs): with the other core busy, two
-BLAS threads ran the digits CNN at batch 100 0.4-0.5x as fast as one
-(benchmarks/vs_metatf.py --busy).
+So the engine always runs with BLAS limited to one thread (`one_thread`). Big work
+(SPLIT_MACS and up) on a machine with an idle core is split by the engine instead: half
+of the batch runs on a helper thread, so im2col, activations and pooling run on both
+cores too, not only the products (digits CNN at batch 100: 1.67x one thread, against
+1.31x for two BLAS threads, in one run). A core is idle when other processes' runnable
+threads (/proc/loadavg less this process's own, an idle OpenBLAS worker spinning
+runnable) leave one free; with the other core busy, two threads ran the digits CNN at
+batch 100 at 0.4-0.5x the speed of one (benchmarks/vs_metatf.py --busy).
 
 In a library the limit must be undone after each call: the host application's own numpy
-keeps its threads. The limit is set and restored through the BLAS library's own
+keeps its threads. It is set and restored through the BLAS library's own
 set/get_num_threads (threadpoolctl finds them once), about 2 us a call; threads that run
 models side by side (akidad's device workers) share one limit, counted, so the last one
 out restores the threads the first one in found.
@@ -24,7 +27,7 @@ import threading
 from collections.abc import Iterator
 from typing import Any
 
-SINGLE_THREAD_MACS = 50_000_000
+SPLIT_MACS = 50_000_000  # a run this big on a spare core pays for the hand-off
 _CPUS = os.cpu_count() or 1
 LOADAVG = "/proc/loadavg"  # field 4: runnable/total scheduling entities, right now
 TASKS = "/proc/self/task"
@@ -70,7 +73,7 @@ def _own_runnable() -> int:
 
 def no_idle_core() -> bool:
     """Whether other processes' runnable threads leave no CPU idle besides the one this
-    thread runs on: a second BLAS thread would then wait for a core."""
+    thread runs on: a second thread would then wait for a core."""
     if _CPUS < 2:
         return True
     try:
@@ -82,12 +85,16 @@ def no_idle_core() -> bool:
     return others >= _CPUS - 1
 
 
+def spare_core(macs: int) -> bool:
+    """Whether `macs` of work is worth splitting and another core is idle right now."""
+    return macs >= SPLIT_MACS and not no_idle_core()
+
+
 @contextlib.contextmanager
-def threads_for(macs: int) -> Iterator[None]:
-    """BLAS limited to one thread while the block runs, if `macs` is small work or no
-    core is idle."""
+def one_thread() -> Iterator[None]:
+    """BLAS limited to one thread while the block runs (counted across threads)."""
     libs = _libraries()
-    if not libs or not (macs < SINGLE_THREAD_MACS or no_idle_core()):
+    if not libs:
         yield
         return
     global _limited

@@ -7,11 +7,13 @@ layer from a bound on |accumulator| so that every partial sum is exact (docs/sem
 
 from __future__ import annotations
 
+import functools
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from akida_rt.blas import threads_for
+from akida_rt import blas
 from akida_rt.errors import ModelError
 from akida_rt.layers import Layer, LayerType, Padding, Pooling, pooled_size, same_padding
 
@@ -254,8 +256,10 @@ def potentials(c: CompiledLayer, x: np.ndarray) -> tuple[np.ndarray, int]:
     return acc, dw_events
 
 
-def run_layer(c: CompiledLayer, x: np.ndarray, in_events: int | None = None) -> np.ndarray:
-    """Run one compiled layer on float32 NHWC integer values; adds to c.stats.
+def run_layer(
+    c: CompiledLayer, x: np.ndarray, in_events: int | None = None
+) -> tuple[np.ndarray, LayerStats]:
+    """Run one compiled layer on float32 NHWC integer values: (outputs, their counts).
 
     in_events, when known (the previous layer's output events), saves a count.
     """
@@ -264,8 +268,7 @@ def run_layer(c: CompiledLayer, x: np.ndarray, in_events: int | None = None) -> 
     if in_events is None:
         in_events = int(np.count_nonzero(x))
     if layer.layer_type is LayerType.InputData:
-        c.stats.add(LayerStats(n, in_events, in_events, 0, 0))
-        return x
+        return x, LayerStats(n, in_events, in_events, 0, 0)
     acc, dw_events = potentials(c, x)
     # SynOps: every input event reaches fan_out synapses; in a separable layer every
     # non-zero depthwise result then reaches the pointwise filters.
@@ -276,8 +279,13 @@ def run_layer(c: CompiledLayer, x: np.ndarray, in_events: int | None = None) -> 
         acc = _max_pool(c, acc)
     y = _activate(c, acc) if layer.activation else acc
     out_events = int(np.count_nonzero(y))
-    c.stats.add(LayerStats(n, in_events, out_events, synops, c.macs * n))
-    return y
+    return y, LayerStats(n, in_events, out_events, synops, c.macs * n)
+
+
+@functools.cache
+def _helper() -> ThreadPoolExecutor:
+    """The thread that runs half of a big batch on a spare core (blas.spare_core)."""
+    return ThreadPoolExecutor(1, thread_name_prefix="akida-engine")
 
 
 class Engine:
@@ -288,25 +296,30 @@ class Engine:
         self.macs_per_sample = sum(_macs(layer, 1) for layer in layers)
         self.chunk = max(1, CHUNK_BYTES // max(map(_buffer_bytes, layers)))  # samples a run
 
-    def run(self, x: np.ndarray) -> np.ndarray:
-        """Run uint8 NHWC (or float32 integer values) through every layer, `chunk`
-        samples at a time.
+    def run(self, x: np.ndarray, stop: int | None = None) -> np.ndarray:
+        """Run uint8 NHWC (or float32 integer values) through the layers (up to `stop`,
+        a slice end), `chunk` samples at a time, half of a big chunk on a spare core.
 
         Returns float32 integer values (activations) or, for a final layer without
         activation, the raw potentials (float32 or float64, integer valued).
         """
-        parts = [self._run(x[i : i + self.chunk]) for i in range(0, x.shape[0], self.chunk)]
-        return parts[0] if len(parts) == 1 else np.concatenate(parts)
-
-    def _run(self, x: np.ndarray) -> np.ndarray:
-        y = x.astype(np.float32) if x.dtype != np.float32 else x
-        events: int | None = None
-        with threads_for(self.macs_per_sample * x.shape[0]):
-            for c in self.compiled:
-                before = c.stats.output_events
-                y = run_layer(c, y, events)
-                events = c.stats.output_events - before
-        return y
+        compiled = self.compiled[:stop]
+        parts = []
+        with blas.one_thread():
+            for i in range(0, x.shape[0], self.chunk):
+                chunk = x[i : i + self.chunk]
+                n = chunk.shape[0]
+                if n > 1 and blas.spare_core(self.macs_per_sample * n):
+                    half = _helper().submit(_run, compiled, chunk[: n // 2])
+                    rest = _run(compiled, chunk[n // 2 :])
+                    parts += [half.result(), rest]
+                else:
+                    parts.append(_run(compiled, chunk))
+        for c, *counts in zip(compiled, *(stats for _, stats in parts), strict=True):
+            for s in counts:
+                c.stats.add(s)
+        outputs = [y for y, _ in parts]
+        return outputs[0] if len(outputs) == 1 else np.concatenate(outputs)
 
     def stats(self) -> list[LayerStats]:
         return [c.stats for c in self.compiled]
@@ -314,3 +327,15 @@ class Engine:
     def reset_stats(self) -> None:
         for c in self.compiled:
             c.stats = LayerStats()
+
+
+def _run(compiled: list[CompiledLayer], x: np.ndarray) -> tuple[np.ndarray, list[LayerStats]]:
+    """Outputs of `compiled` on x, with each layer's counts (added by the caller, once)."""
+    y = x.astype(np.float32) if x.dtype != np.float32 else x
+    events: int | None = None
+    stats = []
+    for c in compiled:
+        y, s = run_layer(c, y, events)
+        stats.append(s)
+        events = s.output_events
+    return y, stats

@@ -12,8 +12,6 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from akida_rt import program as fmt
-from akida_rt.blas import threads_for
-from akida_rt.engine import run_layer
 from akida_rt.errors import AkidaError, InputError, LearningError
 from akida_rt.hardware import DeviceSpec
 from akida_rt.layers import Layer, LayerType
@@ -199,11 +197,7 @@ def check_labels(cfg: pb.LearningConfig, labels: Any, frames: int) -> np.ndarray
 
 def spikes_of(model: Model, x: np.ndarray) -> np.ndarray:
     """(N, K) binary inputs of the learning layer, from the software engine."""
-    compiled = model.engine().compiled[:-1]
-    y = x.astype(np.float32)
-    with threads_for(model.engine().macs_per_sample * x.shape[0]):
-        for c in compiled:
-            y = run_layer(c, y)
+    y = model.engine().run(x, stop=-1)
     return y.reshape(x.shape[0], -1).astype(np.uint8)
 
 

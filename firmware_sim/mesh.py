@@ -17,7 +17,7 @@ from google.protobuf.message import DecodeError
 from akida_rt import device_protocol as dp
 from akida_rt import np_image
 from akida_rt import program as fmt
-from akida_rt.engine import Engine, run_layer
+from akida_rt.engine import Engine
 from akida_rt.errors import AkidaError, MeshError
 from akida_rt.hardware import DeviceSpec, NpId, NpType
 from akida_rt.layers import Layer, LayerType
@@ -224,7 +224,7 @@ class NpMesh:
         `upto` stops before that layer (learning runs all but the learning layer)."""
         seq = self.require_loaded()
         seq.engine.reset_stats()
-        y = seq.engine.run(x) if upto is None else run_prefix(seq.engine, x, upto)
+        y = seq.engine.run(x, stop=upto)
         frames = x.shape[0]
         phases = [self.clocks.overhead_phase()]
         phases.append(self.clocks.dma_phase("input", x[0].size * x.dtype.itemsize))
@@ -251,11 +251,3 @@ class NpMesh:
         phases.append(self.clocks.dma_phase("output", out_bytes))
         clk = math.ceil(sum(p.clk for p in phases) * frames)
         return y, Work(clk, synops, phases)
-
-
-def run_prefix(engine: Engine, x: np.ndarray, upto: int) -> np.ndarray:
-    """The outputs of the engine's first `upto` layers (their stats counted)."""
-    y = x.astype(np.float32)
-    for c in engine.compiled[:upto]:
-        y = run_layer(c, y)
-    return y

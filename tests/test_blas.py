@@ -1,5 +1,5 @@
-"""BLAS threading: one thread for small work or when no core is idle, restored after it,
-also when threads running models side by side enter and leave in any order."""
+"""Engine threading: BLAS at one thread inside a run, restored after it, also when threads
+running models side by side enter and leave in any order; big work on a spare core."""
 
 from __future__ import annotations
 
@@ -14,8 +14,7 @@ from akida_rt import blas
 
 
 @pytest.fixture
-def restored(monkeypatch: pytest.MonkeyPatch) -> Iterator[set[int]]:
-    monkeypatch.setattr(blas, "no_idle_core", lambda: False)  # the machine's load aside
+def restored() -> Iterator[set[int]]:
     before = blas.threads()
     if before == {1}:
         pytest.skip("BLAS runs one thread here already; nothing to limit")
@@ -23,23 +22,19 @@ def restored(monkeypatch: pytest.MonkeyPatch) -> Iterator[set[int]]:
     assert blas.threads() == before
 
 
-def test_small_work_runs_on_one_thread_and_the_threads_come_back(restored: set[int]) -> None:
-    with blas.threads_for(1000):
+def test_a_run_holds_blas_at_one_thread_and_the_threads_come_back(restored: set[int]) -> None:
+    with blas.one_thread():
         assert blas.threads() == {1}
         a = np.ones((64, 64))
         assert (a @ a)[0, 0] == 64
     assert blas.threads() == restored
-    with blas.threads_for(blas.SINGLE_THREAD_MACS):
-        assert blas.threads() == restored
 
 
-def test_big_work_runs_on_one_thread_when_no_core_is_idle(
-    restored: set[int], monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_only_big_work_with_an_idle_core_is_split(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(blas, "no_idle_core", lambda: False)
+    assert blas.spare_core(blas.SPLIT_MACS) and not blas.spare_core(blas.SPLIT_MACS - 1)
     monkeypatch.setattr(blas, "no_idle_core", lambda: True)
-    with blas.threads_for(blas.SINGLE_THREAD_MACS * 10):
-        assert blas.threads() == {1}
-    assert blas.threads() == restored
+    assert not blas.spare_core(blas.SPLIT_MACS * 10)
 
 
 def test_threads_side_by_side_restore_when_the_last_leaves(restored: set[int]) -> None:
@@ -49,14 +44,14 @@ def test_threads_side_by_side_restore_when_the_last_leaves(restored: set[int]) -
     seen: list[set[int]] = []
 
     def first() -> None:
-        with blas.threads_for(1000):
+        with blas.one_thread():
             first_in.set()
             second_in.wait(5)
         first_out.set()
 
     def second() -> None:
         first_in.wait(5)
-        with blas.threads_for(1000):
+        with blas.one_thread():
             second_in.set()
             first_out.wait(5)
             seen.append(blas.threads())  # the first has left; this one still runs

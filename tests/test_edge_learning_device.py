@@ -92,7 +92,7 @@ def test_learned_weights_written_to_the_chip_are_what_it_computes_with(
     # the resident (last) sequence, fed its own input; weights from device memory
     last = model.sequences[-1]
     first = [layer.name for layer in model.layers].index(last.layers[0].name)
-    y, _ = dut.device.infer(_prefix(model, x, first) if first else x)
+    y, _ = dut.device.infer(model.engine().run(x, stop=first) if first else x)
     model.map(None)
     model.layers[-1].set_variable("weights", weights.reshape(1, 1, 64, 12))
     assert np.array_equal(y[:, 0, 0].astype(np.int64), model.forward(x)[:, 0, 0])
@@ -106,13 +106,3 @@ def test_learning_commands_refuse_what_cannot_learn(dut: DeviceUnderTest) -> Non
     digits.forward(images(1, 1).repeat(2, axis=1).repeat(2, axis=2))  # resident now
     with pytest.raises(DeviceCommandError, match="dense_4' cannot learn"):
         dut.device.command(dp.Opcode.LEARN_CONFIG, addr0=dp.DATA_BASE, len0=64)
-
-
-def _prefix(model, x: np.ndarray, stop: int) -> np.ndarray:
-    """The outputs of the model's first `stop` layers (software backend)."""
-    from akida_rt.engine import run_layer
-
-    y = x.astype(np.float32)
-    for c in model.engine().compiled[:stop]:
-        y = run_layer(c, y)
-    return y

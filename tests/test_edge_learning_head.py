@@ -7,17 +7,13 @@ import numpy as np
 from akida_rt.tools.edge_learning import add_learning_head
 
 from akida_rt import zoo
-from akida_rt.engine import run_layer
 from akida_rt.learning import spikes_of
 
 
 def test_default_head_fires_at_level_3_with_three_quarters_of_the_median_spikes() -> None:
     program = zoo.digits_cnn(seed=0)
     x = np.random.default_rng(0).integers(0, 256, (64, *program.input_shape), np.uint8)
-    y = x.astype(np.float32)
-    for c in program.engine().compiled[:-1]:
-        y = run_layer(c, y)
-    levels = y.reshape(len(x), -1)
+    levels = program.engine().run(x, stop=-1).reshape(len(x), -1)
     assert program.layers[-2].activation_bits == 4 and levels.max() > 3
     edge = add_learning_head(program, 5, x, neurons_per_class=4)
     spikes = spikes_of(edge, x)

@@ -162,3 +162,38 @@ def test_statistics_count_events_and_synops(digits_model: Model) -> None:
         model.statistics.layers["conv_1"].synops
         == model.statistics.layers["conv_0"].output_events * 9 * 32
     )
+
+
+def test_a_big_batch_split_over_a_spare_core_equals_one_thread(monkeypatch) -> None:
+    """Half of a big batch runs on the engine's helper thread when a core is idle: the
+    outputs and the statistics (counted once per sample) are those of one thread."""
+    import threading
+
+    from akida_rt import blas
+    from akida_rt import engine as engine_mod
+
+    model = zoo.digits_cnn(seed=0)
+    x = np.random.default_rng(1).integers(0, 256, (40, *model.input_shape), np.uint8)
+    assert model.engine().macs_per_sample * len(x) >= blas.SPLIT_MACS
+    ran_on: list[tuple[str, int]] = []
+    run = engine_mod._run
+
+    def recording(compiled, chunk):
+        ran_on.append((threading.current_thread().name, len(chunk)))
+        return run(compiled, chunk)
+
+    monkeypatch.setattr(engine_mod, "_run", recording)
+    results = {}
+    for busy in (True, False):
+        monkeypatch.setattr(blas, "no_idle_core", lambda busy=busy: busy)
+        model.reset_statistics()
+        results[busy] = model.forward(x), model.statistics.layers
+    main = threading.current_thread().name
+    assert ran_on[0] == (main, 40)
+    (helper,) = {name for name, _ in ran_on[1:]} - {main}
+    assert helper.startswith("akida-engine") and sorted(ran_on[1:]) == sorted(
+        [(helper, 20), (main, 20)]
+    )
+    assert np.array_equal(results[True][0], results[False][0])
+    assert results[True][1] == results[False][1]
+    assert all(stats.frames == 40 for stats in results[False][1].values())
