@@ -199,12 +199,19 @@ def _max_pool(c: CompiledLayer, acc: np.ndarray) -> np.ndarray:
     (t, b), (lft, r) = c.pool_pad
     if t or b or lft or r:
         acc = np.pad(acc, ((0, 0), (t, b), (lft, r), (0, 0)), constant_values=-np.inf)
-    out: np.ndarray | None = None
-    for i in range(k):
-        for j in range(k):
-            win = acc[:, i : i + (oh - 1) * s + 1 : s, j : j + (ow - 1) * s + 1 : s]
-            out = win.copy() if out is None else np.maximum(out, win, out=out)
-    assert out is not None
+    # The window's max is the max over its columns of the max over its rows: 2(k - 1)
+    # passes instead of k^2.
+    rows = _max_of([acc[:, i : i + (oh - 1) * s + 1 : s] for i in range(k)])
+    return _max_of([rows[:, :, j : j + (ow - 1) * s + 1 : s] for j in range(k)])
+
+
+def _max_of(views: list[np.ndarray]) -> np.ndarray:
+    """Elementwise max of equally shaped views, as a new contiguous array."""
+    if len(views) == 1:
+        return np.ascontiguousarray(views[0])
+    out = np.maximum(views[0], views[1])
+    for view in views[2:]:
+        np.maximum(out, view, out=out)
     return out
 
 
@@ -215,9 +222,10 @@ def _activate(c: CompiledLayer, acc: np.ndarray) -> np.ndarray:
         rows = acc.reshape(-1, c.act_scale.shape[0])
         v = np.multiply(rows, c.act_scale, dtype=np.float64)
         v += c.act_offset
-        np.floor(v, out=v)
-        np.maximum(v, 0.0, out=v)
-        return np.minimum(v, top, dtype=np.float32, casting="same_kind").reshape(acc.shape)
+        # clip then floor: the bounds are integers, so this is floor then clip; the floor
+        # of values in 0..top is exact in float32
+        np.clip(v, 0.0, top, out=v)
+        return np.floor(v, dtype=np.float32, casting="same_kind").reshape(acc.shape)
     assert c.act_int is not None
     scale, offset = c.act_int
     iv = acc.astype(np.int64) * scale + offset
