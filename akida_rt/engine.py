@@ -8,6 +8,7 @@ layer from a bound on |accumulator| so that every partial sum is exact (docs/sem
 from __future__ import annotations
 
 import functools
+import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -294,6 +295,10 @@ def run_layer(
 def _helper() -> ThreadPoolExecutor:
     """The thread that runs half of a big batch on a spare core (blas.spare_core)."""
     return ThreadPoolExecutor(1, thread_name_prefix="akida-engine")
+
+
+# A forked child has no helper thread, only the executor that held it: it makes its own.
+os.register_at_fork(after_in_child=_helper.cache_clear)
 
 
 class Engine:

@@ -197,3 +197,31 @@ def test_a_big_batch_split_over_a_spare_core_equals_one_thread(monkeypatch) -> N
     assert np.array_equal(results[True][0], results[False][0])
     assert results[True][1] == results[False][1]
     assert all(stats.frames == 40 for stats in results[False][1].values())
+
+
+def test_a_forked_child_splits_big_batches_on_its_own_helper(monkeypatch) -> None:
+    """The engine's helper thread does not survive fork: a child that splits a batch after
+    its parent did must get a new one, not wait forever on the parent's."""
+    import multiprocessing
+
+    from akida_rt import blas
+
+    monkeypatch.setattr(blas, "no_idle_core", lambda: False)
+    model = zoo.digits_cnn(seed=0)
+    x = np.random.default_rng(1).integers(0, 256, (40, *model.input_shape), np.uint8)
+    expected = model.forward(x)  # the parent's helper thread runs half of it
+
+    def child(queue) -> None:
+        queue.put(model.forward(x))
+
+    ctx = multiprocessing.get_context("fork")
+    queue = ctx.Queue()
+    proc = ctx.Process(target=child, args=(queue,))
+    proc.start()
+    try:
+        got = queue.get(timeout=60)
+    finally:
+        proc.join(10)
+        if proc.is_alive():
+            proc.kill()
+    assert np.array_equal(got, expected)
