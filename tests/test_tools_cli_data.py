@@ -57,6 +57,23 @@ def test_quantize_with_own_calibration_and_training_data(tmp_path) -> None:
         assert noise not in out.stderr
 
 
+def test_quantize_gives_one_block_its_own_activation_bits(tmp_path) -> None:
+    import keras
+    from akida_rt.tools.quantized_layers import QuantizedReLU
+
+    models.digits_cnn().save(tmp_path / "f.keras")
+    base = ["quantize", "-m", str(tmp_path / "f.keras"), "-o", str(tmp_path / "q.keras")]
+    out = run_akida(*base, "--samples", "64", "--layer-bits", "conv_3=1")
+    assert out.returncode == 0, out.stderr
+    q = keras.models.load_model(tmp_path / "q.keras", compile=False)
+    bits = {layer.name: layer.bits for layer in q.layers if isinstance(layer, QuantizedReLU)}
+    assert bits["conv_3_relu"] == 1 and {b for n, b in bits.items() if n != "conv_3_relu"} == {4}
+    bad = run_akida(*base, "--layer-bits", "nowhere=1")
+    assert bad.returncode != 0 and "nowhere" in bad.stderr and "conv_3" in bad.stderr
+    malformed = run_akida(*base, "--layer-bits", "conv_3=3")
+    assert malformed.returncode == 2 and "BLOCK=BITS with BITS 1, 2 or 4" in malformed.stderr
+
+
 def test_verbose_after_the_subcommand_and_quiet_tensorflow(tmp_path) -> None:
     assert run_akida("devices", "-v", "--json").returncode == 0
     models.digits_cnn().save(tmp_path / "f.keras")

@@ -36,6 +36,11 @@ def register(sub: Any) -> None:
                    help="activation range percentile, in (0, 100] (default 99.99)")  # fmt: skip
     p.add_argument("--weight-bits", type=int, default=4, choices=[1, 2, 4, 8])
     p.add_argument("--activation-bits", type=int, default=4, choices=[1, 2, 4])
+    p.add_argument("--layer-bits", type=_layer_bits, action="append", default=[],
+                   metavar="BLOCK=BITS",
+                   help="one block's activation bits (1, 2 or 4), by its conv/dense or ReLU "
+                        "name; repeatable. BLOCK=1 makes a spike generator for an "
+                        "edge-learning head")  # fmt: skip
     p.add_argument("--input-weight-bits", type=int, default=8, choices=[1, 2, 4, 8])
     p.add_argument("--epochs", type=int_range(0, 10_000), default=0,
                    help="quantization-aware fine-tuning epochs (needs labels)")  # fmt: skip
@@ -123,6 +128,13 @@ def _one_line(exc: Exception, command: str) -> ToolchainError:
     return ToolchainError(f"{head}: {lines[1]}{more}; every problem: {command}")
 
 
+def _layer_bits(text: str) -> tuple[str, int]:
+    name, sep, bits = text.rpartition("=")
+    if not sep or not name or bits not in ("1", "2", "4"):
+        raise argparse.ArgumentTypeError(f"'{text}': give BLOCK=BITS with BITS 1, 2 or 4")
+    return name, int(bits)
+
+
 def cmd_quantize(args: argparse.Namespace) -> int:
     import_tensorflow(args.verbose)
     from akida_rt.tools import data_files, training
@@ -147,6 +159,7 @@ def cmd_quantize(args: argparse.Namespace) -> int:
                 samples,
                 weight_bits=args.weight_bits,
                 activation_bits=args.activation_bits,
+                layer_activation_bits=dict(args.layer_bits),
                 input_weight_bits=args.input_weight_bits,
                 percentile=args.percentile,
                 progress=progress,
