@@ -83,9 +83,9 @@ class LearnedStates:
                 return np.zeros((0, 0), np.int32), learning.describe(model) or {}
             try:
                 pots = model.fit(x, y)
-                slot.resident = session.key  # learned in device memory, nothing reloaded
                 recent = ([update_id] if update_id else []) + recent
                 self._save(session, slot, model, recent[:RECENT_UPDATES])
+                slot.resident = session.key  # learned in device memory, nothing reloaded
             except BaseException:
                 learning.apply_state(model, before, session.key.content_hash, "rollback")
                 raise
