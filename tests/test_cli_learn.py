@@ -29,14 +29,11 @@ def test_learn_export_reset_import_and_run_show_the_state(tmp_path) -> None:
         assert json.loads(r.stdout)["learning"]["samples"] == 5, r.stderr
         r = run_akida("learn", "reset", "-m", str(program), env=env)
         assert "reset: 0 samples learned" in r.stdout, r.stderr
-        r = run_akida("learn", "import", str(state), "-m", str(program), "--json", env=env)
-        assert json.loads(r.stdout)["state"]["samples"] == 5, r.stderr
-        run_akida("learn", "reset", "-m", str(program), env=env)
-        r = run_akida("learn", "import", "-m", str(program), str(state), "--json", env=env)
+        r = run_akida("learn", "import", "-m", str(program), "-i", str(state), "--json", env=env)
         assert json.loads(r.stdout)["state"]["samples"] == 5, r.stderr
         other = tmp_path / "other.akp"
         learnable_cnn(seed=13).save(other)
-        r = run_akida("learn", "import", str(state), "-m", str(other), env=env)
+        r = run_akida("learn", "import", "-i", str(state), "-m", str(other), env=env)
         assert r.returncode == 1
         assert r.stderr.count("\n") == 1 and "the imported state was learned on" in r.stderr
         r = run_akida("learn", "-m", str(program), "--label", "9", str(shots), env=env)

@@ -20,40 +20,19 @@ def register(sub: Any) -> None:
         "learn",
         help="learn samples on a device (through akidad); export|import|reset|info its state",
         description="akida learn -m PROGRAM --label L SAMPLES.npy | "
-        "akida learn export -m PROGRAM -o STATE | akida learn import -m PROGRAM STATE | "
+        "akida learn export -m PROGRAM -o STATE | akida learn import -m PROGRAM -i STATE | "
         "akida learn reset|info -m PROGRAM",
     )
     p.add_argument("target", help="SAMPLES.npy (uint8 NHWC), or export, import, reset, info")
-    p.add_argument("file", nargs="?", help="import: the exported state file")
     p.add_argument("-m", "--model", required=True, help="program file compiled for learning")
     p.add_argument("--label", type=int_range(0), help="the class of every sample")
     p.add_argument("--labels", help=".npy file of one label per sample")
     p.add_argument("-o", "--output", help="export: write the state here")
+    p.add_argument("-i", "--input", help="import: the exported state file")
     p.add_argument("--device", default="", help="device id (default: akidad chooses)")
     p.add_argument("--socket", type=Path, help="daemon socket (default: found)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_learn)
-    p.__class__ = _any_order(type(p))
-
-
-def _any_order(base: type[argparse.ArgumentParser]) -> type[argparse.ArgumentParser]:
-    """`base` parsing positionals and options in any order (`learn import -m P STATE` as
-    well as `learn import STATE -m P`; argparse alone fills the optional STATE with nothing
-    when an option comes between)."""
-
-    class AnyOrder(base):  # type: ignore[valid-type,misc]
-        _mixing = False
-
-        def parse_known_args(self, args: Any = None, namespace: Any = None) -> Any:
-            if self._mixing:  # the intermixed parse calls back here for its two passes
-                return super().parse_known_args(args, namespace)
-            self._mixing = True
-            try:
-                return self.parse_known_intermixed_args(args, namespace)
-            finally:
-                self._mixing = False
-
-    return AnyOrder
 
 
 def cmd_learn(args: argparse.Namespace) -> int:
@@ -67,9 +46,9 @@ def cmd_learn(args: argparse.Namespace) -> int:
     program = read_file(args.model)
     data = b""
     if args.target == "import":
-        if not args.file:
-            raise InputError("learn import: name the exported state file (learn import STATE -m P)")
-        data = Path(args.file).read_bytes()
+        if not args.input:
+            raise InputError("learn import: give -i FILE, the exported state file")
+        data = Path(args.input).read_bytes()
     elif args.target == "export" and not args.output:
         raise InputError("learn export: give -o FILE for the exported state")
     elif args.target not in ACTIONS:
