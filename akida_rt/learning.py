@@ -145,7 +145,15 @@ def compile_model(model: Model, optimizer: AkidaUnsupervised, seed: int = 0) -> 
     units = layer.filters
     layer.set_variable("weights", np.zeros((1, 1, layer.fan_in, units), np.int8))
     _reset_outputs(layer, units)
-    cfg = pb.LearningConfig(
+    cfg = config_of(optimizer, seed)
+    fmt.encode_tensor(np.full(units, cfg.initial_plasticity, np.float32), cfg.plasticity)
+    model.learning = cfg
+
+
+def config_of(optimizer: Any, seed: int = 0) -> pb.LearningConfig:
+    """The learning parameters of an AkidaUnsupervised, or of BrainChip's optimizer of the
+    same fields (the learned weights are the layer's weights)."""
+    return pb.LearningConfig(
         enabled=True,
         num_weights=int(optimizer.num_weights),
         num_classes=int(optimizer.num_classes),
@@ -155,8 +163,6 @@ def compile_model(model: Model, optimizer: AkidaUnsupervised, seed: int = 0) -> 
         learning_competition=float(optimizer.learning_competition),
         seed=int(seed),
     )
-    fmt.encode_tensor(np.full(units, cfg.initial_plasticity, np.float32), cfg.plasticity)
-    model.learning = cfg
 
 
 def _reset_outputs(layer: Layer, units: int) -> None:

@@ -118,7 +118,13 @@ def build(spec: dict[str, Any]) -> Any:
         akida.FullyConnected(units=spec["units"], name="classifier", weights_bits=spec["dense_bits"],
                              activation=last, act_bits=4)
     )  # fmt: skip
-    rng = np.random.default_rng(spec["seed"] + 1000)
+    random_weights(m, np.random.default_rng(spec["seed"] + 1000))
+    return m
+
+
+def random_weights(m: Any, rng: np.random.Generator, first_at_top: bool = False) -> None:
+    """Uniform random weights in each layer's bit range; `first_at_top` sets each kernel's
+    first weight to the top of the range (akida refuses an all-zero HRC kernel)."""
     for layer in m.layers:
         names = layer.get_variable_names()
         if "weights" not in names:
@@ -127,9 +133,10 @@ def build(spec: dict[str, Any]) -> Any:
         lo, hi = (0, 1) if bits == 1 else (-(2 ** (bits - 1) - 1), 2 ** (bits - 1) - 1)
         for key in ("weights", "weights_pw"):
             if key in names:
-                shape = layer.get_variable(key).shape
-                layer.set_variable(key, rng.integers(lo, hi + 1, size=shape).astype(np.int8))
-    return m
+                w = rng.integers(lo, hi + 1, size=layer.get_variable(key).shape).astype(np.int8)
+                if first_at_top:
+                    w.flat[0] = hi
+                layer.set_variable(key, w)
 
 
 def sample(model: Any, n: int, seed: int) -> np.ndarray:
@@ -208,18 +215,7 @@ def from_zoo(model: Any, seed: int = 0) -> Any:
         elif t is LayerType.FullyConnected:
             m.add(akida.FullyConnected(units=layer.filters, weights_bits=layer.weight_bits,
                                        activation=layer.activation, **common))  # fmt: skip
-    rng = np.random.default_rng(seed)
-    for layer in m.layers:
-        names = layer.get_variable_names()
-        if "weights" not in names:
-            continue
-        bits = layer.parameters.weights_bits
-        lo, hi = (0, 1) if bits == 1 else (-(2 ** (bits - 1) - 1), 2 ** (bits - 1) - 1)
-        for key in ("weights", "weights_pw"):
-            if key in names:
-                w = rng.integers(lo, hi + 1, size=layer.get_variable(key).shape).astype(np.int8)
-                w.flat[0] = hi  # akida refuses an all-zero HRC kernel
-                layer.set_variable(key, w)
+    random_weights(m, np.random.default_rng(seed), first_at_top=True)
     return m
 
 

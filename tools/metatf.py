@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from akida_rt import v1_rules
+from akida_rt import learning, v1_rules
 from akida_rt.errors import ConversionError, ModelError
 from akida_rt.layers import (
     Conv2D,
@@ -25,7 +25,6 @@ from akida_rt.layers import (
     SeparableConv2D,
 )
 from akida_rt.model import Model
-from akida_rt.proto import program_pb2 as pb
 
 V1_TYPES = (
     "InputData",
@@ -85,7 +84,7 @@ def import_model(source: str | os.PathLike[str] | Any, name: str | None = None) 
     except ModelError as exc:
         raise ConversionError(str(exc)) from None
     if src.learning is not None:
-        model.learning = _learning(src.learning)
+        model.learning = learning.config_of(src.learning)
     return model
 
 
@@ -187,19 +186,6 @@ def _conv(src: Any, kind: str, name: str, where: str) -> Layer:
         layer.set_variable("pointwise", src.get_variable("weights_pw"))
     layer.set_variable("weights", v1_rules.rotate_kernel(weights))
     return layer
-
-
-def _learning(opt: Any) -> pb.LearningConfig:
-    """The edge-learning parameters (the learned weights are the layer's weights)."""
-    return pb.LearningConfig(
-        enabled=True,
-        num_weights=int(opt.num_weights),
-        num_classes=int(opt.num_classes),
-        initial_plasticity=float(opt.initial_plasticity),
-        min_plasticity=float(opt.min_plasticity),
-        plasticity_decay=float(opt.plasticity_decay),
-        learning_competition=float(opt.learning_competition),
-    )
 
 
 def import_file(source: str | os.PathLike[str], output: str | os.PathLike[str]) -> Model:
