@@ -66,9 +66,9 @@ def _own_runnable() -> int:
             with open(f"{TASKS}/{tid}/stat", "rb") as f:
                 stat = f.read()
             count += stat[stat.rindex(b")") + 2 : stat.rindex(b")") + 3] == b"R"
-    except (OSError, ValueError):  # a thread ended while we looked
-        return max(count, 1)
-    return max(count, 1)
+    except (OSError, ValueError):  # a thread ended while we looked: count what we saw
+        pass
+    return max(count, 1)  # this thread runs
 
 
 def no_idle_core() -> bool:

@@ -328,8 +328,8 @@ class Engine:
                     parts += [half.result(), rest]
                 else:
                     parts.append(_run(compiled, chunk))
-        for c, *counts in zip(compiled, *(stats for _, stats in parts), strict=True):
-            for s in counts:
+        for _, counts in parts:
+            for c, s in zip(compiled, counts, strict=True):
                 c.stats.add(s)
         outputs = [y for y, _ in parts]
         return outputs[0] if len(outputs) == 1 else np.concatenate(outputs)
