@@ -7,6 +7,7 @@ configuration block; the simulated firmware rebuilds the layers' kernels from th
 
 from __future__ import annotations
 
+import itertools
 import math
 import struct
 
@@ -39,9 +40,9 @@ def filter_slices(layer: Layer, np_type: str, nps: int, input_bytes_per_np: int)
         return [slice(0, f)] * max(1, nps)
     tiling = np_memory.tiling(layer, input_bytes_per_np)
     tiles = tiling.tiles if tiling is not None and nps % tiling.tiles == 0 else 1
-    groups = nps // tiles
-    per = -(-f // groups)
-    return [slice(min(f, g * per), min(f, (g + 1) * per)) for g in range(groups)] * tiles
+    sizes = np_memory.filter_split(f, nps // tiles)
+    starts = itertools.accumulate(sizes[:-1], initial=0)
+    return [slice(start, start + n) for start, n in zip(starts, sizes, strict=True)] * tiles
 
 
 def weight_size(layer: Layer, np_type: str, filters: int) -> int:

@@ -100,10 +100,10 @@ def filter_groups(layer: Layer, weight_bytes_per_np: int) -> int | None:
 
 
 def filter_split(filters: int, groups: int) -> list[int]:
-    """Filters on each of `groups` NPs: ceil(filters / groups) each, the last takes the rest
-    (akida's split, and np_image.filter_slices')."""
+    """Filters on each of `groups` NPs: ceil(filters / groups) each while they last, the
+    last NP holding the rest (akida's split; NPs past the filters hold none)."""
     per = -(-filters // groups)
-    return [per] * (groups - 1) + [filters - (groups - 1) * per]
+    return [min(per, max(0, filters - g * per)) for g in range(groups)]
 
 
 def one_channel_split_ok(layer: Layer, groups: int) -> bool:
