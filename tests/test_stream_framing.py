@@ -74,9 +74,9 @@ def test_time_windows_include_empty_ones_and_flush_the_last():
 
 @pytest.mark.parametrize("frames_per_block", [1, 3, 1000])
 def test_frames_counted_in_blocks_match_the_reference(monkeypatch, frames_per_block):
-    """Blocks of frames counted by one bincount: frames and events outside the crop stay
+    """Blocks of frames counted by one np.add.at: frames and events outside the crop stay
     apart at every block size, windows empty or not, polarity split, counts clipped."""
-    monkeypatch.setattr(framing_mod, "BLOCK_SLOTS", frames_per_block * (6 * 5 * 2 + 1))
+    monkeypatch.setattr(framing_mod, "BLOCK_SLOTS", frames_per_block * (6 * 5 * 2 + 2))
     rng = np.random.default_rng(5)
     t = np.sort(np.concatenate([rng.integers(0, 4000, 1500), rng.integers(9000, 9500, 1500)]))
     x, y = rng.integers(0, 20, 3000), rng.integers(0, 16, 3000)
@@ -89,6 +89,41 @@ def test_frames_counted_in_blocks_match_the_reference(monkeypatch, frames_per_bl
     groups = [np.flatnonzero((t >= e - 500) & (t < e)) for e in ends.tolist()]
     assert len(frames) == 18 and frames.max() == 255 and any(len(g) == 0 for g in groups)
     assert np.array_equal(frames, reference(ev, framing, groups))
+
+
+def test_events_past_the_sensor_are_ignored():
+    """Coordinates at or past the sensor's size (up to 65535) count nowhere, even when
+    they would alias onto a real pixel of the next row or frame."""
+    ev = make_events(np.arange(8), [0, 4, 65535, 3, 0, 3, 65535, 1], [0, 0, 0, 4, 65535, 1, 65535, 2],
+                     [1, 1, 0, 1, 0, 1, 1, 0])  # fmt: skip
+    frames = EventFramer(Framing((4, 4, 2), (4, 4), events_per_frame=4)).push(ev)[0]
+    assert frames[0, 0, 0, 1] == 1 and frames[1, 1, 3, 1] == 1 and frames[1, 2, 1, 0] == 1
+    assert frames.sum() == 3
+
+
+def test_a_pixel_hit_past_the_count_width_still_clips_at_255():
+    """70,000 events on one pixel in one window (more than a 16-bit count holds), with a
+    few elsewhere, stay 255 and 1, not a wrapped count."""
+    n = 70_000
+    x = np.zeros(n + 2, int)
+    x[-2:] = 1
+    ev = make_events(np.arange(n + 2) // 100, x, np.zeros(n + 2, int), np.ones(n + 2))
+    framer = EventFramer(Framing((2, 2, 1), (2, 2), window_us=10_000))
+    frames = np.concatenate([framer.push(ev)[0], framer.flush()[0]])
+    assert frames[:, 0, 0, 0].max() == 255 and frames[:, 0, 1, 0].sum() == 2
+
+
+def test_arrays_in_other_layouts_frame_the_same():
+    """A strided slice and an array with dv-processing's field names give the same frames
+    as the plain event array."""
+    ev = random_events(4000, 34, 34, seed=4)
+    framing = Framing((34, 34, 2), (34, 34), events_per_frame=500)
+    want = EventFramer(framing).push(ev[::2])[0]
+    assert np.array_equal(EventFramer(framing).push(ev[::2].copy())[0], want)
+    dv = np.zeros(2000, [("timestamp", "<i8"), ("x", "<i2"), ("y", "<i2"), ("polarity", "?")])
+    for ours, theirs in (("t", "timestamp"), ("x", "x"), ("y", "y"), ("p", "polarity")):
+        dv[theirs] = ev[::2][ours]
+    assert np.array_equal(EventFramer(framing).push(dv)[0], want)
 
 
 def test_a_corrupt_time_jump_is_refused():
@@ -104,6 +139,8 @@ def test_bad_framings_are_refused():
         Framing((2, 2, 3), (2, 2), events_per_frame=10)
     with pytest.raises(StreamError, match="sensor size"):
         Framing((2, 2, 1), (0, 0), events_per_frame=10)
+    with pytest.raises(StreamError, match="over 4096 pixels a side"):
+        Framing((2, 2, 1), (65535, 480), events_per_frame=10)
 
 
 def test_same_frames_as_dv_processing_accumulator():

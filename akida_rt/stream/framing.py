@@ -15,13 +15,16 @@ from dataclasses import dataclass
 import numpy as np
 
 from akida_rt.errors import StreamError
-from akida_rt.stream.events import empty
+from akida_rt.stream.events import as_events, empty
 
 MAX_EMPTY_RUN = 100_000  # windows one chunk may complete (a corrupt time jump otherwise)
-# Count slots (int64) per bincount: 2 MiB, the fastest of 2^17..2^20 at 128x128 and 34x34
-# frames in benchmarks/stream_framing.py (smaller blocks cost more numpy calls per frame,
-# larger ones ran slower)
+# Count slots per block of frames, the fastest of 2^16..2^20 at 128x128 and 34x34 frames in
+# benchmarks/stream_framing.py (smaller blocks cost more numpy calls per frame, larger ones
+# ran slower)
 BLOCK_SLOTS = 1 << 18
+# Sensor pixels a side (EVT2/EVT3 addresses have 11 bits): the pixel table has one int32
+# per sensor pixel
+MAX_SENSOR = 4096
 
 
 class Polarity(enum.Enum):
@@ -59,15 +62,20 @@ class Framing:
             raise StreamError(f"event frames have 1 or 2 channels, the model takes {self.shape[2]}")
         if min(self.sensor) < 1:
             raise StreamError(f"the sensor size {self.sensor} is unknown; pass sensor=(W, H)")
+        if max(self.sensor) > MAX_SENSOR:
+            raise StreamError(
+                f"the sensor size {self.sensor} is over {MAX_SENSOR} pixels a side; "
+                "is the recording's header corrupt?"
+            )
 
     @property
     def polarity(self) -> Polarity:
         return Polarity.MERGE if self.shape[2] == 1 else Polarity.SPLIT
 
-    def pixel_tables(self) -> tuple[np.ndarray, np.ndarray]:
-        """Per sensor column and row (plus one past the end, where larger coordinates are
-        clipped to): the offset it adds in a frame (x*C, y*W*C), or the frame size when
-        the crop leaves it out, so its events land past the frame and are ignored."""
+    def pixel_table(self) -> np.ndarray:
+        """Per sensor pixel (y, x), flattened, with one more column and row where larger
+        coordinates are clipped to: its offset in a frame ((y*W + x)*C), or the frame size
+        when the crop leaves it out, so its events land past the frame and are ignored."""
         h, w, c = self.shape
         sw, sh = self.sensor
         x0, y0, cw, ch = self.crop or (0, 0, sw, sh)
@@ -81,9 +89,10 @@ class Framing:
             pos = np.arange(size + 1)
             cell = (pos - start) // b + offset
             ok = (pos >= start) & (pos < min(start + length, size)) & (cell >= 0) & (cell < out)
-            return np.where(ok, cell * unit, outside).astype(np.int32)
+            return np.where(ok, cell * unit, outside)
 
-        return table(sw, x0, cw, ox, w, c), table(sh, y0, ch, oy, h, w * c)
+        tx, ty = table(sw, x0, cw, ox, w, c), table(sh, y0, ch, oy, h, w * c)
+        return np.minimum(ty[:, None] + tx[None, :], outside).astype(np.int32).ravel()
 
 
 class EventFramer:
@@ -95,13 +104,14 @@ class EventFramer:
 
     def __init__(self, framing: Framing) -> None:
         self.framing = framing
-        self.lut_x, self.lut_y = framing.pixel_tables()
+        self.table = framing.pixel_table()
         self.pixels = math.prod(framing.shape)
         self._rest = empty()
         self._t0: int | None = None  # start of the time-window grid
         self.frames_out = 0
 
     def push(self, ev: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        ev = np.ascontiguousarray(as_events(ev))
         if len(self._rest):
             ev = np.concatenate([self._rest, ev])
         per_frame, window = self.framing.events_per_frame, self.framing.window_us
@@ -148,32 +158,46 @@ class EventFramer:
     def _frames(self, ev: np.ndarray, bounds: np.ndarray) -> np.ndarray:
         """Frame k counts events bounds[k]:bounds[k+1] per pixel, clipped to 255.
 
-        Frames are counted a block at a time, one bincount per block: each frame has
-        `pixels` slots and one more for events outside it, and a block spans about
+        Frames are counted a block at a time, one `np.add.at` per block: each frame has
+        `pixels` slots and C more for events outside it, and a block spans about
         BLOCK_SLOTS slots (one frame when frames are larger than half of that)."""
         shape = self.framing.shape
+        sw, sh = self.framing.sensor
         n = len(bounds) - 1
         self.frames_out += n
         out = np.empty((n, self.pixels), np.uint8)
-        slots = self.pixels + 1
+        slots = self.pixels + shape[2]  # and the outside slot (+ p when split)
         step = max(1, BLOCK_SLOTS // slots)
         cuts = bounds.tolist()
         for first in range(0, n, step):
             last = min(n, first + step)
             block = ev[cuts[first] : cuts[last]]
-            index = np.take(self.lut_x, block["x"], mode="clip")
-            index += np.take(self.lut_y, block["y"], mode="clip")
+            # x and y as one little-endian uint32 (x low, y high): one pass over the events
+            key = block.view("<u4")[2::4].astype(np.uint32)
+            x = key & 0xFFFF
+            key >>= 16
+            # coordinates past the sensor go to the table's last column and row; a max
+            # costs a fifth of np.minimum by a scalar, and such events are rare
+            if x.max(initial=0) > sw:
+                np.minimum(x, sw, out=x)
+            if key.max(initial=0) > sh:
+                np.minimum(key, sh, out=key)
+            key *= sw + 1
+            key += x
+            index = np.take(self.table, key)
             if shape[2] == 2:
                 index += block["p"]
-            np.minimum(index, self.pixels, out=index)  # outside the frame: its last slot
             if last - first > 1:
                 index += np.repeat(
                     np.arange(0, (last - first) * slots, slots, dtype=index.dtype),
                     np.diff(bounds[first : last + 1]),
                 )
-            counts = np.bincount(index, minlength=(last - first) * slots)
-            # a max and a cast cost half of np.minimum from int64 into uint8, and most
-            # frames need no clipping
+            # uint16 counts cannot wrap when the block holds fewer than 2^16 events;
+            # uint32 would need a 64 GiB block
+            counts = np.zeros(
+                (last - first) * slots, np.uint16 if len(block) < 1 << 16 else np.uint32
+            )
+            np.add.at(counts, index, counts.dtype.type(1))
             if counts.max(initial=0) > 255:
                 np.minimum(counts, 255, out=counts)
             out[first:last] = counts.reshape(last - first, slots)[:, : self.pixels]
