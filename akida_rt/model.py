@@ -13,7 +13,7 @@ import numpy as np
 from akida_rt import learning
 from akida_rt import program as fmt
 from akida_rt.device_api import DaemonBacked, Device, RemoteRun
-from akida_rt.engine import Engine, LayerStats
+from akida_rt.engine import Engine
 from akida_rt.errors import InputError, ModelError, ProgramFormatError
 from akida_rt.hardware import DeviceSpec
 from akida_rt.layers import Layer, LayerType
@@ -233,7 +233,10 @@ class Model:
             return _with_daemon_counters(stats, self._remote[0].stats())
         on_device = self._device is not None and not isinstance(self._device, DeviceSpec)
         if self._engine is not None and not on_device:
-            stats.layers = {c.layer.name: _copy_stats(c.stats) for c in self._engine.compiled}
+            engine = self._engine
+            stats.layers = {
+                c.layer.name: s for c, s in zip(engine.compiled, engine.stats(), strict=True)
+            }
         return stats
 
     def reset_statistics(self) -> None:
@@ -409,10 +412,6 @@ def _with_daemon_counters(stats: Statistics, device: dict[str, Any]) -> Statisti
     if energy is not None:
         stats.energy_mj_per_frame = float(energy)
     return stats
-
-
-def _copy_stats(s: LayerStats) -> LayerStats:
-    return LayerStats(**s.as_dict())
 
 
 def is_input_layer(layer: Layer) -> bool:

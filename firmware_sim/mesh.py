@@ -229,12 +229,11 @@ class NpMesh:
         phases = [self.clocks.overhead_phase()]
         phases.append(self.clocks.dma_phase("input", x[0].size * x.dtype.itemsize))
         synops = 0
-        for c in seq.engine.compiled:
+        for c, s in zip(seq.engine.compiled, seq.engine.stats(), strict=True):
             placement = seq.placements.get(c.layer.name)
             if placement is None:  # InputData: no NP
                 continue
             np_type, count, _ = placement
-            s = c.stats
             synops += s.synops
             phases.append(
                 self.clocks.layer_phase(
