@@ -163,10 +163,11 @@ def _conv(c: CompiledLayer, x: np.ndarray) -> tuple[np.ndarray, int]:
     layer = c.layer
     n = x.shape[0]
     (t, b), (lft, r) = c.pad
-    if t or b or lft or r:  # np.pad costs ~50 us a call, np.full 1.7, empty and fill 1
+    if t or b or lft or r:  # np.pad costs ~50 us a call, np.full 1.7, np.zeros 0.6
         h, w = x.shape[1:3]
-        padded = np.empty((n, h + t + b, w + lft + r, x.shape[3]), x.dtype)
-        padded.fill(layer.padding_value)
+        padded = np.zeros((n, h + t + b, w + lft + r, x.shape[3]), x.dtype)
+        if layer.padding_value:
+            padded.fill(layer.padding_value)
         padded[:, t : t + h, lft : lft + w] = x
         x = padded
     k, s = layer.kernel_size, layer.stride
