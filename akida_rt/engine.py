@@ -275,17 +275,13 @@ def events(x: np.ndarray) -> int:
 
 
 def run_layer(
-    c: CompiledLayer, x: np.ndarray, in_events: int | None = None
+    c: CompiledLayer, x: np.ndarray, in_events: int
 ) -> tuple[np.ndarray, tuple[int, int, int, int, int]]:
-    """Run one compiled layer on float32 NHWC integer values: (outputs, their counts in
-    LayerStats' field order).
-
-    in_events, when known (the previous layer's output events), saves a count.
-    """
+    """Run one compiled layer on float32 NHWC integer values with `in_events` non-zero
+    ones (the previous layer's output events): (outputs, their counts in LayerStats'
+    field order)."""
     layer = c.layer
     n = x.shape[0]
-    if in_events is None:
-        in_events = events(x)
     if layer.layer_type is LayerType.InputData:
         return x, (n, in_events, in_events, 0, 0)
     acc, dw_events = potentials(c, x)
