@@ -101,6 +101,16 @@ def test_events_past_the_sensor_are_ignored():
     assert frames.sum() == 3
 
 
+def test_any_non_zero_polarity_counts_as_on():
+    """An event array built by hand with polarity 255 (not 1) still lands in the ON
+    channel of its own pixel, never in a neighbour's or the next frame's."""
+    ev = make_events(np.arange(4), [3, 3, 0, 0], [3, 3, 0, 0], [1, 1, 0, 1])
+    ev["p"][1] = 255
+    frames = EventFramer(Framing((4, 4, 2), (4, 4), events_per_frame=2)).push(ev)[0]
+    assert frames[0, 3, 3].tolist() == [0, 2] and frames[0].sum() == 2
+    assert frames[1, 0, 0].tolist() == [1, 1] and frames[1].sum() == 2
+
+
 def test_a_pixel_hit_past_the_count_width_still_clips_at_255():
     """70,000 events on one pixel in one window (more than a 16-bit count holds), with a
     few elsewhere, stay 255 and 1, not a wrapped count."""

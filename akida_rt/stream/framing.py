@@ -186,7 +186,7 @@ class EventFramer:
             key += x
             index = np.take(self.table, key)
             if shape[2] == 2:
-                index += block["p"]
+                index += block["p"].astype(bool)  # any non-zero polarity is ON
             if last - first > 1:
                 index += np.repeat(
                     np.arange(0, (last - first) * slots, slots, dtype=index.dtype),
