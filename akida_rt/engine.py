@@ -205,17 +205,15 @@ def _max_pool(c: CompiledLayer, acc: np.ndarray) -> np.ndarray:
         acc = np.pad(acc, ((0, 0), (t, b), (lft, r), (0, 0)), constant_values=-np.inf)
     # The window's max is the max over its columns of the max over its rows: 2(k - 1)
     # passes instead of k^2.
-    rows = _max_of([acc[:, i : i + (oh - 1) * s + 1 : s] for i in range(k)])
-    return _max_of([rows[:, :, j : j + (ow - 1) * s + 1 : s] for j in range(k)])
-
-
-def _max_of(views: list[np.ndarray]) -> np.ndarray:
-    """Elementwise max of equally shaped views, as a new contiguous array."""
-    if len(views) == 1:
-        return np.ascontiguousarray(views[0])
-    out = np.maximum(views[0], views[1])
-    for view in views[2:]:
-        np.maximum(out, view, out=out)
+    hs, ws = (oh - 1) * s + 1, (ow - 1) * s + 1
+    if k == 1:
+        return np.ascontiguousarray(acc[:, 0:hs:s, 0:ws:s])
+    rows = np.maximum(acc[:, 0:hs:s], acc[:, 1 : 1 + hs : s])
+    for i in range(2, k):
+        np.maximum(rows, acc[:, i : i + hs : s], out=rows)
+    out = np.maximum(rows[:, :, 0:ws:s], rows[:, :, 1 : 1 + ws : s])
+    for j in range(2, k):
+        np.maximum(out, rows[:, :, j : j + ws : s], out=out)
     return out
 
 
