@@ -6,7 +6,7 @@ dataset, or one of the two packaged datasets.
   downloads it once into ~/.keras/datasets.
 - `FILE.npy`: images only (N,H,W) or (N,H,W,C), values 0..255.
 - `FILE.npz`: arrays `x` and `y`, or `x_train`/`y_train` with optional `x_test`/`y_test`.
-- `DIR/`: images (png, jpg, bmp, gif, tif, webp); one subfolder per class gives labels
+- `DIR/`: images (png, jpg, bmp, gif, tif, webp, pgm, ppm); one subfolder per class gives labels
   (classes numbered in sorted folder order), images directly in DIR have none. Images are
   resized to the model's input (needs Pillow).
 """
@@ -20,8 +20,8 @@ import numpy as np
 from akida_rt.tools import datasets
 
 from akida_rt.errors import ToolchainError
+from akida_rt.image_files import IMAGE_SUFFIXES, folder_images, read_image
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
 KERAS_DATASETS = ("mnist", "fashion_mnist", "cifar10", "cifar100")
 
 
@@ -121,29 +121,13 @@ def _folder(path: Path, shape: tuple[int, int, int] | None) -> ImageData:
     if shape is None:
         raise ToolchainError(f"{path}: a folder of images needs the model's input shape")
     classes = sorted(p for p in path.iterdir() if p.is_dir())
-    groups = [(i, _image_files(c)) for i, c in enumerate(classes)] or [(-1, _image_files(path))]
+    groups = [(i, folder_images(c)) for i, c in enumerate(classes)] or [(-1, folder_images(path))]
     files = [(label, f) for label, fs in groups for f in fs]
     if not files:
         raise ToolchainError(f"{path}: no images ({', '.join(sorted(IMAGE_SUFFIXES))}) found")
-    x = np.stack([_read_image(f, shape) for _, f in files])
+    x = np.stack([read_image(f, shape, ToolchainError) for _, f in files])
     y = np.array([label for label, _ in files], np.int64) if classes else None
     return ImageData(str(path), x, y)
-
-
-def _image_files(folder: Path) -> list[Path]:
-    return sorted(f for f in folder.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES)
-
-
-def _read_image(file: Path, shape: tuple[int, int, int]) -> np.ndarray:
-    from PIL import Image, UnidentifiedImageError
-
-    h, w, c = shape
-    try:
-        with Image.open(file) as img:
-            arr = np.asarray(img.convert("L" if c == 1 else "RGB").resize((w, h)), np.uint8)
-    except (UnidentifiedImageError, OSError) as exc:
-        raise ToolchainError(f"{file}: not a readable image ({exc})") from None
-    return arr.reshape(h, w, c)
 
 
 def check_shape(data: np.ndarray, shape: tuple[int, ...], where: str) -> None:

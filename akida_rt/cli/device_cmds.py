@@ -10,6 +10,7 @@ import numpy as np
 
 from akida_rt.cli.output import emit_json, table
 from akida_rt.errors import InputError
+from akida_rt.image_files import read_image
 
 
 def register(sub: Any) -> None:
@@ -59,7 +60,7 @@ def load_input(path: str, shape: tuple[int, int, int]) -> np.ndarray:
         except (ValueError, OSError, EOFError) as exc:
             raise InputError(f"{path}: not a readable .npy array: {exc}") from None
     else:
-        arr = _load_image(file, shape)
+        arr = read_image(file, shape)
     if arr.ndim == 3:
         arr = arr[None]
     if arr.ndim != 4 or tuple(arr.shape[1:]) != tuple(shape):
@@ -74,17 +75,3 @@ def load_input(path: str, shape: tuple[int, int, int]) -> np.ndarray:
             raise InputError(f"{path}: values must be integers in 0..255, got dtype {arr.dtype}")
         arr = arr.astype(np.uint8)
     return arr
-
-
-def _load_image(file: Path, shape: tuple[int, int, int]) -> np.ndarray:
-    try:
-        from PIL import Image, UnidentifiedImageError
-    except ImportError:
-        raise InputError(f"{file}: reading images needs Pillow (pip install pillow)") from None
-    h, w, c = shape
-    try:
-        with Image.open(file) as img:
-            arr = np.asarray(img.convert("L" if c == 1 else "RGB").resize((w, h)), np.uint8)
-    except (UnidentifiedImageError, OSError) as exc:
-        raise InputError(f"{file}: not a readable image: {exc}") from None
-    return arr.reshape(h, w, c)

@@ -20,12 +20,12 @@ from typing import Any
 import numpy as np
 
 from akida_rt.errors import SourceError
+from akida_rt.image_files import IMAGE_SUFFIXES, folder_images
 from akida_rt.stream.events import OnError
 from akida_rt.stream.framing import EventFramer, Framing
 from akida_rt.stream.readers import is_event_file, open_events
 
 log = logging.getLogger(__name__)
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".pgm", ".ppm"}
 CAMERA = re.compile(r"camera:(\d+)")
 
 
@@ -59,7 +59,7 @@ def image_files(path: str | os.PathLike[str]) -> list[Path]:
     if not p.exists():
         raise SourceError(f"{p}: no such file or folder")
     if p.is_dir():
-        files = sorted(f for f in p.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES)
+        files = folder_images(p)
         if not files:
             raise SourceError(f"{p}: no image files ({', '.join(sorted(IMAGE_SUFFIXES))})")
         return files
