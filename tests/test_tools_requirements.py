@@ -1,6 +1,6 @@
 """Every third-party module the toolchain imports comes with `akida-rt[tools]`.
 
-Reads the imports of tools/ and the toolchain CLI (without running them) and finds, through
+Reads the imports of tools/, the toolchain CLI and image_files.py (without running them) and finds, through
 the installed distributions' metadata, that each is provided by a runtime or [tools]
 requirement (directly or through their own requirements), so the extra cannot miss one.
 """
@@ -17,8 +17,10 @@ from pathlib import Path
 from tests.test_wheel_install import closure
 
 ROOT = Path(__file__).resolve().parents[1]
+# tools/, the toolchain CLI, and the runtime modules the toolchain reads its data with
 TOOLCHAIN = [*sorted((ROOT / "tools").glob("*.py")),
-             *(ROOT / "akida_rt" / "cli" / n for n in ("tool_cmds.py", "toolchain.py", "args.py"))]  # fmt: skip
+             *(ROOT / "akida_rt" / "cli" / n for n in ("tool_cmds.py", "toolchain.py", "args.py")),
+             ROOT / "akida_rt" / "image_files.py"]  # fmt: skip
 
 
 def third_party_imports(files: list[Path]) -> dict[str, Path]:
