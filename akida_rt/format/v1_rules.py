@@ -11,7 +11,7 @@ import math
 import numpy as np
 
 from akida_rt.errors import ModelError
-from akida_rt.format.layers import MAX_ACT_SHIFT
+from akida_rt.format.layers import MAX_ACT_SHIFT, Layer, LayerType, Padding, Pooling
 
 STEP_FRACTION_BITS = 4  # v1 keeps act_step with 4 fractional bits
 
@@ -67,3 +67,88 @@ def fc_weights(weights: np.ndarray, input_shape: tuple[int, int, int]) -> np.nda
     units = weights.shape[-1]
     cwh = weights.reshape(c, w, h, units)
     return np.ascontiguousarray(cwh.transpose(2, 1, 0, 3).reshape(1, 1, h * w * c, units))
+
+
+MAX_ACT_STEP = 65535.0  # akida refuses (or moves to software) a larger act_step
+STEP_UNIT = 1.0 / 2**STEP_FRACTION_BITS
+
+
+def v1_activation(
+    act_scale: np.ndarray,
+    act_offset: np.ndarray,
+    act_shift: int,
+    bias: np.ndarray,
+    bits: int,
+    where: str,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The v1 (threshold, act_step) nearest to `clip(floor(((p + bias) a + b) / 2^k))`.
+
+    That activation steps every s = 2^k / a of potential from t = -bias - b / a: level 1
+    starts at p >= t + s. v1 starts level 1 at p > threshold, so threshold = ceil(t + s) - 1
+    is exact for the first level; its step S / 16 (S = floor(16 act_step) 2^(4 - bits)) is s
+    rounded to v1's granularity, which moves the higher levels' edges by at most half of
+    it per level. A channel whose weights were zeroed (constant output) keeps its level.
+    """
+    unit = 2 ** (STEP_FRACTION_BITS - bits)
+    a = np.asarray(act_scale, np.float64)
+    s = 2.0**act_shift / a
+    t = -np.asarray(bias, np.float64) - np.asarray(act_offset, np.float64) / a
+    steps = np.maximum(np.rint(16 * s / unit), 1.0)  # floor(16 act_step)
+    threshold = np.ceil(t + s) - 1
+    big = steps / 16 > MAX_ACT_STEP
+    if np.any(big):
+        # A channel this flat never leaves the level its potential 0 gives (a constant
+        # channel's weights are zeroed): keep that level with a unit step.
+        levels = np.clip(np.floor((np.asarray(bias, np.float64) * a + act_offset) / 2.0**act_shift),
+                         0, 2**bits - 1)  # fmt: skip
+        steps[big] = 16.0
+        threshold[big] = -levels[big] * unit
+    if np.any(np.abs(threshold) >= 2**31):
+        ch = int(np.argmax(np.abs(threshold)))
+        raise ModelError(f"{where}: channel {ch}'s v1 threshold {threshold[ch]:.0f} exceeds int32")
+    return threshold.astype(np.int64), (steps / 16).astype(np.float32)
+
+
+def to_v1_form(layer: Layer, is_last: bool) -> None:
+    """Rewrite a layer in the v1 form AKD1000 programs carry (docs/semantics.md, 7): no
+    bias; an activation from an integer threshold and an act_step in 1/16 steps (levels may
+    move by v1's rounding); a last layer without activation returns its raw potentials, the
+    bias going into predict's offset. Max pooling takes the convolution's padding where
+    that pools the same windows. Weights are unchanged."""
+    where = f"layer '{layer.name}'"
+    if layer.layer_type is LayerType.InputData:
+        return
+    _v1_pool_padding(layer, where)
+    bias = layer.get_variable("bias").astype(np.int64)
+    if layer.activation:
+        threshold, act_step = v1_activation(
+            layer.get_variable("act_scale"), layer.get_variable("act_offset"), layer.act_shift,
+            bias, layer.activation_bits, where,
+        )  # fmt: skip
+        scale, offset, shift = activation_params(threshold, act_step, layer.activation_bits, where)
+        layer.act_shift = shift
+        layer.set_variable("act_scale", scale)
+        layer.set_variable("act_offset", offset)
+    elif is_last:
+        # The chip returns the raw potentials p; predict's dequantization runs on the host,
+        # so it keeps its float offset, now with the bias in it: (p + bias) A + B.
+        a = layer.get_variable("output_scale").astype(np.float64)
+        layer.set_variable("output_offset", layer.get_variable("output_offset") + bias * a)
+    layer.set_variable("bias", np.zeros_like(bias, dtype=np.int32))
+
+
+def _v1_pool_padding(layer: Layer, where: str) -> None:
+    """v1 max-pools with the convolution's padding. Where the other padding gives the same
+    windows (a map that the pool tiles exactly), take the convolution's; else refuse."""
+    if layer.pooling is not Pooling.Max or layer.pool_padding is layer.padding:
+        return
+    h, w = layer.conv_output_hw()
+    k, s = layer.pool_size, layer.pool_stride
+    if k == s and h % s == 0 and w % s == 0:
+        layer.pool_padding = Padding(layer.padding)
+        return
+    raise ModelError(
+        f"{where}: max pooling with {layer.pool_padding.value} padding after a "
+        f"{layer.padding.value}-padded convolution of a {h}x{w} map; v1 pools with the "
+        f"convolution's padding: use padding='{layer.padding.value}' in the MaxPooling2D"
+    )
