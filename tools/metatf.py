@@ -79,6 +79,9 @@ def import_model(source: str | os.PathLike[str] | Any, name: str | None = None) 
     layers = list(src.layers)
     model = Model(name=name or default_name)
     try:
+        if layers and _kind(layers[0]) == "Quantizer":
+            _check_input_quantizer(layers[0], layers[1] if len(layers) > 1 else None)
+            layers = layers[1:]
         for i, layer in enumerate(layers):
             model.add(_layer(layer, i, is_last=i == len(layers) - 1))
         model.validate()
@@ -109,8 +112,36 @@ def _probe(path: Path) -> None:
         raise ConversionError(f"{path}: not a readable MetaTF model ({lines[-1]})")
 
 
+def _kind(src: Any) -> str:
+    return str(src.parameters.layer_type).rsplit(".", 1)[-1]
+
+
+def _check_input_quantizer(src: Any, following: Any | None) -> None:
+    """The `Quantizer` cnn2snn puts in front of a model quantized from float inputs.
+
+    akida passes uint8 inputs through it unchanged, whatever its scales (measured on
+    akida 2.19.3), so in front of an input layer of its width it is imported as no
+    layer: the model takes the same uint8 inputs. On float32 inputs akida computes
+    v1_rules.quantize_input (akida_rt models take uint8 only). Other quantizers are refused.
+    """
+    p = src.parameters
+    where = f"layer '{src.name}' (Quantizer)"
+    if following is None:
+        raise ConversionError(f"{where}: a model with nothing after its input quantizer")
+    bits = getattr(p, "output_bits", 0)
+    if getattr(p, "output_signed", 0):
+        raise ConversionError(f"{where}: signed {bits}-bit outputs; v1 AKD1000 inputs are unsigned")
+    nxt = _kind(following)
+    next_bits = 8 if nxt == "InputConvolutional" else getattr(following.parameters, "input_bits", 0)
+    if nxt not in ("InputConvolutional", "InputData") or bits != next_bits:
+        raise ConversionError(
+            f"{where}: {bits}-bit outputs into {nxt} '{following.name}' ({next_bits}-bit "
+            "inputs); akida_rt imports a quantizer only in front of an input layer of its width"
+        )
+
+
 def _layer(src: Any, index: int, is_last: bool) -> Layer:
-    kind = str(src.parameters.layer_type).rsplit(".", 1)[-1]
+    kind = _kind(src)
     name = src.name or f"layer_{index}"
     where = f"layer '{name}' ({kind})"
     if kind not in V1_TYPES:
@@ -127,6 +158,10 @@ def _layer(src: Any, index: int, is_last: bool) -> Layer:
         out.set_variable("weights", weights)
     else:
         out = _conv(src, kind, name, where)
+    pooled = kind != "FullyConnected" and int(p.pool_type) in (V1_POOL_MAX, V1_POOL_AVERAGE)
+    pool_size = int(p.pooling_width) if pooled and int(p.pool_type) == V1_POOL_MAX else 0
+    if v1_rules.saturates(kind, pooled, pool_size):
+        out.potential_bits = v1_rules.POTENTIAL_BITS
     out.activation = bool(p.activation)
     threshold = src.get_variable("threshold")
     act_step = src.get_variable("act_step")

@@ -261,8 +261,14 @@ def potentials(c: CompiledLayer, x: np.ndarray) -> tuple[np.ndarray, int]:
     if c.bias is not None:
         rows = acc.reshape(-1, c.bias.shape[0])
         rows += c.bias
+    bits = layer.potential_bits
+    if bits:  # rule 2b: saturate each position, and a global sum again
+        lo, hi = -(2.0 ** (bits - 1)), 2.0 ** (bits - 1) - 1
+        acc.clip(lo, hi, out=acc)
     if layer.pooling is Pooling.GlobalAvg:
         acc = acc.sum(axis=(1, 2), keepdims=True, dtype=np.float64)
+        if bits:
+            acc.clip(lo, hi, out=acc)
     return acc, dw_events
 
 

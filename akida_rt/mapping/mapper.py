@@ -11,6 +11,7 @@ import math
 from dataclasses import dataclass, field
 
 from akida_rt.errors import MappingError
+from akida_rt.format import v1_rules
 from akida_rt.format.layers import Layer, LayerType, Padding, Pooling
 from akida_rt.mapping import hw_constraints, np_memory
 from akida_rt.mapping.hardware import DeviceSpec, NpId, NpType
@@ -24,9 +25,12 @@ EXTERNAL_MEMORY_TYPES = frozenset({NpType.FNP2})
 # Most filters a CNP takes: akida.MapConstraints(akida.AKD1000()).cnp_max_filters_default.
 # Minimal maps at this bound; AllNps and HwPr search a lower one (_search_max_filters).
 CNP_MAX_FILTERS = 504
-# Order in which NP types are served: scarcest first, so greedy assignment is optimal
-# (every NP is CNP1-capable and the other capabilities are disjoint).
-SERVE_ORDER = (NpType.FNP2, NpType.FNP3, NpType.CNP2, NpType.CNP1)
+# Order in which NP types are served: FNP2 first (the scarcest, no substitute), then the
+# convolutions, then FNP3, which falls back to an FNP2 when the convolutions left no FNP3
+# (BrainChip's mapper: seven 11-NP convolutions and a small classifier fill the 78 NPs of
+# AKD1000 in AllNps; the classifier gets the leftover FNP2).
+SERVE_ORDER = (NpType.FNP2, NpType.CNP2, NpType.CNP1, NpType.FNP3)
+FALLBACK = {NpType.FNP3: NpType.FNP2}
 
 
 class MapMode(enum.Enum):
@@ -146,6 +150,13 @@ def _resources(layer: Layer, spec: DeviceSpec, max_filters: int) -> LayerNeed:
         )
     elif tiles is None:
         need.hw_reason = need.hw_reason or "no tiling of the input fits an NP's input memory"
+    elif layer.pooling is Pooling.GlobalAvg and tiles.tiles > 1:
+        # akida 2.19.3: a 32x32x96 4-bit input (48 KiB, 2 tiles) runs in software, 32x32x84
+        # (42 KiB, one tile) maps; separable layers and stride 2 alike.
+        need.hw_reason = need.hw_reason or (
+            f"global average pooling over an input map cut in {tiles.tiles} tiles (it must "
+            "fit one NP's input memory)"
+        )
     need.split = tiles.tiles if tiles else 1
     need.groups = max(groups or 1, -(-layer.filters // max_filters))
     need.count = need.split * need.groups
@@ -189,6 +200,10 @@ class _Pool:
                     continue
                 # Prefer NPs with the fewest other capabilities.
                 fits = sorted((len(ty), ident) for ident, ty in free.items() if t in ty)
+                if len(fits) < count and t in FALLBACK:
+                    fits += sorted(
+                        (len(ty), ident) for ident, ty in free.items() if FALLBACK[t] in ty
+                    )
                 if len(fits) < count:
                     return None
                 picked = [ident for _, ident in fits[:count]]
@@ -216,6 +231,7 @@ def _demands(needs: list[LayerNeed], counts: dict[str, int]) -> list[tuple[NpTyp
 def _close(plan: SequencePlan, groups: list[list[LayerNeed]], spec: DeviceSpec) -> None:
     """Concrete NP ids for each pass."""
     pool = _Pool(spec)
+    types = {np_.ident: np_.types for np_ in spec.nps}
     for pass_index, needs in enumerate(groups):
         ids = pool.assign(_demands(needs, {n.layer.name: n.count for n in needs})) or []
         it = iter(ids)
@@ -227,10 +243,14 @@ def _close(plan: SequencePlan, groups: list[list[LayerNeed]], spec: DeviceSpec) 
                 nps = [spec.hrc]
             else:
                 nps = next(it)
+            np_type = n.np_type.value if n.np_type else "none"
+            fallback = FALLBACK.get(n.np_type) if n.np_type else None
+            if fallback is not None and any(n.np_type not in types[i] for i in nps):
+                np_type = fallback.value
             plan.placements.append(
                 Placement(
                     n.layer.name,
-                    n.np_type.value if n.np_type else "none",
+                    np_type,
                     nps,
                     n.weight_bytes,
                     n.input_bytes,
@@ -240,14 +260,18 @@ def _close(plan: SequencePlan, groups: list[list[LayerNeed]], spec: DeviceSpec) 
     plan.passes = max(1, len(groups))
 
 
-def _pool_ends_sequence(layer: Layer, following: Layer | None) -> bool:
+def _pool_ends_sequence(layer: Layer, following: LayerNeed | None) -> bool:
     """BrainChip's rule: a max-pooled convolution that would end a sequence (the model's
-    last layer, or one feeding a FullyConnected layer) runs in software."""
+    last layer, one feeding a FullyConnected layer, or one feeding a layer that runs in
+    software) runs in software. akida 2.19.3: conv+pool then a valid-padded conv: both in
+    software; conv+pool, conv+pool, FullyConnected: both pooled layers in software."""
     if layer.layer_type not in (LayerType.Conv2D, LayerType.SeparableConv2D):
         return False
     if layer.pooling is not Pooling.Max:
         return False
-    return following is None or following.layer_type is LayerType.FullyConnected
+    if following is None:
+        return True
+    return following.layer.layer_type is LayerType.FullyConnected or not following.hw_ok
 
 
 def map_layers(
@@ -337,25 +361,34 @@ def _map_at(
         plans.append(plan)
         return plan
 
-    for i, layer in enumerate(layers):
-        need = layer_need(layer, spec, max_filters)
-        if need.np_type is None:
-            pending_input.append(need)
-            continue
-        if need.hw_ok and need.np_type is not NpType.HRC:
+    needs = [layer_need(layer, spec, max_filters) for layer in layers]
+    for need in needs:
+        if need.hw_ok and need.np_type not in (None, NpType.HRC):
+            assert need.np_type is not None
             if need.np_type not in alone:
                 alone[need.np_type] = pool.available([], need.np_type)
             if need.count > alone[need.np_type]:
                 need.hw_reason = (
                     f"needs {need.count} {need.np_type.value}, {alone[need.np_type]} available"
                 )
+    for i in range(len(needs) - 1, -1, -1):  # backwards: software cascades up max pools
+        need = needs[i]
         if need.hw_ok and _pool_ends_sequence(
-            layer, layers[i + 1] if i + 1 < len(layers) else None
+            need.layer, needs[i + 1] if i + 1 < len(needs) else None
         ):
             need.hw_reason = (
                 "max pooling cannot end a sequence (the last layer, or one feeding a "
-                "FullyConnected layer)"
+                "FullyConnected layer or a layer in software)"
             )
+    for need in needs:
+        if need.hw_ok and need.np_type not in (None, NpType.HRC):
+            if broken := v1_rules.register_violation(need.layer):
+                raise MappingError(f"{need.layer.name} cannot be mapped on {spec.name}: {broken}")
+    for need in needs:
+        layer = need.layer
+        if need.np_type is None:
+            pending_input.append(need)
+            continue
         if not need.hw_ok:
             if hw_only:
                 raise MappingError(

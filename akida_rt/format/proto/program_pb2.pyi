@@ -169,6 +169,7 @@ class Layer(_message.Message):
     POOL_STRIDE_FIELD_NUMBER: _builtins.int
     POOL_PADDING_FIELD_NUMBER: _builtins.int
     PADDING_VALUE_FIELD_NUMBER: _builtins.int
+    POTENTIAL_BITS_FIELD_NUMBER: _builtins.int
     WEIGHTS_FIELD_NUMBER: _builtins.int
     POINTWISE_FIELD_NUMBER: _builtins.int
     BIAS_FIELD_NUMBER: _builtins.int
@@ -196,6 +197,8 @@ class Layer(_message.Message):
     pool_stride: _builtins.int
     pool_padding: Global___Padding.ValueType
     padding_value: _builtins.int
+    potential_bits: _builtins.int
+    """Signed width the potentials saturate to (0: none); docs/semantics.md, rule 2b."""
     @_builtins.property
     def input_shape(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]:
         """H, W, C of this layer's input"""
@@ -248,6 +251,7 @@ class Layer(_message.Message):
         pool_stride: _builtins.int = ...,
         pool_padding: Global___Padding.ValueType = ...,
         padding_value: _builtins.int = ...,
+        potential_bits: _builtins.int = ...,
         weights: Global___Tensor | None = ...,
         pointwise: Global___Tensor | None = ...,
         bias: Global___Tensor | None = ...,
@@ -258,7 +262,7 @@ class Layer(_message.Message):
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["act_offset", b"act_offset", "act_scale", b"act_scale", "bias", b"bias", "output_offset", b"output_offset", "output_scale", b"output_scale", "pointwise", b"pointwise", "weights", b"weights"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["act_offset", b"act_offset", "act_scale", b"act_scale", "act_shift", b"act_shift", "activation", b"activation", "activation_bits", b"activation_bits", "bias", b"bias", "filters", b"filters", "input_bits", b"input_bits", "input_shape", b"input_shape", "kernel_size", b"kernel_size", "kind", b"kind", "name", b"name", "output_offset", b"output_offset", "output_scale", b"output_scale", "padding", b"padding", "padding_value", b"padding_value", "pointwise", b"pointwise", "pool_padding", b"pool_padding", "pool_size", b"pool_size", "pool_stride", b"pool_stride", "pooling", b"pooling", "stride", b"stride", "weight_bits", b"weight_bits", "weights", b"weights"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["act_offset", b"act_offset", "act_scale", b"act_scale", "act_shift", b"act_shift", "activation", b"activation", "activation_bits", b"activation_bits", "bias", b"bias", "filters", b"filters", "input_bits", b"input_bits", "input_shape", b"input_shape", "kernel_size", b"kernel_size", "kind", b"kind", "name", b"name", "output_offset", b"output_offset", "output_scale", b"output_scale", "padding", b"padding", "padding_value", b"padding_value", "pointwise", b"pointwise", "pool_padding", b"pool_padding", "pool_size", b"pool_size", "pool_stride", b"pool_stride", "pooling", b"pooling", "potential_bits", b"potential_bits", "stride", b"stride", "weight_bits", b"weight_bits", "weights", b"weights"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
