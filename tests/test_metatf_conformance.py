@@ -18,7 +18,7 @@ from akida_rt.driver.device import Device  # noqa: E402
 from akida_rt.driver.sim_transport import drop_chip  # noqa: E402
 from akida_rt.tools.metatf import import_model  # noqa: E402
 
-from akida_rt import v1_rules  # noqa: E402
+from akida_rt.format import v1_rules  # noqa: E402
 from akida_rt.errors import ConversionError, MappingError  # noqa: E402
 from tests.metatf_models import N_MODELS, random_model, random_spec, random_weights  # noqa: E402
 from tests.metatf_probes import SATURATION, float_input_quantizer  # noqa: E402
