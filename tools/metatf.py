@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from akida_rt.errors import ConversionError, ModelError
+from akida_rt.format import program as fmt
 from akida_rt.format import v1_rules
 from akida_rt.format.layers import (
     Conv2D,
@@ -88,8 +89,24 @@ def import_model(source: str | os.PathLike[str] | Any, name: str | None = None) 
     except ModelError as exc:
         raise ConversionError(str(exc)) from None
     if src.learning is not None:
-        model.learning = learning.config_of(src.learning)
+        model.learning = _learning_state(src, model)
     return model
+
+
+def _learning_state(src: Any, model: Model) -> Any:
+    """The learning configuration with akida's state: the learned connections are the
+    last layer's weights (imported above); each neuron's plasticity is its `thswap`
+    (the connections it may still move) over num_weights (v1_rules.plasticity_of_swaps).
+    akida's per-neuron `threshold_learning` has no counterpart in our rule and the
+    sample count starts at 0 (docs/semantics.md, section 8)."""
+    cfg = learning.config_of(src.learning)
+    last = src.layers[-1]
+    if "thswap" in last.get_variable_names():
+        swaps = last.get_variable("thswap")
+        plasticity = v1_rules.plasticity_of_swaps(swaps, cfg.num_weights)
+        fmt.encode_tensor(plasticity, cfg.plasticity)
+    learning.check_config(cfg, model.layers)
+    return cfg
 
 
 def _probe(path: Path) -> None:

@@ -67,6 +67,28 @@ def quantize_input(x: np.ndarray, scales: np.ndarray, zero_points: np.ndarray) -
     return np.clip(out, 0, 255).astype(np.uint8)
 
 
+def plasticity_of_swaps(swaps: np.ndarray, num_weights: int) -> np.ndarray:
+    """Per-neuron float32 plasticity P whose learning budget ceil(float32(P * num_weights))
+    (docs/semantics.md, 8.4) is akida's `thswap`, the connections a v1 learning neuron
+    may still move (akida 2.19.3: num_weights after compile, 0.75 num_weights after one
+    step with decay 0.25)."""
+    out = np.empty(len(swaps), np.float32)
+    nw = np.float32(num_weights)
+    for i, k in enumerate(np.asarray(swaps, np.int64)):
+        p = np.float32(min(max(int(k), 0), num_weights) / num_weights)
+        while p > 0 and np.ceil(p * nw) > k:  # float32 rounding up past k
+            p = np.nextafter(p, np.float32(0))
+        out[i] = p
+    return out
+
+
+def swaps_of_plasticity(plasticity: np.ndarray, num_weights: int) -> np.ndarray:
+    """akida's `thswap` of our plasticity: the learning budget (the inverse of
+    plasticity_of_swaps, for an exporter)."""
+    p = np.asarray(plasticity, np.float32)
+    return np.ceil(p * np.float32(num_weights)).astype(np.int32)
+
+
 def rotate_kernel(weights: np.ndarray) -> np.ndarray:
     """v1 Convolutional/SeparableConvolutional kernels are stored rotated by 180 degrees."""
     return np.ascontiguousarray(weights[::-1, ::-1])
