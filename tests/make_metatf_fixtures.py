@@ -13,9 +13,11 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-import numpy as np  # noqa: E402
+import numpy as np
 
-OUT = Path(__file__).resolve().parent / "data" / "metatf"
+OUT = Path(
+    os.environ.get("METATF_FIXTURES_OUT", Path(__file__).resolve().parent / "data" / "metatf")
+)
 
 
 def _quantizeml_v1(model, shape, dtype="uint8", seed=0, samples=64, weight_bits=4, act_bits=4):
@@ -91,6 +93,12 @@ def builders():
         "akidanet_025_64": (
             lambda: am.akidanet_imagenet(input_shape=(64, 64, 3), alpha=0.25, classes=10),
             (64, 64, 3), "uint8"),
+        "akidanet_05_224": (
+            lambda: am.akidanet_imagenet(input_shape=(224, 224, 3), alpha=0.5, classes=10),
+            (224, 224, 3), "uint8"),
+        "akidanet_10_96": (
+            lambda: am.akidanet_imagenet(input_shape=(96, 96, 3), alpha=1.0, classes=10),
+            (96, 96, 3), "uint8"),
         "mobilenet_025_64": (
             lambda: am.mobilenet_imagenet(input_shape=(64, 64, 3), alpha=0.25, classes=10),
             (64, 64, 3), "uint8"),

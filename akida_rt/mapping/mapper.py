@@ -380,10 +380,10 @@ def _map_at(
                 "max pooling cannot end a sequence (the last layer, or one feeding a "
                 "FullyConnected layer or a layer in software)"
             )
-    for need in needs:
-        if need.hw_ok and need.np_type not in (None, NpType.HRC):
-            if broken := v1_rules.register_violation(need.layer):
-                raise MappingError(f"{need.layer.name} cannot be mapped on {spec.name}: {broken}")
+    for need in needs:  # akida refuses the model, hw_only or not, in every mode
+        on_np = need.hw_ok and need.np_type not in (None, NpType.HRC)
+        if on_np and (broken := v1_rules.register_violation(need.layer)):
+            raise MappingError(f"{need.layer.name} cannot be mapped on {spec.name}: {broken}")
     for need in needs:
         layer = need.layer
         if need.np_type is None:
