@@ -85,8 +85,23 @@ def builders():
         x = keras.layers.Dense(10)(x)
         return keras.Model(inp, x, name="tiny_float")
 
+    def wide_gap(shape=(30, 30, 3)):
+        """A float-input CNN whose global average sums 225 positions: its potentials
+        pass the signed 20-bit range, where akida saturates them."""
+        inp = keras.Input(shape)
+        x = keras.layers.Conv2D(64, 3, strides=2, padding="same", use_bias=False)(inp)
+        x = keras.layers.BatchNormalization()(x)
+        x = keras.layers.ReLU(6.0)(x)
+        x = keras.layers.SeparableConv2D(128, 3, padding="same", use_bias=False)(x)
+        x = keras.layers.GlobalAveragePooling2D()(x)
+        x = keras.layers.BatchNormalization()(x)
+        x = keras.layers.ReLU(6.0)(x)
+        x = keras.layers.Dense(10)(x)
+        return keras.Model(inp, x, name="wide_gap")
+
     return {
         "float_input_cnn": (lambda: tiny_float(), (24, 24, 3), "uint8"),
+        "wide_gap_cnn": (lambda: wide_gap(), (30, 30, 3), "uint8"),
         "legacy_float_input_cnn": (lambda: tiny_float(), (24, 24, 3), "legacy"),
         "ds_cnn_kws": (lambda: am.ds_cnn_kws(classes=12), (49, 10, 1), "uint8"),
         "gxnor_mnist": (lambda: am.gxnor_mnist(), (28, 28, 1), "uint8"),
@@ -113,7 +128,7 @@ def builders():
 
 # Kept in the repository (~330 KB packed); mobilenet_025_64 (130 KB packed) and
 # yolo_025_64 (3 MB) are built on request only and were measured once (README.md).
-DEFAULT = ("float_input_cnn", "legacy_float_input_cnn", "ds_cnn_kws", "gxnor_mnist",
+DEFAULT = ("float_input_cnn", "wide_gap_cnn", "legacy_float_input_cnn", "ds_cnn_kws", "gxnor_mnist",
            "akidanet_025_64", "vgg_utk_face")  # fmt: skip
 
 

@@ -53,6 +53,8 @@ def fc_probe(weights: str, act: bool, threshold: int = 0) -> tuple[Any, np.ndarr
     w[:, 1] = -7
     if weights == "mixed":  # the sum fits although half of it does not
         w[n // 2 :, 0] = -7
+    if weights == "mostly_positive":  # 630,000 then -230,160: one clamp of the whole sum
+        w[6000:, 0] = -7
     m.layers[1].set_variable(
         "weights", w.reshape(m.layers[1].get_variable("weights").shape).astype(np.int8)
     )
@@ -79,9 +81,9 @@ def conv_probe(
     return m, x
 
 
-def gap_mixed_probe() -> tuple[Any, np.ndarray]:
-    """Global average over positions of +630,000 and -230,160: akida saturates each
-    position before the sum (294,127), not only the sum (399,840)."""
+def gap_mixed_probe(positive_first: bool = True) -> tuple[Any, np.ndarray]:
+    """Global average over positions of +630,000 and -230,160: akida's sum saturates at
+    each addition in row-major order: 294,127 positive first, 399,840 negative first."""
     akida = _akida()
     m = akida.Model()
     m.add(akida.InputData(input_shape=(2, 2, 8192), input_bits=4, name="in"))
@@ -91,8 +93,9 @@ def gap_mixed_probe() -> tuple[Any, np.ndarray]:
     w[..., 6000:, :] = -7
     m.layers[1].set_variable("weights", w)
     x = np.zeros((1, 2, 2, 8192), np.uint8)
-    x[0, 0, 0, :6000] = 15
-    x[0, 1, 1, 6000:] = 15
+    first, second = ((0, 1), (1, 0)) if positive_first else ((1, 0), (0, 1))
+    x[0, first[0], first[1], :6000] = 15
+    x[0, second[0], second[1], 6000:] = 15
     return m, x
 
 
@@ -113,6 +116,7 @@ def input_conv_probe(pool: str) -> tuple[Any, np.ndarray]:
 SATURATION: dict[str, Callable[[], tuple[Any, np.ndarray]]] = {
     "fc_over": lambda: fc_probe("all", act=False),
     "fc_partial_sums": lambda: fc_probe("mixed", act=False),
+    "fc_sum_then_clamp": lambda: fc_probe("mostly_positive", act=False),
     "fc_threshold_after_clamp": lambda: fc_probe("all", act=True, threshold=524280),
     "conv_unpooled_not_clamped": lambda: conv_probe("Convolutional", "none", act=False),
     "conv_unpooled_activated": lambda: conv_probe(
@@ -123,7 +127,8 @@ SATURATION: dict[str, Callable[[], tuple[Any, np.ndarray]]] = {
     "conv_max1_not_clamped": lambda: conv_probe("Convolutional", "max", act=False, size=1),
     "conv_gap_clamped": lambda: conv_probe("Convolutional", "gap", act=False),
     "conv_gap_activated": lambda: conv_probe("Convolutional", "gap", act=True, threshold=524280),
-    "conv_gap_per_position": gap_mixed_probe,
+    "conv_gap_running_sum": gap_mixed_probe,
+    "conv_gap_running_sum_reversed": lambda: gap_mixed_probe(positive_first=False),
     "separable_unpooled": lambda: conv_probe("SeparableConvolutional", "none", act=False),
     "separable_max2": lambda: conv_probe("SeparableConvolutional", "max", act=False),
     "separable_gap": lambda: conv_probe("SeparableConvolutional", "gap", act=False),
