@@ -73,11 +73,13 @@ def import_model(source: str | os.PathLike[str] | Any, name: str | None = None) 
         src = akida.Model(str(path))
         default_name = path.stem
     version = str(src.ip_version).rsplit(".", 1)[-1]
-    if version != "v1":
-        raise ConversionError(
-            f"model is for Akida {version}; akida_rt imports Akida 1.0 (v1, AKD1000) models"
-        )
     layers = list(src.layers)
+    if version != "v1":
+        first = next((x for x in layers if _kind(x) not in (*V1_TYPES, "Quantizer")), None)
+        what = f"layer '{first.name}' ({_kind(first)}) is an Akida 2.0 layer: " if first else ""
+        raise ConversionError(
+            f"{what}model is for Akida {version}; akida_rt imports Akida 1.0 (v1, AKD1000) models"
+        )
     model = Model(name=name or default_name)
     try:
         if layers and _kind(layers[0]) == "Quantizer":
