@@ -64,6 +64,21 @@ def _legacy_v1(model, shape, seed=0):
     return quantize(model, weight_quantization=4, activ_quantization=4, input_weight_quantization=8)
 
 
+def _edge_learned(ak, shape, seed=0):
+    """akida's edge-learning flow on a converted model: its classifier replaced by a
+    1-bit FullyConnected layer, compiled with AkidaUnsupervised, then taught 40 samples."""
+    import akida
+
+    ak.pop_layer()
+    ak.add(akida.FullyConnected(units=12, name="learner", weights_bits=1, activation=False))
+    ak.compile(akida.AkidaUnsupervised(num_weights=24, num_classes=3, initial_plasticity=1.0,
+                                       min_plasticity=0.1, plasticity_decay=0.25))  # fmt: skip
+    rng = np.random.default_rng(seed)
+    x = rng.integers(0, 256, (40, *shape)).astype("uint8")
+    ak.fit(x, rng.integers(0, 3, 40))
+    return ak
+
+
 def builders():
     import akida_models as am
     import tf_keras as keras
@@ -99,8 +114,23 @@ def builders():
         x = keras.layers.Dense(10)(x)
         return keras.Model(inp, x, name="wide_gap")
 
+    def spiking(shape=(24, 24, 3)):
+        """A float-input CNN whose last hidden layer emits 1-bit spikes (ReLU1), the
+        backbone of BrainChip's edge-learning flow."""
+        inp = keras.Input(shape)
+        x = keras.layers.Conv2D(16, 3, strides=2, padding="same", use_bias=False)(inp)
+        x = keras.layers.BatchNormalization()(x)
+        x = keras.layers.ReLU(6.0)(x)
+        x = keras.layers.SeparableConv2D(32, 3, strides=2, padding="same", use_bias=False)(x)
+        x = keras.layers.BatchNormalization()(x)
+        x = keras.layers.ReLU(1.0)(x)
+        x = keras.layers.Flatten()(x)
+        x = keras.layers.Dense(10)(x)
+        return keras.Model(inp, x, name="spiking")
+
     return {
         "float_input_cnn": (lambda: tiny_float(), (24, 24, 3), "uint8"),
+        "edge_learned_cnn": (lambda: spiking(), (24, 24, 3), "edge"),
         "wide_gap_cnn": (lambda: wide_gap(), (30, 30, 3), "uint8"),
         "legacy_float_input_cnn": (lambda: tiny_float(), (24, 24, 3), "legacy"),
         "ds_cnn_kws": (lambda: am.ds_cnn_kws(classes=12), (49, 10, 1), "uint8"),
@@ -128,7 +158,7 @@ def builders():
 
 # Kept in the repository (~330 KB packed); mobilenet_025_64 (130 KB packed) and
 # yolo_025_64 (3 MB) are built on request only and were measured once (README.md).
-DEFAULT = ("float_input_cnn", "wide_gap_cnn", "legacy_float_input_cnn", "ds_cnn_kws", "gxnor_mnist",
+DEFAULT = ("float_input_cnn", "wide_gap_cnn", "edge_learned_cnn", "legacy_float_input_cnn", "ds_cnn_kws", "gxnor_mnist",
            "akidanet_025_64", "vgg_utk_face")  # fmt: skip
 
 
@@ -144,6 +174,10 @@ def main(names: list[str]) -> None:
                 model = _randomize(make(), seed=len(name))
                 if dtype == "legacy":
                     ak = convert(_legacy_v1(model, shape), input_scaling=(1.0, 0.0))
+                elif dtype == "edge":
+                    ak = _edge_learned(
+                        convert(_quantizeml_v1(model, shape, "uint8", act_bits=1)), shape
+                    )
                 else:
                     ak = convert(_quantizeml_v1(model, shape, dtype))
             except Exception as exc:  # report and go on: one line per architecture

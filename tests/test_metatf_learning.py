@@ -80,3 +80,24 @@ def test_further_learning_steps_plasticity_as_akida() -> None:
     assert 0 < learned < 24
     connections = np.count_nonzero(ours.layers[-1].get_variable("weights"), axis=(0, 1, 2))
     assert connections.max() <= NUM_WEIGHTS
+
+
+def test_edge_learned_toolchain_model(tmp_path) -> None:
+    """BrainChip's flow: a converted float-input model whose classifier became a 1-bit
+    learning layer, compiled and taught 40 samples in akida (tests/data/metatf). The
+    import predicts the same classes and keeps each neuron's plasticity."""
+    from tests.metatf_fixtures import inputs, unpack
+
+    path = unpack("edge_learned_cnn", tmp_path)
+    theirs = akida.Model(str(path))
+    ours = import_model(path)
+    x = inputs(theirs, n=16, seed=2)
+    np.testing.assert_array_equal(ours.forward(x), theirs.forward(x))
+    np.testing.assert_array_equal(ours.predict_classes(x), theirs.predict_classes(x, num_classes=3))
+    swaps = theirs.layers[-1].get_variable("thswap")
+    assert len(set(swaps.tolist())) > 1  # neurons learned different amounts
+    units = ours.layers[-1].filters
+    got = v1_rules.swaps_of_plasticity(
+        plasticity_of(ours.learning, units), theirs.learning.num_weights
+    )
+    np.testing.assert_array_equal(got, swaps)
