@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from akida_rt.errors import MappingError
 from akida_rt.format import v1_rules
 from akida_rt.format.layers import Layer, LayerType, Padding, Pooling
-from akida_rt.mapping import hw_constraints, np_memory
+from akida_rt.mapping import filter_search, hw_constraints, np_memory
 from akida_rt.mapping.hardware import DeviceSpec, NpId, NpType
 
 FNP_WEIGHT_BYTES = 262_144  # bound on an FNP's local weights (the simulator's SRAM check)
@@ -289,30 +289,9 @@ def map_layers(
     return _map_at(layers, spec, hw_only, mode, max_filters)
 
 
-def _criteria(plans: list[SequencePlan]) -> tuple[int, int, int, int]:
-    """What akida's search compares: (layers on NPs, sequences, passes, NPs used)."""
-    placed = sum(1 for p in plans for q in p.placements if q.np_type != "none")
-    return placed, len(plans), sum(p.passes for p in plans), sum(p.np_count for p in plans)
-
-
-def _better(ref: tuple[int, int, int, int] | None, cur: tuple[int, int, int, int] | None) -> bool:
-    """akida's _is_better_map: anything beats no reference mapping (even another failure),
-    then mapped at all, more layers on NPs, fewer sequences, fewer passes, at least as many
-    NPs."""
-    if ref is None or cur is None:
-        return ref is None
-    for i, more_is_better in ((0, True), (1, False), (2, False)):
-        if cur[i] != ref[i]:
-            return (cur[i] > ref[i]) is more_is_better
-    return cur[3] >= ref[3]
-
-
 def _search_max_filters(layers: list[Layer], spec: DeviceSpec, hw_only: bool, mode: MapMode) -> int:
-    """The filters-per-CNP bound of AllNps and HwPr: akida's _map_search (akida/mapping.py),
-    a bisection of (0, CNP_MAX_FILTERS] that keeps a bound when it maps at least as well
-    (_better). The bisection, not the smallest good bound: a one-channel Conv2D maps at
-    some bounds and not at smaller or larger ones (np_memory.one_channel_split_ok), and
-    akida keeps whichever its halvings reach (41 filters: one NP, although 14+14+13 maps).
+    """The filters-per-CNP bound of AllNps and HwPr: akida's bisection
+    (filter_search.bisect) of (0, CNP_MAX_FILTERS].
 
     akida 2.19.3 never makes passes, so its HwPr maps as its AllNps; our HwPr passes stand
     where its sequences would, so the search counts them as AllNps does.
@@ -321,23 +300,9 @@ def _search_max_filters(layers: list[Layer], spec: DeviceSpec, hw_only: bool, mo
         layer.layer_type in (LayerType.Conv2D, LayerType.SeparableConv2D) for layer in layers
     ):
         return CNP_MAX_FILTERS
-
-    def criteria(max_filters: int) -> tuple[int, int, int, int] | None:
-        try:
-            return _criteria(_map_at(layers, spec, hw_only, mode, max_filters))
-        except MappingError:
-            return None
-
-    best = criteria(CNP_MAX_FILTERS)
-    lo, hi, best_bound = 0, CNP_MAX_FILTERS, CNP_MAX_FILTERS
-    while lo + 2 <= hi:
-        cur = (lo + hi) // 2
-        found = criteria(cur)
-        if _better(best, found):
-            best, best_bound, hi = found, cur, cur
-        else:
-            lo = cur
-    return best_bound if best is not None else CNP_MAX_FILTERS
+    return filter_search.bisect(
+        lambda bound: _map_at(layers, spec, hw_only, mode, bound), CNP_MAX_FILTERS
+    )
 
 
 def _map_at(
