@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from akida_rt.engine import compile_layer, potentials
+from akida_rt.engine.integer import compile_layer, potentials
 
 N_MODELS = 60
 
@@ -168,7 +168,7 @@ def calibrate(model: Any, x: np.ndarray, seed: int, spread: float | None = None)
         feed = ours.layers[:i]
         y = x.astype(np.float32)
         for prev in feed:
-            from akida_rt.engine import Engine
+            from akida_rt.engine.integer import Engine
 
             y = Engine([prev]).run(y)
         p, _ = potentials(compile_layer(ours.layers[i]), y)

@@ -18,9 +18,10 @@ akida = pytest.importorskip("akida")
 from akida_rt.tools.metatf import import_model  # noqa: E402
 from akida_rt.tools.metatf_export import export_model, program_binaries  # noqa: E402
 
-from akida_rt import Model, zoo  # noqa: E402
+from akida_rt import Model  # noqa: E402
 from akida_rt.data import sample_program  # noqa: E402
 from akida_rt.errors import ConversionError  # noqa: E402
+from akida_rt.model import zoo  # noqa: E402
 from tests.metatf_models import N_MODELS, random_model, v1_zoo  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent

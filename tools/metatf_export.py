@@ -14,10 +14,10 @@ from typing import Any
 
 import numpy as np
 
-from akida_rt import v1_rules
 from akida_rt.errors import ConversionError
-from akida_rt.layers import Layer, LayerType, Padding, Pooling, pooled_size
-from akida_rt.model import Model
+from akida_rt.format import v1_rules
+from akida_rt.format.layers import Layer, LayerType, Padding, Pooling, pooled_size
+from akida_rt.model.model import Model
 
 log = logging.getLogger(__name__)
 
@@ -269,7 +269,9 @@ def program_binaries(model: Any, mode: str = "AllNps", hw_only: bool = False) ->
     try:
         src.map(akida.AKD1000(), mode=getattr(akida.MapMode, mode), hw_only=hw_only)
     except RuntimeError as exc:
-        raise ConversionError(f"BrainChip's compiler cannot map the model on AKD1000: {exc}") from None
+        raise ConversionError(
+            f"BrainChip's compiler cannot map the model on AKD1000: {exc}"
+        ) from None
     out: list[bytes | None] = []
     for seq in src.sequences:
         hardware = str(seq.backend).rsplit(".", 1)[-1] == "Hardware"
