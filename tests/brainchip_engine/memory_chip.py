@@ -1,8 +1,9 @@
 """A memory-backed stand-in for an AKD1000: just enough chip for the engine to finish.
 
-Memory semantics everywhere, plus three answers: a config DMA that is set running
-reports completion (BUF_MON_STATUS bit 16), a status-clear bit that clears itself, and
-an input DMA that completes each enqueued job with an empty output (no events).
+Memory semantics everywhere, plus four answers: a config DMA that is set running
+reports completion (BUF_MON_STATUS bit 16), keeps the packets it wrote per NP and
+answers config reads from them, a status-clear bit clears itself, and an input DMA
+completes each enqueued job with an empty output (no events).
 It computes nothing; it proves the harness and records what the engine asks for.
 """
 
@@ -35,6 +36,20 @@ class ConfigJob:
 
 
 @dataclass(frozen=True)
+class Packet:
+    """A config-DMA packet header: where its words go and how many there are."""
+
+    key: tuple[int, int, int, int, int]  # col, row, NP mask, HRC enable, type id
+    start: int
+    length: int
+
+    @property
+    def kind(self) -> int:
+        """Type id: 8 registers, 0 filter SRAM, 4 threshold SRAM, 6 FNP weights."""
+        return self.key[4]
+
+
+@dataclass(frozen=True)
 class InputJob:
     """One inference descriptor the engine enqueued on an input DMA."""
 
@@ -44,6 +59,7 @@ class InputJob:
     target: int
     label_field: int
     words: tuple[int, ...]
+    data: bytes  # the input as the chip read it (input slots are reused)
 
 
 class MemoryChip:
@@ -53,7 +69,9 @@ class MemoryChip:
         self.pages: dict[int, bytearray] = {}
         self.config_jobs: list[ConfigJob] = []
         self.input_jobs: list[InputJob] = []
-        self._last_desc = {HRC_DMA: 0, EVENT_DMA: 0}
+        self._last_desc = {HRC_DMA: 0, EVENT_DMA: 0, CONFIG_DMA: 0}
+        # (col, row, np mask, hrc enable, type) -> words written there by config packets
+        self.np_memory: dict[tuple[int, int, int, int, int], dict[int, int]] = {}
         self.write32(TOP, ip_version)
 
     # -- raw memory -------------------------------------------------------------------
@@ -91,7 +109,8 @@ class MemoryChip:
             if reg == BUF_MON_CTRL and value & STATUS_CLEAR:
                 self.write32(base + BUF_MON_STATUS, 0)
                 self.write32(addr, value & ~STATUS_CLEAR)
-            elif reg == CTRL and value & SOFT_RESET and base in self._last_desc:
+            elif reg == CTRL and value & SOFT_RESET:
+                self.write32(addr, value & ~SOFT_RESET)  # self-clearing
                 self._last_desc[base] = 0
             elif base == CONFIG_DMA and reg == CTRL and value & RUN:
                 self._run_config()
@@ -107,9 +126,15 @@ class MemoryChip:
         last = (self.read32(CONFIG_DMA + DESC_CONT) >> 16) & 0xFF
         w = self._descriptor(CONFIG_DMA, last)
         words = w[2] & 0xFFFF
-        direction = w[0] >> 28
-        data = self.read(w[1], words * 4) if direction == 1 else b""
-        self.config_jobs.append(ConfigJob(direction, w[1], words, w[3], data))
+        job = ConfigJob(w[0] >> 28, w[1], words, w[3], self.read(w[1], words * 4))
+        self.config_jobs.append(job)
+        for header, payload in self._split(job.data):
+            where = self.np_memory.setdefault(header.key, {})
+            if job.direction == 1:
+                where.update(enumerate(payload, start=header.start))
+            else:  # a read: the raw words, no header, at the descriptor's target
+                got = [where.get(header.start + i, 0) for i in range(header.length)]
+                self._store(job.target, b"".join(v.to_bytes(4, "little") for v in got))
         self.write32(
             CONFIG_DMA + BUF_MON_STATUS, self.read32(CONFIG_DMA + BUF_MON_STATUS) | OB_DONE
         )
@@ -123,7 +148,10 @@ class MemoryChip:
             w = self._descriptor(base, index)
             hrc = base == HRC_DMA
             target, label = (w[7], w[8]) if hrc else (w[3], w[4])
-            job = InputJob("hrc" if hrc else "event", w[0] >> 16, w[1], target, label, w)
+            # HRC: row bytes x rows (word 2); event DMA: 32-bit words (word 2, 23:0).
+            size = (w[2] & 0xFFFF) * (w[2] >> 16) if hrc else (w[2] & 0xFFFFFF) * 4
+            data = self.read(w[1], size)
+            job = InputJob("hrc" if hrc else "event", w[0] >> 16, w[1], target, label, w, data)
             self.input_jobs.append(job)
             # An output header announcing zero event words, then the job id.
             self._store(target, bytes(32))
@@ -132,23 +160,26 @@ class MemoryChip:
             self.write32(base + BUF_MON_STATUS, self.read32(base + BUF_MON_STATUS) | OB_DONE)
         self._last_desc[base] = index
 
-    def packets(self, job: ConfigJob) -> list[tuple[int, int, int, int, int, int]]:
-        """Split a config job's data into packets: (col, row, np_mask, type, start, length).
+    @staticmethod
+    def _split(raw: bytes) -> list[tuple[Packet, list[int]]]:
+        """A config job's packets with their data words (a read carries a header only).
 
-        Raises ValueError when the data does not parse into whole packets.
+        Raises ValueError when a written track does not parse into whole packets.
         """
-        raw = job.data
         words = [int.from_bytes(raw[i : i + 4], "little") for i in range(0, len(raw), 4)]
         out, pos = [], 0
         while pos < len(words):
             if pos + 2 > len(words):
                 raise ValueError(f"packet header cut at word {pos} of {len(words)}")
             w1, w2 = words[pos], words[pos + 1]
-            length = (w2 >> 16) & 0x3FFF
-            out.append(
-                (w1 >> 24, (w1 >> 16) & 0xFF, (w1 >> 8) & 0xF, w1 & 0xF, w2 & 0xFFFF, length)
-            )
+            length = ((w2 >> 16) & 0x3FFF) * (16 if w2 >> 31 else 1)
+            key = (w1 >> 24, (w1 >> 16) & 0xFF, (w1 >> 8) & 0xF, (w1 >> 6) & 0x3, w1 & 0xF)
+            out.append((Packet(key, w2 & 0xFFFF, length), words[pos + 2 : pos + 2 + length]))
             pos += 2 + length
-        if pos != len(words):
+        if len(words) > 2 and pos != len(words):
             raise ValueError(f"last packet runs {pos - len(words)} words past the track")
         return out
+
+    def packets(self, job: ConfigJob) -> list[Packet]:
+        """The packets of a config job, in order."""
+        return [header for header, _ in self._split(job.data)]
