@@ -11,11 +11,11 @@ import pytest
 
 akida = pytest.importorskip("akida")
 
-from akida_rt import zoo  # noqa: E402
 from akida_rt.akd1000.packets import PacketType, encode_track  # noqa: E402
 from akida_rt.akd1000.program_binary import ProgramBinary  # noqa: E402
 from akida_rt.akd1000.program_info import NSOC_V2, DeviceVersion, IoType  # noqa: E402
 from akida_rt.errors import ProgramFormatError  # noqa: E402
+from akida_rt.model import zoo  # noqa: E402
 from tests.akd1000_programs import cnp_model, learning_model, programs  # noqa: E402
 from tests.metatf_models import from_zoo, random_model  # noqa: E402
 
