@@ -11,50 +11,23 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import numpy as np
 from akida_rt.firmware_sim.clock_model import ClockModel
 from akida_rt.firmware_sim.dma_engine import Completion
 from akida_rt.firmware_sim.np_mesh import MeshError, NpMesh
 
+from akida_rt.akd1000 import packets
+
 log = logging.getLogger(__name__)
 
 DIRECTION_WRITE = 1
-HEADER_WORDS = 2
-XL_UNIT = 16
+HEADER_WORDS = packets.HEADER_WORDS
 
 
-@dataclass(frozen=True)
-class PacketHeader:
-    """The two header words of a config packet, decoded."""
-
-    col: int
-    row: int
-    mask: int
-    hrc: int
-    uid: int
-    start: int
-    length: int
-
-    @classmethod
-    def decode(cls, w1: int, w2: int) -> PacketHeader:
-        length = (w2 >> 16) & 0x3FFF
-        if w2 >> 31:
-            length *= XL_UNIT
-        return cls(
-            col=(w1 >> 24) & 0xFF,
-            row=(w1 >> 16) & 0xFF,
-            mask=(w1 >> 8) & 0xF,
-            hrc=(w1 >> 6) & 0x3,
-            uid=w1 & 0xF,
-            start=w2 & 0xFFFF,
-            length=length,
-        )
-
-    def where(self) -> str:
-        target = "HRC" if self.hrc else f"node ({self.col}, {self.row}) mask {self.mask:#x}"
-        return f"{target} type {self.uid} start {self.start} length {self.length}"
+def _where(head: packets.ConfigPacket) -> str:
+    target = "HRC" if head.hrc else f"node ({head.col}, {head.row}) mask {head.np_mask:#x}"
+    return f"{target} type {head.type_id} start {head.start} length {head.words}"
 
 
 class ConfigDma:
@@ -106,14 +79,14 @@ class ConfigDma:
             if i + HEADER_WORDS > words.size:
                 self._bad(addr, i, "the track ends inside a packet header")
                 break
-            head = PacketHeader.decode(int(words[i]), int(words[i + 1]))
-            end = i + HEADER_WORDS + head.length
+            head = packets.parse_header(int(words[i]), int(words[i + 1]))
+            end = i + HEADER_WORDS + head.words
             if end > words.size:
-                self._bad(addr, i, f"{head.where()} runs {end - words.size} words past the track")
+                self._bad(addr, i, f"{_where(head)} runs {end - words.size} words past the track")
                 break
             try:
                 self.mesh.write(
-                    head.col, head.row, head.mask, head.hrc, head.uid, head.start,
+                    head.col, head.row, head.np_mask, 2 * head.hrc, head.type_id, head.start,
                     words[i + HEADER_WORDS : end],
                 )  # fmt: skip
             except MeshError as exc:
@@ -129,10 +102,10 @@ class ConfigDma:
         if header.size < HEADER_WORDS:
             self._bad(addr, 0, "a read descriptor needs a 2-word packet header")
             return Completion(input_addr=addr)
-        head = PacketHeader.decode(int(header[0]), int(header[1]))
+        head = packets.parse_header(int(header[0]), int(header[1]))
         try:
             data = self.mesh.read(
-                head.col, head.row, head.mask, head.hrc, head.uid, head.start, head.length
+                head.col, head.row, head.np_mask, 2 * head.hrc, head.type_id, head.start, head.words
             )
         except MeshError as exc:
             self._bad(addr, 0, f"read-back: {exc}")

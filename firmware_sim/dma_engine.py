@@ -15,48 +15,41 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from akida_rt.akd1000 import registers as regs
+from akida_rt.akd1000.descriptors import DESC_VERSION
+
 log = logging.getLogger(__name__)
 
-# Register offsets inside a DMA block.
-CTRL = 0x00
-DESC_CONT = 0x04
-CONT_ADDR = 0x08
-CONT_SIZE = 0x0C
-DESC_STATUS = 0x10
-INPUT_PAYLOAD = 0x14
-OUTPUT_PAYLOAD = 0x18
-OUTPUT_WORD_COUNT = 0x1C
-INPUT_WORD_COUNT = 0x20
-BUF_MON_CTRL = 0x24
-BUF_MON_STATUS = 0x28
-BUFFER_COUNTER = 0x2C
-BUFFER_TIMER = 0x30
-REPLAY_BUF_CTRL = 0x70
-_LISTED = (0x38, 0x3C, 0x50, 0x60, 0x64, 0x68, 0xA0)
-KNOWN = frozenset((*range(0x00, 0x34, 4), *_LISTED, *range(0x70, 0xA0, 4), *range(0xB0, 0xC0, 4)))
+# Register offsets inside a DMA block (the layout akida_rt.akd1000.registers holds).
+_AT = {r.name: r.offset for r in regs.CONFIG_DMA.registers}
+CTRL = _AT["CTRL"]
+DESC_CONT = _AT["DESC_CONT"]
+CONT_ADDR = _AT["CONT_ADDR"]
+CONT_SIZE = _AT["CONT_SIZE"]
+DESC_STATUS = _AT["DESC_STATUS"]
+INPUT_PAYLOAD = _AT["INPUT_PAYLOAD"]
+OUTPUT_PAYLOAD = _AT["OUTPUT_PAYLOAD"]
+OUTPUT_WORD_COUNT = _AT["OUTPUT_WORD_COUNT"]
+INPUT_WORD_COUNT = _AT["INPUT_WORD_COUNT"]
+BUF_MON_CTRL = _AT["IB_BUF_MON_CTRL"]
+BUF_MON_STATUS = _AT["BUF_MON_STATUS"]
+BUFFER_COUNTER = _AT["BUFFER_COUNTER_STATUS"]
+BUFFER_TIMER = _AT["BUFFER_TIMER_VALUE"]
+REPLAY_BUF_CTRL = _AT["REPLAY_BUF_CTRL"]
+KNOWN = frozenset(_AT.values())
 READ_ONLY = frozenset(
-    {
-        DESC_STATUS,
-        INPUT_PAYLOAD,
-        OUTPUT_PAYLOAD,
-        OUTPUT_WORD_COUNT,
-        BUF_MON_STATUS,
-        BUFFER_COUNTER,
-        BUFFER_TIMER,
-        0x60,
-        0x64,
-        0x68,
-        0x9C,
-        0xB4,
-        0xB8,
-        0xBC,
-    }
-)
+    _AT[name]
+    for name in (
+        "DESC_STATUS", "INPUT_PAYLOAD", "OUTPUT_PAYLOAD", "OUTPUT_WORD_COUNT", "BUF_MON_STATUS",
+        "BUFFER_COUNTER_STATUS", "BUFFER_TIMER_VALUE", "DEBUG_BUS0_STATUS", "DEBUG_BUS1_STATUS",
+        "DEBUG_BUS2_STATUS", "REPLAY_STATUS_AND_DEBUG", "DEBUG_AXI_STATUS", "IB_CHECKSUM",
+        "OB_CHECKSUM",
+    )
+)  # fmt: skip
 
 # Fields.
 CTRL_RUN = 1 << 8
 CTRL_SOFT_RESET = 1 << 9
-DESC_VERSION = 1  # the descriptor format version the engines speak
 IDLE_DESC = 0xFF  # CUR/LAST_DESC_CONT after a reset: nothing processed yet
 MON_STATUS_CLEAR = 1 << 0
 MON_COUNTER_CLEAR = 1 << 1

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from akida_rt.akd1000 import descriptors as d
+
 CNP_POT_BITS = 20
 FNP_POT_BITS = 26
 HRC_POT_BITS = 24
@@ -31,19 +33,16 @@ def decode_input_events(
     """
     h, w, c = shape
     out = np.zeros(shape, np.uint8)
-    pairs = words[: words.size // 2 * 2].astype(np.int64).reshape(-1, 2)
-    w1, w2 = pairs[:, 0], pairs[:, 1]
+    pairs = np.asarray(words, np.uint32)[: len(words) // 2 * 2].reshape(-1, 2)
     if kind == "fnp":
-        index = w1 & 0x3FFFF
-        value = np.minimum(w2 & 0x3FFFFFF, 255)
+        index, value = (v.astype(np.int64) for v in d.decode_fnp_events(pairs, signed=False))
         keep = index < h * w * c
-        index, value = index[keep], value[keep]
-        # The engine linearises non-flat FNP inputs column-major.
+        index, value = index[keep], np.minimum(value[keep], 255)
+        # The engine linearises non-flat FNP inputs column-major (first dimension fastest).
         i0, rest = index % h, index // h
         i1, i2 = rest % w, rest // w
     else:
-        i0, i1 = w1 & 0xFFF, (w1 >> 16) & 0xFFF
-        i2, value = w2 & 0x7FF, (w2 >> 16) & 0xFF
+        i0, i1, i2, value = (v.astype(np.int64) for v in d.decode_cnp_events(pairs))
         keep = (i0 < h) & (i1 < w) & (i2 < c)
         i0, i1, i2, value = i0[keep], i1[keep], i2[keep], value[keep]
     out[i0, i1, i2] = value
@@ -58,28 +57,13 @@ def encode_output_events(y: np.ndarray, kind: str, activation: bool) -> np.ndarr
         flat = y.reshape(-1)
         index = np.flatnonzero(flat) if activation else np.arange(flat.size)
         value = _saturate(np.rint(flat[index]).astype(np.int64), FNP_POT_BITS)
-        w1 = index.astype(np.int64)
-        w2 = (value & 0x3FFFFFF) | (1 << 31)
-        return _interleave(w1, w2)
+        return d.encode_fnp_events(index, value).reshape(-1)
     i0, i1, i2 = np.nonzero(y)
     value = np.rint(y[i0, i1, i2]).astype(np.int64)
     if activation:
+        # HRC activations put the first dimension in y (the engine reads them swapped).
         first, second = (i1, i0) if kind == "hrc" else (i0, i1)
-        w1 = first | (second << 16)
-        w2 = i2 | ((value & 0xFF) << 16)
-    elif kind == "hrc":
-        value = _saturate(value, HRC_POT_BITS)
-        w1 = i0 | (i1 << 16) | (((value >> CNP_POT_BITS) & 0xF) << 28)
-        w2 = i2 | ((value & 0xFFFFF) << 12)
-    else:
-        value = _saturate(value, CNP_POT_BITS)
-        w1 = i0 | (i1 << 16)
-        w2 = i2 | ((value & 0xFFFFF) << 12)
-    return _interleave(w1.astype(np.int64), w2.astype(np.int64))
-
-
-def _interleave(w1: np.ndarray, w2: np.ndarray) -> np.ndarray:
-    out = np.empty(2 * w1.size, np.uint32)
-    out[0::2] = w1 & 0xFFFFFFFF
-    out[1::2] = w2 & 0xFFFFFFFF
-    return out
+        return d.encode_cnp_events(first, second, i2, value).reshape(-1)
+    bits = HRC_POT_BITS if kind == "hrc" else CNP_POT_BITS
+    pot = _saturate(value, bits)
+    return d.encode_cnp_potentials(i0, i1, i2, pot, hrc=kind == "hrc").reshape(-1)

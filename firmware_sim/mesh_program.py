@@ -16,9 +16,9 @@ from typing import Any
 import numpy as np
 from akida_rt.firmware_sim.clock_model import ClockModel, Phase
 
-from akida_rt.engine import Engine
+from akida_rt.engine.integer import Engine
 from akida_rt.errors import AkidaError
-from akida_rt.layers import Layer, LayerType
+from akida_rt.format.layers import Layer, LayerType
 
 log = logging.getLogger(__name__)
 
