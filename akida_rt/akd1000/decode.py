@@ -218,8 +218,13 @@ def _cnp_layer(nps: list[NpState], shape: tuple[int, int, int]) -> V1Layer:
         thresholds.append(_signed(th[:, 0]))
         steps.append(_steps(th[:, 1]))
         if sep:
-            pw = weight_maps.pointwise(c, n, wb)
-            pws.append(sram_layout.gather(s.memory(PacketType.CNP_FILTER, 1), pw))
+            # the pointwise weights follow the depthwise ones at a later start address
+            second = [a for a in s.starts(PacketType.CNP_FILTER) if a > 0]
+            if not second:
+                raise ProgramFormatError(f"separable NP {s.ident} has no pointwise weights")
+            mem = s.memory(PacketType.CNP_FILTER, second[0])
+            pw = weight_maps.pointwise(c, n, wb, max(mem.size // (2 * c), 1))
+            pws.append(sram_layout.gather(mem, pw))
         else:
             blocks = regs.CNP["CHANNEL_BLOCKS"].get(s.registers)
             layout = weight_maps.conv(k, c, n, wb, blocks)

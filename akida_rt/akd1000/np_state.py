@@ -46,6 +46,10 @@ class NpState:
         """Words of memory `type_id` written at `start` (empty when never written)."""
         return self.memories.get((type_id, start), np.zeros(0, np.uint32))
 
+    def starts(self, type_id: int) -> list[int]:
+        """Start addresses of the packets that filled memory `type_id`, in order."""
+        return sorted(start for t, start in self.memories if t == type_id)
+
     def apply(self, type_id: int, start: int, data: np.ndarray) -> None:
         data = np.asarray(data, np.uint32)
         if type_id == PacketType.REGISTERS:

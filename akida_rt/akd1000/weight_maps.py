@@ -29,7 +29,6 @@ CONV4_PADDED_ROWS = (7,)  # kernel sizes whose group rows start on a new filter-
 # CNP 1- and 2-bit convolution: bits per weight plane of one kernel (k*k rounded up).
 PLANE_BITS = {1: 1, 3: 10, 5: 25, 7: 50}
 PLANE_BITS_1BIT = {1: 2, 3: 10, 5: 25, 7: 50}
-POINTWISE_PER_HALF = 8  # separable pointwise: filters per payload half and channel
 HRC_CHUNK = 9  # HRC SRAM: weights per 3-word slot
 HRC_BANKS = 3
 FNP_META_WORDS = 4
@@ -114,18 +113,18 @@ def depthwise(k: int, c: int, wb: int) -> Layout:
         half = ch * ch_halves + d1 // rows_per_half
         payload = half * HALF + (d1 % rows_per_half) * k * wb + d0 * wb
         halves = c * ch_halves
-    words = math.ceil(halves / 2) * 4
-    return Layout(payload, Code.TWOS, wb, words=words, rows=True)
+    return Layout(payload, Code.TWOS, wb, words=2 * halves, rows=True)
 
 
-def pointwise(c: int, nf: int, wb: int) -> Layout:
-    """A SeparableConv2D's pointwise weights (1, 1, c, nf) of the filters one NP holds."""
+def pointwise(c: int, nf: int, wb: int, halves: int) -> Layout:
+    """A SeparableConvolutional's pointwise weights (1, 1, c, nf) of the `nf` filters one
+    NP holds: `halves` payload halves per input channel (the memory is 2 words a half),
+    the filters packed floor(50 / wb) to a half."""
     _, _, ch, f = np.meshgrid([0], [0], np.arange(c), np.arange(nf), indexing="ij")
-    halves = math.ceil(nf / POINTWISE_PER_HALF)
-    half = ch * halves + f // POINTWISE_PER_HALF
-    payload = half * HALF + (f % POINTWISE_PER_HALF) * wb
-    words = math.ceil(c * halves / 2) * 4
-    return Layout(payload, Code.TWOS, wb, words=words, rows=True)
+    per_half = HALF // wb
+    half = ch * halves + f // per_half
+    payload = half * HALF + (f % per_half) * wb
+    return Layout(payload, Code.TWOS, wb, words=2 * c * halves, rows=True)
 
 
 def fnp_neuron_words(inputs: int, wb: int) -> int:
