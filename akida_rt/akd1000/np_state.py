@@ -101,6 +101,12 @@ class MeshState:
         for p in packets:
             self.apply(p)
 
+    def set_fnp2_weights(self, ident: tuple[int, int, int], words: np.ndarray) -> None:
+        """An FNP2's weights: they stay in DDR (the program's FNP2 track) and are read by
+        the NP from there, in the FNP weight layout."""
+        state = self.nps.setdefault(ident, NpState(ident))
+        state.memories[(PacketType.FNP_WEIGHTS, 0)] = np.asarray(words, np.uint32).copy()
+
     @property
     def hrc(self) -> NpState | None:
         return next((s for s in self.nps.values() if s.is_hrc), None)
@@ -124,4 +130,7 @@ def from_program(program: ProgramBinary, include_learning: bool = True) -> MeshS
         if label == "learning registers" or (label.startswith("learning") and not include_learning):
             continue
         state.play(program.packets(track, label))
+    for fnp2 in program.info.fnp2_tracks():
+        n = fnp2.np
+        state.set_fnp2_weights((n.col, n.row, n.id), program.track_words(fnp2.track))
     return state
