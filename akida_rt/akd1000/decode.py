@@ -115,7 +115,7 @@ def decode_mesh(state: MeshState, io: IoInfo, first: bool = True) -> DecodedProg
         nps = groups[index]
         shape = _output_shape(layers[-1])
         is_last = index == max(groups)
-        if int(nps[0].registers[regs.KIND_WORD]) == regs.CNP_KIND_VALUE:
+        if regs.KIND.get(nps[0].registers) == regs.CNP_KIND:
             layers.append(_cnp_layer(nps, shape))
         else:
             layer, learning = _fnp_layer(nps, shape, io if is_last else None)
@@ -197,10 +197,16 @@ def _hrc_layer(s: NpState, io: IoInfo) -> V1Layer:
     )  # fmt: skip
 
 
-def _cnp_layer(nps: list[NpState], shape: tuple[int, int, int]) -> V1Layer:
-    nps = sorted(nps, key=lambda s: regs.CNP["FIRST_FILTER"].get(s.registers))
+def _cnp_layer(all_nps: list[NpState], shape: tuple[int, int, int]) -> V1Layer:
+    """A CNP layer: its filters spread over NPs (FIRST_FILTER, NP_FILTERS); on wide inputs
+    several NPs hold the same filters for stripes of the input (INPUT_X is the stripe's),
+    so one NP per FIRST_FILTER is read and the shape comes from the layer before."""
+    by_first: dict[int, NpState] = {}
+    for s in all_nps:
+        by_first.setdefault(regs.CNP["FIRST_FILTER"].get(s.registers), s)
+    nps = [by_first[f] for f in sorted(by_first)]
     r = regs.read(regs.CNP, nps[0].registers)
-    x, y, c = r["INPUT_X"], r["INPUT_Y"], shape[2]
+    x, y, c = shape
     k, sep = r["KERNEL"], bool(r["SEPARABLE"])
     counts = [regs.CNP["NP_FILTERS"].get(s.registers) for s in nps]
     nf = sum(counts)
@@ -245,7 +251,7 @@ def _cnp_layer(nps: list[NpState], shape: tuple[int, int, int]) -> V1Layer:
     kind = "SeparableConvolutional" if sep else "Convolutional"
     return V1Layer(
         kind, (x, y, c), nf, k, r["STRIDE"], "same", 0, pool, size, stride, wb,
-        r["INPUT_BITS"], True, r["ACT_BITS"], variables, [s.ident for s in nps],
+        r["INPUT_BITS"], True, r["ACT_BITS"], variables, [s.ident for s in all_nps],
     )  # fmt: skip
 
 
@@ -253,7 +259,7 @@ def _fnp_layer(
     nps: list[NpState], shape: tuple[int, int, int], io: IoInfo | None
 ) -> tuple[V1Layer, dict[str, Any] | None]:
     r = regs.read(regs.FNP, nps[0].registers)
-    x, y, c = r["INPUT_X"], r["INPUT_Y"], shape[2]
+    x, y, c = shape
     inputs = x * y * c
     wb = 4 if r["WEIGHTS_4BIT"] else 2 if r["WEIGHTS_MULTIBIT"] else 1
     act = bool(r["ACTIVATION"])

@@ -67,8 +67,10 @@ def _table(fields: Iterable[RegField]) -> dict[str, RegField]:
     return {f.name: f for f in fields}
 
 
-# The word that tells a CNP from an FNP (BrainChip writes 0x60 to every CNP).
-KIND_WORD, CNP_KIND_VALUE = 1, 0x60
+# The bits that tell a CNP from an FNP: word 1 bits 7-0 are 0x60 on every CNP, 0x70 on
+# every FNP (bits 22-16 vary on both, not explained).
+KIND = RegField("KIND", 1, 0, 8, "0x60 on a CNP, 0x70 on an FNP")
+CNP_KIND, FNP_KIND = 0x60, 0x70
 
 CNP = _table(
     [
@@ -174,7 +176,7 @@ UNEXPLAINED = {
         47: "routing",
     },
     "FNP": {
-        1: "0x01500070 on FNPs",
+        1: "bits 7-0 KIND; bits 22-16 0x150 (FNP3), 0x70 (FNP2), 0x40 on some CNPs",
         11: "bits 19-12 vary with the input shape, not explained",
         14: "bit 31 set; low bits: input row words",
         44: "0x06080001 on FNPs",
