@@ -124,7 +124,7 @@ def decode_mesh(state: MeshState, io: IoInfo, first: bool = True) -> DecodedProg
 
 
 def _output_shape(layer: V1Layer) -> tuple[int, int, int]:
-    x, y, c = layer.input_shape
+    x, y, _c = layer.input_shape
     if layer.kind == "InputData":
         return layer.input_shape
     if layer.kind == "FullyConnected":

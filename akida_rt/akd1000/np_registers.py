@@ -136,7 +136,7 @@ HRC = _table(
             "kernel size: (k - 3) / 2",
             lambda v: 2 * v + 3,
             lambda k: (k - 3) // 2,
-        ),  # fmt: skip
+        ),
         RegField("ONE_CHANNEL", 8, 12, 1, "one input channel"),
         RegField("POOL", 8, 16, 2, "max pooling 2x2 (3), none (0)"),
         RegField("VALID", 8, 20, 1, "valid padding (bits 13 and 21 move with it)"),
@@ -150,7 +150,7 @@ HRC = _table(
             0,
             32,
             "bank the next SRAM packets fill (1, 2, 4; 1<<31 = thresholds)",
-        ),  # fmt: skip
+        ),
     ]
 )
 HRC_THRESHOLD_BANK = 1 << 31
