@@ -26,7 +26,8 @@ from akida_rt.errors import ProgramFormatError
 
 THRESHOLD_BITS = 20  # thresholds are 20-bit two's complement on the chip
 STEP_SCALE = 16  # act_step is held as act_step * 16
-FNP_STEP_MASK = 0xFFFFF  # FNP metadata word 1: class << 20 | act_step * 16
+FNP_STEP_MASK = 0xFFFFF  # FNP metadata word 1: (class + 1) << 20 | act_step * 16
+LEARN_CLASS_SHIFT = 20
 
 
 @dataclass
@@ -263,7 +264,7 @@ def _fnp_layer(
     inputs = x * y * c
     wb = 4 if r["WEIGHTS_4BIT"] else 2 if r["WEIGHTS_MULTIBIT"] else 1
     act = bool(r["ACTIVATION"])
-    ws, ths, sts, learning = [], [], [], None
+    ws, ths, sts, metas, learning = [], [], [], [], None
     for s in nps:
         n = regs.FNP["UNITS"].get(s.registers)
         mem = s.memory(PacketType.FNP_WEIGHTS)
@@ -272,10 +273,17 @@ def _fnp_layer(
         meta = mem[: n * per].reshape(n, per)[:, :4] if n else np.zeros((0, 4), np.uint32)
         ths.append(_signed(meta[:, 0]))
         sts.append(_steps(meta[:, 1] & FNP_STEP_MASK))
-        if meta[:, 2].any():
-            learning = {"num_weights": int(meta[0, 2]), "classes": (meta[:, 1] >> 20).tolist()}
+        metas.append(meta)
     units = sum(w.shape[3] for w in ws)
     variables = {"weights": np.concatenate(ws, axis=3)}
+    meta = np.concatenate(metas) if metas else np.zeros((0, 4), np.uint32)
+    if meta[:, 2].any():  # a learning FNP3: w1 class << 20, w2 num_weights, w3 below
+        learning = {
+            "num_weights": int(meta[0, 2]),
+            "classes": [int(v) - 1 for v in meta[:, 1] >> LEARN_CLASS_SHIFT],
+        }
+        variables["threshold_learning"] = (meta[:, 3] >> 16).astype(np.int32)
+        variables["thswap"] = (meta[:, 3] & 0xFFFF).astype(np.int32)
     if act:
         variables["threshold"] = np.concatenate(ths)
         variables["act_step"] = np.concatenate(sts)
