@@ -19,11 +19,12 @@ from akida_rt.tools.metatf import import_model  # noqa: E402
 from akida_rt.tools.metatf_export import program_binaries  # noqa: E402
 
 from akida_rt.akd1000 import np_registers, sram_layout, weight_maps  # noqa: E402
-from akida_rt.akd1000.decode import V1Layer, decode_program  # noqa: E402
-from akida_rt.akd1000.np_state import from_program  # noqa: E402
+from akida_rt.akd1000.decode import V1Layer, decode_program, io_of  # noqa: E402
+from akida_rt.akd1000.np_state import MeshState, from_program  # noqa: E402
 from akida_rt.akd1000.packets import PacketType  # noqa: E402
 from akida_rt.akd1000.program_binary import ProgramBinary  # noqa: E402
-from akida_rt.format.v1_layers import layers_of  # noqa: E402
+from akida_rt.engine.integer import Engine  # noqa: E402
+from akida_rt.format.v1_layers import layers_of, mesh_layers  # noqa: E402
 from akida_rt.model import zoo  # noqa: E402
 from akida_rt.model.model import Model  # noqa: E402
 from tests.akd1000_programs import learning_model  # noqa: E402
@@ -218,3 +219,21 @@ def test_register_fields_encode_what_they_decode() -> None:
                 words = [0] * 64
                 f.put(words, f.get(s.registers))
                 assert words[f.word] == int(s.registers[f.word]) & f.mask, f.name
+
+
+@pytest.mark.parametrize("build", [zoo.digits_cnn, zoo.ds_cnn_kws])
+def test_packets_played_one_at_a_time_compute_akidas_forward(build) -> None:
+    """The simulated chip's path: each config-DMA packet into MeshState.write as it
+    arrives, then format.v1_layers.mesh_layers, then akida_rt's engine."""
+    model, x = v1_zoo(build(), n=2)
+    expected = model.forward(x)
+    (binary,) = program_binaries(model)
+    program = ProgramBinary.from_bytes(binary)
+    state = MeshState()
+    for label, track in program.info.tracks():
+        for p in program.packets(track, label):
+            state.write(p.col, p.row, p.np_mask, p.hrc, p.type_id, p.start, p.data)
+    mesh = mesh_layers(state, io_of(program))
+    assert mesh.input_kind == "dense" and mesh.output_kind == "fnp"
+    assert mesh.np_counts["layer_0"] == ("HRC", 1)
+    np.testing.assert_array_equal(Engine(mesh.layers).run(x.astype(np.float32)), expected)

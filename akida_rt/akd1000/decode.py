@@ -75,6 +75,27 @@ class DecodedProgram:
         """Layer index -> NP idents (col, row, id; id -1 is the HRC)."""
         return {i: list(layer.nps) for i, layer in enumerate(self.layers) if layer.nps}
 
+    @property
+    def input_kind(self) -> str:
+        """How inputs enter: "dense" (HRC DMA), "cnp" or "fnp" (event DMA)."""
+        first = self.layers[0].kind if self.layers[0].nps else self.layers[1].kind
+        return {"InputConvolutional": "dense", "FullyConnected": "fnp"}.get(first, "cnp")
+
+    @property
+    def output_kind(self) -> str:
+        """The event format of the last layer: "cnp", "fnp" or "hrc"."""
+        last = self.layers[-1].kind
+        return {"InputConvolutional": "hrc", "FullyConnected": "fnp"}.get(last, "cnp")
+
+    def np_counts(self, names: Sequence[str] = ()) -> dict[str, tuple[str, int]]:
+        """Layer name (default layer_<index>) -> (NP type, NP count): HRC, CNP or FNP."""
+        out = {}
+        for i, layer in enumerate(self.layers):
+            if layer.nps:
+                kind = {"InputConvolutional": "HRC", "FullyConnected": "FNP"}.get(layer.kind, "CNP")
+                out[names[i] if i < len(names) else f"layer_{i}"] = (kind, len(layer.nps))
+        return out
+
 
 def io_of(program: ProgramBinary) -> IoInfo:
     info = program.info

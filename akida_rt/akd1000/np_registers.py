@@ -12,8 +12,9 @@ addresses of type-8 packets to the HRC (start 4, 8-15, 32, 64).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, MutableSequence, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 
 def _ident(v: int) -> int:
@@ -53,10 +54,10 @@ class RegField:
     def mask(self) -> int:
         return ((1 << self.width) - 1) << self.lsb
 
-    def get(self, words: dict[int, int] | list[int]) -> int:
+    def get(self, words: Sequence[int] | Any) -> int:
         return self.decode((int(words[self.word]) >> self.lsb) & ((1 << self.width) - 1))
 
-    def put(self, words: dict[int, int] | list[int], value: int) -> None:
+    def put(self, words: MutableSequence[int] | Any, value: int) -> None:
         bits = self.encode(value)
         if not 0 <= bits < 1 << self.width:
             raise ValueError(f"{self.name}={value} does not fit {self.width} bits")
@@ -190,6 +191,6 @@ UNEXPLAINED = {
 }
 
 
-def read(table: dict[str, RegField], words: dict[int, int] | list[int]) -> dict[str, int]:
+def read(table: dict[str, RegField], words: Sequence[int] | Any) -> dict[str, int]:
     """Every field of `table` in `words`."""
     return {name: f.get(words) for name, f in table.items()}
