@@ -234,3 +234,25 @@ def float_input_quantizer(scales: list[float], zero_points: list[int]) -> Any:
     m.layers[0].set_variable("scales", np.asarray(scales, np.float32))
     m.layers[0].set_variable("zero_points", np.asarray(zero_points, np.uint8))
     return m
+
+
+def gap_order_probe(hw: tuple[int, int], n: int, seed: int) -> tuple[Any, np.ndarray]:
+    """Global average over an hw map of random position potentials in -230,160..630,000
+    (1x1 kernel, weights +7 on 6000 channels and -7 on 2192): the running sum saturates
+    in some samples and not in others, so the order of the positions shows."""
+    akida = _akida()
+    m = akida.Model()
+    m.add(akida.InputData(input_shape=(*hw, 8192), input_bits=4, name="in"))
+    m.add(akida.Convolutional(kernel_size=(1, 1), filters=1, name="conv", weights_bits=4,
+                              activation=False, pool_type=akida.PoolType.Average))  # fmt: skip
+    w = np.full(m.layers[1].get_variable("weights").shape, 7, np.int8)
+    w[..., 6000:, :] = -7
+    m.layers[1].set_variable("weights", w)
+    rng = np.random.default_rng(seed)
+    x = np.zeros((n, *hw, 8192), np.uint8)
+    r = rng.random((n, *hw))
+    for k, i, j in zip(*np.nonzero(r < 0.3), strict=True):
+        x[k, i, j, : rng.integers(3000, 6000)] = 15
+    for k, i, j in zip(*np.nonzero((r >= 0.3) & (r < 0.6)), strict=True):
+        x[k, i, j, 6000 : 6000 + rng.integers(500, 2192)] = 15
+    return m, x

@@ -22,7 +22,7 @@ from akida_rt.errors import ConversionError, MappingError  # noqa: E402
 from akida_rt.format import v1_rules  # noqa: E402
 from tests.metatf_fixtures import FIXTURES, inputs, unpack  # noqa: E402
 from tests.metatf_models import N_MODELS, random_model, random_spec, random_weights  # noqa: E402
-from tests.metatf_probes import SATURATION, float_input_quantizer  # noqa: E402
+from tests.metatf_probes import SATURATION, float_input_quantizer, gap_order_probe  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -113,6 +113,16 @@ def test_every_saturation_probe_tells_the_rules_apart() -> None:
         # clamp of each part would not: 630,000 - 230,160 would give 294,127).
         order = name in ("fc_sum_then_clamp", "conv_gap_running_sum_reversed", "fc_partial_sums")
         assert changed is not order, name
+
+
+@pytest.mark.parametrize("hw", [(5, 7), (7, 5)])
+def test_global_average_saturates_in_row_major_order(hw) -> None:
+    """Random maps on which akida's running sum saturates in some samples: the order of
+    the additions (first axis outer) decides the result."""
+    theirs, x = gap_order_probe(hw, n=24, seed=hw[0])
+    expected = theirs.forward(x)
+    assert 0 < np.count_nonzero(np.abs(expected) >= 2**19 - 1) < len(x)
+    np.testing.assert_array_equal(import_model(theirs).forward(x), expected)
 
 
 def test_float_input_quantizer_is_akidas_arithmetic() -> None:
