@@ -348,7 +348,10 @@ def _map_at(
     for need in needs:  # akida refuses the model, hw_only or not, in every mode
         on_np = need.hw_ok and need.np_type not in (None, NpType.HRC)
         if on_np and (broken := v1_rules.register_violation(need.layer)):
-            raise MappingError(f"{need.layer.name} cannot be mapped on {spec.name}: {broken}")
+            raise MappingError(
+                f"{need.layer.name} cannot be mapped on {spec.name}: {broken} (BrainChip's "
+                "mapper refuses it too; run it unmapped, or re-quantize it into range)"
+            )
     for need in needs:
         layer = need.layer
         if need.np_type is None:
