@@ -151,3 +151,27 @@ def test_saturation_that_v1_does_not_have_is_refused() -> None:
     ours.layers[-1].potential_bits = 20
     with pytest.raises(ConversionError, match=r"layer 'conv' .* 20-bit potentials up to"):
         export_model(ours)
+
+
+def test_further_akida_learning_after_import_and_export_is_akidas(tmp_path: Path) -> None:
+    """import then export carries akida's whole learning state (connections, thswap,
+    threshold_learning): akida then learns on the exported model exactly as on the
+    original. A fit in akida_rt drops the carried threshold_learning."""
+    from tests.metatf_fixtures import inputs, unpack
+
+    path = unpack("edge_learned_cnn", tmp_path)
+    original = akida.Model(str(path))
+    ours = import_model(path)
+    ours.save(tmp_path / "learned.akp")
+    back = export_model(Model(tmp_path / "learned.akp"))
+    x = inputs(original, n=12, seed=5)
+    y = np.random.default_rng(1).integers(0, 3, 12)
+    original.fit(x, y)
+    back.fit(x, y)
+    for key in ("weights", "thswap", "threshold_learning"):
+        np.testing.assert_array_equal(
+            back.layers[-1].get_variable(key), original.layers[-1].get_variable(key)
+        )
+    assert ours.learning.HasField("v1_learning_gate")
+    ours.fit(x[:1], y[:1])
+    assert not ours.learning.HasField("v1_learning_gate")

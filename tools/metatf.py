@@ -13,6 +13,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from akida_rt.akd1000.decode import V1Layer
 from akida_rt.errors import ConversionError, ModelError
 from akida_rt.format import program as fmt
@@ -93,14 +95,18 @@ def _learning_state(src: Any, model: Model) -> Any:
     """The learning configuration with akida's state: the learned connections are the
     last layer's weights (imported above); each neuron's plasticity is its `thswap`
     (the connections it may still move) over num_weights (v1_rules.plasticity_of_swaps).
-    akida's per-neuron `threshold_learning` has no counterpart in our rule and the
-    sample count starts at 0 (docs/semantics.md, section 8)."""
+    akida's per-neuron `threshold_learning` has no counterpart in our rule: it is carried
+    for `akida export` only. The sample count starts at 0 (docs/semantics.md, section 8)."""
     cfg = learning.config_of(src.learning)
     last = src.layers[-1]
-    if "thswap" in last.get_variable_names():
+    names = last.get_variable_names()
+    if "thswap" in names:
         swaps = last.get_variable("thswap")
         plasticity = v1_rules.plasticity_of_swaps(swaps, cfg.num_weights)
         fmt.encode_tensor(plasticity, cfg.plasticity)
+    if "threshold_learning" in names:
+        gate = last.get_variable("threshold_learning").astype(np.int32)
+        fmt.encode_tensor(gate, cfg.v1_learning_gate)
     learning.check_config(cfg, model.layers)
     return cfg
 

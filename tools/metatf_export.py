@@ -17,6 +17,7 @@ import numpy as np
 
 from akida_rt.engine.integer import accumulator_bound
 from akida_rt.errors import ConversionError
+from akida_rt.format import program as fmt
 from akida_rt.format import v1_rules
 from akida_rt.format.layers import Layer, LayerType, Padding, Pooling, pooled_size
 from akida_rt.learning.edge import plasticity_of
@@ -77,12 +78,16 @@ def export_model(model: Model, with_variables: bool = True) -> Any:
 
 def _set_learning_state(dst: Any, layer: Layer, cfg: Any) -> None:
     """After akida's compile (which draws new connections): the learned connections and
-    each neuron's thswap from its plasticity (v1_rules.swaps_of_plasticity). akida's
-    per-neuron threshold_learning keeps compile's value (docs/semantics.md, section 8)."""
+    each neuron's thswap from its plasticity (v1_rules.swaps_of_plasticity) and akida's
+    threshold_learning where the import carried it (a fit in akida_rt clears it: then
+    compile's values stay; docs/semantics.md, section 8)."""
     where = f"layer '{layer.name}' (learning)"
     _set_variables(dst, layer, where, is_last=True)
     plasticity = plasticity_of(cfg, layer.filters)
     _set(dst, "thswap", v1_rules.swaps_of_plasticity(plasticity, cfg.num_weights), where)
+    if cfg.HasField("v1_learning_gate"):
+        gate = fmt.decode_tensor(cfg.v1_learning_gate, "learning v1 gate", ndim=1)
+        _set(dst, "threshold_learning", gate.astype(np.int32), where)
 
 
 def _check_saturation(layer: Layer, where: str) -> None:

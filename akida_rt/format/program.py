@@ -281,6 +281,8 @@ def check_learning(msg: pb.LearningConfig) -> None:
         raise ProgramFormatError(f"learning: non-finite parameter in {floats}")
     if msg.HasField("plasticity"):
         decode_tensor(msg.plasticity, "learning plasticity", dtype_code=(pb.FLOAT32,), ndim=1)
+    if msg.HasField("v1_learning_gate"):
+        decode_tensor(msg.v1_learning_gate, "learning v1 gate", dtype_code=(pb.INT32,), ndim=1)
 
 
 # ---------------------------------------------------------------------- file framing

@@ -556,6 +556,7 @@ class LearningConfig(_message.Message):
     PLASTICITY_FIELD_NUMBER: _builtins.int
     SAMPLES_FIELD_NUMBER: _builtins.int
     SEED_FIELD_NUMBER: _builtins.int
+    V1_LEARNING_GATE_FIELD_NUMBER: _builtins.int
     enabled: _builtins.bool
     num_weights: _builtins.int
     num_classes: _builtins.int
@@ -571,6 +572,13 @@ class LearningConfig(_message.Message):
     def plasticity(self) -> Global___Tensor:
         """float32 per neuron, current plasticity"""
 
+    @_builtins.property
+    def v1_learning_gate(self) -> Global___Tensor:
+        """akida's per-neuron threshold_learning (int32), carried from `akida import` so that
+        `akida export` restores it; our rule does not read it and a fit clears it
+        (docs/semantics.md, section 8).
+        """
+
     def __init__(
         self,
         *,
@@ -584,10 +592,11 @@ class LearningConfig(_message.Message):
         plasticity: Global___Tensor | None = ...,
         samples: _builtins.int = ...,
         seed: _builtins.int = ...,
+        v1_learning_gate: Global___Tensor | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["plasticity", b"plasticity"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["plasticity", b"plasticity", "v1_learning_gate", b"v1_learning_gate"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["enabled", b"enabled", "initial_plasticity", b"initial_plasticity", "learning_competition", b"learning_competition", "min_plasticity", b"min_plasticity", "num_classes", b"num_classes", "num_weights", b"num_weights", "plasticity", b"plasticity", "plasticity_decay", b"plasticity_decay", "samples", b"samples", "seed", b"seed"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["enabled", b"enabled", "initial_plasticity", b"initial_plasticity", "learning_competition", b"learning_competition", "min_plasticity", b"min_plasticity", "num_classes", b"num_classes", "num_weights", b"num_weights", "plasticity", b"plasticity", "plasticity_decay", b"plasticity_decay", "samples", b"samples", "seed", b"seed", "v1_learning_gate", b"v1_learning_gate"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
