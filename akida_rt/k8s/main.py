@@ -37,8 +37,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--simulated", action="store_true",
                    help="also offer boards that identify as simulated chips ($AKIDA_SIM_BOARDS)")  # fmt: skip
     p.add_argument("--akidad-socket", metavar="PATH",
-                   help="share boards through the host's akidad: containers get this socket "
-                        "(and AKIDA_SOCKET) instead of device nodes")  # fmt: skip
+                   help="akidad runs the boards: their health comes from it, and containers "
+                        "get this socket (and AKIDA_SOCKET) instead of device nodes, unless "
+                        "--tenant-dir gives each its own")  # fmt: skip
+    p.add_argument("--tenant-dir", metavar="DIR",
+                   help="share boards through akidad's tenant sockets (akidad --tenant-dir "
+                        "DIR): each container gets its own socket and tenant identity")  # fmt: skip
+    p.add_argument("--shares", type=_shares, default=1, metavar="N",
+                   help="list each board N times (akidad modes only): up to N containers "
+                        "share a board, akidad keeping them apart (default 1)")  # fmt: skip
+    p.add_argument("--metrics", metavar="HOST:PORT",
+                   help="serve the plugin's Prometheus metrics at http://HOST:PORT/metrics")  # fmt: skip
     p.add_argument("--interval", type=_interval, default=0.5, metavar="S",
                    help="seconds between board scans (default 0.5; health shows within 2x)")  # fmt: skip
     p.add_argument("--list", action="store_true",
@@ -56,6 +65,12 @@ def _interval(text: str) -> float:
     if not 0.05 <= value <= 60:
         raise argparse.ArgumentTypeError(f"must be within 0.05..60 s, got {text}")
     return value
+
+
+def _shares(text: str) -> int:
+    if not text.isdigit() or not 1 <= int(text) <= 64:
+        raise argparse.ArgumentTypeError(f"must be a whole number within 1..64, got {text!r}")
+    return int(text)
 
 
 def _list(args: argparse.Namespace) -> int:
@@ -80,51 +95,81 @@ def _kubelet_ident(path: str) -> tuple[int, int, int] | None:
 
 
 def serve(args: argparse.Namespace, stop: threading.Event) -> None:
-    """Serve and stay registered until `stop` is set."""
+    """Serve and stay registered until `stop` is set.
+
+    Every pass checks our own socket first: kubelet removes every socket in its folder
+    when it starts, which may be before or after it (re)creates kubelet.sock, and its
+    Register dials our socket back, so registering with a wiped socket can never succeed.
+    """
     import grpc
 
+    from akida_rt.k8s.akidad_health import AkidadHealth
     from akida_rt.k8s.inventory import Inventory
+    from akida_rt.k8s.metrics import PluginMetrics
+    from akida_rt.k8s.metrics import serve as serve_metrics
     from akida_rt.k8s.plugin import AkidaDevicePlugin, PluginServer, register
+    from akida_rt.k8s.tenants import Tenants
 
-    inventory = Inventory(simulated=args.simulated, interval_s=args.interval)
+    metrics = PluginMetrics()
+    health = AkidadHealth(args.akidad_socket) if args.akidad_socket else None
+    inventory = Inventory(simulated=args.simulated, interval_s=args.interval,
+                          health=health, on_change=lambda ident, _: metrics.health_changes.inc(ident))  # fmt: skip
+    tenants = Tenants(args.tenant_dir) if args.tenant_dir else None
+    servicer = AkidaDevicePlugin(inventory, akidad_socket=args.akidad_socket, tenants=tenants,
+                                 shares=args.shares, metrics=metrics)  # fmt: skip
+    http = serve_metrics(metrics, args.metrics) if args.metrics else None
     inventory.start()
-    servicer = AkidaDevicePlugin(inventory, akidad_socket=args.akidad_socket)
     folder = os.path.dirname(os.path.abspath(args.kubelet_socket))
+    server: PluginServer | None = None
+    registered_with: tuple[int, int, int] | None = None
+    waiting_logged = False
     try:
         while not stop.is_set():
-            server = PluginServer(servicer, folder, args.endpoint).start()
-            registered_with: tuple[int, int, int] | None = None
-            waiting_logged = False
-            while not stop.is_set():
-                kubelet = _kubelet_ident(args.kubelet_socket)
-                if registered_with is None and kubelet is not None:
-                    try:
-                        register(args.kubelet_socket, args.endpoint)
-                        registered_with = kubelet
-                        log.info("registered with kubelet at %s", args.kubelet_socket)
-                    except grpc.RpcError as exc:
-                        log.warning("registration at %s failed: %s; retrying",
-                                    args.kubelet_socket, exc.details() or exc.code())  # fmt: skip
-                        stop.wait(1.0)
-                elif registered_with is None and not waiting_logged:
+            if tenants is not None:
+                _, listed = inventory.snapshot()
+                tenants.prepare([i for b in listed for i in servicer.share_ids(b.board.id)])
+            if server is None or server.socket_gone():
+                if server is not None:
+                    log.warning("%s was removed (kubelet restarted?): serving again", server.path)
+                    server.stop()
+                server = PluginServer(servicer, folder, args.endpoint).start()
+                registered_with = None
+            kubelet = _kubelet_ident(args.kubelet_socket)
+            if kubelet is None:
+                if registered_with is not None or not waiting_logged:
                     log.info("waiting for kubelet's socket %s", args.kubelet_socket)
-                    waiting_logged = True
-                elif registered_with is not None and kubelet != registered_with:
+                registered_with, waiting_logged = None, True
+            elif kubelet != registered_with:
+                if registered_with is not None:
                     log.warning("kubelet restarted (%s replaced): registering again",
                                 args.kubelet_socket)  # fmt: skip
-                    break
-                elif server.socket_gone():
-                    log.warning("%s was removed (kubelet restarted?): serving and "
-                                "registering again", server.path)  # fmt: skip
-                    break
-                stop.wait(POLL_S)
-            server.stop()
+                try:
+                    register(args.kubelet_socket, args.endpoint)
+                except grpc.RpcError as exc:
+                    registered_with = None
+                    log.warning("registration at %s failed: %s; retrying",
+                                args.kubelet_socket, exc.details() or exc.code())  # fmt: skip
+                    stop.wait(1.0)
+                    continue
+                registered_with, waiting_logged = kubelet, False
+                servicer.metrics.registrations.inc()
+                log.info("registered with kubelet at %s", args.kubelet_socket)
+            stop.wait(POLL_S)
     finally:
+        if server is not None:
+            server.stop()
+        if http is not None:
+            http.shutdown()
         inventory.stop()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.shares > 1 and not (args.akidad_socket or args.tenant_dir):
+        parser.error("--shares needs akidad: add --akidad-socket (and --tenant-dir)")
+    if args.tenant_dir and not args.akidad_socket:
+        parser.error("--tenant-dir needs --akidad-socket (the plugin reads board health there)")
     quiet = logging.WARNING if args.list else logging.INFO  # --list prints; logs only trouble
     logging.basicConfig(
         level=quiet - 10 * min(args.verbose, 2),
