@@ -42,7 +42,9 @@ def test_the_spec_written_for_the_boards_found_follows_the_cdi_schema(tmp_path: 
     assert spec["kind"] == "brainchip.com/akida"
     by_name = {d["name"]: d["containerEdits"] for d in spec["devices"]}
     assert by_name["0"] == by_name["pcie-0000-01-00.0"]
-    assert by_name["0"]["env"] == ["AKIDA_VISIBLE_DEVICES=pcie:///dev/akida0"]
+    assert by_name["0"]["env"] == ["AKIDA_VISIBLE_DEVICES_PCIE_0000_01_00_0=pcie:///dev/akida0"]
+    assert spec["cdiVersion"] == "0.5.0"  # podman 4.3 (CDI 0.5) refuses 0.6.0
+    assert all("annotations" not in d for d in spec["devices"])  # 0.6.0 only
     (node,) = by_name["0"]["deviceNodes"]
     assert node["path"] == "/dev/akida0" and node["permissions"] == "rw"
     assert Path(node["hostPath"]).exists()

@@ -163,8 +163,14 @@ def identify(url: str) -> bool | None:
 
 
 def container_env(boards: list[Board]) -> dict[str, str]:
-    """The environment that gives a container these boards."""
+    """The environment that gives a container these boards (one variable, in order)."""
     return {VISIBLE_ENV: ",".join(b.container_url for b in boards)}
+
+
+def board_env_name(board: Board) -> str:
+    """`AKIDA_VISIBLE_DEVICES_<ID>`: the variable naming one board (for CDI, where each
+    device sets its own and discovery merges them)."""
+    return f"{VISIBLE_ENV}_" + re.sub(r"[^A-Z0-9]+", "_", board.id.upper()).strip("_")
 
 
 def offered(boards: list[Board], simulated: bool) -> list[Board]:
