@@ -154,10 +154,10 @@ class AkidaDevicePlugin(pb_grpc.DevicePluginServicer):
                 annotations={**annotations, "brainchip.com/akida.tenant": str(tenant)},
             )
         if self.akidad_socket:
-            folder = os.path.dirname(self.akidad_socket)
+            shared = os.path.dirname(self.akidad_socket)
             return pb.ContainerAllocateResponse(
                 envs={"AKIDA_SOCKET": self.akidad_socket},
-                mounts=[pb.Mount(container_path=folder, host_path=folder, read_only=True)],
+                mounts=[pb.Mount(container_path=shared, host_path=shared, read_only=True)],
                 annotations=annotations,
             )
         return pb.ContainerAllocateResponse(
