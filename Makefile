@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 # hook at run time; static tools (mypy, import-linter) see it through this symlink tree.
 TREE := build/pkgtree
 
-.PHONY: demo test lint typecheck layers pytest proto tree clean systemd-tools
+.PHONY: demo test lint typecheck layers pytest proto tree clean systemd-tools manifests
 
 $(STAMP):
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -55,6 +55,11 @@ proto: $(STAMP)
 		--mypy_out=akida_rt/k8s --grpc_python_out=akida_rt/k8s --mypy_grpc_out=akida_rt/k8s \
 		akida_rt/k8s/deviceplugin.proto
 	sed -i 's/^import \(.*_pb2\)/from . import \1/' akida_rt/k8s/*_pb2_grpc.py*
+
+# deploy/k8s's DaemonSets, Services, NFD rule and ServiceMonitor are the Helm chart's
+# rendering (deploy/helm/akida); tests/test_helm_chart.py fails when they are stale.
+manifests: $(STAMP)
+	$(BIN)/python deploy/helm/render.py
 
 clean:
 	rm -rf build $(VENV)
