@@ -285,3 +285,69 @@ def test_sharing_needs_akidad_and_says_so(folder: Path) -> None:
     assert out.stderr.strip().splitlines()[-1] == (
         "akida-device-plugin: error: --shares needs akidad: add --akidad-socket (and --tenant-dir)"
     )
+
+
+USB_URL = "usb://1e7c:bca1?serial=SIMU0001"
+NOTE = "usb-1e7c-bca1-serial-SIMU0001"  # driver.health.note_name(USB_URL)
+CONTAINER = """
+import sys
+from akida_rt.driver import discovery
+from akida_rt.driver.device import Timeouts
+assert sys.argv[1] in discovery.discover_urls()  # attaches the simulated boards
+dev = discovery.open_device(sys.argv[1], timeouts=Timeouts().scaled(0.05))
+print("ready", flush=True)
+for _ in sys.stdin:
+    try:
+        dev.identify()
+        print("ok", flush=True)
+    except Exception as exc:
+        print("fault", type(exc).__name__, flush=True)
+"""
+
+
+def test_a_board_that_times_out_in_its_container_turns_unhealthy_and_back(folder: Path) -> None:
+    """Plugin mode: the driver in the container that owns the board reports its timeouts
+    through the folder Allocate mounted; kubelet sees the board Unhealthy, then Healthy
+    once the driver sees it answer again."""
+    kubelet = OfficialKubelet(folder).start()
+    plugin = Plugin(folder, "--simulated", "--health-dir", str(folder / "health"))
+    try:
+        kubelet.wait_registered()
+        kubelet.wait_devices(lambda d: d == BOTH_HEALTHY)
+        got = kubelet.allocate(USB)
+        assert dict(got.envs)["AKIDA_HEALTH_DIR"] == "/run/akida-health"
+        (mount,) = got.mounts
+        assert mount.container_path == f"/run/akida-health/{NOTE}"
+        assert mount.host_path == str(folder / "health" / USB) and not mount.read_only
+        # The container: its own process and simulated board; the bind mount a symlink.
+        root = folder / "ctr"
+        (root / "health").mkdir(parents=True)
+        (root / "health" / NOTE).symlink_to(mount.host_path)
+        env = {k: v for k, v in os.environ.items() if not k.startswith("AKIDA_VISIBLE")}
+        env |= {"AKIDA_SIM_BOARDS": "usb:1", "TMPDIR": str(root),
+                "AKIDA_SIM_CONTROL": str(root / "control.sock"),
+                "AKIDA_HEALTH_DIR": str(root / "health")}  # fmt: skip
+        ctr = subprocess.Popen([sys.executable, "-c", CONTAINER, USB_URL], env=env,
+                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)  # fmt: skip
+        assert ctr.stdin is not None and ctr.stdout is not None
+        try:
+            assert ctr.stdout.readline().strip() == "ready"
+            kubelet.forget_lists()
+            for op, answer, health in (
+                ("hang", "fault", "Unhealthy"),
+                ("recover", "ok", "Healthy"),
+            ):
+                assert sim_control(root / "control.sock", f"{op} SIMU0001").startswith("ok")
+                ctr.stdin.write("\n")
+                ctr.stdin.flush()
+                assert ctr.stdout.readline().split()[0] == answer
+                start = time.monotonic()
+                seen, devices = kubelet.wait_devices(lambda d, h=health: d[USB] == h, 5)
+                assert seen - start < 2.0 and devices[PCIE] == "Healthy"
+        finally:
+            ctr.kill()
+            ctr.wait()
+        assert "driver in the container: CommandTimeout" in plugin.output()
+    finally:
+        kubelet.stop()
+        assert plugin.stop() == 0, plugin.output()

@@ -42,8 +42,8 @@ class Inventory:
         interval_s: time between scans (health changes show within about twice this).
         scan: returns the boards present now (akida_rt.k8s.boards.scan by default).
         identify: True/False for simulated, None when busy; raises AkidaError on no answer.
-        health: board URL -> problem ("" when well) from whoever runs the boards (akidad);
-            a board it does not name keeps its own health. Raises AkidaError when that
+        health: board URL or id -> problem ("" when well) from whoever runs the boards
+            (akidad) or the driver's notes; a board it does not name keeps its own health. Raises AkidaError when that
             source does not answer (every board is then Unhealthy: pods cannot use them).
         on_change: called with (board id, new health) when a listed board's health changes.
     """
@@ -127,7 +127,11 @@ class Inventory:
                 problem = (
                     board.problem
                     or self._probe.get(ident, ("", 0.0))[0]
-                    or (reported if isinstance(reported, str) else reported.get(board.url, ""))
+                    or (
+                        reported
+                        if isinstance(reported, str)
+                        else reported.get(board.url) or reported.get(ident, "")
+                    )
                 )
                 health = UNHEALTHY if problem else HEALTHY
                 if listed.get(ident) != Listed(board, health):

@@ -43,6 +43,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tenant-dir", metavar="DIR",
                    help="share boards through akidad's tenant sockets (akidad --tenant-dir "
                         "DIR): each container gets its own socket and tenant identity")  # fmt: skip
+    p.add_argument("--health-dir", metavar="DIR",
+                   help="plugin mode: give each container a folder per board under DIR, where "
+                        "akida_rt's driver reports timeouts and device errors; such a board "
+                        "turns Unhealthy until the faults stop")  # fmt: skip
     p.add_argument("--shares", type=_shares, default=1, metavar="N",
                    help="list each board N times (akidad modes only): up to N containers "
                         "share a board, akidad keeping them apart (default 1)")  # fmt: skip
@@ -103,7 +107,7 @@ def serve(args: argparse.Namespace, stop: threading.Event) -> None:
     """
     import grpc
 
-    from akida_rt.k8s.akidad_health import AkidadHealth
+    from akida_rt.k8s.akidad_health import AkidadHealth, DriverNotes
     from akida_rt.k8s.inventory import Inventory
     from akida_rt.k8s.metrics import PluginMetrics
     from akida_rt.k8s.metrics import serve as serve_metrics
@@ -111,12 +115,13 @@ def serve(args: argparse.Namespace, stop: threading.Event) -> None:
     from akida_rt.k8s.tenants import Tenants
 
     metrics = PluginMetrics()
-    health = AkidadHealth(args.akidad_socket) if args.akidad_socket else None
+    notes = DriverNotes(args.health_dir) if args.health_dir and not args.akidad_socket else None
+    health = AkidadHealth(args.akidad_socket) if args.akidad_socket else notes
     inventory = Inventory(simulated=args.simulated, interval_s=args.interval,
                           health=health, on_change=lambda ident, _: metrics.health_changes.inc(ident))  # fmt: skip
     tenants = Tenants(args.tenant_dir) if args.tenant_dir else None
     servicer = AkidaDevicePlugin(inventory, akidad_socket=args.akidad_socket, tenants=tenants,
-                                 shares=args.shares, metrics=metrics)  # fmt: skip
+                                 shares=args.shares, metrics=metrics, notes=notes)  # fmt: skip
     http = serve_metrics(metrics, args.metrics) if args.metrics else None
     inventory.start()
     folder = os.path.dirname(os.path.abspath(args.kubelet_socket))

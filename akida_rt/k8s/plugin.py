@@ -19,8 +19,10 @@ from typing import Any
 
 import grpc
 
+from akida_rt.driver.health import HEALTH_ENV, note_name
 from akida_rt.k8s import deviceplugin_pb2 as pb
 from akida_rt.k8s import deviceplugin_pb2_grpc as pb_grpc
+from akida_rt.k8s.akidad_health import DriverNotes
 from akida_rt.k8s.boards import RESOURCE, Board, container_env
 from akida_rt.k8s.inventory import HEALTHY, Inventory
 from akida_rt.k8s.metrics import PluginMetrics
@@ -33,6 +35,7 @@ KUBELET_DIR = "/var/lib/kubelet/device-plugins"
 KUBELET_SOCKET = f"{KUBELET_DIR}/kubelet.sock"
 ENDPOINT = "akida.sock"
 TENANT_MOUNT = "/run/akida"  # where a container finds its tenant socket
+HEALTH_MOUNT = "/run/akida-health"  # where the driver in a container writes its notes
 
 
 class AkidaDevicePlugin(pb_grpc.DevicePluginServicer):
@@ -47,6 +50,9 @@ class AkidaDevicePlugin(pb_grpc.DevicePluginServicer):
             share's socket folder (and a fresh tenant identity) instead of akidad_socket.
         shares: devices listed per board (akidad mode): kubelet then places up to this
             many containers on one board, each with its own share id `<board>::<n>`.
+        notes: the host folders where the driver in a container reports its boards'
+            faults (plugin mode): Allocate mounts each board's folder and sets
+            AKIDA_HEALTH_DIR.
     """
 
     def __init__(
@@ -56,6 +62,7 @@ class AkidaDevicePlugin(pb_grpc.DevicePluginServicer):
         tenants: Tenants | None = None,
         shares: int = 1,
         metrics: PluginMetrics | None = None,
+        notes: DriverNotes | None = None,
     ) -> None:
         if shares > 1 and not (akidad_socket or tenants):
             raise ValueError("sharing a board needs akidad (--akidad-socket or --tenant-dir)")
@@ -63,6 +70,7 @@ class AkidaDevicePlugin(pb_grpc.DevicePluginServicer):
         self.akidad_socket = akidad_socket
         self.tenants = tenants
         self.shares = shares
+        self.notes = notes
         self.metrics = metrics or PluginMetrics()
         self.metrics.devices = self.listed
 
@@ -160,8 +168,19 @@ class AkidaDevicePlugin(pb_grpc.DevicePluginServicer):
                 mounts=[pb.Mount(container_path=shared, host_path=shared, read_only=True)],
                 annotations=annotations,
             )
+        envs, mounts = container_env(boards), []
+        if self.notes is not None:
+            envs[HEALTH_ENV] = HEALTH_MOUNT
+            mounts = [
+                pb.Mount(
+                    container_path=f"{HEALTH_MOUNT}/{note_name(b.container_url)}",
+                    host_path=str(self.notes.folder(b.id)),
+                )
+                for b in boards
+            ]
         return pb.ContainerAllocateResponse(
-            envs=container_env(boards),
+            envs=envs,
+            mounts=mounts,
             devices=[
                 pb.DeviceSpec(
                     container_path=n.container_path,
