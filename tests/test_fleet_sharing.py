@@ -181,3 +181,57 @@ def _metrics_port(plugin: Plugin) -> int:
     marker = "Prometheus metrics at http://"
     _wait(lambda: marker in plugin.output(), 10, plugin.output())
     return _logged_port(plugin.output(), marker)
+
+
+def test_the_two_shared_pods_of_the_manifest_run_side_by_side_as_two_tenants(
+    short: Path,
+) -> None:
+    """deploy/k8s/akida-shared-pods.yaml's command, run by two "pods" at once, each with
+    the AKIDA_SOCKET Allocate gives it (the tenant socket of its share): both finish, on
+    one board, as two tenants that akidad served side by side."""
+    import os
+    import subprocess
+    import sys
+
+    import yaml
+
+    manifest = Path(__file__).resolve().parents[1] / "deploy" / "k8s" / "akida-shared-pods.yaml"
+    pods = [d for d in yaml.safe_load_all(manifest.read_text()) if d]
+    tenants = Tenants(short / "tenants")
+    shares = [tenants.assign(f"board::{n}") for n in range(len(pods))]
+    with Akidad(short, "--tenant-dir", str(short / "tenants"), "--simulated", "1") as daemon:
+        for folder, _ in shares:
+            _wait((folder / "akida.sock").exists, 5, daemon.log())
+        procs = []
+        for pod, (folder, _) in zip(pods, shares, strict=True):
+            (container,) = pod["spec"]["containers"]
+            work = short / pod["metadata"]["name"]
+            work.mkdir()
+            script = container["command"][2].replace("/tmp/", f"{work}/")
+            script = script.replace("--frames 1000", "--frames 300").replace("akida ", "akida_cli ")
+            env = {k: v for k, v in os.environ.items() if not k.startswith("AKIDA_")}
+            env["AKIDA_SOCKET"] = str(folder / "akida.sock")  # /run/akida/akida.sock inside
+            cli = f"{sys.executable} -m akida_rt.cli.main"
+            procs.append(subprocess.Popen(["sh", "-c", f"akida_cli() {{ {cli} \"$@\"; }}; {script}"],
+                                          env=env, stdout=subprocess.PIPE,
+                                          stderr=subprocess.PIPE, text=True))  # fmt: skip
+        with Client(daemon.socket) as admin:
+            seen: dict[int, int] = {}
+            together = False  # a moment when both tenants had been served and were on
+            while any(p.poll() is None for p in procs):
+                busy = set()
+                for c in admin.stats()["clients"]:
+                    seen[c["uid"]] = max(seen.get(c["uid"], 0), c["meter"]["frames"])
+                    if c["meter"]["frames"]:
+                        busy.add(c["uid"])
+                together = together or busy >= {uid for _, uid in shares}
+                time.sleep(0.05)
+        outs = [p.communicate(timeout=60) for p in procs]
+        for proc, (out, err) in zip(procs, outs, strict=True):
+            assert proc.returncode == 0, err
+            assert "AKD1000" in out  # akida devices listed akidad's board
+        # Both tenants were served while the other was; neither is akidad's root.
+        uids = {uid for _, uid in shares}
+        assert set(seen) >= uids and 0 not in uids
+        assert all(seen[u] > 0 for u in uids), seen
+        assert together, "the two pods never ran at the same time"

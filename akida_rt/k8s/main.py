@@ -115,6 +115,9 @@ def serve(args: argparse.Namespace, stop: threading.Event) -> None:
     from akida_rt.k8s.tenants import Tenants
 
     metrics = PluginMetrics()
+    if args.akidad_socket and not args.tenant_dir:
+        log.warning("pods share akidad's socket and are told apart by uid (a root pod is "
+                    "akidad's administrator): add --tenant-dir to give each its own tenant")  # fmt: skip
     notes = DriverNotes(args.health_dir) if args.health_dir and not args.akidad_socket else None
     health = AkidadHealth(args.akidad_socket) if args.akidad_socket else notes
     inventory = Inventory(simulated=args.simulated, interval_s=args.interval,
