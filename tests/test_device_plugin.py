@@ -351,3 +351,39 @@ def test_a_board_that_times_out_in_its_container_turns_unhealthy_and_back(folder
     finally:
         kubelet.stop()
         assert plugin.stop() == 0, plugin.output()
+
+
+def _plugin_cli(*argv: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "akida_rt.k8s.main", *argv],
+                          capture_output=True, text=True, timeout=60)  # fmt: skip
+
+
+def test_a_config_file_sets_the_options_and_the_command_line_wins(folder: Path) -> None:
+    from akida_rt.k8s.main import parse_args
+
+    config = folder / "plugin.toml"
+    config.write_text(
+        "[akida-device-plugin]\n"
+        'akidad-socket = "/run/akida/akida.sock"\ntenant-dir = "/run/akida/tenants"\n'
+        'shares = 4\nmetrics = ":9465"\nsimulated = true\n'
+    )
+    args = parse_args(["--config", str(config)])
+    assert (args.akidad_socket, args.tenant_dir, args.shares) == (
+        "/run/akida/akida.sock", "/run/akida/tenants", 4,
+    )  # fmt: skip
+    assert args.simulated and args.metrics == ":9465"
+    assert parse_args(["--config", str(config), "--shares", "2"]).shares == 2
+    for body, error in (
+        ("shares = 4\n", "no [akida-device-plugin] table"),
+        ("[akida-device-plugin]\nshare = 4\n", "unknown key 'share'; known: akidad-socket"),
+        ("[akida-device-plugin]\nshares = 99\n", "shares: must be a whole number within 1..64"),
+        ("[akida-device-plugin]\nsimulated = 1\n", "simulated must be true or false"),
+        ("[akida-device-plugin]\nmetrics = 9465\n", "metrics: expected HOST:PORT or :PORT"),
+        ("[akida-device-plugin\n", "not TOML"),
+    ):
+        config.write_text(body)
+        out = _plugin_cli("--config", str(config))
+        assert out.returncode == 2 and "Traceback" not in out.stderr, out.stderr
+        last = out.stderr.strip().splitlines()[-1]
+        assert last.startswith(f"akida-device-plugin: error: --config {config}: "), last
+        assert error in last, last

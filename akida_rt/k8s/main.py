@@ -16,6 +16,7 @@ import signal
 import sys
 import threading
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 log = logging.getLogger("akida_rt.k8s")
@@ -29,6 +30,10 @@ def build_parser() -> argparse.ArgumentParser:
         prog="akida-device-plugin",
         description="Kubernetes device plugin for Akida boards (resource brainchip.com/akida)",
     )
+    p.add_argument("--config", metavar="FILE",
+                   help="TOML file whose [akida-device-plugin] table sets any of these "
+                        "options by their long names (kubelet-socket, shares, ...); flags "
+                        "given on the command line win")  # fmt: skip
     p.add_argument("--kubelet-socket", default=KUBELET_SOCKET, metavar="PATH",
                    help=f"kubelet's registration socket (default {KUBELET_SOCKET}); the "
                         "plugin's own socket goes in the same folder")  # fmt: skip
@@ -50,7 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--shares", type=_shares, default=1, metavar="N",
                    help="list each board N times (akidad modes only): up to N containers "
                         "share a board, akidad keeping them apart (default 1)")  # fmt: skip
-    p.add_argument("--metrics", metavar="HOST:PORT",
+    p.add_argument("--metrics", type=_listen, metavar="HOST:PORT",
                    help="serve the plugin's Prometheus metrics at http://HOST:PORT/metrics")  # fmt: skip
     p.add_argument("--interval", type=_interval, default=0.5, metavar="S",
                    help="seconds between board scans (default 0.5; health shows within 2x)")  # fmt: skip
@@ -69,6 +74,70 @@ def _interval(text: str) -> float:
     if not 0.05 <= value <= 60:
         raise argparse.ArgumentTypeError(f"must be within 0.05..60 s, got {text}")
     return value
+
+
+def _listen(text: str) -> str:
+    from akida_rt.k8s.metrics import parse_listen
+
+    try:
+        parse_listen(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
+NOT_IN_CONFIG = {"help", "config", "list", "json", "verbose"}
+
+
+def config_defaults(parser: argparse.ArgumentParser, path: str) -> dict[str, Any]:
+    """The options a --config file sets, checked as the command line checks them
+    (parser.error, one line naming the file and key, on anything wrong)."""
+    import tomllib
+
+    try:
+        data = tomllib.loads(Path(path).read_text())
+    except OSError as exc:
+        parser.error(f"--config {path}: {exc.strerror}")
+    except tomllib.TOMLDecodeError as exc:
+        parser.error(f"--config {path}: not TOML: {exc}")
+    table = data.get(parser.prog)
+    if not isinstance(table, dict):
+        parser.error(f"--config {path}: no [{parser.prog}] table")
+    actions = {a.dest: a for a in parser._actions if a.dest not in NOT_IN_CONFIG}
+    values: dict[str, Any] = {}
+    for key, value in table.items():
+        action = actions.get(key.replace("-", "_"))
+        if action is None:
+            known = ", ".join(sorted(d.replace("_", "-") for d in actions))
+            parser.error(f"--config {path}: unknown key {key!r}; known: {known}")
+        if isinstance(action, argparse._StoreTrueAction):
+            if not isinstance(value, bool):
+                parser.error(f"--config {path}: {key} must be true or false")
+        elif isinstance(value, dict | list | bool):
+            parser.error(f"--config {path}: {key} must be a string or a number")
+        elif action.type is not None:
+            try:
+                value = action.type(str(value))
+            except argparse.ArgumentTypeError as exc:
+                parser.error(f"--config {path}: {key}: {exc}")
+        else:
+            value = str(value)
+        values[action.dest] = value
+    return values
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """The command line over the --config file over the defaults, checked together."""
+    parser = build_parser()
+    first, _ = parser.parse_known_args(argv)
+    if first.config:
+        parser.set_defaults(**config_defaults(parser, first.config))
+    args = parser.parse_args(argv)
+    if args.shares > 1 and not (args.akidad_socket or args.tenant_dir):
+        parser.error("--shares needs akidad: add --akidad-socket (and --tenant-dir)")
+    if args.tenant_dir and not args.akidad_socket:
+        parser.error("--tenant-dir needs --akidad-socket (the plugin reads board health there)")
+    return args
 
 
 def _shares(text: str) -> int:
@@ -172,12 +241,7 @@ def serve(args: argparse.Namespace, stop: threading.Event) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if args.shares > 1 and not (args.akidad_socket or args.tenant_dir):
-        parser.error("--shares needs akidad: add --akidad-socket (and --tenant-dir)")
-    if args.tenant_dir and not args.akidad_socket:
-        parser.error("--tenant-dir needs --akidad-socket (the plugin reads board health there)")
+    args = parse_args(argv)
     quiet = logging.WARNING if args.list else logging.INFO  # --list prints; logs only trouble
     logging.basicConfig(
         level=quiet - 10 * min(args.verbose, 2),
