@@ -23,12 +23,22 @@ SOCKET = "akida.sock"
 TENANT_FILE = "tenant"
 TENANT_UIDS = range(1_000_000_000, 2_000_000_000)  # as the plugin assigns them
 SCAN_S = 1.0
+_warned: set[Path] = set()
 
 
 def tenant_uid(folder: Path) -> int | None:
-    """The uid in `folder/tenant`, or None when missing or not a tenant uid."""
+    """The uid in `folder/tenant`, or None when missing, not a tenant uid, or when the
+    folder or file could have been written by anyone but root or akidad's own user."""
+    path = folder / TENANT_FILE
     try:
-        text = (folder / TENANT_FILE).read_text().strip()
+        for st in (os.stat(folder), os.stat(path)):
+            if st.st_uid not in (0, os.getuid()) or st.st_mode & 0o022:
+                if path not in _warned:  # once, not at every scan
+                    _warned.add(path)
+                    log.warning("%s: not trusted (owner uid %d, mode %o); ignored",
+                                path, st.st_uid, st.st_mode & 0o777)  # fmt: skip
+                return None
+        text = path.read_text().strip()
     except OSError:
         return None
     return int(text) if text.isdigit() and int(text) in TENANT_UIDS else None

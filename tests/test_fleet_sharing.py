@@ -77,6 +77,10 @@ def test_a_tenant_socket_makes_a_root_client_a_tenant_with_its_own_limits(short:
         _, fresh = tenants.assign("board::0")
         with Client(socks[0]) as again:
             assert again.hello is not None and again.hello.uid == fresh != uid0
+        # A tenant file anyone could have written is not trusted: no socket, no admission.
+        (short / "tenants" / "board-0" / "tenant").chmod(0o666)
+        _wait(lambda: not socks[0].exists(), 5, "the socket of an untrusted tenant file")
+        assert "not trusted" in daemon.log()
         # A folder whose tenant file goes loses its socket.
         (short / "tenants" / "board-1" / "tenant").unlink()
         _wait(lambda: not socks[1].exists(), 5, "the socket of a folder without a tenant")
