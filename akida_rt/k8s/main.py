@@ -115,7 +115,7 @@ def config_defaults(parser: argparse.ArgumentParser, path: str) -> dict[str, Any
                 parser.error(f"--config {path}: {key} must be true or false")
         elif isinstance(value, dict | list | bool):
             parser.error(f"--config {path}: {key} must be a string or a number")
-        elif action.type is not None:
+        elif callable(action.type):
             try:
                 value = action.type(str(value))
             except argparse.ArgumentTypeError as exc:
