@@ -131,3 +131,20 @@ def test_the_akidad_daemonset_runs_a_valid_akidad_command() -> None:
     args = build_parser().parse_args(container["command"][1:])
     mounts = {m["mountPath"] for m in container["volumeMounts"]}
     assert str(args.socket.parent) in mounts and str(args.state_dir) in mounts
+
+
+def test_akidads_configmap_is_a_config_akidad_accepts(tmp_path: Path) -> None:
+    """The per-pod limits in the akidad ConfigMap, read by akidad's own config parser, and
+    mounted where the DaemonSet's --config points."""
+    from akida_rt.daemon.app import build_parser
+    from akida_rt.daemon.config import apply_file, defaults
+
+    config = by_kind("ConfigMap", "akidad-config")["data"]["akidad.toml"]
+    (tmp_path / "akidad.toml").write_text(config)
+    cfg = apply_file(defaults(user_mode=False), tmp_path / "akidad.toml")
+    assert cfg.max_connections_per_uid == 4 and cfg.max_in_flight == 64
+    ds = by_kind("DaemonSet", "akidad")["spec"]["template"]["spec"]
+    args = build_parser().parse_args(ds["containers"][0]["command"][1:])
+    mounts = {m["mountPath"]: m["name"] for m in ds["containers"][0]["volumeMounts"]}
+    volume = next(v for v in ds["volumes"] if v["name"] == mounts[str(args.config.parent)])
+    assert volume["configMap"]["name"] == "akidad-config" and args.config.name == "akidad.toml"
