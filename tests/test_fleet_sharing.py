@@ -22,7 +22,7 @@ pytest.importorskip("grpc")
 
 from akida_rt.client.client import Client
 from akida_rt.errors import AkidaError
-from akida_rt.k8s.akidad_health import AkidadHealth
+from akida_rt.k8s.board_health import AkidadHealth
 from akida_rt.k8s.boards import Board
 from akida_rt.k8s.inventory import Inventory
 from akida_rt.k8s.tenants import Tenants

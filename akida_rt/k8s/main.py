@@ -176,7 +176,7 @@ def serve(args: argparse.Namespace, stop: threading.Event) -> None:
     """
     import grpc
 
-    from akida_rt.k8s.akidad_health import AkidadHealth, DriverNotes
+    from akida_rt.k8s.board_health import AkidadHealth, DriverNotes
     from akida_rt.k8s.inventory import Inventory
     from akida_rt.k8s.metrics import PluginMetrics
     from akida_rt.k8s.metrics import serve as serve_metrics

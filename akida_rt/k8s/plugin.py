@@ -22,7 +22,7 @@ import grpc
 from akida_rt.driver.health import HEALTH_ENV, note_name
 from akida_rt.k8s import deviceplugin_pb2 as pb
 from akida_rt.k8s import deviceplugin_pb2_grpc as pb_grpc
-from akida_rt.k8s.akidad_health import DriverNotes
+from akida_rt.k8s.board_health import DriverNotes
 from akida_rt.k8s.boards import RESOURCE, Board, container_env
 from akida_rt.k8s.inventory import HEALTHY, Inventory
 from akida_rt.k8s.metrics import PluginMetrics
