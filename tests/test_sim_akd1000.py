@@ -181,3 +181,49 @@ def test_brainchips_engine_programs_and_runs_the_chip(chip, digits) -> None:
     assert y.shape == (4, 1, 1, 10)
     assert chip.hrc.jobs == 4
     assert engine.counts["program"].accesses < 200
+
+
+def test_pcie_node_serves_pread_pwrite_at_physical_addresses_only(tmp_path, digits) -> None:
+    import errno
+    import os
+
+    from akida_rt.firmware_sim.pcie_node import SimPcieHost
+
+    chip = Akd1000Chip("PCIE0001")
+    slot = SimPcieHost(tmp_path).add(chip)
+    chunks: list[int] = []
+    slot.chunk_hook = lambda _slot, index: chunks.append(index)
+    node = slot.provider.open(str(slot.node_path), os.O_RDWR)
+    assert int.from_bytes(node.pread(4, 0xF0000010), "little") == 2  # CHIP_INFO: NSoC_v2
+    chunks.clear()
+    assert node.pwrite(bytes(range(256)) * 12, 0x24000000) == 3072
+    assert chunks == [0, 1, 2]  # 1 KiB DMA chunks
+    assert node.pread(3072, 0x24000000) == bytes(range(256)) * 12
+    for call in (lambda: node.pread(8, 0x203FFFFC), lambda: node.pwrite(b"x", 0x20000000)):
+        with pytest.raises(OSError) as err:
+            call()
+        assert err.value.errno == errno.EINVAL  # the reserved eDMA window
+    with pytest.raises(OSError) as err:
+        node.mmap(4096)
+    assert err.value.errno == errno.ENODEV  # akida_dw_edma has no mmap
+
+    class NodeBus:  # the bus a PCIe transport gives a host: pread/pwrite only
+        def read(self, addr: int, n: int) -> bytes:
+            return node.pread(n, addr)
+
+        def write(self, addr: int, data: bytes) -> None:
+            node.pwrite(data, addr)
+
+        def read32(self, addr: int) -> int:
+            return int.from_bytes(self.read(addr, 4), "little")
+
+        def write32(self, addr: int, value: int) -> None:
+            self.write(addr, value.to_bytes(4, "little"))
+
+    blob, x, _ = digits
+    host = Host(NodeBus())
+    host.load(blob)
+    host.set_batch_size(2)
+    host.forward(x[:2])
+    assert chip.hrc.jobs == 2
+    node.close()
