@@ -308,6 +308,18 @@ class Akd1000Chip:
 
         return learn_step(self, program, x, label)
 
+    def store_learned(
+        self, ident: tuple[int, int, int], per_neuron: int, words: np.ndarray
+    ) -> None:
+        """Write learned weight words into an FNP3's weight SRAM (the NP updating itself:
+        the decoded program already computes with them, so it is not decoded again)."""
+        from akida_rt.firmware_sim.learning_step import write_weight_words
+        from akida_rt.firmware_sim.np_mesh import UID_FNP_WEIGHTS, NpState
+
+        state = self.mesh.nps.setdefault(ident, NpState(ident))
+        mem = state.memory(UID_FNP_WEIGHTS, per_neuron * len(words))
+        write_weight_words(mem, per_neuron, words)
+
     def account_inference(self, work: Work) -> None:
         """Clocks, power and board time of one inference job."""
         self.frames += 1
