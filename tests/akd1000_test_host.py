@@ -17,7 +17,7 @@ import numpy as np
 from akida_rt.akd1000 import descriptors as d
 from akida_rt.akd1000.memory_map import SCRATCH_BASE, SCRATCH_SIZE, TOP_LEVEL_REG_BASE
 from akida_rt.akd1000.program_binary import ProgramBinary
-from akida_rt.akd1000.program_info import IoType, Track
+from akida_rt.akd1000.program_info import IoType, Track, read_program_info
 from akida_rt.akd1000.registers import CONFIG_DMA, EVENT_DMA, HRC_DMA, INTERRUPTS, TOP, Block
 
 TOP_BASE = TOP_LEVEL_REG_BASE
@@ -133,9 +133,14 @@ class Host:
         """(IP_VERSION, chip version from the SoC's CHIP_INFO)."""
         return self.rd(TOP, "IP_VERSION"), self.bus.read32(0xF0000010) & 0xF
 
-    def load(self, blob: bytes) -> ProgramBinary:
-        """Reset the core and mesh, play every track, the EPG writes and interrupts."""
-        prog = ProgramBinary.from_bytes(blob)
+    def load(self, blob: bytes, check: bool = True) -> ProgramBinary:
+        """Reset the core and mesh, play every track, the EPG writes and interrupts
+        (`check`: refuse a program for another device first, as the engine does)."""
+        if check:
+            prog = ProgramBinary.from_bytes(blob)
+        else:
+            n = int.from_bytes(blob[:4], "little")
+            prog = ProgramBinary(read_program_info(blob[4 : 4 + n]), blob[4 + n :])
         self.scratch = Scratch()
         self.pulse(AK_CORE_RST=1, SCC_CORE_RESET=1)
         self.pulse(AK_LOGIC_RST=1, AK_MESH_RST=1)

@@ -17,6 +17,7 @@ from akida_rt.akd1000.packets import packet_header  # noqa: E402
 from akida_rt.akd1000.program_binary import ProgramBinary  # noqa: E402
 from akida_rt.akd1000.registers import CONFIG_DMA  # noqa: E402
 from akida_rt.model import zoo  # noqa: E402
+from tests.akd1000_programs import cnp_model  # noqa: E402
 from tests.akd1000_test_host import Host, HostTimeout  # noqa: E402
 from tests.metatf_models import calibrate, from_zoo, sample  # noqa: E402
 
@@ -104,6 +105,18 @@ def test_packets_past_np_memory_are_dropped_and_logged(chip, caplog) -> None:
     assert "run past the end of its registers" in caplog.text
     assert "AKD1000 has no such NP" in caplog.text
     assert (3, 2, 1) not in chip.mesh.nps or not chip.mesh.nps[(3, 2, 1)].memories
+
+
+def test_a_program_for_another_device_is_refused_packet_by_packet(chip, caplog) -> None:
+    model = cnp_model()
+    model.map(akida.TwoNodesIPv1())
+    blob = bytes(model.sequences[0].program)
+    host = Host(chip)
+    with caplog.at_level(logging.ERROR):
+        host.load(blob, check=False)  # the engine would refuse it; the chip must cope
+    assert "(1, 2, 1): AKD1000 has no such NP (a program for another device?)" in caplog.text
+    assert chip.config.bad_packets > 0
+    assert (1, 2, 1) not in chip.mesh.nps
 
 
 def test_bad_descriptor_stops_the_dma_until_a_reset(chip, caplog) -> None:
