@@ -35,7 +35,7 @@ class LearningState:
     """What the chip keeps for its learning FNP3 (from the decoder, then updated here).
 
     Attributes:
-        np: (col, row, id) of the learning FNP3.
+        ident: (col, row, id) of the learning FNP3.
         params: the learning rule's parameters.
         plasticity: float32 per neuron (chip-internal state, not in SRAM).
         enabled: the learning register track is loaded (else labels are ignored).
@@ -43,7 +43,7 @@ class LearningState:
         samples: labelled inferences learned since the program was loaded.
     """
 
-    np: tuple[int, int, int]
+    ident: tuple[int, int, int]
     params: RuleParams
     plasticity: np.ndarray
     enabled: bool = True
@@ -96,7 +96,7 @@ def learn_step(
     state.samples += 1
     layer.set_variable("weights", weights.reshape(1, 1, k, u))
     program.engine.compiled[-1] = compile_layer(layer)
-    chip.store_learned(state.np, words_per_neuron(k), weights_to_words(weights, state.input_order))
+    chip.store_learned(state.ident, words_per_neuron(k), weights_to_words(weights, state.input_order))
     return pots.reshape(1, 1, 1, u).astype(np.float64), work
 
 
