@@ -96,7 +96,9 @@ def learn_step(
     state.samples += 1
     layer.set_variable("weights", weights.reshape(1, 1, k, u))
     program.engine.compiled[-1] = compile_layer(layer)
-    chip.store_learned(state.ident, words_per_neuron(k), weights_to_words(weights, state.input_order))
+    chip.store_learned(
+        state.ident, words_per_neuron(k), weights_to_words(weights, state.input_order)
+    )
     return pots.reshape(1, 1, 1, u).astype(np.float64), work
 
 
