@@ -276,7 +276,13 @@ class Akd1000Chip:
                 log.warning("%s: spontaneous reset during a %s descriptor", self.serial, dma.name)
                 self._boot()
                 return
-            if not dma.step():
+            try:
+                stepped = dma.step()
+            except Exception:  # the chip's own fault must not reach the host's call
+                log.exception("%s: %s DMA internal error; the engine stops", self.serial, dma.name)
+                dma.stalled = True
+                return
+            if not stepped:
                 return
 
     def _config_job(self, desc: np.ndarray):

@@ -135,6 +135,22 @@ def test_bad_descriptor_stops_the_dma_until_a_reset(chip, caplog) -> None:
     host.config_write(np.concatenate([packet_header(3, 2, 1, 8, 1), np.ones(1, np.uint32)]))
 
 
+def test_an_internal_error_stops_the_dma_not_the_host(chip, digits, monkeypatch, caplog) -> None:
+    import akida_rt.firmware_sim.akd1000_chip as chip_module
+
+    def broken(*_args: object) -> None:
+        raise RuntimeError("simulated decoder bug")
+
+    monkeypatch.setattr(chip_module, "assemble", broken)
+    blob, x, _ = digits
+    host = Host(chip, timeout_s=0.05)
+    host.load(blob)
+    host.set_batch_size(2)
+    with caplog.at_level(logging.ERROR), pytest.raises(HostTimeout):
+        host.forward(x[:1])
+    assert "hrc DMA internal error" in caplog.text and "simulated decoder bug" in caplog.text
+
+
 def test_unknown_registers_read_zero_and_writes_are_dropped(chip, caplog) -> None:
     with caplog.at_level(logging.WARNING):
         chip.write32(TOP + 0x100, 0x1234)
