@@ -1,7 +1,8 @@
 """Import BrainChip MetaTF models for the AKD1000 (Akida 1.0 / v1 layers, `.fbz`).
 
 The only module that imports BrainChip's `akida` package (the [metatf] extra). It reads
-the model through it and stores each layer in akida_rt's rule set (akida_rt.v1_rules).
+the model through it, describes each layer in v1 terms and stores it in akida_rt's rule set
+(akida_rt.format.v1_layers).
 """
 
 from __future__ import annotations
@@ -12,18 +13,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from akida_rt.akd1000.decode import V1Layer
 from akida_rt.errors import ConversionError, ModelError
-from akida_rt.format import v1_rules
-from akida_rt.format.layers import (
-    Conv2D,
-    FullyConnected,
-    InputConv2D,
-    InputData,
-    Layer,
-    Padding,
-    Pooling,
-    SeparableConv2D,
-)
+from akida_rt.format.layers import Layer
+from akida_rt.format.v1_layers import from_v1
 from akida_rt.learning import edge as learning
 from akida_rt.model.model import Model
 
@@ -35,7 +28,7 @@ V1_TYPES = (
     "FullyConnected",
 )
 # Codes of akida.Padding and akida.PoolType as the layer parameters hold them.
-V1_PADDINGS = {0: Padding.Valid, 1: Padding.Same}
+V1_PADDINGS = {0: "valid", 1: "same"}
 V1_POOL_MAX, V1_POOL_AVERAGE = 1, 2
 
 
@@ -115,32 +108,41 @@ def _layer(src: Any, index: int, is_last: bool) -> Layer:
     where = f"layer '{name}' ({kind})"
     if kind not in V1_TYPES:
         raise ConversionError(f"{where}: not an Akida 1.0 layer; only {', '.join(V1_TYPES)}")
+    return from_v1(describe(src, kind, where), name, is_last)
+
+
+def describe(src: Any, kind: str, where: str) -> V1Layer:
+    """An akida layer as a V1Layer (akida's parameters and variables, checked)."""
     p = src.parameters
+    shape = tuple(int(d) for d in src.input_dims)
     if kind == "InputData":
         if getattr(p, "input_signed", 0):
             raise ConversionError(f"{where}: signed inputs are not v1 AKD1000 inputs")
-        return InputData(name, tuple(src.input_dims), input_bits=p.input_bits)
+        return V1Layer(kind, shape, input_bits=p.input_bits)
+    names = src.get_variable_names()
+    variables = {n: src.get_variable(n) for n in ("weights", "weights_pw", "threshold", "act_step")
+                 if n in names}  # fmt: skip
+    act = dict(activation=bool(p.activation), act_bits=p.act_bits if p.activation else 0)
     if kind == "FullyConnected":
-        shape = tuple(src.input_dims)
-        weights = v1_rules.fc_weights(src.get_variable("weights"), shape)
-        out: Layer = FullyConnected(name, p.units, weight_bits=p.weights_bits)
-        out.set_variable("weights", weights)
-    else:
-        out = _conv(src, kind, name, where)
-    out.activation = bool(p.activation)
-    threshold = src.get_variable("threshold")
-    act_step = src.get_variable("act_step")
-    if out.activation:
-        out.activation_bits = p.act_bits
-        scale, offset, shift = v1_rules.activation_params(threshold, act_step, p.act_bits, where)
-        out.act_shift = shift
-        out.set_variable("act_scale", scale)
-        out.set_variable("act_offset", offset)
-    elif is_last:
-        scale_f, offset_f = v1_rules.output_dequantization(threshold, act_step)
-        out.set_variable("output_scale", scale_f)
-        out.set_variable("output_offset", offset_f)
-    return out
+        return V1Layer(kind, shape, p.units, weights_bits=p.weights_bits, variables=variables,
+                       **act)  # fmt: skip
+    k = _square(p, "kernel_width", "kernel_height", "kernel", where)
+    stride = _square(p, "stride_x", "stride_y", "stride", where)
+    padding = V1_PADDINGS.get(int(p.padding))
+    if padding is None:
+        raise ConversionError(f"{where}: padding code {int(p.padding)}; v1 uses Same or Valid")
+    pool, size, pool_stride = "none", 1, 1
+    if int(p.pool_type) == V1_POOL_MAX:
+        pool = "max"
+        size = _square(p, "pooling_width", "pooling_height", "pool size", where)
+        pool_stride = _square(p, "pooling_stride_x", "pooling_stride_y", "pool stride", where)
+    elif int(p.pool_type) == V1_POOL_AVERAGE:
+        if p.pooling_width > 0:
+            raise ConversionError(f"{where}: average pooling over windows (only global)")
+        pool = "average"
+    padding_value = int(p.padding_value) if kind == "InputConvolutional" else 0
+    return V1Layer(kind, shape, p.filters, k, stride, padding, padding_value, pool, size,
+                   pool_stride, p.weights_bits, 0, variables=variables, **act)  # fmt: skip
 
 
 def _square(p: Any, a: str, b: str, what: str, where: str) -> int:
@@ -148,45 +150,6 @@ def _square(p: Any, a: str, b: str, what: str, where: str) -> int:
     if x != y:
         raise ConversionError(f"{where}: {what} {x}x{y} is not square; akida_rt needs square")
     return int(x)
-
-
-def _conv(src: Any, kind: str, name: str, where: str) -> Layer:
-    p = src.parameters
-    k = _square(p, "kernel_width", "kernel_height", "kernel", where)
-    stride = _square(p, "stride_x", "stride_y", "stride", where)
-    padding = V1_PADDINGS.get(int(p.padding))
-    if padding is None:
-        raise ConversionError(f"{where}: padding code {int(p.padding)}; v1 uses Same or Valid")
-    pool_type = int(p.pool_type)
-    pool_kw: dict[str, Any] = {"pooling": Pooling.NoPooling}
-    if pool_type == V1_POOL_MAX:
-        size = _square(p, "pooling_width", "pooling_height", "pool size", where)
-        pool_stride = _square(p, "pooling_stride_x", "pooling_stride_y", "pool stride", where)
-        pool_kw = {
-            "pooling": Pooling.Max,
-            "pool_size": size,
-            "pool_stride": pool_stride,
-            "pool_padding": padding,
-        }
-    elif pool_type == V1_POOL_AVERAGE:
-        if p.pooling_width > 0:
-            raise ConversionError(f"{where}: average pooling over windows (only global)")
-        pool_kw = {"pooling": Pooling.GlobalAvg}
-    common = dict(stride=stride, padding=padding, weight_bits=p.weights_bits, **pool_kw)
-    weights = src.get_variable("weights")
-    if kind == "InputConvolutional":
-        layer: Layer = InputConv2D(
-            name, tuple(src.input_dims), p.filters, k, padding_value=p.padding_value, **common
-        )
-        layer.set_variable("weights", weights)
-        return layer
-    if kind == "Convolutional":
-        layer = Conv2D(name, p.filters, k, **common)
-    else:
-        layer = SeparableConv2D(name, p.filters, k, **common)
-        layer.set_variable("pointwise", src.get_variable("weights_pw"))
-    layer.set_variable("weights", v1_rules.rotate_kernel(weights))
-    return layer
 
 
 def import_file(source: str | os.PathLike[str], output: str | os.PathLike[str]) -> Model:
