@@ -51,7 +51,12 @@ class InferenceDma:
         learn_class = (label_field >> 16) & 0x3FF
         done = Completion(job_id=job_id, input_addr=in_addr, output_addr=out_addr)
         try:
-            program = self.chip.mesh_program()
+            image = (
+                ((w[2] >> 16), (w[2] & 0xFFFF) | ((w[3] >> 16) << 16))
+                if self.kind == "hrc"
+                else None
+            )
+            program = self.chip.mesh_program(image)
             x, in_words = self._input(program, w, in_addr)
             done.input_words = in_words
             words, clk = self._infer(program, x, learn_class)
