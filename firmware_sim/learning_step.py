@@ -133,9 +133,9 @@ def learn_step(
     state.samples += 1
     layer.set_variable("weights", weights.reshape(1, 1, k, u))
     program.engine.compiled[-1] = compile_layer(layer)
-    chip.store_learned(
-        state.ident, words_per_neuron(k), weights_to_words(weights, state.input_order)
-    )
+    thswap = np.ceil(state.plasticity * np.float32(state.params.num_weights)).astype(np.uint32)
+    words = weights_to_words(weights, state.input_order)
+    chip.store_learned(state.ident, words_per_neuron(k), words, thswap)
     return pots.reshape(1, 1, 1, u).astype(np.float64), work
 
 
