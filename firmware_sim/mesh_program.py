@@ -179,20 +179,27 @@ def _io(
 
 
 def _cnp_channels(s: NpState, r: dict[str, int]) -> int:
-    """Input channels of a first CNP: the smallest count whose weight layout fills the
-    filter memory the NP was sent (CNP registers do not hold them)."""
+    """Input channels of a first CNP, which its registers do not hold: the largest count
+    whose weight layout takes the filter memory the NP was sent. Packed layouts can fit
+    one channel more than the real ones; such a channel has zero weights and no event
+    reaches it, so the outputs are the same."""
     size = s.memory(PacketType.CNP_FILTER, 0).size
     n = regs.CNP["NP_FILTERS"].get(s.registers)
+    one_bit = regs.CNP["FILTERS_1BIT"].get(s.registers)
+    wb = 4 if r["CONV_WEIGHTS_4BIT"] else 1 if one_bit else 2
+    found = 0
     for c in range(1, MAX_CHANNELS + 1):
         if r["SEPARABLE"]:
-            layout = weight_maps.depthwise(r["KERNEL"], c, r["DW_WEIGHT_BITS"])
+            words = weight_maps.depthwise(r["KERNEL"], c, r["DW_WEIGHT_BITS"]).words
         else:
-            one_bit = regs.CNP["FILTERS_1BIT"].get(s.registers)
-            wb = 4 if r["CONV_WEIGHTS_4BIT"] else 1 if one_bit else 2
-            layout = weight_maps.conv(r["KERNEL"], c, n, wb, r["CHANNEL_BLOCKS"])
-        if layout.words == size:
-            return c
-    raise ProgramError(f"NP {s.ident}: its {size} filter words fit no input channel count")
+            words = weight_maps.conv(r["KERNEL"], c, n, wb, r["CHANNEL_BLOCKS"]).words
+        if words > size:
+            break
+        if words == size:
+            found = c
+    if not found:
+        raise ProgramError(f"NP {s.ident}: its {size} filter words fit no input channel count")
+    return found
 
 
 def _fnp_channels(s: NpState, r: dict[str, int]) -> int:
