@@ -175,7 +175,10 @@ def _io(
         return decode.IoInfo(shape, r["INPUT_BITS"]), "cnp"
     r = regs.read(regs.FNP, first.registers)
     shape = (r["INPUT_X"], r["INPUT_Y"], _fnp_channels(first, r))
-    return decode.IoInfo(shape, r["INPUT_BITS"]), "fnp"
+    # The host sends a non-flat input to an FNP as CNP events (x, y, feature), unless
+    # its channels overflow the 11-bit feature field (then column-major FNP indices).
+    flat = shape[:2] == (1, 1) or shape[2] > MAX_CHANNELS
+    return decode.IoInfo(shape, r["INPUT_BITS"]), "fnp" if flat else "cnp"
 
 
 def _cnp_channels(s: NpState, r: dict[str, int]) -> int:
