@@ -67,11 +67,15 @@ def learning_state(state: Any, layer: Any, info: dict[str, Any]) -> LearningStat
     ident = tuple(layer.nps[0])
     regs_words = state.nps[ident].registers
     nw = max(int(info["num_weights"]), 1)
-    classes = [c for c in info.get("classes", []) if c >= 0]
+    # Weight-SRAM word 1 of each neuron: (class + 1) << 20; 0 when unlabelled.
+    per = words_per_neuron(int(np.prod(layer.input_shape)))
+    meta = np.asarray(state.nps[ident].memory(UID_FNP_WEIGHTS, 0), np.uint32)
+    n = min(layer.filters, meta.size // per)
+    labels = {int(v) >> 20 for v in meta[: n * per].reshape(n, per)[:, 1]} - {0}
     bar = int(regs_words[LEARN_ENABLE_WORD]) & 0xFFFF
     params = RuleParams(
         num_weights=nw,
-        num_classes=max(classes) + 1 if classes else 0,
+        num_classes=len(labels),
         initial_plasticity=1.0,
         min_plasticity=(int(regs_words[MIN_PLASTICITY_WORD]) & 0xFFFFFF) / nw,
         plasticity_decay=int(regs_words[DECAY_WORD]) / nw,
