@@ -45,7 +45,6 @@ FAULT_KINDS = ("dma_timeout", "hang", "reset", "unplug")
 DMA_BLOCKS = {0x20000: "event", 0x28000: "hrc", 0x30000: "config"}
 DMA_BLOCK_SIZE = 0x100
 WR_INFO_EN = 1 << 24  # DMA control: write the output header
-FNP2_READ_BYTES = 4 << 20  # how much of an FNP2's weight area the decoder may look at
 
 
 class Akd1000Chip:
@@ -321,13 +320,14 @@ class Akd1000Chip:
             raise result
         return result
 
-    def _fnp2_words(self, np_id: int) -> np.ndarray:
-        """The weights FNP2 `np_id` reads from DDR at the address the host gave it."""
+    def _fnp2_words(self, np_id: int, words: int) -> np.ndarray:
+        """The `words` weight words FNP2 `np_id` reads from DDR at the host's address."""
         addr = self.top.fnp2_address(np_id)
-        n = max(0, min(FNP2_READ_BYTES, DDR_BASE + DDR_SIZE - addr)) // 4 * 4
-        raw = self.ddr_read(addr, n) if n else None
+        raw = self.ddr_read(addr, 4 * words)
         if raw is None:
-            raise ProgramError(f"FNP2 {np_id}: its weight address {addr:#x} is not in DDR")
+            raise ProgramError(
+                f"FNP2 {np_id}: its {words} weight words at {addr:#x} are not in DDR"
+            )
         return np.frombuffer(raw, "<u4").astype(np.uint32)
 
     def learn_step(

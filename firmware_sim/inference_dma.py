@@ -104,7 +104,9 @@ class InferenceDma:
         if raw is None:
             raise ProgramError(f"input events at {addr:#x}+{count} words are not in DDR")
         words = np.frombuffer(raw, "<u4")
-        x, used = decode_input_events(words, program.input_kind, (h, wd, c))
+        # FNP-format events carry the polarity bit (word 2 bit 31); CNP events never do.
+        kind = "fnp" if words.size > 1 and (words[1::2] >> 31).any() else "cnp"
+        x, used = decode_input_events(words, kind, (h, wd, c))
         self.events_in += used
         return x[None], count
 

@@ -112,7 +112,7 @@ def assemble(
     state: MeshState,
     clocks: ClockModel,
     image: tuple[int, int] | None = None,
-    read_fnp2: Callable[[int], np.ndarray] | None = None,
+    read_fnp2: Callable[[int, int], np.ndarray] | None = None,
 ) -> MeshProgram:
     """The program NP state holds, decoded by akida_rt.akd1000.decode.
 
@@ -122,7 +122,7 @@ def assemble(
         image: (rows, row bytes) of the dense image the HRC descriptor sends (the HRC's
             registers do not hold the image size; a window is the image a valid
             convolution sees).
-        read_fnp2: FNP2 NP id -> its weight words in DDR (FNP2 weights stay there).
+        read_fnp2: (FNP2 NP id, words) -> its weight words in DDR (they stay there).
 
     Raises:
         ProgramError: nothing is programmed, or the NP state does not decode.
@@ -134,7 +134,7 @@ def assemble(
     if read_fnp2 is not None:
         for s in nps:
             if s.ident[:2] == FNP2_NODE and regs.KIND.get(s.registers) == regs.FNP_KIND:
-                state.set_fnp2_weights(s.ident, read_fnp2(s.ident[2]))
+                state.set_fnp2_weights(s.ident, read_fnp2(s.ident[2], fnp2_words(s)))
     try:
         io, input_kind = _io(hrc, nps, image)
         decoded = decode.decode_mesh(state, io)
@@ -182,12 +182,19 @@ def _io(
 
 
 def _cnp_channels(s: NpState, r: dict[str, int]) -> int:
-    """Input channels of a first CNP, which its registers do not hold: the largest count
-    whose weight layout takes the filter memory the NP was sent. Packed layouts can fit
-    one channel more than the real ones; such a channel has zero weights and no event
-    reaches it, so the outputs are the same."""
+    """Input channels of a first CNP, which its registers do not hold: a separable one's
+    from its pointwise memory (exact); a convolution's, the largest count whose weight
+    layout takes the filter memory the NP was sent."""
     size = s.memory(PacketType.CNP_FILTER, 0).size
     n = regs.CNP["NP_FILTERS"].get(s.registers)
+    if r["SEPARABLE"]:
+        # pointwise weights: 2 words per payload half, ceil(n / per half) halves a channel
+        second = [a for a in s.starts(PacketType.CNP_FILTER) if a > 0]
+        halves = -(-n // (weight_maps.HALF // max(r["PW_WEIGHT_BITS"], 1)))
+        if second and halves:
+            pw = s.memory(PacketType.CNP_FILTER, second[0]).size
+            if pw % (2 * halves) == 0:
+                return pw // (2 * halves)
     one_bit = regs.CNP["FILTERS_1BIT"].get(s.registers)
     wb = 4 if r["CONV_WEIGHTS_4BIT"] else 1 if one_bit else 2
     found = 0
@@ -205,12 +212,22 @@ def _cnp_channels(s: NpState, r: dict[str, int]) -> int:
     return found
 
 
+FNP_CHUNKS_WORD = 14  # FNP register: low 16 bits, the inputs in 32-input chunks
+
+
+def _fnp_chunks(s: NpState) -> int:
+    return int(s.registers[FNP_CHUNKS_WORD]) & 0xFFFF
+
+
 def _fnp_channels(s: NpState, r: dict[str, int]) -> int:
-    """Input channels of a first FNP: as many as its weight rows hold. Events index inputs
-    column-major, so channels past the real ones only add zero weights that no event
-    reaches: the outputs are the same."""
-    units = max(r["UNITS"], 1)
-    per = s.memory(PacketType.FNP_WEIGHTS).size // units
+    """Input channels of a first FNP, which its registers do not hold: as many as its
+    32-input chunks take. Events index inputs column-major, so channels past the real
+    ones only add zero weights that no event reaches: the outputs are the same."""
+    return max(1, 32 * _fnp_chunks(s) // max(1, r["INPUT_X"] * r["INPUT_Y"]))
+
+
+def fnp2_words(s: NpState) -> int:
+    """Words of an FNP2's weights in DDR: per neuron 4 metadata words and its planes."""
+    r = regs.read(regs.FNP, s.registers)
     planes = 6 if r["WEIGHTS_4BIT"] else 2 if r["WEIGHTS_MULTIBIT"] else 1
-    chunks = (per - weight_maps.FNP_META_WORDS) // planes
-    return max(1, 32 * chunks // max(1, r["INPUT_X"] * r["INPUT_Y"]))
+    return r["UNITS"] * (weight_maps.FNP_META_WORDS + _fnp_chunks(s) * planes)

@@ -219,10 +219,12 @@ def test_brainchips_engine_programs_and_runs_the_chip(chip, digits) -> None:
     assert engine.counts["inference"].accesses <= 16 * 4
 
 
-@pytest.mark.parametrize("seed", [3, 8, 43])
+@pytest.mark.parametrize("seed", [3, 8, 19, 31, 37, 43])
 def test_brainchips_engine_runs_conformance_models_bit_exact(seed) -> None:
-    """Seed 3: event input, activations out; 43: separable first layer; 8: three
-    sequences (hardware, software, hardware with a first FNP on CNP events)."""
+    """Seed 3: event input, activations out; 8: three sequences (hardware, software,
+    hardware with a first FNP on CNP events); 19 and 43: a separable first layer whose
+    filter memory fits two channel counts; 31: FNP2 weights in DDR; 37: a flat input
+    sent to an FNP as CNP events."""
     from akida_rt.tools.metatf import import_model
 
     from akida_rt.engine.integer import Engine
