@@ -348,3 +348,56 @@ def test_pcie_node_serves_pread_pwrite_at_physical_addresses_only(tmp_path, digi
     host.forward(x[:2])
     assert chip.hrc.jobs == 2
     node.close()
+
+
+def test_our_driver_programs_and_runs_the_chip_bit_exact(chip, digits) -> None:
+    from akida_rt.driver.akd1000_host import Akd1000Host
+
+    blob, x, y = digits
+    host = Akd1000Host(chip, desc="sim/NSoC_v2")  # type: ignore[arg-type]
+    host.program(blob)
+    host.set_batch_size(4)
+    assert np.array_equal(host.forward(x), y)
+    assert host.counts["program"].accesses < 200
+
+
+def test_our_driver_chain_loads_sequences_on_the_chip(chip) -> None:
+    from akida_rt.driver.akd1000_host import Akd1000Host
+
+    from tests.akd1000_programs import programs, split_models
+
+    first, second = split_models()
+    x = np.random.default_rng(0).integers(0, 256, (6, 12, 12, 1)).astype(np.uint8)
+    y = second.forward(first.forward(x).astype(np.uint8))
+    blobs = programs(first) + programs(second)
+    host = Akd1000Host(chip, desc="sim/NSoC_v2")  # type: ignore[arg-type]
+    assert np.array_equal(host.run_sequences(blobs, x, batch_size=6), y)
+
+
+def test_our_driver_learns_on_the_chip_and_writes_the_memory_back(chip) -> None:
+    from akida_rt.driver.akd1000_host import Akd1000Host
+    from akida_rt.tools.metatf import import_model
+
+    from akida_rt.learning import edge
+
+    model = _learner()
+    ours = import_model(model)
+    model.map(akida.AKD1000())
+    rng = np.random.default_rng(2)
+    x = (rng.random((8, 8, 8, 4)) < 0.4).astype(np.uint8)
+    labels = rng.integers(0, 3, 8)
+    software = edge.fit(ours, x, labels)
+    host = Akd1000Host(chip, desc="sim/NSoC_v2")  # type: ignore[arg-type]
+    host.program(bytes(model.sequences[0].program))
+    host.toggle_learn(True)
+    host.set_batch_size(1)
+    assert np.array_equal(host.fit(x, labels).reshape(8, -1), software.reshape(8, -1))
+    learned = host.learn_mem()
+    host.update_learn_mem(learned)  # written back as one config write: the same state
+    assert np.array_equal(host.learn_mem(), learned)
+    host.toggle_learn(False)
+    after = host.forward(x[:2])  # inference with the learned weights
+    fc = edge.learning_layer(ours.layers)
+    spikes = edge.spikes_of(ours, x[:2]).astype(np.int64)
+    weights = fc.get_variable("weights").reshape(fc.fan_in, fc.filters).astype(np.int64)
+    assert np.array_equal(after.reshape(2, -1), spikes @ weights)
