@@ -85,7 +85,9 @@ class Akd1000Chip:
         }
         self._lock = threading.RLock()
         self._faults: dict[str, int] = {}
-        self._program: tuple[int, MeshProgram | ProgramError] | None = None
+        self._program: (
+            tuple[tuple[int, tuple[int, int] | None], MeshProgram | ProgramError] | None
+        ) = None
         self._batch_open = False
         self._latch = 0
         self.present = True

@@ -133,7 +133,7 @@ def assemble(
         raise ProgramError("nothing is programmed (no NP was configured)")
     if read_fnp2 is not None:
         for s in nps:
-            if s.ident[:2] == FNP2_NODE and regs.KIND.get(s.registers) == regs.FNP_KIND:
+            if s.ident[:2] == FNP2_NODE and regs.KIND.get(_regs(s)) == regs.FNP_KIND:
                 state.set_fnp2_weights(s.ident, read_fnp2(s.ident[2], fnp2_words(s)))
     try:
         io, input_kind = _io(hrc, nps, image)
@@ -156,24 +156,29 @@ def assemble(
     return MeshProgram(layers, input_kind, output_kind, counts, clocks, learning)
 
 
+def _regs(s: NpState) -> list[int]:
+    """An NP's register words as the register tables read them."""
+    return [int(v) for v in s.registers]
+
+
 def _io(
     hrc: NpState | None, nps: list[NpState], image: tuple[int, int] | None
 ) -> tuple[decode.IoInfo, str]:
     """What the host's ProgramInfo would say about the input, from the NPs alone."""
     if hrc is not None:
-        c = regs.HRC["INPUT_CHANNELS"].get(hrc.registers)
+        c = regs.HRC["INPUT_CHANNELS"].get(_regs(hrc))
         if image is None:
             raise ProgramError("the HRC is programmed: images come through the HRC DMA")
         rows, row_bytes = image
         if not c or row_bytes % c:
             raise ProgramError(f"HRC rows of {row_bytes} bytes do not hold {c}-channel pixels")
         return decode.IoInfo((rows, row_bytes // c, c), 8, dense_input=True), "dense"
-    first = min(nps, key=lambda s: regs.CNP["LAYER"].get(s.registers))
-    if regs.KIND.get(first.registers) == regs.CNP_KIND:
-        r = regs.read(regs.CNP, first.registers)
+    first = min(nps, key=lambda s: regs.CNP["LAYER"].get(_regs(s)))
+    if regs.KIND.get(_regs(first)) == regs.CNP_KIND:
+        r = regs.read(regs.CNP, _regs(first))
         shape = (r["INPUT_X"], r["INPUT_Y"], _cnp_channels(first, r))
         return decode.IoInfo(shape, r["INPUT_BITS"]), "cnp"
-    r = regs.read(regs.FNP, first.registers)
+    r = regs.read(regs.FNP, _regs(first))
     shape = (r["INPUT_X"], r["INPUT_Y"], _fnp_channels(first, r))
     # The host sends a non-flat input to an FNP as CNP events (x, y, feature), unless
     # its channels overflow the 11-bit feature field (then column-major FNP indices).
@@ -186,7 +191,7 @@ def _cnp_channels(s: NpState, r: dict[str, int]) -> int:
     from its pointwise memory (exact); a convolution's, the largest count whose weight
     layout takes the filter memory the NP was sent."""
     size = s.memory(PacketType.CNP_FILTER, 0).size
-    n = regs.CNP["NP_FILTERS"].get(s.registers)
+    n = regs.CNP["NP_FILTERS"].get(_regs(s))
     if r["SEPARABLE"]:
         # pointwise weights: 2 words per payload half, ceil(n / per half) halves a channel
         second = [a for a in s.starts(PacketType.CNP_FILTER) if a > 0]
@@ -195,7 +200,7 @@ def _cnp_channels(s: NpState, r: dict[str, int]) -> int:
             pw = s.memory(PacketType.CNP_FILTER, second[0]).size
             if pw % (2 * halves) == 0:
                 return pw // (2 * halves)
-    one_bit = regs.CNP["FILTERS_1BIT"].get(s.registers)
+    one_bit = regs.CNP["FILTERS_1BIT"].get(_regs(s))
     wb = 4 if r["CONV_WEIGHTS_4BIT"] else 1 if one_bit else 2
     found = 0
     for c in range(1, MAX_CHANNELS + 1):
@@ -228,6 +233,6 @@ def _fnp_channels(s: NpState, r: dict[str, int]) -> int:
 
 def fnp2_words(s: NpState) -> int:
     """Words of an FNP2's weights in DDR: per neuron 4 metadata words and its planes."""
-    r = regs.read(regs.FNP, s.registers)
+    r = regs.read(regs.FNP, _regs(s))
     planes = 6 if r["WEIGHTS_4BIT"] else 2 if r["WEIGHTS_MULTIBIT"] else 1
     return r["UNITS"] * (weight_maps.FNP_META_WORDS + _fnp_chunks(s) * planes)
