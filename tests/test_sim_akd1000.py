@@ -162,6 +162,29 @@ def test_unknown_registers_read_zero_and_writes_are_dropped(chip, caplog) -> Non
         chip.read(0x10000000, 4)  # neither DDR nor registers
 
 
+def test_simulator_only_registers_report_board_time_and_power(chip, digits) -> None:
+    sim = TOP + 0x7F000
+    assert chip.read(sim, 4) == b"SIMU"
+
+    def board_ns() -> int:
+        lo = chip.read32(sim + 0x4)
+        return lo | chip.read32(sim + 0x8) << 32
+
+    start = board_ns()
+    chip.write32(sim + 0x1C, 1)  # a new power window
+    blob, x, _ = digits
+    host = Host(chip)
+    host.load(blob)
+    host.set_batch_size(4)
+    host.forward(x)
+    assert board_ns() > start
+    assert chip.read32(sim + 0x18) == 4  # frames
+    floor_uw = chip.read32(sim + 0x2C)
+    assert 912_000 <= floor_uw <= 915_000  # the board floor of docs/clock-and-power-model
+    assert chip.read32(sim + 0x1C) >= 2  # power samples in the window
+    assert chip.read32(sim + 0x20) >= floor_uw - 5_000  # average power near or above it
+
+
 def test_ddr_is_sparse(chip) -> None:
     chip.write(0x2FFFFFF0, b"x" * 16)  # the last bytes of 256 MiB
     chip.write(0x24000000, bytes(1 << 20))  # zeros take no pages
