@@ -1,6 +1,6 @@
-"""The simulated AKD1000 at the real host interface, driven by a host written here (the
-engine's protocol) and by BrainChip's own Akida Engine, with real program binaries from
-akida's compiler. Skips without akida (and the engine tests without g++/flatbuffers)."""
+"""The simulated AKD1000 at the real host interface, driven by a host written for the
+tests (the engine's protocol) with real program binaries from akida's compiler: config
+DMA, inference, error behaviour, faults, the PCIe node. Skips without akida."""
 
 from __future__ import annotations
 
