@@ -41,7 +41,8 @@ class Akd1000Host:
     Args:
         bus: 32-bit physical reads and writes to the chip.
         desc: the driver's description of the board; identifies an AKD1000 ('NSoC_v2')
-            when its IP_VERSION register reads 0, as it does.
+            when its IP_VERSION register reads 0, as it does. Empty: built from the SoC's
+            CHIP_INFO register, as the engine's bare-metal driver does.
         trace: keep every access in `self.log.trace`.
     """
 

@@ -86,3 +86,18 @@ def test_chain_loaded_sequences_equal_akida_forward(pcie_chip) -> None:
     expected = second.forward(first.forward(x))
     got = host.run_sequences([programs(first)[0], programs(second)[0]], x, batch_size=4)
     assert np.array_equal(got, expected)
+
+
+def test_identifies_from_chip_info_without_a_description(tmp_path) -> None:
+    # IP_VERSION reads 0 on an AKD1000: with no driver description, the SoC's CHIP_INFO
+    # names it, as BrainChip's bare-metal driver does
+    chip = Akd1000Chip("PCIE0003")
+    slot = SimPcieHost(tmp_path).add(chip)
+    fileio.mount(str(slot.node_path), slot.provider)
+    try:
+        host = Akd1000Host(PcieBus(str(slot.node_path)))
+        assert host.version is not None and host.version.name == "NSoC_v2"
+        assert host.state.desc == "Embedded/NSoC_v2"
+        host.close()
+    finally:
+        fileio.unmount(str(slot.node_path))
