@@ -10,7 +10,7 @@ import time
 
 import numpy as np
 from akida_rt.driver.akd1000_memory import align_up
-from akida_rt.driver.akd1000_programmer import reset_clock_counter
+from akida_rt.driver.akd1000_programmer import reset_clock_counter, unprogram
 from akida_rt.driver.akd1000_state import MAX_PIPELINE, ChipState, Job
 
 from akida_rt.akd1000 import descriptors as d
@@ -19,7 +19,6 @@ from akida_rt.akd1000.program_info import IoType, ProgramInfo
 from akida_rt.errors import DeviceError, InputError, TransportTimeout
 
 MIN_DESCRIPTORS = 2
-FETCH_TIMEOUT_S = 5.0  # no output for this long: the engine gives up
 
 
 def _size(dims: tuple[int, ...] | None) -> int:
@@ -172,10 +171,13 @@ def decode_events(info: ProgramInfo, words: np.ndarray, dims: tuple[int, ...]) -
     return out
 
 
-def forward_loop(state: ChipState, inputs: np.ndarray, labels: list[int] | None = None,
-                 timeout: float = FETCH_TIMEOUT_S) -> list[np.ndarray]:  # fmt: skip
-    """Run every input through the chip, keeping the pipeline full, outputs in order."""
+def forward_loop(state: ChipState, inputs: np.ndarray,
+                 labels: list[int] | None = None) -> list[np.ndarray]:  # fmt: skip
+    """Run every input through the chip, keeping the pipeline full, outputs in order. When
+    no output comes for `state.timeout_s`, the chip is unprogrammed (reset), as the engine
+    does, and TransportTimeout raised."""
     info = _program(state, "run an inference")
+    timeout = state.timeout_s
     dims = tuple(info.input_dims or ())
     results: list[np.ndarray] = []
     queued = 0
@@ -198,9 +200,10 @@ def forward_loop(state: ChipState, inputs: np.ndarray, labels: list[int] | None 
             last = time.monotonic()
         if len(results) < len(inputs):
             if time.monotonic() - last > timeout:
+                unprogram(state)
                 raise TransportTimeout(
                     f"AKD1000 produced no output for {timeout:g} s ({queued}/{len(inputs)} "
-                    f"inputs queued, {len(results)} fetched): reset the device"
+                    f"inputs queued, {len(results)} fetched); it was reset: program it again"
                 )
             time.sleep(0)
     return results
