@@ -22,8 +22,22 @@ from tests.akd1000_programs import programs, split_models  # noqa: E402
 from tests.brainchip_engine.harness import run_engine, skip_reason  # noqa: E402
 from tests.metatf_models import from_zoo, random_model  # noqa: E402
 
-DECODER = importlib.util.find_spec("akida_rt.akd1000.decode") is not None
-NO_DECODER = "the simulated chip computes once akida_rt.akd1000.decode (program decoder) lands"
+
+def _chip_decodes() -> bool:
+    """Whether the simulated chip can compute: it decodes its NP state with
+    akida_rt.akd1000.decode.mesh_layers (firmware_sim/mesh_program.py)."""
+    if importlib.util.find_spec("akida_rt.akd1000.decode") is None:
+        return False
+    from akida_rt.akd1000 import decode
+
+    return hasattr(decode, "mesh_layers")
+
+
+DECODER = _chip_decodes()
+NO_DECODER = (
+    "the simulated chip computes once it decodes NP state (akida_rt.akd1000.decode."
+    "mesh_layers, called by firmware_sim/mesh_program.py) in this tree"
+)
 
 
 @pytest.fixture
