@@ -135,6 +135,12 @@ def fetch(state: ChipState) -> np.ndarray | None:
 def read_output(state: ChipState, info: ProgramInfo, addr: int) -> np.ndarray:
     """Read and decode the header and events (or dense values) at `addr`."""
     n_words = d.decode_output_header(state.bus.read32(addr))
+    room = (output_bytes(info) - d.OUTPUT_HEADER_BYTES) // WORD
+    if n_words > room:
+        raise DeviceError(
+            f"the chip's output header at 0x{addr:08x} announces {n_words} words but the "
+            f"output slot holds {room}: the device or its program is corrupt; reset it"
+        )
     at = addr + d.OUTPUT_HEADER_BYTES
     dims = tuple(info.output_dims or (0, 0, 0))
     if info.output_type is IoType.DENSE:

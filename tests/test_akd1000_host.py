@@ -170,3 +170,20 @@ def test_a_chip_that_never_answers_times_out_in_one_line(sample_programs) -> Non
     chip.config_dead = True
     with pytest.raises(TransportTimeout, match="config_dma did not finish record 0 track 0"):
         host.program(prog)
+
+
+class _LyingChip(MemoryChip):
+    """A chip whose output headers announce far more words than an output slot holds."""
+
+    def _run_inputs(self, base: int) -> None:
+        super()._run_inputs(base)
+        for job in self.input_jobs:
+            self.write32(job.target, 0x0FFFFFFF)
+
+
+def test_an_output_header_past_its_slot_is_refused(sample_programs) -> None:
+    prog = sample_programs["digits"][0]
+    host = Akd1000Host(ByteBus(_LyingChip()), desc="NSoC_v2")
+    host.program(prog)
+    with pytest.raises(DeviceError, match="announces 268435455 words but the output slot"):
+        host.forward(_inputs(prog, 1))
