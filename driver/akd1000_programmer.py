@@ -17,7 +17,7 @@ from akida_rt.driver.akd1000_state import ChipState
 from akida_rt.akd1000 import registers as regs
 from akida_rt.akd1000.descriptors import ConfigDescriptor
 from akida_rt.akd1000.program_binary import ProgramBinary
-from akida_rt.akd1000.program_info import NSOC_V2, DeviceVersion, Record, Track
+from akida_rt.akd1000.program_info import NSOC_V2, DeviceVersion, IoType, Record, Track
 from akida_rt.errors import DeviceError
 
 log = logging.getLogger(__name__)
@@ -204,7 +204,7 @@ def program(state: ChipState, prog: ProgramBinary) -> None:
         if learn.ram is not None:
             play_record(state, prog, learn.ram, "learning layer weights")
     play_epg(state, prog)
-    enable_interrupts(state, prog.info.input_type == 0)
+    enable_interrupts(state, prog.info.input_type is IoType.DENSE)
     state.program = prog
     log.debug("programmed %d tracks, scratch high water %d bytes",
               len(prog.info.tracks()), state.mem.high_water)  # fmt: skip
