@@ -60,9 +60,9 @@ pytest: $(STAMP)
 	$(BIN)/python -m pytest -n 2 -q
 
 proto: $(STAMP)
-	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python -m grpc_tools.protoc -Iakida_rt/proto --python_out=akida_rt/proto \
-		--mypy_out=akida_rt/proto akida_rt/proto/program.proto akida_rt/proto/daemon.proto
-	sed -i 's/^import \(.*_pb2\)/from . import \1/' akida_rt/proto/*_pb2.py
+	for p in format/proto/program wire/proto/daemon; do d=akida_rt/$$(dirname $$p); \
+		PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python -m grpc_tools.protoc -I$$d --python_out=$$d \
+		--mypy_out=$$d akida_rt/$$p.proto || exit 1; done
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python -m grpc_tools.protoc -Iakida_rt/k8s --python_out=akida_rt/k8s \
 		--mypy_out=akida_rt/k8s --grpc_python_out=akida_rt/k8s --mypy_grpc_out=akida_rt/k8s \
 		akida_rt/k8s/deviceplugin.proto

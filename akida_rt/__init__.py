@@ -20,8 +20,7 @@ from akida_rt.errors import (
     ProgramFormatError,
     TransportTimeout,
 )
-from akida_rt.hardware import AKD1000, DeviceSpec, NpType, TwoNodesIP
-from akida_rt.layers import (
+from akida_rt.format.layers import (
     Conv2D,
     FullyConnected,
     InputConv2D,
@@ -32,10 +31,11 @@ from akida_rt.layers import (
     Pooling,
     SeparableConv2D,
 )
-from akida_rt.learning import AkidaUnsupervised
-from akida_rt.mapping import Backend, MapMode
-from akida_rt.model import Model
-from akida_rt.sequence import Sequence
+from akida_rt.learning.edge import AkidaUnsupervised
+from akida_rt.mapping.hardware import AKD1000, DeviceSpec, NpType, TwoNodesIP
+from akida_rt.mapping.mapper import Backend, MapMode
+from akida_rt.model.model import Model
+from akida_rt.model.sequence import Sequence
 
 __version__ = "0.1.0"
 
@@ -50,7 +50,7 @@ def devices(daemon: bool | None = None, socket: str | None = None) -> list[Any]:
             DaemonError when none answers); False: in-process only.
     """
     if daemon is not False:
-        from akida_rt.daemon_devices import daemon_devices
+        from akida_rt.client.daemon_devices import daemon_devices
         from akida_rt.errors import DaemonError
 
         try:

@@ -9,15 +9,15 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from akida_rt.device_protocol import ErrorCode
+    from akida_rt.wire.device_protocol import ErrorCode
 
-from akida_rt.proto import daemon_pb2 as wire
+from akida_rt.wire.proto import daemon_pb2 as wire
 
 
 class AkidaError(Exception):
     """Base of every error raised on purpose by akida_rt.
 
-    `status` is the akidad wire `Status` (akida_rt/proto/daemon.proto) a request that
+    `status` is the akidad wire `Status` (akida_rt/wire/proto/daemon.proto) a request that
     fails with this error is answered with; the daemon maps errors to statuses by it alone.
     """
 

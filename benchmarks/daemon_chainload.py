@@ -14,10 +14,10 @@ import time
 import numpy as np
 from daemon_common import print_table, user_daemon
 
-from akida_rt import zoo
-from akida_rt.client import Client, RemoteModel
-from akida_rt.layers import Conv2D, FullyConnected, InputConv2D
-from akida_rt.model import Model
+from akida_rt.client.client import Client, RemoteModel
+from akida_rt.format.layers import Conv2D, FullyConnected, InputConv2D
+from akida_rt.model import zoo
+from akida_rt.model.model import Model
 
 DEVICE = "sim://twonodesip/0"
 

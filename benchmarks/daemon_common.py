@@ -101,7 +101,8 @@ def measure_alone(
 ) -> None:
     """Print the median and p90 round trip of `server` (sized like the digits program's
     request and answer) with the caller running the program embedded between calls."""
-    from akida_rt import devices, zoo
+    from akida_rt import devices
+    from akida_rt.model import zoo
 
     embedded = zoo.digits_cnn(seed=0)
     embedded.map(devices()[0])

@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 from daemon_common import print_table, user_daemon
 
-from akida_rt import zoo
-from akida_rt.client import Client
+from akida_rt.client.client import Client
+from akida_rt.model import zoo
 
 
 def _client(sock: Path, seconds: float, start_at: float, out: mp.Queue) -> None:

@@ -35,8 +35,9 @@ from daemon_common import HEADER, print_table, time_calls, user_daemon
 from echo_floor import echo_server
 from grpc_floor import grpc_server
 
-from akida_rt import devices, zoo
-from akida_rt.client import Client
+from akida_rt import devices
+from akida_rt.client.client import Client
+from akida_rt.model import zoo
 
 BLOCK = 50  # calls per turn of a measurement
 ECHO_TARGET, GRPC_TARGET = 3.0, 0.5

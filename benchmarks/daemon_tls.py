@@ -19,8 +19,8 @@ import numpy as np
 from daemon_common import print_table, user_daemon
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from akida_rt import zoo
-from akida_rt.client import Client
+from akida_rt.client.client import Client
+from akida_rt.model import zoo
 from tests.tls_certs import CA
 
 BLOCK = 20

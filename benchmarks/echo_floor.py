@@ -36,7 +36,8 @@ def serve(path: str, request: int, answer: int, forward: int = 0) -> None:
     in this process) on the request's tensor, as the least any model server must do."""
     run: Callable[[memoryview], object] = lambda buf: None  # noqa: E731
     if forward:
-        from akida_rt import devices, zoo
+        from akida_rt import devices
+        from akida_rt.model import zoo
 
         model = zoo.digits_cnn(seed=0)
         model.map(devices()[0])

@@ -19,8 +19,8 @@ import time
 
 import numpy as np
 
-from akida_rt import zoo
-from akida_rt.layers import LayerType
+from akida_rt.format.layers import LayerType
+from akida_rt.model import zoo
 
 BATCH = 100
 

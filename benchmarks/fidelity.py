@@ -4,7 +4,7 @@ Usage: python benchmarks/fidelity.py [--json PATH] [--seed N] [--quick]
 
 Each public real-board figure is a row: the figure, its source, whether the model's
 constants were fitted on it or it is held out for validation, the simulated value, the
-board's, and their ratio. Models are rebuilt with random calibrated weights (akida_rt.zoo)
+board's, and their ratio. Models are rebuilt with random calibrated weights (akida_rt.model.zoo)
 and run on the simulated AKD1000 (PCIe) from akida_rt.devices(), one call per run as
 MetaTF's forward() and `akida run` make it; fps is the host-visible figure (frames over
 the call's wall clock). Targets (issue 18): fitted rows within 1.25x, validation rows within
@@ -24,7 +24,8 @@ from typing import Any
 import numpy as np
 
 import akida_rt
-from akida_rt import Model, zoo
+from akida_rt import Model
+from akida_rt.model import zoo
 
 USER_GUIDE = "BrainChip Akida user guide, `akida run` outputs (shared/reference/001)"
 KTH = (

@@ -26,11 +26,11 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from akida_rt import zoo
-from akida_rt.client import Client
+from akida_rt.client.client import Client
 from akida_rt.data import sample_program
-from akida_rt.layers import FullyConnected, InputConv2D, Pooling
-from akida_rt.model import Model
+from akida_rt.format.layers import FullyConnected, InputConv2D, Pooling
+from akida_rt.model import zoo
+from akida_rt.model.model import Model
 from akida_rt.stream.pipeline import Policy, Stream
 from akida_rt.stream.runners import connect
 from akida_rt.stream.sources import array_frames

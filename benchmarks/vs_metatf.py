@@ -28,7 +28,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from akida_rt.tools.datasets import digits_images
 from akida_rt.tools.metatf import import_model
 
-from akida_rt import blas, zoo
+from akida_rt.engine import blas
+from akida_rt.model import zoo
 from tests.metatf_models import calibrate, from_zoo
 
 

@@ -19,8 +19,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import ClassVar
 
-from akida_rt import ipc, tls
 from akida_rt.errors import AkidaError, DaemonError
+from akida_rt.wire import ipc, tls
 
 from . import systemd
 from .config import RELOADABLE, Config, apply_file, check_ranges, defaults

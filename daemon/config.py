@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from akida_rt import ipc
 from akida_rt.errors import DaemonError
+from akida_rt.wire import ipc
 
 SYSTEM_CONFIG = Path("/etc/akida/akidad.toml")
 # What one client, one uid or everyone together may hold (each must be >= 1).

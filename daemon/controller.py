@@ -18,12 +18,12 @@ from typing import Any
 import numpy as np
 
 from akida_rt import __version__
-from akida_rt import program as fmt
 from akida_rt.errors import AkidaError, DaemonError
-from akida_rt.mapping import MapMode, map_layers
-from akida_rt.model import Model, check_input
-from akida_rt.proto import daemon_pb2 as dpb
-from akida_rt.proto import program_pb2 as pb
+from akida_rt.format import program as fmt
+from akida_rt.format.proto import program_pb2 as pb
+from akida_rt.mapping.mapper import MapMode, map_layers
+from akida_rt.model.model import Model, check_input
+from akida_rt.wire.proto import daemon_pb2 as dpb
 
 from .config import Config
 from .devices import DeviceManager, ProgramKey
@@ -120,7 +120,7 @@ class Controller:
         )  # fmt: skip
 
     def hello(self, client: Client, name: str, priority: int, protocol: int) -> dict[str, Any]:
-        from akida_rt import ipc
+        from akida_rt.wire import ipc
 
         if protocol != ipc.PROTOCOL:
             raise DaemonError(

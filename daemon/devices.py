@@ -10,11 +10,11 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
-from akida_rt.device_api import Device
 from akida_rt.errors import AkidaError, DeviceError
-from akida_rt.hardware import DeviceSpec
-from akida_rt.mapping import MapMode
-from akida_rt.model import Model
+from akida_rt.mapping.hardware import DeviceSpec
+from akida_rt.mapping.mapper import MapMode
+from akida_rt.model.device_api import Device
+from akida_rt.model.model import Model
 
 from .metrics import Meter
 

@@ -18,10 +18,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from akida_rt import learning
 from akida_rt.errors import AkidaError, DaemonError, LearningError
-from akida_rt.model import Model, check_input
-from akida_rt.proto import daemon_pb2 as dpb
+from akida_rt.learning import edge as learning
+from akida_rt.model.model import Model, check_input
+from akida_rt.wire.proto import daemon_pb2 as dpb
 
 from .devices import DeviceSlot, ProgramKey
 

@@ -29,7 +29,7 @@ from akida_rt.errors import (
     DeviceResetError,
     TransportTimeout,
 )
-from akida_rt.proto import daemon_pb2 as dpb
+from akida_rt.wire.proto import daemon_pb2 as dpb
 
 from .devices import DeviceManager, DeviceSlot, ProgramKey
 

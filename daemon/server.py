@@ -22,10 +22,10 @@ from typing import Any
 
 import numpy as np
 
-from akida_rt import ipc, tls
-from akida_rt import tensor_frames as tf
 from akida_rt.errors import AkidaError, DaemonError, FrameError
-from akida_rt.proto import daemon_pb2 as dpb
+from akida_rt.wire import ipc, tls
+from akida_rt.wire import tensor_frames as tf
+from akida_rt.wire.proto import daemon_pb2 as dpb
 
 from .controller import Client, Controller
 from .scheduler import Job, Result

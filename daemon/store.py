@@ -11,8 +11,8 @@ import threading
 from pathlib import Path
 
 from akida_rt.errors import DaemonError
-from akida_rt.program import atomic_write, fsync_dir
-from akida_rt.proto import daemon_pb2 as dpb
+from akida_rt.format.program import atomic_write, fsync_dir
+from akida_rt.wire.proto import daemon_pb2 as dpb
 
 log = logging.getLogger(__name__)
 KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")

@@ -23,14 +23,14 @@ from akida_rt.driver import device_learning
 from akida_rt.driver.bus import Bus
 from akida_rt.driver.protocol import CommandChannel, Response
 
-from akida_rt import device_api
-from akida_rt import device_protocol as dp
+from akida_rt.engine.learning_rule import LearnedWeights
 from akida_rt.errors import DeviceBusy, DeviceError, DeviceLost, DeviceResetError
-from akida_rt.hardware import DeviceSpec, spec_by_name
-from akida_rt.learning_rule import LearnedWeights
-from akida_rt.mapping import Backend
-from akida_rt.proto import program_pb2 as pb
-from akida_rt.sequence import Sequence as MappedSequence
+from akida_rt.format.proto import program_pb2 as pb
+from akida_rt.mapping.hardware import DeviceSpec, spec_by_name
+from akida_rt.mapping.mapper import Backend
+from akida_rt.model import device_api
+from akida_rt.model.sequence import Sequence as MappedSequence
+from akida_rt.wire import device_protocol as dp
 
 log = logging.getLogger(__name__)
 

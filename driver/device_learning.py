@@ -11,12 +11,12 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from akida_rt import device_protocol as dp
+from akida_rt.engine.learning_rule import LearnedWeights
 from akida_rt.errors import LearningError
-from akida_rt.learning_rule import LearnedWeights
-from akida_rt.mapping import Backend
-from akida_rt.proto import program_pb2 as pb
-from akida_rt.sequence import Sequence as MappedSequence
+from akida_rt.format.proto import program_pb2 as pb
+from akida_rt.mapping.mapper import Backend
+from akida_rt.model.sequence import Sequence as MappedSequence
+from akida_rt.wire import device_protocol as dp
 
 if TYPE_CHECKING:
     from akida_rt.driver.device import Device
@@ -66,7 +66,7 @@ def learned_token(digest: str) -> str:
 
 
 def _configure(dev: Device, cfg: pb.LearningConfig, k: int, u: int) -> None:
-    from akida_rt.learning import params_of, plasticity_of
+    from akida_rt.learning.edge import params_of, plasticity_of
 
     p = params_of(cfg)
     header = dp.LEARN_HEADER.pack(

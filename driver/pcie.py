@@ -23,7 +23,6 @@ from urllib.parse import unquote, urlsplit
 from akida_rt.driver import fileio, sysfs, udev
 from akida_rt.driver.bus import Bus
 
-from akida_rt import device_protocol as dp
 from akida_rt.errors import (
     AkidaError,
     DeviceBusy,
@@ -33,6 +32,7 @@ from akida_rt.errors import (
     TransportError,
     TransportTimeout,
 )
+from akida_rt.wire import device_protocol as dp
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -65,7 +65,7 @@ def _raise_translated(exc: OSError, where: str, op: str) -> NoReturn:
     if code == errno.EWOULDBLOCK:
         raise DeviceBusy(
             f"{where}: in use by another program (akidad or an embedded user). Share it "
-            "through the daemon (akida_rt.client.Client), or stop the other user"
+            "through the daemon (akida_rt.client.client.Client), or stop the other user"
         ) from exc
     if code == errno.ENOENT:
         found = sysfs.scan(sysfs.sysroot_of_node(where))

@@ -15,7 +15,6 @@ from typing import TypeVar
 
 from akida_rt.driver.bus import Bus
 
-from akida_rt import device_protocol as dp
 from akida_rt.errors import (
     CommandTimeout,
     DeviceCommandError,
@@ -24,6 +23,7 @@ from akida_rt.errors import (
     DeviceResetError,
     TransportTimeout,
 )
+from akida_rt.wire import device_protocol as dp
 
 log = logging.getLogger(__name__)
 

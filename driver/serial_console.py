@@ -1,6 +1,6 @@
 """The board's UART console over pyserial: firmware log lines, identify and reset.
 
-The console is not a Bus: it carries the line protocol of akida_rt.transport_wire.
+The console is not a Bus: it carries the line protocol of akida_rt.wire.transport_wire.
 Firmware log lines are forwarded to the `akida_rt.firmware.<port>` logger; `identify()`
 and `reset()` send a command and wait for its reply.
 
@@ -25,7 +25,6 @@ import serial
 import serial.tools.list_ports
 from akida_rt.driver import usb_ids
 
-from akida_rt import transport_wire as tw
 from akida_rt.errors import (
     DeviceError,
     DeviceLost,
@@ -33,6 +32,7 @@ from akida_rt.errors import (
     PermissionDeniedError,
     TransportTimeout,
 )
+from akida_rt.wire import transport_wire as tw
 
 log = logging.getLogger(__name__)
 _trusted: set[str] = set()

@@ -39,7 +39,6 @@ from akida_rt.driver import fileio, serial_console, sysfs
 from akida_rt.driver import usb as usb_transport
 from akida_rt.driver.bus import Bus
 
-from akida_rt import device_protocol as dp
 from akida_rt.errors import (
     AkidaError,
     DeviceLost,
@@ -47,7 +46,8 @@ from akida_rt.errors import (
     TransportError,
     TransportTimeout,
 )
-from akida_rt.hardware import spec_by_name
+from akida_rt.mapping.hardware import spec_by_name
+from akida_rt.wire import device_protocol as dp
 
 if TYPE_CHECKING:
     from akida_rt.firmware_sim.chip import SimChip

@@ -1,7 +1,7 @@
 """USB transport: an Akida board through pyusb (libusb).
 
 Registers are vendor control transfers; device memory moves on the bulk endpoints, one DMA
-setup request per chunk of at most `USB_DMA_CHUNK` bytes (akida_rt.transport_wire).
+setup request per chunk of at most `USB_DMA_CHUNK` bytes (akida_rt.wire.transport_wire).
 Boards are found on every pyusb backend in use: libusb (the system's, else the one from
 the `libusb-package` wheel) plus any added with `add_backend()` (the simulated boards).
 
@@ -27,7 +27,6 @@ import usb.util
 from akida_rt.driver import udev, usb_ids
 from akida_rt.driver.bus import Bus
 
-from akida_rt import transport_wire as tw
 from akida_rt.errors import (
     DeviceBusy,
     DeviceLost,
@@ -36,6 +35,7 @@ from akida_rt.errors import (
     TransportError,
     TransportTimeout,
 )
+from akida_rt.wire import transport_wire as tw
 
 log = logging.getLogger(__name__)
 TIMEOUT_MS = 2000

@@ -23,8 +23,8 @@ import zlib
 from akida_rt.firmware_sim.firmware import Firmware
 from akida_rt.firmware_sim.link_model import PCIE, LinkModel
 
-from akida_rt import device_protocol as dp
-from akida_rt.hardware import AKD1000, DeviceSpec
+from akida_rt.mapping.hardware import AKD1000, DeviceSpec
+from akida_rt.wire import device_protocol as dp
 
 log = logging.getLogger(__name__)
 

@@ -2,7 +2,7 @@
 
 `SimConsole` opens a pty pair (os.openpty); the host opens the slave path (`.path`) with
 pyserial as it would /dev/ttyACM0. The board side answers the line protocol of
-akida_rt.transport_wire (identify, reset) and writes the firmware's log records (those
+akida_rt.wire.transport_wire (identify, reset) and writes the firmware's log records (those
 of the chip's own serial number) as `log` lines. When the chip is unplugged the pty is
 hung up, so the host's reads fail as they do when a USB console disappears.
 """
@@ -18,8 +18,8 @@ import tty
 
 from akida_rt.firmware_sim.chip import SimChip
 
-from akida_rt import device_protocol as dp
-from akida_rt import transport_wire as tw
+from akida_rt.wire import device_protocol as dp
+from akida_rt.wire import transport_wire as tw
 
 log = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """The firmware command loop of the simulated AKD1000: one mailbox command at a time.
 
 Reads a Command from the mailbox, executes it on the NP mesh, and writes a Response
-(with an error message as payload on failure). Layouts: akida_rt.device_protocol.
+(with an error message as payload on failure). Layouts: akida_rt.wire.device_protocol.
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ from akida_rt.firmware_sim.learning_unit import LearningUnit
 from akida_rt.firmware_sim.mesh import NpMesh, Work
 from akida_rt.firmware_sim.power_model import PowerModel, PowerSampler
 
-from akida_rt import device_protocol as dp
 from akida_rt.errors import CommandError
+from akida_rt.wire import device_protocol as dp
 
 if TYPE_CHECKING:
     from akida_rt.firmware_sim.chip import SimChip

@@ -2,7 +2,7 @@
 
 LEARN_CONFIG puts the loaded sequence's last layer (a 1-bit FullyConnected on an FNP3)
 into learning mode and writes its plasticity and weights to LEARN_BASE; LEARN runs the
-sequence up to that layer and applies akida_rt.learning_rule there, so the weights in
+sequence up to that layer and applies akida_rt.engine.learning_rule there, so the weights in
 device memory change and the host reads them back (READ_LEARNED) or writes them
 (WRITE_LEARNED). docs/device-protocol.md has the layouts.
 """
@@ -13,12 +13,12 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from akida_rt import device_protocol as dp
-from akida_rt.engine import compile_layer
+from akida_rt.engine.integer import compile_layer
+from akida_rt.engine.learning_rule import RuleParams, learn
 from akida_rt.errors import CommandError
-from akida_rt.hardware import NpType
-from akida_rt.layers import Layer, LayerType
-from akida_rt.learning_rule import RuleParams, learn
+from akida_rt.format.layers import Layer, LayerType
+from akida_rt.mapping.hardware import NpType
+from akida_rt.wire import device_protocol as dp
 
 if TYPE_CHECKING:
     from akida_rt.firmware_sim.firmware import Firmware

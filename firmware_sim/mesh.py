@@ -1,7 +1,7 @@
 """The NP mesh of the simulated AKD1000: loads SequenceProgram bytes and executes them.
 
 Loading checks the program against the mesh (device, NP ids and capabilities, per-NP
-SRAM); execution runs the layers with akida_rt.engine, the software backend's integer
+SRAM); execution runs the layers with akida_rt.engine.integer, the software backend's integer
 engine, so outputs are bit-identical to it, and turns event counts into clock phases.
 """
 
@@ -14,15 +14,15 @@ import numpy as np
 from akida_rt.firmware_sim.clock_model import ClockModel, Phase
 from google.protobuf.message import DecodeError
 
-from akida_rt import device_protocol as dp
-from akida_rt import np_image
-from akida_rt import program as fmt
-from akida_rt.engine import Engine
+from akida_rt.engine.integer import Engine
 from akida_rt.errors import AkidaError, MeshError
-from akida_rt.hardware import DeviceSpec, NpId, NpType
-from akida_rt.layers import Layer, LayerType
-from akida_rt.mapping import EXTERNAL_MEMORY_TYPES, FNP_WEIGHT_BYTES
-from akida_rt.proto import program_pb2 as pb
+from akida_rt.format import program as fmt
+from akida_rt.format.layers import Layer, LayerType
+from akida_rt.format.proto import program_pb2 as pb
+from akida_rt.mapping import np_image
+from akida_rt.mapping.hardware import DeviceSpec, NpId, NpType
+from akida_rt.mapping.mapper import EXTERNAL_MEMORY_TYPES, FNP_WEIGHT_BYTES
+from akida_rt.wire import device_protocol as dp
 
 
 @dataclass

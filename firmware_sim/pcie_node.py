@@ -21,8 +21,8 @@ from pathlib import Path
 
 from akida_rt.firmware_sim.chip import SimChip
 
-from akida_rt import device_protocol as dp
-from akida_rt.transport_wire import PCIE_DMA_CHUNK
+from akida_rt.wire import device_protocol as dp
+from akida_rt.wire.transport_wire import PCIE_DMA_CHUNK
 
 log = logging.getLogger(__name__)
 DRIVER = "akida_dw_edma"

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from akida_rt.firmware_sim import wire
 from akida_rt.firmware_sim.chip import SimChip
 
-from akida_rt.hardware import spec_by_name
+from akida_rt.mapping.hardware import spec_by_name
 
 log = logging.getLogger(__name__)
 

@@ -4,7 +4,7 @@
 descriptors included, so `dev.serial_number` is a real GET_DESCRIPTOR), and performs
 control and bulk transfers through it exactly as through libusb. Registers are vendor
 control requests; memory moves on the bulk endpoints after a DMA setup request (see
-akida_rt.transport_wire). Chip errors come out as the USBError libusb would raise:
+akida_rt.wire.transport_wire). Chip errors come out as the USBError libusb would raise:
 unplugged -> NO_DEVICE (ENODEV), DMA timeout -> USBTimeoutError, bad address -> stall.
 This module never imports the driver.
 """
@@ -25,7 +25,7 @@ from akida_rt.firmware_sim.chip import SimChip
 from akida_rt.firmware_sim.link_model import USB
 from usb.core import USBError, USBTimeoutError
 
-from akida_rt import transport_wire as tw
+from akida_rt.wire import transport_wire as tw
 
 log = logging.getLogger(__name__)
 

@@ -8,7 +8,7 @@ import sys
 import numpy as np
 import pytest
 
-from akida_rt import zoo
+from akida_rt.model import zoo
 
 
 @pytest.fixture(scope="session")

@@ -14,11 +14,12 @@ from typing import Any
 
 import numpy as np
 
-from akida_rt import ipc, zoo
-from akida_rt import tensor_frames as tf
-from akida_rt.layers import FullyConnected, InputConv2D
-from akida_rt.model import Model
-from akida_rt.proto import daemon_pb2 as dpb
+from akida_rt.format.layers import FullyConnected, InputConv2D
+from akida_rt.model import zoo
+from akida_rt.model.model import Model
+from akida_rt.wire import ipc
+from akida_rt.wire import tensor_frames as tf
+from akida_rt.wire.proto import daemon_pb2 as dpb
 
 ROOT = Path(__file__).resolve().parents[1]
 

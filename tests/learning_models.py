@@ -6,9 +6,9 @@ from __future__ import annotations
 import numpy as np
 
 from akida_rt import AkidaUnsupervised, Conv2D, FullyConnected, InputConv2D, Model, Pooling
-from akida_rt.engine import compile_layer, potentials
-from akida_rt.layers import LayerType
-from akida_rt.zoo import randomize
+from akida_rt.engine.integer import compile_layer, potentials
+from akida_rt.format.layers import LayerType
+from akida_rt.model.zoo import randomize
 
 
 def learnable_cnn(
@@ -54,7 +54,7 @@ def _sparse_spikes(model: Model, sample: np.ndarray) -> None:
 
 
 def _run(layer, x: np.ndarray) -> np.ndarray:
-    from akida_rt.engine import Engine
+    from akida_rt.engine.integer import Engine
 
     return Engine([layer]).run(x)
 

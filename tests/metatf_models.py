@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from akida_rt.engine import compile_layer, potentials
+from akida_rt.engine.integer import compile_layer, potentials
 
 N_MODELS = 60
 
@@ -166,7 +166,7 @@ def calibrate(model: Any, x: np.ndarray, seed: int) -> None:
         feed = ours.layers[:i]
         y = x.astype(np.float32)
         for prev in feed:
-            from akida_rt.engine import Engine
+            from akida_rt.engine.integer import Engine
 
             y = Engine([prev]).run(y)
         p, _ = potentials(compile_layer(ours.layers[i]), y)
@@ -190,7 +190,7 @@ def random_model(seed: int, n: int = 8) -> tuple[Any, np.ndarray]:
 
 def from_zoo(model: Any, seed: int = 0) -> Any:
     """The v1 akida.Model with the architecture of an akida_rt zoo model (random weights)."""
-    from akida_rt.layers import LayerType, Padding, Pooling
+    from akida_rt.format.layers import LayerType, Padding, Pooling
 
     akida = _akida()
     m = akida.Model()

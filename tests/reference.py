@@ -1,11 +1,11 @@
 """A plain int64 reference of the integer semantics in docs/semantics.md, written
-independently of akida_rt.engine (loops over kernel offsets and int64 einsum)."""
+independently of akida_rt.engine.integer (loops over kernel offsets and int64 einsum)."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from akida_rt.layers import Layer, LayerType, Padding, Pooling
+from akida_rt.format.layers import Layer, LayerType, Padding, Pooling
 
 
 def _pads(size: int, k: int, s: int, padding: Padding) -> tuple[int, int, int]:

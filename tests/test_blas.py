@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from akida_rt import blas
+from akida_rt.engine import blas
 
 
 @pytest.fixture

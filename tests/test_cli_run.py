@@ -9,7 +9,7 @@ import pytest
 
 from akida_rt import AKD1000
 from akida_rt.data import sample_program
-from akida_rt.model import Model
+from akida_rt.model.model import Model
 from tests.conftest import run_akida
 from tests.daemon_harness import Akidad, daemon_env
 

@@ -6,7 +6,7 @@ import json
 import shutil
 import sys
 
-from akida_rt import zoo
+from akida_rt.model import zoo
 from tests.conftest import run_akida
 
 

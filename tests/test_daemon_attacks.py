@@ -18,12 +18,13 @@ import numpy as np
 import psutil
 import pytest
 
-from akida_rt import ipc, zoo
-from akida_rt import program as fmt
-from akida_rt import tensor_frames as tf
-from akida_rt.client import Client
+from akida_rt.client.client import Client
 from akida_rt.errors import DaemonError, RemoteError
-from akida_rt.proto import daemon_pb2 as dpb
+from akida_rt.format import program as fmt
+from akida_rt.model import zoo
+from akida_rt.wire import ipc
+from akida_rt.wire import tensor_frames as tf
+from akida_rt.wire.proto import daemon_pb2 as dpb
 from tests.daemon_harness import Akidad, RawConnection, random_input, tiny_model
 
 ROOT_ONLY = pytest.mark.skipif(os.getuid() != 0, reason="needs root to act as another uid")
@@ -320,7 +321,7 @@ def test_a_header_naming_a_loaded_program_gets_nothing(tmp_path: Path) -> None:
 
 
 def test_a_program_with_an_overflowing_shape_is_answered(tmp_path: Path) -> None:
-    from akida_rt.proto import program_pb2 as pb
+    from akida_rt.format.proto import program_pb2 as pb
 
     model = tiny_model()
     message = pb.Program()
@@ -338,7 +339,7 @@ def test_a_program_with_an_overflowing_shape_is_answered(tmp_path: Path) -> None
 
 
 def _tensors(layer: object) -> list:
-    from akida_rt.proto import program_pb2 as pb
+    from akida_rt.format.proto import program_pb2 as pb
 
     return [
         getattr(layer, f.name)

@@ -13,9 +13,9 @@ import numpy as np
 import psutil
 import pytest
 
-from akida_rt import zoo
-from akida_rt.client import Client
+from akida_rt.client.client import Client
 from akida_rt.errors import RemoteError
+from akida_rt.model import zoo
 from tests.daemon_harness import Akidad, random_input
 
 URL = "sim://akd1000/{i}?mode=process"

@@ -11,9 +11,9 @@ import time
 import numpy as np
 import pytest
 
-from akida_rt import zoo
-from akida_rt.client import Client
+from akida_rt.client.client import Client
 from akida_rt.errors import RemoteError
+from akida_rt.model import zoo
 from tests.daemon_harness import Akidad
 from tests.learning_models import images, learnable_cnn
 
@@ -91,7 +91,7 @@ def test_kill9_during_learning_loses_no_acknowledged_fit(tmp_path) -> None:
         for i in acked:
             replay.fit(x[i : i + 2], labels[i : i + 2])
         assert info["samples"] == 2 * len(acked)
-        from akida_rt.learning import decode_state
+        from akida_rt.learning.edge import decode_state
 
         state = decode_state(exported)
         assert state.weights.data == _weights(replay).tobytes()

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from akida_rt.client import Client
+from akida_rt.client.client import Client
 from tests.daemon_harness import Akidad, random_input, tiny_model
 
 CLIENTS = 16
@@ -69,7 +69,7 @@ def test_sixteen_clients_two_thousand_requests_each_bit_identical(tmp_path: Path
 
 CLIENT_SCRIPT = """
 import sys, numpy as np
-from akida_rt.client import Client
+from akida_rt.client.client import Client
 from tests.daemon_harness import tiny_model, random_input
 m = tiny_model(seed=1)
 c = Client(sys.argv[1], name="victim")
@@ -133,7 +133,7 @@ def test_kill9_daemon_then_restart_clients_reconnect_and_retry(tmp_path: Path) -
 
 
 def test_sigterm_completes_requests_in_flight(tmp_path: Path) -> None:
-    from akida_rt import zoo
+    from akida_rt.model import zoo
 
     model = zoo.digits_cnn(seed=0)
     x = random_input(model, 4, 1)
@@ -172,7 +172,7 @@ def test_sigterm_completes_requests_in_flight(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("count", [2])
 def test_requests_spread_across_devices(tmp_path: Path, count: int) -> None:
-    from akida_rt import zoo
+    from akida_rt.model import zoo
 
     model = zoo.digits_cnn(seed=0)
     with Akidad(tmp_path, "--simulated", str(count),

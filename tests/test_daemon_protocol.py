@@ -21,11 +21,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from akida_rt import ipc, zoo
-from akida_rt import tensor_frames as tf
-from akida_rt.client import Client
+from akida_rt.client.client import Client
 from akida_rt.errors import DaemonError, FrameError, FrameRefused, RemoteError
-from akida_rt.proto import daemon_pb2 as dpb
+from akida_rt.model import zoo
+from akida_rt.wire import ipc
+from akida_rt.wire import tensor_frames as tf
+from akida_rt.wire.proto import daemon_pb2 as dpb
 from tests.daemon_harness import (
     Akidad,
     RawConnection,

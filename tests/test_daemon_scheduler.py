@@ -14,7 +14,7 @@ import numpy as np
 from akida_rt.daemon.devices import DeviceManager, DeviceSlot, ProgramKey
 from akida_rt.daemon.scheduler import Job, Scheduler
 
-from akida_rt import zoo
+from akida_rt.model import zoo
 
 MODEL = zoo.digits_cnn(seed=0)
 PROGRAM = MODEL.to_bytes()

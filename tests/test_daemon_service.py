@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 
 from akida_rt.cli.daemon_cmds import render_units
-from akida_rt.client import Client
+from akida_rt.client.client import Client
 from akida_rt.errors import RemoteError
 from tests.conftest import run_akida
 from tests.daemon_harness import Akidad, daemon_env, random_input, tiny_model

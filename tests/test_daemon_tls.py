@@ -13,9 +13,9 @@ import pytest
 
 pytest.importorskip("cryptography")
 
-from akida_rt.client import Client
+from akida_rt.client.client import Client
 from akida_rt.errors import DaemonError, RemoteError
-from akida_rt.proto import daemon_pb2 as dpb
+from akida_rt.wire.proto import daemon_pb2 as dpb
 from tests.daemon_harness import Akidad, random_input, tiny_model
 from tests.tls_certs import CA
 

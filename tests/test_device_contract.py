@@ -17,12 +17,12 @@ from akida_rt import (
     Model,
     Pooling,
     TwoNodesIP,
-    zoo,
 )
-from akida_rt import device_protocol as dp
 from akida_rt.errors import DeviceBusy, DeviceCommandError
-from akida_rt.hardware import spec_by_name
-from akida_rt.mapping import Backend
+from akida_rt.mapping.hardware import spec_by_name
+from akida_rt.mapping.mapper import Backend
+from akida_rt.model import zoo
+from akida_rt.wire import device_protocol as dp
 from tests.device_urls import CONTRACT_FACTORIES, CONTRACT_PARAMS, DeviceUnderTest
 from tests.test_mapping import _wide_model
 

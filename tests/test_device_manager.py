@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 from akida_rt.daemon.devices import DeviceManager, ProgramKey
 
-from akida_rt import zoo
-from akida_rt.device_api import Device
 from akida_rt.errors import DeviceLost
+from akida_rt.model import zoo
+from akida_rt.model.device_api import Device
 from tests.device_urls import FACTORIES, DeviceUnderTest
 
 

@@ -14,8 +14,8 @@ import pytest
 from akida_rt.driver.bus import open_bus
 from akida_rt.driver.device import Device
 
-from akida_rt import device_protocol as dp
 from akida_rt import errors
+from akida_rt.wire import device_protocol as dp
 from tests.device_urls import FAST, TEST_MEM
 
 PRODUCTION = (

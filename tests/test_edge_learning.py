@@ -111,7 +111,7 @@ def test_plasticity_decays_to_its_minimum_and_bounds_the_swaps() -> None:
         min_plasticity=0.25,
     )
     model.fit(spikes(list(range(8)), inputs=64), 0)
-    from akida_rt.learning import plasticity_of
+    from akida_rt.learning.edge import plasticity_of
 
     assert plasticity_of(model.learning, 3).tolist() == [0.5, 1.0, 1.0]
     before = weights(model)[:, 0].copy()

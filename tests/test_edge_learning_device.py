@@ -7,10 +7,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from akida_rt import device_protocol as dp
-from akida_rt import zoo
+from akida_rt.engine.learning_rule import LearnedWeights
 from akida_rt.errors import DeviceCommandError
-from akida_rt.learning_rule import LearnedWeights
+from akida_rt.model import zoo
+from akida_rt.wire import device_protocol as dp
 from tests.device_urls import CONTRACT_FACTORIES, CONTRACT_PARAMS, DeviceUnderTest
 from tests.learning_models import images, learnable_cnn
 

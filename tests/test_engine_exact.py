@@ -16,10 +16,10 @@ from akida_rt import (
     Padding,
     Pooling,
     SeparableConv2D,
-    zoo,
 )
-from akida_rt.engine import F32_EXACT, accumulator_bound, compile_layer
-from akida_rt.layers import weight_range
+from akida_rt.engine.integer import F32_EXACT, accumulator_bound, compile_layer
+from akida_rt.format.layers import weight_range
+from akida_rt.model import zoo
 from tests.reference import reference_forward
 
 
@@ -169,8 +169,8 @@ def test_a_big_batch_split_over_a_spare_core_equals_one_thread(monkeypatch) -> N
     outputs and the statistics (counted once per sample) are those of one thread."""
     import threading
 
-    from akida_rt import blas
-    from akida_rt import engine as engine_mod
+    from akida_rt.engine import blas
+    from akida_rt.engine import integer as engine_mod
 
     model = zoo.digits_cnn(seed=0)
     x = np.random.default_rng(1).integers(0, 256, (40, *model.input_shape), np.uint8)
@@ -204,7 +204,7 @@ def test_a_forked_child_splits_big_batches_on_its_own_helper(monkeypatch) -> Non
     its parent did must get a new one, not wait forever on the parent's."""
     import multiprocessing
 
-    from akida_rt import blas
+    from akida_rt.engine import blas
 
     monkeypatch.setattr(blas, "no_idle_core", lambda: False)
     model = zoo.digits_cnn(seed=0)

@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 
 import akida_rt
-from akida_rt import Model, zoo
+from akida_rt import Model
+from akida_rt.model import zoo
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from akida_rt.driver.device import Timeouts
 
-from akida_rt import zoo
 from akida_rt.errors import CommandTimeout, DeviceLost, DeviceResetError, TransportTimeout
+from akida_rt.model import zoo
 from tests.device_urls import FACTORIES
 
 SHORT = Timeouts(command_s=0.4, reset_s=2.0, load_s=0.6, load_per_mib_s=0.0, run_s=0.6)

@@ -5,10 +5,18 @@ from __future__ import annotations
 
 import pytest
 
-from akida_rt import AKD1000, Model, zoo
+from akida_rt import AKD1000, Model
 from akida_rt.errors import MappingError
-from akida_rt.layers import Conv2D, FullyConnected, InputConv2D, Padding, Pooling, SeparableConv2D
-from akida_rt.mapping import layer_need
+from akida_rt.format.layers import (
+    Conv2D,
+    FullyConnected,
+    InputConv2D,
+    Padding,
+    Pooling,
+    SeparableConv2D,
+)
+from akida_rt.mapping.mapper import layer_need
+from akida_rt.model import zoo
 
 CASES = [  # (layers, the rule's words, the limit's words)
     ([InputConv2D("c", (28, 4, 1), 8, 3)], "input width is 4", "5 to 256"),

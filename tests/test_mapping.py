@@ -16,9 +16,9 @@ from akida_rt import (
     Model,
     NpType,
     TwoNodesIP,
-    zoo,
 )
-from akida_rt.mapping import map_layers
+from akida_rt.mapping.mapper import map_layers
+from akida_rt.model import zoo
 
 
 def test_akd1000_description() -> None:

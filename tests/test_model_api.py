@@ -16,8 +16,8 @@ from akida_rt import (
     InputError,
     Model,
     ModelError,
-    zoo,
 )
+from akida_rt.model import zoo
 
 
 def test_forward_rejects_bad_inputs(digits_model: Model) -> None:

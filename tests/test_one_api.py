@@ -10,7 +10,7 @@ import pytest
 
 import akida_rt
 from akida_rt import Model
-from akida_rt.daemon_devices import DaemonDevice
+from akida_rt.client.daemon_devices import DaemonDevice
 from akida_rt.data import sample_program
 from akida_rt.errors import DaemonError, ModelError
 from tests.daemon_harness import Akidad, random_input

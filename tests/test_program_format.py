@@ -11,9 +11,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from akida_rt import AKD1000, MapMode, Model, ProgramFormatError, TwoNodesIP, zoo
-from akida_rt import program as fmt
-from akida_rt.proto import program_pb2 as pb
+from akida_rt import AKD1000, MapMode, Model, ProgramFormatError, TwoNodesIP
+from akida_rt.format import program as fmt
+from akida_rt.format.proto import program_pb2 as pb
+from akida_rt.model import zoo
 
 
 @pytest.fixture(scope="module")

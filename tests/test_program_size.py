@@ -8,11 +8,12 @@ import pytest
 from akida_rt.firmware_sim.clock_model import ClockModel
 from akida_rt.firmware_sim.mesh import NpMesh
 
-from akida_rt import AKD1000, zoo
-from akida_rt import device_protocol as dp
+from akida_rt import AKD1000
 from akida_rt.errors import MeshError
-from akida_rt.mapping import MapMode
-from akida_rt.proto import program_pb2 as pb
+from akida_rt.format.proto import program_pb2 as pb
+from akida_rt.mapping.mapper import MapMode
+from akida_rt.model import zoo
+from akida_rt.wire import device_protocol as dp
 
 MODELS = {
     "digits_cnn": zoo.digits_cnn,

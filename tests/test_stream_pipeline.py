@@ -12,12 +12,12 @@ import time
 import numpy as np
 import pytest
 
-from akida_rt import zoo
-from akida_rt.client import Client
+from akida_rt.client.client import Client
 from akida_rt.data import sample_program
 from akida_rt.errors import StreamError
-from akida_rt.layers import FullyConnected, InputConv2D, Pooling
-from akida_rt.model import Model
+from akida_rt.format.layers import FullyConnected, InputConv2D, Pooling
+from akida_rt.model import zoo
+from akida_rt.model.model import Model
 from akida_rt.stream.events import make_events
 from akida_rt.stream.evt2 import write_evt2
 from akida_rt.stream.pipeline import Policy, Stream

@@ -1,4 +1,4 @@
-"""Tensor frames (akida_rt/tensor_frames.py), the only form of an inference and its
+"""Tensor frames (akida_rt/wire/tensor_frames.py), the only form of an inference and its
 result since protocol 3: hypothesis round trips and decode fuzzing in-process, then
 inline and sealed-memfd requests and every malformed-frame error against a live akidad
 on its real socket.
@@ -19,10 +19,10 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from akida_rt import ipc
-from akida_rt import tensor_frames as tf
 from akida_rt.errors import DaemonError, FrameRefused
-from akida_rt.proto import daemon_pb2 as dpb
+from akida_rt.wire import ipc
+from akida_rt.wire import tensor_frames as tf
+from akida_rt.wire.proto import daemon_pb2 as dpb
 from tests.daemon_harness import (
     Akidad,
     RawConnection,

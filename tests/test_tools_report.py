@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 from akida_rt.tools.report import PJ_PER_DMA_BYTE, PJ_PER_SYNOP, fit_report, report_table
 
-from akida_rt import AKD1000, Model, TwoNodesIP, zoo
+from akida_rt import AKD1000, Model, TwoNodesIP
+from akida_rt.model import zoo
 
 
 @pytest.fixture(scope="module")

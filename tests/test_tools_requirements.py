@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[1]
 # tools/, the toolchain CLI, and the runtime modules the toolchain reads its data with
 TOOLCHAIN = [*sorted((ROOT / "tools").glob("*.py")),
              *(ROOT / "akida_rt" / "cli" / n for n in ("tool_cmds.py", "toolchain.py", "args.py")),
-             ROOT / "akida_rt" / "image_files.py"]  # fmt: skip
+             ROOT / "akida_rt" / "stream" / "image_files.py"]  # fmt: skip
 
 
 def third_party_imports(files: list[Path]) -> dict[str, Path]:

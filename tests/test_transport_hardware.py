@@ -13,8 +13,8 @@ from akida_rt.driver import usb as usb_transport
 from akida_rt.driver.bus import open_bus
 from akida_rt.driver.device import Device
 
-from akida_rt import device_protocol as dp
 from akida_rt.errors import AkidaError
+from akida_rt.wire import device_protocol as dp
 
 
 def _board_urls() -> list[str]:

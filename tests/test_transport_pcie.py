@@ -19,7 +19,6 @@ from akida_rt.driver import discovery, fileio, pcie, sysfs
 from akida_rt.driver.bus import open_bus
 from akida_rt.driver.sim_transport import SimRack
 
-from akida_rt import device_protocol as dp
 from akida_rt.errors import (
     DeviceBusy,
     DeviceLost,
@@ -27,6 +26,7 @@ from akida_rt.errors import (
     PermissionDeniedError,
     TransportTimeout,
 )
+from akida_rt.wire import device_protocol as dp
 
 MEM = 4 << 20
 

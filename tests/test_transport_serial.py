@@ -16,8 +16,8 @@ from akida_rt.driver import serial_console as sc
 from akida_rt.firmware_sim.chip import SimChip
 from akida_rt.firmware_sim.console import SimConsole
 
-from akida_rt import device_protocol as dp
 from akida_rt.errors import DeviceError, DeviceLost, DeviceNotFound, TransportTimeout
+from akida_rt.wire import device_protocol as dp
 
 
 def _answer_later(console: sc.Console, line: bytes, delay: float = 0.05) -> None:

@@ -19,9 +19,9 @@ from akida_rt.driver import usb as usb_transport
 from akida_rt.driver.bus import open_bus
 from akida_rt.driver.sim_transport import SimRack
 
-from akida_rt import device_protocol as dp
-from akida_rt import transport_wire as tw
 from akida_rt.errors import DeviceLost, DeviceNotFound, TransportError, TransportTimeout
+from akida_rt.wire import device_protocol as dp
+from akida_rt.wire import transport_wire as tw
 
 MEM = 4 << 20
 

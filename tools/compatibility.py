@@ -14,8 +14,7 @@ from typing import Any
 from akida_rt.tools.graph import Block, Graph, Issue
 
 from akida_rt.errors import AkidaError
-from akida_rt.hardware import DeviceSpec
-from akida_rt.layers import (
+from akida_rt.format.layers import (
     ACTIVATION_BITS,
     WEIGHT_BITS,
     Conv2D,
@@ -29,8 +28,9 @@ from akida_rt.layers import (
     same_padding,
     weight_range,
 )
-from akida_rt.mapping import Backend, layer_need, map_layers
-from akida_rt.model import Model
+from akida_rt.mapping.hardware import DeviceSpec
+from akida_rt.mapping.mapper import Backend, layer_need, map_layers
+from akida_rt.model.model import Model
 
 # Fixes name the command a user runs (tools.post_training.quantize_model in Python).
 QUANTIZE_FIX = "quantize the float model: akida quantize -m FLOAT.keras -o Q.keras"

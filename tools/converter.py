@@ -18,12 +18,12 @@ from akida_rt.tools.folding import batchnorm_affine, fold_activation
 from akida_rt.tools.graph import Block, describe_keras, group_blocks
 from akida_rt.tools.quantizers import activation_step
 
-from akida_rt.engine import accumulator_bound
+from akida_rt.engine.integer import accumulator_bound
 from akida_rt.errors import ConversionError
-from akida_rt.hardware import DeviceSpec
-from akida_rt.layers import InputData, Layer, Pooling
-from akida_rt.mapping import MapMode
-from akida_rt.model import Model
+from akida_rt.format.layers import InputData, Layer, Pooling
+from akida_rt.mapping.hardware import DeviceSpec
+from akida_rt.mapping.mapper import MapMode
+from akida_rt.model.model import Model
 
 log = logging.getLogger(__name__)
 

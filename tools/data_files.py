@@ -20,7 +20,7 @@ import numpy as np
 from akida_rt.tools import datasets
 
 from akida_rt.errors import ToolchainError
-from akida_rt.image_files import IMAGE_SUFFIXES, folder_images, read_image
+from akida_rt.stream.image_files import IMAGE_SUFFIXES, folder_images, read_image
 
 KERAS_DATASETS = ("mnist", "fashion_mnist", "cifar10", "cifar100")
 

@@ -11,9 +11,9 @@ from typing import Any
 import numpy as np
 
 from akida_rt.errors import LearningError
-from akida_rt.layers import FullyConnected, Layer
-from akida_rt.learning import AkidaUnsupervised, spikes_of
-from akida_rt.model import Model
+from akida_rt.format.layers import FullyConnected, Layer
+from akida_rt.learning.edge import AkidaUnsupervised, spikes_of
+from akida_rt.model.model import Model
 
 log = logging.getLogger(__name__)
 

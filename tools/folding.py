@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from akida_rt.layers import MAX_ACT_SHIFT
+from akida_rt.format.layers import MAX_ACT_SHIFT
 
 # Headroom below 2^53 so that the engine's float64 path stays exact for |acc| <= bound.
 EXACT_LIMIT = 2.0**52
@@ -41,7 +41,7 @@ def choose_shift(a_max: float, c_max: float, bound: int, positions: int = 1) -> 
     Args:
         a_max: largest |A / step| over channels (per accumulator unit).
         c_max: largest |B / step + 0.5| over channels.
-        bound: bound on |acc| per position (akida_rt.engine.accumulator_bound).
+        bound: bound on |acc| per position (akida_rt.engine.integer.accumulator_bound).
         positions: positions summed by global average pooling (1 otherwise).
     """
     top = float(bound) * positions * a_max + c_max + 1.0

@@ -12,9 +12,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from akida_rt import learning, v1_rules
 from akida_rt.errors import ConversionError, ModelError
-from akida_rt.layers import (
+from akida_rt.format import v1_rules
+from akida_rt.format.layers import (
     Conv2D,
     FullyConnected,
     InputConv2D,
@@ -24,7 +24,8 @@ from akida_rt.layers import (
     Pooling,
     SeparableConv2D,
 )
-from akida_rt.model import Model
+from akida_rt.learning import edge as learning
+from akida_rt.model.model import Model
 
 V1_TYPES = (
     "InputData",

@@ -17,7 +17,7 @@ from akida_rt.tools.converter import convert
 from akida_rt.tools.datasets import Dataset
 from akida_rt.tools.post_training import quantize_model
 
-from akida_rt.model import Model
+from akida_rt.model.model import Model
 
 log = logging.getLogger(__name__)
 

@@ -13,10 +13,10 @@ from typing import Any
 
 import numpy as np
 
-from akida_rt.hardware import DeviceSpec
-from akida_rt.layers import LayerType
-from akida_rt.mapping import Backend, MapMode, layer_need
-from akida_rt.model import Model
+from akida_rt.format.layers import LayerType
+from akida_rt.mapping.hardware import DeviceSpec
+from akida_rt.mapping.mapper import Backend, MapMode, layer_need
+from akida_rt.model.model import Model
 
 # Estimates with the same defaults as the simulated AKD1000's power model.
 PJ_PER_SYNOP = 5.5

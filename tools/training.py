@@ -14,7 +14,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from akida_rt.model import Model
+from akida_rt.model.model import Model
 
 
 @dataclass

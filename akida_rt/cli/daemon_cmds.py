@@ -101,7 +101,7 @@ def cmd_install(args: argparse.Namespace) -> int:
     else:
         target = SYSTEM_UNIT_DIR
     target.mkdir(parents=True, exist_ok=True)
-    from akida_rt.program import atomic_write
+    from akida_rt.format.program import atomic_write
 
     written = []
     units = render_units(args.user, args.exec_path)
@@ -125,7 +125,7 @@ def cmd_install(args: argparse.Namespace) -> int:
 
 
 def _stats(socket_path: Path | None) -> dict[str, Any]:
-    from akida_rt.client import Client
+    from akida_rt.client.client import Client
 
     with Client(socket_path, name="akida-stats", retry_s=0) as client:
         return client.stats()

@@ -10,7 +10,7 @@ import numpy as np
 
 from akida_rt.cli.output import emit_json, table
 from akida_rt.errors import InputError
-from akida_rt.image_files import read_image
+from akida_rt.stream.image_files import read_image
 
 
 def register(sub: Any) -> None:
@@ -25,7 +25,7 @@ def register(sub: Any) -> None:
 
 def _remote_devices(args: argparse.Namespace) -> list[dict[str, Any]]:
     """A remote daemon's boards, in the fields a local listing has."""
-    from akida_rt.client import Client
+    from akida_rt.client.client import Client
 
     with Client(args.host, cert=args.tls_cert, key=args.tls_key, ca=args.tls_ca,
                 retry_s=0, name="akida-devices") as client:  # fmt: skip

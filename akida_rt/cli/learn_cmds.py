@@ -39,9 +39,9 @@ def cmd_learn(args: argparse.Namespace) -> int:
     """Check everything local (program, samples, labels, files) before reaching akidad."""
     import numpy as np
 
-    from akida_rt.client import Client
+    from akida_rt.client.client import Client
     from akida_rt.errors import InputError
-    from akida_rt.program import read_file
+    from akida_rt.format.program import read_file
 
     program = read_file(args.model)
     data = b""
@@ -102,7 +102,7 @@ def _state_action(args: argparse.Namespace, model: Any, data: bytes) -> int:
     info, blob = model.learned_state(args.target, data)
     result: dict[str, Any] = {"action": args.target, "state": info}
     if args.target == "export":
-        from akida_rt.program import atomic_write
+        from akida_rt.format.program import atomic_write
 
         atomic_write(args.output, blob)
         result["output"], result["bytes"] = args.output, len(blob)

@@ -23,8 +23,8 @@ def register(sub: Any) -> None:
 
 
 def cmd_import(args: argparse.Namespace) -> int:
-    from akida_rt.hardware import spec_by_name
-    from akida_rt.mapping import MapMode
+    from akida_rt.mapping.hardware import spec_by_name
+    from akida_rt.mapping.mapper import MapMode
     from akida_rt.tools.metatf import import_model
 
     model = import_model(args.model)

@@ -49,9 +49,9 @@ def model_description(model: Any) -> dict[str, Any]:
 
 
 def cmd_summary(args: argparse.Namespace) -> int:
-    from akida_rt.hardware import spec_by_name
-    from akida_rt.mapping import MapMode
-    from akida_rt.model import Model
+    from akida_rt.mapping.hardware import spec_by_name
+    from akida_rt.mapping.mapper import MapMode
+    from akida_rt.model.model import Model
 
     model = Model(args.model)
     if args.map:

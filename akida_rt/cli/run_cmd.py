@@ -124,7 +124,7 @@ def _local(model: Any, args: argparse.Namespace, x: np.ndarray) -> dict[str, Any
         y, timing = run_frames(model.forward, x, args)
         stats = model.statistics
     info = device.describe()
-    from akida_rt.learning import describe
+    from akida_rt.learning.edge import describe
 
     return {"via": "in-process", "device": info, "y": y, "timing": timing, "statistics": stats,
             "learning": describe(model)}  # fmt: skip
@@ -149,7 +149,7 @@ def _client(args: argparse.Namespace) -> Any:
     """A connection to akidad: required with --daemon, tried without, never with --no-daemon."""
     if args.no_daemon:
         return None
-    from akida_rt.client import Client
+    from akida_rt.client.client import Client
 
     try:
         return Client(name="akida-run", retry_s=0)
@@ -163,7 +163,7 @@ def _client(args: argparse.Namespace) -> Any:
 def cmd_run(args: argparse.Namespace) -> int:
     from akida_rt.cli.device_cmds import load_input
     from akida_rt.cli.model_cmds import model_description
-    from akida_rt.model import Model
+    from akida_rt.model.model import Model
 
     if args.output:
         output_file(args.output)

@@ -191,7 +191,7 @@ def cmd_quantize(args: argparse.Namespace) -> int:
 
 def cmd_convert(args: argparse.Namespace) -> int:
     import_tensorflow(args.verbose)
-    from akida_rt.hardware import spec_by_name
+    from akida_rt.mapping.hardware import spec_by_name
     from akida_rt.tools.converter import convert
 
     output_file(args.output)
@@ -226,7 +226,7 @@ def cmd_convert(args: argparse.Namespace) -> int:
 
 def cmd_check(args: argparse.Namespace) -> int:
     import_tensorflow(args.verbose)
-    from akida_rt.hardware import spec_by_name
+    from akida_rt.mapping.hardware import spec_by_name
     from akida_rt.tools.compatibility import check_model
 
     model = load_keras(input_file(args.model, "Keras model (.keras)"))
@@ -252,9 +252,9 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from akida_rt.hardware import spec_by_name
-    from akida_rt.mapping import MapMode
-    from akida_rt.model import Model
+    from akida_rt.mapping.hardware import spec_by_name
+    from akida_rt.mapping.mapper import MapMode
+    from akida_rt.model.model import Model
     from akida_rt.tools.report import fit_report, report_table
 
     input_file(args.model, "program (.akp) or Keras model (.keras)")

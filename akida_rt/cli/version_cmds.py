@@ -18,10 +18,10 @@ def register(sub: Any) -> None:
 def versions() -> dict[str, Any]:
     """Plain-data versions; `devices` lists the firmware each device found reports."""
     from akida_rt import __version__
-    from akida_rt.device_protocol import PROTOCOL_VERSION
     from akida_rt.driver.discovery import devices
-    from akida_rt.ipc import PROTOCOL
-    from akida_rt.program import FORMAT_VERSION
+    from akida_rt.format.program import FORMAT_VERSION
+    from akida_rt.wire.device_protocol import PROTOCOL_VERSION
+    from akida_rt.wire.ipc import PROTOCOL
 
     found = [d.describe() for d in devices()]
     return {

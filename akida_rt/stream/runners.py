@@ -15,9 +15,9 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from akida_rt.client import Client, Collected, RemoteModel
+from akida_rt.client.client import Client, Collected, RemoteModel
 from akida_rt.errors import AkidaError, DaemonError, RemoteError
-from akida_rt.model import Model
+from akida_rt.model.model import Model
 
 log = logging.getLogger(__name__)
 

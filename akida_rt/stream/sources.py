@@ -20,9 +20,9 @@ from typing import Any
 import numpy as np
 
 from akida_rt.errors import SourceError
-from akida_rt.image_files import IMAGE_SUFFIXES, folder_images
 from akida_rt.stream.events import OnError
 from akida_rt.stream.framing import EventFramer, Framing
+from akida_rt.stream.image_files import IMAGE_SUFFIXES, folder_images
 from akida_rt.stream.readers import is_event_file, open_events
 
 log = logging.getLogger(__name__)

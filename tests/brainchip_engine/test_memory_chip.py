@@ -25,7 +25,7 @@ REGISTERS, FILTERS, THRESHOLDS, FNP_WEIGHTS = 8, 0, 4, 6
 @pytest.fixture(scope="module")
 def digits() -> object:
     """akida's own digits CNN (random weights), mapped on its virtual AKD1000."""
-    from akida_rt import zoo
+    from akida_rt.model import zoo
     from tests.metatf_models import from_zoo
 
     model = from_zoo(zoo.digits_cnn(seed=0))

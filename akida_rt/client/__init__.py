@@ -1,0 +1,8 @@
+"""The thin client of akidad: connection, requests and remote devices.
+
+`from akida_rt.client import Client` is the documented entry point (README).
+"""
+
+from akida_rt.client.client import Client, RemoteModel
+
+__all__ = ["Client", "RemoteModel"]

@@ -1,0 +1,1 @@
+"""The integer engine (software backend), its BLAS threading, the learning rule and statistics."""

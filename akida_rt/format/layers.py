@@ -1,0 +1,567 @@
+"""Akida 1.0 layer family: hyper-parameters, integer variables and their validation.
+
+The integer semantics these layers follow are written down in docs/semantics.md; the
+engine (akida_rt.engine.integer) executes them and the program format (akida_rt.format.program) stores them.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from akida_rt.errors import ModelError
+
+
+class LayerType(enum.Enum):
+    InputData = "InputData"
+    InputConv2D = "InputConv2D"
+    Conv2D = "Conv2D"
+    SeparableConv2D = "SeparableConv2D"
+    FullyConnected = "FullyConnected"
+
+
+class Padding(enum.Enum):
+    Valid = "valid"
+    Same = "same"
+
+
+class Pooling(enum.Enum):
+    NoPooling = "none"
+    Max = "max"  # pool_size x pool_size windows, pool_stride apart (default 2x2, stride 2)
+    GlobalAvg = "global_avg"
+
+
+WEIGHT_BITS = (1, 2, 4, 8)
+ACTIVATION_BITS = (1, 2, 4)
+INPUT_BITS = (1, 2, 4, 8)
+SHORT_NAMES = {
+    LayerType.InputData: "InputData",
+    LayerType.InputConv2D: "InputConv.",
+    LayerType.Conv2D: "Conv.",
+    LayerType.SeparableConv2D: "Sep.Conv.",
+    LayerType.FullyConnected: "Fully.",
+}
+# Per-channel variables and the dtype they are stored with.
+CHANNEL_VARIABLES = {
+    "bias": np.int32,
+    "act_scale": np.int64,
+    "act_offset": np.int64,
+    "output_scale": np.float64,
+    "output_offset": np.float64,
+}
+MAX_ACT_SHIFT = 62
+MAX_NAME_CHARS = 256
+# Bound on the elements of one sample's largest engine buffer in any layer (input map,
+# patches or outputs): beyond it a model could not run on the host, let alone on a device.
+MAX_WORK_ELEMENTS = 1 << 28
+
+
+def weight_range(bits: int) -> tuple[int, int]:
+    """Inclusive integer range of a weight of `bits` bits (1-bit weights are binary 0/1)."""
+    if bits == 1:
+        return 0, 1
+    top = 2 ** (bits - 1) - 1
+    return -top, top
+
+
+def pooled_size(size: int, pool: int, stride: int, padding: Padding) -> tuple[int, int, int]:
+    """Output size and (before, after) padding of a max-pooling axis."""
+    if padding is Padding.Same:
+        return same_padding(size, pool, stride)
+    return (size - pool) // stride + 1, 0, 0
+
+
+def same_padding(size: int, kernel: int, stride: int) -> tuple[int, int, int]:
+    """Output size and (before, after) zero padding of a 'same' convolution axis."""
+    out = -(-size // stride)
+    total = max((out - 1) * stride + kernel - size, 0)
+    return out, total // 2, total - total // 2
+
+
+class Layer:
+    """One Akida layer: hyper-parameters plus integer variables (numpy arrays).
+
+    Build layers with the subclasses (InputConv2D, Conv2D, ...). `input_shape` is given
+    for input layers and filled in by Model for the others.
+    """
+
+    layer_type: LayerType
+    _version: int = 0
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        # Any change bumps the version, so models rebuild their compiled engine and
+        # sequence programs (variables changed through set_variable count too).
+        object.__setattr__(self, name, value)
+        if name != "_version":
+            object.__setattr__(self, "_version", self._version + 1)
+
+    @property
+    def version(self) -> int:
+        """Changes whenever a hyper-parameter or a variable (through set_variable) changes."""
+        return self._version
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        filters: int = 0,
+        kernel_size: int = 1,
+        stride: int = 1,
+        padding: Padding = Padding.Same,
+        pooling: Pooling = Pooling.NoPooling,
+        pool_size: int = 2,
+        pool_stride: int = 2,
+        pool_padding: Padding = Padding.Valid,
+        padding_value: int = 0,
+        weight_bits: int = 4,
+        input_bits: int = 4,
+        activation: bool = True,
+        activation_bits: int = 4,
+        act_shift: int = 0,
+        input_shape: tuple[int, int, int] | None = None,
+        **variables: np.ndarray | None,
+    ) -> None:
+        self.name = str(name)
+        self.filters = int(filters)
+        self.kernel_size = int(kernel_size)
+        self.stride = int(stride)
+        self.padding = Padding(padding)
+        self.pooling = Pooling(pooling)
+        self.pool_size = int(pool_size)
+        self.pool_stride = int(pool_stride)
+        self.pool_padding = Padding(pool_padding)
+        self.padding_value = int(padding_value)
+        self.weight_bits = int(weight_bits)
+        self.input_bits = int(input_bits)
+        self.activation = bool(activation)
+        self.activation_bits = int(activation_bits)
+        self.act_shift = int(act_shift)
+        self.input_shape: tuple[int, int, int] | None = (
+            tuple(int(d) for d in input_shape) if input_shape is not None else None  # type: ignore[assignment]
+        )
+        self.variables: dict[str, np.ndarray] = {}
+        for key, value in variables.items():
+            if value is not None:
+                self.set_variable(key, value)
+
+    # ----------------------------------------------------------------- description
+    @property
+    def type_name(self) -> str:
+        return self.layer_type.value
+
+    @property
+    def has_weights(self) -> bool:
+        return self.layer_type is not LayerType.InputData
+
+    def kernel_shape(self) -> tuple[int, int, int, int] | None:
+        """Shape of the main kernel, HWCF (depthwise for separable, 1x1xKxU for dense)."""
+        c = self._in_channels()
+        k = self.kernel_size
+        t = self.layer_type
+        if t is LayerType.InputData:
+            return None
+        if t is LayerType.SeparableConv2D:
+            return (k, k, c, 1)
+        if t is LayerType.FullyConnected:
+            assert self.input_shape is not None
+            return (1, 1, math.prod(self.input_shape), self.filters)
+        return (k, k, c, self.filters)
+
+    def pointwise_shape(self) -> tuple[int, int, int, int] | None:
+        if self.layer_type is not LayerType.SeparableConv2D:
+            return None
+        return (1, 1, self._in_channels(), self.filters)
+
+    def _in_channels(self) -> int:
+        if self.input_shape is None:
+            raise ModelError(f"layer '{self.name}': input shape unknown; add it to a Model first")
+        return self.input_shape[2]
+
+    @property
+    def output_channels(self) -> int:
+        if self.layer_type is LayerType.InputData:
+            return self._in_channels()
+        return self.filters
+
+    def conv_output_hw(self) -> tuple[int, int]:
+        """Spatial size after the convolution, before pooling."""
+        assert self.input_shape is not None
+        h, w, _ = self.input_shape
+        t = self.layer_type
+        if t is LayerType.InputData:
+            return h, w
+        if t is LayerType.FullyConnected:
+            return 1, 1
+        k, s = self.kernel_size, self.stride
+        if self.padding is Padding.Same:
+            return same_padding(h, k, s)[0], same_padding(w, k, s)[0]
+        return (h - k) // s + 1, (w - k) // s + 1
+
+    @property
+    def output_shape(self) -> tuple[int, int, int]:
+        h, w = self.conv_output_hw()
+        if self.pooling is Pooling.Max:
+            k, s, pad = self.pool_size, self.pool_stride, self.pool_padding
+            h, w = pooled_size(h, k, s, pad)[0], pooled_size(w, k, s, pad)[0]
+        elif self.pooling is Pooling.GlobalAvg:
+            h, w = 1, 1
+        return (h, w, self.output_channels)
+
+    @property
+    def output_bits(self) -> int | None:
+        """Bit width of the outputs, or None when the layer emits raw potentials."""
+        if self.layer_type is LayerType.InputData:
+            return self.input_bits
+        return self.activation_bits if self.activation else None
+
+    @property
+    def fan_in(self) -> int:
+        ks = self.kernel_shape()
+        return 0 if ks is None else ks[0] * ks[1] * ks[2]
+
+    def work_elements(self) -> int:
+        """Elements of this layer's largest per-sample engine buffer: its input map, its
+        convolution patches or its outputs (before pooling)."""
+        assert self.input_shape is not None
+        h, w = self.conv_output_hw()
+        return max(math.prod(self.input_shape), h * w * max(self.fan_in, self.output_channels))
+
+    @property
+    def fan_out(self) -> int:
+        """Synapses one input event reaches (borders ignored)."""
+        t = self.layer_type
+        k = self.kernel_size
+        if t is LayerType.InputData:
+            return 0
+        if t is LayerType.FullyConnected:
+            return self.filters
+        if t is LayerType.SeparableConv2D:
+            return k * k
+        return k * k * self.filters
+
+    # ------------------------------------------------------------------- variables
+    def set_variable(self, key: str, value: Any) -> None:
+        """Set one variable after checking its dtype class; shapes are checked by validate()."""
+        arr = np.asarray(value)
+        if key in ("weights", "pointwise"):
+            integral = np.issubdtype(arr.dtype, np.integer) or (
+                np.issubdtype(arr.dtype, np.floating) and bool(np.all(np.mod(arr, 1) == 0))
+            )
+            if not integral:
+                raise ModelError(f"layer '{self.name}': {key} must be integers, got {arr.dtype}")
+            self.variables[key] = np.ascontiguousarray(arr, dtype=np.int8)
+            if np.any(self.variables[key] != arr):
+                raise ModelError(f"layer '{self.name}': {key} do not fit in int8")
+        elif key in CHANNEL_VARIABLES:
+            dtype = CHANNEL_VARIABLES[key]
+            if np.issubdtype(dtype, np.integer) and not np.all(np.equal(np.mod(arr, 1), 0)):
+                raise ModelError(f"layer '{self.name}': {key} must be integers")
+            self.variables[key] = np.ascontiguousarray(arr.reshape(-1), dtype=dtype)
+        else:
+            raise ModelError(f"layer '{self.name}': unknown variable '{key}'")
+        self._version += 1
+
+    def get_variable(self, key: str) -> np.ndarray:
+        """A variable, with the documented default when it was never set."""
+        if key in self.variables:
+            return self.variables[key]
+        n = self.output_channels
+        defaults: dict[str, np.ndarray] = {
+            "bias": np.zeros(n, np.int32),
+            "act_scale": np.ones(n, np.int64),
+            "act_offset": np.zeros(n, np.int64),
+            "output_scale": np.ones(n, np.float64),
+            "output_offset": np.zeros(n, np.float64),
+        }
+        if key in defaults:
+            return defaults[key]
+        raise ModelError(f"layer '{self.name}': variable '{key}' is not set")
+
+    # ------------------------------------------------------------------ validation
+    def validate(self, *, is_first: bool, is_last: bool, variables: bool = True) -> None:
+        """Check hyper-parameters (and variables); raise ModelError naming the problem."""
+        where = f"layer '{self.name}' ({self.type_name})"
+        t = self.layer_type
+        if not self.name or len(self.name) > MAX_NAME_CHARS or not self.name.isprintable():
+            raise ModelError(
+                f"layer {self.name[:64]!r}: a layer name is 1 to {MAX_NAME_CHARS} printable characters"
+            )
+        if self.input_shape is None or len(self.input_shape) != 3 or min(self.input_shape) < 1:
+            raise ModelError(f"{where}: bad input shape {self.input_shape}")
+        if math.prod(self.input_shape) > MAX_WORK_ELEMENTS:
+            raise ModelError(
+                f"{where}: input shape {self.input_shape} exceeds {MAX_WORK_ELEMENTS} elements"
+            )
+        if t in (LayerType.InputData, LayerType.InputConv2D) and not is_first:
+            raise ModelError(f"{where}: input layers must come first")
+        if is_first and t not in (LayerType.InputData, LayerType.InputConv2D):
+            raise ModelError(f"{where}: the first layer must be InputData or InputConv2D")
+        if self.input_bits not in INPUT_BITS:
+            raise ModelError(f"{where}: input_bits {self.input_bits} not in {INPUT_BITS}")
+        if t is LayerType.InputConv2D:
+            if self.input_bits != 8:
+                raise ModelError(f"{where}: InputConv2D takes 8-bit input, got {self.input_bits}")
+            if self.input_shape[2] not in (1, 3):
+                raise ModelError(f"{where}: InputConv2D takes 1 or 3 channels")
+        if t is LayerType.InputData:
+            if self.pooling is not Pooling.NoPooling:
+                raise ModelError(f"{where}: InputData does not pool")
+            if variables and self.variables:
+                raise ModelError(
+                    f"{where}: InputData has no variables, got {sorted(self.variables)}"
+                )
+            return
+        if self.stride < 1 or self.kernel_size < 1 or self.filters < 1:
+            raise ModelError(f"{where}: stride, kernel_size and filters must be positive")
+        top_pad = 255 if t is LayerType.InputConv2D else 0
+        if not 0 <= self.padding_value <= top_pad:
+            raise ModelError(
+                f"{where}: padding_value {self.padding_value} outside 0..{top_pad} "
+                "(only InputConv2D pads with a value other than 0)"
+            )
+        if self.pooling is Pooling.Max and not 1 <= self.pool_stride <= self.pool_size <= 8:
+            raise ModelError(
+                f"{where}: max pooling {self.pool_size}x{self.pool_size} stride {self.pool_stride}; "
+                "needs 1 <= stride <= size <= 8"
+            )
+        if t is LayerType.FullyConnected and self.pooling is not Pooling.NoPooling:
+            raise ModelError(f"{where}: FullyConnected layers do not pool")
+        if t is LayerType.FullyConnected and self.kernel_size != 1:
+            raise ModelError(f"{where}: kernel_size {self.kernel_size}; FullyConnected has 1")
+        h, w = self.conv_output_hw()
+        if h < 1 or w < 1:
+            raise ModelError(
+                f"{where}: kernel {self.kernel_size} larger than input {self.input_shape}"
+            )
+        if self.pooling is Pooling.Max and min(self.output_shape[:2]) < 1:
+            raise ModelError(
+                f"{where}: {self.pool_size}x{self.pool_size} max pooling needs a larger map than {h}x{w}"
+            )
+        if (work := self.work_elements()) > MAX_WORK_ELEMENTS:
+            raise ModelError(
+                f"{where}: needs a buffer of {work} elements per sample, above {MAX_WORK_ELEMENTS}; "
+                "use a smaller input, kernel or filter count"
+            )
+        if self.weight_bits not in WEIGHT_BITS:
+            raise ModelError(f"{where}: weight_bits {self.weight_bits} not in {WEIGHT_BITS}")
+        if self.activation:
+            if self.activation_bits not in ACTIVATION_BITS:
+                raise ModelError(
+                    f"{where}: activation_bits {self.activation_bits} not in {ACTIVATION_BITS}"
+                )
+            if not 0 <= self.act_shift <= MAX_ACT_SHIFT:
+                raise ModelError(f"{where}: act_shift {self.act_shift} outside 0..{MAX_ACT_SHIFT}")
+        elif not is_last:
+            raise ModelError(f"{where}: only the last layer may omit its activation")
+        if variables:
+            self._validate_variables(where)
+
+    def _validate_variables(self, where: str) -> None:
+        lo, hi = weight_range(self.weight_bits)
+        for key, shape in (("weights", self.kernel_shape()), ("pointwise", self.pointwise_shape())):
+            if shape is None:
+                if key in self.variables:
+                    raise ModelError(f"{where}: has no {key} variable")
+                continue
+            if key not in self.variables:
+                raise ModelError(f"{where}: {key} not set (expected shape {shape})")
+            arr = self.variables[key]
+            if arr.shape != shape:
+                raise ModelError(f"{where}: {key} shape {arr.shape} does not match {shape}")
+            if arr.size and (arr.min() < lo or arr.max() > hi):
+                raise ModelError(
+                    f"{where}: {key} values {arr.min()}..{arr.max()} outside the "
+                    f"{self.weight_bits}-bit range {lo}..{hi}"
+                )
+        n = self.output_channels
+        for key in CHANNEL_VARIABLES:
+            if key in self.variables and self.variables[key].shape != (n,):
+                raise ModelError(
+                    f"{where}: {key} has {self.variables[key].shape[0]} values, expected {n}"
+                )
+        if np.any(self.get_variable("act_scale") <= 0):
+            raise ModelError(f"{where}: act_scale must be positive")
+
+    def describe(self) -> dict[str, Any]:
+        """Hyper-parameters as plain data (for summaries, JSON and equality)."""
+        return {
+            "name": self.name,
+            "type": self.type_name,
+            "input_shape": self.input_shape,
+            "output_shape": self.output_shape,
+            "filters": self.filters,
+            "kernel_size": self.kernel_size,
+            "stride": self.stride,
+            "padding": self.padding.value,
+            "pooling": self.pooling.value,
+            "pool_size": self.pool_size,
+            "pool_stride": self.pool_stride,
+            "pool_padding": self.pool_padding.value,
+            "padding_value": self.padding_value,
+            "weight_bits": self.weight_bits,
+            "input_bits": self.input_bits,
+            "activation": self.activation,
+            "activation_bits": self.activation_bits,
+            "act_shift": self.act_shift,
+        }
+
+    def same_as(self, other: Layer) -> bool:
+        """True when both layers have equal hyper-parameters and variables."""
+        if type(self) is not type(other) or self.describe() != other.describe():
+            return False
+        keys = set(self.variables) | set(other.variables)
+        return all(np.array_equal(self.get_variable(k), other.get_variable(k)) for k in keys)
+
+    def __repr__(self) -> str:
+        return (
+            f"<{self.type_name} '{self.name}' out={self.output_shape if self.input_shape else '?'}>"
+        )
+
+
+def _vars(kw: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in kw.items() if k in ("weights", "pointwise", *CHANNEL_VARIABLES)}
+
+
+class InputData(Layer):
+    """Sparse or event input: declares the input shape and bit width, computes nothing."""
+
+    layer_type = LayerType.InputData
+
+    def __init__(self, name: str, input_shape: tuple[int, int, int], input_bits: int = 4) -> None:
+        super().__init__(name, input_shape=input_shape, input_bits=input_bits, activation=False)
+
+    @property
+    def output_bits(self) -> int:
+        return self.input_bits
+
+
+class InputConv2D(Layer):
+    """Convolution on dense uint8 images (1 or 3 channels); borders padded with padding_value."""
+
+    layer_type = LayerType.InputConv2D
+
+    def __init__(
+        self,
+        name: str,
+        input_shape: tuple[int, int, int],
+        filters: int,
+        kernel_size: int,
+        stride: int = 1,
+        padding: Padding = Padding.Same,
+        pooling: Pooling = Pooling.NoPooling,
+        weight_bits: int = 8,
+        activation: bool = True,
+        activation_bits: int = 4,
+        act_shift: int = 0,
+        pool_size: int = 2,
+        pool_stride: int = 2,
+        pool_padding: Padding = Padding.Valid,
+        padding_value: int = 0,
+        **variables: Any,
+    ) -> None:
+        super().__init__(
+            name,
+            filters=filters,
+            kernel_size=kernel_size,
+            stride=stride,
+            padding=padding,
+            pooling=pooling,
+            pool_size=pool_size,
+            pool_stride=pool_stride,
+            pool_padding=pool_padding,
+            padding_value=padding_value,
+            weight_bits=weight_bits,
+            input_bits=8,
+            activation=activation,
+            activation_bits=activation_bits,
+            act_shift=act_shift,
+            input_shape=input_shape,
+            **_vars(variables),
+        )
+
+
+class Conv2D(Layer):
+    """Convolution with optional max pooling or global average pooling."""
+
+    layer_type = LayerType.Conv2D
+
+    def __init__(
+        self,
+        name: str,
+        filters: int,
+        kernel_size: int,
+        padding: Padding = Padding.Same,
+        pooling: Pooling = Pooling.NoPooling,
+        weight_bits: int = 4,
+        activation: bool = True,
+        activation_bits: int = 4,
+        act_shift: int = 0,
+        stride: int = 1,
+        pool_size: int = 2,
+        pool_stride: int = 2,
+        pool_padding: Padding = Padding.Valid,
+        **variables: Any,
+    ) -> None:
+        super().__init__(
+            name,
+            filters=filters,
+            kernel_size=kernel_size,
+            stride=stride,
+            padding=padding,
+            pooling=pooling,
+            pool_size=pool_size,
+            pool_stride=pool_stride,
+            pool_padding=pool_padding,
+            weight_bits=weight_bits,
+            activation=activation,
+            activation_bits=activation_bits,
+            act_shift=act_shift,
+            **_vars(variables),
+        )
+
+
+class SeparableConv2D(Conv2D):
+    """Depthwise kxk convolution then pointwise 1x1, with no nonlinearity in between."""
+
+    layer_type = LayerType.SeparableConv2D
+
+
+class FullyConnected(Layer):
+    """Dense layer over the flattened (row-major H, W, C) input."""
+
+    layer_type = LayerType.FullyConnected
+
+    def __init__(
+        self,
+        name: str,
+        units: int,
+        weight_bits: int = 4,
+        activation: bool = True,
+        activation_bits: int = 4,
+        act_shift: int = 0,
+        **variables: Any,
+    ) -> None:
+        super().__init__(
+            name,
+            filters=units,
+            kernel_size=1,
+            weight_bits=weight_bits,
+            activation=activation,
+            activation_bits=activation_bits,
+            act_shift=act_shift,
+            padding=Padding.Valid,
+            **_vars(variables),
+        )
+
+    @property
+    def units(self) -> int:
+        return self.filters
+
+
+LAYER_CLASSES: dict[LayerType, type[Layer]] = {
+    cls.layer_type: cls for cls in (InputData, InputConv2D, Conv2D, SeparableConv2D, FullyConnected)
+}

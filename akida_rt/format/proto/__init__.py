@@ -1,0 +1,1 @@
+"""Generated protobuf code of the program file (program.proto)."""

@@ -1,0 +1,1 @@
+"""Edge learning on a model's last layer: compile, fit, add classes, the learned state."""

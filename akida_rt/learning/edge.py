@@ -1,0 +1,359 @@
+"""Edge learning on a Model: compile(AkidaUnsupervised(...)), fit, add_classes,
+predict_classes, and the learned state as one message (saved, exported, restored).
+
+The rule itself is akida_rt.engine.learning_rule; docs/semantics.md, section 8, states it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from akida_rt.engine.learning_rule import NO_LABEL, RuleParams, learn
+from akida_rt.errors import AkidaError, InputError, LearningError
+from akida_rt.format import program as fmt
+from akida_rt.format.layers import Layer, LayerType
+from akida_rt.format.proto import program_pb2 as pb
+from akida_rt.mapping.hardware import DeviceSpec
+
+if TYPE_CHECKING:
+    from akida_rt.model.model import Model
+
+STATE_MAGIC = b"AKIDALRN"  # an exported learned-state file: magic, then a LearnedState
+
+
+@dataclass(frozen=True)
+class AkidaUnsupervised:
+    """The edge-learning optimizer of `Model.compile` (BrainChip's parameters).
+
+    Args:
+        num_weights: connections (binary weights set to 1) each neuron keeps.
+        num_classes: labelled mode when > 0: the neurons are split into equal groups,
+            one per class, and a labelled sample is learned by its class's group only.
+        initial_plasticity: 0..1, the fraction of a neuron's connections one learning
+            step may move at first.
+        min_plasticity: 0..1, the level plasticity decays to.
+        plasticity_decay: 0..1, how much plasticity drops per learning step, relative to
+            initial_plasticity.
+        learning_competition: 0..1, how strongly neurons that have already learned keep
+            others from learning similar inputs (0: never).
+    """
+
+    num_weights: int
+    num_classes: int = 0
+    initial_plasticity: float = 1.0
+    min_plasticity: float = 0.1
+    plasticity_decay: float = 0.25
+    learning_competition: float = 0.0
+
+    def __post_init__(self) -> None:
+        if int(self.num_weights) != self.num_weights or self.num_weights < 1:
+            raise LearningError(f"num_weights must be an integer >= 1, got {self.num_weights}")
+        if int(self.num_classes) != self.num_classes or self.num_classes < 0:
+            raise LearningError(f"num_classes must be an integer >= 0, got {self.num_classes}")
+        for name in ("initial_plasticity", "min_plasticity", "plasticity_decay"):
+            _unit_range(name, getattr(self, name))
+        _unit_range("learning_competition", self.learning_competition)
+
+
+def _unit_range(name: str, value: Any) -> None:
+    if not isinstance(value, int | float) or not 0.0 <= float(value) <= 1.0:
+        raise LearningError(f"{name} must be a number in 0..1, got {value!r}")
+
+
+# --------------------------------------------------------------------- the layer
+def learning_layer(layers: list[Layer]) -> Layer:
+    """The last layer, if it can learn; LearningError naming what stops it otherwise."""
+    if not layers:
+        raise LearningError("the model has no layers")
+    layer = layers[-1]
+    where = f"the last layer '{layer.name}' ({layer.type_name})"
+    if layer.layer_type is not LayerType.FullyConnected:
+        raise LearningError(f"{where} cannot learn: only a FullyConnected layer learns")
+    if layer.weight_bits != 1:
+        raise LearningError(f"{where} has {layer.weight_bits}-bit weights; learning needs 1")
+    if layer.input_bits != 1:
+        raise LearningError(
+            f"{where} receives {layer.input_bits}-bit inputs; learning needs 1-bit spikes "
+            "(add a spike generator: akida_rt.tools.edge_learning.add_learning_head)"
+        )
+    if layer.activation:
+        raise LearningError(f"{where} has an activation; a learning layer outputs potentials")
+    return layer
+
+
+def params_of(cfg: pb.LearningConfig) -> RuleParams:
+    return RuleParams(
+        cfg.num_weights,
+        cfg.num_classes,
+        cfg.initial_plasticity,
+        cfg.min_plasticity,
+        cfg.plasticity_decay,
+        cfg.learning_competition,
+        cfg.seed,
+    )
+
+
+def plasticity_of(cfg: pb.LearningConfig, units: int) -> np.ndarray:
+    """Per-neuron plasticity (initial_plasticity for a configuration that stores none)."""
+    if not cfg.HasField("plasticity"):
+        return np.full(units, cfg.initial_plasticity, np.float32)
+    return fmt.decode_tensor(
+        cfg.plasticity, "learning plasticity", dtype_code=(pb.FLOAT32,), ndim=1
+    )
+
+
+def check_config(cfg: pb.LearningConfig, layers: list[Layer]) -> None:
+    """A stored learning configuration agrees with the layers (ProgramFormatError otherwise)."""
+    try:
+        layer = learning_layer(layers)
+        fan_in, units = layer.fan_in, layer.filters
+        if not 1 <= cfg.num_weights <= fan_in:
+            raise LearningError(f"num_weights {cfg.num_weights} is not in 1..{fan_in} inputs")
+        if cfg.num_classes and units % cfg.num_classes:
+            raise LearningError(f"{units} neurons do not split into {cfg.num_classes} classes")
+        plasticity = plasticity_of(cfg, units)
+        if plasticity.shape != (units,) or not np.all((plasticity >= 0) & (plasticity <= 1)):
+            raise LearningError(f"plasticity must be {units} values in 0..1")
+        if np.any(
+            np.count_nonzero(layer.get_variable("weights"), axis=(0, 1, 2)) > cfg.num_weights
+        ):
+            raise LearningError(f"a neuron has more than num_weights={cfg.num_weights} connections")
+    except LearningError as exc:
+        raise fmt.ProgramFormatError(f"learning: {exc}") from None
+
+
+def compile_model(model: Model, optimizer: AkidaUnsupervised, seed: int = 0) -> None:
+    """Make the last layer learnable: no connections yet, full plasticity, no samples."""
+    if not isinstance(optimizer, AkidaUnsupervised):
+        raise LearningError(f"compile takes an AkidaUnsupervised, got {type(optimizer).__name__}")
+    layer = learning_layer(model.layers)
+    if optimizer.num_weights > layer.fan_in:
+        raise LearningError(
+            f"num_weights {optimizer.num_weights} exceeds the {layer.fan_in} inputs of "
+            f"'{layer.name}'"
+        )
+    if optimizer.num_classes and layer.filters % optimizer.num_classes:
+        raise LearningError(
+            f"'{layer.name}' has {layer.filters} neurons, not a multiple of num_classes "
+            f"{optimizer.num_classes}"
+        )
+    if not 0 <= seed < 2**64:
+        raise LearningError(f"seed must be in 0..2^64-1, got {seed}")
+    units = layer.filters
+    layer.set_variable("weights", np.zeros((1, 1, layer.fan_in, units), np.int8))
+    _reset_outputs(layer, units)
+    cfg = config_of(optimizer, seed)
+    fmt.encode_tensor(np.full(units, cfg.initial_plasticity, np.float32), cfg.plasticity)
+    model.learning = cfg
+
+
+def config_of(optimizer: Any, seed: int = 0) -> pb.LearningConfig:
+    """The learning parameters of an AkidaUnsupervised, or of BrainChip's optimizer of the
+    same fields (the learned weights are the layer's weights)."""
+    return pb.LearningConfig(
+        enabled=True,
+        num_weights=int(optimizer.num_weights),
+        num_classes=int(optimizer.num_classes),
+        initial_plasticity=float(optimizer.initial_plasticity),
+        min_plasticity=float(optimizer.min_plasticity),
+        plasticity_decay=float(optimizer.plasticity_decay),
+        learning_competition=float(optimizer.learning_competition),
+        seed=int(seed),
+    )
+
+
+def _reset_outputs(layer: Layer, units: int) -> None:
+    layer.set_variable("bias", np.zeros(units, np.int32))
+    layer.set_variable("output_scale", np.ones(units, np.float64))
+    layer.set_variable("output_offset", np.zeros(units, np.float64))
+
+
+def require_compiled(model: Model) -> pb.LearningConfig:
+    if model.learning is None or not model.learning.enabled:
+        raise LearningError(
+            f"model '{model.name}' is not compiled for learning: "
+            "call model.compile(AkidaUnsupervised(num_weights, num_classes=...)) first"
+        )
+    return model.learning
+
+
+# ------------------------------------------------------------------------- fit
+def check_labels(cfg: pb.LearningConfig, labels: Any, frames: int) -> np.ndarray:
+    """int64 labels, one per frame (NO_LABEL when unlabelled); InputError if they are wrong."""
+    if cfg.num_classes == 0:
+        if labels is not None:
+            raise InputError("fit: labels given, but the model was compiled without num_classes")
+        return np.full(frames, NO_LABEL, np.int64)
+    if labels is None:
+        raise InputError(f"fit: labels required (the model learns {cfg.num_classes} classes)")
+    arr = np.asarray(labels)
+    if arr.ndim == 0:
+        arr = np.full(frames, arr)
+    if not np.issubdtype(arr.dtype, np.integer) or arr.shape != (frames,):
+        raise InputError(f"fit: labels must be {frames} integers, got {arr.dtype} {arr.shape}")
+    if arr.size and (int(arr.min()) < 0 or int(arr.max()) >= cfg.num_classes):
+        raise InputError(
+            f"fit: labels must be in 0..{cfg.num_classes - 1}, got {int(arr.min())}..{int(arr.max())}"
+        )
+    return arr.astype(np.int64)
+
+
+def spikes_of(model: Model, x: np.ndarray) -> np.ndarray:
+    """(N, K) binary inputs of the learning layer, from the software engine."""
+    y = model.engine().run(x, stop=-1)
+    return y.reshape(x.shape[0], -1).astype(np.uint8)
+
+
+def fit(model: Model, inputs: Any, labels: Any = None) -> np.ndarray:
+    """Learn `inputs` in order (software backend, or the mapped device's firmware).
+
+    Returns the (N, U) int32 potentials of each sample before it was learned.
+    """
+    cfg = require_compiled(model)
+    from akida_rt.model.model import check_input
+
+    x = check_input(inputs, model.input_shape, model.input_bits, "fit")
+    y = check_labels(cfg, labels, x.shape[0])
+    layer = learning_layer(model.layers)
+    device = model.device
+    if device is not None and not isinstance(device, DeviceSpec):
+        before = model.sequences[-1].program_hash
+        pots, state = device.learn(model.sequences, x, y, cfg)
+        apply_learned(model, state.weights, state.plasticity, state.samples)
+        # The device computes with the learned weights already: no reload of the program.
+        device.adopt_learned(before, model.sequences[-1].program_hash)
+        return pots.astype(np.int32)
+    weights = layer.get_variable("weights").reshape(layer.fan_in, layer.filters).astype(np.uint8)
+    plasticity = plasticity_of(cfg, layer.filters)
+    pots = learn(params_of(cfg), weights, plasticity, spikes_of(model, x), y, cfg.samples)
+    apply_learned(model, weights, plasticity, cfg.samples + x.shape[0])
+    return pots.astype(np.int32)
+
+
+def apply_learned(model: Model, weights: np.ndarray, plasticity: np.ndarray, samples: int) -> None:
+    """Set the learning layer's weights and the configuration's plasticity and samples."""
+    cfg = require_compiled(model)
+    layer = learning_layer(model.layers)
+    layer.set_variable("weights", weights.reshape(1, 1, layer.fan_in, layer.filters))
+    fmt.encode_tensor(np.asarray(plasticity, np.float32), cfg.plasticity)
+    cfg.samples = int(samples)
+
+
+def add_classes(model: Model, num_classes: int) -> None:
+    """Add `num_classes` classes of as many fresh neurons each as the existing classes have."""
+    cfg = require_compiled(model)
+    if cfg.num_classes == 0:
+        raise LearningError("add_classes needs a model compiled with num_classes")
+    if int(num_classes) != num_classes or num_classes < 1:
+        raise LearningError(f"add_classes takes a number of classes >= 1, got {num_classes}")
+    layer = learning_layer(model.layers)
+    per = layer.filters // cfg.num_classes
+    units = layer.filters + per * num_classes
+    weights = np.zeros((1, 1, layer.fan_in, units), np.int8)
+    weights[..., : layer.filters] = layer.get_variable("weights")
+    plasticity = np.full(units, cfg.initial_plasticity, np.float32)
+    plasticity[: layer.filters] = plasticity_of(cfg, layer.filters)
+    layer.filters = units
+    layer.set_variable("weights", weights)
+    _reset_outputs(layer, units)
+    fmt.encode_tensor(plasticity, cfg.plasticity)
+    cfg.num_classes += int(num_classes)
+    model.layers_changed()
+
+
+def predict_classes(model: Model, inputs: Any, num_classes: int | None = None) -> np.ndarray:
+    """Class per sample: the group (of units / num_classes neurons) holding the output of
+    highest value (ties: lowest neuron). num_classes defaults to the compiled one, else
+    one class per output."""
+    out = model.predict(inputs).reshape(np.asarray(inputs).shape[0], -1)
+    units = out.shape[1]
+    if num_classes is None:
+        cfg = model.learning
+        num_classes = cfg.num_classes if cfg is not None and cfg.num_classes else units
+    if num_classes < 1 or units % num_classes:
+        raise InputError(
+            f"predict_classes: {units} outputs do not split into {num_classes} classes"
+        )
+    return (np.argmax(out, axis=1) // (units // num_classes)).astype(np.int64)
+
+
+# ----------------------------------------------------------------- learned state
+def state_message(model: Model, program_hash: str) -> pb.LearnedState:
+    cfg = require_compiled(model)
+    layer = learning_layer(model.layers)
+    msg = pb.LearnedState(program_hash=program_hash, layer=layer.name)
+    msg.learning.CopyFrom(cfg)
+    fmt.encode_tensor(layer.get_variable("weights"), msg.weights)
+    return msg
+
+
+def encode_state(model: Model, program_hash: str) -> bytes:
+    """The learned state as bytes (an export file, or a stored blob)."""
+    return STATE_MAGIC + state_message(model, program_hash).SerializeToString()
+
+
+def decode_state(data: bytes, where: str = "learned state") -> pb.LearnedState:
+    if not data.startswith(STATE_MAGIC):
+        raise LearningError(f"{where}: not a learned-state file (no {STATE_MAGIC.decode()} magic)")
+    msg = pb.LearnedState()
+    try:
+        msg.ParseFromString(data[len(STATE_MAGIC) :])
+    except Exception as exc:  # DecodeError, RuntimeError on malformed bytes
+        raise LearningError(f"{where}: undecodable ({exc})") from None
+    return msg
+
+
+def apply_state(model: Model, msg: pb.LearnedState, program_hash: str, where: str) -> None:
+    """Restore learned state onto `model` (loaded from the program of `program_hash`)."""
+    if msg.program_hash != program_hash:
+        raise LearningError(
+            f"{where} was learned on program {msg.program_hash[:12] or '?'}, not on this "
+            f"program {program_hash[:12]}; import it onto the program it came from"
+        )
+    layer = learning_layer(model.layers)
+    try:
+        weights = fmt.decode_tensor(msg.weights, f"{where} weights", dtype_code=(pb.INT8,))
+        expect = (1, 1, layer.fan_in, layer.filters)
+        if msg.layer != layer.name or weights.shape != expect:
+            raise LearningError(
+                f"{where}: layer '{msg.layer}' {weights.shape} does not match "
+                f"'{layer.name}' {expect}"
+            )
+        if not np.all((weights == 0) | (weights == 1)):
+            raise LearningError(f"{where}: weights are not binary")
+        check_config(msg.learning, [*model.layers[:-1], _with_weights(layer, weights)])
+    except AkidaError as exc:
+        raise LearningError(str(exc)) from None
+    model.learning = pb.LearningConfig()
+    model.learning.CopyFrom(msg.learning)
+    layer.set_variable("weights", weights)
+
+
+def _with_weights(layer: Layer, weights: np.ndarray) -> Layer:
+    import copy
+
+    clone = copy.copy(layer)
+    clone.variables = dict(layer.variables, weights=weights)
+    return clone
+
+
+def describe(model: Model) -> dict[str, Any] | None:
+    """What `akida run` shows: None without learning, else the learning state."""
+    cfg = model.learning
+    if cfg is None or not cfg.enabled:
+        return None
+    layer = model.layers[-1]
+    connections = np.count_nonzero(layer.get_variable("weights"), axis=(0, 1, 2))
+    return {
+        "layer": layer.name,
+        "num_weights": cfg.num_weights,
+        "num_classes": cfg.num_classes,
+        "samples": int(cfg.samples),
+        "neurons_learned": int(np.count_nonzero(connections)),
+        "neurons": int(connections.size),
+        "learned": bool(cfg.samples),
+        "plasticity_min": float(plasticity_of(cfg, layer.filters).min(initial=1.0)),
+    }

@@ -1,0 +1,1 @@
+"""The mapper: device descriptions, NP memory rules, layer placement and stored mappings."""
