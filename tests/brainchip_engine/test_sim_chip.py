@@ -1,0 +1,95 @@
+"""BrainChip's own Akida Engine on our simulated AKD1000: bit-identical to akida's forward.
+
+The engine programs the simulated chip (firmware_sim/akd1000_chip.py) with akida's own
+program binaries and reads its outputs; the oracle is akida's software `forward` of the
+same model. Software sequences between hardware ones (layers the chip cannot hold) run
+on akida_rt's integer engine, as the host does when it chain-loads a split model.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+
+from tests.brainchip_engine.harness import EngineSession, skip_reason
+
+akida = pytest.importorskip("akida")
+chip_module = pytest.importorskip(
+    "akida_rt.firmware_sim.akd1000_chip",
+    reason="no simulated AKD1000 at the real interface in this tree (firmware_sim/akd1000_chip.py)",
+)
+
+from akida_rt.tools.metatf import import_model  # noqa: E402
+
+from akida_rt.engine.integer import Engine  # noqa: E402
+from akida_rt.model import zoo  # noqa: E402
+from tests.metatf_models import N_MODELS, from_zoo, random_model  # noqa: E402
+
+_reason = skip_reason()
+pytestmark = pytest.mark.skipif(_reason is not None, reason=_reason or "")
+
+
+def engine_forward(theirs: Any, x: np.ndarray, batch_size: int = 16) -> tuple[np.ndarray, dict]:
+    """akida's model mapped on AKD1000: hardware sequences through BrainChip's engine on
+    one simulated chip (each program chain-loaded in turn), software ones on ours."""
+    ours = None
+    chip = chip_module.Akd1000Chip(serial="ENGINE1")
+    with EngineSession(chip) as engine:
+        for seq in theirs.sequences:
+            names = [layer.name for p in seq.passes for layer in p.layers]
+            if str(seq.backend).endswith("Hardware"):
+                engine.program(seq.program)
+                engine.set_batch_size(batch_size)
+                x = engine.forward(np.asarray(x).astype(np.uint8))
+            else:
+                ours = ours or import_model(theirs)
+                by_name = {layer.name: layer for layer in ours.layers}
+                x = Engine([by_name[n] for n in names]).run(np.asarray(x, np.float32))
+        return np.asarray(x), engine.counts
+
+
+def check(theirs: Any, x: np.ndarray) -> dict:
+    expected = theirs.forward(x)
+    theirs.map(akida.AKD1000())
+    got, counts = engine_forward(theirs, x)
+    assert got.shape == expected.shape
+    np.testing.assert_array_equal(got, expected)
+    return counts
+
+
+@pytest.mark.parametrize("seed", range(N_MODELS))
+def test_suite_model_on_the_simulated_chip_matches_akida(seed: int) -> None:
+    theirs, x = random_model(seed)
+    check(theirs, x)
+
+
+@pytest.mark.parametrize("name", ["digits_cnn", "ds_cnn_kws"])
+def test_zoo_model_on_the_simulated_chip_matches_akida(name: str) -> None:
+    theirs = from_zoo(getattr(zoo, name)())
+    shape = tuple(theirs.input_shape)
+    x = np.random.default_rng(0).integers(0, 256, (4, *shape), dtype=np.uint8)
+    counts = check(theirs, x)
+    assert len(theirs.sequences) == 1
+    assert counts["inference"].accesses <= 16 * len(x)  # about 14 accesses per input
+
+
+def test_akidanet_on_the_simulated_chip_matches_akida() -> None:
+    theirs = from_zoo(zoo.akidanet(alpha=0.5))
+    x = np.random.default_rng(0).integers(0, 256, (1, 224, 224, 3), dtype=np.uint8)
+    check(theirs, x)
+
+
+def test_a_model_of_several_hardware_sequences_chain_loads() -> None:
+    seeds = [s for s in range(N_MODELS) if _hardware_sequences(s) > 1]
+    assert seeds, "the suite should hold a model that akida splits into sequences"
+    theirs, x = random_model(seeds[0])
+    check(theirs, x)
+    assert sum(str(s.backend).endswith("Hardware") for s in theirs.sequences) > 1
+
+
+def _hardware_sequences(seed: int) -> int:
+    theirs, _ = random_model(seed)
+    theirs.map(akida.AKD1000())
+    return sum(str(s.backend).endswith("Hardware") for s in theirs.sequences)
