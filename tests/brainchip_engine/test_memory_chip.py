@@ -116,6 +116,17 @@ def test_engine_learns_reads_and_restores_learning_memory(learner) -> None:
     assert info.learn_mem_words == len(memory) == 2 + len(programmed)
     assert [int(w) for w in memory[2:]] == [programmed[i] for i in range(len(programmed))]
     assert np.array_equal(again, changed)  # update_learn_mem is one config write
+    # FNP3 weight SRAM, 6 words a neuron: w1 (class + 1) << 20, w2 num_weights,
+    # w3 threshold_learning << 16 | thswap, w4-w5 the 64 one-bit weights (checked
+    # against akida's own variables after compile).
+    fc = learner.layers[-1]
+    neurons = memory[2:].reshape(6, 6)
+    bits = (neurons[:, 4 + np.arange(64) // 32] >> (np.arange(64) % 32)) & 1
+    assert np.array_equal(bits.T, fc.get_variable("weights").reshape(64, 6))
+    assert list(neurons[:, 1] >> 20) == [1, 1, 2, 2, 3, 3]  # 2 neurons a class
+    assert list(neurons[:, 2]) == [8] * 6
+    thswap = fc.get_variable("thswap") + (fc.get_variable("threshold_learning") << 16)
+    assert np.array_equal(neurons[:, 3], thswap)
 
 
 def test_engine_panics_reach_python_and_the_session_survives(digits) -> None:

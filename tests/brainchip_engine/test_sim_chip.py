@@ -93,3 +93,29 @@ def _hardware_sequences(seed: int) -> int:
     theirs, _ = random_model(seed)
     theirs.map(akida.AKD1000())
     return sum(str(s.backend).endswith("Hardware") for s in theirs.sequences)
+
+
+def test_a_fit_triggered_by_the_engine_learns_what_our_software_fit_learns() -> None:
+    theirs = akida.Model()
+    theirs.add(akida.InputData(input_shape=(1, 1, 64), input_bits=1, name="in"))
+    theirs.add(akida.FullyConnected(units=6, weights_bits=1, activation=False, name="fc"))
+    theirs.compile(optimizer=akida.AkidaUnsupervised(num_weights=8, num_classes=3))
+    ours = import_model(theirs)
+    rng = np.random.default_rng(3)
+    x = (rng.random((12, 1, 1, 64)) < 0.3).astype(np.uint8)
+    labels = rng.integers(0, 3, 12)
+    expected = ours.fit(x, labels)  # akida_rt's software backend
+    learned = ours.layers[-1].get_variable("weights").reshape(64, 6)
+    assert not np.array_equal(learned, theirs.layers[-1].get_variable("weights").reshape(64, 6))
+
+    theirs.map(akida.AKD1000(), hw_only=True)
+    with EngineSession(chip_module.Akd1000Chip(serial="LEARN1")) as engine:
+        engine.program(theirs.sequences[0].program)
+        engine.toggle_learn(True)
+        engine.set_batch_size(1)
+        potentials = engine.fit(x, labels)
+        memory = engine.learn_mem()
+    np.testing.assert_array_equal(potentials.reshape(12, 6), expected)
+    neurons = memory[2:].reshape(6, 6)  # FNP3 SRAM: 6 words a neuron, w4-w5 the weights
+    bits = (neurons[:, 4 + np.arange(64) // 32] >> (np.arange(64) % 32)) & 1
+    np.testing.assert_array_equal(bits.T, learned)
