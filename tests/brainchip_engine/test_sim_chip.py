@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from tests.brainchip_engine.harness import EngineSession, skip_reason
+from tests.brainchip_engine.harness import EngineSession, forward_mapped, skip_reason
 
 akida = pytest.importorskip("akida")
 chip_module = pytest.importorskip(
@@ -23,7 +23,6 @@ chip_module = pytest.importorskip(
 
 from akida_rt.tools.metatf import import_model  # noqa: E402
 
-from akida_rt.engine.integer import Engine  # noqa: E402
 from akida_rt.model import zoo  # noqa: E402
 from tests.metatf_models import N_MODELS, from_zoo, random_model  # noqa: E402
 
@@ -31,32 +30,13 @@ _reason = skip_reason()
 pytestmark = pytest.mark.skipif(_reason is not None, reason=_reason or "")
 
 
-def engine_forward(theirs: Any, x: np.ndarray, batch_size: int = 16) -> tuple[np.ndarray, dict]:
-    """akida's model mapped on AKD1000: hardware sequences through BrainChip's engine on
-    one simulated chip (each program chain-loaded in turn), software ones on ours."""
-    ours = None
-    chip = chip_module.Akd1000Chip(serial="ENGINE1")
-    with EngineSession(chip) as engine:
-        for seq in theirs.sequences:
-            names = [layer.name for p in seq.passes for layer in p.layers]
-            if str(seq.backend).endswith("Hardware"):
-                engine.program(seq.program)
-                engine.set_batch_size(batch_size)
-                x = engine.forward(np.asarray(x).astype(np.uint8))
-            else:
-                ours = ours or import_model(theirs)
-                by_name = {layer.name: layer for layer in ours.layers}
-                x = Engine([by_name[n] for n in names]).run(np.asarray(x, np.float32))
-        return np.asarray(x), engine.counts
-
-
 def check(theirs: Any, x: np.ndarray) -> dict:
     expected = theirs.forward(x)
     theirs.map(akida.AKD1000())
-    got, counts = engine_forward(theirs, x)
-    assert got.shape == expected.shape
-    np.testing.assert_array_equal(got, expected)
-    return counts
+    run = forward_mapped(theirs, x, chip_module.Akd1000Chip(serial="ENGINE1"))
+    assert run.outputs.shape == expected.shape
+    np.testing.assert_array_equal(run.outputs, expected)
+    return run.counts
 
 
 @pytest.mark.parametrize("seed", range(N_MODELS))
