@@ -246,6 +246,7 @@ class EngineSession:
             # The chip (or the pipe) failed mid-command: the engine waits for an answer
             # that will not come, so it cannot be reused.
             self._proc.kill()
+            self._proc.wait()
             raise
 
     def _note(self, phase: str, op: str, addr: int, data: bytes) -> None:
@@ -263,6 +264,7 @@ class EngineSession:
             ready, _, _ = select.select([self._from], [], [], self._timeout)
             if not ready:
                 self._proc.kill()
+                self._proc.wait()
                 raise EngineError(f"the engine sent nothing for {self._timeout} s")
             chunk = os.read(self._from, 1 << 20)
             if not chunk:

@@ -155,3 +155,26 @@ def test_the_build_is_cached() -> None:
     stamp = exe.stat().st_mtime_ns
     assert build.bridge_path() == exe and exe.stat().st_mtime_ns == stamp
     assert exe.is_relative_to(build.REPO / "build" / "brainchip_engine")
+
+
+class _UnpluggedAfter(MemoryChip):
+    """A chip whose link fails (as a PCIe read of an unplugged board does) after n reads."""
+
+    def __init__(self, n: int) -> None:
+        super().__init__()
+        self.left = n
+
+    def read(self, addr: int, n: int) -> bytes:
+        self.left -= 1
+        if self.left < 0:
+            raise OSError(19, "No such device")
+        return super().read(addr, n)
+
+
+def test_a_failing_bus_stops_the_engine_with_the_bus_error(digits) -> None:
+    engine = EngineSession(_UnpluggedAfter(5))
+    with pytest.raises(OSError, match="No such device"):
+        engine.program(digits.sequences[0].program)
+    with pytest.raises(EngineError, match="exited"):
+        engine.set_batch_size(1)
+    engine.close()
