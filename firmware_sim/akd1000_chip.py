@@ -276,7 +276,13 @@ class Akd1000Chip:
                 log.warning("%s: spontaneous reset during a %s descriptor", self.serial, dma.name)
                 self._boot()
                 return
-            if not dma.step():
+            try:
+                stepped = dma.step()
+            except Exception:  # the chip's own fault must not reach the host's call
+                log.exception("%s: %s DMA internal error; the engine stops", self.serial, dma.name)
+                dma.stalled = True
+                return
+            if not stepped:
                 return
 
     def _config_job(self, desc: np.ndarray):
@@ -294,6 +300,8 @@ class Akd1000Chip:
                 found: MeshProgram | ProgramError = assemble(self.mesh, self.top, self.clocks)
             except ProgramError as exc:
                 found = exc
+            if self._program is not None and isinstance(found, MeshProgram):
+                _carry_learning(self._program[1], found)
             self._program = (key, found)
         result = self._program[1]
         if isinstance(result, ProgramError):
@@ -307,6 +315,18 @@ class Akd1000Chip:
         from akida_rt.firmware_sim.learning_step import learn_step
 
         return learn_step(self, program, x, label)
+
+    def store_learned(
+        self, ident: tuple[int, int, int], per_neuron: int, words: np.ndarray
+    ) -> None:
+        """Write learned weight words into an FNP3's weight SRAM (the NP updating itself:
+        the decoded program already computes with them, so it is not decoded again)."""
+        from akida_rt.firmware_sim.learning_step import write_weight_words
+        from akida_rt.firmware_sim.np_mesh import UID_FNP_WEIGHTS, NpState
+
+        state = self.mesh.nps.setdefault(ident, NpState(ident))
+        mem = state.memory(UID_FNP_WEIGHTS, per_neuron * len(words))
+        write_weight_words(mem, per_neuron, words)
 
     def account_inference(self, work: Work) -> None:
         """Clocks, power and board time of one inference job."""
@@ -371,3 +391,15 @@ class Akd1000Chip:
 
     def __repr__(self) -> str:
         return f"<Akd1000Chip serial={self.serial} boot={self.boot_count}>"
+
+
+def _carry_learning(old: MeshProgram | ProgramError, new: MeshProgram) -> None:
+    """Keep the learning FNP3's own state (plasticity, samples learned) when the host only
+    rewrote registers or weights of the same learning layer (toggle_learn,
+    update_learn_mem): that state lives in the NP, not in what the host sends."""
+    before, after = getattr(old, "learning", None), new.learning
+    if before is None or after is None or before.ident != after.ident:
+        return
+    if before.plasticity.shape == after.plasticity.shape:
+        after.plasticity = before.plasticity
+        after.samples = before.samples

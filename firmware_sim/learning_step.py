@@ -1,0 +1,112 @@
+"""The simulated AKD1000's learning on a labelled inference: the FNP3 weight SRAM changes.
+
+A labelled descriptor (learning class = label + 1) on a program whose learning layer has
+its learning registers loaded runs the layers before the learning FNP3, applies
+akida_rt's learning rule (akida_rt.engine.learning_rule, the software backend's) and
+writes the learned weights back into the FNP3's weight SRAM, so a config read-back shows
+them. SRAM layout per neuron: 4 words (threshold; class and act_step; num_weights;
+threshold_learning and thswap) then one bit per input, input i at word 4 + i // 32,
+bit i % 32 (input order as the decoder reports it).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import numpy as np
+from akida_rt.firmware_sim.mesh_program import MeshProgram, ProgramError, Work
+from akida_rt.firmware_sim.np_mesh import UID_FNP_WEIGHTS
+
+from akida_rt.engine.integer import compile_layer
+from akida_rt.engine.learning_rule import RuleParams, learn
+
+if TYPE_CHECKING:
+    from akida_rt.firmware_sim.akd1000_chip import Akd1000Chip
+
+log = logging.getLogger(__name__)
+
+NEURON_HEADER_WORDS = 4
+
+
+@dataclass
+class LearningState:
+    """What the chip keeps for its learning FNP3 (from the decoder, then updated here).
+
+    Attributes:
+        ident: (col, row, id) of the learning FNP3.
+        params: the learning rule's parameters.
+        plasticity: float32 per neuron (chip-internal state, not in SRAM).
+        enabled: the learning register track is loaded (else labels are ignored).
+        input_order: hardware input bit of each of the layer's K inputs (identity if None).
+        samples: labelled inferences learned since the program was loaded.
+    """
+
+    ident: tuple[int, int, int]
+    params: RuleParams
+    plasticity: np.ndarray
+    enabled: bool = True
+    input_order: np.ndarray | None = None
+    samples: int = 0
+    _bits: np.ndarray | None = field(default=None, repr=False)
+
+
+def words_per_neuron(inputs: int) -> int:
+    return NEURON_HEADER_WORDS + (inputs + 31) // 32
+
+
+def weights_to_words(weights: np.ndarray, order: np.ndarray | None) -> np.ndarray:
+    """(K, U) binary weights -> (U, ceil(K/32)) weight words of the SRAM layout."""
+    k, u = weights.shape
+    bit = np.arange(k) if order is None else np.asarray(order)
+    words = np.zeros((u, (k + 31) // 32), np.uint64)
+    for j in range(u):
+        on = bit[weights[:, j].astype(bool)]
+        np.bitwise_or.at(
+            words[j], on // 32, np.left_shift(np.uint64(1), (on % 32).astype(np.uint64))
+        )
+    return words.astype(np.uint32)
+
+
+def learn_step(
+    chip: Akd1000Chip, program: MeshProgram, x: np.ndarray, label: int
+) -> tuple[np.ndarray, Work]:
+    """Learn one labelled frame; returns the learning layer's potentials before learning."""
+    state: LearningState | None = program.learning
+    if state is None or not state.enabled:
+        return program.run(x)
+    layer = program.layers[-1]
+    k, u = layer.fan_in, layer.filters
+    if state.params.num_classes and not 0 <= label < state.params.num_classes:
+        raise ProgramError(
+            f"learning class {label + 1} is outside the {state.params.num_classes} classes"
+        )
+    spikes, work = program.run(x, stop=-1)
+    weights = layer.get_variable("weights").reshape(k, u).astype(np.uint8)
+    labels = np.array([label if state.params.num_classes else -1], np.int64)
+    pots = learn(
+        state.params,
+        weights,
+        state.plasticity,
+        spikes.reshape(1, k).astype(np.uint8),
+        labels,
+        state.samples,
+    )
+    state.samples += 1
+    layer.set_variable("weights", weights.reshape(1, 1, k, u))
+    program.engine.compiled[-1] = compile_layer(layer)
+    chip.store_learned(
+        state.ident, words_per_neuron(k), weights_to_words(weights, state.input_order)
+    )
+    return pots.reshape(1, 1, 1, u).astype(np.float64), work
+
+
+def write_weight_words(mem: np.ndarray, per_neuron: int, words: np.ndarray) -> None:
+    """Put (U, W) weight words into an FNP3 weight SRAM image, leaving the neuron headers."""
+    for j, row in enumerate(words):
+        start = j * per_neuron + NEURON_HEADER_WORDS
+        mem[start : start + row.size] = row
+
+
+__all__ = ["UID_FNP_WEIGHTS", "LearningState", "learn_step", "weights_to_words", "words_per_neuron"]
