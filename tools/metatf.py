@@ -114,7 +114,8 @@ def _layer(src: Any, index: int, is_last: bool) -> Layer:
 def describe(src: Any, kind: str, where: str) -> V1Layer:
     """An akida layer as a V1Layer (akida's parameters and variables, checked)."""
     p = src.parameters
-    shape = tuple(int(d) for d in src.input_dims)
+    x, y, c = (int(d) for d in src.input_dims)
+    shape = (x, y, c)
     if kind == "InputData":
         if getattr(p, "input_signed", 0):
             raise ConversionError(f"{where}: signed inputs are not v1 AKD1000 inputs")
@@ -122,10 +123,11 @@ def describe(src: Any, kind: str, where: str) -> V1Layer:
     names = src.get_variable_names()
     variables = {n: src.get_variable(n) for n in ("weights", "weights_pw", "threshold", "act_step")
                  if n in names}  # fmt: skip
-    act = dict(activation=bool(p.activation), act_bits=p.act_bits if p.activation else 0)
+    activation = bool(p.activation)
+    act_bits = int(p.act_bits) if activation else 0
     if kind == "FullyConnected":
         return V1Layer(kind, shape, p.units, weights_bits=p.weights_bits, variables=variables,
-                       **act)  # fmt: skip
+                       activation=activation, act_bits=act_bits)  # fmt: skip
     k = _square(p, "kernel_width", "kernel_height", "kernel", where)
     stride = _square(p, "stride_x", "stride_y", "stride", where)
     padding = V1_PADDINGS.get(int(p.padding))
@@ -142,7 +144,7 @@ def describe(src: Any, kind: str, where: str) -> V1Layer:
         pool = "average"
     padding_value = int(p.padding_value) if kind == "InputConvolutional" else 0
     return V1Layer(kind, shape, p.filters, k, stride, padding, padding_value, pool, size,
-                   pool_stride, p.weights_bits, 0, variables=variables, **act)  # fmt: skip
+                   pool_stride, p.weights_bits, 0, activation, act_bits, variables)  # fmt: skip
 
 
 def _square(p: Any, a: str, b: str, what: str, where: str) -> int:

@@ -26,7 +26,8 @@ from akida_rt.errors import ProgramFormatError
 
 THRESHOLD_BITS = 20  # thresholds are 20-bit two's complement on the chip
 STEP_SCALE = 16  # act_step is held as act_step * 16
-FNP_STEP_MASK = 0xFFFFF  # FNP metadata word 1: class << 20 | act_step * 16
+FNP_STEP_MASK = 0xFFFFF  # FNP metadata word 1: (class + 1) << 20 | act_step * 16
+LEARN_CLASS_SHIFT = 20
 
 
 @dataclass
@@ -49,6 +50,7 @@ class V1Layer:
     act_bits: int = 0
     variables: dict[str, np.ndarray] = field(default_factory=dict)
     nps: list[tuple[int, int, int]] = field(default_factory=list)
+    sequence: int = 0  # the program (hardware sequence) whose NPs hold the layer
 
 
 @dataclass
@@ -71,8 +73,30 @@ class DecodedProgram:
 
     @property
     def placement(self) -> dict[int, list[tuple[int, int, int]]]:
-        """Layer index -> NP idents (col, row, id; id -1 is the HRC)."""
+        """Layer index -> NP idents (col, row, id; id -1 is the HRC), within the program
+        of the layer's `sequence` (each program has the whole mesh)."""
         return {i: list(layer.nps) for i, layer in enumerate(self.layers) if layer.nps}
+
+    @property
+    def input_kind(self) -> str:
+        """How inputs enter: "dense" (HRC DMA), "cnp" or "fnp" (event DMA)."""
+        first = self.layers[0].kind if self.layers[0].nps else self.layers[1].kind
+        return {"InputConvolutional": "dense", "FullyConnected": "fnp"}.get(first, "cnp")
+
+    @property
+    def output_kind(self) -> str:
+        """The event format of the last layer: "cnp", "fnp" or "hrc"."""
+        last = self.layers[-1].kind
+        return {"InputConvolutional": "hrc", "FullyConnected": "fnp"}.get(last, "cnp")
+
+    def np_counts(self, names: Sequence[str] = ()) -> dict[str, tuple[str, int]]:
+        """Layer name (default layer_<index>) -> (NP type, NP count): HRC, CNP or FNP."""
+        out = {}
+        for i, layer in enumerate(self.layers):
+            if layer.nps:
+                kind = {"InputConvolutional": "HRC", "FullyConnected": "FNP"}.get(layer.kind, "CNP")
+                out[names[i] if i < len(names) else f"layer_{i}"] = (kind, len(layer.nps))
+        return out
 
 
 def io_of(program: ProgramBinary) -> IoInfo:
@@ -91,13 +115,15 @@ def decode_program(binaries: Sequence[bytes]) -> DecodedProgram:
     learning = None
     for i, binary in enumerate(binaries):
         program = ProgramBinary.from_bytes(binary, f"sequence {i}")
-        part = decode_mesh(from_program(program), io_of(program), first=not layers)
+        part = decode_mesh(from_program(program), io_of(program))
+        for layer in part.layers:
+            layer.sequence = i
         layers += part.layers if not layers else part.layers[1:]
         learning = part.learning or learning
     return DecodedProgram(layers, learning)
 
 
-def decode_mesh(state: MeshState, io: IoInfo, first: bool = True) -> DecodedProgram:
+def decode_mesh(state: MeshState, io: IoInfo) -> DecodedProgram:
     """The layers NP state holds. The result starts with the program's input layer:
     InputConvolutional when the HRC is programmed, else an InputData of io.input_dims."""
     hrc = state.hrc
@@ -263,7 +289,7 @@ def _fnp_layer(
     inputs = x * y * c
     wb = 4 if r["WEIGHTS_4BIT"] else 2 if r["WEIGHTS_MULTIBIT"] else 1
     act = bool(r["ACTIVATION"])
-    ws, ths, sts, learning = [], [], [], None
+    ws, ths, sts, metas, learning = [], [], [], [], None
     for s in nps:
         n = regs.FNP["UNITS"].get(s.registers)
         mem = s.memory(PacketType.FNP_WEIGHTS)
@@ -272,10 +298,17 @@ def _fnp_layer(
         meta = mem[: n * per].reshape(n, per)[:, :4] if n else np.zeros((0, 4), np.uint32)
         ths.append(_signed(meta[:, 0]))
         sts.append(_steps(meta[:, 1] & FNP_STEP_MASK))
-        if meta[:, 2].any():
-            learning = {"num_weights": int(meta[0, 2]), "classes": (meta[:, 1] >> 20).tolist()}
+        metas.append(meta)
     units = sum(w.shape[3] for w in ws)
     variables = {"weights": np.concatenate(ws, axis=3)}
+    meta = np.concatenate(metas) if metas else np.zeros((0, 4), np.uint32)
+    if meta[:, 2].any():  # a learning FNP3: w1 class << 20, w2 num_weights, w3 below
+        learning = {
+            "num_weights": int(meta[0, 2]),
+            "classes": [int(v) - 1 for v in meta[:, 1] >> LEARN_CLASS_SHIFT],
+        }
+        variables["threshold_learning"] = (meta[:, 3] >> 16).astype(np.int32)
+        variables["thswap"] = (meta[:, 3] & 0xFFFF).astype(np.int32)
     if act:
         variables["threshold"] = np.concatenate(ths)
         variables["act_step"] = np.concatenate(sts)

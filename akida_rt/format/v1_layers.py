@@ -8,8 +8,11 @@ AKD1000 program decoder produces them from program binaries; both end here.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
 
-from akida_rt.akd1000.decode import DecodedProgram, V1Layer
+from akida_rt.akd1000.decode import DecodedProgram, IoInfo, V1Layer, decode_mesh
+from akida_rt.akd1000.np_state import MeshState
 from akida_rt.errors import ModelError
 from akida_rt.format import v1_rules
 from akida_rt.format.layers import (
@@ -99,3 +102,28 @@ def layers_of(
             layer.input_shape = v.input_shape
         out.append(layer)
     return out
+
+
+@dataclass
+class MeshLayers:
+    """What NP state computes, for a simulated chip (firmware_sim's MeshProgram)."""
+
+    layers: list[Layer]
+    input_kind: str
+    output_kind: str
+    np_counts: dict[str, tuple[str, int]]
+    learning: Any = None
+    decoded: DecodedProgram | None = None
+
+
+def mesh_layers(state: MeshState, io: IoInfo) -> MeshLayers:
+    """The akida_rt layers NP state holds (named layer_0, layer_1, ...).
+
+    Raises:
+        ProgramFormatError: the NP state does not decode (the message says where).
+        ModelError: a decoded activation has no akida_rt form.
+    """
+    decoded = decode_mesh(state, io)
+    layers = layers_of(decoded)
+    return MeshLayers(layers, decoded.input_kind, decoded.output_kind, decoded.np_counts(),
+                      decoded.learning, decoded)  # fmt: skip
