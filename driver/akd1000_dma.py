@@ -30,6 +30,7 @@ class DmaEngine:
     desc_bytes: int
     top: int
     ring: int = 0  # DDR address of the descriptor ring, 0 when none is allocated
+    timeout_s: float = COMPLETION_TIMEOUT_S  # completion polling budget
 
     def addr(self, name: str) -> int:
         return self.top + self.block.base + self.block[name].offset
@@ -112,8 +113,9 @@ class DmaEngine:
     def clear_interrupts(self) -> None:
         self.modify("IB_BUF_MON_CTRL", STATUS_CLEAR=1)
 
-    def wait(self, flag: str, what: str, timeout: float = COMPLETION_TIMEOUT_S) -> None:
+    def wait(self, flag: str, what: str) -> None:
         """Poll BUF_MON_STATUS until `flag` is set, then clear the status."""
+        timeout = self.timeout_s
         start = time.monotonic()
         polls = 0
         while not self.interrupt(flag):

@@ -41,14 +41,17 @@ class Akd1000Host:
     Args:
         bus: 32-bit physical reads and writes to the chip.
         desc: the driver's description of the board; identifies an AKD1000 ('NSoC_v2')
-            when its IP_VERSION register reads 0, as it does.
+            when its IP_VERSION register reads 0, as it does. Empty: built from the SoC's
+            CHIP_INFO register, as the engine's bare-metal driver does.
         trace: keep every access in `self.log.trace`.
+        timeout_s: how long a config job may take, and the longest wait between two
+            outputs (BrainChip's engine: 5 s), before TransportTimeout.
     """
 
     def __init__(self, bus: Bus, desc: str = "", trace: bool = False,
-                 top: int = TOP_LEVEL_REG_BASE) -> None:  # fmt: skip
+                 top: int = TOP_LEVEL_REG_BASE, timeout_s: float = 5.0) -> None:  # fmt: skip
         self.log = AccessLog(bus, trace)
-        self.state = ChipState(self.log, top=top, desc=desc)
+        self.state = ChipState(self.log, top=top, desc=desc, timeout_s=timeout_s)
         self.version: DeviceVersion | None = programmer.identify(self.state)
 
     # -- phases -----------------------------------------------------------------------

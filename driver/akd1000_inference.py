@@ -10,7 +10,7 @@ import time
 
 import numpy as np
 from akida_rt.driver.akd1000_memory import align_up
-from akida_rt.driver.akd1000_programmer import reset_clock_counter
+from akida_rt.driver.akd1000_programmer import reset_clock_counter, unprogram
 from akida_rt.driver.akd1000_state import MAX_PIPELINE, ChipState, Job
 
 from akida_rt.akd1000 import descriptors as d
@@ -19,7 +19,6 @@ from akida_rt.akd1000.program_info import IoType, ProgramInfo
 from akida_rt.errors import DeviceError, InputError, TransportTimeout
 
 MIN_DESCRIPTORS = 2
-FETCH_TIMEOUT_S = 5.0  # no output for this long: the engine gives up
 
 
 def _size(dims: tuple[int, ...] | None) -> int:
@@ -136,6 +135,12 @@ def fetch(state: ChipState) -> np.ndarray | None:
 def read_output(state: ChipState, info: ProgramInfo, addr: int) -> np.ndarray:
     """Read and decode the header and events (or dense values) at `addr`."""
     n_words = d.decode_output_header(state.bus.read32(addr))
+    room = (output_bytes(info) - d.OUTPUT_HEADER_BYTES) // WORD
+    if n_words > room:
+        raise DeviceError(
+            f"the chip's output header at 0x{addr:08x} announces {n_words} words but the "
+            f"output slot holds {room}: the device or its program is corrupt; reset it"
+        )
     at = addr + d.OUTPUT_HEADER_BYTES
     dims = tuple(info.output_dims or (0, 0, 0))
     if info.output_type is IoType.DENSE:
@@ -172,10 +177,13 @@ def decode_events(info: ProgramInfo, words: np.ndarray, dims: tuple[int, ...]) -
     return out
 
 
-def forward_loop(state: ChipState, inputs: np.ndarray, labels: list[int] | None = None,
-                 timeout: float = FETCH_TIMEOUT_S) -> list[np.ndarray]:  # fmt: skip
-    """Run every input through the chip, keeping the pipeline full, outputs in order."""
+def forward_loop(state: ChipState, inputs: np.ndarray,
+                 labels: list[int] | None = None) -> list[np.ndarray]:  # fmt: skip
+    """Run every input through the chip, keeping the pipeline full, outputs in order. When
+    no output comes for `state.timeout_s`, the chip is unprogrammed (reset), as the engine
+    does, and TransportTimeout raised."""
     info = _program(state, "run an inference")
+    timeout = state.timeout_s
     dims = tuple(info.input_dims or ())
     results: list[np.ndarray] = []
     queued = 0
@@ -198,9 +206,10 @@ def forward_loop(state: ChipState, inputs: np.ndarray, labels: list[int] | None 
             last = time.monotonic()
         if len(results) < len(inputs):
             if time.monotonic() - last > timeout:
+                unprogram(state)
                 raise TransportTimeout(
                     f"AKD1000 produced no output for {timeout:g} s ({queued}/{len(inputs)} "
-                    f"inputs queued, {len(results)} fetched): reset the device"
+                    f"inputs queued, {len(results)} fetched); it was reset: program it again"
                 )
             time.sleep(0)
     return results

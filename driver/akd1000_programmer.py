@@ -17,7 +17,7 @@ from akida_rt.driver.akd1000_state import ChipState
 from akida_rt.akd1000 import registers as regs
 from akida_rt.akd1000.descriptors import ConfigDescriptor
 from akida_rt.akd1000.program_binary import ProgramBinary
-from akida_rt.akd1000.program_info import NSOC_V2, DeviceVersion, Record, Track
+from akida_rt.akd1000.program_info import NSOC_V2, DeviceVersion, IoType, Record, Track
 from akida_rt.errors import DeviceError
 
 log = logging.getLogger(__name__)
@@ -27,11 +27,21 @@ CONFIG_DESCRIPTORS = 2  # ring length for single-pass programs
 NSOC_V1 = DeviceVersion(0xBC, 0, 0, 1)
 
 
+def soc_desc(state: ChipState) -> str:
+    """The chip's description as the engine's bare-metal driver builds it from the SoC's
+    CHIP_INFO register ('Embedded/NSoC_v2' on an AKD1000)."""
+    word = state.bus.read32(regs.CHIP_INFO_ADDR)
+    return f"Embedded/NSoC_v{regs.CHIP_INFO.get(word, 'CHIP_VERSION')}"
+
+
 def identify(state: ChipState) -> DeviceVersion | None:
     """The chip's hardware version from IP_VERSION or, when that reads 0 (AKD1000), from
-    the driver's description ('NSoC_v2')."""
+    the driver's description ('NSoC_v2'); with no description given, from the SoC's
+    CHIP_INFO register, as the engine's bare-metal driver does."""
     ip = regs.TOP["IP_VERSION"]
     word = state.bus.read32(state.reg(regs.TOP, "IP_VERSION"))
+    if not word and not state.desc:
+        state.desc = soc_desc(state)
     if word:
         f = ip.decode(word)
         version = DeviceVersion(f["VENDOR_ID"], f["PROD_ID"], f["MAJOR_REV"], f["MINOR_REV"])
@@ -194,7 +204,7 @@ def program(state: ChipState, prog: ProgramBinary) -> None:
         if learn.ram is not None:
             play_record(state, prog, learn.ram, "learning layer weights")
     play_epg(state, prog)
-    enable_interrupts(state, prog.info.input_type == 0)
+    enable_interrupts(state, prog.info.input_type is IoType.DENSE)
     state.program = prog
     log.debug("programmed %d tracks, scratch high water %d bytes",
               len(prog.info.tracks()), state.mem.high_water)  # fmt: skip

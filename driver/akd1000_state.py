@@ -77,14 +77,16 @@ class ChipState:
     pipeline: PipelineState = field(default_factory=PipelineState)
     inputs_base: int = 0
     outputs_base: int = 0
+    timeout_s: float = 5.0  # completion budget of a config job and between two outputs
     config: DmaEngine = field(init=False)
     event: DmaEngine = field(init=False)
     hrc: DmaEngine = field(init=False)
 
     def __post_init__(self) -> None:
-        self.config = DmaEngine(self.bus, regs.CONFIG_DMA, CONFIG_DESC_BYTES, self.top)
-        self.event = DmaEngine(self.bus, regs.EVENT_DMA, EVENT_DESC_BYTES, self.top)
-        self.hrc = DmaEngine(self.bus, regs.HRC_DMA, HRC_DESC_BYTES, self.top)
+        t = self.timeout_s
+        self.config = DmaEngine(self.bus, regs.CONFIG_DMA, CONFIG_DESC_BYTES, self.top, timeout_s=t)
+        self.event = DmaEngine(self.bus, regs.EVENT_DMA, EVENT_DESC_BYTES, self.top, timeout_s=t)
+        self.hrc = DmaEngine(self.bus, regs.HRC_DMA, HRC_DESC_BYTES, self.top, timeout_s=t)
 
     def reg(self, block: regs.Block, name: str) -> int:
         """Physical address of register `name` of `block`."""

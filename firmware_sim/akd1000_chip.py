@@ -26,13 +26,16 @@ import numpy as np
 from akida_rt.firmware_sim import registers_file as rf
 from akida_rt.firmware_sim.clock_model import ClockModel
 from akida_rt.firmware_sim.config_dma import ConfigDma
-from akida_rt.firmware_sim.dma_engine import CTRL, DESC_STATUS, DmaEngine
+from akida_rt.firmware_sim.dma_engine import CTRL, DmaEngine
 from akida_rt.firmware_sim.inference_dma import InferenceDma
 from akida_rt.firmware_sim.link_model import PCIE, LinkModel
 from akida_rt.firmware_sim.mesh_program import MeshProgram, ProgramError, Work, assemble
 from akida_rt.firmware_sim.np_mesh import NpMesh
 from akida_rt.firmware_sim.power_model import PowerModel, PowerSampler
+from akida_rt.firmware_sim.sim_registers import SimRegisters
 from akida_rt.firmware_sim.sparse_memory import SparseMemory
+
+from akida_rt.akd1000.np_state import MeshState
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +73,10 @@ class Akd1000Chip:
         self.ddr = SparseMemory(DDR_BASE, DDR_SIZE)
         self.top = rf.TopRegisters()
         self.mesh = NpMesh()
-        self.config = ConfigDma(self.mesh, self.ddr_read, self.ddr_write, self.clocks)
+        self.state = MeshState()  # the same packets, as the decoder reads them
+        self.config = ConfigDma(
+            self.mesh, lambda: self.state, self.ddr_read, self.ddr_write, self.clocks
+        )
         self.event = InferenceDma("event", self, lambda: self._header_on("event"))
         self.hrc = InferenceDma("hrc", self, lambda: self._header_on("hrc"))
         self.dmas = {
@@ -80,9 +86,10 @@ class Akd1000Chip:
         }
         self._lock = threading.RLock()
         self._faults: dict[str, int] = {}
-        self._program: tuple[int, MeshProgram | ProgramError] | None = None
-        self._batch_open = False
-        self._latch = 0
+        self._program: (
+            tuple[tuple[int, tuple[int, int] | None], MeshProgram | ProgramError] | None
+        ) = None
+        self.sim = SimRegisters(self)
         self.present = True
         self.hung = False
         self.closed = False
@@ -101,7 +108,7 @@ class Akd1000Chip:
             self.boot_count += 1
             self.hung = False
             self.top.reset()
-            self.mesh.reset()
+            self._mesh_reset()
             for dma in self.dmas.values():
                 dma.reset()
             self._program = None
@@ -200,12 +207,10 @@ class Akd1000Chip:
         hit = self._dma_at(addr)
         if hit is not None:
             dma, offset = hit
-            if offset == DESC_STATUS and dma.name != "config" and not dma.pending():
-                self._batch_open = False  # the host saw its queue drained
             return dma.read(offset)
         offset = addr - rf.TOP_BASE
-        if rf.SIM_BASE <= offset < rf.SIM_BASE + 0x100:
-            return self._sim_read(offset - rf.SIM_BASE)
+        if rf.SIM_BASE <= offset < rf.SIM_BASE + rf.SIM_SIZE:
+            return self.sim.read(offset - rf.SIM_BASE)
         return self.top.read(offset)
 
     def _reg_write(self, addr: int, value: int) -> None:
@@ -219,9 +224,8 @@ class Akd1000Chip:
                 self._run_ring(dma)
             return
         offset = addr - rf.TOP_BASE
-        if rf.SIM_BASE <= offset < rf.SIM_BASE + 0x100:
-            if offset - rf.SIM_BASE == rf.SIM_WINDOW and value & 1:
-                self.power.restart()
+        if rf.SIM_BASE <= offset < rf.SIM_BASE + rf.SIM_SIZE:
+            self.sim.write(offset - rf.SIM_BASE, value)
             return
         core, mesh = self.top.write(offset, value)
         if core:
@@ -231,37 +235,14 @@ class Akd1000Chip:
                 log.warning("%s: core reset clears the hang", self.serial)
             self.hung = False
         if mesh:
-            self.mesh.reset()
+            self._mesh_reset()
+
+    def _mesh_reset(self) -> None:
+        self.mesh.reset()
+        self.state = MeshState()
 
     def _header_on(self, name: str) -> bool:
         return bool(self.dmas[name].regs.get(CTRL, 0) & WR_INFO_EN)
-
-    def _sim_read(self, offset: int) -> int:
-        if offset == rf.SIM_MAGIC:
-            return rf.SIM_MAGIC_VALUE
-        if offset in (rf.SIM_TIME_LO, rf.SIM_ENERGY_LO):
-            self._latch = round(
-                self.board_time_s * 1e9 if offset == rf.SIM_TIME_LO else self.power.total_energy_nj
-            )
-            return self._latch & ALL_ONES
-        if offset in (rf.SIM_TIME_HI, rf.SIM_ENERGY_HI):
-            return (self._latch >> 32) & ALL_ONES
-        if offset == rf.SIM_POWER_UW:
-            return round(self.power.instant_mw() * 1000)
-        if offset == rf.SIM_FRAMES:
-            return self.frames & ALL_ONES
-        reading = self.power.read()
-        values = {
-            rf.SIM_WINDOW: reading.samples,
-            rf.SIM_WINDOW_AVG_UW: reading.avg_mw,
-            rf.SIM_WINDOW_MIN_UW: reading.min_mw,
-            rf.SIM_WINDOW_MAX_UW: reading.max_mw,
-            rf.SIM_FLOOR_UW: reading.floor_mw,
-        }
-        value = values.get(offset, 0)
-        if offset == rf.SIM_WINDOW:
-            return int(value)
-        return 0 if np.isnan(value) else round(value * 1000)
 
     # ------------------------------------------------------------------ rings
     def _run_ring(self, dma: DmaEngine) -> None:
@@ -276,7 +257,13 @@ class Akd1000Chip:
                 log.warning("%s: spontaneous reset during a %s descriptor", self.serial, dma.name)
                 self._boot()
                 return
-            if not dma.step():
+            try:
+                stepped = dma.step()
+            except Exception:  # the chip's own fault must not reach the host's call
+                log.exception("%s: %s DMA internal error; the engine stops", self.serial, dma.name)
+                dma.stalled = True
+                return
+            if not stepped:
                 return
 
     def _config_job(self, desc: np.ndarray):
@@ -286,19 +273,34 @@ class Akd1000Chip:
             self.spend(self.clocks.seconds(done.clk))
         return done
 
-    def mesh_program(self) -> MeshProgram:
-        """The program the NPs hold (decoded once per change of NP state)."""
-        key = self.mesh.generation
+    def mesh_program(self, image: tuple[int, int] | None = None) -> MeshProgram:
+        """The program the NPs hold, decoded once per change of NP state (and per image
+        geometry of the HRC descriptors)."""
+        key = (self.mesh.generation, image)
         if self._program is None or self._program[0] != key:
             try:
-                found: MeshProgram | ProgramError = assemble(self.mesh, self.top, self.clocks)
+                found: MeshProgram | ProgramError = assemble(
+                    self.state, self.clocks, image, self._fnp2_words
+                )
             except ProgramError as exc:
                 found = exc
+            if self._program is not None and isinstance(found, MeshProgram):
+                _carry_learning(self._program[1], found)
             self._program = (key, found)
         result = self._program[1]
         if isinstance(result, ProgramError):
             raise result
         return result
+
+    def _fnp2_words(self, np_id: int, words: int) -> np.ndarray:
+        """The `words` weight words FNP2 `np_id` reads from DDR at the host's address."""
+        addr = self.top.fnp2_address(np_id)
+        raw = self.ddr_read(addr, 4 * words)
+        if raw is None:
+            raise ProgramError(
+                f"FNP2 {np_id}: its {words} weight words at {addr:#x} are not in DDR"
+            )
+        return np.frombuffer(raw, "<u4").astype(np.uint32)
 
     def learn_step(
         self, program: MeshProgram, x: np.ndarray, label: int
@@ -308,14 +310,30 @@ class Akd1000Chip:
 
         return learn_step(self, program, x, label)
 
+    def store_learned(
+        self, ident: tuple[int, int, int], per_neuron: int, words: np.ndarray, thswap: np.ndarray
+    ) -> None:
+        """Write learned weights and plasticity into an FNP3's weight SRAM (the NP updating
+        itself: the decoded program already computes with them, so it is not decoded
+        again; a later decode reads them back)."""
+        from akida_rt.firmware_sim.learning_step import write_weight_words
+        from akida_rt.firmware_sim.np_mesh import UID_FNP_WEIGHTS, NpState
+
+        state = self.mesh.nps.setdefault(ident, NpState(ident))
+        write_weight_words(
+            state.memory(UID_FNP_WEIGHTS, per_neuron * len(words)), per_neuron, words, thswap
+        )
+        np_state = self.state.nps.get(ident)
+        if np_state is not None:
+            mem = np_state.memory(UID_FNP_WEIGHTS, 0)
+            if mem.size >= per_neuron * len(words):
+                write_weight_words(mem, per_neuron, words, thswap)
+
     def account_inference(self, work: Work) -> None:
         """Clocks, power and board time of one inference job."""
         self.frames += 1
         self.synops += work.synops
         self.inference_clk += work.clk
-        if not self._batch_open:
-            self._batch_open = True
-            self.spend(self.link.request_s)
         self.power.record(work.phases, 1, gap_s=self.link.frame_s)
         self.spend(self.link.frame_s + self.clocks.seconds(work.clk), powered=False)
 
@@ -371,3 +389,15 @@ class Akd1000Chip:
 
     def __repr__(self) -> str:
         return f"<Akd1000Chip serial={self.serial} boot={self.boot_count}>"
+
+
+def _carry_learning(old: MeshProgram | ProgramError, new: MeshProgram) -> None:
+    """Keep the learning FNP3's own state (plasticity, samples learned) when the host only
+    rewrote registers or weights of the same learning layer (toggle_learn,
+    update_learn_mem): that state lives in the NP, not in what the host sends."""
+    before, after = getattr(old, "learning", None), new.learning
+    if before is None or after is None or before.ident != after.ident:
+        return
+    if before.plasticity.shape == after.plasticity.shape:
+        after.plasticity = before.plasticity
+        after.samples = before.samples

@@ -132,7 +132,10 @@ class NpMesh:
             if mask & (1 << ident):
                 key = (col, row, ident)
                 if not np_types(*key):
-                    raise MeshError(f"packet to NP {key}: AKD1000 has no such NP")
+                    raise MeshError(
+                        f"packet to NP {key}: AKD1000 has no such NP (a program for another "
+                        "device?)"
+                    )
                 out.append(self.nps.setdefault(key, NpState(key)))
         return out
 
@@ -144,7 +147,10 @@ class NpMesh:
         for state in targets:
             limit = state.limit(uid)
             if not limit:
-                raise MeshError(f"NP {state.ident}: no memory of type {uid}")
+                raise MeshError(
+                    f"NP {state.ident}: packet type {uid} is no AKD1000 (v1) memory (a program "
+                    "for another device?)"
+                )
             if start + data.size > limit:
                 raise MeshError(
                     f"NP {state.ident}: {data.size} words at {start} run past the end of its "

@@ -59,7 +59,8 @@ def learning_model(seed: int = 0, classes: int = 3) -> Any:
 
 def split_models(seed: int = 0) -> tuple[Any, Any]:
     """Two models that chain: an image model ending in a 4-bit convolution, and an event
-    model taking its outputs (as a model split into two sequences runs)."""
+    model taking its outputs (as a model split into two sequences runs). The second
+    program is the larger, as when a host reprograms a chip with a bigger program."""
     akida = _akida()
     rng = np.random.default_rng(seed)
     first = akida.Model()
@@ -69,7 +70,7 @@ def split_models(seed: int = 0) -> tuple[Any, Any]:
                                   weights_bits=4))  # fmt: skip
     second = akida.Model()
     second.add(akida.InputData(input_shape=(12, 12, 16), input_bits=4, name="in"))
-    second.add(akida.Convolutional(kernel_size=(3, 3), filters=8, name="conv_b", act_bits=2,
+    second.add(akida.Convolutional(kernel_size=(3, 3), filters=48, name="conv_b", act_bits=2,
                                    weights_bits=2))  # fmt: skip
     second.add(akida.FullyConnected(units=5, name="fc", activation=False, weights_bits=2))
     for m in (first, second):

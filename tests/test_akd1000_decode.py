@@ -28,7 +28,14 @@ from akida_rt.format.v1_layers import layers_of, mesh_layers  # noqa: E402
 from akida_rt.model import zoo  # noqa: E402
 from akida_rt.model.model import Model  # noqa: E402
 from tests.akd1000_programs import learning_model  # noqa: E402
-from tests.metatf_models import N_MODELS, random_model, v1_zoo  # noqa: E402
+from tests.metatf_models import (  # noqa: E402
+    N_MODELS,
+    calibrate,
+    random_model,
+    random_weights,
+    sample,
+    v1_zoo,
+)
 
 POOLS = {0: "none", 1: "max", 2: "average"}
 HRC = (0, 0, -1)
@@ -237,3 +244,27 @@ def test_packets_played_one_at_a_time_compute_akidas_forward(build) -> None:
     assert mesh.input_kind == "dense" and mesh.output_kind == "fnp"
     assert mesh.np_counts["layer_0"] == ("HRC", 1)
     np.testing.assert_array_equal(Engine(mesh.layers).run(x.astype(np.float32)), expected)
+
+
+def test_a_model_too_big_for_one_program_decodes_across_its_programs() -> None:
+    """Six 3x3 convolutions of 256 filters fill more than the mesh: akida maps them as two
+    hardware sequences, each its own program (chain-loaded); decoded together they are
+    the model, and compute its forward."""
+    model = akida.Model()
+    model.add(akida.InputData(input_shape=(8, 8, 16), input_bits=4, name="in"))
+    for i in range(6):
+        model.add(akida.Convolutional(kernel_size=(3, 3), filters=256, name=f"conv_{i}",
+                                      weights_bits=4, act_bits=4))  # fmt: skip
+    model.add(akida.FullyConnected(units=10, name="fc", weights_bits=2, activation=False))
+    random_weights(model, np.random.default_rng(0))
+    x = sample(model, 2, 0)
+    calibrate(model, x, 0)
+    expected = model.forward(x)
+    programs = program_binaries(model)
+    assert len(programs) == 2 and all(programs)
+    errors, _ = _decode_and_compare(model)
+    assert not errors, errors
+    decoded = decode_program(programs)
+    assert [layer.sequence for layer in decoded.layers] == [0, 0, 0, 0, 1, 1, 1, 1]
+    ours = Model(layers=layers_of(decoded))
+    np.testing.assert_array_equal(ours.forward(x), expected)

@@ -15,7 +15,7 @@ from akida_rt.driver.akd1000_host import Akd1000Host, desc_for_pci  # noqa: E402
 from akida_rt.driver.bus import Bus  # noqa: E402
 
 from akida_rt.akd1000.program_binary import ProgramBinary  # noqa: E402
-from akida_rt.errors import DeviceError  # noqa: E402
+from akida_rt.errors import DeviceError, TransportTimeout  # noqa: E402
 from akida_rt.model import zoo  # noqa: E402
 from tests.akd1000_programs import cnp_model, learning_model, programs, split_models  # noqa: E402
 from tests.brainchip_engine.harness import EngineSession, run_engine, skip_reason  # noqa: E402
@@ -141,3 +141,49 @@ def test_refusals_are_one_line(sample_programs) -> None:
     with pytest.raises(DeviceError) as e:
         unknown.program(sample_programs["digits"][0])
     assert "NSoC_v2" in str(e.value) and "\n" not in str(e.value)
+
+
+class _SilentChip(MemoryChip):
+    """A chip whose input DMAs never finish a job, and whose config DMA never answers
+    once `config_dead` is set."""
+
+    config_dead = False
+
+    def _run_inputs(self, base: int) -> None:
+        pass
+
+    def _run_config(self) -> None:
+        if not self.config_dead:
+            super()._run_config()
+
+
+def test_a_chip_that_never_answers_times_out_in_one_line(sample_programs) -> None:
+    chip = _SilentChip()
+    host = Akd1000Host(ByteBus(chip), desc="NSoC_v2", timeout_s=0.2)
+    prog = sample_programs["event (CNP) input"][0]
+    host.program(prog)
+    host.set_batch_size(2)
+    with pytest.raises(TransportTimeout) as e:
+        host.forward(_inputs(prog, 3))
+    assert "0/3" not in str(e.value) and "2/3 inputs queued" in str(e.value)
+    assert "\n" not in str(e.value) and host.info is None  # reset, as the engine does
+    chip.config_dead = True
+    with pytest.raises(TransportTimeout, match="config_dma did not finish record 0 track 0"):
+        host.program(prog)
+
+
+class _LyingChip(MemoryChip):
+    """A chip whose output headers announce far more words than an output slot holds."""
+
+    def _run_inputs(self, base: int) -> None:
+        super()._run_inputs(base)
+        for job in self.input_jobs:
+            self.write32(job.target, 0x0FFFFFFF)
+
+
+def test_an_output_header_past_its_slot_is_refused(sample_programs) -> None:
+    prog = sample_programs["digits"][0]
+    host = Akd1000Host(ByteBus(_LyingChip()), desc="NSoC_v2")
+    host.program(prog)
+    with pytest.raises(DeviceError, match="announces 268435455 words but the output slot"):
+        host.forward(_inputs(prog, 1))

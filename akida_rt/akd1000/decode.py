@@ -50,6 +50,7 @@ class V1Layer:
     act_bits: int = 0
     variables: dict[str, np.ndarray] = field(default_factory=dict)
     nps: list[tuple[int, int, int]] = field(default_factory=list)
+    sequence: int = 0  # the program (hardware sequence) whose NPs hold the layer
 
 
 @dataclass
@@ -72,7 +73,8 @@ class DecodedProgram:
 
     @property
     def placement(self) -> dict[int, list[tuple[int, int, int]]]:
-        """Layer index -> NP idents (col, row, id; id -1 is the HRC)."""
+        """Layer index -> NP idents (col, row, id; id -1 is the HRC), within the program
+        of the layer's `sequence` (each program has the whole mesh)."""
         return {i: list(layer.nps) for i, layer in enumerate(self.layers) if layer.nps}
 
     @property
@@ -113,13 +115,15 @@ def decode_program(binaries: Sequence[bytes]) -> DecodedProgram:
     learning = None
     for i, binary in enumerate(binaries):
         program = ProgramBinary.from_bytes(binary, f"sequence {i}")
-        part = decode_mesh(from_program(program), io_of(program), first=not layers)
+        part = decode_mesh(from_program(program), io_of(program))
+        for layer in part.layers:
+            layer.sequence = i
         layers += part.layers if not layers else part.layers[1:]
         learning = part.learning or learning
     return DecodedProgram(layers, learning)
 
 
-def decode_mesh(state: MeshState, io: IoInfo, first: bool = True) -> DecodedProgram:
+def decode_mesh(state: MeshState, io: IoInfo) -> DecodedProgram:
     """The layers NP state holds. The result starts with the program's input layer:
     InputConvolutional when the HRC is programmed, else an InputData of io.input_dims."""
     hrc = state.hrc

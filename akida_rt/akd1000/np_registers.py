@@ -118,7 +118,8 @@ FNP = _table(
         RegField("INPUT_BITS", 3, 0, 2, "input bits (log2)", _pow2, _log2),
         RegField("INPUT_X", 10, 16, 16, "input dims[0]"),
         RegField("INPUT_Y", 10, 0, 16, "input dims[1]"),
-        RegField("UNITS", 15, 0, 16, "units (neurons) in this NP"),
+        RegField("INPUT_CHUNKS", 14, 0, 16, "inputs in 32-input chunks (bit 31 is set)"),
+    RegField("UNITS", 15, 0, 16, "units (neurons) in this NP"),
         RegField("ACTIVATION_2", 16, 29, 1, "activation on (second copy)"),
         RegField("WEIGHT_WORDS", 17, 0, 16, "words of FNP weight memory used"),
     ]
@@ -179,7 +180,7 @@ UNEXPLAINED = {
     "FNP": {
         1: "bits 7-0 KIND; bits 22-16 0x150 (FNP3), 0x70 (FNP2), 0x40 on some CNPs",
         11: "bits 19-12 vary with the input shape, not explained",
-        14: "bit 31 set; low bits: input row words",
+        14: "bit 31 set (bits 15-0 are INPUT_CHUNKS)",
         44: "0x06080001 on FNPs",
         45: "routing",
     },
