@@ -379,6 +379,12 @@ class Akd1000Chip:
         with self._lock:
             self.present = False
 
+    def reboot(self) -> None:
+        """A hard reset from outside the host's reach (a watchdog): fresh power-on state."""
+        with self._lock:
+            self.ddr.clear()
+        self._boot()
+
     def replug(self) -> None:
         """The board comes back, freshly powered on (DDR cleared)."""
         with self._lock:
