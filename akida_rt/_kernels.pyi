@@ -3,11 +3,25 @@
 import numpy as np
 
 def evt2_decode(
-    words: np.ndarray, state: np.ndarray, event_dtype: np.dtype, first_offset: int
-) -> tuple[np.ndarray, np.ndarray, int, int]: ...
+    words: np.ndarray,
+    state: np.ndarray,
+    event_dtype: np.dtype,
+    first_offset: int,
+    width: int,
+    height: int,
+    last_t: int,
+    offsets: bool,
+) -> tuple[np.ndarray, np.ndarray | None, int, int, bool]: ...
 def evt3_decode(
-    words: np.ndarray, state: np.ndarray, event_dtype: np.dtype, first_offset: int
-) -> tuple[np.ndarray, np.ndarray, int, int]: ...
+    words: np.ndarray,
+    state: np.ndarray,
+    event_dtype: np.dtype,
+    first_offset: int,
+    width: int,
+    height: int,
+    last_t: int,
+    offsets: bool,
+) -> tuple[np.ndarray, np.ndarray | None, int, int, bool]: ...
 def frame_counts(
     held: np.ndarray,
     events: np.ndarray,

@@ -44,11 +44,13 @@ PyArrayObject *k_events(PyObject *obj, int writable, const char *what)
 
 static PyMethodDef methods[] = {
     {"evt2_decode", k_evt2_decode, METH_VARARGS,
-     "evt2_decode(words <u4, state int64[1], event_dtype, first_offset) -> "
-     "(events, byte offsets, unknown words, index of the first)"},
+     "evt2_decode(words <u4, state int64[1], event_dtype, first_offset, width, height, "
+     "last_t, offsets) -> (events, byte offsets or None, unknown words, index of the first, "
+     "clean)"},
     {"evt3_decode", k_evt3_decode, METH_VARARGS,
-     "evt3_decode(words <u2, state int64[6], event_dtype, first_offset) -> "
-     "(events, byte offsets, unknown words, index of the first)"},
+     "evt3_decode(words <u2, state int64[6], event_dtype, first_offset, width, height, "
+     "last_t, offsets) -> (events, byte offsets or None, unknown words, index of the first, "
+     "clean)"},
     {"frame_counts", k_frame_counts, METH_VARARGS,
      "frame_counts(held, events, bounds int64, table int32, sensor_w, sensor_h, split, "
      "pixels) -> uint8 (frames, pixels)"},

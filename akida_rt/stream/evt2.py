@@ -14,28 +14,19 @@ import os
 import numpy as np
 
 from akida_rt import _kernels
-from akida_rt.stream.events import DEFAULT_CHUNK, EVENT_DTYPE, OnError
-from akida_rt.stream.prophesee import RawReader, raw_header
+from akida_rt.stream.events import DEFAULT_CHUNK, OnError
+from akida_rt.stream.prophesee import Decoder, RawReader, raw_header
 
 CD_OFF, CD_ON, TIME_HIGH, EXT_TRIGGER, OTHERS, CONTINUED = 0x0, 0x1, 0x8, 0xA, 0xE, 0xF
 WORD = np.dtype("<u4")
 
 
-class Evt2Decoder:
-    """Decodes successive runs of words; the time high carries over from run to run
-    (akida_rt._kernels.evt2_decode; tests/native_reference.py keeps the numpy form)."""
+class Evt2Decoder(Decoder):
+    """akida_rt._kernels.evt2_decode; its state: the time high."""
 
-    def __init__(self, reader: RawReader) -> None:
-        self.reader = reader
-        self.state = np.zeros(1, np.int64)  # the time high
-
-    def __call__(self, w: np.ndarray, first_offset: int) -> tuple[np.ndarray, np.ndarray]:
-        ev, offsets, unknown, i = _kernels.evt2_decode(w, self.state, EVENT_DTYPE, first_offset)
-        if unknown:
-            self.reader.bad(first_offset + 4 * i,
-                            f"unknown EVT2 word 0x{int(w[i]):08x} (type 0x{int(w[i]) >> 28:x})",
-                            unknown)  # fmt: skip
-        return ev, offsets
+    kernel = staticmethod(_kernels.evt2_decode)
+    state_size = 1
+    name, type_shift = "EVT2", 28
 
 
 def open_evt2(

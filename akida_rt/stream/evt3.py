@@ -22,30 +22,20 @@ import os
 import numpy as np
 
 from akida_rt import _kernels
-from akida_rt.stream.events import DEFAULT_CHUNK, EVENT_DTYPE, OnError
-from akida_rt.stream.prophesee import RawReader, raw_header
+from akida_rt.stream.events import DEFAULT_CHUNK, OnError
+from akida_rt.stream.prophesee import Decoder, RawReader, raw_header
 
 ADDR_Y, ADDR_X, VECT_BASE_X, VECT_12, VECT_8, TIME_LOW, TIME_HIGH = 0, 2, 3, 4, 5, 6, 8
 WORD = np.dtype("<u2")
 HIGH_RANGE = 1 << 12
 
 
-class Evt3Decoder:
-    """Decodes successive runs of words, carrying the decoder state from run to run: y,
-    time low, time high, time-high wraps, vector base x and polarity
-    (akida_rt._kernels.evt3_decode; tests/native_reference.py keeps the numpy form)."""
+class Evt3Decoder(Decoder):
+    """akida_rt._kernels.evt3_decode; its state: y, time low, time high, time-high wraps, vector base x and polarity."""
 
-    def __init__(self, reader: RawReader) -> None:
-        self.reader = reader
-        self.state = np.zeros(6, np.int64)
-
-    def __call__(self, w: np.ndarray, first_offset: int) -> tuple[np.ndarray, np.ndarray]:
-        ev, offsets, unknown, i = _kernels.evt3_decode(w, self.state, EVENT_DTYPE, first_offset)
-        if unknown:
-            self.reader.bad(first_offset + 2 * i,
-                            f"unknown EVT3 word 0x{int(w[i]):04x} (type 0x{int(w[i]) >> 12:x})",
-                            unknown)  # fmt: skip
-        return ev, offsets
+    kernel = staticmethod(_kernels.evt3_decode)
+    state_size = 6
+    name, type_shift = "EVT3", 12
 
 
 def open_evt3(
