@@ -15,7 +15,8 @@ static int float_array(PyArrayObject *a, const char *what)
 
 /* levels = floor(float32(clip(acc * scale + offset, 0, top))), scale and offset repeating
  * along the last `r` values; the same operations, in the same order and precision, as
- * the numpy form (float64 product and sum, the clip, a cast to float32, its floor). */
+ * the numpy form (float64 product and sum, the clip, a cast to float32, its floor), in a
+ * loop the compiler vectorizes. */
 #define ACTIVATE(T)                                                                         \
     do {                                                                                    \
         const T *a = (const T *)PyArray_DATA(acc);                                          \
@@ -25,7 +26,8 @@ static int float_array(PyArrayObject *a, const char *what)
                 v += of[j];                                                                 \
                 v = v > 0.0 ? v : 0.0;                                                      \
                 v = v < top ? v : top;                                                      \
-                float level = floorf((float)v);                                             \
+                /* the floor of a float in 0..top < 2^31 is its truncation */               \
+                float level = (float)(int32_t)(float)v;                                     \
                 y[i + j] = level;                                                           \
                 nonzero += level != 0.0f;                                                   \
             }                                                                               \
@@ -44,6 +46,10 @@ PyObject *k_activate(PyObject *self, PyObject *args)
     if (acc == NULL || scale == NULL || offset == NULL || !float_array(acc, "acc"))
         return NULL;
     npy_intp size = PyArray_SIZE(acc), r = PyArray_SIZE(scale);
+    if (!(top >= 0.0 && top < 2147483648.0)) {
+        PyErr_SetString(PyExc_ValueError, "activate: top must be in 0..2^31-1");
+        return NULL;
+    }
     if (r == 0 || PyArray_SIZE(offset) != r || size % r != 0) {
         PyErr_SetString(PyExc_ValueError, "activate: scale and offset must divide acc's rows");
         return NULL;
