@@ -300,9 +300,22 @@ class Engine:
 
     def __init__(self, layers: list[Layer]) -> None:
         self.compiled = [compile_layer(layer) for layer in layers]
+        self.versions = [layer.version for layer in layers]
         self.counts = np.zeros((len(layers), len(fields(LayerStats))), np.int64)
         self.macs_per_sample = sum(_macs(layer, 1) for layer in layers)
         self.chunk = max(1, CHUNK_BYTES // max(map(_buffer_bytes, layers)))  # samples a run
+
+    def update(self, layers: list[Layer]) -> None:
+        """Recompile the layers changed since they were compiled (the same layers, in the
+        same order; an edge-learning fit changes the last one's weights) and reset the
+        counts, as a new engine would."""
+        assert [c.layer for c in self.compiled] == layers
+        for i, layer in enumerate(layers):
+            if layer.version != self.versions[i]:
+                self.compiled[i], self.versions[i] = compile_layer(layer), layer.version
+        self.macs_per_sample = sum(_macs(layer, 1) for layer in layers)
+        self.chunk = max(1, CHUNK_BYTES // max(map(_buffer_bytes, layers)))
+        self.counts[:] = 0
 
     def run(self, x: np.ndarray, stop: int | None = None) -> np.ndarray:
         """Run uint8 NHWC (or float32 integer values) through the layers (up to `stop`,
