@@ -53,15 +53,23 @@ def sensor_info(fields: dict[str, str], path: str) -> SensorInfo:
         name, *opts = fields["format"].split(";")
         fmt = fmt or name.strip().upper()
         kv = dict(o.split("=", 1) for o in opts if "=" in o)
-        width, height = int(kv.get("width", 0) or 0), int(kv.get("height", 0) or 0)
+        width, height = _size(kv, "width", path), _size(kv, "height", path)
     if m := re.fullmatch(r"(\d+)x(\d+)", fields.get("geometry", "")):
         width, height = int(m[1]), int(m[2])
-    width = width or int(fields.get("width", "0") or 0)
-    height = height or int(fields.get("height", "0") or 0)
+    width = width or _size(fields, "width", path)
+    height = height or _size(fields, "height", path)
     if fmt not in ("EVT2", "EVT3"):
         what = f"format {fmt}" if fmt else "no event format"
         raise EventFileError(path, 0, f"the RAW header names {what}; EVT2 and EVT3 are supported")
     return SensorInfo(width, height, fmt)
+
+
+def _size(fields: dict[str, str], key: str, path: str) -> int:
+    """A header's width or height (0 when absent); EventFileError when not a number."""
+    value = fields.get(key, "").strip() or "0"
+    if not value.isascii() or not value.isdigit():
+        raise EventFileError(path, 0, f"the RAW header's {key} {value!r} is not a number")
+    return int(value)
 
 
 class Decoder:
