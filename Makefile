@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 # hook at run time; static tools (mypy, import-linter) see it through this symlink tree.
 TREE := build/pkgtree
 
-.PHONY: demo test lint typecheck layers pytest proto tree clean systemd-tools
+.PHONY: demo test kernels lint typecheck layers pytest proto tree clean systemd-tools
 
 $(STAMP):
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -19,7 +19,12 @@ $(STAMP):
 demo: $(STAMP)
 	$(BIN)/python -m akida_rt.demo
 
-test: $(STAMP) lint typecheck layers systemd-tools pytest
+test: $(STAMP) kernels lint typecheck layers systemd-tools pytest
+
+# akida_rt.native._kernels (C, akida_rt/csrc/) is built by the install above; rebuilt in place when
+# a source changed since (pytest then checks each kernel and fuzzes them under ASan + UBSan).
+kernels: $(STAMP)
+	$(BIN)/python setup.py -q build_ext --inplace
 
 # The daemon's unit-file tests need systemd-analyze (not systemd as PID 1); install it
 # when missing and root, else those tests skip and say why.
@@ -57,4 +62,4 @@ proto: $(STAMP)
 	sed -i 's/^import \(.*_pb2\)/from . import \1/' akida_rt/k8s/*_pb2_grpc.py*
 
 clean:
-	rm -rf build $(VENV)
+	rm -rf build $(VENV) akida_rt/native/_kernels.*.so

@@ -1,4 +1,4 @@
-"""Builds akida_rt's one C extension, akida_rt._kernels (docs/architecture.md, "Native
+"""Builds akida_rt's one C extension, akida_rt.native._kernels (docs/architecture.md, "Native
 kernels"); everything else about the package is in pyproject.toml."""
 
 from pathlib import Path
@@ -11,7 +11,7 @@ SRC = Path("akida_rt/csrc")
 setup(
     ext_modules=[
         Extension(
-            "akida_rt._kernels",
+            "akida_rt.native._kernels",
             sources=[str(p) for p in sorted(SRC.glob("*.c"))],
             depends=[str(SRC / "kernels.h")],
             include_dirs=[numpy.get_include()],

@@ -1,4 +1,4 @@
-"""Fuzzes akida_rt._kernels with random, truncated and mutated inputs; meant to run on a
+"""Fuzzes akida_rt.native._kernels with random, truncated and mutated inputs; meant to run on a
 build with AddressSanitizer and UBSan (tests/test_native_fuzz.py builds one).
 
     python tests/fuzz_native.py --sanitize --seconds 600 [--seed N]
@@ -37,7 +37,7 @@ SANITIZE = ["-fsanitize=address,undefined", "-fno-sanitize-recover=all", "-fno-o
 
 
 def build_sanitized(out_dir: Path) -> tuple[Path, dict[str, str]]:
-    """akida_rt._kernels built with ASan and UBSan; the environment that runs it."""
+    """akida_rt.native._kernels built with ASan and UBSan; the environment that runs it."""
     cc = (sysconfig.get_config_var("CC") or "gcc").split()[0]
     out = out_dir / ("_kernels" + sysconfig.get_config_var("EXT_SUFFIX"))
     sources = sorted(str(p) for p in (ROOT / "akida_rt" / "csrc").glob("*.c"))
@@ -54,12 +54,12 @@ def build_sanitized(out_dir: Path) -> tuple[Path, dict[str, str]]:
 
 
 def load_kernels(path: str) -> None:
-    """Import the given build as akida_rt._kernels before akida_rt imports its own."""
-    spec = importlib.util.spec_from_file_location("akida_rt._kernels", path)
+    """Import the given build as akida_rt.native._kernels before akida_rt imports its own."""
+    spec = importlib.util.spec_from_file_location("akida_rt.native._kernels", path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    sys.modules["akida_rt._kernels"] = module
+    sys.modules["akida_rt.native._kernels"] = module
 
 
 class Recorder:
@@ -101,7 +101,7 @@ def words_for(rng: np.random.Generator, fmt: str) -> np.ndarray:
 
 
 def fuzz_decoders(rng: np.random.Generator) -> int:
-    from akida_rt import _kernels
+    from akida_rt.native import _kernels
     from akida_rt.stream.events import EVENT_DTYPE
     from akida_rt.stream.evt2 import Evt2Decoder
     from akida_rt.stream.evt3 import Evt3Decoder
@@ -181,7 +181,7 @@ def fuzz_files(rng: np.random.Generator, tmp: Path) -> int:
 
 
 def fuzz_framing(rng: np.random.Generator) -> int:
-    from akida_rt import _kernels
+    from akida_rt.native import _kernels
     from akida_rt.stream.events import EVENT_DTYPE
 
     n = int(rng.integers(0, 2000))
@@ -200,7 +200,7 @@ def fuzz_framing(rng: np.random.Generator) -> int:
 
 
 def fuzz_engine(rng: np.random.Generator) -> int:
-    from akida_rt import _kernels
+    from akida_rt.native import _kernels
 
     dtype = np.float32 if rng.random() < 0.5 else np.float64
     shape = tuple(int(v) for v in rng.integers(0, 9, 4))
@@ -218,7 +218,7 @@ def fuzz_engine(rng: np.random.Generator) -> int:
 
 
 def fuzz_learning(rng: np.random.Generator) -> int:
-    from akida_rt import _kernels
+    from akida_rt.native import _kernels
 
     k, u, n = (int(v) for v in rng.integers(0, 40, 3))
     classes = int(rng.integers(0, 5))
@@ -252,7 +252,7 @@ def main() -> int:
             return subprocess.run(cmd, env=env).returncode
     sys.path.insert(0, str(ROOT))
     load_kernels(args.kernels)
-    import akida_rt._kernels as loaded
+    import akida_rt.native._kernels as loaded
 
     assert loaded.__file__ == args.kernels, loaded.__file__
     logging.disable(logging.WARNING)  # the readers' skipping notes

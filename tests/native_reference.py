@@ -1,4 +1,4 @@
-"""The numpy forms of what akida_rt._kernels computes, kept as the references each kernel
+"""The numpy forms of what akida_rt.native._kernels computes, kept as the references each kernel
 must equal bit for bit (tests/test_native_kernels.py, tests/fuzz_native.py).
 
 Each is the code the kernel replaced, unchanged but for its names.

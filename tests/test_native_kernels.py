@@ -1,4 +1,4 @@
-"""Each kernel of akida_rt._kernels equals, bit for bit, the numpy form it replaced
+"""Each kernel of akida_rt.native._kernels equals, bit for bit, the numpy form it replaced
 (tests/native_reference.py): EVT2/EVT3 decoding and the reader's checks, framing, the
 engine's activation, pooling and counting, the edge-learning step; bad arguments are
 refused with a Python exception."""
@@ -8,12 +8,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from akida_rt import _kernels
 from akida_rt.engine import integer
 from akida_rt.engine.learning_rule import RuleParams, learn
 from akida_rt.errors import EventFileError
 from akida_rt.format.layers import Padding, pooled_size
 from akida_rt.model import zoo
+from akida_rt.native import _kernels
 from akida_rt.stream.events import EVENT_DTYPE, make_events
 from akida_rt.stream.evt2 import Evt2Decoder, encode_evt2
 from akida_rt.stream.evt3 import Evt3Decoder, encode_evt3

@@ -1,4 +1,4 @@
-/* akida_rt._kernels: the loops numpy cannot make fast (event decoding and framing, the
+/* akida_rt.native._kernels: the loops numpy cannot make fast (event decoding and framing, the
  * engine's element-wise steps, the edge-learning step). Shared declarations.
  *
  * Every kernel checks its arguments' types, shapes, contiguity and writability, and every
@@ -19,7 +19,7 @@
 #include <numpy/arrayobject.h>
 
 #if !defined(__BYTE_ORDER__) || __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
-#error "akida_rt._kernels reads little-endian event words and writes EVENT_DTYPE in place"
+#error "akida_rt.native._kernels reads little-endian event words and writes EVENT_DTYPE in place"
 #endif
 
 /* akida_rt.stream.events.EVENT_DTYPE (align=True): t <i8 at 0, x <u2 at 8, y <u2 at 10,

@@ -1,4 +1,4 @@
-/* akida_rt._kernels: the module table and the argument checks every kernel uses. */
+/* akida_rt.native._kernels: the module table and the argument checks every kernel uses. */
 #define KERNELS_MODULE
 #include "kernels.h"
 
@@ -67,7 +67,7 @@ static PyMethodDef methods[] = {
 };
 
 static struct PyModuleDef module = {
-    PyModuleDef_HEAD_INIT, "akida_rt._kernels",
+    PyModuleDef_HEAD_INIT, "akida_rt.native._kernels",
     "The loops numpy cannot make fast; see akida_rt/csrc/ and docs/architecture.md.", -1,
     methods,
 };

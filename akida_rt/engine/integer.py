@@ -14,10 +14,10 @@ from dataclasses import dataclass, fields
 
 import numpy as np
 
-from akida_rt import _kernels
 from akida_rt.engine import blas
 from akida_rt.errors import ModelError
 from akida_rt.format.layers import Layer, LayerType, Padding, Pooling, pooled_size, same_padding
+from akida_rt.native import _kernels
 
 F32_EXACT = 2**24
 F64_EXACT = 2**53
@@ -198,7 +198,7 @@ def _conv(c: CompiledLayer, x: np.ndarray) -> tuple[np.ndarray, int]:
 
 def _max_pool(c: CompiledLayer, acc: np.ndarray) -> np.ndarray:
     """Max over pool_size windows pool_stride apart; padded positions never win
-    (akida_rt._kernels.max_pool)."""
+    (akida_rt.native._kernels.max_pool)."""
     layer = c.layer
     (t, _), (lft, _) = c.pool_pad
     oh, ow = c.pool_hw
@@ -207,7 +207,7 @@ def _max_pool(c: CompiledLayer, acc: np.ndarray) -> np.ndarray:
 
 def _activate(c: CompiledLayer, acc: np.ndarray) -> tuple[np.ndarray, int]:
     """The activation levels (float32) and how many are non-zero: floor(clip(acc *
-    act_scale + act_offset, 0, top)), in float64 (akida_rt._kernels.activate: one pass
+    act_scale + act_offset, 0, top)), in float64 (akida_rt.native._kernels.activate: one pass
     where numpy makes five)."""
     top = c.act_top
     if c.act_scale is not None:
@@ -253,7 +253,7 @@ def potentials(c: CompiledLayer, x: np.ndarray) -> tuple[np.ndarray, int]:
 
 
 def events(x: np.ndarray) -> int:
-    """The non-zero values of x (floats by akida_rt._kernels.count_nonzero: numpy's
+    """The non-zero values of x (floats by akida_rt.native._kernels.count_nonzero: numpy's
     count_nonzero on float32 is scalar code)."""
     if x.dtype.kind in "biu":
         return int(np.count_nonzero(x))

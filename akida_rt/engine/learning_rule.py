@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from akida_rt import _kernels
+from akida_rt.native import _kernels
 
 NO_LABEL = -1
 
@@ -46,7 +46,7 @@ def learn(
     one; then up to ceil(plasticity * num_weights) of its inactive connections move to
     active inputs (free connections first, then swaps), chosen by a SplitMix64 rank of
     (seed, sample, input); then its plasticity decays by plasticity_decay *
-    initial_plasticity, not below min_plasticity. One C loop (akida_rt._kernels.learn);
+    initial_plasticity, not below min_plasticity. One C loop (akida_rt.native._kernels.learn);
     tests/native_reference.py keeps the numpy form.
 
     Args:

@@ -88,13 +88,16 @@ class Aedat4Reader:
         if pid == 0:  # the child: never returns to the caller's stack
             status = 1
             try:
-                os.close(msg_r), os.close(ack_w)
+                os.close(msg_r)
+                os.close(ack_w)
                 null = os.open(os.devnull, os.O_RDWR)
-                os.dup2(null, 0), os.dup2(null, 2)
+                os.dup2(null, 0)
+                os.dup2(null, 2)
                 status = _serve(self.path, msg_w, ack_r, self._slots)
             finally:
                 os._exit(status)
-        os.close(msg_w), os.close(ack_r)
+        os.close(msg_w)
+        os.close(ack_r)
         self._child, self._fds = pid, (msg_r, ack_w)
 
     def _read_into(self, buf: memoryview, at_event: int) -> None:
@@ -158,7 +161,8 @@ class Aedat4Reader:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(self._child, signal.SIGKILL)
             os.waitpid(self._child, 0)
-            os.close(self._fds[0]), os.close(self._fds[1])
+            os.close(self._fds[0])
+            os.close(self._fds[1])
             self._child, self._fds = None, (-1, -1)
 
     def __enter__(self) -> Aedat4Reader:

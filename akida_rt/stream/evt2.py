@@ -13,7 +13,7 @@ import os
 
 import numpy as np
 
-from akida_rt import _kernels
+from akida_rt.native import _kernels
 from akida_rt.stream.events import DEFAULT_CHUNK, OnError
 from akida_rt.stream.prophesee import Decoder, RawReader, raw_header
 
@@ -22,7 +22,7 @@ WORD = np.dtype("<u4")
 
 
 class Evt2Decoder(Decoder):
-    """akida_rt._kernels.evt2_decode; its state: the time high."""
+    """akida_rt.native._kernels.evt2_decode; its state: the time high."""
 
     kernel = staticmethod(_kernels.evt2_decode)
     state_size = 1

@@ -21,7 +21,7 @@ import os
 
 import numpy as np
 
-from akida_rt import _kernels
+from akida_rt.native import _kernels
 from akida_rt.stream.events import DEFAULT_CHUNK, OnError
 from akida_rt.stream.prophesee import Decoder, RawReader, raw_header
 
@@ -31,7 +31,7 @@ HIGH_RANGE = 1 << 12
 
 
 class Evt3Decoder(Decoder):
-    """akida_rt._kernels.evt3_decode; its state: y, time low, time high, time-high wraps, vector base x and polarity."""
+    """akida_rt.native._kernels.evt3_decode; its state: y, time low, time high, time-high wraps, vector base x and polarity."""
 
     kernel = staticmethod(_kernels.evt3_decode)
     state_size = 6

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from akida_rt import _kernels
 from akida_rt.errors import StreamError
+from akida_rt.native import _kernels
 from akida_rt.stream.events import as_events, empty
 
 MAX_EMPTY_RUN = 100_000  # windows one chunk may complete (a corrupt time jump otherwise)
@@ -98,7 +98,7 @@ class EventFramer:
     `push(events)` returns (frames uint8 (n, H, W, C), end times (n,) in us) for the frames
     the chunk completes; `flush()` those of a last, partial time window. The held events
     and the new chunk are counted as one sequence without joining them
-    (akida_rt._kernels.frame_counts; tests/native_reference.py keeps the numpy form).
+    (akida_rt.native._kernels.frame_counts; tests/native_reference.py keeps the numpy form).
     """
 
     def __init__(self, framing: Framing) -> None:

@@ -73,7 +73,7 @@ def _size(fields: dict[str, str], key: str, path: str) -> int:
 
 
 class Decoder:
-    """One of akida_rt._kernels' EVT decoders and the state it carries from run to run
+    """One of akida_rt.native._kernels' EVT decoders and the state it carries from run to run
     (evt2.Evt2Decoder, evt3.Evt3Decoder; tests/native_reference.py keeps their numpy
     forms)."""
 

@@ -1,4 +1,4 @@
-"""Type stubs of akida_rt._kernels (C, akida_rt/csrc/): the loops numpy cannot make fast."""
+"""Type stubs of akida_rt.native._kernels (C, akida_rt/csrc/): the loops numpy cannot make fast."""
 
 import numpy as np
 
