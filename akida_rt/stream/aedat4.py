@@ -151,7 +151,8 @@ class Aedat4Reader:
                 if held == self.chunk_events:
                     yield chunk
                     chunk, held = np.empty(self.chunk_events, EVENT_DTYPE), 0
-            os.write(self._fds[1], b"\0")  # the slot is ours no more
+            with contextlib.suppress(BrokenPipeError):  # (a child done with the file is gone)
+                os.write(self._fds[1], b"\0")  # the slot is ours no more
             turn ^= 1
         if held:
             yield chunk[:held]
