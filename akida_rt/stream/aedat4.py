@@ -5,12 +5,9 @@ dv-processing reads a recording packet by packet, so long recordings never load 
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import mmap
 import os
 import select
-import signal
 import struct
 from collections.abc import Iterator
 from typing import Any
@@ -18,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from akida_rt.errors import EventFileError
+from akida_rt.stream import dv_server
 from akida_rt.stream.events import (
     DEFAULT_CHUNK,
     EVENT_DTYPE,
@@ -27,8 +25,6 @@ from akida_rt.stream.events import (
 )
 
 log = logging.getLogger(__name__)
-ERROR_MARK = b"\xff\xff\xff\xff"  # in place of a packet's count: an error follows
-SLOT_EVENTS = 1 << 16  # events per slot of shared memory (1 MiB)
 
 
 def _dv() -> Any:
@@ -44,15 +40,11 @@ def _dv() -> Any:
 class Aedat4Reader:
     """An AEDAT4 recording's event stream, in chunks of at most `chunk_events`.
 
-    dv-processing runs in a child process: on some corrupt packets it never returns
-    (measured: 64 bytes of 0xff inside an LZ4 packet hang `getNextEventBatch`), so the
-    reader gives up when the child makes no progress for `stall_s` seconds, and a crash
-    or a hang costs the child, never this process. The child is forked, not started: it
-    has dv-processing loaded already (a started interpreter took 0.3 s to import it,
-    longer than reading a million events). It writes events into two slots of memory
-    shared with this process, in turns, and says on a pipe how many a slot holds; this
-    process copies them into its chunks and hands the slot back on a second pipe (a pipe
-    carrying the events themselves moved them at 0.6-1.5 GB/s here).
+    dv-processing runs in a child process (akida_rt.stream.dv_server): on some corrupt
+    packets it never returns, holding the GIL (measured: 64 bytes of 0xff inside an LZ4
+    packet hang `getNextEventBatch`), so the reader gives up when the child makes no
+    progress for `stall_s` seconds, and a crash or a hang costs the child, never this
+    process.
     """
 
     def __init__(
@@ -63,71 +55,50 @@ class Aedat4Reader:
         on_error: OnError | str = OnError.RAISE,
         stall_s: float = 10.0,
     ) -> None:
-        self._child: int | None = None  # the child's pid
-        self._fds: tuple[int, int] = (-1, -1)  # its messages, our slot returns
+        self._child: dv_server.DvServer | None = None
         self.path = str(path)
         self.on_error = OnError(on_error)
         self.chunk_events = max(1, chunk_events)
         self.stall_s = stall_s
         if not os.path.isfile(self.path):
             raise EventFileError(self.path, 0, "no such file")
-        _dv()  # loaded here, so that the child has it (or the error is raised here)
-        self._shared = mmap.mmap(-1, 2 * SLOT_EVENTS * EVENT_DTYPE.itemsize)
-        self._slots = np.frombuffer(self._shared, EVENT_DTYPE).reshape(2, SLOT_EVENTS)
-        self._start()
+        self._child = dv_server.take(_dv())
+        self._child.request(self.path)
         head = bytearray(8)
         self._read_into(memoryview(head), 0)
         width, height = struct.unpack("<II", head)
         self.sensor = SensorInfo(width, height, "AEDAT4")
         self.guard = TimeGuard(self.path, self.on_error)
 
-    def _start(self) -> None:
-        msg_r, msg_w = os.pipe()
-        ack_r, ack_w = os.pipe()
-        pid = os.fork()
-        if pid == 0:  # the child: never returns to the caller's stack
-            status = 1
-            try:
-                os.close(msg_r)
-                os.close(ack_w)
-                null = os.open(os.devnull, os.O_RDWR)
-                os.dup2(null, 0)
-                os.dup2(null, 2)
-                status = _serve(self.path, msg_w, ack_r, self._slots)
-            finally:
-                os._exit(status)
-        os.close(msg_w)
-        os.close(ack_r)
-        self._child, self._fds = pid, (msg_r, ack_w)
-
     def _read_into(self, buf: memoryview, at_event: int) -> None:
         """Fill `buf` from the child, or raise the child's error as an EventFileError."""
-        pos = 0
+        assert self._child is not None
+        fd, pos = self._child.msg, 0
         while pos < len(buf):
-            ready, _, _ = select.select([self._fds[0]], [], [], self.stall_s)
+            ready, _, _ = select.select([fd], [], [], self.stall_s)
             if not ready:
                 self.close()
                 raise EventFileError(self.path, at_event, f"event {at_event}: dv-processing "
                                      f"made no progress for {self.stall_s:g} s (corrupt file?)")  # fmt: skip
-            got = os.readv(self._fds[0], [buf[pos:]])
+            got = os.readv(fd, [buf[pos:]])
             if not got:
                 self.close()
                 raise EventFileError(self.path, at_event, f"event {at_event}: the AEDAT4 "
                                      "reader stopped (dv-processing crashed on this file)")  # fmt: skip
             pos += got
-        if bytes(buf[:4]) == ERROR_MARK:
+        if bytes(buf[:4]) == dv_server.ERROR_MARK:
             (length,) = struct.unpack("<I", buf[4:])
             message = bytearray(min(length, 1 << 16))
             self._read_into(memoryview(message), at_event)
-            self.close()
+            self._done()
             raise EventFileError(self.path, at_event, message.decode(errors="replace"))
 
     def chunks(self) -> Iterator[np.ndarray]:
-        """Chunks of `chunk_events` (the last shorter), filled from the slots in turn, the
-        time checked per slot."""
+        """Chunks of `chunk_events` (the last shorter), filled from the child's slots in
+        turn, the time checked per slot."""
         chunk, held, read, turn = np.empty(self.chunk_events, EVENT_DTYPE), 0, 0, 0
         head = memoryview(bytearray(8))
-        while True:
+        while self._child is not None:
             try:
                 self._read_into(head, read)
             except EventFileError as exc:
@@ -137,12 +108,13 @@ class Aedat4Reader:
                 break
             (count,) = struct.unpack("<Q", head)
             if count == 0:
+                self._done()
                 break
-            if count > SLOT_EVENTS:
+            if count > dv_server.SLOT_EVENTS:
                 self.close()
                 raise EventFileError(self.path, read, f"event {read}: the AEDAT4 reader "
-                                     f"sent {count} events for a slot of {SLOT_EVENTS}")  # fmt: skip
-            ev = self.guard.check(self._slots[turn, :count], read)
+                                     f"sent {count} events for a slot of {dv_server.SLOT_EVENTS}")  # fmt: skip
+            ev = self.guard.check(self._child.slots[turn, :count], read)
             read += count
             while len(ev):
                 take = min(len(ev), self.chunk_events - held)
@@ -151,20 +123,23 @@ class Aedat4Reader:
                 if held == self.chunk_events:
                     yield chunk
                     chunk, held = np.empty(self.chunk_events, EVENT_DTYPE), 0
-            with contextlib.suppress(BrokenPipeError):  # (a child done with the file is gone)
-                os.write(self._fds[1], b"\0")  # the slot is ours no more
+            self._child.give_back()
             turn ^= 1
         if held:
             yield chunk[:held]
 
-    def close(self) -> None:
+    def _done(self) -> None:
+        """The file was read to its end (or to the error the child reported): the child
+        serves the next one."""
         if self._child is not None:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(self._child, signal.SIGKILL)
-            os.waitpid(self._child, 0)
-            os.close(self._fds[0])
-            os.close(self._fds[1])
-            self._child, self._fds = None, (-1, -1)
+            dv_server.put_back(self._child)
+            self._child = None
+
+    def close(self) -> None:
+        """Stop reading; a child stopped mid-file is killed (it is never reused)."""
+        if self._child is not None:
+            self._child.kill()
+            self._child = None
 
     def __enter__(self) -> Aedat4Reader:
         return self
@@ -174,62 +149,6 @@ class Aedat4Reader:
 
     def __del__(self) -> None:
         self.close()
-
-
-def _serve(path: str, fd: int, ack: int, slots: np.ndarray) -> int:
-    """Child side: on `fd` the sensor size, then the event count of each slot filled (the
-    slots in turn, each reused once `ack` hands it back), then 0; an error as
-    (ERROR_MARK, u32 length, message)."""
-    out = os.fdopen(fd, "wb", buffering=0)
-    read, turn, held, free = 0, 0, 0, 2
-
-    def publish() -> None:
-        nonlocal turn, held, free
-        out.write(struct.pack("<Q", held))
-        turn, held, free = turn ^ 1, 0, free - 1
-        if free == 0:  # wait until the reader hands a slot back
-            if not os.read(ack, 1):
-                raise BrokenPipeError
-            free += 1
-
-    try:
-        dv = _dv()
-        try:
-            rec = dv.io.MonoCameraRecording(path)
-        except RuntimeError as exc:
-            raise EventFileError(path, 0, f"not a readable AEDAT4 recording: {exc}") from None
-        if not rec.isEventStreamAvailable():
-            raise EventFileError(path, 0, "the recording has no event stream")
-        width, height = rec.getEventResolution() or (0, 0)
-        out.write(struct.pack("<II", int(width), int(height)))
-        while True:
-            try:
-                store = rec.getNextEventBatch()
-            except RuntimeError as exc:
-                raise EventFileError(path, read, f"event {read}: cannot decode the next "
-                                     f"packet: {exc}") from None  # fmt: skip
-            if store is None:
-                break
-            arr = store.numpy()
-            done = 0
-            while done < len(arr):
-                take = min(len(arr) - done, SLOT_EVENTS - held)
-                part, src = slots[turn, held : held + take], arr[done : done + take]
-                part["t"], part["x"], part["y"] = src["timestamp"], src["x"], src["y"]
-                part["p"] = src["polarity"] != 0
-                held, done = held + take, done + take
-                if held == SLOT_EVENTS:
-                    publish()
-            read += len(arr)
-        if held:
-            publish()
-        out.write(struct.pack("<Q", 0))
-    except EventFileError as exc:
-        message = str(exc).split(": ", 2)[-1].encode()
-        out.write(ERROR_MARK + struct.pack("<I", len(message)) + message)
-    except BrokenPipeError:  # the reader was closed
-        pass
-    return 0
 
 
 def write_aedat4(
