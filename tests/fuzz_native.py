@@ -213,8 +213,10 @@ def fuzz_engine(rng: np.random.Generator) -> int:
     args = [int(v) for v in rng.integers(-1, 8, 6)]
     with contextlib.suppress(ValueError):
         _kernels.max_pool(np.ascontiguousarray(acc), *args)
+    with contextlib.suppress(ValueError):
+        _kernels.im2col(np.ascontiguousarray(acc), *args, float(rng.integers(0, 256)))
     _kernels.count_nonzero(acc)
-    return 3
+    return 4
 
 
 def fuzz_learning(rng: np.random.Generator) -> int:

@@ -252,6 +252,29 @@ class NumpyEventFramer:
 
 
 # ---------------------------------------------------------------- engine (integer.py)
+def im2col(c: CompiledLayer, x: np.ndarray) -> np.ndarray:
+    """The padded copy and its windows (integer.py's _conv before the kernel)."""
+    layer = c.layer
+    n = x.shape[0]
+    (t, b), (lft, r) = c.pad
+    if t or b or lft or r:
+        h, w = x.shape[1:3]
+        padded = np.zeros((n, h + t + b, w + lft + r, x.shape[3]), x.dtype)
+        if layer.padding_value:
+            padded.fill(layer.padding_value)
+        padded[:, t : t + h, lft : lft + w] = x
+        x = padded
+    k, s = layer.kernel_size, layer.stride
+    oh, ow = c.out_hw
+    if k == 1 and s == 1:
+        return x.reshape(-1, x.shape[3])
+    x = np.ascontiguousarray(x)
+    sn, sh, sw, sc = x.strides
+    shape, strides = (n, oh, ow, k, k * x.shape[3]), (sn, sh * s, sw * s, sh, sc)
+    win = np.ndarray(shape, x.dtype, buffer=x, strides=strides)
+    return win.reshape(n * oh * ow, -1)
+
+
 def max_pool(c: CompiledLayer, acc: np.ndarray) -> np.ndarray:
     """Max over pool_size windows pool_stride apart; padded positions never win."""
     layer = c.layer

@@ -11,7 +11,7 @@ import pytest
 from akida_rt.engine import integer
 from akida_rt.engine.learning_rule import RuleParams, learn
 from akida_rt.errors import EventFileError
-from akida_rt.format.layers import Padding, pooled_size
+from akida_rt.format.layers import Padding, pooled_size, same_padding
 from akida_rt.model import zoo
 from akida_rt.native import _kernels
 from akida_rt.stream.events import EVENT_DTYPE, make_events
@@ -187,6 +187,34 @@ def test_activation_pooling_and_counts_equal_numpy(dtype):
         assert got.dtype == want.dtype and got.tobytes() == want.tobytes()
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_patches_equal_the_padded_windows(dtype):
+    """Every kernel size, stride, same/valid padding and padding value."""
+    rng = np.random.default_rng(2)
+
+    class Compiled:
+        pass
+
+    for _ in range(300):
+        n, h, w, ch = (int(v) for v in rng.integers(1, 9, 4))
+        k, s = int(rng.integers(1, 6)), int(rng.integers(1, 4))
+        if rng.random() < 0.5:
+            (oh, t, b), (ow, lft, r) = same_padding(h, k, s), same_padding(w, k, s)
+        elif k <= min(h, w):
+            (oh, t, b), (ow, lft, r) = ((h - k) // s + 1, 0, 0), ((w - k) // s + 1, 0, 0)
+        else:
+            continue
+        c = Compiled()
+        c.layer, c.pad, c.out_hw = Compiled(), ((t, b), (lft, r)), (oh, ow)
+        c.layer.kernel_size, c.layer.stride = k, s
+        c.layer.padding_value = int(rng.choice([0, 1, 128, 255]))
+        x = rng.integers(0, 256, (n, h, w, ch)).astype(dtype)
+        want = ref.im2col(c, x)  # type: ignore[arg-type]
+        got = _kernels.im2col(x, k, s, t, lft, oh, ow, float(c.layer.padding_value))
+        assert got.dtype == want.dtype and got.shape == want.shape
+        assert got.tobytes() == np.ascontiguousarray(want).tobytes()
+
+
 @pytest.mark.parametrize("build", [zoo.digits_cnn, zoo.ds_cnn_kws, zoo.gxnor_mnist])
 def test_zoo_models_run_as_with_the_numpy_steps(monkeypatch, build):
     model = build()
@@ -249,6 +277,9 @@ def test_bad_arguments_are_refused_not_read():
         (_kernels.max_pool, (np.zeros((1, 4, 4, 1)), 0, 1, 0, 0, 2, 2)),
         (_kernels.max_pool, (np.zeros((4, 4, 1)), 2, 2, 0, 0, 2, 2)),
         (_kernels.count_nonzero, (np.zeros(4, np.int32),)),
+        (_kernels.im2col, (np.zeros((1, 4, 4, 1)), 3, 0, 0, 0, 2, 2, 0.0)),
+        (_kernels.im2col, (np.zeros((1, 4, 4, 1)), 3, 1, -1, 0, 2, 2, 0.0)),
+        (_kernels.im2col, (np.zeros((1, 4, 4, 1), np.uint8), 3, 1, 0, 0, 2, 2, 0.0)),
     ]
     readonly = np.zeros((4, 2), np.uint8)
     readonly.flags.writeable = False

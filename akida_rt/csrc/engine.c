@@ -2,6 +2,7 @@
  * pooling and event counting, one loop each where numpy makes several passes. */
 #include "kernels.h"
 #include <math.h>
+#include <string.h>
 
 static int float_array(PyArrayObject *a, const char *what)
 {
@@ -123,6 +124,74 @@ PyObject *k_max_pool(PyObject *self, PyObject *args)
         MAX_POOL(float);
     else
         MAX_POOL(double);
+    return (PyObject *)out;
+}
+
+/* *a *= b, unless that overflows */
+static int mul_ok(npy_intp *a, npy_intp b)
+{
+    if (b != 0 && *a > NPY_MAX_INTP / b)
+        return 0;
+    *a *= b;
+    return 1;
+}
+
+/* The patches of a convolution (N * oh * ow, k * k * C), in the kernel's (kh, kw, C)
+ * order, from NHWC x with `pad_value` around it (pad_top and pad_left before, as much as
+ * the windows need after): one pass, where numpy pads a copy, then copies its windows. */
+#define IM2COL(T)                                                                           \
+    do {                                                                                    \
+        const T *a = (const T *)PyArray_DATA(x);                                            \
+        T *o = (T *)PyArray_DATA(out), pad = (T)pad_value;                                  \
+        for (npy_intp b = 0; b < n; b++)                                                    \
+            for (npy_intp i = 0; i < oh; i++)                                               \
+                for (npy_intp j = 0; j < ow; j++)                                           \
+                    for (npy_intp u = 0; u < k; u++, o += k * c) {                          \
+                        npy_intp row = i * s - pt + u, col = j * s - pl;                    \
+                        npy_intp lo = col < 0 ? -col : 0, hi = w - col < k ? w - col : k;   \
+                        if (row < 0 || row >= h || hi <= lo)                                \
+                            lo = hi = 0;                                                    \
+                        for (npy_intp e = 0; e < lo * c; e++)                               \
+                            o[e] = pad;                                                     \
+                        if (hi > lo)                                                        \
+                            memcpy(o + lo * c, a + ((b * h + row) * w + col + lo) * c,      \
+                                   (size_t)((hi - lo) * c) * sizeof(T));                    \
+                        for (npy_intp e = (hi > lo ? hi : 0) * c; e < k * c; e++)           \
+                            o[e] = pad;                                                     \
+                    }                                                                       \
+    } while (0)
+
+PyObject *k_im2col(PyObject *self, PyObject *args)
+{
+    PyObject *xo;
+    Py_ssize_t k, s, pt, pl, oh, ow;
+    double pad_value;
+    if (!PyArg_ParseTuple(args, "Onnnnnnd", &xo, &k, &s, &pt, &pl, &oh, &ow, &pad_value))
+        return NULL;
+    PyArrayObject *x = k_array(xo, NPY_NOTYPE, 4, 0, "x");
+    if (x == NULL || !float_array(x, "x"))
+        return NULL;
+    npy_intp n = PyArray_DIM(x, 0), h = PyArray_DIM(x, 1), w = PyArray_DIM(x, 2);
+    npy_intp c = PyArray_DIM(x, 3);
+    if (k < 1 || s < 1 || pt < 0 || pl < 0 || oh < 0 || ow < 0 || k > 1 << 10 ||
+        s > 1 << 20 || pt > 1 << 20 || pl > 1 << 20 || oh > 1 << 20 || ow > 1 << 20) {
+        PyErr_SetString(PyExc_ValueError, "im2col: bad kernel, stride, padding or output");
+        return NULL;
+    }
+    npy_intp rows = n, cols = k * k, total;
+    if (!mul_ok(&rows, oh) || !mul_ok(&rows, ow) || !mul_ok(&cols, c) ||
+        !mul_ok((total = rows, &total), cols)) {
+        PyErr_SetString(PyExc_ValueError, "im2col: the patches would not fit in memory");
+        return NULL;
+    }
+    npy_intp dims[2] = {rows, cols};
+    PyArrayObject *out = (PyArrayObject *)PyArray_SimpleNew(2, dims, PyArray_TYPE(x));
+    if (out == NULL)
+        return NULL;
+    if (PyArray_TYPE(x) == NPY_FLOAT32)
+        IM2COL(float);
+    else
+        IM2COL(double);
     return (PyObject *)out;
 }
 

@@ -43,6 +43,7 @@ PyObject *k_evt3_decode(PyObject *self, PyObject *args);
 PyObject *k_frame_counts(PyObject *self, PyObject *args);
 PyObject *k_activate(PyObject *self, PyObject *args);
 PyObject *k_max_pool(PyObject *self, PyObject *args);
+PyObject *k_im2col(PyObject *self, PyObject *args);
 PyObject *k_count_nonzero(PyObject *self, PyObject *args);
 PyObject *k_learn(PyObject *self, PyObject *args);
 

@@ -58,6 +58,9 @@ static PyMethodDef methods[] = {
      "activate(acc f4|f8, scale f8[r], offset f8[r], top) -> (float32 levels, non-zero)"},
     {"max_pool", k_max_pool, METH_VARARGS,
      "max_pool(acc f4|f8 NHWC, k, s, pad_top, pad_left, oh, ow) -> pooled NHWC"},
+    {"im2col", k_im2col, METH_VARARGS,
+     "im2col(x f4|f8 NHWC, k, s, pad_top, pad_left, oh, ow, pad_value) -> patches "
+     "(N*oh*ow, k*k*C)"},
     {"count_nonzero", k_count_nonzero, METH_VARARGS,
      "count_nonzero(x f4|f8) -> the number of non-zero values"},
     {"learn", k_learn, METH_VARARGS,

@@ -164,17 +164,17 @@ def _conv(c: CompiledLayer, x: np.ndarray) -> tuple[np.ndarray, int]:
     layer = c.layer
     n = x.shape[0]
     (t, b), (lft, r) = c.pad
-    if t or b or lft or r:  # np.pad costs ~50 us a call, np.full 1.7, np.zeros 0.6
-        h, w = x.shape[1:3]
-        padded = np.zeros((n, h + t + b, w + lft + r, x.shape[3]), x.dtype)
-        if layer.padding_value:
-            padded.fill(layer.padding_value)
-        padded[:, t : t + h, lft : lft + w] = x
-        x = padded
     k, s = layer.kernel_size, layer.stride
     oh, ow = c.out_hw
     dw_events = 0
     if c.depthwise is not None:
+        if t or b or lft or r:  # np.pad costs ~50 us a call, np.full 1.7, np.zeros 0.6
+            h, w = x.shape[1:3]
+            padded = np.zeros((n, h + t + b, w + lft + r, x.shape[3]), x.dtype)
+            if layer.padding_value:
+                padded.fill(layer.padding_value)
+            padded[:, t : t + h, lft : lft + w] = x
+            x = padded
         acc = np.zeros((n, oh, ow, x.shape[3]), c.dtype)
         for i in range(k):
             for j in range(k):
@@ -182,16 +182,13 @@ def _conv(c: CompiledLayer, x: np.ndarray) -> tuple[np.ndarray, int]:
                 acc += win * c.depthwise[i, j]
         dw_events = events(acc)
         flat = acc.reshape(-1, acc.shape[3])
-    elif k == 1 and s == 1:
+    elif k == 1 and s == 1 and not (t or b or lft or r):
         flat = x.reshape(-1, x.shape[3])
     else:
-        # Windows as (N, oh, ow, kh, kw * C): in a contiguous NHWC x a kernel row is one
-        # contiguous run of kw * C values, which the copy below moves at once.
+        # the padded windows as (N * oh * ow, kh * kw * C) rows, in the HWCF kernel's order
+        # (akida_rt.native._kernels.im2col: one pass, where numpy copied twice)
         x = np.ascontiguousarray(x)
-        sn, sh, sw, sc = x.strides
-        shape, strides = (n, oh, ow, k, k * x.shape[3]), (sn, sh * s, sw * s, sh, sc)
-        win = np.ndarray(shape, x.dtype, buffer=x, strides=strides)  # as_strided, 1 us
-        flat = win.reshape(n * oh * ow, -1)
+        flat = _kernels.im2col(x, k, s, t, lft, oh, ow, float(layer.padding_value))
     out = flat @ c.matrix
     return out.reshape(n, oh, ow, -1), dw_events
 

@@ -38,6 +38,9 @@ def activate(
 def max_pool(
     acc: np.ndarray, k: int, s: int, pad_top: int, pad_left: int, oh: int, ow: int
 ) -> np.ndarray: ...
+def im2col(
+    x: np.ndarray, k: int, s: int, pad_top: int, pad_left: int, oh: int, ow: int, pad_value: float
+) -> np.ndarray: ...
 def count_nonzero(x: np.ndarray) -> int: ...
 def learn(
     weights: np.ndarray,
