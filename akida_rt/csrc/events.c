@@ -143,13 +143,38 @@ PyObject *k_evt2_decode(PyObject *self, PyObject *args)
     if (!decode_out(&a, count, &ev, &offsets, &sink))
         return NULL;
     uint64_t high = (uint64_t)state[0];
-    for (npy_intp i = 0; i < n; i++) {
-        uint32_t v = words[i], kind = v >> 28;
-        if (kind <= 1)
-            emit(&sink, (int64_t)((high << 6) | ((v >> 22) & 0x3F)), (uint16_t)((v >> 11) & 0x7FF),
-                 (uint16_t)(v & 0x7FF), kind, first + 4 * (int64_t)i);
-        else if (kind == 0x8)
-            high = v & 0x0FFFFFFF;
+    if (sink.off != NULL) {
+        for (npy_intp i = 0; i < n; i++) {
+            uint32_t v = words[i], kind = v >> 28;
+            if (kind <= 1)
+                emit(&sink, (int64_t)((high << 6) | ((v >> 22) & 0x3F)),
+                     (uint16_t)((v >> 11) & 0x7FF), (uint16_t)(v & 0x7FF), kind,
+                     first + 4 * (int64_t)i);
+            else if (kind == 0x8)
+                high = v & 0x0FFFFFFF;
+        }
+    } else { /* the same without offsets, in locals: the reader's usual call */
+        event_t *out = sink.out;
+        npy_intp k = 0;
+        int64_t prev = sink.prev;
+        uint32_t max_x = 0, max_y = 0;
+        int back = 0;
+        for (npy_intp i = 0; i < n; i++) {
+            uint32_t v = words[i], kind = v >> 28;
+            if (kind <= 1) {
+                int64_t t = (int64_t)((high << 6) | ((v >> 22) & 0x3F));
+                uint32_t x = (v >> 11) & 0x7FF, y = v & 0x7FF;
+                out[k++] = (event_t){t, (uint16_t)x, (uint16_t)y, kind};
+                back |= t < prev;
+                prev = t;
+                max_x = x > max_x ? x : max_x;
+                max_y = y > max_y ? y : max_y;
+            } else if (kind == 0x8) {
+                high = v & 0x0FFFFFFF;
+            }
+        }
+        sink.k = k;
+        sink.bad = back | (k > 0 && (max_x >= sink.width || max_y >= sink.height));
     }
     state[0] = (int64_t)high;
     return decoded(ev, offsets, unknown, first_unknown, &sink);
