@@ -21,10 +21,13 @@ demo: $(STAMP)
 
 test: $(STAMP) kernels lint typecheck layers systemd-tools pytest
 
-# akida_rt.native._kernels (C, akida_rt/csrc/) is built by the install above; rebuilt in place when
-# a source changed since (pytest then checks each kernel and fuzzes them under ASan + UBSan).
+# akida_rt.native._kernels (C, akida_rt/csrc/) is built in place by the editable install
+# above; installed again when a source is newer than it (pytest then checks each kernel
+# against its numpy form and fuzzes them under ASan + UBSan).
+KERNELS_SO = $(firstword $(wildcard akida_rt/native/_kernels*.so))
 kernels: $(STAMP)
-	$(BIN)/python setup.py -q build_ext --inplace
+	@if [ -z "$(KERNELS_SO)" ] || [ -n "$$(find akida_rt/csrc setup.py -newer $(KERNELS_SO))" ]; then \
+		$(BIN)/python -m pip install -q --no-deps -e . ; fi
 
 # The daemon's unit-file tests need systemd-analyze (not systemd as PID 1); install it
 # when missing and root, else those tests skip and say why.
