@@ -132,7 +132,7 @@ def test_hot_pixels_are_dropped_from_the_start():
     f = HotPixelFilter((W, H), max_rate_hz=500, calibration_us=100_000)
     kept = np.concatenate([f(part) for part in np.array_split(both, 6)] + [f.flush()])
     counts = {}
-    for t, x, y, _ in both[both["t"] < both["t"][0] + 100_000].tolist():
+    for _t, x, y, _ in both[both["t"] < both["t"][0] + 100_000].tolist():
         counts[(x, y)] = counts.get((x, y), 0) + 1
     hot_set = {k for k, v in counts.items() if v > 500 * 0.1}
     ref = [e for e in both.tolist() if (e[1], e[2]) not in hot_set]

@@ -47,7 +47,7 @@ HELD_OUT = {
         noise_hz=(1.0, 2.0),
         hot_pixels=(1, 1),
         hot_hz=(200.0, 300.0),
-    ),  # fmt: skip
+    ),
     "dense-noisy": Variation(
         threshold=(0.15, 0.17),
         amplitude=(3.5, 4.5),
@@ -55,7 +55,7 @@ HELD_OUT = {
         noise_hz=(6.0, 10.0),
         hot_pixels=(2, 4),
         hot_hz=(300.0, 800.0),
-    ),  # fmt: skip
+    ),
 }
 
 

@@ -56,20 +56,19 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     from akida_rt.tools import datasets, models, pipelines
+    from akida_rt.tools.datasets import Dataset
+    from akida_rt.tools.event_augment import HELD_OUT, TRAIN, varied_frames
     from akida_rt.tools.event_datasets import FRAME_SHAPE, SENSOR, load_event_digits
 
     from akida_rt.stream.evt3 import write_evt3
     from akida_rt.stream.synthetic import saccade_recording
-
-    from akida_rt.tools.datasets import Dataset
-    from akida_rt.tools.event_augment import HELD_OUT, TRAIN, varied_frames
 
     images = datasets.load(args.dataset, seed=args.seed)
     if args.plain:
         data = load_event_digits(args.dataset, seed=args.seed)
     else:  # event-rate and sensor-noise augmentation: `copies` cameras per training digit
         xs, ns = zip(*(varied_frames(images.x_train, TRAIN, args.seed + k * 10**5)
-                       for k in range(args.copies)))  # fmt: skip
+                       for k in range(args.copies)), strict=True)  # fmt: skip
         counts = np.concatenate(ns)
         print(f"training events per sample: min {counts.min()}, median {int(np.median(counts))}, "
               f"max {counts.max()} ({counts.max() / counts.min():.1f}x spread)")  # fmt: skip
