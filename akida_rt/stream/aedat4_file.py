@@ -100,6 +100,22 @@ class Aedat4File:
             raise
         self.guard = TimeGuard(self.path, self.on_error)
         self.packets_skipped = 0
+        if self.on_error is OnError.RAISE:
+            self._check_complete()
+
+    def _check_complete(self) -> None:
+        """Walk the packet headers (a seek each): a cut fails now, before any event is
+        read, so no frame of a recording that will fail is ever sent."""
+        pos, complete = self.data_start, 0
+        end = self.data_table if 0 < self.data_table <= self.file_size else self.file_size
+        while pos < end:
+            self._f.seek(pos)
+            head = self._f.read(8)
+            size = struct.unpack("<ii", head)[1] if len(head) == 8 else -1
+            if size < 0 or pos + 8 + size > self.file_size:
+                self._f.close()
+                self._cut(pos, complete)
+            pos, complete = pos + 8 + size, complete + 1
 
     def _fail(self, offset: int, what: str) -> EventFileError:
         return EventFileError(self.path, offset, what)
@@ -200,7 +216,7 @@ class Aedat4File:
 
     def _cut(self, pos: int, complete: int) -> None:
         self._bad(pos, f"the file ends inside the packet at byte {pos} (interrupted "
-                  f"recording); --skip-errors keeps the {complete} complete packets before it")  # fmt: skip
+                  f"recording); --skip-errors keeps the complete packets before it ({complete})")  # fmt: skip
 
     def _decode(self, data: bytes, pos: int) -> np.ndarray | None:
         try:
