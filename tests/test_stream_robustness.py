@@ -58,7 +58,7 @@ def test_an_empty_or_cut_aedat4_header_is_one_line(rec, size):
 
 
 def test_an_interrupted_aedat4_keeps_every_complete_packet(rec):
-    d, ev = rec
+    d, _ = rec
     data = (d / "full.aedat4").read_bytes()
     cut = d / "cut.aedat4"
     cut.write_bytes(data[: int(len(data) * 0.6)])

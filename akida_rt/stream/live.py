@@ -276,7 +276,7 @@ class DvNetworkStream:
         try:
             return self._dv.io.NetworkReader(self.host, self.port)
         except RuntimeError as exc:
-            first = str(exc).splitlines()[0] if str(exc) else "cannot connect"
+            first = (str(exc).splitlines() or ["refused"])[0].split(" [")[0]
             raise SourceError(f"{self.path}: cannot connect ({first[:120]})") from None
 
     def chunks(self) -> Iterator[np.ndarray]:
