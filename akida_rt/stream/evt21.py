@@ -20,7 +20,6 @@ WORD = np.dtype("<u8")
 NEG, POS, TIME_HIGH, EXT_TRIGGER, OTHERS, CONTINUED = 0x0, 0x1, 0x8, 0xA, 0xE, 0xF
 KNOWN = np.zeros(16, bool)
 KNOWN[[NEG, POS, TIME_HIGH, EXT_TRIGGER, OTHERS, CONTINUED]] = True
-BITS = np.arange(32, dtype=np.uint64)
 
 
 def evt21_kernel(
@@ -48,7 +47,8 @@ def evt21_kernel(
     if is_high.any():
         state[0] = int(high[-1])
     cd = np.flatnonzero(kind <= POS)
-    valid = (w[cd] & np.uint64(0xFFFFFFFF))[:, None] >> BITS[None, :] & np.uint64(1)
+    low = np.ascontiguousarray((w[cd] & np.uint64(0xFFFFFFFF)).astype("<u4"))
+    valid = np.unpackbits(low.view(np.uint8).reshape(-1, 4), axis=1, bitorder="little")
     word_i, bit = np.nonzero(valid)
     src = cd[word_i]
     ev = np.empty(len(src), event_dtype)

@@ -40,10 +40,19 @@ def open_text_events(
                                  "columns t, x, y and p") from None  # fmt: skip
         dims = dict(c.split("@", 1) for c in cells if "@" in c)
         width, height = int(dims.get("x", "0") or 0), int(dims.get("y", "0") or 0)
+    with open(name, encoding="utf-8", errors="replace") as f:
+        if header:
+            f.readline()
+        text = f.read()
     try:
-        data = np.loadtxt(name, delimiter=sep, skiprows=int(header), ndmin=2, usecols=order)
+        flat = np.array((text.replace(",", " ") if sep else text).split(), dtype=np.float64)
+        if len(flat) % len(cells):
+            raise ValueError(f"{len(flat)} numbers are not rows of {len(cells)} columns")
+        data = flat.reshape(-1, len(cells))[:, order]
     except ValueError as exc:
-        raise EventFileError(name, 0, f"not a table of t, x, y, p numbers: {exc}") from None
+        raise EventFileError(
+            name, 0, f"not a table of t, x, y, p numbers: {str(exc)[:80]}"
+        ) from None
     if data.size == 0:
         data = np.zeros((0, 4))
     t, x, y, p = data.T

@@ -1,0 +1,105 @@
+"""The event formats beyond EVT2/EVT3: each file written by an independent writer (faery's
+DAT, CSV and AEDAT4 encoders; a word-by-word EVT2.1 writer and an N-MNIST record writer
+from the format tables, here) and read back by akida_rt, by content whatever its name."""
+
+from __future__ import annotations
+
+import struct
+
+import numpy as np
+import pytest
+
+from akida_rt.stream.events import make_events
+from akida_rt.stream.readers import open_events, read_events
+
+faery = pytest.importorskip("faery")
+
+
+@pytest.fixture(scope="module")
+def ev():
+    rng = np.random.default_rng(3)
+    n = 20_000
+    t = np.sort(rng.integers(0, 3_000_000, n))
+    return make_events(t, rng.integers(0, 320, n), rng.integers(0, 240, n), rng.integers(0, 2, n))
+
+
+def faery_file(ev, path, **kw):
+    arr = np.zeros(len(ev), faery.EVENTS_DTYPE)
+    arr["t"], arr["x"], arr["y"], arr["on"] = ev["t"], ev["x"], ev["y"], ev["p"] == 1
+    faery.events_stream_from_array(arr, dimensions=(320, 240)).to_file(str(path), **kw)
+
+
+def same(a, b):
+    return len(a) == len(b) and all(np.array_equal(a[k], b[k]) for k in "txyp")
+
+
+@pytest.mark.parametrize("name", ["cd.dat", "ev.csv", "ev.aedat4"])
+def test_faery_files(tmp_path, ev, name):
+    faery_file(ev, tmp_path / name)
+    got = read_events(tmp_path / name)
+    assert same(got, ev)
+    with open_events(tmp_path / name) as r:
+        assert (r.sensor.width, r.sensor.height) == (320, 240)
+
+
+def test_aedat4_equals_dv_processing(tmp_path, ev):
+    from akida_rt.stream.aedat4 import Aedat4Reader
+
+    faery_file(ev, tmp_path / "ev.aedat4")
+    with Aedat4Reader(tmp_path / "ev.aedat4") as dv:
+        assert same(read_events(tmp_path / "ev.aedat4"), np.concatenate(list(dv.chunks())))
+
+
+def evt21_words(ev):
+    """EVT2.1 per the spec table: TIME_HIGH when bits 33..6 change; one vectorized word per
+    run of events sharing t, y, polarity and a 32-pixel block, its valid mask per pixel."""
+    words, high = [], None
+    rows = ev[["t", "x", "y", "p"]].tolist()
+    i = 0
+    while i < len(rows):
+        t, x, y, p = rows[i]
+        if t >> 6 != high:
+            high = t >> 6
+            words.append((0x8 << 60) | ((high & 0x0FFFFFFF) << 32))
+        base, mask = x & ~31, 0
+        j = i
+        while j < len(rows) and rows[j][0] == t and rows[j][2] == y and rows[j][3] == p \
+                and rows[j][1] & ~31 == base and not mask >> (rows[j][1] - base) & 1:  # fmt: skip
+            mask |= 1 << (rows[j][1] - base)
+            j += 1
+        words.append((p << 60) | ((t & 0x3F) << 54) | (base << 43) | (y << 32) | mask)
+        if i % 7 == 0:
+            words.append((0xA << 60) | (1 << 32))  # EXT_TRIGGER: no CD event
+        i = j
+    return struct.pack(f"<{len(words)}Q", *words)
+
+
+def test_evt21_vectorized_words(tmp_path, ev):
+    # runs of neighbouring pixels at one time: what EVT2.1's valid masks are for
+    run = make_events(np.repeat(ev["t"][:500], 4), np.repeat(ev["x"][:500].astype(int) & ~3, 4) + np.tile(np.arange(4), 500),
+                      np.repeat(ev["y"][:500], 4), np.repeat(ev["p"][:500], 4))  # fmt: skip
+    order = np.lexsort((run["x"], run["p"], run["y"], run["t"]))
+    run = run[order]
+    head = b"% evt 2.1\n% format EVT21;height=240;width=320\n% end\n"
+    (tmp_path / "v.raw").write_bytes(head + evt21_words(run))
+    (tmp_path / "bare.evt21").write_bytes(evt21_words(run))
+    assert len(evt21_words(run)) // 8 < len(run)  # several events per word
+    assert same(read_events(tmp_path / "v.raw"), run)
+    assert same(read_events(tmp_path / "bare.evt21", sensor=(320, 240)), run)
+
+
+def test_nmnist_bin_with_time_overflow(tmp_path):
+    rng = np.random.default_rng(4)
+    n = 3000
+    t = np.sort(rng.integers(0, 3 << 23, n))  # past 2^23 us twice
+    x, y, p = rng.integers(0, 34, n), rng.integers(0, 34, n), rng.integers(0, 2, n)
+    out = bytearray()
+    epoch = 0
+    for ti, xi, yi, pi in zip(t.tolist(), x.tolist(), y.tolist(), p.tolist(), strict=True):
+        while ti >> 23 > epoch:  # the overflow marker N-Caltech101 files carry
+            out += bytes([0, 240, 0, 0, 0])
+            epoch += 1
+        low = ti & 0x7FFFFF
+        out += bytes([xi, yi, (pi << 7) | (low >> 16), (low >> 8) & 0xFF, low & 0xFF])
+    (tmp_path / "sample.bin").write_bytes(bytes(out))
+    assert same(read_events(tmp_path / "sample.bin"), make_events(t, x, y, p))
