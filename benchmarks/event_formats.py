@@ -114,7 +114,7 @@ def main() -> None:
                 "akida_rt via dv child": aedat_dv_child,
                 "faery": faery_read(d / "ev.aedat4"),
                 "dv-processing": dv_read(d / "ev.aedat4"),
-            },  # fmt: skip
+            },
             "DAT": {"akida_rt": ours(d / "cd.dat"), "faery": faery_read(d / "cd.dat")},
             "CSV": {"akida_rt": ours(d / "ev.csv"), "faery": faery_read(d / "ev.csv")},
             "npy": {"akida_rt": ours(d / "ev.npy")},

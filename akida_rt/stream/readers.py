@@ -105,7 +105,7 @@ def _open_raw(
     hint = HEADERLESS.get(Path(name).suffix.lower(), "")
     fmt = sensor_info(fields, name, hint).format if (fields or hint) else ""
     if fmt == "" and not fields:
-        raise EventFileError(name, 0, "the file has no RAW header naming its format; "
+        raise EventFileError(name, 0, "the file has no RAW header, so no event format; "
                              "name it .evt2, .evt21 or .evt3")  # fmt: skip
     opts = {"chunk_events": chunk_events, "on_error": on_error, "fmt": hint, "sensor": sensor}
     if fmt == "EVT2":
