@@ -27,7 +27,7 @@ from akida_rt.stream.events import OnError, SensorInfo, TimeGuard, make_events
 from akida_rt.stream.prophesee import MAX_HEADER, Decoder, sensor_info
 
 log = logging.getLogger(__name__)
-READ_BYTES = 1 << 16  # at most this much per read: a chunk as soon as bytes are there
+READ_BYTES = 1 << 20  # at most this much per read: a chunk as soon as bytes are there
 
 
 def is_fifo(path: str) -> bool:
@@ -187,7 +187,11 @@ class RawStream:
             whole = len(data) - len(data) % size
             tail = data[whole:]
             words = np.frombuffer(data, self.word, whole // size)
-            ev, offsets = self.decode(words, self.offset)
+            w, h = self.sensor.width, self.sensor.height
+            ev = self.decode.clean(words, self.offset, w, h, -(1 << 63))
+            offsets: np.ndarray | int = self.offset
+            if ev is None:  # something to report: decode again with each word's offset
+                ev, offsets = self.decode(words, self.offset)
             self.offset += whole
             if len(ev) == 0:
                 continue
