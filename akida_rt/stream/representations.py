@@ -110,12 +110,13 @@ def represent(
     if kind is Kind.SIGNED:
         np.add.at(out, pix, np.where(p, 1.0, -1.0))
     elif kind is Kind.DECAY:
-        ch = p.astype(np.int64) if rep.split else 0
-        np.add.at(out, pix * c + ch, np.exp(-(t_end - t) / rep.tau_us))
+        pol = p.astype(np.int64) if rep.split else np.zeros(len(p), np.int64)
+        np.add.at(out, pix * c + pol, np.exp(-(t_end - t) / rep.tau_us))
     else:  # COUNT, HISTOGRAM
         per = 2 if rep.split else 1
-        b = (rep.bins * (t - t_start)) // max(t_end - t_start, 1) if kind is Kind.HISTOGRAM else 0
-        b = np.minimum(b, rep.bins - 1)
+        b = np.zeros(len(t), np.int64)
+        if kind is Kind.HISTOGRAM:
+            b = np.minimum((rep.bins * (t - t_start)) // max(t_end - t_start, 1), rep.bins - 1)
         ch = b * per + (p.astype(np.int64) if rep.split else 0)
         np.add.at(out, pix * c + ch, 1.0)
     return out[: n_pix * c].astype(np.float32).reshape(h, w, c)
