@@ -30,6 +30,7 @@ __all__ = [
     "EngineUnavailable",
     "PhaseCounts",
     "ProgramSummary",
+    "forward_mapped",
     "run_engine",
     "skip_reason",
 ]
@@ -245,6 +246,7 @@ class EngineSession:
             # The chip (or the pipe) failed mid-command: the engine waits for an answer
             # that will not come, so it cannot be reused.
             self._proc.kill()
+            self._proc.wait()
             raise
 
     def _note(self, phase: str, op: str, addr: int, data: bytes) -> None:
@@ -262,6 +264,7 @@ class EngineSession:
             ready, _, _ = select.select([self._from], [], [], self._timeout)
             if not ready:
                 self._proc.kill()
+                self._proc.wait()
                 raise EngineError(f"the engine sent nothing for {self._timeout} s")
             chunk = os.read(self._from, 1 << 20)
             if not chunk:
@@ -326,6 +329,31 @@ def run_engine(
             engine.set_batch_size(batch_size)
             x = engine.forward(x if x.dtype in (np.uint8, np.int8) else x.astype(np.uint8))
         return EngineRun(x, summaries, engine.counts, engine.trace)
+
+
+def forward_mapped(
+    model: Any, inputs: np.ndarray, bus: ChipBus, batch_size: int = 16, **session: Any
+) -> EngineRun:
+    """An akida model mapped on akida.AKD1000(): its hardware sequences through BrainChip's
+    engine on `bus` (each program chain-loaded in turn), its software ones (layers the
+    chip cannot hold) on akida_rt's integer engine, as a host does with a split model."""
+    from akida_rt.tools.metatf import import_model
+
+    from akida_rt.engine.integer import Engine
+
+    ours, summaries, x = None, [], np.asarray(inputs)
+    with EngineSession(bus, **session) as engine:
+        for seq in model.sequences:
+            if str(seq.backend).endswith("Hardware"):
+                summaries.append(engine.program(seq.program))
+                engine.set_batch_size(batch_size)
+                x = engine.forward(x.astype(np.uint8))
+            else:
+                ours = ours or import_model(model)
+                by_name = {layer.name: layer for layer in ours.layers}
+                names = [layer.name for p in seq.passes for layer in p.layers]
+                x = Engine([by_name[n] for n in names]).run(x.astype(np.float32))
+        return EngineRun(np.asarray(x), summaries, engine.counts, engine.trace)
 
 
 def save_trace(path: Path, trace: Sequence[Access]) -> None:

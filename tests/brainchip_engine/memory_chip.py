@@ -110,7 +110,10 @@ class MemoryChip:
                 self.write32(base + BUF_MON_STATUS, 0)
                 self.write32(addr, value & ~STATUS_CLEAR)
             elif reg == CTRL and value & SOFT_RESET:
-                self.write32(addr, value & ~SOFT_RESET)  # self-clearing
+                # Self-clearing; the ring restarts at 0 (the engine reads LAST back from
+                # DESC_CONT after a reset and never writes it first).
+                self.write32(addr, value & ~SOFT_RESET)
+                self.write32(base + DESC_CONT, 0)
                 self._last_desc[base] = 0
             elif base == CONFIG_DMA and reg == CTRL and value & RUN:
                 self._run_config()

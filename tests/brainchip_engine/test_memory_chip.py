@@ -116,6 +116,17 @@ def test_engine_learns_reads_and_restores_learning_memory(learner) -> None:
     assert info.learn_mem_words == len(memory) == 2 + len(programmed)
     assert [int(w) for w in memory[2:]] == [programmed[i] for i in range(len(programmed))]
     assert np.array_equal(again, changed)  # update_learn_mem is one config write
+    # FNP3 weight SRAM, 6 words a neuron: w1 (class + 1) << 20, w2 num_weights,
+    # w3 threshold_learning << 16 | thswap, w4-w5 the 64 one-bit weights (checked
+    # against akida's own variables after compile).
+    fc = learner.layers[-1]
+    neurons = memory[2:].reshape(6, 6)
+    bits = (neurons[:, 4 + np.arange(64) // 32] >> (np.arange(64) % 32)) & 1
+    assert np.array_equal(bits.T, fc.get_variable("weights").reshape(64, 6))
+    assert list(neurons[:, 1] >> 20) == [1, 1, 2, 2, 3, 3]  # 2 neurons a class
+    assert list(neurons[:, 2]) == [8] * 6
+    thswap = fc.get_variable("thswap") + (fc.get_variable("threshold_learning") << 16)
+    assert np.array_equal(neurons[:, 3], thswap)
 
 
 def test_engine_panics_reach_python_and_the_session_survives(digits) -> None:
@@ -144,3 +155,26 @@ def test_the_build_is_cached() -> None:
     stamp = exe.stat().st_mtime_ns
     assert build.bridge_path() == exe and exe.stat().st_mtime_ns == stamp
     assert exe.is_relative_to(build.REPO / "build" / "brainchip_engine")
+
+
+class _UnpluggedAfter(MemoryChip):
+    """A chip whose link fails (as a PCIe read of an unplugged board does) after n reads."""
+
+    def __init__(self, n: int) -> None:
+        super().__init__()
+        self.left = n
+
+    def read(self, addr: int, n: int) -> bytes:
+        self.left -= 1
+        if self.left < 0:
+            raise OSError(19, "No such device")
+        return super().read(addr, n)
+
+
+def test_a_failing_bus_stops_the_engine_with_the_bus_error(digits) -> None:
+    engine = EngineSession(_UnpluggedAfter(5))
+    with pytest.raises(OSError, match="No such device"):
+        engine.program(digits.sequences[0].program)
+    with pytest.raises(EngineError, match="exited"):
+        engine.set_batch_size(1)
+    engine.close()

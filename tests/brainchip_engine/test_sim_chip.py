@@ -1,0 +1,101 @@
+"""BrainChip's own Akida Engine on our simulated AKD1000: bit-identical to akida's forward.
+
+The engine programs the simulated chip (firmware_sim/akd1000_chip.py) with akida's own
+program binaries and reads its outputs; the oracle is akida's software `forward` of the
+same model. Software sequences between hardware ones (layers the chip cannot hold) run
+on akida_rt's integer engine, as the host does when it chain-loads a split model.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+
+from tests.brainchip_engine.harness import EngineSession, forward_mapped, skip_reason
+
+akida = pytest.importorskip("akida")
+chip_module = pytest.importorskip(
+    "akida_rt.firmware_sim.akd1000_chip",
+    reason="no simulated AKD1000 at the real interface in this tree (firmware_sim/akd1000_chip.py)",
+)
+
+from akida_rt.tools.metatf import import_model  # noqa: E402
+
+from akida_rt.model import zoo  # noqa: E402
+from tests.metatf_models import N_MODELS, from_zoo, random_model  # noqa: E402
+
+_reason = skip_reason()
+pytestmark = pytest.mark.skipif(_reason is not None, reason=_reason or "")
+
+
+def check(theirs: Any, x: np.ndarray) -> dict:
+    expected = theirs.forward(x)
+    theirs.map(akida.AKD1000())
+    run = forward_mapped(theirs, x, chip_module.Akd1000Chip(serial="ENGINE1"))
+    assert run.outputs.shape == expected.shape
+    np.testing.assert_array_equal(run.outputs, expected)
+    return run.counts
+
+
+@pytest.mark.parametrize("seed", range(N_MODELS))
+def test_suite_model_on_the_simulated_chip_matches_akida(seed: int) -> None:
+    theirs, x = random_model(seed)
+    check(theirs, x)
+
+
+@pytest.mark.parametrize("name", ["digits_cnn", "ds_cnn_kws"])
+def test_zoo_model_on_the_simulated_chip_matches_akida(name: str) -> None:
+    theirs = from_zoo(getattr(zoo, name)())
+    shape = tuple(theirs.input_shape)
+    x = np.random.default_rng(0).integers(0, 256, (4, *shape), dtype=np.uint8)
+    counts = check(theirs, x)
+    assert len(theirs.sequences) == 1
+    assert counts["inference"].accesses <= 16 * len(x)  # about 14 accesses per input
+
+
+def test_akidanet_on_the_simulated_chip_matches_akida() -> None:
+    theirs = from_zoo(zoo.akidanet(alpha=0.5))
+    x = np.random.default_rng(0).integers(0, 256, (1, 224, 224, 3), dtype=np.uint8)
+    check(theirs, x)
+
+
+def test_a_model_of_several_hardware_sequences_chain_loads() -> None:
+    seeds = [s for s in range(N_MODELS) if _hardware_sequences(s) > 1]
+    assert seeds, "the suite should hold a model that akida splits into sequences"
+    theirs, x = random_model(seeds[0])
+    check(theirs, x)
+    assert sum(str(s.backend).endswith("Hardware") for s in theirs.sequences) > 1
+
+
+def _hardware_sequences(seed: int) -> int:
+    theirs, _ = random_model(seed)
+    theirs.map(akida.AKD1000())
+    return sum(str(s.backend).endswith("Hardware") for s in theirs.sequences)
+
+
+def test_a_fit_triggered_by_the_engine_learns_what_our_software_fit_learns() -> None:
+    theirs = akida.Model()
+    theirs.add(akida.InputData(input_shape=(1, 1, 64), input_bits=1, name="in"))
+    theirs.add(akida.FullyConnected(units=6, weights_bits=1, activation=False, name="fc"))
+    theirs.compile(optimizer=akida.AkidaUnsupervised(num_weights=8, num_classes=3))
+    ours = import_model(theirs)
+    rng = np.random.default_rng(3)
+    x = (rng.random((12, 1, 1, 64)) < 0.3).astype(np.uint8)
+    labels = rng.integers(0, 3, 12)
+    expected = ours.fit(x, labels)  # akida_rt's software backend
+    learned = ours.layers[-1].get_variable("weights").reshape(64, 6)
+    assert not np.array_equal(learned, theirs.layers[-1].get_variable("weights").reshape(64, 6))
+
+    theirs.map(akida.AKD1000(), hw_only=True)
+    with EngineSession(chip_module.Akd1000Chip(serial="LEARN1")) as engine:
+        engine.program(theirs.sequences[0].program)
+        engine.toggle_learn(True)
+        engine.set_batch_size(1)
+        potentials = engine.fit(x, labels)
+        memory = engine.learn_mem()
+    np.testing.assert_array_equal(potentials.reshape(12, 6), expected)
+    neurons = memory[2:].reshape(6, 6)  # FNP3 SRAM: 6 words a neuron, w4-w5 the weights
+    bits = (neurons[:, 4 + np.arange(64) // 32] >> (np.arange(64) % 32)) & 1
+    np.testing.assert_array_equal(bits.T, learned)
