@@ -8,8 +8,8 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 # hook at run time; static tools (mypy, import-linter) see it through this symlink tree.
 TREE := build/pkgtree
 
-.PHONY: demo test kernels lint typecheck layers pytest proto tree clean systemd-tools engine-tools \
-	podman-tools manifests
+.PHONY: demo test kernels lint typecheck layers pytest proto tree clean systemd-tools \
+	engine-tools podman-tools manifests
 
 $(STAMP):
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)

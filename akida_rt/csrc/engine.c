@@ -63,10 +63,8 @@ PyObject *k_activate(PyObject *self, PyObject *args)
     const double *of = (const double *)PyArray_DATA(offset);
     float *y = (float *)PyArray_DATA(out);
     npy_intp nonzero = 0;
-    if (PyArray_TYPE(acc) == NPY_FLOAT32)
-        ACTIVATE(float);
-    else
-        ACTIVATE(double);
+    int f32 = PyArray_TYPE(acc) == NPY_FLOAT32;
+    WITHOUT_GIL_IF(size > GIL_FREE_ABOVE, if (f32) ACTIVATE(float); else ACTIVATE(double));
     return Py_BuildValue("(Nn)", (PyObject *)out, (Py_ssize_t)nonzero);
 }
 
@@ -120,10 +118,9 @@ PyObject *k_max_pool(PyObject *self, PyObject *args)
     PyArrayObject *out = (PyArrayObject *)PyArray_SimpleNew(4, dims, PyArray_TYPE(acc));
     if (out == NULL)
         return NULL;
-    if (PyArray_TYPE(acc) == NPY_FLOAT32)
-        MAX_POOL(float);
-    else
-        MAX_POOL(double);
+    int f32 = PyArray_TYPE(acc) == NPY_FLOAT32;
+    WITHOUT_GIL_IF(PyArray_SIZE(acc) > GIL_FREE_ABOVE,
+                   if (f32) MAX_POOL(float); else MAX_POOL(double));
     return (PyObject *)out;
 }
 
@@ -188,10 +185,8 @@ PyObject *k_im2col(PyObject *self, PyObject *args)
     PyArrayObject *out = (PyArrayObject *)PyArray_SimpleNew(2, dims, PyArray_TYPE(x));
     if (out == NULL)
         return NULL;
-    if (PyArray_TYPE(x) == NPY_FLOAT32)
-        IM2COL(float);
-    else
-        IM2COL(double);
+    int f32 = PyArray_TYPE(x) == NPY_FLOAT32;
+    WITHOUT_GIL_IF(total > GIL_FREE_ABOVE, if (f32) IM2COL(float); else IM2COL(double));
     return (PyObject *)out;
 }
 

@@ -143,6 +143,7 @@ PyObject *k_evt2_decode(PyObject *self, PyObject *args)
     if (!decode_out(&a, count, &ev, &offsets, &sink))
         return NULL;
     uint64_t high = (uint64_t)state[0];
+    PyThreadState *gil = n > GIL_FREE_ABOVE ? PyEval_SaveThread() : NULL;
     if (sink.off != NULL) {
         for (npy_intp i = 0; i < n; i++) {
             uint32_t v = words[i], kind = v >> 28;
@@ -176,6 +177,8 @@ PyObject *k_evt2_decode(PyObject *self, PyObject *args)
         sink.k = k;
         sink.bad = back | (k > 0 && (max_x >= sink.width || max_y >= sink.height));
     }
+    if (gil != NULL)
+        PyEval_RestoreThread(gil);
     state[0] = (int64_t)high;
     return decoded(ev, offsets, unknown, first_unknown, &sink);
 }
@@ -235,6 +238,7 @@ PyObject *k_evt3_decode(PyObject *self, PyObject *args)
     uint64_t y = (uint64_t)state[0], low = (uint64_t)state[1], high = (uint64_t)state[2];
     uint64_t loops = (uint64_t)state[3], base = (uint64_t)state[4], pol = (uint64_t)state[5];
     uint64_t t = ((loops * HIGH_RANGE + high) << 12) | low;
+    PyThreadState *gil = n > GIL_FREE_ABOVE ? PyEval_SaveThread() : NULL;
     for (npy_intp i = 0; i < n; i++) {
         unsigned v = words[i], kind = v >> 12, payload = v & 0xFFFu;
         int64_t at = a.first + 2 * (int64_t)i;
@@ -270,6 +274,8 @@ PyObject *k_evt3_decode(PyObject *self, PyObject *args)
             break;
         }
     }
+    if (gil != NULL)
+        PyEval_RestoreThread(gil);
     state[0] = (int64_t)y, state[1] = (int64_t)low, state[2] = (int64_t)high;
     state[3] = (int64_t)loops, state[4] = (int64_t)base, state[5] = (int64_t)pol;
     return decoded(ev, offsets, unknown, first_unknown, &sink);
@@ -319,6 +325,7 @@ PyObject *k_frame_counts(PyObject *self, PyObject *args)
     const int32_t *tab = (const int32_t *)PyArray_DATA(table);
     uint8_t *counts = (uint8_t *)PyArray_DATA(out);
     const uint64_t width = (uint64_t)sw + 1, limit = (uint64_t)pixels;
+    PyThreadState *gil = b[frames] - b[0] > GIL_FREE_ABOVE ? PyEval_SaveThread() : NULL;
     for (npy_intp f = 0; f < frames; f++, counts += pixels) {
         for (npy_intp j = b[f]; j < b[f + 1]; j++) {
             const event_t *e = j < nh ? &parts[0][j] : &parts[1][j - nh];
@@ -330,5 +337,7 @@ PyObject *k_frame_counts(PyObject *self, PyObject *args)
                 counts[slot] += counts[slot] != 255;
         }
     }
+    if (gil != NULL)
+        PyEval_RestoreThread(gil);
     return (PyObject *)out;
 }

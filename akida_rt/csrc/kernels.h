@@ -32,6 +32,20 @@ typedef struct {
 
 #define EVENT_SIZE 16
 
+/* Run `stmt` without the GIL when the work is big (numpy does the same), so that the
+ * engine's helper thread and a stream's reader thread overlap with this one; `stmt`
+ * touches only arrays the caller holds and calls no Python API. */
+#define GIL_FREE_ABOVE (1 << 14)
+#define WITHOUT_GIL_IF(big, stmt)                                                           \
+    do {                                                                                    \
+        if (big) {                                                                          \
+            Py_BEGIN_ALLOW_THREADS stmt;                                                    \
+            Py_END_ALLOW_THREADS                                                            \
+        } else {                                                                            \
+            stmt;                                                                           \
+        }                                                                                   \
+    } while (0)
+
 /* A C-contiguous, aligned array of `typenum` (NPY_NOTYPE: any) with `ndim` dimensions
  * (-1: any), writable when asked; NULL with TypeError/ValueError naming `what`. */
 PyArrayObject *k_array(PyObject *obj, int typenum, int ndim, int writable, const char *what);
