@@ -15,6 +15,7 @@ event model's 34x34 input (`akida stream` options), in this process or through a
 from __future__ import annotations
 
 import argparse
+import itertools
 import multiprocessing as mp
 import socket
 import time
@@ -33,7 +34,7 @@ def sender(port_q: mp.Queue, start_q: mp.Queue, rate: float, seconds: float) -> 
     t = np.sort(rng.integers(0, int(seconds * 1e6), n))
     ev = make_events(t, rng.integers(0, 320, n), rng.integers(0, 240, n), rng.integers(0, 2, n))
     cuts = np.searchsorted(t, np.arange(0, int(seconds * 1e6) + 1000, 1000))
-    slices = [encode_evt3(ev[a:b]).tobytes() for a, b in zip(cuts[:-1], cuts[1:], strict=True)]
+    slices = [encode_evt3(ev[a:b]).tobytes() for a, b in itertools.pairwise(cuts)]
     server = socket.create_server(("127.0.0.1", 0))
     port_q.put(server.getsockname()[1])
     conn, _ = server.accept()

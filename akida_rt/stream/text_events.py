@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import re
+import warnings
 
 import numpy as np
 
@@ -45,11 +46,14 @@ def open_text_events(
             f.readline()
         text = f.read()
     try:
-        flat = np.array((text.replace(",", " ") if sep else text).split(), dtype=np.float64)
+        body = text.replace(",", " ") if sep else text
+        with warnings.catch_warnings():  # numpy warns when a cell is not a number
+            warnings.simplefilter("error", DeprecationWarning)
+            flat = np.fromstring(body, dtype=np.float64, sep=" ")  # text mode: 8x split()
         if len(flat) % len(cells):
             raise ValueError(f"{len(flat)} numbers are not rows of {len(cells)} columns")
         data = flat.reshape(-1, len(cells))[:, order]
-    except ValueError as exc:
+    except (ValueError, DeprecationWarning) as exc:
         raise EventFileError(
             name, 0, f"not a table of t, x, y, p numbers: {str(exc)[:80]}"
         ) from None
