@@ -103,3 +103,31 @@ def test_nmnist_bin_with_time_overflow(tmp_path):
         out += bytes([xi, yi, (pi << 7) | (low >> 16), (low >> 8) & 0xFF, low & 0xFF])
     (tmp_path / "sample.bin").write_bytes(bytes(out))
     assert same(read_events(tmp_path / "sample.bin"), make_events(t, x, y, p))
+
+
+def test_ext_triggers_are_kept(tmp_path, ev):
+    from akida_rt.stream.evt2 import encode_evt2
+    from akida_rt.stream.prophesee import raw_header
+    from tests.event_writers import spec_evt3
+
+    words = encode_evt2(ev).tolist()
+    cd = [i for i, w in enumerate(words) if w >> 28 <= 1]
+    picks = cd[::997]  # a trigger right after these events, at their time
+    want = []
+    for k, i in enumerate(reversed(picks)):
+        t = int(ev["t"][cd.index(i)])
+        words.insert(i + 1, (0xA << 28) | ((t & 0x3F) << 22) | ((k % 3) << 8) | (k & 1))
+        want.append((t, k % 3, k & 1))
+    (tmp_path / "tr2.raw").write_bytes(
+        raw_header(320, 240, "EVT2") + struct.pack(f"<{len(words)}I", *words)
+    )
+    with open_events(tmp_path / "tr2.raw") as r:
+        assert same(np.concatenate(list(r.chunks())), ev)
+        assert sorted(r.triggers().tolist()) == sorted(want)
+    spec_evt3(tmp_path / "tr3.raw", ev, 320, 240)  # id 1, value 1 after every 5th time high
+    with open_events(tmp_path / "tr3.raw") as r:
+        assert same(np.concatenate(list(r.chunks())), ev)
+        tr = r.triggers()
+    highs = np.arange(0, (int(ev["t"][-1]) >> 12) + 1, 5)
+    assert len(tr) == len(highs) and set(tr["id"]) == {1} and set(tr["value"]) == {1}
+    assert np.array_equal(tr["t"] >> 12, highs)

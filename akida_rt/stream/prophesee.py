@@ -158,6 +158,7 @@ class RawReader:
             self.sensor = SensorInfo(sensor[0], sensor[1], self.sensor.format)
         self.wrap_bits = wrap_bits  # the time's width when it wraps (EVT2: 34), else 0
         self.epoch = 0  # wraps so far
+        self._triggers: list[np.ndarray] = []
         self.guard = TimeGuard(self.path, self.on_error)
         self.decode = make_decoder(self)
         self.skipped: dict[str, int] = {}
@@ -181,6 +182,7 @@ class RawReader:
             if whole < len(block):
                 self.bad(offset + whole, f"the file ends inside a {size}-byte word (truncated)")
             words = np.frombuffer(block, self.word, whole // size)
+            self._keep_triggers(words)
             w, h = self.sensor.width, self.sensor.height
             shift = self.t0 + (self.epoch << self.wrap_bits if self.wrap_bits else 0)
             ev = self.decode.clean(words, offset, w, h, max(self.guard.last - shift, INT64_MIN))
@@ -196,6 +198,25 @@ class RawReader:
             offset += len(block)
             if len(ev):
                 yield ev
+
+    def _keep_triggers(self, words: np.ndarray) -> None:
+        """The EXT_TRIGGER events of `words`, from the decoder's state before them."""
+        from akida_rt.stream import triggers
+
+        fmt = self.sensor.format
+        if fmt == "EVT3":
+            found = triggers.evt3_triggers(words, self.decode.state)
+        else:
+            found = triggers.evt2_triggers(words, int(self.decode.state[0]), fmt == "EVT2.1")
+        if len(found):
+            found["t"] += self.t0 + (self.epoch << self.wrap_bits if self.wrap_bits else 0)
+            self._triggers.append(found)
+
+    def triggers(self) -> np.ndarray:
+        """The external triggers read so far (TRIGGER_DTYPE: t, id, value)."""
+        from akida_rt.stream.triggers import TRIGGER_DTYPE
+
+        return np.concatenate(self._triggers) if self._triggers else np.zeros(0, TRIGGER_DTYPE)
 
     def _unwrap(self, ev: np.ndarray, shift: int) -> None:
         """Add `shift` (t0 and the wraps so far) to the times of `ev`, and count a new wrap
