@@ -131,3 +131,56 @@ def test_ext_triggers_are_kept(tmp_path, ev):
     highs = np.arange(0, (int(ev["t"][-1]) >> 12) + 1, 5)
     assert len(tr) == len(highs) and set(tr["id"]) == {1} and set(tr["value"]) == {1}
     assert np.array_equal(tr["t"] >> 12, highs)
+
+
+def test_aedat2_davis_and_dvs128(tmp_path, ev):
+    small = ev[(ev["x"] < 128) & (ev["y"] < 128)]
+    davis = bytearray(b"#!AER-DAT2.0\r\n# This is a raw AE data file created by jAER\r\n")
+    dvs128 = bytearray(b"#!AER-DAT2.0\r\n# HardwareInterface: DVS128\r\n")
+    for t, x, y, p in small[["t", "x", "y", "p"]].tolist():
+        davis += struct.pack(">II", (y << 22) | (x << 12) | (p << 11), t)
+        if t % 5 == 0:
+            davis += struct.pack(">II", 1 << 31 | 12345, t)  # an APS sample: skipped
+        dvs128 += struct.pack(">II", ((127 - y) << 8) | ((127 - x) << 1) | (1 - p), t)
+    (tmp_path / "davis.aedat").write_bytes(bytes(davis))
+    (tmp_path / "dvs128.aedat").write_bytes(bytes(dvs128))
+    assert same(read_events(tmp_path / "davis.aedat"), small)
+    assert same(read_events(tmp_path / "dvs128.aedat"), small)
+
+
+def test_aedat31_packets(tmp_path, ev):
+    out = bytearray(b"#!AER-DAT3.1\r\n#Format: RAW\r\n#!END-HEADER\r\n")
+    late = ev.copy()
+    late["t"] += (1 << 31) - 1_000_000  # past the 31-bit time: the packets' overflow counts
+    for a in range(0, len(late), 3000):
+        part = late[a : a + 3000]
+        overflow = int(part["t"][0]) >> 31
+        if int(part["t"][-1]) >> 31 != overflow:  # a packet never spans an overflow
+            cut = int(np.searchsorted(part["t"], (overflow + 1) << 31))
+            parts = [part[:cut], part[cut:]]
+        else:
+            parts = [part]
+        for p_ in parts:
+            ov = int(p_["t"][0]) >> 31
+            out += struct.pack("<hhiiiiii", 1, 1, 8, 4, ov, len(p_), len(p_), len(p_))
+            for t, x, y, p in p_[["t", "x", "y", "p"]].tolist():
+                out += struct.pack("<Ii", (x << 17) | (y << 2) | (p << 1) | 1, t & 0x7FFFFFFF)
+    (tmp_path / "rec.aedat").write_bytes(bytes(out))
+    assert same(read_events(tmp_path / "rec.aedat"), late)
+
+
+def test_hdf5_groups_and_compound(tmp_path, ev):
+    h5py = pytest.importorskip("h5py")
+    with h5py.File(tmp_path / "dsec.h5", "w") as f:  # DSEC's layout, times after t_offset
+        g = f.create_group("events")
+        for k, name in (("t", "t"), ("x", "x"), ("y", "y"), ("p", "p")):
+            g.create_dataset(name, data=ev[k] - (1000 if k == "t" else 0), chunks=True)
+        f.create_dataset("t_offset", data=np.int64(1000))
+    with h5py.File(tmp_path / "compound.hdf5", "w") as f:
+        arr = np.zeros(len(ev), [("x", "<u2"), ("y", "<u2"), ("p", "i1"), ("t", "<i8")])
+        for k in "txy":
+            arr[k] = ev[k]
+        arr["p"] = np.where(ev["p"], 1, -1)
+        f.create_dataset("events", data=arr)
+    for name in ("dsec.h5", "compound.hdf5"):
+        assert same(read_events(tmp_path / name, chunk_events=5000), ev)

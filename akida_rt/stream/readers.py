@@ -1,6 +1,6 @@
 """Open any supported event file by its content (the suffix only where the content cannot
-tell): AEDAT4, Prophesee RAW (EVT2/EVT2.1/EVT3, with or without header) and DAT, .npy,
-CSV, the N-MNIST/N-Caltech101 .bin."""
+tell): AEDAT4, AEDAT 2.0/3.1, Prophesee RAW (EVT2/EVT2.1/EVT3, with or without header)
+and DAT, HDF5, .npy, CSV, the N-MNIST/N-Caltech101 .bin."""
 
 from __future__ import annotations
 
@@ -13,7 +13,8 @@ from akida_rt.errors import EventFileError
 from akida_rt.stream.events import DEFAULT_CHUNK, EventReader, OnError, empty
 from akida_rt.stream.prophesee import read_header
 
-EVENT_SUFFIXES = (".aedat4", ".raw", ".evt2", ".evt21", ".evt3", ".dat", ".npy", ".csv", ".bin")
+EVENT_SUFFIXES = (".aedat4", ".aedat", ".raw", ".evt2", ".evt21", ".evt3", ".dat", ".npy", ".csv",
+                  ".bin", ".h5", ".hdf5")  # fmt: skip
 HEADERLESS = {".evt2": "EVT2", ".evt21": "EVT2.1", ".evt3": "EVT3"}
 
 
@@ -36,6 +37,10 @@ def sniff(path: str) -> str:
     suffix = Path(path).suffix.lower()
     if head.startswith(b"#!AER-DAT4") or (suffix == ".aedat4" and not head):
         return "AEDAT4"
+    if head.startswith((b"#!AER-DAT2", b"#!AER-DAT3")):
+        return "AEDAT"
+    if head.startswith(b"\x89HDF\r\n"):
+        return "HDF5"
     if head.startswith(b"\x93NUMPY"):
         return "NPY"
     if suffix in HEADERLESS or suffix == ".raw":
@@ -81,6 +86,14 @@ def open_events(
         from akida_rt.stream.text_events import open_text_events
 
         return open_text_events(name, **opts)  # type: ignore[arg-type]
+    elif kind == "AEDAT":
+        from akida_rt.stream.aedat_legacy import open_aedat_legacy
+
+        return open_aedat_legacy(name, **opts)  # type: ignore[arg-type]
+    elif kind == "HDF5":
+        from akida_rt.stream.hdf5_events import Hdf5EventReader
+
+        return Hdf5EventReader(name, **opts)  # type: ignore[arg-type]
     elif kind == "BIN":
         from akida_rt.stream.nmnist_bin import open_bin
 
