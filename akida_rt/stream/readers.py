@@ -14,7 +14,7 @@ from akida_rt.stream.events import DEFAULT_CHUNK, EventReader, OnError, empty
 from akida_rt.stream.prophesee import read_header
 
 EVENT_SUFFIXES = (".aedat4", ".aedat", ".raw", ".evt2", ".evt21", ".evt3", ".dat", ".npy", ".csv",
-                  ".bin", ".h5", ".hdf5")  # fmt: skip
+                  ".bin", ".h5", ".hdf5", ".es")  # fmt: skip
 HEADERLESS = {".evt2": "EVT2", ".evt21": "EVT2.1", ".evt3": "EVT3"}
 
 
@@ -41,6 +41,8 @@ def sniff(path: str) -> str:
         return "AEDAT"
     if head.startswith(b"\x89HDF\r\n"):
         return "HDF5"
+    if head.startswith(b"Event Stream"):
+        return "ES"
     if head.startswith(b"\x93NUMPY"):
         return "NPY"
     if suffix in HEADERLESS or suffix == ".raw":
@@ -94,6 +96,10 @@ def open_events(
         from akida_rt.stream.hdf5_events import Hdf5EventReader
 
         return Hdf5EventReader(name, **opts)  # type: ignore[arg-type]
+    elif kind == "ES":
+        from akida_rt.stream.event_stream import open_es
+
+        return open_es(name, **opts)  # type: ignore[arg-type]
     elif kind == "BIN":
         from akida_rt.stream.nmnist_bin import open_bin
 
