@@ -19,7 +19,15 @@ from collections.abc import Callable, Iterator
 import numpy as np
 
 from akida_rt.errors import EventFileError
-from akida_rt.stream.events import DEFAULT_CHUNK, OnError, SensorInfo, TimeGuard, empty, rechunk
+from akida_rt.stream.events import (
+    DEFAULT_CHUNK,
+    EVENT_DTYPE,
+    OnError,
+    SensorInfo,
+    TimeGuard,
+    empty,
+    rechunk,
+)
 
 log = logging.getLogger(__name__)
 MAGIC = b"#!AER-DAT4.0\r\n"
@@ -233,6 +241,10 @@ class Aedat4File:
         except Exception as exc:  # any decoder's error: a corrupt packet
             self._bad(pos, f"the packet at byte {pos} does not decode ({exc})")
             return None
+        if raw.dtype.itemsize == EVENT_DTYPE.itemsize and int(raw["p"].max(initial=0)) <= 1 \
+                and int(raw["x"].min(initial=0)) >= 0 and int(raw["y"].min(initial=0)) >= 0:  # fmt: skip
+            # dv's event is EVENT_DTYPE's layout (t, x, y at the same offsets, a 0/1 bool)
+            return np.frombuffer(buf, EVENT_DTYPE, n, vec + 4).copy()
         ev = empty(n)
         ev["t"], ev["x"], ev["y"], ev["p"] = raw["t"], raw["x"], raw["y"], raw["p"] != 0
         return ev
