@@ -49,7 +49,9 @@ def sender(port_q: mp.Queue, start_q: mp.Queue, rate: float, seconds: float) -> 
     conn.close()
 
 
-def run(rate_mev: float, seconds: float, program: Path, socket_path: str | None) -> dict[str, float]:
+def run(
+    rate_mev: float, seconds: float, program: Path, socket_path: str | None
+) -> dict[str, float]:
     from akida_rt.stream.pipeline import Stream
     from akida_rt.stream.runners import connect
     from akida_rt.stream.sources import EventOptions, open_source
