@@ -244,7 +244,7 @@ class Aedat4File:
         if raw.dtype.itemsize == EVENT_DTYPE.itemsize and int(raw["p"].max(initial=0)) <= 1 \
                 and int(raw["x"].min(initial=0)) >= 0 and int(raw["y"].min(initial=0)) >= 0:  # fmt: skip
             # dv's event is EVENT_DTYPE's layout (t, x, y at the same offsets, a 0/1 bool)
-            return np.frombuffer(buf, EVENT_DTYPE, n, vec + 4).copy()
+            return np.frombuffer(buf, EVENT_DTYPE, n, vec + 4)  # read-only, rechunk copies
         ev = empty(n)
         ev["t"], ev["x"], ev["y"], ev["p"] = raw["t"], raw["x"], raw["y"], raw["p"] != 0
         return ev
