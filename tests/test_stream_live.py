@@ -190,3 +190,22 @@ def test_dv_network_stream_from_a_real_writer(tmp_path, ev):
         stalled.kill()
         stalled.wait()
     assert len(read_events(tmp_path / "ev.npy")) == len(ev)
+
+
+def test_dv_network_stream_through_the_cli(tmp_path, ev):
+    pytest.importorskip("dv_processing")
+    np.save(tmp_path / "ev.npy", ev)
+    port = free_port()
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    sender = subprocess.Popen([sys.executable, "-m", "tests.dv_sender", str(port),
+                               str(tmp_path / "ev.npy")], cwd=root, stdout=subprocess.PIPE,
+                              text=True)  # fmt: skip
+    try:
+        assert sender.stdout.readline().strip() == "listening"
+        out = run_akida("stream", "-m", str(sample_program()), "--source", f"dv://127.0.0.1:{port}",
+                        "--embedded", "--json", "--events-per-frame", "1000")  # fmt: skip
+    finally:
+        sender.kill()
+        sender.wait()
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.count('"seq"') == len(ev) // 1000

@@ -149,3 +149,17 @@ def test_realtime_paces_a_file_by_its_timestamps(tmp_path, rec):
     assert paced.returncode == 0 and len(ends) == 7  # six windows and the last partial one
     # the last frame leaves the source (ends[-1] - ends[0]) us of event time after the first
     assert elapsed >= (ends[-1] - ends[0]) / 1e6 == 0.6
+
+
+def test_representation_filters_and_crop_options_through_the_cli(tmp_path, rec):
+    _, ev = rec
+    write_evt3(tmp_path / "rec.raw", ev, 34, 34)
+    common = ("--window-us", "100000", "--stride-us", "50000")
+    ok = stream(tmp_path / "rec.raw", *common, "--representation", "surface", "--gain", "255",
+                "--denoise-us", "20000", "--refractory-us", "500", "--hot-pixel-hz", "2000",
+                "--crop", "2,2,30,30")  # fmt: skip
+    assert ok.returncode == 0, ok.stderr
+    span = int(ev["t"][-1] - ev["t"][0])
+    assert ok.stdout.count('"seq"') >= (span - 100_000) // 50_000
+    bad = stream(tmp_path / "rec.raw", *common, "--representation", "voxel", "--bins", "3")
+    one_line_failure(bad, "the model takes 1 channels", "voxel", "--bins")
