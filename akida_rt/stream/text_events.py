@@ -49,6 +49,7 @@ def open_text_events(
         body = text.replace(",", " ") if sep else text
         with warnings.catch_warnings():  # numpy warns when a cell is not a number
             warnings.simplefilter("error", DeprecationWarning)
+            flat: np.ndarray
             try:  # integers parse 13x faster than floats (measured); floats when needed
                 flat = np.fromstring(body, dtype=np.int64, sep=" ")
             except (ValueError, DeprecationWarning):
@@ -61,7 +62,7 @@ def open_text_events(
             name, 0, f"not a table of t, x, y, p numbers: {str(exc)[:80]}"
         ) from None
     if data.size == 0:
-        data = np.zeros((0, 4))
+        data = np.zeros((0, 4), np.int64)
     t, x, y, p = data.T
     ev = make_events(np.rint(t).astype(np.int64), x, y, p > 0)
     if sensor:
