@@ -18,12 +18,11 @@ from typing import Any
 import numpy as np
 
 from akida_rt import __version__
-from akida_rt.errors import AkidaError, DaemonError
+from akida_rt.errors import AkidaError, DaemonError, ErrorKind
 from akida_rt.format import program as fmt
 from akida_rt.format.proto import program_pb2 as pb
 from akida_rt.mapping.mapper import MapMode, map_layers
 from akida_rt.model.model import Model, check_input
-from akida_rt.wire.proto import daemon_pb2 as dpb
 
 from .config import Config
 from .devices import DeviceManager, ProgramKey
@@ -126,7 +125,7 @@ class Controller:
             raise DaemonError(
                 f"this client speaks akidad protocol {protocol} and akidad {__version__} speaks "
                 f"protocol {ipc.PROTOCOL}: use the akida_rt of the daemon's version",
-                dpb.PROTOCOL_MISMATCH,
+                ErrorKind.PROTOCOL_MISMATCH,
             )
         if not 0 <= priority <= MAX_PRIORITY:
             raise DaemonError(f"priority {priority} is outside 0..{MAX_PRIORITY}")
@@ -147,10 +146,12 @@ class Controller:
     def _session(self, client: Client, session_id: int) -> Session:
         session = self.sessions.get(session_id)
         if session is None:
-            raise DaemonError(f"no session {session_id}; load a program first", dpb.NO_SESSION)
+            raise DaemonError(
+                f"no session {session_id}; load a program first", ErrorKind.NO_SESSION
+            )
         if session.client.uid != client.uid:
             raise DaemonError(
-                f"session {session_id} belongs to another user", dpb.PERMISSION_DENIED
+                f"session {session_id} belongs to another user", ErrorKind.PERMISSION_DENIED
             )
         return session
 
@@ -163,7 +164,7 @@ class Controller:
             raise DaemonError(
                 f"this client has {len(client.sessions)} sessions open, the limit "
                 f"(max_sessions_per_client); unload one first",
-                dpb.QUOTA_EXCEEDED,
+                ErrorKind.QUOTA_EXCEEDED,
             )
         try:
             mode = MapMode(map_mode or MapMode.AllNps.value)
@@ -181,7 +182,7 @@ class Controller:
         targets = [s for s in self.manager.ready() if not device or s.id == device]
         if not targets:
             why = self.scheduler.no_device_reason(device or None)
-            raise DaemonError(why, dpb.NO_DEVICE)
+            raise DaemonError(why, ErrorKind.NO_DEVICE)
         plans = await asyncio.to_thread(
             map_layers, template.layers, targets[0].spec, hw_only=hw_only, mode=mode
         )
@@ -215,7 +216,7 @@ class Controller:
         session = self._session(client, session_id)
         if session.client is not client:
             raise DaemonError(
-                f"session {session_id} belongs to another client", dpb.PERMISSION_DENIED
+                f"session {session_id} belongs to another client", ErrorKind.PERMISSION_DENIED
             )
         self._close_session(session_id)
 
@@ -256,7 +257,7 @@ class Controller:
                 f"{len(client.jobs)} requests ({client.queued_bytes} input bytes) of this client "
                 f"are unanswered (max_in_flight={cfg.max_in_flight}, max_queued_bytes="
                 f"{cfg.max_queued_bytes}); read answers before sending more",
-                dpb.TOO_MANY_REQUESTS,
+                ErrorKind.TOO_MANY_REQUESTS,
             )
         if timeout_ms > cfg.max_timeout_ms:
             raise DaemonError(
@@ -294,7 +295,7 @@ class Controller:
                 loop.call_soon_threadsafe(books, job, result, timer)
 
         def expire() -> None:
-            done(job, DaemonError(f"no result within {timeout:g} s", dpb.DEADLINE_EXCEEDED))
+            done(job, DaemonError(f"no result within {timeout:g} s", ErrorKind.DEADLINE_EXCEEDED))
 
         now = time.monotonic()
         job = Job(client.client_id, session.key, session.program, x, predict, session.pinned,
@@ -313,16 +314,17 @@ class Controller:
         uid = client.uid if owner is None else owner
         if uid != client.uid and client.uid != 0:
             raise DaemonError(
-                f"state of uid {uid} is not readable by uid {client.uid}", dpb.PERMISSION_DENIED
+                f"state of uid {uid} is not readable by uid {client.uid}",
+                ErrorKind.PERMISSION_DENIED,
             )
         data = self.store.get(uid, key)
         if data is None:
-            raise DaemonError(f"no state '{key}' for uid {uid}", dpb.NOT_FOUND)
+            raise DaemonError(f"no state '{key}' for uid {uid}", ErrorKind.NOT_FOUND)
         return data
 
     async def delete_state(self, client: Client, key: str) -> None:
         if not await asyncio.to_thread(self.store.delete, client.uid, key):
-            raise DaemonError(f"no state '{key}' for uid {client.uid}", dpb.NOT_FOUND)
+            raise DaemonError(f"no state '{key}' for uid {client.uid}", ErrorKind.NOT_FOUND)
 
     # ----------------------------------------------------------------- stats
     async def stats(self, viewer: Client | None) -> dict[str, Any]:
@@ -393,7 +395,9 @@ class Controller:
 
     def _check_open(self) -> None:
         if self.draining:
-            raise DaemonError("akidad is shutting down and takes no new work", dpb.SHUTTING_DOWN)
+            raise DaemonError(
+                "akidad is shutting down and takes no new work", ErrorKind.SHUTTING_DOWN
+            )
 
 
 def _payload_hash(program: bytes) -> str:

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from akida_rt.errors import AkidaError, DaemonError, LearningError
+from akida_rt.errors import AkidaError, DaemonError, ErrorKind, LearningError
 from akida_rt.learning import edge as learning
 from akida_rt.model.model import Model, check_input
 from akida_rt.wire.proto import daemon_pb2 as dpb
@@ -159,12 +159,12 @@ class LearnedStates:
         deadline = time.monotonic() + timeout
         slot = self.ctl.manager.slots.get(session.pinned or "")
         if slot is None or slot.state != "ready":
-            raise DaemonError(f"device {session.pinned} is not available", dpb.NO_DEVICE)
+            raise DaemonError(f"device {session.pinned} is not available", ErrorKind.NO_DEVICE)
 
         def run(s: DeviceSlot) -> Any:
             if time.monotonic() > deadline or session.session_id not in self.ctl.sessions:
                 raise DaemonError("the learning request expired or its session closed",
-                                  dpb.DEADLINE_EXCEEDED)  # fmt: skip
+                                  ErrorKind.DEADLINE_EXCEEDED)  # fmt: skip
             model = s.model_for(session.key, session.program)
             s.resident = None  # unknown until the work says (a fit leaves its model resident)
             return work(model, s)
@@ -173,12 +173,14 @@ class LearnedStates:
         try:
             return await asyncio.wait_for(asyncio.shield(future), timeout)
         except TimeoutError:
-            raise DaemonError(f"no answer within {timeout:g} s", dpb.DEADLINE_EXCEEDED) from None
+            raise DaemonError(
+                f"no answer within {timeout:g} s", ErrorKind.DEADLINE_EXCEEDED
+            ) from None
         except AkidaError:
             raise
         except Exception as exc:
             raise DaemonError(
-                f"learning failed: {type(exc).__name__}: {exc}", dpb.INTERNAL
+                f"learning failed: {type(exc).__name__}: {exc}", ErrorKind.INTERNAL
             ) from exc
 
     def _recent(self, slot: DeviceSlot, session: Session, key: str) -> list[int]:

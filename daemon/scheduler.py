@@ -27,9 +27,9 @@ from akida_rt.errors import (
     DaemonError,
     DeviceLost,
     DeviceResetError,
+    ErrorKind,
     TransportTimeout,
 )
-from akida_rt.wire.proto import daemon_pb2 as dpb
 
 from .devices import DeviceManager, DeviceSlot, ProgramKey
 
@@ -169,7 +169,7 @@ class Scheduler:
             jobs = [j for c in list(queue.fifos) for j in queue.drop_client(c)] if queue else []
             tasks = self.tasks.pop(slot.id, {})
             self._cond.notify_all()
-        gone = DaemonError(f"device {slot.id} vanished", dpb.NO_DEVICE)
+        gone = DaemonError(f"device {slot.id} vanished", ErrorKind.NO_DEVICE)
         for _, future in tasks.values():
             self.loop.call_soon_threadsafe(_settle, future, gone)
         for job in jobs:
@@ -189,7 +189,7 @@ class Scheduler:
                 self.queues[slot_id].push(job)
                 self._cond.notify_all()
                 return
-        job.done(job, DaemonError(self.no_device_reason(job.pinned), dpb.NO_DEVICE))
+        job.done(job, DaemonError(self.no_device_reason(job.pinned), ErrorKind.NO_DEVICE))
 
     def call(
         self, slot: DeviceSlot, key: Any, fn: Callable[[DeviceSlot], Any]
@@ -200,7 +200,7 @@ class Scheduler:
             tasks = self.tasks.get(slot.id)
             if tasks is None:
                 future = self.loop.create_future()
-                future.set_exception(DaemonError(f"device {slot.id} is gone", dpb.NO_DEVICE))
+                future.set_exception(DaemonError(f"device {slot.id} is gone", ErrorKind.NO_DEVICE))
                 return future
             if key not in tasks:
                 future = self.loop.create_future()
@@ -317,7 +317,7 @@ class Scheduler:
             except Exception as exc:  # a bug fails the batch, never the worker
                 log.exception("device %s run error", slot.id)
                 self._release(slot)
-                self._finish(work, DaemonError(f"{type(exc).__name__}: {exc}", dpb.INTERNAL))
+                self._finish(work, DaemonError(f"{type(exc).__name__}: {exc}", ErrorKind.INTERNAL))
 
     def _release(self, slot: DeviceSlot) -> None:
         with self._cond:
@@ -366,7 +366,7 @@ class Scheduler:
             self.detach(slot)
             why = f"device {slot.id} vanished: {exc}"
         else:
-            self._finish(batch, DaemonError(f"device {slot.id}: {exc}", exc.status))
+            self._finish(batch, DaemonError(f"device {slot.id}: {exc}", exc.kind))
             return
         for job in batch:
             self._retry(job, why)
@@ -374,7 +374,7 @@ class Scheduler:
     def _retry(self, job: Job, why: str) -> None:
         job.attempts += 1
         if job.attempts >= MAX_ATTEMPTS or job.pinned is not None:
-            self._finish([job], DaemonError(why, dpb.DEVICE_FAILED))
+            self._finish([job], DaemonError(why, ErrorKind.DEVICE_FAILED))
             return
         log.info("requeueing a request of client %d: %s", job.client_id, why)
         self.loop.call_soon_threadsafe(self.submit, job)

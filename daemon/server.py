@@ -26,6 +26,7 @@ from akida_rt.errors import AkidaError, DaemonError, FrameError
 from akida_rt.wire import ipc, tls
 from akida_rt.wire import tensor_frames as tf
 from akida_rt.wire.proto import daemon_pb2 as dpb
+from akida_rt.wire.status import status_of
 
 from .controller import Client, Controller
 from .scheduler import Job, Result
@@ -38,11 +39,6 @@ ANCILLARY_SPACE = socket.CMSG_SPACE(4 * MAX_PENDING_FDS)
 ACCEPT_BACKOFF_S = 0.1
 HANDSHAKE_S = 10.0  # a TLS client has this long to complete its handshake
 LINGER_S = 1.0  # a turned-away client has this long to read why
-
-
-def status_of(exc: BaseException) -> int:
-    """The wire status an error is answered with: the one place that decides."""
-    return exc.status if isinstance(exc, AkidaError) else dpb.INTERNAL
 
 
 class Connection:

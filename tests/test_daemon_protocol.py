@@ -27,6 +27,7 @@ from akida_rt.model import zoo
 from akida_rt.wire import ipc
 from akida_rt.wire import tensor_frames as tf
 from akida_rt.wire.proto import daemon_pb2 as dpb
+from akida_rt.wire.status import status_of
 from tests.daemon_harness import (
     Akidad,
     RawConnection,
@@ -81,7 +82,7 @@ def test_oversized_length_prefix_is_a_frame_error(length) -> None:
         ipc.take_frame(buf, 1024)
     with pytest.raises(FrameError) as info:
         ipc.take_frame(buf, 1024)  # the stream cannot go on: it says so every time
-    assert info.value.status == dpb.BAD_FRAME
+    assert status_of(info.value) == dpb.BAD_FRAME
 
 
 @FAST
@@ -90,9 +91,9 @@ def test_decode_request_accepts_or_refuses_with_a_status(data) -> None:
     try:
         req = ipc.decode_request(data)
     except FrameRefused as exc:
-        assert exc.status in (dpb.BAD_MESSAGE, dpb.UNKNOWN_TYPE)
+        assert status_of(exc) in (dpb.BAD_MESSAGE, dpb.UNKNOWN_TYPE)
         assert str(exc)
-        assert exc.status == dpb.UNKNOWN_TYPE or exc.req_id == 0
+        assert status_of(exc) == dpb.UNKNOWN_TYPE or exc.req_id == 0
     else:
         assert req.WhichOneof("body") is not None
 
@@ -113,7 +114,7 @@ def test_shape_nbytes_is_exact_or_refuses_with_bad_input(shape, dtype, limit) ->
     try:
         got = ipc.shape_nbytes(shape, dtype, limit)
     except DaemonError as exc:
-        assert exc.status == dpb.BAD_INPUT
+        assert status_of(exc) == dpb.BAD_INPUT
         assert f"tensor shape {tuple(shape)} of {dtype.name} is over {limit} bytes" == str(exc)
         assert size > limit or held > limit
     else:
@@ -201,7 +202,7 @@ def test_map_sealed_refuses_what_a_peer_could_change_or_overflow(
     try:
         with pytest.raises(DaemonError) as info:
             ipc.map_sealed(fd, need, limit)
-        assert info.value.status == dpb.BAD_INPUT
+        assert status_of(info.value) == dpb.BAD_INPUT
         assert words in str(info.value)
     finally:
         for f in closing:
@@ -583,7 +584,7 @@ def test_unknown_session_from_client_library_raises_remote_error(daemon) -> None
         remote.session = 99
         with pytest.raises(RemoteError, match="NO_SESSION: no session 99") as info:
             remote.forward(random_input(MODEL, 1, 0))
-        assert (info.value.status, info.value.status_name) == (dpb.NO_SESSION, "NO_SESSION")
+        assert (status_of(info.value), info.value.status_name) == (dpb.NO_SESSION, "NO_SESSION")
 
 
 def test_client_without_daemon_fails_fast_with_how_to_start_it(tmp_path) -> None:
@@ -634,7 +635,7 @@ def test_client_refuses_a_daemon_of_another_protocol(tmp_path, answer) -> None:
         thread.join(10)
         listener.close()
     assert asked == [ipc.PROTOCOL]
-    assert info.value.status == dpb.PROTOCOL_MISMATCH
+    assert status_of(info.value) == dpb.PROTOCOL_MISMATCH
     if answer == "hello-of-protocol-2":
         assert "speaks protocol 2, this client protocol 3" in str(info.value)
     else:
@@ -645,7 +646,7 @@ def test_client_refuses_a_daemon_of_another_protocol(tmp_path, answer) -> None:
 def test_a_client_whose_hello_is_refused_hangs_up(daemon) -> None:
     with pytest.raises(RemoteError, match=r"priority 9 is outside 0\.\.7") as info:
         Client(daemon.socket, name="refused", priority=9, retry_s=0)
-    assert info.value.status == dpb.BAD_INPUT
+    assert status_of(info.value) == dpb.BAD_INPUT
     with Client(daemon.socket, name="watcher") as watcher:  # while the error is still held
         alone = wait_for(lambda: len(watcher.stats()["clients"]) == 1, timeout=2)
         assert alone, watcher.stats()["clients"]
@@ -659,10 +660,10 @@ def test_delete_state_removes_a_key_and_a_missing_one_is_not_found(daemon) -> No
         for call in (client.get_state, client.delete_state):
             with pytest.raises(RemoteError, match="no state 'proto-delete'") as info:
                 call("proto-delete")
-            assert info.value.status == dpb.NOT_FOUND
+            assert status_of(info.value) == dpb.NOT_FOUND
         with pytest.raises(RemoteError) as info:
             client.delete_state("../escape")
-        assert info.value.status == dpb.BAD_INPUT
+        assert status_of(info.value) == dpb.BAD_INPUT
     raw = RawConnection(daemon.socket)  # the raw request is acknowledged with its id
     raw.send(dpb.Request(id=4, put_state=dpb.PutState(key="proto-raw", data=b"x")))
     assert raw.recv().WhichOneof("body") == "ack"

@@ -28,14 +28,15 @@ from typing import Any, NamedTuple, TypeVar
 
 import numpy as np
 
-from akida_rt.errors import DaemonError, RemoteError
+from akida_rt.errors import DaemonError, ErrorKind, RemoteError
 from akida_rt.wire import ipc, tls
 from akida_rt.wire import tensor_frames as tf
 from akida_rt.wire.proto import daemon_pb2 as dpb
+from akida_rt.wire.status import remote_error
 
 T = TypeVar("T")
 
-RETRYABLE = {dpb.SHUTTING_DOWN}
+RETRYABLE = {ErrorKind.SHUTTING_DOWN}  # answers worth another try on a fresh connection
 MEMFD_POOL = 4  # sealed memfds a client keeps for its next large requests
 Answer = dpb.Response | tf.ResultFrame
 
@@ -185,7 +186,7 @@ class Client:
             raw.close()
             raise DaemonError(
                 f"TLS handshake with {self.path} failed: {exc.reason or exc}",
-                dpb.PERMISSION_DENIED,
+                ErrorKind.PERMISSION_DENIED,
             ) from None
 
     def _connect(self, deadline: float) -> None:
@@ -202,7 +203,7 @@ class Client:
                     raise DaemonError(
                         f"cannot reach akidad at {self.path}: {exc.strerror or exc}; start it with "
                         "`akidad --user` or `systemctl start akidad.socket`",
-                        dpb.NO_DEVICE,
+                        ErrorKind.NO_DEVICE,
                     ) from None
                 time.sleep(delay)
                 delay = min(delay * 2, 0.5)
@@ -212,7 +213,7 @@ class Client:
             raise DaemonError(
                 f"the process serving {self.path} runs as uid {uid}, not as root, this user or "
                 f"the system service's user ({ipc.SYSTEM_USER}); nothing was sent to it",
-                dpb.PERMISSION_DENIED,
+                ErrorKind.PERMISSION_DENIED,
             )
         self._sock, self._rbuf = sock, bytearray()
         hello = _request("hello", client_name=self.name, priority=self.priority,
@@ -223,7 +224,7 @@ class Client:
                 raise DaemonError(
                     f"akidad at {self.path} speaks protocol {self.hello.protocol}, this client "
                     f"protocol {ipc.PROTOCOL}",
-                    dpb.PROTOCOL_MISMATCH,
+                    ErrorKind.PROTOCOL_MISMATCH,
                 )
         except (ssl.SSLError, ConnectionError) as exc:
             self._drop()
@@ -232,7 +233,7 @@ class Client:
             raise DaemonError(  # TLS 1.3 servers check client certificates after the handshake
                 f"akidad at {self.path} refused this client's certificate: "
                 f"{getattr(exc, 'reason', None) or exc}",
-                dpb.PERMISSION_DENIED,
+                ErrorKind.PERMISSION_DENIED,
             ) from None
         except BaseException:
             self._drop()  # refused or broken: hang up now, not when collected
@@ -286,7 +287,7 @@ class Client:
             except TimeoutError:
                 self._drop()
                 raise DaemonError(
-                    f"akidad did not answer within {timeout:g} s", dpb.DEADLINE_EXCEEDED
+                    f"akidad did not answer within {timeout:g} s", ErrorKind.DEADLINE_EXCEEDED
                 ) from None
             if not chunk:
                 raise ConnectionResetError("akidad closed the connection")
@@ -324,14 +325,16 @@ class Client:
                 except (ConnectionError, BrokenPipeError) as exc:
                     self._retry_or_raise(deadline, exc)
                 except RemoteError as exc:
-                    if exc.status not in RETRYABLE:
+                    if exc.kind not in RETRYABLE:
                         raise
                     self._retry_or_raise(deadline, exc)
 
     def _retry_or_raise(self, deadline: float, exc: Exception) -> None:
         self._drop()
         if time.monotonic() >= deadline:
-            raise DaemonError(f"lost akidad at {self.path}: {exc}", dpb.DEVICE_FAILED) from None
+            raise DaemonError(
+                f"lost akidad at {self.path}: {exc}", ErrorKind.DEVICE_FAILED
+            ) from None
         self.reconnects += 1
         time.sleep(0.05)
 
@@ -570,7 +573,7 @@ class Client:
                 self._keep(self._recv(limit))
         if not self._all_sent():
             # refused by a daemon that is going away: reconnect, then send them again
-            raise RemoteError(dpb.SHUTTING_DOWN, "akidad is shutting down")
+            raise RemoteError(ErrorKind.SHUTTING_DOWN, "akidad is shutting down")
 
     def _all_sent(self) -> bool:
         """No submitted request waits to be sent again."""
@@ -585,7 +588,7 @@ class Client:
             y = self._answer(entry.model, resp, entry.region)
         except RemoteError as exc:
             entry.region = None
-            if exc.status in RETRYABLE:
+            if exc.kind in RETRYABLE:
                 entry.sent_on = None  # sent again after the reconnect
                 self._submitted[resp.id] = entry
             else:
@@ -686,4 +689,4 @@ def _request(kind: str, **fields: Any) -> dpb.Request:
 
 def _raise_error(resp: dpb.Response) -> None:
     if resp.WhichOneof("body") == "error":
-        raise RemoteError(resp.error.status, resp.error.message)
+        raise remote_error(resp.error.status, resp.error.message)

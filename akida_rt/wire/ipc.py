@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 from google.protobuf.message import DecodeError
 
-from akida_rt.errors import DaemonError, FrameError, FrameRefused
+from akida_rt.errors import DaemonError, ErrorKind, FrameError, FrameRefused
 from akida_rt.wire.proto import daemon_pb2 as dpb
 
 PROTOCOL = 3  # 3: inference only as tensor frames; memfds must be sealed
@@ -89,11 +89,15 @@ def decode_request(payload: bytes) -> dpb.Request:
     try:
         req.ParseFromString(payload)
     except (DecodeError, ValueError, RuntimeError) as exc:
-        raise FrameRefused(0, f"frame is not a Request message: {exc}", dpb.BAD_MESSAGE) from None
+        raise FrameRefused(
+            0, f"frame is not a Request message: {exc}", ErrorKind.BAD_MESSAGE
+        ) from None
     if req.WhichOneof("body") is None:
         known = ", ".join(f.name for f in dpb.Request.DESCRIPTOR.oneofs[0].fields)
         raise FrameRefused(
-            req.id, f"request {req.id} has no known message type (known: {known})", dpb.UNKNOWN_TYPE
+            req.id,
+            f"request {req.id} has no known message type (known: {known})",
+            ErrorKind.UNKNOWN_TYPE,
         )
     return req
 
@@ -104,7 +108,9 @@ def decode_response(payload: bytes) -> dpb.Response:
     try:
         resp.ParseFromString(payload)
     except (DecodeError, ValueError, RuntimeError) as exc:
-        raise DaemonError(f"akidad sent an undecodable frame: {exc}", dpb.BAD_MESSAGE) from None
+        raise DaemonError(
+            f"akidad sent an undecodable frame: {exc}", ErrorKind.BAD_MESSAGE
+        ) from None
     return resp
 
 
@@ -244,7 +250,7 @@ def check_socket_dir(path: Path, owners: set[int], private: bool) -> None:
             st = folder.stat()
         except OSError as exc:
             raise DaemonError(
-                f"cannot check {folder}: {exc.strerror}", dpb.PERMISSION_DENIED
+                f"cannot check {folder}: {exc.strerror}", ErrorKind.PERMISSION_DENIED
             ) from None
         mode = stat.S_IMODE(st.st_mode)
         shared = mode & 0o022 and not (mode & stat.S_ISVTX and st.st_uid == 0)
@@ -255,7 +261,7 @@ def check_socket_dir(path: Path, owners: set[int], private: bool) -> None:
                 f"unsafe socket directory {folder} (owner uid {st.st_uid}, mode {mode:04o}): "
                 f"it must be {want}{' or '.join(map(str, sorted(owners)))} and writable by "
                 "no one else; another user may have created it",
-                dpb.PERMISSION_DENIED,
+                ErrorKind.PERMISSION_DENIED,
             )
 
 

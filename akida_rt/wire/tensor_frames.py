@@ -26,9 +26,8 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from akida_rt.errors import DaemonError, FrameRefused
+from akida_rt.errors import DaemonError, ErrorKind, FrameRefused
 from akida_rt.wire import ipc
-from akida_rt.wire.proto import daemon_pb2 as dpb
 
 MARKER = 0
 INFER, RESULT = 1, 2
@@ -159,13 +158,15 @@ def decode_infer(payload: bytes, limit: int) -> InferFrame:
     if len(payload) < INFER_HEAD.size:
         raise FrameRefused(
             0, f"tensor frame of {len(payload)} bytes is shorter than its "
-            f"{INFER_HEAD.size}-byte header", dpb.BAD_MESSAGE
+            f"{INFER_HEAD.size}-byte header", ErrorKind.BAD_MESSAGE
         )  # fmt: skip
     _, kind, flags, code, ndim, req_id, session, timeout_ms, d0, d1, d2, d3 = (
         INFER_HEAD.unpack_from(payload)
     )
     if kind != INFER:
-        raise FrameRefused(req_id, f"tensor frame kind {kind} is not a request", dpb.UNKNOWN_TYPE)
+        raise FrameRefused(
+            req_id, f"tensor frame kind {kind} is not a request", ErrorKind.UNKNOWN_TYPE
+        )
     dtype, shape, need = _tensor(code, ndim, (d0, d1, d2, d3), req_id, limit)
     in_shm = bool(flags & IN_SHM)
     x = None
@@ -186,18 +187,20 @@ def decode_result(payload: bytes, at: int = 0) -> ResultFrame:
     buffer holding one whole frame may be parsed after its length prefix, uncopied)."""
     size = len(payload) - at
     if size < RESULT_HEAD.size:
-        raise FrameRefused(0, "result frame shorter than its header", dpb.BAD_MESSAGE)
+        raise FrameRefused(0, "result frame shorter than its header", ErrorKind.BAD_MESSAGE)
     _, kind, flags, code, ndim, req_id, batch, name_len, queue_s, run_s, d0, d1, d2, d3 = (
         RESULT_HEAD.unpack_from(payload, at)
     )
     if kind != RESULT:
-        raise FrameRefused(req_id, f"tensor frame kind {kind} is not a result", dpb.BAD_MESSAGE)
+        raise FrameRefused(
+            req_id, f"tensor frame kind {kind} is not a result", ErrorKind.BAD_MESSAGE
+        )
     dtype, shape, need = _tensor(code, ndim, (d0, d1, d2, d3), req_id, NO_LIMIT)
     in_shm = bool(flags & IN_SHM)
     body = 0 if in_shm else need
     if size != RESULT_HEAD.size + body + name_len:
         raise FrameRefused(req_id, "result frame length does not match its header",
-                           dpb.BAD_MESSAGE)  # fmt: skip
+                           ErrorKind.BAD_MESSAGE)  # fmt: skip
     start = at + RESULT_HEAD.size
     y = None
     if not in_shm:
