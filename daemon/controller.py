@@ -20,9 +20,10 @@ import numpy as np
 from akida_rt import __version__
 from akida_rt.errors import AkidaError, DaemonError, ErrorKind
 from akida_rt.format import program as fmt
+from akida_rt.format.inputs import check_input
 from akida_rt.format.proto import program_pb2 as pb
 from akida_rt.mapping.mapper import MapMode, map_layers
-from akida_rt.model.model import Model, check_input
+from akida_rt.model.model import Model
 
 from .config import Config
 from .devices import DeviceManager, ProgramKey

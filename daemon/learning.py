@@ -19,8 +19,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from akida_rt.errors import AkidaError, DaemonError, ErrorKind, LearningError
+from akida_rt.format.inputs import check_input
 from akida_rt.learning import edge as learning
-from akida_rt.model.model import Model, check_input
+from akida_rt.model.model import Model
 from akida_rt.wire.proto import daemon_pb2 as dpb
 
 from .devices import DeviceSlot, ProgramKey
@@ -52,7 +53,7 @@ class LearnedStates:
         if blob is None:
             return
         msg = learning.decode_state(blob, "stored learned state")
-        learning.apply_state(model, msg, key.content_hash, "stored learned state")
+        model.restore_learned(msg, key.content_hash, "stored learned state")
         log.info(
             "restored learned state of %s on %s for uid %d (%d samples)",
             key.content_hash[:12], slot.id, key.owner, msg.learning.samples,
@@ -77,19 +78,19 @@ class LearnedStates:
 
         def work(model: Model, slot: DeviceSlot) -> tuple[np.ndarray, dict[str, Any]]:
             key = state_key(session.key.content_hash, slot.id)
-            before = learning.state_message(model, session.key.content_hash)
+            before = model.learned_state(session.key.content_hash)
             recent = list(self._recent(slot, session, key))
             if update_id and update_id in recent:
-                return np.zeros((0, 0), np.int32), learning.describe(model) or {}
+                return np.zeros((0, 0), np.int32), model.learning_info() or {}
             try:
                 pots = model.fit(x, y)
                 recent = ([update_id] if update_id else []) + recent
                 self._save(session, slot, model, recent[:RECENT_UPDATES])
                 slot.resident = session.key  # learned in device memory, nothing reloaded
             except BaseException:
-                learning.apply_state(model, before, session.key.content_hash, "rollback")
+                model.restore_learned(before, session.key.content_hash, "rollback")
                 raise
-            return pots, learning.describe(model) or {}
+            return pots, model.learning_info() or {}
 
         result: tuple[np.ndarray, dict[str, Any]] = await self._on_worker(
             client, session, work, timeout_ms
@@ -114,20 +115,22 @@ class LearnedStates:
         def work(model: Model, slot: DeviceSlot) -> tuple[dict[str, Any], bytes]:
             key = state_key(digest, slot.id)
             if op == dpb.LearnState.EXPORT:
-                return learning.describe(model) or {}, learning.encode_state(model, digest)
+                return model.learning_info() or {}, learning.encode_state(
+                    model.learned_state(digest)
+                )
             if op in (dpb.LearnState.IMPORT, dpb.LearnState.RESET):
-                before = learning.state_message(model, digest)
-                source = incoming or learning.state_message(Model(session.program), digest)
+                before = model.learned_state(digest)
+                source = incoming or Model(session.program).learned_state(digest)
                 try:
-                    learning.apply_state(model, source, digest, "imported learned state")
+                    model.restore_learned(source, digest, "imported learned state")
                     if op == dpb.LearnState.RESET:
                         self.ctl.store.delete(session.client.uid, key)
                     else:
                         self._save(session, slot, model, [])
                 except BaseException:
-                    learning.apply_state(model, before, digest, "rollback")
+                    model.restore_learned(before, digest, "rollback")
                     raise
-            return learning.describe(model) or {}, b""
+            return model.learning_info() or {}, b""
 
         result: tuple[dict[str, Any], bytes] = await self._on_worker(client, session, work, 0)
         return result
@@ -189,7 +192,7 @@ class LearnedStates:
 
     def _save(self, session: Session, slot: DeviceSlot, model: Model, recent: list[int]) -> None:
         """Write the state durably (atomic write, fsync) under the owner's quotas."""
-        msg = learning.state_message(model, session.key.content_hash)
+        msg = model.learned_state(session.key.content_hash)
         msg.recent_updates[:] = recent
         blob = learning.STATE_MAGIC + msg.SerializeToString()
         cfg = self.ctl.config

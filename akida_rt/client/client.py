@@ -97,7 +97,7 @@ class RemoteModel:
 
         _, blob = self.learned_state("export")
         local = Model(self._load.load.program)
-        learning.apply_state(local, learning.decode_state(blob), self.program_hash, "akidad")
+        local.restore_learned(learning.decode_state(blob), self.program_hash, "akidad")
         local.add_classes(num_classes)
         self._client._reload(self, local.to_bytes())
 
