@@ -212,10 +212,6 @@ class Model:
         """What `akida run` shows: None without learning, else the learning state."""
         return learning.describe(self._layers, self.learning)
 
-    def layers_changed(self) -> None:
-        """A layer's shape changed in place: remap and recompile."""
-        self._invalidate()
-
     @property
     def statistics(self) -> Statistics:
         """Statistics since mapping (or the last reset_statistics())."""
