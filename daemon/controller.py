@@ -66,7 +66,6 @@ class Session:
     input_shape: tuple[int, int, int]
     input_bits: int
     output_shape: tuple[int, ...]
-    output_uint8: bool
     sequences: int
     pinned: str | None
     learning: pb.LearningConfig | None = None  # compiled for edge learning (daemon/learning.py)
@@ -200,7 +199,6 @@ class Controller:
             input_shape=template.input_shape,
             input_bits=template.input_bits,
             output_shape=tuple(template.output_shape),
-            output_uint8=bool(template.layers[-1].activation),
             sequences=len(plans),
             pinned=device or (targets[0].id if learns else None),
             learning=template.learning if learns else None,

@@ -98,9 +98,10 @@ class LearnedStates:
         return result
 
     async def state(
-        self, client: Client, session_id: int, op: int, data: bytes
+        self, client: Client, session_id: int, op: int, data: bytes, num_classes: int = 0
     ) -> tuple[dict[str, Any], bytes]:
-        """INFO, EXPORT, IMPORT or RESET the session's learned state on its device."""
+        """INFO, EXPORT, IMPORT or RESET the session's learned state on its device, or
+        ADD_CLASSES: the program grown by `num_classes` classes, with that state."""
         session = self._learning_session(client, session_id)
         digest = session.key.content_hash
         incoming = None
@@ -114,6 +115,11 @@ class LearnedStates:
 
         def work(model: Model, slot: DeviceSlot) -> tuple[dict[str, Any], bytes]:
             key = state_key(digest, slot.id)
+            if op == dpb.LearnState.ADD_CLASSES:
+                grown = Model(session.program)
+                grown.restore_learned(model.learned_state(digest), digest, "learned state")
+                grown.add_classes(num_classes)
+                return grown.learning_info() or {}, grown.to_bytes()
             if op == dpb.LearnState.EXPORT:
                 return model.learning_info() or {}, learning.encode_state(
                     model.learned_state(digest)

@@ -283,7 +283,6 @@ class Connection:
             lo = resp.loaded
             lo.session, lo.program_hash, lo.name = s.session_id, s.key.content_hash, s.name
             lo.input_shape[:], lo.output_shape[:] = s.input_shape, s.output_shape
-            lo.output_dtype = dpb.UINT8 if s.output_uint8 else dpb.INT32
             lo.sequences, lo.input_bits = s.sequences, s.input_bits
         elif kind == "stats":
             resp.stats.json = _json(await ctl.stats(client))
@@ -298,7 +297,9 @@ class Connection:
             out.potentials_shape[:] = pots.shape
         elif kind == "learn_state":
             ls = req.learn_state
-            state, data = await ctl.learned.state(client, ls.session, ls.op, ls.data)
+            state, data = await ctl.learned.state(
+                client, ls.session, ls.op, ls.data, ls.num_classes
+            )
             resp.learn_state.state_json, resp.learn_state.data = _json(state), data
         elif kind == "get_state":
             g = req.get_state
