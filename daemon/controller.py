@@ -122,9 +122,10 @@ class Controller:
         from akida_rt.wire import ipc
 
         if protocol != ipc.PROTOCOL:
+            theirs = ipc.PROTOCOLS.get(protocol, f"protocol {protocol}")
             raise DaemonError(
-                f"this client speaks akidad protocol {protocol} and akidad {__version__} speaks "
-                f"protocol {ipc.PROTOCOL}: use the akida_rt of the daemon's version",
+                f"this client speaks akidad {theirs} and akidad {__version__} speaks "
+                f"{ipc.PROTOCOLS[ipc.PROTOCOL]}: use the akida_rt of the daemon's version",
                 ErrorKind.PROTOCOL_MISMATCH,
             )
         if not 0 <= priority <= MAX_PRIORITY:

@@ -10,7 +10,6 @@ import contextlib
 import errno
 import json
 import logging
-import math
 import mmap
 import os
 import socket
@@ -159,6 +158,10 @@ class Connection:
         """Serve one frame; `fds` came with it (the caller closes them)."""
         req_id = 0
         try:
+            if tf.is_learn_frame(payload):
+                req_id = _id_of(payload)
+                self.on_learn(payload, fds)
+                return
             if tf.is_tensor_frame(payload):
                 req_id = _id_of(payload)
                 self.on_infer(payload, fds)
@@ -219,6 +222,25 @@ class Connection:
                 self.maps.discard(shm)
                 shm.close()
             raise
+
+    def on_learn(self, payload: bytes, fds: list[int]) -> None:
+        """A learn frame: fit its samples on the session's device (a control request that
+        waits), answered with a protobuf Learned."""
+        if fds:
+            raise DaemonError(f"a learn frame takes no descriptors, {len(fds)} came with it")
+        f = tf.decode_learn(payload, self.config.max_tensor_bytes)
+
+        async def learn() -> dpb.Response:
+            pots, state = await self.ctl.learned.fit(
+                self.client, f.session, f.x, f.labels, f.timeout_ms, f.update_id
+            )
+            resp = dpb.Response(id=f.id)
+            out = resp.learned
+            out.state_json, out.potentials = _json(state), pots.astype("<i4").tobytes()
+            out.potentials_shape[:] = pots.shape
+            return resp
+
+        self.spawn(f.id, learn())
 
     def answer(self, req_id: int, shm: mmap.mmap | None, result: Result, job: Job) -> None:
         """Answer an inference (from the device's worker, or the loop at its deadline)."""
@@ -286,15 +308,6 @@ class Connection:
             lo.sequences, lo.input_bits = s.sequences, s.input_bits
         elif kind == "stats":
             resp.stats.json = _json(await ctl.stats(client))
-        elif kind == "learn":
-            lm = req.learn
-            x = _learn_inputs(lm, cfg.max_tensor_bytes)
-            pots, state = await ctl.learned.fit(
-                client, lm.session, x, list(lm.labels), lm.timeout_ms, lm.update_id
-            )
-            out = resp.learned
-            out.state_json, out.potentials = _json(state), pots.astype("<i4").tobytes()
-            out.potentials_shape[:] = pots.shape
         elif kind == "learn_state":
             ls = req.learn_state
             state, data = await ctl.learned.state(
@@ -575,15 +588,3 @@ def _id_of(payload: bytes) -> int:
 
 def _json(obj: Any) -> str:
     return json.dumps(obj, default=str)
-
-
-def _learn_inputs(m: dpb.Learn, max_bytes: int) -> np.ndarray:
-    """The uint8 NHWC frames of a Learn request (BAD_INPUT when they do not add up)."""
-    shape = tuple(int(d) for d in m.shape)
-    count = math.prod(shape) if shape else 0
-    if len(shape) != 4 or count == 0 or count > max_bytes or len(m.inputs) != count:
-        raise DaemonError(
-            f"learn: {len(m.inputs)} input bytes for shape {shape}: send uint8 NHWC frames "
-            f"(at most max_tensor_bytes={max_bytes})"
-        )
-    return np.frombuffer(m.inputs, np.uint8).reshape(shape)

@@ -91,11 +91,44 @@ def test_decode_request_accepts_or_refuses_with_a_status(data) -> None:
     try:
         req = ipc.decode_request(data)
     except FrameRefused as exc:
-        assert status_of(exc) in (dpb.BAD_MESSAGE, dpb.UNKNOWN_TYPE)
+        # PROTOCOL_MISMATCH: the bytes hold a request field of an earlier protocol
+        assert status_of(exc) in (dpb.BAD_MESSAGE, dpb.UNKNOWN_TYPE, dpb.PROTOCOL_MISMATCH)
         assert str(exc)
-        assert status_of(exc) == dpb.UNKNOWN_TYPE or exc.req_id == 0
+        assert status_of(exc) != dpb.BAD_MESSAGE or exc.req_id == 0
     else:
         assert req.WhichOneof("body") is not None
+
+
+def test_a_protocol_3_learn_request_is_refused_by_name() -> None:
+    """Protocol 3 sent learning samples as a protobuf Learn (Request field 11): akidad
+    names it and the protocol that replaced it, not just an unknown type."""
+    learn = b"\x0a\x04\x08\x01\x10\x02"  # Learn{session=1, inputs=b"\x10\x02"}-like bytes
+    payload = dpb.Request(id=7).SerializeToString() + b"\x5a" + bytes([len(learn)]) + learn
+    with pytest.raises(FrameRefused) as info:
+        ipc.decode_request(payload)
+    assert status_of(info.value) == dpb.PROTOCOL_MISMATCH and info.value.req_id == 7
+    assert "Learn" in str(info.value) and "tensor frame since protocol 4" in str(info.value)
+
+
+def test_learn_frame_round_trip() -> None:
+    x = np.arange(2 * 4 * 4 * 1, dtype=np.uint8).reshape(2, 4, 4, 1)
+    frame = tf.encode_learn(9, 3, x, [1, 0], timeout_ms=250, update_id=77)
+    payload = ipc.take_frame(bytearray(frame), 1 << 20)
+    assert payload is not None and tf.is_learn_frame(payload)
+    got = tf.decode_learn(payload, 1 << 20)
+    assert (got.id, got.session, got.timeout_ms, got.update_id, got.labels) == (
+        9,
+        3,
+        250,
+        77,
+        [1, 0],
+    )
+    assert np.array_equal(got.x, x)
+    with pytest.raises(FrameRefused) as info:
+        tf.decode_learn(payload[:-1], 1 << 20)
+    assert info.value.req_id == 9 and "bytes" in str(info.value)
+    with pytest.raises(FrameRefused):
+        tf.decode_learn(payload, 8)  # samples over the tensor limit
 
 
 DIMS = st.one_of(st.integers(0, 6), st.sampled_from([2**16, 2**31, U32]), st.integers(0, U32))
@@ -507,7 +540,7 @@ def _load_bytes(program: bytes) -> tuple[bytes, int]:
          dpb.NO_SESSION, "no session"),
         (lambda s: _control(dpb.Request(id=9, get_state=dpb.GetState(key="absent-key"))),
          dpb.NOT_FOUND, "no state 'absent-key'"),
-        (lambda s: _control(dpb.Request(id=10, hello=dpb.Hello(protocol=3, priority=9))),
+        (lambda s: _control(dpb.Request(id=10, hello=dpb.Hello(protocol=ipc.PROTOCOL, priority=9))),
          dpb.BAD_INPUT, "priority 9 is outside 0..7"),
     ],
 )  # fmt: skip
@@ -592,14 +625,16 @@ def test_client_without_daemon_fails_fast_with_how_to_start_it(tmp_path) -> None
         Client(tmp_path / "nothing.sock", retry_s=0)
 
 
-def test_hello_reply_names_protocol_3_and_the_limits(daemon) -> None:
+def test_hello_reply_names_protocol_4_and_the_limits(daemon) -> None:
     raw = RawConnection(daemon.socket)
-    raw.send(dpb.Request(id=3, hello=dpb.Hello(client_name="raw", priority=2, protocol=3)))
+    raw.send(
+        dpb.Request(id=3, hello=dpb.Hello(client_name="raw", priority=2, protocol=ipc.PROTOCOL))
+    )
     resp = raw.recv()
     raw.close()
     h = resp.hello
     assert resp.id == 3 and resp.WhichOneof("body") == "hello", resp
-    assert (h.protocol, h.pid, h.uid) == (3, daemon.proc.pid, os.getuid())
+    assert (h.protocol, h.pid, h.uid) == (4, daemon.proc.pid, os.getuid())
     assert (h.shm_threshold, h.max_frame) == (4096, 1048576)
     assert (h.max_tensor_bytes, h.max_timeout_ms) == (128 << 20, 600_000)
 
@@ -637,7 +672,7 @@ def test_client_refuses_a_daemon_of_another_protocol(tmp_path, answer) -> None:
     assert asked == [ipc.PROTOCOL]
     assert status_of(info.value) == dpb.PROTOCOL_MISMATCH
     if answer == "hello-of-protocol-2":
-        assert "speaks protocol 2, this client protocol 3" in str(info.value)
+        assert f"speaks protocol 2, this client protocol {ipc.PROTOCOL}" in str(info.value)
     else:
         assert isinstance(info.value, RemoteError)
         assert info.value.status_name == "PROTOCOL_MISMATCH"

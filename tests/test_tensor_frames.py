@@ -491,7 +491,9 @@ def test_protobuf_has_no_inference_messages_left() -> None:
     assert not {"Infer", "InferResult", "Tensor"} & set(names)
     assert 6 not in dpb.Request.DESCRIPTOR.fields_by_number
     assert 7 not in dpb.Response.DESCRIPTOR.fields_by_number
-    assert ipc.PROTOCOL == 3
+    # Protocol 4 moved learning samples from the protobuf Learn into a learn tensor frame.
+    assert "Learn" not in names and 11 not in dpb.Request.DESCRIPTOR.fields_by_number
+    assert ipc.PROTOCOL == 4 and set(ipc.PROTOCOLS) == {3, 4}
 
 
 # --------------------------------------------------------------------- live daemon
@@ -546,7 +548,7 @@ def _varint(n: int) -> bytes:
             return bytes(out)
 
 
-def test_live_tensor_frame_gets_a_tensor_frame_and_an_old_protobuf_infer_is_unknown(
+def test_live_tensor_frame_gets_a_tensor_frame_and_an_old_protobuf_infer_is_named(
     loaded,
 ) -> None:
     raw, model, session = loaded
@@ -560,8 +562,8 @@ def test_live_tensor_frame_gets_a_tensor_frame_and_an_old_protobuf_infer_is_unkn
 
     raw.send_frame(_framed(_old_protobuf_infer(1002, session)))
     resp = _error(raw)
-    assert (resp.id, resp.error.status) == (1002, dpb.UNKNOWN_TYPE), resp
-    assert "no known message type" in resp.error.message and "hello" in resp.error.message
+    assert (resp.id, resp.error.status) == (1002, dpb.PROTOCOL_MISMATCH), resp
+    assert "Infer is a tensor frame since protocol 3" in resp.error.message
 
     raw.send_frame(tf.encode_infer(1003, session, x, predict=True))  # still served
     r = _result(raw, 1003)

@@ -164,12 +164,11 @@ class Client(Connection):
         lab = [] if labels is None else np.atleast_1d(np.asarray(labels)).tolist()
         update_id = int.from_bytes(os.urandom(8), "little") or 1
 
-        def build() -> dpb.Request:  # the session changes if akidad restarts
-            return request("learn", session=model.session, inputs=x.tobytes(), shape=x.shape,
-                           labels=lab, timeout_ms=int((timeout or 0) * 1000),
-                           update_id=update_id)  # fmt: skip
+        def frame(req_id: int) -> bytes:  # the session changes if akidad restarts
+            return tf.encode_learn(req_id, model.session, x, lab, update_id=update_id,
+                                   timeout_ms=int((timeout or 0) * 1000))  # fmt: skip
 
-        resp = self._reconnecting(lambda: self._roundtrip(build(), timeout)).learned
+        resp = self._reconnecting(lambda: self._exchange(frame, timeout)).learned
         shape = tuple(resp.potentials_shape)
         return np.frombuffer(resp.potentials, "<i4").reshape(shape).copy()
 

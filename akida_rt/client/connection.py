@@ -226,11 +226,24 @@ class Connection:
         )
 
     def _roundtrip(self, req: dpb.Request, timeout: float | None = None) -> dpb.Response:
-        req.id = self._next_id()
-        ipc.send_frame(self._socket(), ipc.encode_frame(req))
+        """Send control request `req` and wait for its answer."""
+
+        def frame(req_id: int) -> bytes:
+            req.id = req_id
+            return ipc.encode_frame(req)
+
+        return self._exchange(frame, timeout)
+
+    def _exchange(
+        self, frame: Callable[[int], bytes], timeout: float | None = None
+    ) -> dpb.Response:
+        """Send the framed request `frame(id)` and wait for its protobuf answer (answers
+        to pipelined requests met meanwhile are kept)."""
+        req_id = self._next_id()
+        ipc.send_frame(self._socket(), frame(req_id))
         while True:
             resp = self._recv((timeout or self.timeout) + 5.0)
-            if isinstance(resp, dpb.Response) and resp.id in (req.id, 0):
+            if isinstance(resp, dpb.Response) and resp.id in (req_id, 0):
                 raise_error(resp)
                 return resp
             self._keep(resp)

@@ -25,11 +25,21 @@ from typing import Any
 
 import numpy as np
 from google.protobuf.message import DecodeError
+from google.protobuf.unknown_fields import UnknownFieldSet
 
 from akida_rt.errors import DaemonError, ErrorKind, FrameError, FrameRefused
 from akida_rt.wire.proto import daemon_pb2 as dpb
 
-PROTOCOL = 3  # 3: inference only as tensor frames; memfds must be sealed
+PROTOCOL = 4  # the daemon protocol this side speaks; PROTOCOLS names each
+PROTOCOLS = {
+    3: "protocol 3 (inference as tensor frames, learning samples as protobuf Learn)",
+    4: "protocol 4 (inference and learning samples as tensor frames)",
+}
+# Request fields of earlier protocols, by number: what replaced them.
+RETIRED_REQUESTS = {
+    6: "Infer is a tensor frame since protocol 3",
+    11: "Learn (learning samples as protobuf bytes, protocol 3) is a tensor frame since protocol 4",
+}
 LENGTH = struct.Struct("<I")
 DEFAULT_MAX_FRAME = 64 << 20
 DEFAULT_SHM_THRESHOLD = 64 << 10
@@ -93,6 +103,15 @@ def decode_request(payload: bytes) -> dpb.Request:
             0, f"frame is not a Request message: {exc}", ErrorKind.BAD_MESSAGE
         ) from None
     if req.WhichOneof("body") is None:
+        unknown = UnknownFieldSet(req)
+        for number in {unknown[i].field_number for i in range(len(unknown))}:
+            if number in RETIRED_REQUESTS:
+                raise FrameRefused(
+                    req.id,
+                    f"request {req.id}: {RETIRED_REQUESTS[number]}; this client "
+                    f"speaks an older protocol than akidad's {PROTOCOLS[PROTOCOL]}",
+                    ErrorKind.PROTOCOL_MISMATCH,
+                )
         known = ", ".join(f.name for f in dpb.Request.DESCRIPTOR.oneofs[0].fields)
         raise FrameRefused(
             req.id,

@@ -496,53 +496,12 @@ class Ack(_message.Message):
 Global___Ack: _TypeAlias = Ack  # noqa: Y015
 
 @_typing.final
-class Learn(_message.Message):
-    """Edge learning: fit the session's learning layer on its device (exactly once per
-    update_id, so the client may retry), acknowledged once the new state is durable.
+class Learned(_message.Message):
+    """Edge learning: a learn tensor frame (akida_rt/wire/tensor_frames.py) fits the session's
+    learning layer on its device (exactly once per update_id, so the client may retry); it
+    is answered with Learned once the new state is durable.
     """
 
-    DESCRIPTOR: _descriptor.Descriptor
-
-    SESSION_FIELD_NUMBER: _builtins.int
-    INPUTS_FIELD_NUMBER: _builtins.int
-    SHAPE_FIELD_NUMBER: _builtins.int
-    LABELS_FIELD_NUMBER: _builtins.int
-    TIMEOUT_MS_FIELD_NUMBER: _builtins.int
-    UPDATE_ID_FIELD_NUMBER: _builtins.int
-    session: _builtins.int
-    inputs: _builtins.bytes
-    """uint8 NHWC frames"""
-    timeout_ms: _builtins.int
-    update_id: _builtins.int
-    """random, chosen by the client"""
-    @_builtins.property
-    def shape(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]:
-        """N, H, W, C"""
-
-    @_builtins.property
-    def labels(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]:
-        """one per frame, or one for all; none when unlabelled"""
-
-    def __init__(
-        self,
-        *,
-        session: _builtins.int = ...,
-        inputs: _builtins.bytes = ...,
-        shape: _abc.Iterable[_builtins.int] | None = ...,
-        labels: _abc.Iterable[_builtins.int] | None = ...,
-        timeout_ms: _builtins.int = ...,
-        update_id: _builtins.int = ...,
-    ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
-    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["inputs", b"inputs", "labels", b"labels", "session", b"session", "shape", b"shape", "timeout_ms", b"timeout_ms", "update_id", b"update_id"]  # noqa: Y015
-    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
-
-Global___Learn: _TypeAlias = Learn  # noqa: Y015
-
-@_typing.final
-class Learned(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     STATE_JSON_FIELD_NUMBER: _builtins.int
@@ -684,7 +643,6 @@ class Request(_message.Message):
     PUT_STATE_FIELD_NUMBER: _builtins.int
     GET_STATE_FIELD_NUMBER: _builtins.int
     DELETE_STATE_FIELD_NUMBER: _builtins.int
-    LEARN_FIELD_NUMBER: _builtins.int
     LEARN_STATE_FIELD_NUMBER: _builtins.int
     id: _builtins.int
     @_builtins.property
@@ -704,8 +662,6 @@ class Request(_message.Message):
     @_builtins.property
     def delete_state(self) -> Global___DeleteState: ...
     @_builtins.property
-    def learn(self) -> Global___Learn: ...
-    @_builtins.property
     def learn_state(self) -> Global___LearnState: ...
     def __init__(
         self,
@@ -719,14 +675,13 @@ class Request(_message.Message):
         put_state: Global___PutState | None = ...,
         get_state: Global___GetState | None = ...,
         delete_state: Global___DeleteState | None = ...,
-        learn: Global___Learn | None = ...,
         learn_state: Global___LearnState | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["body", b"body", "delete_state", b"delete_state", "get_state", b"get_state", "hello", b"hello", "learn", b"learn", "learn_state", b"learn_state", "list_devices", b"list_devices", "load", b"load", "put_state", b"put_state", "stats", b"stats", "unload", b"unload"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["body", b"body", "delete_state", b"delete_state", "get_state", b"get_state", "hello", b"hello", "learn_state", b"learn_state", "list_devices", b"list_devices", "load", b"load", "put_state", b"put_state", "stats", b"stats", "unload", b"unload"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["body", b"body", "delete_state", b"delete_state", "get_state", b"get_state", "hello", b"hello", "id", b"id", "learn", b"learn", "learn_state", b"learn_state", "list_devices", b"list_devices", "load", b"load", "put_state", b"put_state", "stats", b"stats", "unload", b"unload"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["body", b"body", "delete_state", b"delete_state", "get_state", b"get_state", "hello", b"hello", "id", b"id", "learn_state", b"learn_state", "list_devices", b"list_devices", "load", b"load", "put_state", b"put_state", "stats", b"stats", "unload", b"unload"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_body: _TypeAlias = _typing.Literal["hello", "list_devices", "load", "unload", "stats", "put_state", "get_state", "delete_state", "learn", "learn_state"]  # noqa: Y015
+    _WhichOneofReturnType_body: _TypeAlias = _typing.Literal["hello", "list_devices", "load", "unload", "stats", "put_state", "get_state", "delete_state", "learn_state"]  # noqa: Y015
     _WhichOneofArgType_body: _TypeAlias = _typing.Literal["body", b"body"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_body) -> _WhichOneofReturnType_body | None: ...
 
