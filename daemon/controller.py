@@ -9,7 +9,6 @@ import hashlib
 import logging
 import os
 import secrets
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -29,7 +28,8 @@ from .config import Config
 from .devices import DeviceManager, ProgramKey
 from .learning import LearnedStates
 from .metrics import Meter
-from .scheduler import Job, Result, Scheduler
+from .jobs import Job, Result
+from .scheduler import Scheduler
 from .store import StateStore
 
 log = logging.getLogger(__name__)
@@ -49,8 +49,8 @@ class Client:
     priority: int = 0
     connected: float = field(default_factory=time.time)
     sessions: set[int] = field(default_factory=set)
-    jobs: dict[Job, asyncio.TimerHandle] = field(default_factory=dict)  # unanswered requests
-    queued_bytes: int = 0  # their inputs
+    jobs: set[Job] = field(default_factory=set)  # unanswered requests (kept by the jobs)
+    queued_bytes: int = 0  # their inputs (kept by the jobs)
     meter: Meter = field(default_factory=Meter)
 
 
@@ -88,9 +88,6 @@ class Controller:
         self._next_client = 1
         self._templates: dict[str, Model] = {}
         self._device_stats: dict[str, dict[str, Any]] = {}
-        self._answering = threading.Lock()  # a job is answered once: by a worker or its timer
-        self._replying = 0  # answers taken off client.jobs and not yet written
-        self._loop_thread = threading.get_ident()
         self.learned = LearnedStates(self)
         manager.prepare_model = self.learned.restore  # learned state before a model serves
 
@@ -105,11 +102,8 @@ class Controller:
     def disconnect(self, client: Client) -> None:
         """Release at once everything the client held: queued work, timers, sessions."""
         dropped = self.scheduler.drop_client(client.client_id)
-        with self._answering:
-            jobs, client.jobs, client.queued_bytes = client.jobs, {}, 0
-        for job, timer in jobs.items():
-            job.cancelled = True
-            timer.cancel()
+        for job in list(client.jobs):
+            job.drop()
         for sid in list(client.sessions):
             self._close_session(sid)
         self.clients.pop(client.client_id, None)
@@ -244,9 +238,10 @@ class Controller:
         timeout_ms: int,
         reply: Callable[[Result, Job], None],
     ) -> None:
-        """Queue an inference; `reply(outputs or the error, job)` is called exactly once,
-        by the deadline at the latest, from the device's worker thread (results, device
-        errors) or the loop thread (deadline, no device): it must be thread-safe."""
+        """Queue an inference; `reply(outputs or the error, job)` is called exactly once
+        (the job settles itself), by the deadline at the latest, from the device's worker
+        thread (results, device errors) or the loop thread (deadline, no device): it must
+        be thread-safe. Not called if the client leaves first."""
         self._check_open()
         session = self._session(client, session_id)
         cfg = self.config
@@ -266,42 +261,19 @@ class Controller:
         check_input(x, session.input_shape, session.input_bits, session.name)
         timeout = (timeout_ms or cfg.default_timeout_ms) / 1e3
         start = time.perf_counter()
-        loop = asyncio.get_running_loop()
 
-        def books(job: Job, result: Result, timer: asyncio.TimerHandle) -> None:  # loop
-            timer.cancel()
+        def books(job: Job, result: Result) -> None:  # loop, after the answer
             if isinstance(result, AkidaError):
                 client.meter.errors += 1
                 self.scheduler.cancel(job)
             else:
                 client.meter.record(job.frames, time.perf_counter() - start)
 
-        def done(job: Job, result: Result) -> None:  # any thread: a worker, or the loop
-            with self._answering:  # a job leaves client.jobs once: answered (or client gone)
-                timer = client.jobs.pop(job, None)
-                if timer is None:
-                    return
-                client.queued_bytes -= job.x.nbytes
-                self._replying += 1
-            job.cancelled = True
-            try:
-                reply(result, job)  # the answer first: the bookkeeping can wait
-            finally:
-                with self._answering:
-                    self._replying -= 1
-            if threading.get_ident() == self._loop_thread:
-                books(job, result, timer)
-            else:
-                loop.call_soon_threadsafe(books, job, result, timer)
-
-        def expire() -> None:
-            done(job, DaemonError(f"no result within {timeout:g} s", ErrorKind.DEADLINE_EXCEEDED))
-
         now = time.monotonic()
         job = Job(client.client_id, session.key, session.program, x, predict, session.pinned,
-                  now + timeout, done, now)  # fmt: skip
-        client.jobs[job] = loop.call_later(timeout, expire)
-        client.queued_bytes += x.nbytes
+                  now + timeout, lambda job, result: reply(result, job), now, owner=client,
+                  on_settled=books)  # fmt: skip
+        job.start(asyncio.get_running_loop(), timeout)
         self.scheduler.submit(job)
 
     # ----------------------------------------------------------------- state
@@ -384,7 +356,7 @@ class Controller:
     def unanswered(self) -> int:
         """Inference requests not answered yet, queued, running or being written (drain
         waits for them)."""
-        return sum(len(c.jobs) for c in self.clients.values()) + self._replying
+        return sum(len(c.jobs) for c in self.clients.values())
 
     def session_of(self, client: Client, session_id: int) -> Session:
         """The session `session_id` if `client`'s uid may use it."""

@@ -28,7 +28,7 @@ from akida_rt.wire.proto import daemon_pb2 as dpb
 from akida_rt.wire.status import status_of
 
 from .controller import Client, Controller
-from .scheduler import Job, Result
+from .jobs import Job, Result
 
 log = logging.getLogger(__name__)
 RECV_BYTES = 1 << 18
