@@ -11,7 +11,6 @@ import os
 import secrets
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -20,55 +19,20 @@ from akida_rt import __version__
 from akida_rt.errors import AkidaError, DaemonError, ErrorKind
 from akida_rt.format import program as fmt
 from akida_rt.format.inputs import check_input
-from akida_rt.format.proto import program_pb2 as pb
 from akida_rt.mapping.mapper import MapMode, map_layers
 from akida_rt.model.model import Model
 
 from .config import Config
 from .devices import DeviceManager, ProgramKey
-from .learning import LearnedStates
-from .metrics import Meter
 from .jobs import Job, Result
+from .learning import LearnedStates
 from .scheduler import Scheduler
+from .sessions import Client, Session
 from .store import StateStore
 
 log = logging.getLogger(__name__)
 MAX_PRIORITY = 7
 STATS_WAIT_S = 0.5  # how long `stats` waits for a device's fresh counters
-
-
-@dataclass(eq=False)
-class Client:
-    """One connection: who is on the other end and what it owns."""
-
-    client_id: int
-    pid: int
-    uid: int
-    gid: int
-    name: str = ""
-    priority: int = 0
-    connected: float = field(default_factory=time.time)
-    sessions: set[int] = field(default_factory=set)
-    jobs: set[Job] = field(default_factory=set)  # unanswered requests (kept by the jobs)
-    queued_bytes: int = 0  # their inputs (kept by the jobs)
-    meter: Meter = field(default_factory=Meter)
-
-
-@dataclass(eq=False)
-class Session:
-    """A program loaded by a client; requests name it by id."""
-
-    session_id: int
-    client: Client
-    key: ProgramKey
-    program: bytes
-    name: str
-    input_shape: tuple[int, int, int]
-    input_bits: int
-    output_shape: tuple[int, ...]
-    sequences: int
-    pinned: str | None
-    learning: pb.LearningConfig | None = None  # compiled for edge learning (daemon/learning.py)
 
 
 class Controller:

@@ -14,7 +14,7 @@ import logging
 import secrets
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -24,10 +24,11 @@ from akida_rt.learning import edge as learning
 from akida_rt.model.model import Model
 from akida_rt.wire.proto import daemon_pb2 as dpb
 
-from .devices import DeviceSlot, ProgramKey
-
-if TYPE_CHECKING:
-    from .controller import Client, Controller, Session
+from .config import Config
+from .devices import DeviceManager, DeviceSlot, ProgramKey
+from .scheduler import Scheduler
+from .sessions import Client, Session
+from .store import StateStore
 
 log = logging.getLogger(__name__)
 RECENT_UPDATES = 16  # fit ids remembered per state, so a client's retry applies once
@@ -38,10 +39,24 @@ def state_key(content_hash: str, device_id: str) -> str:
     return f"learn.{content_hash}.{hashlib.sha256(device_id.encode()).hexdigest()[:16]}"
 
 
+class LearningHost(Protocol):
+    """What the learning operations use of the controller (daemon/controller.py)."""
+
+    config: Config
+    manager: DeviceManager
+    scheduler: Scheduler
+    store: StateStore
+    sessions: dict[int, Session]
+
+    def check_open(self) -> None: ...
+
+    def session_of(self, client: Client, session_id: int) -> Session: ...
+
+
 class LearnedStates:
     """The learning operations of the controller."""
 
-    def __init__(self, ctl: Controller) -> None:
+    def __init__(self, ctl: LearningHost) -> None:
         self.ctl = ctl
 
     # ------------------------------------------------------------- restoring

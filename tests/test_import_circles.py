@@ -3,11 +3,14 @@ firmware_sim/ and tools/ folders it installs as akida_rt.driver, ...), by a scan
 
 What counts as an import of module A by module B: an `import` or `from ... import` that B
 runs when it is imported, at its top level, in a class body or under a top-level if/try
-(a `from P import name` counts as importing P.name when that is a module, else P). Not
-counted: imports under `if TYPE_CHECKING:` (never run) and imports inside a function
-(lazy: they run on first call, when both modules are loaded; they keep start-up cheap
-and name optional extras). A second test holds lazy imports to the same rule, except
-for the listed ones, which only exist to defer cost and do not close a circle at import.
+(a `from P import name` counts as importing P.name when that is a module, else P).
+
+Three tests, from what Python runs to what a reader follows:
+- at import time: module-level imports only (imports inside a function are lazy: they
+  run on first call, when both modules are loaded; `if TYPE_CHECKING:` never runs);
+- with lazy imports: imports inside functions count too (none may close a circle);
+- with type-only imports: `if TYPE_CHECKING:` imports count too; two such circles are
+  known, in driver/ and firmware_sim/, which are being rewritten (listed below).
 """
 
 from __future__ import annotations
@@ -39,8 +42,9 @@ def _modules() -> dict[str, tuple[Path, bool]]:
 MODULES = _modules()
 
 
-def _imports(name: str, lazy: bool) -> set[str]:
-    """The akida_rt modules `name` imports (at import time, or also lazily)."""
+def _imports(name: str, lazy: bool, typing: bool = False) -> set[str]:
+    """The akida_rt modules `name` imports (at import time, or also lazily, or also for
+    type checking only)."""
     path, is_package = MODULES[name]
     here = name.split(".") if is_package else name.split(".")[:-1]
     found: set[str] = set()
@@ -48,6 +52,8 @@ def _imports(name: str, lazy: bool) -> set[str]:
     def visit(body: list[ast.stmt], top: bool) -> None:
         for node in body:
             if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+                if typing:
+                    visit(node.body, top)
                 visit(node.orelse, top)
                 continue
             if isinstance(node, ast.Import) and (top or lazy):
@@ -121,12 +127,20 @@ def test_no_import_circle_at_import_time() -> None:
     assert _circles(graph) == [], "import circles (module-level imports)"
 
 
-# Lazy imports that would close a circle if they ran at import time; each defers a cost.
-LAZY_ALLOWED: set[tuple[str, str]] = set()
-
-
 def test_no_import_circle_with_lazy_imports() -> None:
     graph = {name: _imports(name, lazy=True) for name in MODULES}
-    for source, target in LAZY_ALLOWED:
-        graph[source].discard(target)
     assert _circles(graph) == [], "import circles (counting imports inside functions)"
+
+
+# Type-only circles left in the folders other work is rewriting (the real AKD1000 interface).
+TYPING_CIRCLES_KNOWN = [
+    ["akida_rt.driver.device", "akida_rt.driver.device_learning"],
+    ["akida_rt.firmware_sim.chip", "akida_rt.firmware_sim.firmware",
+     "akida_rt.firmware_sim.learning_unit"],
+]  # fmt: skip
+
+
+def test_no_import_circle_with_type_only_imports() -> None:
+    graph = {name: _imports(name, lazy=True, typing=True) for name in MODULES}
+    circles = _circles(graph)
+    assert [c for c in circles if c not in TYPING_CIRCLES_KNOWN] == [], circles

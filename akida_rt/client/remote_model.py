@@ -5,20 +5,37 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import numpy as np
 
 from akida_rt.wire.proto import daemon_pb2 as dpb
 
-if TYPE_CHECKING:
-    from akida_rt.client.client import Client
+
+class Requests(Protocol):
+    """The requests a RemoteModel makes through its client (akida_rt.client.client)."""
+
+    def _infer(
+        self, model: RemoteModel, xs: list[np.ndarray], predict: bool, timeout: float | None
+    ) -> list[Any]: ...
+
+    def _unload(self, model: RemoteModel) -> None: ...
+
+    def _learn(
+        self, model: RemoteModel, x: np.ndarray, labels: Any, timeout: float | None
+    ) -> np.ndarray: ...
+
+    def _learn_state(
+        self, model: RemoteModel, op: str, data: bytes, num_classes: int = 0
+    ) -> tuple[dict[str, Any], bytes]: ...
+
+    def _reload(self, model: RemoteModel, program: bytes) -> None: ...
 
 
 class RemoteModel:
     """A program loaded in the daemon; forward/predict like `Model`."""
 
-    def __init__(self, client: Client, load: dpb.Request) -> None:
+    def __init__(self, client: Requests, load: dpb.Request) -> None:
         self._client = client
         self._load = load  # sent again after a daemon restart
         self.last_device = ""

@@ -8,19 +8,36 @@ Model asks its placement and never which kind it holds.
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import numpy as np
 
+from akida_rt.engine.integer import Engine
 from akida_rt.engine.statistics import Statistics
 from akida_rt.errors import ModelError
+from akida_rt.format.layers import Layer
 from akida_rt.format.proto import program_pb2 as pb
 from akida_rt.learning import edge as learning
 from akida_rt.mapping.hardware import DeviceSpec
 from akida_rt.model.device_api import DaemonBacked, Device, RemoteRun
+from akida_rt.model.sequence import Sequence
 
-if TYPE_CHECKING:
-    from akida_rt.model.model import Model
+
+class Placed(Protocol):
+    """What a placement uses of the Model it runs (akida_rt.model.model.Model)."""
+
+    name: str
+
+    @property
+    def layers(self) -> list[Layer]: ...
+
+    @property
+    def sequences(self) -> list[Sequence]: ...
+
+    @property
+    def compiled_engine(self) -> Engine | None: ...
+
+    def engine(self) -> Engine: ...
 
 
 class Placement:
@@ -49,10 +66,10 @@ class Placement:
         """The statistics of a model just mapped here (`previous`: those it had)."""
         return previous
 
-    def check_fit(self, model: Model) -> None:
+    def check_fit(self, model: Placed) -> None:
         """Raise ModelError when a model placed here cannot fit in this process."""
 
-    def run(self, model: Model, x: np.ndarray, stats: Statistics) -> np.ndarray:
+    def run(self, model: Placed, x: np.ndarray, stats: Statistics) -> np.ndarray:
         engine = model.engine()
         if self.spec is not None:
             stats.where = f"mapped onto the {self.spec.name} description, not a device"
@@ -62,7 +79,7 @@ class Placement:
         stats.frames += x.shape[0]
         return y
 
-    def statistics(self, model: Model, stats: Statistics) -> Statistics:
+    def statistics(self, model: Placed, stats: Statistics) -> Statistics:
         engine = model.compiled_engine
         if engine is not None:
             stats.layers = {
@@ -71,13 +88,13 @@ class Placement:
         return stats
 
     def fit(
-        self, model: Model, x: np.ndarray, labels: np.ndarray, cfg: pb.LearningConfig
+        self, model: Placed, x: np.ndarray, labels: np.ndarray, cfg: pb.LearningConfig
     ) -> np.ndarray:
         """Learn batch `x` with `labels`: the (N, U) potentials before learning."""
         spikes = spikes_of(model, x)
         return learning.learn_in_software(model.layers, cfg, spikes, labels)
 
-    def release(self, model: Model) -> None:
+    def release(self, model: Placed) -> None:
         """The model is unmapped or mapped elsewhere."""
 
 
@@ -98,7 +115,7 @@ class OnDevice(Placement):
     def on_device(self) -> bool:
         return True
 
-    def run(self, model: Model, x: np.ndarray, stats: Statistics) -> np.ndarray:
+    def run(self, model: Placed, x: np.ndarray, stats: Statistics) -> np.ndarray:
         dev = self._device
         y, metrics = dev.run_sequences(model.sequences, x)
         stats.frames += x.shape[0]
@@ -110,11 +127,11 @@ class OnDevice(Placement):
             setattr(stats, key, value)
         return y
 
-    def statistics(self, model: Model, stats: Statistics) -> Statistics:
+    def statistics(self, model: Placed, stats: Statistics) -> Statistics:
         return stats
 
     def fit(
-        self, model: Model, x: np.ndarray, labels: np.ndarray, cfg: pb.LearningConfig
+        self, model: Placed, x: np.ndarray, labels: np.ndarray, cfg: pb.LearningConfig
     ) -> np.ndarray:
         before = model.sequences[-1].program_hash
         pots, state = self._device.learn(model.sequences, x, labels, cfg)
@@ -123,7 +140,7 @@ class OnDevice(Placement):
         self._device.adopt_learned(before, model.sequences[-1].program_hash)
         return pots.astype(np.int32)
 
-    def release(self, model: Model) -> None:
+    def release(self, model: Placed) -> None:
         self._device.release(model)
 
 
@@ -143,13 +160,13 @@ class ThroughDaemon(Placement):
     def fresh_statistics(self, previous: Statistics) -> Statistics:
         return Statistics(backend="Hardware", where=self._daemon_device.where)
 
-    def check_fit(self, model: Model) -> None:
+    def check_fit(self, model: Placed) -> None:
         raise ModelError(
             f"fit: {model.name} is mapped through akidad; learn there with "
             "Client.load(...).fit or `akida learn`, or map onto an in-process device"
         )
 
-    def run(self, model: Model, x: np.ndarray, stats: Statistics) -> np.ndarray:
+    def run(self, model: Placed, x: np.ndarray, stats: Statistics) -> np.ndarray:
         """forward()'s integers from akidad (predict dequantizes them here, as in-process)."""
         start = time.perf_counter()
         y = self._run.forward(x)
@@ -158,14 +175,14 @@ class ThroughDaemon(Placement):
         stats.backend, stats.where = "Hardware", self._daemon_device.where
         return y
 
-    def statistics(self, model: Model, stats: Statistics) -> Statistics:
+    def statistics(self, model: Placed, stats: Statistics) -> Statistics:
         return _with_daemon_counters(stats, self._daemon_device.stats())
 
-    def release(self, model: Model) -> None:
+    def release(self, model: Placed) -> None:
         self._run.unload()
 
 
-def spikes_of(model: Model, x: np.ndarray) -> np.ndarray:
+def spikes_of(model: Placed, x: np.ndarray) -> np.ndarray:
     """(N, K) binary inputs of the learning layer, from the software engine."""
     y = model.engine().run(x, stop=-1)
     return y.reshape(x.shape[0], -1).astype(np.uint8)
