@@ -75,4 +75,4 @@ def test_the_akidad_daemonset_runs_a_valid_akidad_command() -> None:
     assert container["command"][0] == "akidad"
     args = build_parser().parse_args(container["command"][1:])
     mounts = {m["mountPath"] for m in container["volumeMounts"]}
-    assert str(args.socket.parent) in mounts and str(args.state_dir) in mounts
+    assert str(args.socket_path.parent) in mounts and str(args.state_dir) in mounts
