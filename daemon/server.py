@@ -225,20 +225,16 @@ class Connection:
 
     def on_learn(self, payload: bytes, fds: list[int]) -> None:
         """A learn frame: fit its samples on the session's device (a control request that
-        waits), answered with a protobuf Learned."""
+        waits), answered with a learned tensor frame."""
         if fds:
             raise DaemonError(f"a learn frame takes no descriptors, {len(fds)} came with it")
         f = tf.decode_learn(payload, self.config.max_tensor_bytes)
 
-        async def learn() -> dpb.Response:
+        async def learn() -> bytes:
             pots, state = await self.ctl.learned.fit(
                 self.client, f.session, f.x, f.labels, f.timeout_ms, f.update_id
             )
-            resp = dpb.Response(id=f.id)
-            out = resp.learned
-            out.state_json, out.potentials = _json(state), pots.astype("<i4").tobytes()
-            out.potentials_shape[:] = pots.shape
-            return resp
+            return tf.encode_learned(f.id, pots, _json(state))
 
         self.spawn(f.id, learn())
 
@@ -259,13 +255,15 @@ class Connection:
                                         job.queue_s, job.run_s, in_shm=in_shm))  # fmt: skip
 
     # --------------------------------------------------------------- control
-    def spawn(self, req_id: int, work: Coroutine[Any, Any, dpb.Response]) -> None:
+    def spawn(self, req_id: int, work: Coroutine[Any, Any, dpb.Response | bytes]) -> None:
         """Run a control request that waits (threads, devices); it is answered whatever
-        happens, and cancelled if the connection closes first."""
+        happens (a protobuf Response, or a framed tensor frame), and cancelled if the
+        connection closes first."""
 
         async def run() -> None:
             try:
-                self.send(await work)
+                answer = await work
+                self.write(answer) if isinstance(answer, bytes) else self.send(answer)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:

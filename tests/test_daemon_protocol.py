@@ -131,6 +131,19 @@ def test_learn_frame_round_trip() -> None:
         tf.decode_learn(payload, 8)  # samples over the tensor limit
 
 
+@pytest.mark.parametrize("shape", [(3, 5), (0, 0)])  # an update applied already: no potentials
+def test_learned_frame_round_trip(shape) -> None:
+    pots = np.arange(math.prod(shape), dtype=np.int32).reshape(shape) - 7
+    frame = tf.encode_learned(12, pots, '{"samples": 8}')
+    payload = ipc.take_frame(bytearray(frame), 1 << 20)
+    assert payload is not None and tf.is_tensor_frame(payload)
+    got = tf.decode_answer(payload)
+    assert isinstance(got, tf.LearnedFrame) and got.id == 12 and got.state_json == '{"samples": 8}'
+    assert got.potentials.dtype == np.int32 and np.array_equal(got.potentials, pots)
+    with pytest.raises(FrameRefused):
+        tf.decode_learned(payload[:-1])
+
+
 DIMS = st.one_of(st.integers(0, 6), st.sampled_from([2**16, 2**31, U32]), st.integers(0, U32))
 
 

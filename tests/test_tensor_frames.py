@@ -491,8 +491,11 @@ def test_protobuf_has_no_inference_messages_left() -> None:
     assert not {"Infer", "InferResult", "Tensor"} & set(names)
     assert 6 not in dpb.Request.DESCRIPTOR.fields_by_number
     assert 7 not in dpb.Response.DESCRIPTOR.fields_by_number
-    # Protocol 4 moved learning samples from the protobuf Learn into a learn tensor frame.
-    assert "Learn" not in names and 11 not in dpb.Request.DESCRIPTOR.fields_by_number
+    # Protocol 4 moved learning samples and potentials from the protobuf Learn and Learned
+    # into tensor frames.
+    assert not {"Learn", "Learned"} & set(names)
+    assert 11 not in dpb.Request.DESCRIPTOR.fields_by_number
+    assert 10 not in dpb.Response.DESCRIPTOR.fields_by_number
     assert ipc.PROTOCOL == 4 and set(ipc.PROTOCOLS) == {3, 4}
 
 

@@ -168,9 +168,10 @@ class Client(Connection):
             return tf.encode_learn(req_id, model.session, x, lab, update_id=update_id,
                                    timeout_ms=int((timeout or 0) * 1000))  # fmt: skip
 
-        resp = self._reconnecting(lambda: self._exchange(frame, timeout)).learned
-        shape = tuple(resp.potentials_shape)
-        return np.frombuffer(resp.potentials, "<i4").reshape(shape).copy()
+        answer = self._reconnecting(lambda: self._exchange(frame, timeout))
+        if not isinstance(answer, tf.LearnedFrame):
+            raise DaemonError(f"akidad answered a fit with {answer.WhichOneof('body')}")
+        return answer.potentials
 
     def _learn_state(
         self, model: RemoteModel, op: str, data: bytes, num_classes: int = 0
@@ -343,6 +344,8 @@ class Client(Connection):
             if isinstance(resp, dpb.Response):
                 raise_error(resp)
                 raise DaemonError(f"akidad answered an inference with {resp.WhichOneof('body')}")
+            if isinstance(resp, tf.LearnedFrame):
+                raise DaemonError("akidad answered an inference with a learn answer")
             if resp.y is not None:
                 y = resp.y.copy()
             elif region is not None:

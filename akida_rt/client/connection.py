@@ -26,7 +26,7 @@ T = TypeVar("T")
 
 RETRYABLE = {ErrorKind.SHUTTING_DOWN}  # answers worth another try on a fresh connection
 MEMFD_POOL = 4  # sealed memfds a client keeps for its next large requests
-Answer = dpb.Response | tf.ResultFrame
+Answer = dpb.Response | tf.ResultFrame | tf.LearnedFrame
 
 
 class Connection:
@@ -204,7 +204,7 @@ class Connection:
         return self._sock
 
     def _recv(self, timeout: float) -> Answer:
-        """The next answer: a protobuf Response, or a result tensor frame."""
+        """The next answer: a protobuf Response, or a tensor frame (result, learned)."""
         sock = self._socket()
         while (payload := ipc.take_frame(self._rbuf, 1 << 40)) is None:
             if sock.gettimeout() != timeout:
@@ -220,7 +220,7 @@ class Connection:
                 raise ConnectionResetError("akidad closed the connection")
             self._rbuf += chunk
         return (
-            tf.decode_result(payload)
+            tf.decode_answer(payload)
             if tf.is_tensor_frame(payload)
             else ipc.decode_response(payload)
         )
@@ -232,19 +232,25 @@ class Connection:
             req.id = req_id
             return ipc.encode_frame(req)
 
-        return self._exchange(frame, timeout)
+        resp = self._exchange(frame, timeout)
+        if not isinstance(resp, dpb.Response):
+            raise DaemonError(f"akidad answered a control request with a {type(resp).__name__}")
+        return resp
 
     def _exchange(
         self, frame: Callable[[int], bytes], timeout: float | None = None
-    ) -> dpb.Response:
-        """Send the framed request `frame(id)` and wait for its protobuf answer (answers
-        to pipelined requests met meanwhile are kept)."""
+    ) -> dpb.Response | tf.LearnedFrame:
+        """Send the framed request `frame(id)` and wait for its answer, a protobuf
+        Response or a learn answer (answers to pipelined requests met meanwhile are kept;
+        an error answer is raised)."""
         req_id = self._next_id()
         ipc.send_frame(self._socket(), frame(req_id))
         while True:
             resp = self._recv((timeout or self.timeout) + 5.0)
             if isinstance(resp, dpb.Response) and resp.id in (req_id, 0):
                 raise_error(resp)
+                return resp
+            if isinstance(resp, tf.LearnedFrame) and resp.id == req_id:
                 return resp
             self._keep(resp)
 

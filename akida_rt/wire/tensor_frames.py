@@ -1,5 +1,5 @@
-"""Tensor frames: the binary layout of an inference request, its result, and a learn
-request (the one encoding of a tensor on akidad's wire).
+"""Tensor frames: the binary layout of an inference request and its result, and of a
+learn request and its answer (the one encoding of a tensor on akidad's wire).
 
 Every other akidad message is protobuf (akida_rt/wire/proto/daemon.proto). These carry a
 tensor each, as one `struct` header and the raw tensor bytes, read with one
@@ -18,7 +18,10 @@ so each payload says what it is. All integers are little-endian.
     learn request (56-byte header, then the uint8 NHWC samples, then n_labels x i64 labels):
         u8 0, u8 kind=3, u8 flags (0), u8 dtype, u8 ndim, 3 pad, u64 id, u64 session,
         u32 timeout_ms, 4 x u32 dims, u32 n_labels, u64 update_id
-        (answered with a protobuf `Learned` once the learned state is durable)
+    learned (40-byte header, then the int32 potentials, then the state as UTF-8 JSON),
+    the answer once the learned state is durable:
+        u8 0, u8 kind=4, u8 flags (0), u8 dtype, u8 ndim, 3 pad, u64 id, u32 state_len,
+        4 x u32 dims, 4 pad
 
 IN_SHM and OUTPUT_TO_SHM requests send one sealed memfd with the frame (ipc.py). dtype
 codes are those of the protobuf `DType` enum. Errors are protobuf `Response`s.
@@ -35,11 +38,12 @@ from akida_rt.errors import DaemonError, ErrorKind, FrameRefused
 from akida_rt.wire import ipc
 
 MARKER = 0
-INFER, RESULT, LEARN = 1, 2, 3
+INFER, RESULT, LEARN, LEARNED = 1, 2, 3, 4
 PREDICT, IN_SHM, OUTPUT_TO_SHM = 1, 2, 4
 INFER_HEAD = struct.Struct("<BBBBB3xQQI4I4x")
 RESULT_HEAD = struct.Struct("<BBBBB3xQIIdd4I")
 LEARN_HEAD = struct.Struct("<BBBBB3xQQI4IIQ")
+LEARNED_HEAD = struct.Struct("<BBBBB3xQI4I4x")
 LABEL = np.dtype("<i8")
 INFER_FRAME = struct.Struct("<I" + INFER_HEAD.format[1:])  # length prefix, then the header
 _ZEROS = (0, 0, 0, 0)
@@ -85,6 +89,15 @@ class LearnFrame(NamedTuple):
     update_id: int
     x: np.ndarray
     labels: list[int]
+
+
+class LearnedFrame(NamedTuple):
+    """A decoded learn answer: the (N, U) potentials before learning (empty for an update
+    applied already) and the learned state as plain data (JSON)."""
+
+    id: int
+    potentials: np.ndarray
+    state_json: str
 
 
 def is_tensor_frame(payload: bytes) -> bool:
@@ -280,3 +293,34 @@ def decode_learn(payload: bytes, limit: int) -> LearnFrame:
     x = np.frombuffer(payload, np.uint8, need, start).reshape(shape)
     labels = np.frombuffer(payload, LABEL, n_labels, start + need).tolist()
     return LearnFrame(req_id, session, timeout_ms, update_id, x, labels)
+
+
+def encode_learned(req_id: int, potentials: np.ndarray, state_json: str) -> bytes:
+    """A whole framed learn answer (length prefix included)."""
+    code, dims, pots = _layout(np.asarray(potentials, np.int32))
+    body = pots.tobytes() + state_json.encode()
+    head = LEARNED_HEAD.pack(MARKER, LEARNED, 0, code, pots.ndim, req_id,
+                             len(state_json.encode()), *dims)  # fmt: skip
+    return ipc.LENGTH.pack(LEARNED_HEAD.size + len(body)) + head + body
+
+
+def decode_learned(payload: bytes) -> LearnedFrame:
+    """Parse a learn answer (client side; the payload without its length prefix)."""
+    if len(payload) < LEARNED_HEAD.size:
+        raise FrameRefused(0, "learned frame shorter than its header", ErrorKind.BAD_MESSAGE)
+    _, kind, _, code, ndim, req_id, state_len, d0, d1, d2, d3 = LEARNED_HEAD.unpack_from(payload)
+    dtype, shape, need = _tensor(code, ndim, (d0, d1, d2, d3), req_id, NO_LIMIT)
+    if kind != LEARNED or len(payload) != LEARNED_HEAD.size + need + state_len:
+        raise FrameRefused(req_id, "learned frame length does not match its header",
+                           ErrorKind.BAD_MESSAGE)  # fmt: skip
+    start = LEARNED_HEAD.size
+    pots = np.frombuffer(payload, dtype, need // dtype.itemsize, start).reshape(shape).copy()
+    state = payload[start + need :].decode(errors="replace")
+    return LearnedFrame(req_id, pots, state)
+
+
+def decode_answer(payload: bytes) -> ResultFrame | LearnedFrame:
+    """A tensor frame akidad answers with: a result, or a learn answer."""
+    if len(payload) > 1 and payload[1] == LEARNED:
+        return decode_learned(payload)
+    return decode_result(payload)

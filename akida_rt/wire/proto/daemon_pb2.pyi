@@ -496,41 +496,13 @@ class Ack(_message.Message):
 Global___Ack: _TypeAlias = Ack  # noqa: Y015
 
 @_typing.final
-class Learned(_message.Message):
+class LearnState(_message.Message):
     """Edge learning: a learn tensor frame (akida_rt/wire/tensor_frames.py) fits the session's
     learning layer on its device (exactly once per update_id, so the client may retry); it
-    is answered with Learned once the new state is durable.
+    is answered with a learned tensor frame once the new state is durable.
+
+    The learned state of a session's program on its device, for its owner.
     """
-
-    DESCRIPTOR: _descriptor.Descriptor
-
-    STATE_JSON_FIELD_NUMBER: _builtins.int
-    POTENTIALS_FIELD_NUMBER: _builtins.int
-    POTENTIALS_SHAPE_FIELD_NUMBER: _builtins.int
-    state_json: _builtins.str
-    """samples learned, neurons learned, ... (learning.describe)"""
-    potentials: _builtins.bytes
-    """int32 (N, U) before learning; empty for a repeated update_id"""
-    @_builtins.property
-    def potentials_shape(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]: ...
-    def __init__(
-        self,
-        *,
-        state_json: _builtins.str = ...,
-        potentials: _builtins.bytes = ...,
-        potentials_shape: _abc.Iterable[_builtins.int] | None = ...,
-    ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
-    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["potentials", b"potentials", "potentials_shape", b"potentials_shape", "state_json", b"state_json"]  # noqa: Y015
-    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
-
-Global___Learned: _TypeAlias = Learned  # noqa: Y015
-
-@_typing.final
-class LearnState(_message.Message):
-    """The learned state of a session's program on its device, for its owner."""
 
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -699,7 +671,6 @@ class Response(_message.Message):
     ACK_FIELD_NUMBER: _builtins.int
     STATS_FIELD_NUMBER: _builtins.int
     STATE_FIELD_NUMBER: _builtins.int
-    LEARNED_FIELD_NUMBER: _builtins.int
     LEARN_STATE_FIELD_NUMBER: _builtins.int
     id: _builtins.int
     @_builtins.property
@@ -717,8 +688,6 @@ class Response(_message.Message):
     @_builtins.property
     def state(self) -> Global___StateData: ...
     @_builtins.property
-    def learned(self) -> Global___Learned: ...
-    @_builtins.property
     def learn_state(self) -> Global___LearnStateReply: ...
     def __init__(
         self,
@@ -731,14 +700,13 @@ class Response(_message.Message):
         ack: Global___Ack | None = ...,
         stats: Global___Stats | None = ...,
         state: Global___StateData | None = ...,
-        learned: Global___Learned | None = ...,
         learn_state: Global___LearnStateReply | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["ack", b"ack", "body", b"body", "devices", b"devices", "error", b"error", "hello", b"hello", "learn_state", b"learn_state", "learned", b"learned", "loaded", b"loaded", "state", b"state", "stats", b"stats"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["ack", b"ack", "body", b"body", "devices", b"devices", "error", b"error", "hello", b"hello", "learn_state", b"learn_state", "loaded", b"loaded", "state", b"state", "stats", b"stats"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["ack", b"ack", "body", b"body", "devices", b"devices", "error", b"error", "hello", b"hello", "id", b"id", "learn_state", b"learn_state", "learned", b"learned", "loaded", b"loaded", "state", b"state", "stats", b"stats"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["ack", b"ack", "body", b"body", "devices", b"devices", "error", b"error", "hello", b"hello", "id", b"id", "learn_state", b"learn_state", "loaded", b"loaded", "state", b"state", "stats", b"stats"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_body: _TypeAlias = _typing.Literal["error", "hello", "devices", "loaded", "ack", "stats", "state", "learned", "learn_state"]  # noqa: Y015
+    _WhichOneofReturnType_body: _TypeAlias = _typing.Literal["error", "hello", "devices", "loaded", "ack", "stats", "state", "learn_state"]  # noqa: Y015
     _WhichOneofArgType_body: _TypeAlias = _typing.Literal["body", b"body"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_body) -> _WhichOneofReturnType_body | None: ...
 
