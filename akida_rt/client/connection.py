@@ -111,12 +111,27 @@ class Connection:
             ) from None
 
     def _connect(self, deadline: float) -> None:
+        """Connect (retrying until `deadline`), check who serves the socket, say hello."""
         trusted = ipc.trusted_server_uids()
+        sock = self._dial(trusted, deadline)
+        uid = ipc.peer_uid(sock)[1] if self.remote is None else 0  # TLS checked the server
+        if uid not in trusted:
+            sock.close()
+            raise DaemonError(
+                f"the process serving {self.path} runs as uid {uid}, not as root, this user or "
+                f"the system service's user ({ipc.SYSTEM_USER}); nothing was sent to it",
+                ErrorKind.PERMISSION_DENIED,
+            )
+        self._sock, self._rbuf = sock, bytearray()
+        self._greet()
+        self._reconnected()
+
+    def _dial(self, trusted: set[int], deadline: float) -> socket.socket:
+        """A connected socket, retrying with backoff while nothing answers, until `deadline`."""
         delay = 0.02
         while True:
             try:
-                sock = self._open(trusted)
-                break
+                return self._open(trusted)
             except DaemonError:
                 raise
             except OSError as exc:  # _open closed what it opened
@@ -128,15 +143,9 @@ class Connection:
                     ) from None
                 time.sleep(delay)
                 delay = min(delay * 2, 0.5)
-        uid = ipc.peer_uid(sock)[1] if self.remote is None else 0  # TLS checked the server
-        if uid not in trusted:
-            sock.close()
-            raise DaemonError(
-                f"the process serving {self.path} runs as uid {uid}, not as root, this user or "
-                f"the system service's user ({ipc.SYSTEM_USER}); nothing was sent to it",
-                ErrorKind.PERMISSION_DENIED,
-            )
-        self._sock, self._rbuf = sock, bytearray()
+
+    def _greet(self) -> None:
+        """The hello: same protocol, and this client's certificate accepted over TLS."""
         hello = request("hello", client_name=self.name, priority=self.priority,
                          protocol=ipc.PROTOCOL)  # fmt: skip
         try:
@@ -162,7 +171,6 @@ class Connection:
         self.shm_threshold = self.hello.shm_threshold or self.shm_threshold
         if self.remote is not None:
             self.shm_threshold = 1 << 62  # no memfd crosses hosts
-        self._reconnected()
 
     def _drop(self) -> None:
         if self._sock is not None:

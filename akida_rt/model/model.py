@@ -21,7 +21,7 @@ from akida_rt.mapping.hardware import DeviceSpec
 from akida_rt.mapping.mapper import Backend, MapMode, SequencePlan, map_layers
 from akida_rt.mapping.stored_mapping import decode_mapping
 from akida_rt.model.device_api import DaemonBacked, Device
-from akida_rt.model.placement import OnDevice, Placement, ThroughDaemon
+from akida_rt.model.placement import Placement, place
 from akida_rt.model.sequence import Sequence, placements_to_pb
 
 log = logging.getLogger(__name__)
@@ -242,11 +242,7 @@ class Model:
         self._plans = map_layers(self._layers, spec, hw_only=hw_only, mode=MapMode(mode))
         self._map_args = (MapMode(mode).value, hw_only)
         self._placement = Placement(spec)  # the program names its device description
-        if isinstance(device, DaemonBacked):
-            run = device.attach(self.to_bytes(), MapMode(mode).value, hw_only)
-            self._placement = ThroughDaemon(device, run)
-        elif not isinstance(device, DeviceSpec):
-            self._placement = OnDevice(device)
+        self._placement = place(device, self.to_bytes, MapMode(mode).value, hw_only)
         self.reset_statistics()
         self._stats = self._placement.fresh_statistics(self._stats)
         log.info("mapped %s onto %s: %d sequence(s)", self.name, spec.name, len(self._plans))

@@ -8,6 +8,7 @@ Model asks its placement and never which kind it holds.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any, Protocol
 
 import numpy as np
@@ -180,6 +181,21 @@ class ThroughDaemon(Placement):
 
     def release(self, model: Placed) -> None:
         self._run.unload()
+
+
+def place(
+    target: DeviceSpec | Device | DaemonBacked,
+    program: Callable[[], bytes],
+    mode: str,
+    hw_only: bool,
+) -> Placement:
+    """The placement of a model mapped onto `target`: a description (software), a device
+    in this process, or one akidad serves (where `program()` is loaded now)."""
+    if isinstance(target, DeviceSpec):
+        return Placement(target)
+    if isinstance(target, DaemonBacked):
+        return ThroughDaemon(target, target.attach(program(), mode, hw_only))
+    return OnDevice(target)
 
 
 def spikes_of(model: Placed, x: np.ndarray) -> np.ndarray:
