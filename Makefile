@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 # hook at run time; static tools (mypy, import-linter) see it through this symlink tree.
 TREE := build/pkgtree
 
-.PHONY: demo test lint typecheck layers pytest proto tree clean systemd-tools
+.PHONY: demo test lint typecheck layers pytest proto tree clean systemd-tools engine-tools
 
 $(STAMP):
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -19,7 +19,7 @@ $(STAMP):
 demo: $(STAMP)
 	$(BIN)/python -m akida_rt.demo
 
-test: $(STAMP) lint typecheck layers systemd-tools pytest
+test: $(STAMP) lint typecheck layers systemd-tools engine-tools pytest
 
 # The daemon's unit-file tests need systemd-analyze (not systemd as PID 1); install it
 # when missing and root, else those tests skip and say why.
@@ -28,6 +28,18 @@ systemd-tools:
 		(apt-get install -y -q --no-install-recommends systemd >/dev/null 2>&1 || \
 		 (apt-get update -q >/dev/null && apt-get install -y -q --no-install-recommends systemd >/dev/null)) ; } || \
 		echo "systemd-analyze unavailable: the akidad unit-file tests will skip"
+
+# BrainChip's Akida Engine (built from the akida wheel's source by tests/brainchip_engine)
+# needs g++ and the flatbuffers 2.0.8 headers (Debian's libflatbuffers-dev); install them
+# when missing and root, else those tests skip and say why. The engine is compiled once
+# into build/brainchip_engine/ and reused until its sources change.
+engine-tools: $(STAMP)
+	@{ command -v g++ >/dev/null && [ -f /usr/include/flatbuffers/flatbuffers.h ]; } || \
+	{ [ "$$(id -u)" = 0 ] && \
+		(apt-get install -y -q --no-install-recommends g++ libflatbuffers-dev >/dev/null 2>&1 || \
+		 (apt-get update -q >/dev/null && apt-get install -y -q --no-install-recommends g++ libflatbuffers-dev >/dev/null)) ; } || \
+		echo "g++ or libflatbuffers-dev unavailable: the BrainChip engine tests will skip"
+	@$(BIN)/python -c "from tests.brainchip_engine.harness import skip_reason; r = skip_reason(); print(r and 'BrainChip engine tests will skip: ' + r or 'BrainChip engine: built')"
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
