@@ -31,7 +31,7 @@ BOXES = [
     ("stream", 1.8, 5, "#f4cccc"), ("client", 3.4, 5, "#cfe2f3"), ("driver", 7.0, 5, "#d9ead3"),
     ("model", 3.4, 4, "#fff2cc"), ("firmware_sim", 7.0, 4, "#ead1dc"),
     ("learning", 2.6, 3, "#fff2cc"), ("mapping", 4.4, 3, "#fff2cc"),
-    ("engine", 3.4, 2, "#fff2cc"), ("wire", 6.0, 2, "#cfe2f3"),
+    ("engine", 3.4, 2, "#fff2cc"), ("wire", 6.0, 2, "#cfe2f3"), ("akd1000", 7.8, 2, "#ead1dc"),
     ("format", 3.4, 1, "#fff2cc"),
     ("errors", 4.6, 0, "#eeeeee"),
 ]  # fmt: skip
