@@ -13,9 +13,9 @@ akida = pytest.importorskip("akida")
 from akida_rt.tools.metatf import import_model  # noqa: E402
 
 from akida_rt import AKD1000  # noqa: E402
-from akida_rt.model import zoo  # noqa: E402
 from akida_rt.errors import MappingError  # noqa: E402
 from akida_rt.mapping.mapper import MapMode  # noqa: E402
+from akida_rt.model import zoo  # noqa: E402
 from tests.metatf_mapping_oracle import MODES  # noqa: E402
 from tests.metatf_models import (  # noqa: E402
     N_MODELS,
