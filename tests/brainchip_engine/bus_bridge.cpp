@@ -284,6 +284,10 @@ std::vector<uint8_t> run_command(Session* s, char op,
     }
     case 'P': {
       require_device(*s);
+      // program() first unprograms the previous program, reading its buffer: keep that
+      // buffer alive and unchanged until program() returns.
+      std::vector<uint8_t> previous;
+      previous.swap(s->program);
       s->program = in;
       const auto info = s->device->program(s->program.data(), s->program.size());
       out = program_summary(info, *s->device);
