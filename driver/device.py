@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from akida_rt.driver import device_learning
 from akida_rt.driver.bus import Bus
+from akida_rt.driver.health import HealthNote
 from akida_rt.driver.protocol import CommandChannel, Response
 
 from akida_rt.engine.learning_rule import LearnedWeights
@@ -147,6 +148,7 @@ class Device:
         self._resident: str | None = None
         self._lost = False
         self._identity: Identity | None = None
+        self._health = HealthNote(self.url)  # tells a device plugin about faults
         with self._guard():
             self._channel.wait_ready(self.timeouts.reset_s)
             self._identity = self._identify()
@@ -275,7 +277,14 @@ class Device:
 
     # ------------------------------------------------------------- commands
     def _call(self, opcode: dp.Opcode, timeout_s: float, **kw: int) -> Response:
-        return self._channel.call(opcode, timeout_s, **kw)
+        try:
+            response = self._channel.call(opcode, timeout_s, **kw)
+        except DeviceError as exc:  # timed out, failed, reset or gone: the board's fault
+            if not isinstance(exc, DeviceBusy):
+                self._health.fault(exc)
+            raise
+        self._health.ok()
+        return response
 
     # The command layer for driver/device_learning.py (callers hold guard()).
     guard = _guard

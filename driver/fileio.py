@@ -1,8 +1,9 @@
-"""The file-io seam under the PCIe transport: open, pread, pwrite and mmap of a device node.
+"""The file-io seam under the PCIe transport: open, pread and pwrite of a device node.
 
-On a host with a board these are plain `os` calls on `/dev/akidaN`. A node provider can be
-mounted on a path so that something else (the simulated board) answers those calls; the
-PCIe transport above cannot tell the difference. Errors are raised as `OSError`, exactly
+On a host with a board these are plain `os` calls on `/dev/akidaN` (akida_dw_edma offers
+read, write and llseek only: there is deliberately no mmap and no ioctl here). A node
+provider can be mounted on a path so that something else (the simulated board) answers
+those calls; the PCIe transport above cannot tell the difference. Errors are raised as `OSError`, exactly
 as the kernel reports them; the transport translates them.
 """
 
@@ -10,28 +11,11 @@ from __future__ import annotations
 
 import fcntl
 import logging
-import mmap
 import os
 import threading
 from typing import Protocol
 
 log = logging.getLogger(__name__)
-
-
-class Mapping(Protocol):
-    """A mapped register window (BAR0): aligned 32-bit loads and stores."""
-
-    def read32(self, offset: int) -> int:
-        """Load the 32-bit word at byte `offset`."""
-        ...
-
-    def write32(self, offset: int, value: int) -> None:
-        """Store a 32-bit word at byte `offset`."""
-        ...
-
-    def close(self) -> None:
-        """Unmap the window."""
-        ...
 
 
 class Handle(Protocol):
@@ -43,10 +27,6 @@ class Handle(Protocol):
 
     def pwrite(self, data: bytes, offset: int) -> int:
         """Write `data` at file position `offset`; returns the count written."""
-        ...
-
-    def mmap(self, length: int, offset: int = 0) -> Mapping:
-        """Map `length` bytes of the node, shared and read-write."""
         ...
 
     def lock(self) -> None:
@@ -67,28 +47,6 @@ class NodeProvider(Protocol):
         ...
 
 
-class OsMapping:
-    """BAR0 through `mmap`: every access is one aligned 32-bit load or store."""
-
-    def __init__(self, fd: int, length: int, offset: int) -> None:
-        self._mm = mmap.mmap(
-            fd, length, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE, offset=offset
-        )
-        # A memoryview cast to 32-bit words makes CPython issue single 4-byte accesses,
-        # which MMIO registers need (byte copies would split them).
-        self._words = memoryview(self._mm).cast("I")
-
-    def read32(self, offset: int) -> int:
-        return int(self._words[offset >> 2])
-
-    def write32(self, offset: int, value: int) -> None:
-        self._words[offset >> 2] = value & 0xFFFFFFFF
-
-    def close(self) -> None:
-        self._words.release()
-        self._mm.close()
-
-
 class OsHandle:
     """A real file descriptor on a device node."""
 
@@ -100,9 +58,6 @@ class OsHandle:
 
     def pwrite(self, data: bytes, offset: int) -> int:
         return os.pwrite(self._fd, data, offset)
-
-    def mmap(self, length: int, offset: int = 0) -> Mapping:
-        return OsMapping(self._fd, length, offset)
 
     def lock(self) -> None:
         fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

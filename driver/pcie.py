@@ -1,9 +1,11 @@
 """PCIe transport: an Akida board through the akida_dw_edma misc device `/dev/akidaN`.
 
-Registers are 32-bit loads and stores in BAR0, mapped with `mmap`; device memory moves
-with `pread`/`pwrite` at a file position equal to the device physical address (the
-kernel driver does the DMA, in 1 KiB chunks). There are no ioctls. Every syscall goes
-through `akida_rt.driver.fileio`, which the simulated board can serve in tests.
+The kernel driver offers `read`, `write` and `llseek` only: no `mmap`, no `ioctl`. The
+file position is a chip physical address, so registers too are `pread`/`pwrite` of 4
+bytes at their address (0xFCC00000 + offset on an AKD1000), and memory moves in chunks of
+at most 1 KiB (the kernel's DMA chunk). A transfer touching the kernel's reserved eDMA
+window (0x20000000-0x203FFFFF) is refused here before the kernel would (EINVAL). Every
+syscall goes through `akida_rt.driver.fileio`, which the simulated board can serve.
 
 URLs: `pcie:///dev/akida0` (a node), `pcie://0000:01:00.0` (a PCI address).
 """
@@ -23,6 +25,12 @@ from urllib.parse import unquote, urlsplit
 from akida_rt.driver import fileio, sysfs, udev
 from akida_rt.driver.bus import Bus
 
+from akida_rt.akd1000.memory_map import (
+    CHUNK_SIZE,
+    EDMA_WINDOW_END,
+    EDMA_WINDOW_START,
+    touches_edma_window,
+)
 from akida_rt.errors import (
     AkidaError,
     DeviceBusy,
@@ -32,11 +40,10 @@ from akida_rt.errors import (
     TransportError,
     TransportTimeout,
 )
-from akida_rt.wire import device_protocol as dp
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-ALL_ONES = dp.ALL_ONES
+ALL_ONES = 0xFFFFFFFF
 _LOST = {errno.ENODEV, errno.ENXIO, errno.ESHUTDOWN, errno.EBADF, errno.ENOTCONN}
 
 
@@ -82,35 +89,31 @@ def _raise_translated(exc: OSError, where: str, op: str) -> NoReturn:
 
 
 class PcieBus(Bus):
-    """A Bus on one /dev/akidaN node.
+    """A Bus on one /dev/akidaN node: pread/pwrite at chip physical addresses, nothing else.
 
     Args:
         node: the device node path.
-        bar0_size: bytes of BAR0 to map (from sysfs when None).
     """
 
-    def __init__(self, node: str | os.PathLike[str], bar0_size: int | None = None) -> None:
+    def __init__(self, node: str | os.PathLike[str]) -> None:
         self.node = str(node)
         self.url = f"pcie://{Path(self.node).absolute()}"
         fn = sysfs.function_of_node(self.node)
         self._sysfs_path = fn.sysfs_path if fn else None
-        size = bar0_size or (fn.bar0_size if fn else sysfs.DEFAULT_BAR0_SIZE)
+        self.pci_id = (fn.vendor, fn.device) if fn else None
         self._closed = False
         self._lock = threading.Lock()
         with self._translate("open"):
             self._handle = fileio.open_node(self.node, os.O_RDWR)
         try:
-            # One owner per board: two processes interleaving mailbox commands would
-            # corrupt each other's work. The lock goes with the file (and the process).
+            # One owner per board: two hosts programming one chip would corrupt each
+            # other's work. The lock goes with the file (and the process).
             with self._translate("lock"):
                 self._handle.lock()
-            with self._translate("mmap of BAR0"):
-                self._bar0 = self._handle.mmap(size, 0)
         except AkidaError:
             self._handle.close()
             raise
-        self.bar0_size = size
-        log.debug("opened %s (BAR0 %d bytes, sysfs %s)", self.node, size, self._sysfs_path)
+        log.debug("opened %s (sysfs %s)", self.node, self._sysfs_path)
 
     @contextmanager
     def _translate(self, op: str) -> Iterator[None]:
@@ -121,33 +124,34 @@ class PcieBus(Bus):
         except OSError as exc:
             _raise_translated(exc, self.node, op)
 
+    def _check_window(self, addr: int, n: int, op: str) -> None:
+        if touches_edma_window(addr, n):
+            raise TransportError(
+                f"{self.node}: {op} of {n} bytes at 0x{addr:08x} touches the kernel driver's "
+                f"reserved eDMA window 0x{EDMA_WINDOW_START:08x}-0x{EDMA_WINDOW_END:08x}: "
+                "akida_dw_edma refuses it; use scratch memory from 0x24000000"
+            )
+
     def read32(self, addr: int) -> int:
-        with self._translate(f"register read 0x{addr:x}"):
-            value = self._bar0.read32(addr)
-        # A function that fell off the bus answers all-ones to every load; a register that
-        # may legitimately hold all-ones is told apart by the vendor id register.
-        if value == ALL_ONES and not self._present():
+        value = int.from_bytes(self.read(addr, 4), "little")
+        # A function that fell off the bus answers all-ones; sysfs tells whether it did.
+        if value == ALL_ONES and self._sysfs_path is not None and not self._sysfs_path.exists():
             raise DeviceLost(
                 f"{self.node}: device gone (unplugged?): register 0x{addr:x} reads all-ones"
             )
         return value
 
-    def _present(self) -> bool:
-        if self._sysfs_path is not None and not self._sysfs_path.exists():
-            return False
-        with self._translate("register read (presence check)"):
-            return bool(self._bar0.read32(dp.REG_VENDOR_ID) != ALL_ONES)
-
     def write32(self, addr: int, value: int) -> None:
-        with self._translate(f"register write 0x{addr:x}"):
-            self._bar0.write32(addr, value)
+        self.write(addr, (value & 0xFFFFFFFF).to_bytes(4, "little"))
 
     def read(self, addr: int, n: int) -> bytes:
+        self._check_window(addr, n, "read")
         parts: list[bytes] = []
         done = 0
         while done < n:
+            want = min(CHUNK_SIZE, n - done)
             with self._translate(f"DMA read of {n} bytes at 0x{addr:x}"):
-                chunk = self._handle.pread(n - done, addr + done)
+                chunk = self._handle.pread(want, addr + done)
             if not chunk:
                 raise TransportError(f"{self.node}: DMA read at 0x{addr + done:x} returned 0 bytes")
             parts.append(chunk)
@@ -156,10 +160,12 @@ class PcieBus(Bus):
 
     def write(self, addr: int, data: bytes) -> None:
         view = memoryview(bytes(data))
+        self._check_window(addr, len(view), "write")
         done = 0
         while done < len(view):
+            piece = bytes(view[done : done + CHUNK_SIZE])
             with self._translate(f"DMA write of {len(view)} bytes at 0x{addr:x}"):
-                count = self._handle.pwrite(bytes(view[done:]), addr + done)
+                count = self._handle.pwrite(piece, addr + done)
             if count <= 0:
                 raise TransportError(f"{self.node}: DMA write at 0x{addr + done:x} wrote nothing")
             done += count
@@ -169,8 +175,7 @@ class PcieBus(Bus):
             if self._closed:
                 return
             self._closed = True
-        for release in (self._bar0.close, self._handle.close):
-            _quietly(release)
+        _quietly(self._handle.close)
 
 
 def _quietly(func: Callable[[], T]) -> None:

@@ -229,6 +229,10 @@ class SimChip:
         with self._lock:
             self.present = False
 
+    def reboot(self) -> None:
+        """A hard reset from outside the host's reach (a watchdog): fresh boot state."""
+        self._boot()
+
     def replug(self) -> None:
         """The board comes back, freshly booted."""
         with self._lock:

@@ -3,8 +3,11 @@
 `SimPcieHost` builds a system root (`sys/` + `dev/`) laid out as Linux shows a PCI
 function bound to the akida_dw_edma kernel driver, and one `SimPcieSlot` per SimChip.
 A slot's `provider` answers `open()` on its node path the way the kernel driver does:
-`pread`/`pwrite` at device physical addresses move data in 1 KiB DMA chunks and `mmap`
-maps BAR0 (the chip's registers). The host side mounts it on the node path with
+`pread`/`pwrite` at device physical addresses move data in 1 KiB DMA chunks. For an
+Akd1000Chip (the real interface) that is all: registers too are reached by pread/pwrite
+at their physical address, a transfer touching the eDMA window 0x20000000-0x203FFFFF is
+refused with EINVAL and `mmap` fails with ENODEV, as on akida_dw_edma. The old mailbox
+SimChip still gets its BAR0 `mmap` until the driver moves to the real protocol. The host side mounts it on the node path with
 `akida_rt.driver.fileio.mount()`; this module never imports the driver.
 """
 
@@ -19,8 +22,10 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
+from akida_rt.firmware_sim.akd1000_chip import Akd1000Chip
 from akida_rt.firmware_sim.chip import SimChip
 
+from akida_rt.akd1000.memory_map import EDMA_WINDOW_END, EDMA_WINDOW_START, touches_edma_window
 from akida_rt.wire import device_protocol as dp
 from akida_rt.wire.transport_wire import PCIE_DMA_CHUNK
 
@@ -77,8 +82,17 @@ class SimNodeHandle:
         if self._generation != self._slot.generation:  # opened before a removal
             raise OSError(errno.ENODEV, "No such device")
 
+    def _check_window(self, offset: int, n: int) -> None:
+        if self._slot.real_interface and touches_edma_window(offset, n):
+            raise OSError(
+                errno.EINVAL,
+                f"Invalid argument: {offset:#x}+{n} touches the eDMA window "
+                f"{EDMA_WINDOW_START:#x}-{EDMA_WINDOW_END:#x}",
+            )
+
     def pread(self, n: int, offset: int) -> bytes:
         self._check()
+        self._check_window(offset, n)
         out = bytearray()
         for index, start in enumerate(range(offset, offset + n, PCIE_DMA_CHUNK)):
             self._slot.before_chunk(index)
@@ -87,6 +101,7 @@ class SimNodeHandle:
 
     def pwrite(self, data: bytes, offset: int) -> int:
         self._check()
+        self._check_window(offset, len(data))
         for index, start in enumerate(range(0, len(data), PCIE_DMA_CHUNK)):
             self._slot.before_chunk(index)
             self._slot.chip.write(offset + start, bytes(data[start : start + PCIE_DMA_CHUNK]))
@@ -94,6 +109,8 @@ class SimNodeHandle:
 
     def mmap(self, length: int, offset: int = 0) -> SimBar0:
         self._check()
+        if self._slot.real_interface:  # akida_dw_edma has no mmap file operation
+            raise OSError(errno.ENODEV, "No such device")
         if offset != 0 or length > dp.REG_SPACE:
             raise OSError(errno.EINVAL, "Invalid argument")
         return SimBar0(self._slot, length)
@@ -125,8 +142,9 @@ class SimNodeProvider:
 class SimPcieSlot:
     """One simulated PCI function: its sysfs entries, its node and its chip."""
 
-    def __init__(self, host: SimPcieHost, chip: SimChip, index: int) -> None:
+    def __init__(self, host: SimPcieHost, chip: SimChip | Akd1000Chip, index: int) -> None:
         self.host, self.chip, self.index = host, chip, index
+        self.real_interface = isinstance(chip, Akd1000Chip)
         self.address = f"0000:{index + 1:02x}:00.0"
         self.node_name = f"akida{index}"
         self.node_path = host.root / "dev" / self.node_name
@@ -237,7 +255,7 @@ class SimPcieHost:
             module.mkdir(parents=True, exist_ok=True)
             (module / "version").write_text(module_version + "\n")
 
-    def add(self, chip: SimChip) -> SimPcieSlot:
+    def add(self, chip: SimChip | Akd1000Chip) -> SimPcieSlot:
         """Plug `chip` into the next free slot (addresses 0000:01:00.0, 0000:02:00.0, ...)."""
         slot = SimPcieSlot(self, chip, len(self.slots))
         self.slots.append(slot)

@@ -55,3 +55,40 @@ def learning_model(seed: int = 0, classes: int = 3) -> Any:
         layer.set_variable("weights", rng.integers(0, 2, size=w.shape).astype(np.int8))
     m.compile(optimizer=akida.AkidaUnsupervised(num_weights=20, num_classes=classes))
     return m
+
+
+def split_models(seed: int = 0) -> tuple[Any, Any]:
+    """Two models that chain: an image model ending in a 4-bit convolution, and an event
+    model taking its outputs (as a model split into two sequences runs). The second
+    program is the larger, as when a host reprograms a chip with a bigger program."""
+    akida = _akida()
+    rng = np.random.default_rng(seed)
+    first = akida.Model()
+    first.add(akida.InputConvolutional(input_shape=(12, 12, 1), kernel_size=(3, 3), filters=8,
+                                       name="in_conv", weights_bits=8, act_bits=4))  # fmt: skip
+    first.add(akida.Convolutional(kernel_size=(3, 3), filters=16, name="conv_a", act_bits=4,
+                                  weights_bits=4))  # fmt: skip
+    second = akida.Model()
+    second.add(akida.InputData(input_shape=(12, 12, 16), input_bits=4, name="in"))
+    second.add(akida.Convolutional(kernel_size=(3, 3), filters=48, name="conv_b", act_bits=2,
+                                   weights_bits=2))  # fmt: skip
+    second.add(akida.FullyConnected(units=5, name="fc", activation=False, weights_bits=2))
+    for m in (first, second):
+        for layer in m.layers:
+            names = layer.get_variable_names()
+            if "weights" not in names:
+                continue
+            bits = layer.parameters.weights_bits
+            hi = 2 ** (bits - 1) - 1 if bits > 1 else 1
+            w = rng.integers(
+                -hi if bits > 1 else 0, hi + 1, size=layer.get_variable("weights").shape
+            )
+            w.flat[0] = hi
+            layer.set_variable("weights", w.astype(np.int8))
+            n = layer.get_variable("threshold").shape
+            layer.set_variable("threshold", rng.integers(0, 40, size=n).astype(np.int32))
+            if "act_step" in names:
+                layer.set_variable(
+                    "act_step", (rng.integers(16, 96, size=n) / 16).astype(np.float32)
+                )
+    return first, second

@@ -150,8 +150,10 @@ def sample(model: Any, n: int, seed: int) -> np.ndarray:
     return x.astype(np.uint8)
 
 
-def calibrate(model: Any, x: np.ndarray, seed: int) -> None:
-    """Thresholds and act_steps from each layer's potentials on `x`, layer by layer.
+def calibrate(model: Any, x: np.ndarray, seed: int, spread: float | None = None) -> None:
+    """Thresholds and act_steps from each layer's potentials on `x`, layer by layer;
+    `spread` bounds a layer's largest act_step over its smallest (akida_rt's engine needs
+    that on wide layers: the v1 rule's shift is per layer, its multiplier per channel).
 
     The potentials come from akida_rt's engine on the imported prefix: calibration only
     picks test parameters; the expected outputs are akida's own.
@@ -176,6 +178,8 @@ def calibrate(model: Any, x: np.ndarray, seed: int) -> None:
         hi = np.percentile(p, 99, axis=0)
         levels = 2**layer.parameters.act_bits if layer.parameters.activation else 16
         step = np.maximum((hi - lo) / levels * rng.uniform(0.8, 1.25, size=n), 0.0625)
+        if spread is not None:
+            step = np.maximum(step, step.max() / spread)
         layer.set_variable("threshold", np.round(lo).astype(np.int32))
         layer.set_variable("act_step", step.astype(np.float32))
 
@@ -189,34 +193,22 @@ def random_model(seed: int, n: int = 8) -> tuple[Any, np.ndarray]:
 
 
 def from_zoo(model: Any, seed: int = 0) -> Any:
-    """The v1 akida.Model with the architecture of an akida_rt zoo model (random weights)."""
-    from akida_rt.format.layers import LayerType, Padding, Pooling
+    """The v1 akida.Model with the architecture of an akida_rt zoo model (random weights,
+    akida's default thresholds), built by the exporter."""
+    from akida_rt.tools.metatf_export import export_model
 
-    akida = _akida()
-    m = akida.Model()
-    for layer in model.layers:
-        pad = akida.Padding.Same if layer.padding is Padding.Same else akida.Padding.Valid
-        pool: dict[str, Any] = {}
-        if layer.pooling is Pooling.Max:
-            pool = dict(pool_size=(2, 2), pool_type=akida.PoolType.Max)
-        elif layer.pooling is Pooling.GlobalAvg:
-            pool = dict(pool_type=akida.PoolType.Average)
-        common = dict(name=layer.name, act_bits=layer.activation_bits)
-        k = (layer.kernel_size,) * 2
-        t = layer.layer_type
-        if t is LayerType.InputConv2D:
-            m.add(akida.InputConvolutional(
-                input_shape=layer.input_shape, kernel_size=k, filters=layer.filters,
-                kernel_stride=(layer.stride,) * 2, padding=pad, weights_bits=8, **pool, **common))  # fmt: skip
-        elif t in (LayerType.Conv2D, LayerType.SeparableConv2D):
-            cls = akida.Convolutional if t is LayerType.Conv2D else akida.SeparableConvolutional
-            m.add(cls(kernel_size=k, filters=layer.filters, padding=pad,
-                      weights_bits=layer.weight_bits, **pool, **common))  # fmt: skip
-        elif t is LayerType.FullyConnected:
-            m.add(akida.FullyConnected(units=layer.filters, weights_bits=layer.weight_bits,
-                                       activation=layer.activation, **common))  # fmt: skip
+    m = export_model(model, with_variables=False)
     random_weights(m, np.random.default_rng(seed), first_at_top=True)
     return m
+
+
+def v1_zoo(model: Any, seed: int = 0, n: int = 4) -> tuple[Any, np.ndarray]:
+    """(akida.Model, inputs): a zoo architecture in v1 form, random weights and thresholds
+    calibrated on random inputs as the conformance models are."""
+    m = from_zoo(model, seed)
+    x = sample(m, n, seed)
+    calibrate(m, x, seed, spread=16)
+    return m, x
 
 
 def akida_allocation(model: Any) -> dict[str, tuple[int, str]]:

@@ -30,6 +30,7 @@ def real_programs() -> dict[str, bytes]:
     out["learning"] = programs(learning_model())[0]
     out["digits"] = programs(from_zoo(zoo.digits_cnn(seed=0)))[0]
     out["ds_cnn"] = programs(from_zoo(zoo.ds_cnn_kws(seed=0)))[0]
+    out["akidanet_05"] = programs(from_zoo(zoo.akidanet(seed=0)))[0]
     return out
 
 

@@ -163,6 +163,10 @@ CASES: list[tuple[list[str], int, str]] = [
     (["import"], 2, "model"),
     (["import", "x.fbz"], 2, "--output"),
     (["import", "x.fbz", "-o", "p.akp", "--mode", "bad"], 2, "--mode"),
+    # export (MetaTF)
+    (["export"], 2, "program"),
+    (["export", "p.akp"], 2, "--output"),
+    (["export", M, "-o", "x.fbz"], 1, M),
     # cdi
     (["cdi"], 2, "ACTION"),
     (["cdi", "nope"], 2, "nope"),

@@ -1,7 +1,8 @@
 """Import BrainChip MetaTF models for the AKD1000 (Akida 1.0 / v1 layers, `.fbz`).
 
 The only module that imports BrainChip's `akida` package (the [metatf] extra). It reads
-the model through it and stores each layer in akida_rt's rule set (akida_rt.v1_rules).
+the model through it, describes each layer in v1 terms and stores it in akida_rt's rule set
+(akida_rt.format.v1_layers).
 """
 
 from __future__ import annotations
@@ -12,18 +13,14 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
+from akida_rt.akd1000.decode import V1Layer
 from akida_rt.errors import ConversionError, ModelError
+from akida_rt.format import program as fmt
 from akida_rt.format import v1_rules
-from akida_rt.format.layers import (
-    Conv2D,
-    FullyConnected,
-    InputConv2D,
-    InputData,
-    Layer,
-    Padding,
-    Pooling,
-    SeparableConv2D,
-)
+from akida_rt.format.layers import Layer
+from akida_rt.format.v1_layers import from_v1
 from akida_rt.learning import edge as learning
 from akida_rt.model.model import Model
 
@@ -35,7 +32,7 @@ V1_TYPES = (
     "FullyConnected",
 )
 # Codes of akida.Padding and akida.PoolType as the layer parameters hold them.
-V1_PADDINGS = {0: Padding.Valid, 1: Padding.Same}
+V1_PADDINGS = {0: "valid", 1: "same"}
 V1_POOL_MAX, V1_POOL_AVERAGE = 1, 2
 
 
@@ -72,21 +69,46 @@ def import_model(source: str | os.PathLike[str] | Any, name: str | None = None) 
         src = akida.Model(str(path))
         default_name = path.stem
     version = str(src.ip_version).rsplit(".", 1)[-1]
-    if version != "v1":
-        raise ConversionError(
-            f"model is for Akida {version}; akida_rt imports Akida 1.0 (v1, AKD1000) models"
-        )
     layers = list(src.layers)
+    if version != "v1":
+        first = next((x for x in layers if _kind(x) not in (*V1_TYPES, "Quantizer")), None)
+        what = f"layer '{first.name}' ({_kind(first)}) is an Akida 2.0 layer: " if first else ""
+        raise ConversionError(
+            f"{what}model is for Akida {version}; akida_rt imports Akida 1.0 (v1, AKD1000) models"
+        )
     model = Model(name=name or default_name)
     try:
+        if layers and _kind(layers[0]) == "Quantizer":
+            _check_input_quantizer(layers[0], layers[1] if len(layers) > 1 else None)
+            layers = layers[1:]
         for i, layer in enumerate(layers):
             model.add(_layer(layer, i, is_last=i == len(layers) - 1))
         model.validate()
     except ModelError as exc:
         raise ConversionError(str(exc)) from None
     if src.learning is not None:
-        model.learning = learning.config_of(src.learning)
+        model.learning = _learning_state(src, model)
     return model
+
+
+def _learning_state(src: Any, model: Model) -> Any:
+    """The learning configuration with akida's state: the learned connections are the
+    last layer's weights (imported above); each neuron's plasticity is its `thswap`
+    (the connections it may still move) over num_weights (v1_rules.plasticity_of_swaps).
+    akida's per-neuron `threshold_learning` has no counterpart in our rule: it is carried
+    for `akida export` only. The sample count starts at 0 (docs/semantics.md, section 8)."""
+    cfg = learning.config_of(src.learning)
+    last = src.layers[-1]
+    names = last.get_variable_names()
+    if "thswap" in names:
+        swaps = last.get_variable("thswap")
+        plasticity = v1_rules.plasticity_of_swaps(swaps, cfg.num_weights)
+        fmt.encode_tensor(plasticity, cfg.plasticity)
+    if "threshold_learning" in names:
+        gate = last.get_variable("threshold_learning").astype(np.int32)
+        fmt.encode_tensor(gate, cfg.v1_learning_gate)
+    learning.check_config(cfg, model.layers)
+    return cfg
 
 
 def _probe(path: Path) -> None:
@@ -109,38 +131,77 @@ def _probe(path: Path) -> None:
         raise ConversionError(f"{path}: not a readable MetaTF model ({lines[-1]})")
 
 
+def _kind(src: Any) -> str:
+    return str(src.parameters.layer_type).rsplit(".", 1)[-1]
+
+
+def _check_input_quantizer(src: Any, following: Any | None) -> None:
+    """The `Quantizer` cnn2snn puts in front of a model quantized from float inputs.
+
+    akida passes uint8 inputs through it unchanged, whatever its scales (measured on
+    akida 2.19.3), so in front of an input layer of its width it is imported as no
+    layer: the model takes the same uint8 inputs. On float32 inputs akida computes
+    v1_rules.quantize_input (akida_rt models take uint8 only). Other quantizers are refused.
+    """
+    p = src.parameters
+    where = f"layer '{src.name}' (Quantizer)"
+    if following is None:
+        raise ConversionError(f"{where}: a model with nothing after its input quantizer")
+    bits = getattr(p, "output_bits", 0)
+    if getattr(p, "output_signed", 0):
+        raise ConversionError(f"{where}: signed {bits}-bit outputs; v1 AKD1000 inputs are unsigned")
+    nxt = _kind(following)
+    next_bits = 8 if nxt == "InputConvolutional" else getattr(following.parameters, "input_bits", 0)
+    if nxt not in ("InputConvolutional", "InputData") or bits != next_bits:
+        raise ConversionError(
+            f"{where}: {bits}-bit outputs into {nxt} '{following.name}' ({next_bits}-bit "
+            "inputs); akida_rt imports a quantizer only in front of an input layer of its width"
+        )
+
+
 def _layer(src: Any, index: int, is_last: bool) -> Layer:
-    kind = str(src.parameters.layer_type).rsplit(".", 1)[-1]
+    kind = _kind(src)
     name = src.name or f"layer_{index}"
     where = f"layer '{name}' ({kind})"
     if kind not in V1_TYPES:
         raise ConversionError(f"{where}: not an Akida 1.0 layer; only {', '.join(V1_TYPES)}")
+    return from_v1(describe(src, kind, where), name, is_last)
+
+
+def describe(src: Any, kind: str, where: str) -> V1Layer:
+    """An akida layer as a V1Layer (akida's parameters and variables, checked)."""
     p = src.parameters
+    x, y, c = (int(d) for d in src.input_dims)
+    shape = (x, y, c)
     if kind == "InputData":
         if getattr(p, "input_signed", 0):
             raise ConversionError(f"{where}: signed inputs are not v1 AKD1000 inputs")
-        return InputData(name, tuple(src.input_dims), input_bits=p.input_bits)
+        return V1Layer(kind, shape, input_bits=p.input_bits)
+    names = src.get_variable_names()
+    variables = {n: src.get_variable(n) for n in ("weights", "weights_pw", "threshold", "act_step")
+                 if n in names}  # fmt: skip
+    activation = bool(p.activation)
+    act_bits = int(p.act_bits) if activation else 0
     if kind == "FullyConnected":
-        shape = tuple(src.input_dims)
-        weights = v1_rules.fc_weights(src.get_variable("weights"), shape)
-        out: Layer = FullyConnected(name, p.units, weight_bits=p.weights_bits)
-        out.set_variable("weights", weights)
-    else:
-        out = _conv(src, kind, name, where)
-    out.activation = bool(p.activation)
-    threshold = src.get_variable("threshold")
-    act_step = src.get_variable("act_step")
-    if out.activation:
-        out.activation_bits = p.act_bits
-        scale, offset, shift = v1_rules.activation_params(threshold, act_step, p.act_bits, where)
-        out.act_shift = shift
-        out.set_variable("act_scale", scale)
-        out.set_variable("act_offset", offset)
-    elif is_last:
-        scale_f, offset_f = v1_rules.output_dequantization(threshold, act_step)
-        out.set_variable("output_scale", scale_f)
-        out.set_variable("output_offset", offset_f)
-    return out
+        return V1Layer(kind, shape, p.units, weights_bits=p.weights_bits, variables=variables,
+                       activation=activation, act_bits=act_bits)  # fmt: skip
+    k = _square(p, "kernel_width", "kernel_height", "kernel", where)
+    stride = _square(p, "stride_x", "stride_y", "stride", where)
+    padding = V1_PADDINGS.get(int(p.padding))
+    if padding is None:
+        raise ConversionError(f"{where}: padding code {int(p.padding)}; v1 uses Same or Valid")
+    pool, size, pool_stride = "none", 1, 1
+    if int(p.pool_type) == V1_POOL_MAX:
+        pool = "max"
+        size = _square(p, "pooling_width", "pooling_height", "pool size", where)
+        pool_stride = _square(p, "pooling_stride_x", "pooling_stride_y", "pool stride", where)
+    elif int(p.pool_type) == V1_POOL_AVERAGE:
+        if p.pooling_width > 0:
+            raise ConversionError(f"{where}: average pooling over windows (only global)")
+        pool = "average"
+    padding_value = int(p.padding_value) if kind == "InputConvolutional" else 0
+    return V1Layer(kind, shape, p.filters, k, stride, padding, padding_value, pool, size,
+                   pool_stride, p.weights_bits, 0, activation, act_bits, variables)  # fmt: skip
 
 
 def _square(p: Any, a: str, b: str, what: str, where: str) -> int:
@@ -148,45 +209,6 @@ def _square(p: Any, a: str, b: str, what: str, where: str) -> int:
     if x != y:
         raise ConversionError(f"{where}: {what} {x}x{y} is not square; akida_rt needs square")
     return int(x)
-
-
-def _conv(src: Any, kind: str, name: str, where: str) -> Layer:
-    p = src.parameters
-    k = _square(p, "kernel_width", "kernel_height", "kernel", where)
-    stride = _square(p, "stride_x", "stride_y", "stride", where)
-    padding = V1_PADDINGS.get(int(p.padding))
-    if padding is None:
-        raise ConversionError(f"{where}: padding code {int(p.padding)}; v1 uses Same or Valid")
-    pool_type = int(p.pool_type)
-    pool_kw: dict[str, Any] = {"pooling": Pooling.NoPooling}
-    if pool_type == V1_POOL_MAX:
-        size = _square(p, "pooling_width", "pooling_height", "pool size", where)
-        pool_stride = _square(p, "pooling_stride_x", "pooling_stride_y", "pool stride", where)
-        pool_kw = {
-            "pooling": Pooling.Max,
-            "pool_size": size,
-            "pool_stride": pool_stride,
-            "pool_padding": padding,
-        }
-    elif pool_type == V1_POOL_AVERAGE:
-        if p.pooling_width > 0:
-            raise ConversionError(f"{where}: average pooling over windows (only global)")
-        pool_kw = {"pooling": Pooling.GlobalAvg}
-    common = dict(stride=stride, padding=padding, weight_bits=p.weights_bits, **pool_kw)
-    weights = src.get_variable("weights")
-    if kind == "InputConvolutional":
-        layer: Layer = InputConv2D(
-            name, tuple(src.input_dims), p.filters, k, padding_value=p.padding_value, **common
-        )
-        layer.set_variable("weights", weights)
-        return layer
-    if kind == "Convolutional":
-        layer = Conv2D(name, p.filters, k, **common)
-    else:
-        layer = SeparableConv2D(name, p.filters, k, **common)
-        layer.set_variable("pointwise", src.get_variable("weights_pw"))
-    layer.set_variable("weights", v1_rules.rotate_kernel(weights))
-    return layer
 
 
 def import_file(source: str | os.PathLike[str], output: str | os.PathLike[str]) -> Model:

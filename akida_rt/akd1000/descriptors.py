@@ -313,11 +313,14 @@ def cnp_input_events(dense: np.ndarray) -> np.ndarray:
 
 
 def fnp_input_events(dense: np.ndarray) -> np.ndarray:
-    """The event words the engine sends for a dense uint8 input to an FNP: features are the
-    column-major linear index (x fastest); a dummy event one past the end when empty."""
+    """The event words the engine sends for a dense uint8 input to an FNP: one event per
+    non-zero value, the feature being its row-major index; when there is none, one dummy
+    event at the column-major index of the shape itself (just past the tensor)."""
     a = np.asarray(dense)
-    flat = a.reshape(a.shape, order="C").ravel(order="F") if a.ndim == 3 else a.ravel()
+    flat = a.ravel()
     (idx,) = np.nonzero(flat)
     if idx.size == 0:
-        return encode_fnp_events(np.array([flat.size]), np.array([1]))
+        dims = a.shape if a.ndim == 3 else (flat.size, 1, 1)
+        past = dims[0] + dims[1] * dims[0] + dims[2] * dims[0] * dims[1]
+        return encode_fnp_events(np.array([past]), np.array([1]))
     return encode_fnp_events(idx, flat[idx])

@@ -229,6 +229,12 @@ EPG_SIZE = 0x10000
 BLOCKS = (TOP, EVENT_DMA, HRC_DMA, CONFIG_DMA, INTERRUPTS)
 DMA_BLOCKS = (EVENT_DMA, HRC_DMA, CONFIG_DMA)
 
+# SoC system configuration, at absolute addresses (outside the Akida top level). The
+# engine's bare-metal driver names the chip "NSoC_v<CHIP_VERSION>" from CHIP_INFO.
+SOC_SYS_CONF_BASE = 0xF0000000
+CHIP_INFO = R("CHIP_INFO", 0x10, (F("CHIP_VERSION", 0, 4),))
+CHIP_INFO_ADDR = SOC_SYS_CONF_BASE + CHIP_INFO.offset
+
 # The value IP_VERSION reads on an AKD1000: 0. The engine then identifies the chip from the
 # driver's description, which must contain this string (HwVersion {0xBC, 0, 0, 2}).
 AKD1000_DESC = "NSoC_v2"

@@ -1,4 +1,5 @@
-"""`akida import`: a BrainChip MetaTF model (.fbz, Akida 1.0) to an akida_rt program file.
+"""`akida import` and `akida export`: BrainChip MetaTF models (.fbz, Akida 1.0) to akida_rt
+program files and back, bit-exact.
 
 BrainChip's `akida` package (the [metatf] extra) is imported inside the command only.
 """
@@ -20,6 +21,11 @@ def register(sub: Any) -> None:
     p.add_argument("--hw-only", action="store_true", help="refuse software or split mappings")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_import)
+    p = sub.add_parser("export", help="export a program as a MetaTF model (.fbz, AKD1000 v1)")
+    p.add_argument("program", help="program file (.akp)")
+    p.add_argument("-o", "--output", required=True, help="MetaTF model file to write (.fbz)")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=cmd_export)
 
 
 def cmd_import(args: argparse.Namespace) -> int:
@@ -43,4 +49,20 @@ def cmd_import(args: argparse.Namespace) -> int:
     else:
         where = f", mapped on {args.map}: {result['nps']} NPs" if args.map else ""
         print(f"wrote {args.output}: {result['layers']} layers{where}")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from akida_rt.tools.metatf_export import export_file
+
+    out = export_file(args.program, args.output)
+    result = {
+        "output": args.output,
+        "layers": len(out.layers),
+        "learning": out.learning is not None,
+    }
+    if args.json:
+        emit_json(result)
+    else:
+        print(f"wrote {args.output}: {result['layers']} v1 layers")
     return 0

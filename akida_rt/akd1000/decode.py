@@ -1,0 +1,324 @@
+"""AKD1000 program binaries (or NP state) decoded back into BrainChip v1 layers.
+
+`decode_program(binaries)` reads each sequence's program, plays its tracks into NP state
+(np_state.py) and reassembles every layer from its NPs: type, shapes, kernel, stride,
+padding, pooling, bits, weights, thresholds and act_steps in akida's own terms (akida's
+variable shapes and values), plus the placement (which NPs hold which layer).
+`decode_mesh(state, io)` does the same from NP state alone, for a simulated chip that
+receives config-DMA packets. akida_rt.format.v1_layers turns the result into layers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from akida_rt.akd1000 import np_registers as regs
+from akida_rt.akd1000 import sram_layout, weight_maps
+from akida_rt.akd1000.np_state import MeshState, NpState, from_program, hrc_bank
+from akida_rt.akd1000.np_state import hrc_threshold_bank as hrc_thresholds
+from akida_rt.akd1000.packets import PacketType
+from akida_rt.akd1000.program_binary import ProgramBinary
+from akida_rt.errors import ProgramFormatError
+
+THRESHOLD_BITS = 20  # thresholds are 20-bit two's complement on the chip
+STEP_SCALE = 16  # act_step is held as act_step * 16
+FNP_STEP_MASK = 0xFFFFF  # FNP metadata word 1: (class + 1) << 20 | act_step * 16
+LEARN_CLASS_SHIFT = 20
+
+
+@dataclass
+class V1Layer:
+    """One decoded v1 layer, in akida's terms (`kind` is akida's layer type name)."""
+
+    kind: str
+    input_shape: tuple[int, int, int]
+    filters: int = 0
+    kernel: int = 1
+    stride: int = 1
+    padding: str = "same"
+    padding_value: int = 0
+    pool: str = "none"  # none, max, average (global)
+    pool_size: int = 1
+    pool_stride: int = 1
+    weights_bits: int = 0
+    input_bits: int = 0
+    activation: bool = True
+    act_bits: int = 0
+    variables: dict[str, np.ndarray] = field(default_factory=dict)
+    nps: list[tuple[int, int, int]] = field(default_factory=list)
+    sequence: int = 0  # the program (hardware sequence) whose NPs hold the layer
+
+
+@dataclass
+class IoInfo:
+    """What the ProgramInfo (host side) knows and the NPs do not."""
+
+    input_dims: tuple[int, int, int]
+    input_bits: int = 8
+    output_shift: tuple[int, ...] = ()
+    output_scales: tuple[float, ...] = ()
+    dense_input: bool = False
+
+
+@dataclass
+class DecodedProgram:
+    """Layers (InputData or InputConvolutional first) and their NPs."""
+
+    layers: list[V1Layer]
+    learning: dict[str, Any] | None = None
+
+    @property
+    def placement(self) -> dict[int, list[tuple[int, int, int]]]:
+        """Layer index -> NP idents (col, row, id; id -1 is the HRC), within the program
+        of the layer's `sequence` (each program has the whole mesh)."""
+        return {i: list(layer.nps) for i, layer in enumerate(self.layers) if layer.nps}
+
+    @property
+    def input_kind(self) -> str:
+        """How inputs enter: "dense" (HRC DMA), "cnp" or "fnp" (event DMA)."""
+        first = self.layers[0].kind if self.layers[0].nps else self.layers[1].kind
+        return {"InputConvolutional": "dense", "FullyConnected": "fnp"}.get(first, "cnp")
+
+    @property
+    def output_kind(self) -> str:
+        """The event format of the last layer: "cnp", "fnp" or "hrc"."""
+        last = self.layers[-1].kind
+        return {"InputConvolutional": "hrc", "FullyConnected": "fnp"}.get(last, "cnp")
+
+    def np_counts(self, names: Sequence[str] = ()) -> dict[str, tuple[str, int]]:
+        """Layer name (default layer_<index>) -> (NP type, NP count): HRC, CNP or FNP."""
+        out = {}
+        for i, layer in enumerate(self.layers):
+            if layer.nps:
+                kind = {"InputConvolutional": "HRC", "FullyConnected": "FNP"}.get(layer.kind, "CNP")
+                out[names[i] if i < len(names) else f"layer_{i}"] = (kind, len(layer.nps))
+        return out
+
+
+def io_of(program: ProgramBinary) -> IoInfo:
+    info = program.info
+    dims = tuple(int(d) for d in info.input_dims or ())
+    if len(dims) != 3:
+        raise ProgramFormatError(f"program input dims {dims} are not 3 values")
+    return IoInfo(dims, int(info.input_bits), tuple(info.output_shift or ()),  # type: ignore[arg-type]
+                  tuple(info.output_scales or ()), info.input_type == 0)  # fmt: skip
+
+
+def decode_program(binaries: Sequence[bytes]) -> DecodedProgram:
+    """The v1 layers of a model mapped as `binaries` (one program per hardware sequence,
+    in order; the layers of each follow those of the one before)."""
+    layers: list[V1Layer] = []
+    learning = None
+    for i, binary in enumerate(binaries):
+        program = ProgramBinary.from_bytes(binary, f"sequence {i}")
+        part = decode_mesh(from_program(program), io_of(program))
+        for layer in part.layers:
+            layer.sequence = i
+        layers += part.layers if not layers else part.layers[1:]
+        learning = part.learning or learning
+    return DecodedProgram(layers, learning)
+
+
+def decode_mesh(state: MeshState, io: IoInfo) -> DecodedProgram:
+    """The layers NP state holds. The result starts with the program's input layer:
+    InputConvolutional when the HRC is programmed, else an InputData of io.input_dims."""
+    hrc = state.hrc
+    layers: list[V1Layer] = []
+    if hrc is not None and hrc.hrc_banks:
+        layers.append(_hrc_layer(hrc, io))
+    else:
+        layers.append(V1Layer("InputData", io.input_dims, input_bits=io.input_bits))
+    groups: dict[int, list[NpState]] = {}
+    for s in state.nps.values():
+        if not s.is_hrc and s.registers.any():
+            groups.setdefault(regs.CNP["LAYER"].get(s.registers), []).append(s)
+    learning = None
+    for index in sorted(groups):
+        nps = groups[index]
+        shape = _output_shape(layers[-1])
+        is_last = index == max(groups)
+        if regs.KIND.get(nps[0].registers) == regs.CNP_KIND:
+            layers.append(_cnp_layer(nps, shape))
+        else:
+            layer, learning = _fnp_layer(nps, shape, io if is_last else None)
+            layers.append(layer)
+    return DecodedProgram(layers, learning)
+
+
+def _output_shape(layer: V1Layer) -> tuple[int, int, int]:
+    x, y, _c = layer.input_shape
+    if layer.kind == "InputData":
+        return layer.input_shape
+    if layer.kind == "FullyConnected":
+        return (1, 1, layer.filters)
+    if layer.pool == "average":
+        return (1, 1, layer.filters)
+    sx, sy = _conv_out(x, layer), _conv_out(y, layer)
+    if layer.pool == "max":
+        sx, sy = _pool_out(sx, layer), _pool_out(sy, layer)
+    return (sx, sy, layer.filters)
+
+
+def _conv_out(n: int, layer: V1Layer) -> int:
+    if layer.padding == "same":
+        return -(-n // layer.stride)
+    return (n - layer.kernel) // layer.stride + 1
+
+
+def _pool_out(n: int, layer: V1Layer) -> int:
+    if layer.padding == "same":
+        return -(-n // layer.pool_stride)
+    return (n - layer.pool_size) // layer.pool_stride + 1
+
+
+def _signed(v: np.ndarray, bits: int = THRESHOLD_BITS) -> np.ndarray:
+    v = np.asarray(v, np.int64) & ((1 << bits) - 1)
+    return np.where(v >= 1 << (bits - 1), v - (1 << bits), v).astype(np.int32)
+
+
+def _steps(words: np.ndarray) -> np.ndarray:
+    return (np.asarray(words, np.int64) / STEP_SCALE).astype(np.float32)
+
+
+def _smallest_bits(w: np.ndarray, choices: Sequence[int]) -> int:
+    """HRC and 1x1 1-bit/2-bit kernels do not record their weight bits: the narrowest
+    width that holds the weights (see docs/program-binary.md)."""
+    lo, hi = int(w.min(initial=0)), int(w.max(initial=0))
+    for b in choices:
+        top = 1 if b == 1 else 2 ** (b - 1) - 1
+        bottom = 0 if b == 1 else -top
+        if bottom <= lo and hi <= top:
+            return b
+    return choices[-1]
+
+
+def _hrc_layer(s: NpState, io: IoInfo) -> V1Layer:
+    r = regs.read(regs.HRC, s.registers)
+    shape = io.input_dims
+    k, c, nf = r["KERNEL"], shape[2], r["FILTERS"]
+    bank, offset = weight_maps.hrc(k, c, nf)
+    w = np.zeros(bank.shape, np.int8)
+    for b in range(weight_maps.hrc_banks(k, c)):
+        words = hrc_bank(s, 1 << b)
+        data = np.frombuffer(np.asarray(words, "<u4").tobytes(), np.int8)
+        sel = bank == b
+        if data.size and int(offset[sel].max()) >= data.size:
+            raise ProgramFormatError(
+                f"HRC SRAM bank {b}: {data.size} bytes, too few for the kernel"
+            )
+        w[sel] = data[offset[sel]]
+    th = hrc_thresholds(s)[: 2 * nf].reshape(nf, 2) if nf else np.zeros((0, 2), np.uint32)
+    pool = "max" if r["POOL"] else "none"
+    return V1Layer(
+        "InputConvolutional", shape, nf, k, r["STRIDE_X"],
+        "valid" if r["VALID"] else "same", r["PADDING_VALUE"], pool,
+        2 if pool == "max" else 1, 2 if pool == "max" else 1,
+        _smallest_bits(w, (1, 2, 4, 8)), io.input_bits, True, r["ACT_BITS"],
+        {"weights": w, "threshold": _signed(th[:, 0]), "act_step": _steps(th[:, 1])},
+        [s.ident],
+    )  # fmt: skip
+
+
+def _cnp_layer(all_nps: list[NpState], shape: tuple[int, int, int]) -> V1Layer:
+    """A CNP layer: its filters spread over NPs (FIRST_FILTER, NP_FILTERS); on wide inputs
+    several NPs hold the same filters for stripes of the input (INPUT_X is the stripe's),
+    so one NP per FIRST_FILTER is read and the shape comes from the layer before."""
+    by_first: dict[int, NpState] = {}
+    for s in all_nps:
+        by_first.setdefault(regs.CNP["FIRST_FILTER"].get(s.registers), s)
+    nps = [by_first[f] for f in sorted(by_first)]
+    r = regs.read(regs.CNP, nps[0].registers)
+    x, y, c = shape
+    k, sep = r["KERNEL"], bool(r["SEPARABLE"])
+    counts = [regs.CNP["NP_FILTERS"].get(s.registers) for s in nps]
+    nf = sum(counts)
+    thresholds, steps, kernels, pws = [], [], [], []
+    if sep:
+        wb = r["PW_WEIGHT_BITS"]
+        dw = weight_maps.depthwise(k, c, r["DW_WEIGHT_BITS"])
+        depth = sram_layout.gather(nps[0].memory(PacketType.CNP_FILTER, 0), dw)
+    elif r["CONV_WEIGHTS_4BIT"]:
+        wb = 4
+    else:
+        wb = 1 if regs.CNP["FILTERS_1BIT"].get(nps[0].registers) else 2
+    for s, n in zip(nps, counts, strict=True):
+        th = s.memory(PacketType.CNP_THRESHOLD)[: 2 * n].reshape(n, 2)
+        thresholds.append(_signed(th[:, 0]))
+        steps.append(_steps(th[:, 1]))
+        if sep:
+            # the pointwise weights follow the depthwise ones at a later start address
+            second = [a for a in s.starts(PacketType.CNP_FILTER) if a > 0]
+            if not second:
+                raise ProgramFormatError(f"separable NP {s.ident} has no pointwise weights")
+            mem = s.memory(PacketType.CNP_FILTER, second[0])
+            pw = weight_maps.pointwise(c, n, wb, max(mem.size // (2 * c), 1))
+            pws.append(sram_layout.gather(mem, pw))
+        else:
+            blocks = regs.CNP["CHANNEL_BLOCKS"].get(s.registers)
+            layout = weight_maps.conv(k, c, n, wb, blocks)
+            kernels.append(sram_layout.gather(s.memory(PacketType.CNP_FILTER, 0), layout))
+    variables = {"threshold": np.concatenate(thresholds), "act_step": np.concatenate(steps)}
+    if sep:
+        variables["weights"] = depth
+        variables["weights_pw"] = np.concatenate(pws, axis=3)
+    else:
+        variables["weights"] = np.concatenate(kernels, axis=3)
+        if k == 1 and wb == 2:
+            wb = _smallest_bits(variables["weights"], (1, 2))
+    pool, size, stride = "none", 1, 1
+    if r["GLOBAL_AVG"]:
+        pool = "average"
+    elif r["POOL_SIZE"] > 1:
+        pool, size, stride = "max", r["POOL_SIZE"], r["POOL_STRIDE"]
+    kind = "SeparableConvolutional" if sep else "Convolutional"
+    return V1Layer(
+        kind, (x, y, c), nf, k, r["STRIDE"], "same", 0, pool, size, stride, wb,
+        r["INPUT_BITS"], True, r["ACT_BITS"], variables, [s.ident for s in all_nps],
+    )  # fmt: skip
+
+
+def _fnp_layer(
+    nps: list[NpState], shape: tuple[int, int, int], io: IoInfo | None
+) -> tuple[V1Layer, dict[str, Any] | None]:
+    r = regs.read(regs.FNP, nps[0].registers)
+    x, y, c = shape
+    inputs = x * y * c
+    wb = 4 if r["WEIGHTS_4BIT"] else 2 if r["WEIGHTS_MULTIBIT"] else 1
+    act = bool(r["ACTIVATION"])
+    ws, ths, sts, metas, learning = [], [], [], [], None
+    for s in nps:
+        n = regs.FNP["UNITS"].get(s.registers)
+        mem = s.memory(PacketType.FNP_WEIGHTS)
+        ws.append(sram_layout.gather(mem, weight_maps.fnp(inputs, n, wb)))
+        per = weight_maps.fnp_neuron_words(inputs, wb)
+        meta = mem[: n * per].reshape(n, per)[:, :4] if n else np.zeros((0, 4), np.uint32)
+        ths.append(_signed(meta[:, 0]))
+        sts.append(_steps(meta[:, 1] & FNP_STEP_MASK))
+        metas.append(meta)
+    units = sum(w.shape[3] for w in ws)
+    variables = {"weights": np.concatenate(ws, axis=3)}
+    meta = np.concatenate(metas) if metas else np.zeros((0, 4), np.uint32)
+    if meta[:, 2].any():  # a learning FNP3: w1 class << 20, w2 num_weights, w3 below
+        learning = {
+            "num_weights": int(meta[0, 2]),
+            "classes": [int(v) - 1 for v in meta[:, 1] >> LEARN_CLASS_SHIFT],
+        }
+        variables["threshold_learning"] = (meta[:, 3] >> 16).astype(np.int32)
+        variables["thswap"] = (meta[:, 3] & 0xFFFF).astype(np.int32)
+    if act:
+        variables["threshold"] = np.concatenate(ths)
+        variables["act_step"] = np.concatenate(sts)
+    elif io is not None and len(io.output_shift) == units:
+        variables["threshold"] = np.asarray(io.output_shift, np.int32)
+        scales = np.asarray(io.output_scales, np.float64)
+        variables["act_step"] = (1.0 / scales).astype(np.float32)
+    layer = V1Layer(
+        "FullyConnected", (x, y, c), units, weights_bits=wb, input_bits=r["INPUT_BITS"],
+        activation=act, act_bits=r["ACT_BITS"] if act else 0, variables=variables,
+        nps=[s.ident for s in nps],
+    )  # fmt: skip
+    return layer, learning

@@ -1,0 +1,158 @@
+"""The simulated AKD1000's learning on a labelled inference: the FNP3 weight SRAM changes.
+
+A labelled descriptor (learning class = label + 1) on a program whose learning layer has
+its learning registers loaded runs the layers before the learning FNP3, applies
+akida_rt's learning rule (akida_rt.engine.learning_rule, the software backend's) and
+writes the learned weights back into the FNP3's weight SRAM, so a config read-back shows
+them. SRAM layout per neuron: 4 words (threshold; class and act_step; num_weights;
+threshold_learning and thswap) then one bit per input, input i at word 4 + i // 32,
+bit i % 32 (input order as the decoder reports it).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from akida_rt.firmware_sim.mesh_program import MeshProgram, ProgramError, Work
+from akida_rt.firmware_sim.np_mesh import UID_FNP_WEIGHTS
+
+from akida_rt.engine.integer import compile_layer
+from akida_rt.engine.learning_rule import RuleParams, learn
+
+if TYPE_CHECKING:
+    from akida_rt.firmware_sim.akd1000_chip import Akd1000Chip
+
+log = logging.getLogger(__name__)
+
+NEURON_HEADER_WORDS = 4
+
+
+@dataclass
+class LearningState:
+    """What the chip keeps for its learning FNP3 (from the decoder, then updated here).
+
+    Attributes:
+        ident: (col, row, id) of the learning FNP3.
+        params: the learning rule's parameters.
+        plasticity: float32 per neuron (chip-internal state, not in SRAM).
+        enabled: the learning register track is loaded (else labels are ignored).
+        input_order: hardware input bit of each of the layer's K inputs (identity if None).
+        samples: labelled inferences learned since the program was loaded.
+    """
+
+    ident: tuple[int, int, int]
+    params: RuleParams
+    plasticity: np.ndarray
+    enabled: bool = True
+    input_order: np.ndarray | None = None
+    samples: int = 0
+    _bits: np.ndarray | None = field(default=None, repr=False)
+
+
+LEARN_ENABLE_WORD = 36  # FNP3 register: bit 28 learning on; low 16 bits the competition bar
+MIN_PLASTICITY_WORD = 37  # low 24 bits: minimum plasticity, in weights
+DECAY_WORD = 38  # plasticity lost per learning step, in weights
+
+
+def learning_state(state: Any, layer: Any, info: dict[str, Any]) -> LearningState:
+    """The learning FNP3's state from its registers and weight-SRAM metadata.
+
+    The chip holds plasticity in units of weights (thswap, per neuron), the minimum, the
+    decay step and the competition bar likewise; the rule's fractions are those over
+    num_weights (exact for the usual parameters, e.g. 8 weights and steps of 0.25).
+    """
+    ident = tuple(layer.nps[0])
+    regs_words = state.nps[ident].registers
+    nw = max(int(info["num_weights"]), 1)
+    # Weight-SRAM word 1 of each neuron: (class + 1) << 20; 0 when unlabelled.
+    per = words_per_neuron(int(np.prod(layer.input_shape)))
+    meta = np.asarray(state.nps[ident].memory(UID_FNP_WEIGHTS, 0), np.uint32)
+    n = min(layer.filters, meta.size // per)
+    labels = {int(v) >> 20 for v in meta[: n * per].reshape(n, per)[:, 1]} - {0}
+    bar = int(regs_words[LEARN_ENABLE_WORD]) & 0xFFFF
+    params = RuleParams(
+        num_weights=nw,
+        num_classes=len(labels),
+        initial_plasticity=1.0,
+        min_plasticity=(int(regs_words[MIN_PLASTICITY_WORD]) & 0xFFFFFF) / nw,
+        plasticity_decay=int(regs_words[DECAY_WORD]) / nw,
+        learning_competition=1.0 - bar / nw,
+    )
+    thswap = np.asarray(layer.variables.get("thswap", np.full(layer.filters, nw)), np.float32)
+    h, w, c = layer.input_shape
+    order = np.arange(h * w * c).reshape(c, w, h).transpose(2, 1, 0).reshape(-1)
+    return LearningState(
+        ident,  # type: ignore[arg-type]
+        params,
+        (thswap / np.float32(nw)).astype(np.float32),
+        enabled=bool(int(regs_words[LEARN_ENABLE_WORD]) >> 28 & 1),
+        input_order=order,
+    )
+
+
+def words_per_neuron(inputs: int) -> int:
+    return NEURON_HEADER_WORDS + (inputs + 31) // 32
+
+
+def weights_to_words(weights: np.ndarray, order: np.ndarray | None) -> np.ndarray:
+    """(K, U) binary weights -> (U, ceil(K/32)) weight words of the SRAM layout."""
+    k, u = weights.shape
+    bit = np.arange(k) if order is None else np.asarray(order)
+    words = np.zeros((u, (k + 31) // 32), np.uint64)
+    for j in range(u):
+        on = bit[weights[:, j].astype(bool)]
+        np.bitwise_or.at(
+            words[j], on // 32, np.left_shift(np.uint64(1), (on % 32).astype(np.uint64))
+        )
+    return words.astype(np.uint32)
+
+
+def learn_step(
+    chip: Akd1000Chip, program: MeshProgram, x: np.ndarray, label: int
+) -> tuple[np.ndarray, Work]:
+    """Learn one labelled frame; returns the learning layer's potentials before learning."""
+    state: LearningState | None = program.learning
+    if state is None or not state.enabled:
+        return program.run(x)
+    layer = program.layers[-1]
+    k, u = layer.fan_in, layer.filters
+    if state.params.num_classes and not 0 <= label < state.params.num_classes:
+        raise ProgramError(
+            f"learning class {label + 1} is outside the {state.params.num_classes} classes"
+        )
+    spikes, work = program.run(x, stop=-1)
+    weights = layer.get_variable("weights").reshape(k, u).astype(np.uint8)
+    labels = np.array([label if state.params.num_classes else -1], np.int64)
+    pots = learn(
+        state.params,
+        weights,
+        state.plasticity,
+        spikes.reshape(1, k).astype(np.uint8),
+        labels,
+        state.samples,
+    )
+    state.samples += 1
+    layer.set_variable("weights", weights.reshape(1, 1, k, u))
+    program.engine.compiled[-1] = compile_layer(layer)
+    thswap = np.ceil(state.plasticity * np.float32(state.params.num_weights)).astype(np.uint32)
+    words = weights_to_words(weights, state.input_order)
+    chip.store_learned(state.ident, words_per_neuron(k), words, thswap)
+    return pots.reshape(1, 1, 1, u).astype(np.float64), work
+
+
+def write_weight_words(
+    mem: np.ndarray, per_neuron: int, words: np.ndarray, thswap: np.ndarray | None = None
+) -> None:
+    """Put (U, W) weight words into an FNP3 weight SRAM image, and each neuron's plasticity
+    (thswap, in weights) in the low half of its header word 3."""
+    for j, row in enumerate(words):
+        base = j * per_neuron
+        mem[base + NEURON_HEADER_WORDS : base + NEURON_HEADER_WORDS + row.size] = row
+        if thswap is not None:
+            mem[base + 3] = (int(mem[base + 3]) & 0xFFFF0000) | (int(thswap[j]) & 0xFFFF)
+
+
+__all__ = ["UID_FNP_WEIGHTS", "LearningState", "learn_step", "weights_to_words", "words_per_neuron"]
