@@ -125,6 +125,8 @@ _OPEN = "open chip-side bug (found by this suite): "
 
 @pytest.mark.xfail(strict=True, reason=_OPEN + "CNP potential outputs read back as 16")
 def test_convolution_potentials_as_the_last_output() -> None:
+    # akida_rt.akd1000.decode reads this layer back as activation=True, act_bits=1 with
+    # every threshold -2**19: the program's form of "output the potentials".
     conv = akida.Convolutional(
         kernel_size=(3, 3), filters=8, weights_bits=4, activation=False, name="conv"
     )
