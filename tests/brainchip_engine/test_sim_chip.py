@@ -137,8 +137,10 @@ def test_convolution_potentials_as_the_last_output() -> None:
 def test_a_layer_split_spatially_over_nps() -> None:
     # akida gives each of 74 NPs 14 filters over one half of the 14x14 input (NpSpace
     # shape 7x14, x 0 or 7): about 31% of the outputs differ, whatever the input density.
-    # AkidaNet 1.0's second hardware sequence starts with this layer and differs too (on
-    # both hosts); that model takes 14 s here, this layer 0.6 s.
+    # akida_rt.akd1000.decode gives back akida's variables exactly (act_step floored to
+    # 1/16, which akida's forward computes the same), so the chip's use of the two halves
+    # is at fault. AkidaNet 1.0's second hardware sequence starts with this layer and
+    # differs too (on both hosts); that model takes 14 s here, this layer 0.6 s.
     sep = akida.SeparableConvolutional(
         kernel_size=(3, 3), filters=512, weights_bits=4, act_bits=4, name="sep"
     )
