@@ -123,14 +123,46 @@ def _small(shape: tuple[int, int, int], *layers: Any) -> tuple[Any, np.ndarray]:
 _OPEN = "open chip-side bug (found by this suite): "
 
 
-@pytest.mark.xfail(strict=True, reason=_OPEN + "CNP potential outputs read back as 16")
-def test_convolution_potentials_as_the_last_output() -> None:
-    # akida_rt.akd1000.decode reads this layer back as activation=True, act_bits=1 with
-    # every threshold -2**19: the program's form of "output the potentials".
-    conv = akida.Convolutional(
-        kernel_size=(3, 3), filters=8, weights_bits=4, activation=False, name="conv"
-    )
-    check(*_small((8, 8, 8), conv))
+def _potentials_models() -> dict[str, tuple[tuple[int, int, int], list[Any]]]:
+    conv = dict(kernel_size=(3, 3), weights_bits=4)
+    return {
+        "conv": ((8, 8, 8), [akida.Convolutional(filters=8, activation=False, **conv)]),
+        "conv-after-conv": (
+            (8, 8, 4),
+            [
+                akida.Convolutional(filters=16, act_bits=2, **conv),
+                akida.Convolutional(filters=8, activation=False, **conv),
+            ],
+        ),
+        "separable-strided": (
+            (10, 10, 16),
+            [
+                akida.SeparableConvolutional(
+                    filters=24, activation=False, kernel_stride=(2, 2), **conv
+                )
+            ],
+        ),
+        "conv-max-pool": (
+            (8, 8, 8),
+            [
+                akida.Convolutional(
+                    filters=8,
+                    activation=False,
+                    pool_type=akida.PoolType.Max,
+                    pool_size=(2, 2),
+                    **conv,
+                )
+            ],
+        ),
+    }
+
+
+@pytest.mark.parametrize("name", ["conv", "conv-after-conv", "separable-strided", "conv-max-pool"])
+def test_convolution_potentials_as_the_last_output(name: str) -> None:
+    # akida maps the layer as activation=True, act_bits=1 with every threshold -2**19:
+    # the program's form of "output the potentials" (CNP events, potential in w2 [31:12]).
+    shape, layers = _potentials_models()[name]
+    check(*_small(shape, *layers))
 
 
 @pytest.mark.xfail(strict=True, reason=_OPEN + "a layer split spatially over NPs differs")
