@@ -23,6 +23,9 @@ chip_module = pytest.importorskip(
 
 from akida_rt.tools.metatf import import_model  # noqa: E402
 
+from akida_rt.akd1000 import np_registers as regs  # noqa: E402
+from akida_rt.akd1000.np_state import from_program  # noqa: E402
+from akida_rt.akd1000.program_binary import ProgramBinary  # noqa: E402
 from akida_rt.model import zoo  # noqa: E402
 from tests.metatf_models import (  # noqa: E402
     N_MODELS,
@@ -120,9 +123,6 @@ def _small(shape: tuple[int, int, int], *layers: Any) -> tuple[Any, np.ndarray]:
     return model, x
 
 
-_OPEN = "open chip-side bug (found by this suite): "
-
-
 def _potentials_models() -> dict[str, tuple[tuple[int, int, int], list[Any]]]:
     conv = dict(kernel_size=(3, 3), weights_bits=4)
     return {
@@ -142,38 +142,62 @@ def _potentials_models() -> dict[str, tuple[tuple[int, int, int], list[Any]]]:
                 )
             ],
         ),
-        "conv-max-pool": (
-            (8, 8, 8),
+        "conv-1x1": (
+            (6, 6, 32),
+            [akida.Convolutional(filters=40, kernel_size=(1, 1), weights_bits=2, activation=False)],
+        ),
+    }
+
+
+@pytest.mark.parametrize("name", list(_potentials_models()))
+def test_convolution_potentials_as_the_last_output(name: str) -> None:
+    # akida maps the layer as activation=True, act_bits=1 with every threshold -2**19:
+    # the program's form of "output the potentials" (CNP events, potential in w2 [31:12]).
+    shape, layers = _potentials_models()[name]
+    theirs, x = _small(shape, *layers)
+    check(theirs, x)
+    assert [str(s.backend) for s in theirs.sequences] == ["BackendType.Hardware"]
+
+
+def _split_models() -> dict[str, tuple[tuple[int, int, int], list[Any]]]:
+    sep = dict(kernel_size=(3, 3), weights_bits=4, act_bits=4)
+    return {
+        # two x halves of 7x14 (AkidaNet 1.0's second sequence starts with this layer)
+        "separable-2-stripes": ((14, 14, 512), [akida.SeparableConvolutional(filters=512, **sep)]),
+        "separable-4-stripes": ((30, 30, 256), [akida.SeparableConvolutional(filters=64, **sep)]),
+        "separable-stride-2-odd": (
+            (29, 29, 256),
+            [akida.SeparableConvolutional(filters=64, kernel_stride=(2, 2), **sep)],
+        ),
+        "conv-3-stripes": ((40, 40, 128), [akida.Convolutional(filters=32, **sep)]),
+        "split-then-conv": (
+            (30, 30, 256),
             [
-                akida.Convolutional(
-                    filters=8,
-                    activation=False,
-                    pool_type=akida.PoolType.Max,
-                    pool_size=(2, 2),
-                    **conv,
-                )
+                akida.SeparableConvolutional(filters=64, **sep),
+                akida.Convolutional(filters=16, **sep),
             ],
         ),
     }
 
 
-@pytest.mark.parametrize("name", ["conv", "conv-after-conv", "separable-strided", "conv-max-pool"])
-def test_convolution_potentials_as_the_last_output(name: str) -> None:
-    # akida maps the layer as activation=True, act_bits=1 with every threshold -2**19:
-    # the program's form of "output the potentials" (CNP events, potential in w2 [31:12]).
-    shape, layers = _potentials_models()[name]
-    check(*_small(shape, *layers))
+@pytest.mark.parametrize("name", list(_split_models()))
+def test_a_layer_split_spatially_over_nps(name: str) -> None:
+    # akida gives each NP a stripe of the input's first dimension (with the kernel's
+    # halo); the chip must take the whole input from the stripes of the first layer.
+    shape, layers = _split_models()[name]
+    theirs, x = _small(shape, *layers)
+    check(theirs, x)
+    assert [str(s.backend) for s in theirs.sequences] == ["BackendType.Hardware"]
+    assert _stripes(theirs.sequences[0].program) > 1
 
 
-@pytest.mark.xfail(strict=True, reason=_OPEN + "a layer split spatially over NPs differs")
-def test_a_layer_split_spatially_over_nps() -> None:
-    # akida gives each of 74 NPs 14 filters over one half of the 14x14 input (NpSpace
-    # shape 7x14, x 0 or 7): about 31% of the outputs differ, whatever the input density.
-    # akida_rt.akd1000.decode gives back akida's variables exactly (act_step floored to
-    # 1/16, which akida's forward computes the same), so the chip's use of the two halves
-    # is at fault. AkidaNet 1.0's second hardware sequence starts with this layer and
-    # differs too (on both hosts); that model takes 14 s here, this layer 0.6 s.
-    sep = akida.SeparableConvolutional(
-        kernel_size=(3, 3), filters=512, weights_bits=4, act_bits=4, name="sep"
-    )
-    check(*_small((14, 14, 512), sep))
+def _stripes(program: bytes) -> int:
+    """NPs of the first layer holding its first filter: one per stripe of the input."""
+    state = from_program(ProgramBinary.from_bytes(program, "sequence 0"))
+    firsts = [
+        regs.read(regs.CNP, [int(v) for v in s.registers])
+        for s in state.nps.values()
+        if not s.is_hrc and s.registers.any()
+    ]
+    first_layer = min(r["LAYER"] for r in firsts)
+    return sum(r["LAYER"] == first_layer and r["FIRST_FILTER"] == 0 for r in firsts)
