@@ -201,3 +201,23 @@ def _stripes(program: bytes) -> int:
     ]
     first_layer = min(r["LAYER"] for r in firsts)
     return sum(r["LAYER"] == first_layer and r["FIRST_FILTER"] == 0 for r in firsts)
+
+
+def test_akidanet_1_0_in_two_hardware_sequences_matches_akida(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # akida maps AkidaNet 1.0 (224) as two programs; the second starts with a 14x14x512
+    # separable layer in two stripes. from_zoo replaces the zoo's weights, so the zoo's
+    # calibration runs on one image only (it is most of the model's build time).
+    randomize = zoo.randomize
+
+    def one_image(model: Any, seed: int = 0, sample: Any = None) -> Any:
+        return randomize(model, seed, np.zeros((1, *model.input_shape), np.uint8))
+
+    monkeypatch.setattr(zoo, "randomize", one_image)
+    theirs = from_zoo(zoo.akidanet(alpha=1.0, size=224))
+    x = np.random.default_rng(0).integers(0, 256, (1, 224, 224, 3), dtype=np.uint8)
+    check(theirs, x)
+    programs = [s.program for s in theirs.sequences]
+    assert [str(s.backend) for s in theirs.sequences] == ["BackendType.Hardware"] * 2
+    assert _stripes(programs[1]) == 2
