@@ -209,3 +209,17 @@ def test_dv_network_stream_through_the_cli(tmp_path, ev):
         sender.wait()
     assert out.returncode == 0, out.stderr
     assert out.stdout.count('"seq"') == len(ev) // 1000
+
+
+def test_a_missing_inivation_camera_is_one_line_naming_the_source():
+    """No iniVation camera on this machine's USB: dv-processing's discovery finds none, and
+    `inivation:` (first camera) or `inivation:SERIAL` says so in one line, exit 1."""
+    dv = pytest.importorskip("dv_processing")
+    if dv.io.camera.discover():
+        pytest.skip("an iniVation camera is plugged in")
+    for source in ("inivation:", "inivation:DXA00093"):
+        out = run_akida("stream", "-m", str(sample_program()), "--source", source, "--embedded")
+        assert out.returncode == 1 and out.stdout == ""
+        lines = out.stderr.strip().splitlines()
+        assert len(lines) == 1 and source in lines[0] and "cannot open the camera" in lines[0]
+        assert "Traceback" not in out.stderr and "Stacktrace" not in out.stderr

@@ -259,15 +259,16 @@ class DvNetworkStream:
         stall_s: float = 5.0,
         reconnect_s: float = 0.0,
         sensor: tuple[int, int] | None = None,
+        path: str = "",
     ) -> None:
+        self.path = path or f"dv://{host}:{port}"
         try:
             import dv_processing as dv
         except ImportError:
             raise SourceError(
-                "dv:// sources need dv-processing: pip install 'akida-rt[stream]'"
+                f"{self.path}: needs dv-processing: pip install 'akida-rt[stream]'"
             ) from None
         self._dv, self.host, self.port = dv, host, port
-        self.path = f"dv://{host}:{port}"
         self.stall_s, self.reconnect_s = stall_s, reconnect_s
         self.reconnects = 0
         self.guard = TimeGuard(self.path, OnError(on_error))
@@ -276,9 +277,13 @@ class DvNetworkStream:
         w, h = sensor or (tuple(size) if size else (0, 0))
         self.sensor = SensorInfo(int(w), int(h), "DV")
 
+    def _connect(self) -> Any:
+        """The dv-processing reader (raises RuntimeError when it cannot be had)."""
+        return self._dv.io.NetworkReader(self.host, self.port)
+
     def _open(self) -> Any:
         try:
-            return self._dv.io.NetworkReader(self.host, self.port)
+            return self._connect()
         except RuntimeError as exc:
             first = (str(exc).splitlines() or ["refused"])[0].split(" [")[0]
             raise SourceError(f"{self.path}: cannot connect ({first[:120]})") from None
@@ -314,7 +319,7 @@ class DvNetworkStream:
         deadline = time.monotonic() + self.reconnect_s
         while time.monotonic() < deadline:
             try:
-                self._reader = self._dv.io.NetworkReader(self.host, self.port)
+                self._reader = self._connect()
                 self.reconnects += 1
                 log.warning("%s: reconnected", self.path)
                 return True
@@ -324,3 +329,32 @@ class DvNetworkStream:
 
     def close(self) -> None:
         self._reader = None
+
+
+class DvCameraStream(DvNetworkStream):
+    """An iniVation camera on USB (DVXplorer, DAVIS, DVS128) through dv-processing's
+    camera driver, `inivation:` (the first one found) or `inivation:SERIAL`; a camera
+    that is unplugged is reopened like a dropped network stream."""
+
+    def __init__(self, serial: str = "", **kw: Any) -> None:
+        self.serial = serial
+        super().__init__("", 0, path=f"inivation:{serial}", **kw)
+
+    def _connect(self) -> Any:
+        camera = self._dv.io.camera
+        if not self.serial:
+            if not camera.discover():
+                raise RuntimeError("no iniVation camera found on USB")
+            return camera.open()
+        return camera.open(self.serial)
+
+    def _open(self) -> Any:
+        try:
+            return self._connect()
+        except (RuntimeError, IndexError) as exc:
+            lines = [ln for ln in str(exc).splitlines() if ln.startswith("RuntimeError: ")]
+            why = lines[0].removeprefix("RuntimeError: ") if lines else str(exc).splitlines()[0]
+            raise SourceError(
+                f"{self.path}: cannot open the camera ({why[:120]}); check the USB cable and "
+                "udev permissions, or stream from DV with dv://HOST:PORT"
+            ) from None

@@ -297,12 +297,17 @@ def _paced(
 
 def open_live(source: str, opts: EventOptions, on_error: OnError) -> Any:
     """The EventReader of a live source: tcp://HOST:PORT[?format=evt3] (a RAW stream),
-    dv://HOST:PORT (dv-processing's network stream), `-` (RAW on stdin) or a FIFO."""
+    dv://HOST:PORT (dv-processing's network stream), inivation:[SERIAL] (a USB camera),
+    `-` (RAW on stdin) or a FIFO."""
     from urllib.parse import parse_qs, urlsplit
 
     from akida_rt.stream import live
 
     fmt = ""
+    if source.startswith("inivation:"):
+        return live.DvCameraStream(source.removeprefix("inivation:"), on_error=on_error,
+                                   stall_s=opts.stall_s, reconnect_s=opts.reconnect_s,
+                                   sensor=opts.sensor)  # fmt: skip
     if source.startswith(("tcp://", "dv://")):
         url = urlsplit(source)
         if not url.hostname or not url.port:
@@ -338,7 +343,7 @@ def open_source(
 ) -> Iterator[SourceFrame]:
     """Frames from `source`: an array or iterable of frames, `camera:N`, an image file or
     folder, a video file, an event file (AEDAT4, RAW, DAT, .npy, CSV, .bin; by content),
-    or a live event source (tcp://, dv://, `-`, a FIFO)."""
+    or a live event source (tcp://, dv://, inivation:[SERIAL], `-`, a FIFO)."""
     policy = OnError(on_error)
     opts = options or EventOptions()
     if not isinstance(source, str | os.PathLike):
@@ -346,7 +351,7 @@ def open_source(
     text = str(source)
     if m := CAMERA.fullmatch(text):
         return camera_frames(int(m[1]))
-    if text.startswith(("tcp://", "dv://")) or text == "-" or is_fifo(text):
+    if text.startswith(("tcp://", "dv://", "inivation:")) or text == "-" or is_fifo(text):
         reader = open_live(text, opts, policy)
         return event_frames(reader, shape, events_per_frame=events_per_frame,
                             window_us=window_us, on_error=policy, options=opts)  # fmt: skip
