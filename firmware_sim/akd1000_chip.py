@@ -34,6 +34,8 @@ from akida_rt.firmware_sim.np_mesh import NpMesh
 from akida_rt.firmware_sim.power_model import PowerModel, PowerSampler
 from akida_rt.firmware_sim.sparse_memory import SparseMemory
 
+from akida_rt.akd1000.np_state import MeshState
+
 log = logging.getLogger(__name__)
 
 DDR_BASE = 0x20000000
@@ -70,7 +72,10 @@ class Akd1000Chip:
         self.ddr = SparseMemory(DDR_BASE, DDR_SIZE)
         self.top = rf.TopRegisters()
         self.mesh = NpMesh()
-        self.config = ConfigDma(self.mesh, self.ddr_read, self.ddr_write, self.clocks)
+        self.state = MeshState()  # the same packets, as the decoder reads them
+        self.config = ConfigDma(
+            self.mesh, lambda: self.state, self.ddr_read, self.ddr_write, self.clocks
+        )
         self.event = InferenceDma("event", self, lambda: self._header_on("event"))
         self.hrc = InferenceDma("hrc", self, lambda: self._header_on("hrc"))
         self.dmas = {
@@ -80,7 +85,9 @@ class Akd1000Chip:
         }
         self._lock = threading.RLock()
         self._faults: dict[str, int] = {}
-        self._program: tuple[int, MeshProgram | ProgramError] | None = None
+        self._program: (
+            tuple[tuple[int, tuple[int, int] | None], MeshProgram | ProgramError] | None
+        ) = None
         self._batch_open = False
         self._latch = 0
         self.present = True
@@ -101,7 +108,7 @@ class Akd1000Chip:
             self.boot_count += 1
             self.hung = False
             self.top.reset()
-            self.mesh.reset()
+            self._mesh_reset()
             for dma in self.dmas.values():
                 dma.reset()
             self._program = None
@@ -231,7 +238,11 @@ class Akd1000Chip:
                 log.warning("%s: core reset clears the hang", self.serial)
             self.hung = False
         if mesh:
-            self.mesh.reset()
+            self._mesh_reset()
+
+    def _mesh_reset(self) -> None:
+        self.mesh.reset()
+        self.state = MeshState()
 
     def _header_on(self, name: str) -> bool:
         return bool(self.dmas[name].regs.get(CTRL, 0) & WR_INFO_EN)
@@ -292,12 +303,15 @@ class Akd1000Chip:
             self.spend(self.clocks.seconds(done.clk))
         return done
 
-    def mesh_program(self) -> MeshProgram:
-        """The program the NPs hold (decoded once per change of NP state)."""
-        key = self.mesh.generation
+    def mesh_program(self, image: tuple[int, int] | None = None) -> MeshProgram:
+        """The program the NPs hold, decoded once per change of NP state (and per image
+        geometry of the HRC descriptors)."""
+        key = (self.mesh.generation, image)
         if self._program is None or self._program[0] != key:
             try:
-                found: MeshProgram | ProgramError = assemble(self.mesh, self.top, self.clocks)
+                found: MeshProgram | ProgramError = assemble(
+                    self.state, self.clocks, image, self._fnp2_words
+                )
             except ProgramError as exc:
                 found = exc
             if self._program is not None and isinstance(found, MeshProgram):
@@ -308,6 +322,16 @@ class Akd1000Chip:
             raise result
         return result
 
+    def _fnp2_words(self, np_id: int, words: int) -> np.ndarray:
+        """The `words` weight words FNP2 `np_id` reads from DDR at the host's address."""
+        addr = self.top.fnp2_address(np_id)
+        raw = self.ddr_read(addr, 4 * words)
+        if raw is None:
+            raise ProgramError(
+                f"FNP2 {np_id}: its {words} weight words at {addr:#x} are not in DDR"
+            )
+        return np.frombuffer(raw, "<u4").astype(np.uint32)
+
     def learn_step(
         self, program: MeshProgram, x: np.ndarray, label: int
     ) -> tuple[np.ndarray, Work]:
@@ -317,16 +341,23 @@ class Akd1000Chip:
         return learn_step(self, program, x, label)
 
     def store_learned(
-        self, ident: tuple[int, int, int], per_neuron: int, words: np.ndarray
+        self, ident: tuple[int, int, int], per_neuron: int, words: np.ndarray, thswap: np.ndarray
     ) -> None:
-        """Write learned weight words into an FNP3's weight SRAM (the NP updating itself:
-        the decoded program already computes with them, so it is not decoded again)."""
+        """Write learned weights and plasticity into an FNP3's weight SRAM (the NP updating
+        itself: the decoded program already computes with them, so it is not decoded
+        again; a later decode reads them back)."""
         from akida_rt.firmware_sim.learning_step import write_weight_words
         from akida_rt.firmware_sim.np_mesh import UID_FNP_WEIGHTS, NpState
 
         state = self.mesh.nps.setdefault(ident, NpState(ident))
-        mem = state.memory(UID_FNP_WEIGHTS, per_neuron * len(words))
-        write_weight_words(mem, per_neuron, words)
+        write_weight_words(
+            state.memory(UID_FNP_WEIGHTS, per_neuron * len(words)), per_neuron, words, thswap
+        )
+        np_state = self.state.nps.get(ident)
+        if np_state is not None:
+            mem = np_state.memory(UID_FNP_WEIGHTS, 0)
+            if mem.size >= per_neuron * len(words):
+                write_weight_words(mem, per_neuron, words, thswap)
 
     def account_inference(self, work: Work) -> None:
         """Clocks, power and board time of one inference job."""

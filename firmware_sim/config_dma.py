@@ -18,6 +18,8 @@ from akida_rt.firmware_sim.dma_engine import Completion
 from akida_rt.firmware_sim.np_mesh import MeshError, NpMesh
 
 from akida_rt.akd1000 import packets
+from akida_rt.akd1000.np_state import MeshState
+from akida_rt.errors import AkidaError
 
 log = logging.getLogger(__name__)
 
@@ -43,11 +45,13 @@ class ConfigDma:
     def __init__(
         self,
         mesh: NpMesh,
+        state: Callable[[], MeshState],
         read_ddr: Callable[[int, int], bytes | None],
         write_ddr: Callable[[int, bytes], bool],
         clocks: ClockModel,
     ) -> None:
         self.mesh = mesh
+        self._state = state
         self._read = read_ddr
         self._write = write_ddr
         self.clocks = clocks
@@ -84,12 +88,15 @@ class ConfigDma:
             if end > words.size:
                 self._bad(addr, i, f"{_where(head)} runs {end - words.size} words past the track")
                 break
+            data = words[i + HEADER_WORDS : end]
             try:
                 self.mesh.write(
-                    head.col, head.row, head.np_mask, 2 * head.hrc, head.type_id, head.start,
-                    words[i + HEADER_WORDS : end],
-                )  # fmt: skip
-            except MeshError as exc:
+                    head.col, head.row, head.np_mask, 2 * head.hrc, head.type_id, head.start, data
+                )
+                self._state().write(
+                    head.col, head.row, head.np_mask, head.hrc, head.type_id, head.start, data
+                )
+            except (MeshError, AkidaError) as exc:
                 self._bad(addr, i, str(exc))
             i = end
         self.bytes_in += 4 * words.size

@@ -51,7 +51,12 @@ class InferenceDma:
         learn_class = (label_field >> 16) & 0x3FF
         done = Completion(job_id=job_id, input_addr=in_addr, output_addr=out_addr)
         try:
-            program = self.chip.mesh_program()
+            image = (
+                ((w[2] >> 16), (w[2] & 0xFFFF) | ((w[3] >> 16) << 16))
+                if self.kind == "hrc"
+                else None
+            )
+            program = self.chip.mesh_program(image)
             x, in_words = self._input(program, w, in_addr)
             done.input_words = in_words
             words, clk = self._infer(program, x, learn_class)
@@ -99,7 +104,9 @@ class InferenceDma:
         if raw is None:
             raise ProgramError(f"input events at {addr:#x}+{count} words are not in DDR")
         words = np.frombuffer(raw, "<u4")
-        x, used = decode_input_events(words, program.input_kind, (h, wd, c))
+        # FNP-format events carry the polarity bit (word 2 bit 31); CNP events never do.
+        kind = "fnp" if words.size > 1 and (words[1::2] >> 31).any() else "cnp"
+        x, used = decode_input_events(words, kind, (h, wd, c))
         self.events_in += used
         return x[None], count
 

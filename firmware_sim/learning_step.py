@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from akida_rt.firmware_sim.mesh_program import MeshProgram, ProgramError, Work
@@ -50,6 +50,47 @@ class LearningState:
     input_order: np.ndarray | None = None
     samples: int = 0
     _bits: np.ndarray | None = field(default=None, repr=False)
+
+
+LEARN_ENABLE_WORD = 36  # FNP3 register: bit 28 learning on; low 16 bits the competition bar
+MIN_PLASTICITY_WORD = 37  # low 24 bits: minimum plasticity, in weights
+DECAY_WORD = 38  # plasticity lost per learning step, in weights
+
+
+def learning_state(state: Any, layer: Any, info: dict[str, Any]) -> LearningState:
+    """The learning FNP3's state from its registers and weight-SRAM metadata.
+
+    The chip holds plasticity in units of weights (thswap, per neuron), the minimum, the
+    decay step and the competition bar likewise; the rule's fractions are those over
+    num_weights (exact for the usual parameters, e.g. 8 weights and steps of 0.25).
+    """
+    ident = tuple(layer.nps[0])
+    regs_words = state.nps[ident].registers
+    nw = max(int(info["num_weights"]), 1)
+    # Weight-SRAM word 1 of each neuron: (class + 1) << 20; 0 when unlabelled.
+    per = words_per_neuron(int(np.prod(layer.input_shape)))
+    meta = np.asarray(state.nps[ident].memory(UID_FNP_WEIGHTS, 0), np.uint32)
+    n = min(layer.filters, meta.size // per)
+    labels = {int(v) >> 20 for v in meta[: n * per].reshape(n, per)[:, 1]} - {0}
+    bar = int(regs_words[LEARN_ENABLE_WORD]) & 0xFFFF
+    params = RuleParams(
+        num_weights=nw,
+        num_classes=len(labels),
+        initial_plasticity=1.0,
+        min_plasticity=(int(regs_words[MIN_PLASTICITY_WORD]) & 0xFFFFFF) / nw,
+        plasticity_decay=int(regs_words[DECAY_WORD]) / nw,
+        learning_competition=1.0 - bar / nw,
+    )
+    thswap = np.asarray(layer.variables.get("thswap", np.full(layer.filters, nw)), np.float32)
+    h, w, c = layer.input_shape
+    order = np.arange(h * w * c).reshape(c, w, h).transpose(2, 1, 0).reshape(-1)
+    return LearningState(
+        ident,  # type: ignore[arg-type]
+        params,
+        (thswap / np.float32(nw)).astype(np.float32),
+        enabled=bool(int(regs_words[LEARN_ENABLE_WORD]) >> 28 & 1),
+        input_order=order,
+    )
 
 
 def words_per_neuron(inputs: int) -> int:
@@ -96,17 +137,22 @@ def learn_step(
     state.samples += 1
     layer.set_variable("weights", weights.reshape(1, 1, k, u))
     program.engine.compiled[-1] = compile_layer(layer)
-    chip.store_learned(
-        state.ident, words_per_neuron(k), weights_to_words(weights, state.input_order)
-    )
+    thswap = np.ceil(state.plasticity * np.float32(state.params.num_weights)).astype(np.uint32)
+    words = weights_to_words(weights, state.input_order)
+    chip.store_learned(state.ident, words_per_neuron(k), words, thswap)
     return pots.reshape(1, 1, 1, u).astype(np.float64), work
 
 
-def write_weight_words(mem: np.ndarray, per_neuron: int, words: np.ndarray) -> None:
-    """Put (U, W) weight words into an FNP3 weight SRAM image, leaving the neuron headers."""
+def write_weight_words(
+    mem: np.ndarray, per_neuron: int, words: np.ndarray, thswap: np.ndarray | None = None
+) -> None:
+    """Put (U, W) weight words into an FNP3 weight SRAM image, and each neuron's plasticity
+    (thswap, in weights) in the low half of its header word 3."""
     for j, row in enumerate(words):
-        start = j * per_neuron + NEURON_HEADER_WORDS
-        mem[start : start + row.size] = row
+        base = j * per_neuron
+        mem[base + NEURON_HEADER_WORDS : base + NEURON_HEADER_WORDS + row.size] = row
+        if thswap is not None:
+            mem[base + 3] = (int(mem[base + 3]) & 0xFFFF0000) | (int(thswap[j]) & 0xFFFF)
 
 
 __all__ = ["UID_FNP_WEIGHTS", "LearningState", "learn_step", "weights_to_words", "words_per_neuron"]

@@ -10,17 +10,26 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 from akida_rt.firmware_sim.clock_model import ClockModel, Phase
 
+from akida_rt.akd1000 import decode, weight_maps
+from akida_rt.akd1000 import np_registers as regs
+from akida_rt.akd1000.np_state import MeshState, NpState
+from akida_rt.akd1000.packets import PacketType
 from akida_rt.engine.integer import Engine
 from akida_rt.errors import AkidaError
-from akida_rt.format.layers import Layer, LayerType
+from akida_rt.format import v1_layers
+from akida_rt.format.layers import Layer
 
 log = logging.getLogger(__name__)
+
+FNP2_NODE = (4, 1)
+MAX_CHANNELS = 2048  # an event's feature field holds 11 bits
 
 
 class ProgramError(Exception):
@@ -99,28 +108,131 @@ class MeshProgram:
         return Work(math.ceil(sum(p.clk for p in phases)), synops, phases)
 
 
-def assemble(mesh: Any, registers: Any, clocks: ClockModel) -> MeshProgram:
-    """The program the mesh holds, decoded by akida_rt.akd1000.
+def assemble(
+    state: MeshState,
+    clocks: ClockModel,
+    image: tuple[int, int] | None = None,
+    read_fnp2: Callable[[int, int], np.ndarray] | None = None,
+) -> MeshProgram:
+    """The program NP state holds, decoded by akida_rt.akd1000.decode.
+
+    Args:
+        state: the NP registers and memories the config DMA wrote.
+        clocks: the chip's clock model.
+        image: (rows, row bytes) of the dense image the HRC descriptor sends (the HRC's
+            registers do not hold the image size; a window is the image a valid
+            convolution sees).
+        read_fnp2: (FNP2 NP id, words) -> its weight words in DDR (they stay there).
 
     Raises:
         ProgramError: nothing is programmed, or the NP state does not decode.
     """
-    if not mesh.nps:
+    nps = [s for s in state.nps.values() if not s.is_hrc and s.registers.any()]
+    hrc = state.hrc if state.hrc is not None and state.hrc.hrc_banks else None
+    if hrc is None and not nps:
         raise ProgramError("nothing is programmed (no NP was configured)")
+    if read_fnp2 is not None:
+        for s in nps:
+            if s.ident[:2] == FNP2_NODE and regs.KIND.get(_regs(s)) == regs.FNP_KIND:
+                state.set_fnp2_weights(s.ident, read_fnp2(s.ident[2], fnp2_words(s)))
     try:
-        from akida_rt.akd1000 import decode
-    except ImportError:
-        raise ProgramError("this build has no AKD1000 program decoder (akida_rt.akd1000)") from None
-    try:
-        decoded = decode.mesh_layers(mesh, registers)
-    except AkidaError as exc:
+        io, input_kind = _io(hrc, nps, image)
+        decoded = decode.decode_mesh(state, io)
+        layers = v1_layers.layers_of(decoded)
+    except (AkidaError, ValueError, IndexError, KeyError) as exc:
         raise ProgramError(f"the NP state does not decode: {exc}") from None
-    layers = list(decoded.layers)
-    if not layers:
-        raise ProgramError("the NP state holds no layer")
-    first = layers[0].layer_type
-    input_kind = "dense" if first is LayerType.InputConv2D else decoded.input_kind
-    return MeshProgram(
-        layers, input_kind, decoded.output_kind, dict(decoded.np_counts), clocks,
-        getattr(decoded, "learning", None),
-    )  # fmt: skip
+    last = decoded.layers[-1]
+    output_kind = {"FullyConnected": "fnp", "InputConvolutional": "hrc"}.get(last.kind, "cnp")
+    counts = {
+        layer.name: ("HRC" if v.kind == "InputConvolutional" else "NP", len(v.nps))
+        for layer, v in zip(layers, decoded.layers, strict=True)
+        if v.nps
+    }
+    learning = None
+    if decoded.learning is not None and last.kind == "FullyConnected":
+        from akida_rt.firmware_sim.learning_step import learning_state
+
+        learning = learning_state(state, last, decoded.learning)
+    return MeshProgram(layers, input_kind, output_kind, counts, clocks, learning)
+
+
+def _regs(s: NpState) -> list[int]:
+    """An NP's register words as the register tables read them."""
+    return [int(v) for v in s.registers]
+
+
+def _io(
+    hrc: NpState | None, nps: list[NpState], image: tuple[int, int] | None
+) -> tuple[decode.IoInfo, str]:
+    """What the host's ProgramInfo would say about the input, from the NPs alone."""
+    if hrc is not None:
+        c = regs.HRC["INPUT_CHANNELS"].get(_regs(hrc))
+        if image is None:
+            raise ProgramError("the HRC is programmed: images come through the HRC DMA")
+        rows, row_bytes = image
+        if not c or row_bytes % c:
+            raise ProgramError(f"HRC rows of {row_bytes} bytes do not hold {c}-channel pixels")
+        return decode.IoInfo((rows, row_bytes // c, c), 8, dense_input=True), "dense"
+    first = min(nps, key=lambda s: regs.CNP["LAYER"].get(_regs(s)))
+    if regs.KIND.get(_regs(first)) == regs.CNP_KIND:
+        r = regs.read(regs.CNP, _regs(first))
+        shape = (r["INPUT_X"], r["INPUT_Y"], _cnp_channels(first, r))
+        return decode.IoInfo(shape, r["INPUT_BITS"]), "cnp"
+    r = regs.read(regs.FNP, _regs(first))
+    shape = (r["INPUT_X"], r["INPUT_Y"], _fnp_channels(first, r))
+    # The host sends a non-flat input to an FNP as CNP events (x, y, feature), unless
+    # its channels overflow the 11-bit feature field (then column-major FNP indices).
+    flat = shape[:2] == (1, 1) or shape[2] > MAX_CHANNELS
+    return decode.IoInfo(shape, r["INPUT_BITS"]), "fnp" if flat else "cnp"
+
+
+def _cnp_channels(s: NpState, r: dict[str, int]) -> int:
+    """Input channels of a first CNP, which its registers do not hold: a separable one's
+    from its pointwise memory (exact); a convolution's, the largest count whose weight
+    layout takes the filter memory the NP was sent."""
+    size = s.memory(PacketType.CNP_FILTER, 0).size
+    n = regs.CNP["NP_FILTERS"].get(_regs(s))
+    if r["SEPARABLE"]:
+        # pointwise weights: 2 words per payload half, ceil(n / per half) halves a channel
+        second = [a for a in s.starts(PacketType.CNP_FILTER) if a > 0]
+        halves = -(-n // (weight_maps.HALF // max(r["PW_WEIGHT_BITS"], 1)))
+        if second and halves:
+            pw = s.memory(PacketType.CNP_FILTER, second[0]).size
+            if pw % (2 * halves) == 0:
+                return pw // (2 * halves)
+    one_bit = regs.CNP["FILTERS_1BIT"].get(_regs(s))
+    wb = 4 if r["CONV_WEIGHTS_4BIT"] else 1 if one_bit else 2
+    found = 0
+    for c in range(1, MAX_CHANNELS + 1):
+        if r["SEPARABLE"]:
+            words = weight_maps.depthwise(r["KERNEL"], c, r["DW_WEIGHT_BITS"]).words
+        else:
+            words = weight_maps.conv(r["KERNEL"], c, n, wb, r["CHANNEL_BLOCKS"]).words
+        if words > size:
+            break
+        if words == size:
+            found = c
+    if not found:
+        raise ProgramError(f"NP {s.ident}: its {size} filter words fit no input channel count")
+    return found
+
+
+FNP_CHUNKS_WORD = 14  # FNP register: low 16 bits, the inputs in 32-input chunks
+
+
+def _fnp_chunks(s: NpState) -> int:
+    return int(s.registers[FNP_CHUNKS_WORD]) & 0xFFFF
+
+
+def _fnp_channels(s: NpState, r: dict[str, int]) -> int:
+    """Input channels of a first FNP, which its registers do not hold: as many as its
+    32-input chunks take. Events index inputs column-major, so channels past the real
+    ones only add zero weights that no event reaches: the outputs are the same."""
+    return max(1, 32 * _fnp_chunks(s) // max(1, r["INPUT_X"] * r["INPUT_Y"]))
+
+
+def fnp2_words(s: NpState) -> int:
+    """Words of an FNP2's weights in DDR: per neuron 4 metadata words and its planes."""
+    r = regs.read(regs.FNP, _regs(s))
+    planes = 6 if r["WEIGHTS_4BIT"] else 2 if r["WEIGHTS_MULTIBIT"] else 1
+    return r["UNITS"] * (weight_maps.FNP_META_WORDS + _fnp_chunks(s) * planes)
