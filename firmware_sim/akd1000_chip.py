@@ -32,6 +32,7 @@ from akida_rt.firmware_sim.link_model import PCIE, LinkModel
 from akida_rt.firmware_sim.mesh_program import MeshProgram, ProgramError, Work, assemble
 from akida_rt.firmware_sim.np_mesh import NpMesh
 from akida_rt.firmware_sim.power_model import PowerModel, PowerSampler
+from akida_rt.firmware_sim.sim_registers import SimRegisters
 from akida_rt.firmware_sim.sparse_memory import SparseMemory
 
 from akida_rt.akd1000.np_state import MeshState
@@ -89,7 +90,7 @@ class Akd1000Chip:
             tuple[tuple[int, tuple[int, int] | None], MeshProgram | ProgramError] | None
         ) = None
         self._batch_open = False
-        self._latch = 0
+        self.sim = SimRegisters(self)
         self.present = True
         self.hung = False
         self.closed = False
@@ -211,8 +212,8 @@ class Akd1000Chip:
                 self._batch_open = False  # the host saw its queue drained
             return dma.read(offset)
         offset = addr - rf.TOP_BASE
-        if rf.SIM_BASE <= offset < rf.SIM_BASE + 0x100:
-            return self._sim_read(offset - rf.SIM_BASE)
+        if rf.SIM_BASE <= offset < rf.SIM_BASE + rf.SIM_SIZE:
+            return self.sim.read(offset - rf.SIM_BASE)
         return self.top.read(offset)
 
     def _reg_write(self, addr: int, value: int) -> None:
@@ -226,9 +227,8 @@ class Akd1000Chip:
                 self._run_ring(dma)
             return
         offset = addr - rf.TOP_BASE
-        if rf.SIM_BASE <= offset < rf.SIM_BASE + 0x100:
-            if offset - rf.SIM_BASE == rf.SIM_WINDOW and value & 1:
-                self.power.restart()
+        if rf.SIM_BASE <= offset < rf.SIM_BASE + rf.SIM_SIZE:
+            self.sim.write(offset - rf.SIM_BASE, value)
             return
         core, mesh = self.top.write(offset, value)
         if core:
@@ -246,33 +246,6 @@ class Akd1000Chip:
 
     def _header_on(self, name: str) -> bool:
         return bool(self.dmas[name].regs.get(CTRL, 0) & WR_INFO_EN)
-
-    def _sim_read(self, offset: int) -> int:
-        if offset == rf.SIM_MAGIC:
-            return rf.SIM_MAGIC_VALUE
-        if offset in (rf.SIM_TIME_LO, rf.SIM_ENERGY_LO):
-            self._latch = round(
-                self.board_time_s * 1e9 if offset == rf.SIM_TIME_LO else self.power.total_energy_nj
-            )
-            return self._latch & ALL_ONES
-        if offset in (rf.SIM_TIME_HI, rf.SIM_ENERGY_HI):
-            return (self._latch >> 32) & ALL_ONES
-        if offset == rf.SIM_POWER_UW:
-            return round(self.power.instant_mw() * 1000)
-        if offset == rf.SIM_FRAMES:
-            return self.frames & ALL_ONES
-        reading = self.power.read()
-        values = {
-            rf.SIM_WINDOW: reading.samples,
-            rf.SIM_WINDOW_AVG_UW: reading.avg_mw,
-            rf.SIM_WINDOW_MIN_UW: reading.min_mw,
-            rf.SIM_WINDOW_MAX_UW: reading.max_mw,
-            rf.SIM_FLOOR_UW: reading.floor_mw,
-        }
-        value = values.get(offset, 0)
-        if offset == rf.SIM_WINDOW:
-            return int(value)
-        return 0 if np.isnan(value) else round(value * 1000)
 
     # ------------------------------------------------------------------ rings
     def _run_ring(self, dma: DmaEngine) -> None:

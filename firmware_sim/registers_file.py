@@ -3,8 +3,8 @@
 Identification (IP_VERSION, mesh info, install options), general control (core and mesh
 resets), the FNP2 external-memory address registers, the interrupt controller, the EPG
 register block and the SoC's chip-info register, as the Akida Engine reads and writes
-them (api/akida/registers_top_level.h). A simulator-only block at +0x7F000 reports the
-modelled board time and power: no real AKD1000 has it, and the docs say so.
+them (api/akida/registers_top_level.h). The simulator-only block at SIM_BASE is
+sim_registers.py.
 """
 
 from __future__ import annotations
@@ -34,7 +34,8 @@ IRQ_SOURCE_STATUS = IRQ_BASE + 0xC
 IRQ_CLEAR = IRQ_BASE + 0x10
 EPG_BASE = 0x40000
 EPG_SIZE = 0x10000
-SIM_BASE = 0x7F000
+SIM_BASE = 0x7F000  # simulator-only registers (sim_registers.py)
+SIM_SIZE = 0x100
 
 # GENERAL_CONTROL fields.
 PR_MESH_RST_END = 0b11 << 1
@@ -42,21 +43,6 @@ AK_LOGIC_RST = 1 << 8
 AK_CORE_RST = 1 << 9
 AK_MESH_RST = 1 << 10
 SCC_CORE_RESET = 1 << 12
-
-# Simulator-only block (offsets from SIM_BASE).
-SIM_MAGIC = 0x00  # reads "SIMU": tells a host it talks to the simulated chip
-SIM_TIME_LO = 0x04  # modelled board time in ns; reading LO latches HI
-SIM_TIME_HI = 0x08
-SIM_POWER_UW = 0x0C  # instantaneous board power, microwatts
-SIM_ENERGY_LO = 0x10  # board energy since power-on, nJ; reading LO latches HI
-SIM_ENERGY_HI = 0x14
-SIM_FRAMES = 0x18  # inference jobs completed since power-on
-SIM_WINDOW = 0x1C  # write 1: restart the power window; reads its sample count
-SIM_WINDOW_AVG_UW = 0x20
-SIM_WINDOW_MIN_UW = 0x24
-SIM_WINDOW_MAX_UW = 0x28
-SIM_FLOOR_UW = 0x2C
-SIM_MAGIC_VALUE = int.from_bytes(b"SIMU", "little")
 
 
 @dataclass(frozen=True)

@@ -231,3 +231,36 @@ class Host:
             x0, x1, f, v = d.decode_cnp_potentials(words, hrc=info.output_type == IoType.HRC_SPARSE)
             y[x0, x1, f] = v
         return y
+
+
+def digits_case() -> tuple[bytes, np.ndarray, np.ndarray]:
+    """(program binary, inputs, akida's software outputs) of the digits CNN (needs akida)."""
+    import akida
+
+    from akida_rt.model import zoo
+    from tests.metatf_models import calibrate, from_zoo, sample
+
+    model = from_zoo(zoo.digits_cnn(seed=0))
+    x = sample(model, 4, 0)
+    calibrate(model, x, 0)
+    y = model.forward(x)
+    model.map(akida.AKD1000(), hw_only=True)
+    return bytes(model.sequences[0].program), x, y
+
+
+def expected_state(blob: bytes) -> dict[tuple, np.ndarray]:
+    """What each NP memory must hold after every track: the program's own packets."""
+    prog = ProgramBinary.from_bytes(blob)
+    tracks = [t for p in prog.info.passes for r in p.records for t in r.tracks or ()]
+    state: dict[tuple, np.ndarray] = {}
+    for t in tracks:
+        for p in prog.packets(t):
+            for ident in [(0, 0, 0)] if p.hrc else [(p.col, p.row, i) for i in p.nps]:
+                mem = state.setdefault((ident, p.type_id), np.zeros(0, np.uint32))
+                if mem.size < p.start + len(p.data):
+                    mem = np.concatenate(
+                        [mem, np.zeros(p.start + len(p.data) - mem.size, np.uint32)]
+                    )
+                mem[p.start : p.start + len(p.data)] = p.data
+                state[(ident, p.type_id)] = mem
+    return state

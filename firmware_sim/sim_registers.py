@@ -1,0 +1,67 @@
+"""Simulator-only registers of the simulated AKD1000 (top level + 0x7F000): board time,
+power and energy from the clock and power models. No real AKD1000 has them; a host that
+reads no "SIMU" magic at +0x0 knows the figures are not there (docs/clock-and-power-model.md).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from akida_rt.firmware_sim.akd1000_chip import Akd1000Chip
+
+# Offsets from SIM_BASE.
+SIM_MAGIC = 0x00  # reads "SIMU": tells a host it talks to the simulated chip
+SIM_TIME_LO = 0x04  # modelled board time in ns; reading LO latches HI
+SIM_TIME_HI = 0x08
+SIM_POWER_UW = 0x0C  # instantaneous board power, microwatts
+SIM_ENERGY_LO = 0x10  # board energy since power-on, nJ; reading LO latches HI
+SIM_ENERGY_HI = 0x14
+SIM_FRAMES = 0x18  # inference jobs completed since power-on
+SIM_WINDOW = 0x1C  # write 1: restart the power window; reads its sample count
+SIM_WINDOW_AVG_UW = 0x20
+SIM_WINDOW_MIN_UW = 0x24
+SIM_WINDOW_MAX_UW = 0x28
+SIM_FLOOR_UW = 0x2C
+SIM_MAGIC_VALUE = int.from_bytes(b"SIMU", "little")
+
+
+ALL_ONES = 0xFFFFFFFF
+
+
+class SimRegisters:
+    """Reads and writes of the simulator-only block of `chip`."""
+
+    def __init__(self, chip: Akd1000Chip) -> None:
+        self.chip = chip
+        self._latch = 0
+
+    def read(self, offset: int) -> int:
+        chip = self.chip
+        if offset == SIM_MAGIC:
+            return SIM_MAGIC_VALUE
+        if offset in (SIM_TIME_LO, SIM_ENERGY_LO):
+            ns = chip.board_time_s * 1e9
+            self._latch = round(ns if offset == SIM_TIME_LO else chip.power.total_energy_nj)
+            return self._latch & ALL_ONES
+        if offset in (SIM_TIME_HI, SIM_ENERGY_HI):
+            return (self._latch >> 32) & ALL_ONES
+        if offset == SIM_POWER_UW:
+            return round(chip.power.instant_mw() * 1000)
+        if offset == SIM_FRAMES:
+            return chip.frames & ALL_ONES
+        reading = chip.power.read()
+        if offset == SIM_WINDOW:
+            return reading.samples
+        microwatts = {
+            SIM_WINDOW_AVG_UW: reading.avg_mw,
+            SIM_WINDOW_MIN_UW: reading.min_mw,
+            SIM_WINDOW_MAX_UW: reading.max_mw,
+            SIM_FLOOR_UW: reading.floor_mw,
+        }.get(offset, 0.0)
+        return 0 if math.isnan(microwatts) else round(microwatts * 1000)
+
+    def write(self, offset: int, value: int) -> None:
+        if offset == SIM_WINDOW and value & 1:
+            self.chip.power.restart()
