@@ -12,11 +12,12 @@ import numpy as np
 
 from akida_rt.engine.integer import Engine
 from akida_rt.engine.statistics import Statistics
-from akida_rt.errors import InputError, ModelError, ProgramFormatError
+from akida_rt.errors import InputError, MappingError, ModelError, ProgramFormatError
 from akida_rt.format import program as fmt
 from akida_rt.format.layers import Layer, LayerType
 from akida_rt.format.proto import program_pb2 as pb
 from akida_rt.learning import edge as learning
+from akida_rt.mapping import akd1000_compiler as akd1000
 from akida_rt.mapping.hardware import DeviceSpec
 from akida_rt.mapping.mapper import Backend, MapMode, SequencePlan, map_layers
 from akida_rt.mapping.stored_mapping import decode_mapping
@@ -54,6 +55,7 @@ class Model:
         self._engine: Engine | None = None
         self._engine_key: tuple[int, ...] = ()
         self._sequences: tuple[tuple[Any, ...], list[Sequence]] | None = None
+        self._binaries: tuple[tuple[Any, ...], list[bytes | None]] | None = None
         self._stats = Statistics()
         self.learning: pb.LearningConfig | None = None
         if isinstance(source, bytes | bytearray | memoryview):
@@ -270,9 +272,17 @@ class Model:
             return
         self.validate()
         spec = device if isinstance(device, DeviceSpec) else device.spec
+        kept = self._kept_binaries(spec, MapMode(mode).value, hw_only)
         self._plans = map_layers(self._layers, spec, hw_only=hw_only, mode=MapMode(mode))
         self._map_args = (MapMode(mode).value, hw_only)
         self._device = device
+        self._binaries = None
+        if kept is not None and [(p.backend, p.layers) for p in self._plans] == kept[0]:
+            # the program file's binaries, for this very split: used as they are
+            akd1000.placements_from_binaries(self._plans, kept[1], self._layers, spec)
+            self._binaries = ((id(self._plans), *self._key()), kept[1])
+        if not isinstance(device, DeviceSpec) and akd1000.needs_binaries(spec):
+            self.binaries()  # errors at map time; the placement shown is the binaries'
         self.reset_statistics()
         log.info("mapped %s onto %s: %d sequence(s)", self.name, spec.name, len(self._plans))
 
@@ -308,10 +318,51 @@ class Model:
                 layers = [by_name[n] for n in plan.layers]
                 seq = old.get(id(plan))
                 if seq is None or seq.device != spec_name or not seq.holds(layers):
-                    seq = Sequence(plan, layers, spec_name, i)
+                    seq = Sequence(plan, layers, spec_name, i, lambda i=i: self._binary(i))
                 built.append(seq)
         self._sequences = (key, built)
         return list(built)
+
+    def binaries(self) -> list[bytes | None]:
+        """Each sequence's AKD1000 program binary (None for software sequences), from
+        BrainChip's compiler through the [metatf] extra (cached on disk); the plans then
+        show the NP placement the binaries hold. MappingError when the model is not mapped
+        onto an AKD1000, akida is missing, or its compiler splits the model differently."""
+        if self._plans is None or self._device is None:
+            raise MappingError("the model is not mapped: map it onto an AKD1000 first")
+        spec = self._device if isinstance(self._device, DeviceSpec) else self._device.spec
+        if not akd1000.needs_binaries(spec):
+            raise MappingError(f"{spec.name} runs no AKD1000 program binaries; map onto AKD1000")
+        key = (id(self._plans), *self._key())
+        if self._binaries is None or self._binaries[0] != key:
+            mode, hw_only = self._map_args
+            binaries = akd1000.map_binaries(
+                self._unmapped_bytes(), self._plans, self._layers, spec, mode, hw_only
+            )
+            self._binaries = (key, binaries)
+        return list(self._binaries[1])
+
+    def _kept_binaries(
+        self, spec: DeviceSpec, mode: str, hw_only: bool
+    ) -> tuple[list[Any], list[bytes | None]] | None:
+        """(split, binaries) the model holds for its current mapping, if a remap with these
+        arguments may keep them."""
+        if self._plans is None or self._binaries is None or self._device is None:
+            return None
+        held = self._device if isinstance(self._device, DeviceSpec) else self._device.spec
+        if held.name != spec.name or self._map_args != (mode, hw_only):
+            return None
+        if self._binaries[0] != (id(self._plans), *self._key()):
+            return None
+        return [(p.backend, p.layers) for p in self._plans], self._binaries[1]
+
+    def _binary(self, index: int) -> bytes | None:
+        return self.binaries()[index]
+
+    def _unmapped_bytes(self) -> bytes:
+        msg = self.to_message()
+        msg.ClearField("mapping")
+        return fmt.pack(msg)
 
     def _spec_name(self) -> str:
         if self._device is None:
@@ -334,7 +385,9 @@ class Model:
                 mode,
                 hw_only,
             )
-            for plan in self._plans:
+            key = (id(self._plans), *self._key())
+            binaries = self._binaries[1] if self._binaries and self._binaries[0] == key else None
+            for i, plan in enumerate(self._plans):
                 s = msg.mapping.sequences.add(
                     name=plan.name,
                     backend=pb.HARDWARE if plan.backend is Backend.Hardware else pb.SOFTWARE,
@@ -342,6 +395,8 @@ class Model:
                 )
                 s.layers[:] = plan.layers
                 placements_to_pb(plan.placements, s.placements)
+                if binaries is not None and binaries[i] is not None:
+                    s.binary = binaries[i]
         if self.learning is not None:
             msg.learning.CopyFrom(self.learning)
         return msg
@@ -379,6 +434,8 @@ class Model:
         if mapping is not None:
             self._device, self._plans = mapping.spec, mapping.plans
             self._map_args = (mapping.mode.value, mapping.hw_only)
+            if mapping.binaries is not None:
+                self._binaries = ((id(self._plans), *self._key()), mapping.binaries)
 
     # -------------------------------------------------------------------- display
     def summary(self, print_fn: Callable[[str], None] = print) -> None:
