@@ -116,6 +116,10 @@ class Akd1000Chip:
             self.power.restart()
         log.info("%s: AKD1000 powered on (boot %d)", self.serial, self.boot_count)
 
+    def reboot(self) -> None:
+        """A board reset (its console's `reset`): powers on again, DDR kept."""
+        self._boot()
+
     # --------------------------------------------------------------------- bus
     def read32(self, addr: int) -> int:
         """The 32-bit register or DDR word at `addr`."""

@@ -119,7 +119,7 @@ FNP = _table(
         RegField("INPUT_X", 10, 16, 16, "input dims[0]"),
         RegField("INPUT_Y", 10, 0, 16, "input dims[1]"),
         RegField("INPUT_CHUNKS", 14, 0, 16, "inputs in 32-input chunks (bit 31 is set)"),
-    RegField("UNITS", 15, 0, 16, "units (neurons) in this NP"),
+        RegField("UNITS", 15, 0, 16, "units (neurons) in this NP"),
         RegField("ACTIVATION_2", 16, 29, 1, "activation on (second copy)"),
         RegField("WEIGHT_WORDS", 17, 0, 16, "words of FNP weight memory used"),
     ]
