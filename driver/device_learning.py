@@ -120,7 +120,7 @@ def write_learned(dev: Device, state: LearnedWeights) -> None:
         host.toggle_learn(True)
         try:
             words = host.learn_mem().astype(np.uint64)
-            k, u = state.weights.shape
+            u = state.weights.shape[1]
             per = _per_neuron(words.size, u)
             body = words[HEADER_WORDS:].reshape(u, per)
             body[:, NEURON_HEADER_WORDS:] = 0

@@ -72,10 +72,15 @@ def compile_program(program: bytes, mode: str, hw_only: bool) -> list[CompiledSe
     if text is None:
         if not metatf_available():
             raise MappingError(MISSING_METATF)
-        text = _run_child(program, mode, hw_only)
+        try:
+            text = _run_child(program, mode, hw_only)
+        except _Refused as exc:  # deterministic too: refused again without a child
+            text = json.dumps({"error": str(exc)})
         _store(path, text)
     try:
         return _parse(text)
+    except MappingError:
+        raise
     except (ValueError, KeyError, TypeError) as exc:
         path.unlink(missing_ok=True)
         raise MappingError(f"BrainChip's compiler answered badly ({exc}); map again") from None
@@ -108,13 +113,20 @@ def _run_child(program: bytes, mode: str, hw_only: bool) -> str:
     if proc.returncode != 0:
         lines = proc.stderr.decode(errors="replace").strip().splitlines()
         reason = lines[-1] if lines else f"exit status {proc.returncode}"
-        raise MappingError(f"cannot compile the model for AKD1000: {reason}")
+        raise _Refused(f"cannot compile the model for AKD1000: {reason}")
     return proc.stdout.decode()
 
 
+class _Refused(MappingError):
+    """BrainChip's compiler refused the model (an answer worth caching)."""
+
+
 def _parse(text: str) -> list[CompiledSequence]:
+    answer = json.loads(text)
+    if "error" in answer:
+        raise MappingError(str(answer["error"]))
     out = []
-    for s in json.loads(text)["sequences"]:
+    for s in answer["sequences"]:
         binary = base64.b64decode(s["binary"]) if s["binary"] is not None else None
         out.append(CompiledSequence(bool(s["hardware"]), [str(n) for n in s["layers"]], binary))
     return out

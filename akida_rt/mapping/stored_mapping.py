@@ -101,7 +101,9 @@ def _decode_sequence(
     for p in s.placements:
         layer = by_name[p.layer]
         plan.placements.append(
-            _decode_placement(p, f"{where} layer {p.layer[:64]!r}", layer, spec, s.passes, used)
+            _decode_placement(
+                p, f"{where} layer {p.layer[:64]!r}", layer, spec, s.passes, used, bool(s.binary)
+            )
         )
     return plan
 
@@ -113,7 +115,10 @@ def _decode_placement(
     spec: DeviceSpec,
     passes: int,
     used: set[tuple[int, NpId]],
+    from_binary: bool = False,
 ) -> Placement:
+    """A stored placement; one read from a program binary (`from_binary`) names the NPs
+    the binary configures, which the binary's own checks vouch for."""
     if not 0 <= p.pass_index < passes:
         raise ProgramFormatError(f"{where}: pass_index {p.pass_index} outside 0..{passes - 1}")
     if p.weight_bytes < 0 or p.input_bytes < 0:
@@ -139,7 +144,7 @@ def _decode_placement(
         if not nps:
             raise ProgramFormatError(f"{where}: no NPs")
         for ident in nps:
-            if np_type not in types.get(ident, ()):
+            if not from_binary and np_type not in types.get(ident, ()):
                 raise ProgramFormatError(f"{where}: {spec.name} has no {np_type.value} at {ident}")
             if (p.pass_index, ident) in used:
                 raise ProgramFormatError(
