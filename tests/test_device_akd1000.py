@@ -9,14 +9,15 @@ import pytest
 
 pytest.importorskip("akida")
 
-from akida_rt.driver.discovery import open_device  # noqa: E402
-from akida_rt.errors import MappingError  # noqa: E402
-from akida_rt.mapping import akd1000_compiler  # noqa: E402
-from akida_rt.model import zoo  # noqa: E402
-from akida_rt.model.model import Model  # noqa: E402
-from akida_rt.tools import metatf  # noqa: E402
-from tests.akd1000_programs import cnp_model, programs, split_models  # noqa: E402
-from tests.metatf_models import sample, v1_zoo  # noqa: E402
+from akida_rt.driver.discovery import open_device
+from akida_rt.tools import metatf
+
+from akida_rt.errors import MappingError
+from akida_rt.mapping import akd1000_compiler
+from akida_rt.model import zoo
+from akida_rt.model.model import Model
+from tests.akd1000_programs import cnp_model, programs, split_models
+from tests.metatf_models import sample, v1_zoo
 
 
 @pytest.fixture

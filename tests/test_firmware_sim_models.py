@@ -5,11 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from akida_rt.firmware_sim.clock_model import ClockModel, Phase
-from akida_rt.firmware_sim.mesh import NpMesh
 from akida_rt.firmware_sim.power_model import PowerModel, PowerSampler
 
 from akida_rt import AKD1000
-from akida_rt.errors import MeshError
 from akida_rt.format.proto import program_pb2 as pb
 from akida_rt.mapping.mapper import MapMode
 from akida_rt.model import zoo
@@ -20,17 +18,6 @@ def _program(model, **kw) -> bytes:
     model.map(AKD1000(), **kw)
     (seq,) = model.sequences
     return seq.program
-
-
-def test_loading_checks_np_sram_capacity() -> None:
-    msg = pb.SequenceProgram()
-    msg.ParseFromString(_program(zoo.digits_cnn()))
-    fat = msg.placements[1]
-    fat.weight_bytes = AKD1000().np_weight_bytes * len(fat.nps) + 1
-    mesh = NpMesh(AKD1000(), ClockModel())
-    with pytest.raises(MeshError, match=f"'{fat.layer}' needs .* per NP") as info:
-        mesh.load(msg.SerializeToString())
-    assert info.value.code is dp.ErrorCode.SRAM_OVERFLOW and mesh.loaded is None
 
 
 def test_program_clk_grows_with_bytes_loaded() -> None:
