@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import time
@@ -318,7 +319,7 @@ class Model:
                 layers = [by_name[n] for n in plan.layers]
                 seq = old.get(id(plan))
                 if seq is None or seq.device != spec_name or not seq.holds(layers):
-                    seq = Sequence(plan, layers, spec_name, i, lambda i=i: self._binary(i))
+                    seq = Sequence(plan, layers, spec_name, i, functools.partial(self._binary, i))
                 built.append(seq)
         self._sequences = (key, built)
         return list(built)
@@ -395,8 +396,9 @@ class Model:
                 )
                 s.layers[:] = plan.layers
                 placements_to_pb(plan.placements, s.placements)
-                if binaries is not None and binaries[i] is not None:
-                    s.binary = binaries[i]
+                binary = binaries[i] if binaries is not None else None
+                if binary is not None:
+                    s.binary = binary
         if self.learning is not None:
             msg.learning.CopyFrom(self.learning)
         return msg
