@@ -18,7 +18,7 @@ from akida_rt import errors
 from tests.device_urls import FAST
 
 PRODUCTION = (
-    "bus, device, discovery, fileio, pcie, protocol, serial_console, sysfs, udev, usb, usb_ids"
+    "bus, device, discovery, fileio, pcie, akd1000_host, serial_console, sysfs, udev, usb, usb_ids"
 )
 
 
@@ -64,7 +64,7 @@ def test_configured_sim_boards_register_through_the_discovery_registry() -> None
         from akida_rt.driver import discovery, pcie, usb
 
         before = pcie.discover_urls() + usb.discover_urls()
-        assert "akida_rt.firmware_sim.chip" not in sys.modules
+        assert "akida_rt.firmware_sim.akd1000_chip" not in sys.modules
         urls = [u for u in discovery.discover_urls() if u not in before]
         found = [discovery.open_device(u).describe() for u in urls]
         print(json.dumps([[d["kind"], d["serial"], d["simulated"]] for d in found]))
@@ -72,7 +72,7 @@ def test_configured_sim_boards_register_through_the_discovery_registry() -> None
         AKIDA_SIM_BOARDS="pcie:1,usb:2",
     )
     assert [tuple(d) for d in json.loads(out)] == [
-        ("pcie", "SIMP0001", True),
+        ("pcie", "0000:01:00.0", True),  # a board has no serial register: its PCI address
         ("usb", "SIMU0001", True),
         ("usb", "SIMU0002", True),
     ]
