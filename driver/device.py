@@ -247,8 +247,10 @@ class Device:
         spec = spec_by_name("AKD1000")
         clock = self._sim(sb.SIM_CLOCK_HZ) if simulated else spec.clock_hz
         serial = str(getattr(self.bus, "serial", "") or "")
+        v = version
+        hw = f"{v.vendor_id:02X}.{v.product_id:02X}.{v.major_rev:03d}.{v.minor_rev:03d}"
         return Identity(
-            spec.name, version.name, f"akida engine {ENGINE_VERSION} protocol", serial,
+            spec.name, hw, f"akida engine {ENGINE_VERSION} protocol", serial,
             len({(n.ident.col, n.ident.row) for n in spec.nps}) or 20, len(spec.nps), spec.hrc is not None,
             clock, DDR_SIZE, spec.input_sram_per_pair, spec.weight_sram_per_pair, simulated,
         )  # fmt: skip
@@ -411,10 +413,10 @@ class Device:
             samples = self._sim(sb.SIM_WINDOW)
             mw = {k: self._sim(o) / 1000 for k, o in (
                 ("avg", sb.SIM_WINDOW_AVG_UW), ("min", sb.SIM_WINDOW_MIN_UW),
-                ("max", sb.SIM_WINDOW_MAX_UW))}  # fmt: skip
+                ("max", sb.SIM_WINDOW_MAX_UW), ("std", sb.SIM_WINDOW_STD_UW))}  # fmt: skip
             return {
                 "floor_mw": self._sim(sb.SIM_FLOOR_UW) / 1000,
-                "power_mw": {**mw, "std": 0.0} if samples >= 2 else None,
+                "power_mw": mw if samples >= 2 else None,
                 "samples": samples,
                 "frames": self._window_frames,
                 "energy_mj": self._sim64(sb.SIM_ENERGY_LO) / 1e6,

@@ -30,6 +30,7 @@ from akida_rt.akd1000.sim_block import (
     SIM_WINDOW_AVG_UW,
     SIM_WINDOW_MAX_UW,
     SIM_WINDOW_MIN_UW,
+    SIM_WINDOW_STD_UW,
 )
 
 ALL_ONES = 0xFFFFFFFF
@@ -72,6 +73,7 @@ class SimRegisters:
             SIM_WINDOW_MIN_UW: reading.min_mw,
             SIM_WINDOW_MAX_UW: reading.max_mw,
             SIM_FLOOR_UW: reading.floor_mw,
+            SIM_WINDOW_STD_UW: reading.std_mw,
         }.get(offset, 0.0)
         return 0 if math.isnan(microwatts) else round(microwatts * 1000)
 

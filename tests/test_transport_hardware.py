@@ -13,8 +13,8 @@ from akida_rt.driver import usb as usb_transport
 from akida_rt.driver.bus import open_bus
 from akida_rt.driver.device import Device
 
-from tests import chip_addresses as ca
 from akida_rt.errors import AkidaError
+from tests import chip_addresses as ca
 
 
 def _board_urls() -> list[str]:

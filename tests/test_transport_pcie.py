@@ -22,13 +22,13 @@ from akida_rt.driver import discovery, fileio, pcie, sysfs
 from akida_rt.driver.bus import open_bus
 from akida_rt.driver.sim_transport import SimRack
 
-from tests import chip_addresses as ca
 from akida_rt.errors import (
     DeviceBusy,
     DeviceLost,
     DeviceNotFound,
     PermissionDeniedError,
 )
+from tests import chip_addresses as ca
 
 MEM = 4 << 20
 
@@ -181,7 +181,10 @@ def test_akida_devices_lists_configured_sim_boards() -> None:
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     listed = json.loads(done.stdout)
-    assert [(d["kind"], d["serial"]) for d in listed] == [("pcie", "0000:01:00.0"), ("usb", "SIMU0001")]
+    assert [(d["kind"], d["serial"]) for d in listed] == [
+        ("pcie", "0000:01:00.0"),
+        ("usb", "SIMU0001"),
+    ]
     assert listed[1]["id"] == "usb://1e7c:bca1?serial=SIMU0001"
     # A simulated chip stays visibly simulated behind a real transport: the flag comes from
     # the chip's own identity, not from the URL scheme.

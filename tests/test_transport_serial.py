@@ -16,8 +16,8 @@ from akida_rt.driver import serial_console as sc
 from akida_rt.firmware_sim.akd1000_chip import Akd1000Chip
 from akida_rt.firmware_sim.console import SimConsole
 
-from tests import chip_addresses as ca
 from akida_rt.errors import DeviceError, DeviceLost, DeviceNotFound, TransportTimeout
+from tests import chip_addresses as ca
 
 
 def _answer_later(console: sc.Console, line: bytes, delay: float = 0.05) -> None:

@@ -19,9 +19,9 @@ from akida_rt.driver import usb as usb_transport
 from akida_rt.driver.bus import open_bus
 from akida_rt.driver.sim_transport import SimRack
 
-from tests import chip_addresses as ca
 from akida_rt.errors import DeviceLost, DeviceNotFound, TransportError, TransportTimeout
 from akida_rt.wire import transport_wire as tw
+from tests import chip_addresses as ca
 
 MEM = 4 << 20
 

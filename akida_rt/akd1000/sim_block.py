@@ -28,4 +28,5 @@ SIM_INFERENCE_CLK = 0x34  # modelled inference clocks since power-on (low 32 bit
 SIM_PROGRAM_CLK = 0x38  # modelled programming clocks since power-on (low 32 bits)
 SIM_HOST_KMACS = 0x3C  # write: thousands of MACs the board's host computed (time passes)
 SIM_CLOCK_HZ = 0x40  # the modelled mesh clock
+SIM_WINDOW_STD_UW = 0x44  # standard deviation of the window's samples
 SIM_MAGIC_VALUE = int.from_bytes(b"SIMU", "little")
