@@ -16,7 +16,7 @@ from akida_rt.firmware_sim.akd1000_chip import Akd1000Chip  # noqa: E402
 from akida_rt.firmware_sim.pcie_node import SimPcieHost  # noqa: E402
 
 from akida_rt.model import zoo  # noqa: E402
-from tests.akd1000_programs import learning_model, programs, split_models  # noqa: E402
+from tests.akd1000_programs import io_models, learning_model, programs, split_models  # noqa: E402
 from tests.brainchip_engine.harness import EngineSession, run_engine, skip_reason  # noqa: E402
 from tests.metatf_models import from_zoo, random_model  # noqa: E402
 
@@ -126,3 +126,15 @@ def test_learning_on_the_chip_same_as_brainchip_engine(pcie_chip) -> None:
     assert not np.array_equal(ours, before)  # the chip learned
     assert np.array_equal(ours, theirs)
     assert [(a.phase, a.op, a.addr, a.size, a.value) for a in host.log.trace] == trace
+
+
+@pytest.mark.parametrize("name", list(io_models()))
+def test_every_input_and_output_path_equals_akida_forward(pcie_chip, name: str) -> None:
+    host, _ = pcie_chip
+    model = io_models()[name]
+    bits = 8 if name.startswith("image") else 4
+    x = np.random.default_rng(1).integers(0, 2**bits, size=(5, *model.input_shape))
+    x = x.astype(np.uint8)
+    expected = model.forward(x)
+    got = host.run_sequences(programs(model), x, batch_size=4)
+    assert got.dtype == expected.dtype and np.array_equal(got, expected)
