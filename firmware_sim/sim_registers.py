@@ -24,6 +24,7 @@ SIM_WINDOW_AVG_UW = 0x20
 SIM_WINDOW_MIN_UW = 0x24
 SIM_WINDOW_MAX_UW = 0x28
 SIM_FLOOR_UW = 0x2C
+SIM_HOST_REQUEST = 0x30  # write: the host starts a request (its runtime's per-call cost)
 SIM_MAGIC_VALUE = int.from_bytes(b"SIMU", "little")
 
 
@@ -65,3 +66,7 @@ class SimRegisters:
     def write(self, offset: int, value: int) -> None:
         if offset == SIM_WINDOW and value & 1:
             self.chip.power.restart()
+        elif offset == SIM_HOST_REQUEST:
+            # The host runtime around one inference call (link_model.request_s, fitted
+            # on published fps): the board idles at its floor meanwhile.
+            self.chip.spend(self.chip.link.request_s)
