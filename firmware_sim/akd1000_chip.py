@@ -26,7 +26,7 @@ import numpy as np
 from akida_rt.firmware_sim import registers_file as rf
 from akida_rt.firmware_sim.clock_model import ClockModel
 from akida_rt.firmware_sim.config_dma import ConfigDma
-from akida_rt.firmware_sim.dma_engine import CTRL, DESC_STATUS, DmaEngine
+from akida_rt.firmware_sim.dma_engine import CTRL, DmaEngine
 from akida_rt.firmware_sim.inference_dma import InferenceDma
 from akida_rt.firmware_sim.link_model import PCIE, LinkModel
 from akida_rt.firmware_sim.mesh_program import MeshProgram, ProgramError, Work, assemble
@@ -89,7 +89,6 @@ class Akd1000Chip:
         self._program: (
             tuple[tuple[int, tuple[int, int] | None], MeshProgram | ProgramError] | None
         ) = None
-        self._batch_open = False
         self.sim = SimRegisters(self)
         self.present = True
         self.hung = False
@@ -212,8 +211,6 @@ class Akd1000Chip:
         hit = self._dma_at(addr)
         if hit is not None:
             dma, offset = hit
-            if offset == DESC_STATUS and dma.name != "config" and not dma.pending():
-                self._batch_open = False  # the host saw its queue drained
             return dma.read(offset)
         offset = addr - rf.TOP_BASE
         if rf.SIM_BASE <= offset < rf.SIM_BASE + rf.SIM_SIZE:
@@ -341,9 +338,6 @@ class Akd1000Chip:
         self.frames += 1
         self.synops += work.synops
         self.inference_clk += work.clk
-        if not self._batch_open:
-            self._batch_open = True
-            self.spend(self.link.request_s)
         self.power.record(work.phases, 1, gap_s=self.link.frame_s)
         self.spend(self.link.frame_s + self.clocks.seconds(work.clk), powered=False)
 

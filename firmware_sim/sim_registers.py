@@ -18,6 +18,7 @@ from akida_rt.akd1000.sim_block import (
     SIM_FLOOR_UW,
     SIM_FRAMES,
     SIM_HOST_KMACS,
+    SIM_HOST_REQUEST,
     SIM_INFERENCE_CLK,
     SIM_MAGIC,
     SIM_MAGIC_VALUE,
@@ -82,3 +83,7 @@ class SimRegisters:
             self.chip.power.restart()
         elif offset == SIM_HOST_KMACS:  # the host's own work: the board idles meanwhile
             self.chip.spend(value * 1e3 / self.chip.link.host_macs_per_s)
+        elif offset == SIM_HOST_REQUEST:
+            # The host runtime around one inference call (link_model.request_s, fitted
+            # on published fps): the board idles at its floor meanwhile.
+            self.chip.spend(self.chip.link.request_s)

@@ -149,12 +149,16 @@ def test_simulator_only_registers_report_board_time_and_power(chip, digits) -> N
     host = Host(chip)
     host.load(blob)
     host.set_batch_size(4)
+    before = board_ns()
+    chip.write32(sim + 0x30, 1)  # the host starts a request: its runtime's fitted cost
+    assert board_ns() - before >= round(chip.link.request_s * 1e9)
     host.forward(x)
+    chip.write32(sim + 0x30, 1)
     assert board_ns() > start
     assert chip.read32(sim + 0x18) == 4  # frames
     floor_uw = chip.read32(sim + 0x2C)
     assert 912_000 <= floor_uw <= 915_000  # the board floor of docs/clock-and-power-model
-    assert chip.read32(sim + 0x1C) >= 2  # power samples in the window
+    assert chip.read32(sim + 0x1C) >= 2  # power samples in the window (10 ms period)
     assert chip.read32(sim + 0x20) >= floor_uw - 5_000  # average power near or above it
 
 

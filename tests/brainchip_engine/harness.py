@@ -136,7 +136,11 @@ class EngineSession:
         )
         assert self._proc.stdin is not None and self._proc.stdout is not None
         self._to, self._from = self._proc.stdin.fileno(), self._proc.stdout.fileno()
-        self.version = tuple(self._call(b"I", desc.encode()))
+        try:
+            self.version = tuple(self._call(b"I", desc.encode()))
+        except BaseException:
+            self.close()
+            raise
 
     def __enter__(self) -> EngineSession:
         return self

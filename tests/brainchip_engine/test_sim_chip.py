@@ -24,7 +24,14 @@ chip_module = pytest.importorskip(
 from akida_rt.tools.metatf import import_model  # noqa: E402
 
 from akida_rt.model import zoo  # noqa: E402
-from tests.metatf_models import N_MODELS, from_zoo, random_model  # noqa: E402
+from tests.metatf_models import (  # noqa: E402
+    N_MODELS,
+    calibrate,
+    from_zoo,
+    random_model,
+    random_weights,
+    sample,
+)
 
 _reason = skip_reason()
 pytestmark = pytest.mark.skipif(_reason is not None, reason=_reason or "")
@@ -99,3 +106,38 @@ def test_a_fit_triggered_by_the_engine_learns_what_our_software_fit_learns() -> 
     neurons = memory[2:].reshape(6, 6)  # FNP3 SRAM: 6 words a neuron, w4-w5 the weights
     bits = (neurons[:, 4 + np.arange(64) // 32] >> (np.arange(64) % 32)) & 1
     np.testing.assert_array_equal(bits.T, learned)
+
+
+def _small(shape: tuple[int, int, int], *layers: Any) -> tuple[Any, np.ndarray]:
+    """InputData (4-bit events) then `layers`, random weights, calibrated thresholds."""
+    model = akida.Model()
+    model.add(akida.InputData(input_shape=shape, input_bits=4, name="in"))
+    for layer in layers:
+        model.add(layer)
+    random_weights(model, np.random.default_rng(0))
+    x = sample(model, 2, 0)
+    calibrate(model, x, 0)
+    return model, x
+
+
+_OPEN = "open chip-side bug (found by this suite): "
+
+
+@pytest.mark.xfail(strict=True, reason=_OPEN + "CNP potential outputs read back as 16")
+def test_convolution_potentials_as_the_last_output() -> None:
+    conv = akida.Convolutional(
+        kernel_size=(3, 3), filters=8, weights_bits=4, activation=False, name="conv"
+    )
+    check(*_small((8, 8, 8), conv))
+
+
+@pytest.mark.xfail(strict=True, reason=_OPEN + "a layer split spatially over NPs differs")
+def test_a_layer_split_spatially_over_nps() -> None:
+    # akida gives each of 74 NPs 14 filters over one half of the 14x14 input (NpSpace
+    # shape 7x14, x 0 or 7): about 31% of the outputs differ, whatever the input density.
+    # AkidaNet 1.0's second hardware sequence starts with this layer and differs too (on
+    # both hosts); that model takes 14 s here, this layer 0.6 s.
+    sep = akida.SeparableConvolutional(
+        kernel_size=(3, 3), filters=512, weights_bits=4, act_bits=4, name="sep"
+    )
+    check(*_small((14, 14, 512), sep))
