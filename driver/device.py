@@ -16,10 +16,10 @@ import hashlib
 import logging
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 from akida_rt.driver import device_learning
@@ -29,7 +29,14 @@ from akida_rt.driver.bus import Bus
 from akida_rt.akd1000 import sim_block as sb
 from akida_rt.akd1000.memory_map import DDR_SIZE, TOP_LEVEL_REG_BASE
 from akida_rt.engine.learning_rule import LearnedWeights
-from akida_rt.errors import DeviceBusy, DeviceError, DeviceLost, InputError
+from akida_rt.errors import (
+    DeviceBusy,
+    DeviceError,
+    DeviceLost,
+    DeviceResetError,
+    InputError,
+    TransportTimeout,
+)
 from akida_rt.format.proto import program_pb2 as pb
 from akida_rt.mapping.hardware import DeviceSpec, spec_by_name
 from akida_rt.mapping.mapper import Backend
@@ -37,6 +44,7 @@ from akida_rt.model import device_api
 from akida_rt.model.sequence import Sequence as MappedSequence
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 MAX_BATCH = 16  # jobs in flight on the chip at once
 ENGINE_VERSION = "2.19.3"  # the program binaries' engine version this host drives
@@ -120,6 +128,41 @@ class DeviceStats:
         return asdict(self)
 
 
+class RetryingBus(Bus):
+    """`bus` with each timed-out DDR transfer retried up to `retries` times (a transfer
+    is idempotent: the same bytes at the same address); register accesses are not."""
+
+    def __init__(self, bus: Bus, retries: int) -> None:
+        self.inner, self.retries, self.retried = bus, retries, 0
+        self.url = bus.url
+
+    def _again(self, op: Callable[[], T]) -> T:
+        for attempt in range(self.retries + 1):
+            try:
+                return op()
+            except TransportTimeout:
+                if attempt == self.retries:
+                    raise
+                self.retried += 1
+                log.warning("%s: transfer timed out; retrying (%d)", self.url, attempt + 1)
+        raise AssertionError("unreachable")
+
+    def read32(self, addr: int) -> int:
+        return self.inner.read32(addr)
+
+    def write32(self, addr: int, value: int) -> None:
+        self.inner.write32(addr, value)
+
+    def read(self, addr: int, n: int) -> bytes:
+        return self._again(lambda: self.inner.read(addr, n))
+
+    def write(self, addr: int, data: bytes) -> None:
+        self._again(lambda: self.inner.write(addr, data))
+
+    def close(self) -> None:
+        self.inner.close()
+
+
 class Device:
     """An AKD1000 (board or simulated chip) behind `bus`.
 
@@ -129,7 +172,7 @@ class Device:
         kind: "pcie", "usb" or "sim" (the transport; whether the chip is simulated is
             what the chip says about itself, see `simulated`).
         timeouts: bounds on waits.
-        retries: kept for callers; the host protocol does not retry transfers.
+        retries: how often a timed-out DDR transfer is retried.
         desc: the driver's description of the board ("NSoC_v2" for an AKD1000 behind
             akida_dw_edma); empty: read from the SoC's CHIP_INFO register.
     """
@@ -160,6 +203,7 @@ class Device:
         self._identity: Identity | None = None
         self._desc = desc or str(getattr(bus, "desc", "") or "")
         self.learning_sequence: MappedSequence | None = None
+        self._retrying = RetryingBus(bus, retries)
         self._clock_started = False
         self._infer_clk = self._program_clk = 0
         self.learned_samples: dict[str, int] = {}
@@ -169,7 +213,7 @@ class Device:
 
     def _open_host(self) -> Akd1000Host:
         try:
-            return Akd1000Host(self.bus, desc=self._desc, timeout_s=self.timeouts.run_s)
+            return Akd1000Host(self._retrying, desc=self._desc, timeout_s=self.timeouts.run_s)
         except DeviceLost:
             self._lost = True
             raise
@@ -237,6 +281,8 @@ class Device:
             return self._identity
 
     def _identify(self) -> Identity:
+        if self.bus.read32(TOP_LEVEL_REG_BASE) == 0xFFFFFFFF:  # IP_VERSION of no chip
+            raise DeviceLost(f"{self.url}: the chip is gone (registers read all-ones: unplugged)")
         version = self.host.version
         if version is None or version.name != "NSoC_v2":
             raise DeviceError(
@@ -267,6 +313,10 @@ class Device:
             except DeviceLost:
                 self._lost = True
                 self._resident = None
+                raise
+            except DeviceResetError:
+                self._resident = None
+                self.counters.resets += 1
                 raise
             except (DeviceError, InputError):
                 self._resident = None  # whatever the chip holds now, it is no known program
@@ -395,8 +445,13 @@ class Device:
                 traffic, self.counters.loads,
                 self._sim64(sb.SIM_ENERGY_LO) / 1e6 if sim else 0.0,
                 self.identity.clock_hz,
-                host=Counters(**asdict(self.counters)), resident=self._resident,
+                host=self._counters(), resident=self._resident,
             )  # fmt: skip
+
+    def _counters(self) -> Counters:
+        counters = Counters(**asdict(self.counters))
+        counters.retries = self._retrying.retried
+        return counters
 
     def power_start(self) -> None:
         """Start a new power window (simulated chip only: no AKD1000 reports power)."""
