@@ -204,9 +204,11 @@ class Device:
         self._desc = desc or str(getattr(bus, "desc", "") or "")
         self.learning_sequence: MappedSequence | None = None
         self._retrying = RetryingBus(bus, retries)
+        self.resident_program: bytes | None = None  # the binary on the chip, as loaded
+        self.learned_binary: bytes | None = None  # the same, with the weights it learned
         self._clock_started = False
         self._infer_clk = self._program_clk = 0
-        self.learned_samples: dict[str, int] = {}
+        self.learned_samples = 0  # labelled samples the resident learning program learned
         self.host = self._open_host()
         with self._guard():
             self._identity = self._identify()
@@ -378,9 +380,10 @@ class Device:
                 return 0
             start = self.now()
             before = self._sim(sb.SIM_PROGRAM_CLK) if self.simulated else 0
-            self._resident = None
+            self._resident = self.resident_program = self.learned_binary = None
+            self.learned_samples = 0
             self.host.program(bytes(program), f"{self.url} program")
-            self._resident = digest
+            self._resident, self.resident_program = digest, bytes(program)
             clk = (
                 (self._sim(sb.SIM_PROGRAM_CLK) - before) & 0xFFFFFFFF
                 if self.simulated
@@ -537,6 +540,11 @@ class Device:
     ) -> tuple[np.ndarray, LearnedWeights]:
         """Learn `x` on the chip (docs/semantics.md, section 8): (potentials, state read back)."""
         return device_learning.learn(self, sequences, x, labels, config)
+
+    def learned_program(self) -> bytes | None:
+        """The resident program binary with the weights the chip learned since it was
+        loaded (its learning track as read back), or None when nothing was learned."""
+        return self.learned_binary
 
     def read_learned(self) -> LearnedWeights:
         """The learning layer's weights and plasticity in the chip's FNP3 memory."""

@@ -57,10 +57,9 @@ def learn(
             else:
                 dev.load_sequence(seq.program, seq.program_hash)
                 y, _ = dev.infer(y)
-        resident = dev.resident == learned_token(last.program_hash)
-        if not resident:
+        if dev.resident != learned_token(last.program_hash):
             dev.load_sequence(last.program, last.program_hash)
-        samples = dev.learned_samples.get(last.program_hash, 0) if resident else 0
+        samples = cfg.samples  # what the program (the host's copy of the chip's) learned
         dev.mark_learning(last.program_hash)
         dev.learning_sequence = last
         from akida_rt.driver.device import chip_inputs
@@ -71,13 +70,31 @@ def learn(
         host.toggle_learn(True)
         try:
             pots = [host.fit(xs[i : i + 1], [int(labels[i])]) for i in range(len(xs))]
-            state = _state(dev, last, host.learn_mem(), samples + len(xs))
+            words = host.learn_mem()
+            state = _state(dev, last, words, samples + len(xs))
+            dev.learned_binary = learned_binary(dev, words)
+            dev.learned_samples = state.samples
         finally:
             host.toggle_learn(False)
-        dev.learned_samples[last.program_hash] = state.samples
         dev.counters.frames += len(xs)
         out = np.concatenate([p.reshape(1, -1) for p in pots]).astype(np.int64)
         return out, state
+
+
+def learned_binary(dev: Device, words: np.ndarray) -> bytes | None:
+    """The resident program binary with its learning weight track replaced by `words`
+    (learn_mem's layout is the track's): what the chip now holds, to reload it later."""
+    program = dev.resident_program
+    info = dev.host.info
+    if program is None or info is None or info.learning_layer is None:
+        return None
+    ram = info.learning_layer.ram
+    tracks = (ram.tracks or ()) if ram is not None else ()
+    if len(tracks) != 1 or tracks[0].words != words.size:
+        return None
+    at = 4 + int.from_bytes(program[:4], "little")  # the program data follows the info
+    start = at + tracks[0].offset
+    return program[:start] + words.astype("<u4").tobytes() + program[start + 4 * words.size :]
 
 
 def _per_neuron(words: int, units: int) -> int:
@@ -92,13 +109,22 @@ def _state(dev: Device, seq: MappedSequence, words: np.ndarray, samples: int) ->
     per = _per_neuron(words.size, u)
     body = words[HEADER_WORDS:].reshape(u, per).astype(np.uint64)
     bits = np.zeros((k, u), np.uint8)
-    i = np.arange(k)
+    i = input_order(layer.input_shape, k)
     for j in range(u):
         w = body[j, NEURON_HEADER_WORDS + i // 32]
         bits[:, j] = ((w >> (i % 32).astype(np.uint64)) & 1).astype(np.uint8)
     nw = np.maximum(body[:, 2].astype(np.float32), 1)
     plasticity = ((body[:, 3] & 0xFFFF).astype(np.float32) / nw).astype(np.float32)
     return LearnedWeights(bits, plasticity, samples)
+
+
+def input_order(shape: tuple[int, ...] | None, k: int) -> np.ndarray:
+    """The FNP3 input bit of each of the layer's K inputs: akida_rt flattens (h, w, c),
+    the chip (c, w, h)."""
+    if shape is None or int(np.prod(shape)) != k:
+        return np.arange(k)
+    h, w, c = shape
+    return np.arange(k).reshape(c, w, h).transpose(2, 1, 0).reshape(-1)
 
 
 def read_learned(dev: Device) -> LearnedWeights:
@@ -110,7 +136,7 @@ def read_learned(dev: Device) -> LearnedWeights:
             words = dev.host.learn_mem()
         finally:
             dev.host.toggle_learn(False)
-        return _state(dev, seq, words, dev.learned_samples.get(seq.program_hash, 0))
+        return _state(dev, seq, words, dev.learned_samples)
 
 
 def write_learned(dev: Device, state: LearnedWeights) -> None:
@@ -120,12 +146,14 @@ def write_learned(dev: Device, state: LearnedWeights) -> None:
         host.toggle_learn(True)
         try:
             words = host.learn_mem().astype(np.uint64)
-            u = state.weights.shape[1]
+            k, u = state.weights.shape
             per = _per_neuron(words.size, u)
             body = words[HEADER_WORDS:].reshape(u, per)
             body[:, NEURON_HEADER_WORDS:] = 0
+            seq = _resident_sequence(dev)
+            order = input_order(seq.layers[-1].input_shape, k)
             for j in range(u):
-                on = np.flatnonzero(state.weights[:, j])
+                on = order[np.flatnonzero(state.weights[:, j])]
                 np.bitwise_or.at(body[j], NEURON_HEADER_WORDS + on // 32,
                                  np.left_shift(np.uint64(1), (on % 32).astype(np.uint64)))  # fmt: skip
             nw = np.maximum(body[:, 2].astype(np.float32), 1)
@@ -133,16 +161,10 @@ def write_learned(dev: Device, state: LearnedWeights) -> None:
             body[:, 3] = (body[:, 3] & 0xFFFF0000) | (thswap & 0xFFFF)
             words[HEADER_WORDS:] = body.reshape(-1)
             host.update_learn_mem(words.astype(np.uint32))
+            dev.learned_binary = learned_binary(dev, words.astype(np.uint32))
         finally:
             host.toggle_learn(False)
-        digest = _resident_digest(dev)
-        if digest:
-            dev.learned_samples[digest] = state.samples
-
-
-def _resident_digest(dev: Device) -> str:
-    r = dev.resident or ""
-    return r[: -len("+learned")] if r.endswith("+learned") else r
+        dev.learned_samples = state.samples
 
 
 def _resident_sequence(dev: Device) -> MappedSequence:

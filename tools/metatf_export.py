@@ -66,6 +66,10 @@ def export_model(model: Model, with_variables: bool = True) -> Any:
                 plasticity_decay=cfg.plasticity_decay,
             )
         )
+        if with_variables:  # compile draws new learning weights: keep the model's own
+            last = layers[-1]
+            where = f"layer '{last.name}' ({last.type_name})"
+            _set_variables(out.layers[-1], last, where, is_last=True)
     return out
 
 

@@ -223,6 +223,9 @@ def fit(model: Model, inputs: Any, labels: Any = None) -> np.ndarray:
         before = model.sequences[-1].program_hash
         pots, state = device.learn(model.sequences, x, y, cfg)
         apply_learned(model, state.weights, state.plasticity, state.samples)
+        learned = device.learned_program()
+        if learned is not None:  # the chip's own binary for the learned weights: no recompile
+            model.adopt_binary(len(model.sequences) - 1, learned)
         # The device computes with the learned weights already: no reload of the program.
         device.adopt_learned(before, model.sequences[-1].program_hash)
         return pots.astype(np.int32)

@@ -187,7 +187,7 @@ def placements_from_binaries(
         if binary is None:
             continue
         try:
-            decoded = decode_program([binary]).layers
+            decoded = [v for v in decode_program([binary]).layers if v.kind != "InputData"]
         except ProgramFormatError as exc:
             raise MappingError(f"sequence {plan.name}: its AKD1000 program: {exc}") from None
         names = _no_input_data(plan.layers, by_name)

@@ -343,6 +343,15 @@ class Model:
             self._binaries = (key, binaries)
         return list(self._binaries[1])
 
+    def adopt_binary(self, index: int, binary: bytes) -> None:
+        """Sequence `index`'s program binary is now `binary` (its weights learned on the
+        chip): kept for the model's current layers without compiling again."""
+        if self._plans is None or self._binaries is None:
+            return
+        binaries = list(self._binaries[1])
+        binaries[index] = binary
+        self._binaries = ((id(self._plans), *self._key()), binaries)
+
     def _kept_binaries(
         self, spec: DeviceSpec, mode: str, hw_only: bool
     ) -> tuple[list[Any], list[bytes | None]] | None:
