@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
+from akida_rt.driver.device_types import chip_inputs
 
 from akida_rt.engine.learning_rule import LearnedWeights
 from akida_rt.errors import LearningError
@@ -62,8 +63,6 @@ def learn(
         samples = cfg.samples  # what the program (the host's copy of the chip's) learned
         dev.mark_learning(last.program_hash)
         dev.learning_sequence = last
-        from akida_rt.driver.device import chip_inputs
-
         xs = chip_inputs(y, dev.url)
         host = dev.host
         host.set_batch_size(1)

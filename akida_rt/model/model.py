@@ -22,6 +22,7 @@ from akida_rt.mapping import akd1000_compiler as akd1000
 from akida_rt.mapping.hardware import DeviceSpec
 from akida_rt.mapping.mapper import Backend, MapMode, SequencePlan, map_layers
 from akida_rt.mapping.stored_mapping import decode_mapping
+from akida_rt.model.binaries import HeldBinaries, split_of
 from akida_rt.model.device_api import DaemonBacked, Device, RemoteRun
 from akida_rt.model.sequence import Sequence, placements_to_pb
 
@@ -56,7 +57,7 @@ class Model:
         self._engine: Engine | None = None
         self._engine_key: tuple[int, ...] = ()
         self._sequences: tuple[tuple[Any, ...], list[Sequence]] | None = None
-        self._binaries: tuple[tuple[Any, ...], list[bytes | None]] | None = None
+        self._binaries = HeldBinaries()
         self._stats = Statistics()
         self.learning: pb.LearningConfig | None = None
         if isinstance(source, bytes | bytearray | memoryview):
@@ -273,15 +274,17 @@ class Model:
             return
         self.validate()
         spec = device if isinstance(device, DeviceSpec) else device.spec
-        kept = self._kept_binaries(spec, MapMode(mode).value, hw_only)
+        same = (self._spec_name(), self._map_args) == (spec.name, (MapMode(mode).value, hw_only))
+        kept = self._binaries.get(self._bin_key()) if same and self._plans is not None else None
+        old_split = split_of(self._plans) if kept is not None and self._plans else None
         self._plans = map_layers(self._layers, spec, hw_only=hw_only, mode=MapMode(mode))
         self._map_args = (MapMode(mode).value, hw_only)
         self._device = device
-        self._binaries = None
-        if kept is not None and [(p.backend, p.layers) for p in self._plans] == kept[0]:
+        self._binaries.clear()
+        if kept is not None and split_of(self._plans) == old_split:
             # the program file's binaries, for this very split: used as they are
-            akd1000.placements_from_binaries(self._plans, kept[1], self._layers, spec)
-            self._binaries = ((id(self._plans), *self._key()), kept[1])
+            akd1000.placements_from_binaries(self._plans, kept, self._layers, spec)
+            self._binaries.hold(self._bin_key(), kept)
         if not isinstance(device, DeviceSpec) and akd1000.needs_binaries(spec):
             self.binaries()  # errors at map time; the placement shown is the binaries'
         self.reset_statistics()
@@ -334,37 +337,22 @@ class Model:
         spec = self._device if isinstance(self._device, DeviceSpec) else self._device.spec
         if not akd1000.needs_binaries(spec):
             raise MappingError(f"{spec.name} runs no AKD1000 program binaries; map onto AKD1000")
-        key = (id(self._plans), *self._key())
-        if self._binaries is None or self._binaries[0] != key:
+        held = self._binaries.get(self._bin_key())
+        if held is None:
             mode, hw_only = self._map_args
-            binaries = akd1000.map_binaries(
+            held = akd1000.map_binaries(
                 self._unmapped_bytes(), self._plans, self._layers, spec, mode, hw_only
             )
-            self._binaries = (key, binaries)
-        return list(self._binaries[1])
+            self._binaries.hold(self._bin_key(), held)
+        return held
 
     def adopt_binary(self, index: int, binary: bytes) -> None:
         """Sequence `index`'s program binary is now `binary` (its weights learned on the
         chip): kept for the model's current layers without compiling again."""
-        if self._plans is None or self._binaries is None:
-            return
-        binaries = list(self._binaries[1])
-        binaries[index] = binary
-        self._binaries = ((id(self._plans), *self._key()), binaries)
+        self._binaries.adopt(self._bin_key(), index, binary)
 
-    def _kept_binaries(
-        self, spec: DeviceSpec, mode: str, hw_only: bool
-    ) -> tuple[list[Any], list[bytes | None]] | None:
-        """(split, binaries) the model holds for its current mapping, if a remap with these
-        arguments may keep them."""
-        if self._plans is None or self._binaries is None or self._device is None:
-            return None
-        held = self._device if isinstance(self._device, DeviceSpec) else self._device.spec
-        if held.name != spec.name or self._map_args != (mode, hw_only):
-            return None
-        if self._binaries[0] != (id(self._plans), *self._key()):
-            return None
-        return [(p.backend, p.layers) for p in self._plans], self._binaries[1]
+    def _bin_key(self) -> tuple[Any, ...]:
+        return (id(self._plans), *self._key())
 
     def _binary(self, index: int) -> bytes | None:
         return self.binaries()[index]
@@ -395,8 +383,7 @@ class Model:
                 mode,
                 hw_only,
             )
-            key = (id(self._plans), *self._key())
-            binaries = self._binaries[1] if self._binaries and self._binaries[0] == key else None
+            binaries = self._binaries.get(self._bin_key())
             for i, plan in enumerate(self._plans):
                 s = msg.mapping.sequences.add(
                     name=plan.name,
@@ -446,7 +433,7 @@ class Model:
             self._device, self._plans = mapping.spec, mapping.plans
             self._map_args = (mapping.mode.value, mapping.hw_only)
             if mapping.binaries is not None:
-                self._binaries = ((id(self._plans), *self._key()), mapping.binaries)
+                self._binaries.hold(self._bin_key(), mapping.binaries)
 
     # -------------------------------------------------------------------- display
     def summary(self, print_fn: Callable[[str], None] = print) -> None:
