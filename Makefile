@@ -8,7 +8,8 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 # hook at run time; static tools (mypy, import-linter) see it through this symlink tree.
 TREE := build/pkgtree
 
-.PHONY: demo test lint typecheck layers pytest proto tree clean systemd-tools engine-tools
+.PHONY: demo test lint typecheck layers pytest proto tree clean systemd-tools engine-tools \
+	podman-tools manifests
 
 $(STAMP):
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -19,7 +20,7 @@ $(STAMP):
 demo: $(STAMP)
 	$(BIN)/python -m akida_rt.demo
 
-test: $(STAMP) lint typecheck layers systemd-tools engine-tools pytest
+test: $(STAMP) lint typecheck layers systemd-tools engine-tools podman-tools pytest
 
 # The daemon's unit-file tests need systemd-analyze (not systemd as PID 1); install it
 # when missing and root, else those tests skip and say why.
@@ -28,6 +29,14 @@ systemd-tools:
 		(apt-get install -y -q --no-install-recommends systemd >/dev/null 2>&1 || \
 		 (apt-get update -q >/dev/null && apt-get install -y -q --no-install-recommends systemd >/dev/null)) ; } || \
 		echo "systemd-analyze unavailable: the akidad unit-file tests will skip"
+
+# The CDI tests run the real podman (Debian 12's is 4.3, the oldest CDI library we
+# support) with runc; install them when missing and root, else those tests skip and say why.
+podman-tools:
+	@{ command -v podman >/dev/null && command -v runc >/dev/null; } || { [ "$$(id -u)" = 0 ] && \
+		(apt-get install -y -q --no-install-recommends podman runc >/dev/null 2>&1 || \
+		 (apt-get update -q >/dev/null && apt-get install -y -q --no-install-recommends podman runc >/dev/null)) ; } || \
+		echo "podman or runc unavailable: the CDI container tests will skip"
 
 # BrainChip's Akida Engine (built from the akida wheel's source by tests/brainchip_engine)
 # needs g++ and the flatbuffers 2.0.8 headers (Debian's libflatbuffers-dev); install them
@@ -67,6 +76,11 @@ proto: $(STAMP)
 		--mypy_out=akida_rt/k8s --grpc_python_out=akida_rt/k8s --mypy_grpc_out=akida_rt/k8s \
 		akida_rt/k8s/deviceplugin.proto
 	sed -i 's/^import \(.*_pb2\)/from . import \1/' akida_rt/k8s/*_pb2_grpc.py*
+
+# deploy/k8s's DaemonSets, Services, NFD rule and ServiceMonitor are the Helm chart's
+# rendering (deploy/helm/akida); tests/test_helm_chart.py fails when they are stale.
+manifests: $(STAMP)
+	$(BIN)/python deploy/helm/render.py
 
 clean:
 	rm -rf build $(VENV)

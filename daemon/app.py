@@ -30,6 +30,8 @@ from .metrics_http import serve_metrics
 from .scheduler import Scheduler
 from .server import Server
 from .store import StateStore
+from .tenant_sockets import SCAN_S as TENANT_SCAN_S
+from .tenant_sockets import TenantSockets
 
 log = logging.getLogger("akida_rt.daemon")
 STUCK_S = 60.0
@@ -119,8 +121,9 @@ def tls_listener(config: Config) -> tuple[socket.socket, ssl.SSLContext] | None:
 class Daemon:
     """The running service; `run()` returns the exit status."""
 
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, tenant_dir: Path | None = None) -> None:
         self.config = config
+        self.tenant_dir = tenant_dir
         self.stopping = asyncio.Event()
         self.owns_socket = False
 
@@ -153,8 +156,16 @@ class Daemon:
         log.info("akidad %d serving on %s; devices: %s", os.getpid(), where, devices)
         systemd.notify(f"READY=1\nSTATUS=serving on {where}\nMAINPID={os.getpid()}")
         background = [loop.create_task(self.watchdog()), loop.create_task(self.rescan_loop())]
+        tenants = None
+        if self.tenant_dir is not None:
+            tenants = TenantSockets(
+                self.tenant_dir, server.add_tenant_listener, server.remove_tenant_listener
+            )
+            background.append(loop.create_task(self.tenant_loop(tenants)))
         await self.stopping.wait()
         await self.drain(server)
+        if tenants is not None:
+            tenants.close()
         for task in background:
             task.cancel()
         if metrics is not None:
@@ -165,6 +176,12 @@ class Daemon:
                 cfg.socket_path.unlink()
         log.info("akidad stopped")
         return 0
+
+    async def tenant_loop(self, tenants: TenantSockets) -> None:
+        """Follow the tenant directory (folders come and go with the plugin's shares)."""
+        while True:
+            tenants.scan()
+            await asyncio.sleep(TENANT_SCAN_S)
 
     async def drain(self, server: Server) -> None:
         """Stop taking work, let everything in flight finish, then hang up."""
@@ -252,6 +269,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--metrics", metavar="HOST:PORT", help="serve Prometheus text at /metrics")
     p.add_argument("--log-level", help="DEBUG, INFO, WARNING, ERROR")
     p.add_argument("--listen", metavar="tcp://ADDR:PORT", help="also serve mutual-TLS clients")
+    p.add_argument("--tenant-dir", type=Path, metavar="DIR",
+                   help="also listen in each tenant folder of DIR (the Kubernetes device "
+                        "plugin's shares): its clients are the folder's tenant uid")  # fmt: skip
     for part in ("cert", "key", "ca", "crl"):
         p.add_argument(f"--tls-{part}", metavar="FILE", help=f"TLS {part} file for --listen")
     return p
@@ -304,7 +324,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         want = 65536 if hard == resource.RLIM_INFINITY else min(hard, 65536)
         resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, want), hard))
     try:
-        status = asyncio.Runner().run(Daemon(config).run())
+        status = asyncio.Runner().run(Daemon(config, args.tenant_dir).run())
     except AkidaError as exc:
         log.error("%s", exc)
         status = 1

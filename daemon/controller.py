@@ -348,6 +348,7 @@ class Controller:
                     "kind": slot.kind,
                     "simulated": slot.simulated,
                     "state": slot.state,
+                    "health": slot.health()[0],
                     "queued_frames": self.scheduler.queued_frames(slot.id),
                     "meter": slot.meter.snapshot(),
                 }

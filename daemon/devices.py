@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
@@ -19,6 +20,7 @@ from akida_rt.model.model import Model
 from .metrics import Meter
 
 log = logging.getLogger(__name__)
+FAULT_HOLD_S = 3.0  # a device that timed out or failed a command is unhealthy this long
 
 
 class ProgramKey(NamedTuple):
@@ -55,6 +57,22 @@ class DeviceSlot:
         self.resident: ProgramKey | None = None
         self.models: dict[ProgramKey, Model] = {}
         self.lock = threading.Lock()
+        self._fault: tuple[float, str] | None = None  # (monotonic time, why)
+
+    def record_fault(self, why: str) -> None:
+        """A command on this device timed out or failed on the device's side."""
+        self._fault = (time.monotonic(), why)
+        self.meter.errors += 1
+
+    def health(self) -> tuple[str, str]:
+        """("healthy", "") or ("unhealthy", why): lost, or a fault in the last
+        FAULT_HOLD_S (each new fault extends it; recovery shows once they stop)."""
+        if self.state != "ready":
+            return "unhealthy", f"device {self.state}"
+        fault = self._fault
+        if fault is not None and time.monotonic() - fault[0] < FAULT_HOLD_S:
+            return "unhealthy", fault[1]
+        return "healthy", ""
 
     @property
     def spec(self) -> DeviceSpec:
@@ -117,12 +135,15 @@ class DeviceSlot:
         }
 
     def describe(self) -> dict[str, Any]:
+        health, problem = self.health()
         return {
             "id": self.id,
             "name": self.spec.name,
             "kind": self.kind,
             "simulated": self.simulated,
             "state": self.state,
+            "health": health,
+            "problem": problem,
             "device": self.device.describe(),
         }
 

@@ -101,5 +101,9 @@ def prometheus_text(stats: dict[str, Any]) -> str:
         if d.get("driver", {}).get("energy_per_inference_mj") is not None
     ]
     family("device_energy_per_inference_joules", "gauge", "energy per inference", rows)
+    rows = [({"device": d["id"]}, d["meter"].get("errors", 0)) for d in devs]
+    family("device_errors_total", "counter", "requests that failed on the device", rows)
+    rows = [({"device": d["id"]}, float(d.get("health") == "healthy")) for d in devs]
+    family("device_healthy", "gauge", "1 unless the device is lost or recently faulted", rows)
     family("sessions", "gauge", "open sessions", [({}, stats.get("sessions", 0))])
     return "\n".join(lines) + "\n"

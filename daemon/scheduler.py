@@ -25,6 +25,7 @@ import numpy as np
 from akida_rt.errors import (
     AkidaError,
     DaemonError,
+    DeviceError,
     DeviceLost,
     DeviceResetError,
     TransportTimeout,
@@ -354,6 +355,8 @@ class Scheduler:
     def _failed(self, slot: DeviceSlot, batch: list[Job], exc: AkidaError) -> None:
         """A run on `slot` raised: recover the device and run the batch again where that
         is safe (it timed out and was reset, rebooted, or vanished), else fail it."""
+        if isinstance(exc, DeviceError):  # the device's fault, not the request's
+            slot.record_fault(f"{type(exc).__name__}: {exc}")
         if isinstance(exc, TransportTimeout):
             why = f"device {slot.id} timed out ({exc}); reset={self.manager.reset(slot)}"
         elif isinstance(exc, DeviceResetError):

@@ -18,6 +18,7 @@ import ssl
 import threading
 from collections import Counter, deque
 from collections.abc import Callable, Coroutine
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -29,6 +30,7 @@ from akida_rt.wire.proto import daemon_pb2 as dpb
 
 from .controller import Client, Controller
 from .scheduler import Job, Result
+from .tenant_sockets import tenant_uid
 
 log = logging.getLogger(__name__)
 RECV_BYTES = 1 << 18
@@ -416,6 +418,19 @@ class Server:
         for sock, ctx in self.listeners:
             sock.setblocking(False)
             self.loop.add_reader(sock.fileno(), self.on_accept, sock, ctx)
+        # Tenant sockets (tenant_sockets.py): their clients are the folder's tenant.
+        self.tenants: dict[socket.socket, Path] = {}
+
+    def add_tenant_listener(self, sock: socket.socket, folder: Path) -> None:
+        sock.setblocking(False)
+        self.tenants[sock] = folder
+        self.listeners.append((sock, None))
+        self.loop.add_reader(sock.fileno(), self.on_accept, sock, None)
+
+    def remove_tenant_listener(self, sock: socket.socket) -> None:
+        self.loop.remove_reader(sock.fileno())
+        self.tenants.pop(sock, None)
+        self.listeners = [(s, c) for s, c in self.listeners if s is not sock]
 
     def on_accept(self, listener: socket.socket, ctx: ssl.SSLContext | None) -> None:
         while True:
@@ -440,7 +455,9 @@ class Server:
                 log.info("accepting connections again")
                 self.starved = False
             sock.setblocking(False)
-            if ctx is None:
+            if listener in self.tenants:
+                self.admit_tenant(sock, self.tenants[listener])
+            elif ctx is None:
                 self.admit(sock, *ipc.peer_uid(sock))
             elif len(self.connections) + len(self.handshakes) >= self.config.max_connections:
                 sock.close()  # handshakes count against the limit: no one can pile them up
@@ -479,6 +496,16 @@ class Server:
             return
         log.info("TLS client %s is tenant %r (uid %d)", _peer(sock), tenant, uid)
         self.admit(sock, 0, uid, uid)
+
+    def admit_tenant(self, sock: socket.socket, folder: Path) -> None:
+        """A client of a tenant socket is the folder's tenant, whatever its own uid."""
+        uid = tenant_uid(folder)
+        if uid is None:
+            self.turn_away(sock, f"{folder}: no tenant assigned", dpb.PERMISSION_DENIED)
+            return
+        pid, peer_uid, _ = ipc.peer_uid(sock)
+        log.info("tenant socket %s: pid %d (uid %d) is tenant uid %d", folder, pid, peer_uid, uid)
+        self.admit(sock, pid, uid, uid)
 
     def abandon(self, sock: ssl.SSLSocket) -> None:
         """A handshake still unfinished after HANDSHAKE_S: hang up."""

@@ -24,6 +24,7 @@ import numpy as np
 from akida_rt.driver import device_learning
 from akida_rt.driver.akd1000_host import Akd1000Host
 from akida_rt.driver.bus import Bus
+from akida_rt.driver.health import HealthNote
 from akida_rt.driver.device_types import (
     Counters,
     DeviceStats,
@@ -98,6 +99,8 @@ class Device:
         self._desc = desc or str(getattr(bus, "desc", "") or "")
         self.learning_sequence: MappedSequence | None = None
         self._retrying = RetryingBus(bus, retries)
+        self._health = HealthNote(self.url)  # tells a device plugin about faults
+        self._depth = 0  # nesting of _guard in this thread (the lock is re-entrant)
         self.resident_program: bytes | None = None  # the binary on the chip, as loaded
         self.learned_binary: bytes | None = None  # the same, with the weights it learned
         self._clock_started = False
@@ -204,19 +207,30 @@ class Device:
         with self._lock:
             if self._lost:
                 raise DeviceLost(f"{self.url}: device was lost; rediscover it")
+            self._depth += 1
             try:
                 yield
-            except DeviceLost:
-                self._lost = True
+            except DeviceError as exc:  # timed out, failed, reset or gone: the board's fault
+                if self._depth == 1:  # once, where the call came in
+                    if not isinstance(exc, DeviceBusy):
+                        self._health.fault(exc)
+                    self._failed(exc)
+                raise
+            except InputError:
                 self._resident = None
                 raise
-            except DeviceResetError:
-                self._resident = None
-                self.counters.resets += 1
-                raise
-            except (DeviceError, InputError):
-                self._resident = None  # whatever the chip holds now, it is no known program
-                raise
+            finally:
+                self._depth -= 1
+            if self._depth == 0:
+                self._health.ok()
+
+    def _failed(self, exc: DeviceError) -> None:
+        """Device state after `exc`: lost, rebooted, or holding no known program."""
+        self._resident = None  # whatever the chip holds now, it is no known program
+        if isinstance(exc, DeviceLost):
+            self._lost = True
+        elif isinstance(exc, DeviceResetError):
+            self.counters.resets += 1
 
     guard = _guard
 

@@ -36,7 +36,9 @@ DISCOVERERS: list[str | Callable[[], list[str]]] = [
 SIM_URL = "sim://akd1000/{index}"
 #: Set by the Kubernetes device plugin (or CDI) in a container: the comma-separated URLs
 #: of the boards that container owns. When set, discovery lists exactly these (no other
-#: board, no simulated fallback).
+#: board, no simulated fallback). `AKIDA_VISIBLE_DEVICES_<BOARD>` variables (one per
+#: board, as CDI specs set them: several CDI devices cannot append to one variable) add
+#: their URLs after it, in the order of their names.
 VISIBLE_ENV = "AKIDA_VISIBLE_DEVICES"
 
 _open: dict[str, Device] = {}
@@ -62,11 +64,15 @@ def _resolve(discoverer: str | Callable[[], list[str]]) -> Callable[[], list[str
 
 
 def visible_urls() -> list[str] | None:
-    """The URLs `$AKIDA_VISIBLE_DEVICES` names, or None when it is unset or empty."""
-    text = os.environ.get(VISIBLE_ENV, "").strip()
-    if not text:
-        return None
-    return [u.strip() for u in text.split(",") if u.strip()]
+    """The URLs `$AKIDA_VISIBLE_DEVICES` and `$AKIDA_VISIBLE_DEVICES_*` name (duplicates
+    dropped), or None when none of them is set to anything."""
+    names = [VISIBLE_ENV, *sorted(k for k in os.environ if k.startswith(f"{VISIBLE_ENV}_"))]
+    urls: list[str] = []
+    for name in names:
+        for url in os.environ.get(name, "").split(","):
+            if url.strip() and url.strip() not in urls:
+                urls.append(url.strip())
+    return urls or None
 
 
 def discover_urls() -> list[str]:

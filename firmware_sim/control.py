@@ -2,8 +2,10 @@
 them out and plug them back in from outside (the device plugin's health tests).
 
 `$AKIDA_SIM_CONTROL=PATH` makes the process that attaches `$AKIDA_SIM_BOARDS` serve it.
-One request per connection, one line each way: `unplug SERIAL` or `replug SERIAL`,
-answered by `ok ...` or `err <what went wrong>`.
+One request per connection, one line each way: `unplug SERIAL`, `replug SERIAL`,
+`hang SERIAL` (the firmware stops answering commands from the next one on) or `recover
+SERIAL` (faults cleared and the chip rebooted, as a watchdog would), answered by `ok ...`
+or `err <what went wrong>`.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ if TYPE_CHECKING:
     from akida_rt.firmware_sim.usb_backend import SimUsbBackend
 
 log = logging.getLogger(__name__)
+OPS = ("unplug", "replug", "hang", "recover")
 
 
 class RackControl:
@@ -55,14 +58,21 @@ class RackControl:
     def handle(self, line: str) -> str:
         """Answer one request line."""
         op, _, serial = line.partition(" ")
-        if op not in ("unplug", "replug") or not serial:
-            return f"err unknown request {line!r}; expected unplug SERIAL or replug SERIAL"
+        if op not in OPS or not serial:
+            return f"err unknown request {line!r}; expected one of {', '.join(OPS)} SERIAL"
         try:
             slot = self._pcie.slot(serial)
         except KeyError:
             slot = None
         try:
-            if slot is not None:
+            if op in ("hang", "recover"):
+                chip = slot.chip if slot is not None else self._usb.board(serial).chip
+                if op == "hang":
+                    chip.inject_fault("hang")
+                else:
+                    chip.clear_faults()
+                    chip.reboot()
+            elif slot is not None:
                 slot.unplug() if op == "unplug" else slot.replug()
             elif op == "unplug":
                 self._usb.unplug(serial)

@@ -206,14 +206,6 @@ def v1_zoo(model: Any, seed: int = 0, n: int = 4) -> tuple[Any, np.ndarray]:
     """(akida.Model, inputs): a zoo architecture in v1 form, random weights and thresholds
     calibrated on random inputs as the conformance models are."""
     m = from_zoo(model, seed)
-    for layer in m.layers:
-        # akida saturates potentials at 20 bits (seen on AkidaNet's global-average layer,
-        # sums of 7x7 positions), which akida_rt's engine does not model: weights in
-        # -1..1 keep such sums inside that range.
-        if layer.parameters.layer_type == _akida().LayerType.SeparableConvolutional and int(
-            layer.parameters.pool_type
-        ) == int(_akida().PoolType.Average):
-            layer.set_variable("weights_pw", np.clip(layer.get_variable("weights_pw"), -1, 1))
     x = sample(m, n, seed)
     calibrate(m, x, seed, spread=16)
     return m, x

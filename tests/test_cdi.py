@@ -12,16 +12,30 @@ from typing import Any
 import pytest
 import yaml
 from jsonschema import Draft7Validator
+from referencing import Registry, Resource
+from referencing.jsonschema import DRAFT7
 
 from .conftest import run_akida
 
 SCHEMA = json.loads((Path(__file__).parent / "cdi_schema.json").read_text())
 Draft7Validator.check_schema(SCHEMA)
 VALIDATOR = Draft7Validator(SCHEMA)
+OFFICIAL = Path(__file__).parent / "cdi_official"  # the CDI project's own schema
+OFFICIAL_VALIDATOR = Draft7Validator(
+    json.loads((OFFICIAL / "schema.json").read_text()),
+    registry=Registry().with_resource(
+        "defs.json",
+        Resource.from_contents(
+            json.loads((OFFICIAL / "defs.json").read_text()), default_specification=DRAFT7
+        ),
+    ),
+)
 
 
 def errors(document: Any) -> list[str]:
-    return [e.message for e in VALIDATOR.iter_errors(document)]
+    """What our schema and the official one find wrong (the official one is looser)."""
+    found = [e.message for e in VALIDATOR.iter_errors(document)]
+    return found + [f"official: {e.message}" for e in OFFICIAL_VALIDATOR.iter_errors(document)]
 
 
 def sim_env(tmp_path: Path, boards: str = "pcie:1,usb:1") -> dict[str, str]:
@@ -42,7 +56,9 @@ def test_the_spec_written_for_the_boards_found_follows_the_cdi_schema(tmp_path: 
     assert spec["kind"] == "brainchip.com/akida"
     by_name = {d["name"]: d["containerEdits"] for d in spec["devices"]}
     assert by_name["0"] == by_name["pcie-0000-01-00.0"]
-    assert by_name["0"]["env"] == ["AKIDA_VISIBLE_DEVICES=pcie:///dev/akida0"]
+    assert by_name["0"]["env"] == ["AKIDA_VISIBLE_DEVICES_PCIE_0000_01_00_0=pcie:///dev/akida0"]
+    assert spec["cdiVersion"] == "0.5.0"  # podman 4.3 (CDI 0.5) refuses 0.6.0
+    assert all("annotations" not in d for d in spec["devices"])  # 0.6.0 only
     (node,) = by_name["0"]["deviceNodes"]
     assert node["path"] == "/dev/akida0" and node["permissions"] == "rw"
     assert Path(node["hostPath"]).exists()
@@ -83,7 +99,7 @@ def test_no_boards_no_spec(tmp_path: Path) -> None:
 
 
 GOOD: dict[str, Any] = {
-    "cdiVersion": "0.6.0",
+    "cdiVersion": "0.5.0",
     "kind": "brainchip.com/akida",
     "devices": [{"name": "0", "containerEdits": {
         "env": ["A=b"], "deviceNodes": [{"path": "/dev/akida0", "permissions": "rw"}]}}],
@@ -120,3 +136,12 @@ def test_the_schema_requires_kind_and_devices() -> None:
     for key in ("cdiVersion", "kind", "devices"):
         bad = {k: v for k, v in GOOD.items() if k != key}
         assert any(key in e for e in errors(bad))
+
+
+def test_the_official_schema_has_teeth_too() -> None:
+    bad = copy.deepcopy(GOOD)
+    del bad["devices"][0]["containerEdits"]["deviceNodes"][0]["path"]
+    assert [e.message for e in OFFICIAL_VALIDATOR.iter_errors(bad)] == [
+        "'path' is a required property"
+    ]
+    assert not list(OFFICIAL_VALIDATOR.iter_errors(GOOD))

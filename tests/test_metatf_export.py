@@ -123,3 +123,55 @@ def test_cli_export_without_metatf_says_how_to_install(tmp_path: Path) -> None:
         "akida export: error: exporting to MetaTF needs BrainChip's akida package: "
         "pip install 'akida-rt[metatf]'"
     ]
+
+
+def test_learned_state_exports_back_to_akida(tmp_path: Path) -> None:
+    """akida's learned model -> import -> export: the same connections, thswap and
+    predictions (docs/semantics.md, section 8)."""
+    from tests.metatf_fixtures import inputs, unpack
+
+    theirs = akida.Model(str(unpack("edge_learned_cnn", tmp_path)))
+    back = export_model(import_model(theirs))
+    for key in ("weights", "thswap"):
+        np.testing.assert_array_equal(
+            back.layers[-1].get_variable(key), theirs.layers[-1].get_variable(key)
+        )
+    x = inputs(theirs, n=8)
+    np.testing.assert_array_equal(back.forward(x), theirs.forward(x))
+
+
+def test_saturation_that_v1_does_not_have_is_refused() -> None:
+    """A layer saturating where akida does not (or the reverse) exports only while its
+    potentials stay inside 20 bits."""
+    from tests.metatf_probes import SATURATION
+
+    theirs, x = SATURATION["conv_unpooled_not_clamped"]()
+    ours = import_model(theirs)
+    np.testing.assert_array_equal(export_model(ours).forward(x), theirs.forward(x))
+    ours.layers[-1].potential_bits = 20
+    with pytest.raises(ConversionError, match=r"layer 'conv' .* 20-bit potentials up to"):
+        export_model(ours)
+
+
+def test_further_akida_learning_after_import_and_export_is_akidas(tmp_path: Path) -> None:
+    """import then export carries akida's whole learning state (connections, thswap,
+    threshold_learning): akida then learns on the exported model exactly as on the
+    original. A fit in akida_rt drops the carried threshold_learning."""
+    from tests.metatf_fixtures import inputs, unpack
+
+    path = unpack("edge_learned_cnn", tmp_path)
+    original = akida.Model(str(path))
+    ours = import_model(path)
+    ours.save(tmp_path / "learned.akp")
+    back = export_model(Model(tmp_path / "learned.akp"))
+    x = inputs(original, n=12, seed=5)
+    y = np.random.default_rng(1).integers(0, 3, 12)
+    original.fit(x, y)
+    back.fit(x, y)
+    for key in ("weights", "thswap", "threshold_learning"):
+        np.testing.assert_array_equal(
+            back.layers[-1].get_variable(key), original.layers[-1].get_variable(key)
+        )
+    assert ours.learning.HasField("v1_learning_gate")
+    ours.fit(x[:1], y[:1])
+    assert not ours.learning.HasField("v1_learning_gate")

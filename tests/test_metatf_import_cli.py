@@ -68,3 +68,25 @@ def test_doctor_names_brainchips_akida_script_and_the_fix(tmp_path: Path) -> Non
     ours = "#!/usr/bin/python\nimport sys\nfrom akida_rt.cli.main import main\nsys.exit(main())\n"
     (check,) = doc.check_command(_system(tmp_path, ours))
     assert check.status == doc.OK
+
+
+def test_import_of_a_float_input_model_and_a_refusal(tmp_path: Path) -> None:
+    """cnn2snn's float-input model (its Quantizer) imports through the CLI and runs as
+    akida; an Akida 2.0 file is refused in one line naming its first v2 layer."""
+    akida = pytest.importorskip("akida")
+    from tests.metatf_fixtures import inputs, unpack
+
+    fbz = unpack("float_input_cnn", tmp_path)
+    akp = tmp_path / "f.akp"
+    out = _run("import", str(fbz), "-o", str(akp))
+    assert out.returncode == 0, out.stderr
+    theirs = akida.Model(str(fbz))
+    x = inputs(theirs, n=4)
+    np.testing.assert_array_equal(Model(akp).forward(x), theirs.forward(x))
+    v2 = akida.Model()
+    v2.add(akida.InputConv2D(input_shape=(8, 8, 3), filters=4, kernel_size=3, name="in_v2"))
+    v2.save(str(tmp_path / "v2.fbz"))
+    out = _run("import", str(tmp_path / "v2.fbz"), "-o", str(tmp_path / "v2.akp"))
+    assert out.returncode == 1
+    assert "layer 'in_v2' (InputConv2D) is an Akida 2.0 layer" in out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1 and "Traceback" not in out.stderr

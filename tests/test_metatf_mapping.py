@@ -16,6 +16,7 @@ from akida_rt import AKD1000  # noqa: E402
 from akida_rt.errors import MappingError  # noqa: E402
 from akida_rt.mapping.mapper import MapMode  # noqa: E402
 from akida_rt.model import zoo  # noqa: E402
+from tests.metatf_fixtures import FIXTURES, unpack  # noqa: E402
 from tests.metatf_mapping_oracle import MODES  # noqa: E402
 from tests.metatf_models import (  # noqa: E402
     N_MODELS,
@@ -24,6 +25,12 @@ from tests.metatf_models import (  # noqa: E402
     from_zoo,
     our_allocation,
     random_spec,
+)
+from tests.metatf_probes import (  # noqa: E402
+    chain,
+    convs_then_classifier,
+    registers_probe,
+    separable,
 )
 
 MODELS = {
@@ -120,3 +127,88 @@ def test_one_channel_conv_splits_as_brainchip(channels, filters, separable, mode
     ours.map(AKD1000(), mode=MapMode(mode), hw_only=hw_only)
     expected = {k: v for k, v in akida_allocation(theirs).items() if v[0]}
     assert our_allocation(ours) == expected
+
+
+def _same_mapping(theirs, mode: str = "AllNps", hw_only: bool = False) -> None:
+    """Map the akida.Model and its import: the same NPs per layer, or both refuse (naming
+    the same layer)."""
+    ours = import_model(theirs)
+    try:
+        theirs.map(akida.AKD1000(), mode=getattr(akida.MapMode, mode), hw_only=hw_only)
+    except RuntimeError as exc:
+        layer = str(exc).split("'")[1] if "'" in str(exc) else ""
+        with pytest.raises(MappingError, match=layer):
+            ours.map(AKD1000(), mode=MapMode(mode), hw_only=hw_only)
+        return
+    ours.map(AKD1000(), mode=MapMode(mode), hw_only=hw_only)
+    expected = {k: v for k, v in akida_allocation(theirs).items() if v[0]}
+    assert our_allocation(ours) == expected
+    assert len(ours.sequences) == len(theirs.sequences)
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("name", FIXTURES)
+def test_toolchain_models_map_as_brainchip(name: str, mode: str, tmp_path) -> None:
+    """The cnn2snn / quantizeml / akida_models fixtures: NP count and type per layer in
+    every mode, or the same refusal (a threshold outside 20 bits)."""
+    _same_mapping(akida.Model(str(unpack(name, tmp_path))), mode)
+
+
+@pytest.mark.parametrize("hw_only", [False, True])
+@pytest.mark.parametrize(
+    ("kind", "threshold", "act_step", "act"),
+    [("conv", 524287, 1.0, True), ("conv", 524288, 1.0, True), ("conv", -524288, 1.0, True),
+     ("conv", -524289, 1.0, True), ("conv", 0, 65535.9, True), ("conv", 0, 65536.0, True),
+     ("conv", 600000, 1.0, False), ("conv", 0, 70000.0, False), ("separable", 600000, 1.0, True),
+     ("separable", 0, 70000.0, True), ("fc", 600000, 1.0, True), ("fc", 0, 70000.0, True),
+     ("fc", 600000, 70000.0, False), ("input_conv", 600000, 70000.0, True),
+     ("pooled_conv", 600000, 70000.0, True)],
+)  # fmt: skip
+def test_register_ranges_as_brainchip(kind, threshold, act_step, act, hw_only) -> None:
+    """A threshold outside 20 signed bits or an act_step of 65536 or more on an NP is
+    refused in every mode (a CNP checks the step without activation too); an HRC or a
+    layer in software is not checked (v1_rules.register_violation)."""
+    _same_mapping(registers_probe(kind, threshold, act_step, act), hw_only=hw_only)
+
+
+@pytest.mark.parametrize("hw_only", [False, True])
+@pytest.mark.parametrize(
+    "spec",
+    [["cp", "cv"], ["cp", "cp", "fc"], ["cp", "cp"], ["cp", "c", "cp"], ["cp", "cv", "c"],
+     ["cp", "cp", "cv", "c"], ["c", "cv", "cp", "c"], ["cp", "c", "cv"], ["cp", "cp", "c", "fc"]],
+    ids="-".join,
+)  # fmt: skip
+def test_max_pool_cascade_as_brainchip(spec: list[str], hw_only: bool) -> None:
+    """A max-pooled convolution runs in software when the next layer does (and when it
+    ends the model or feeds a FullyConnected layer)."""
+    _same_mapping(chain(spec, shape=(32, 32, 8)), hw_only=hw_only)
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize(
+    ("n", "filters", "hw", "channels"),
+    [(7, 96, 16, 96), (7, 96, 8, 96), (7, 128, 16, 64), (8, 96, 16, 96), (6, 96, 16, 96),
+     (7, 96, 32, 96)],
+)  # fmt: skip
+def test_classifier_takes_the_leftover_fnp2(n, filters, hw, channels, mode) -> None:
+    """Convolutions filling the mesh leave the small classifier an FNP2 (AllNps, HwPr);
+    with an FNP3 left it takes the FNP3. The last case also has a globally pooled layer
+    whose input needs two tiles: in software."""
+    _same_mapping(convs_then_classifier(n, filters, hw, channels), mode)
+
+
+@pytest.mark.parametrize("mode", ["Minimal", "AllNps"])
+@pytest.mark.parametrize(
+    ("channels", "filters", "bits"),
+    [(1024, 1024, 4), (1024, 960, 4), (1024, 768, 4), (1024, 69, 4), (1024, 72, 4),
+     (1024, 137, 4), (512, 1024, 4), (1024, 135, 2), (1024, 136, 2), (1024, 143, 2)],
+)  # fmt: skip
+def test_separable_np_count_as_brainchip(channels, filters, bits, mode) -> None:
+    """A partial block of 8 filters takes a pointwise word of its own (np_memory)."""
+    _same_mapping(separable(channels, filters, bits), mode)
+
+
+@pytest.mark.parametrize(("hw", "channels"), [(32, 96), (32, 84), (30, 96), (16, 336)], ids=str)
+def test_global_average_pooling_over_tiles_runs_in_software(hw, channels) -> None:
+    _same_mapping(separable(channels, 32, hw=hw, gap=True), "Minimal")
+    _same_mapping(convs_then_classifier(1, 32, hw, channels), "Minimal")

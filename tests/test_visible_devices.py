@@ -45,3 +45,18 @@ def test_discovery_lists_exactly_the_named_boards(tmp_path: Path) -> None:
     assert got["swapped"] == [second, first]
     assert "AKIDA_VISIBLE_DEVICES" in got["missing"] and "/dev/akida9" in got["missing"]
     assert got["empty"] == [first, second]  # blank means unset
+
+
+def test_per_board_variables_merge_after_the_list_in_name_order(monkeypatch) -> None:
+    """CDI gives each board its own variable (two devices cannot share one); discovery
+    merges them, dropping repeats (a board asked for by position and by id)."""
+    from akida_rt.driver.discovery import visible_urls
+
+    for key in [k for k in os.environ if k.startswith("AKIDA_VISIBLE_DEVICES")]:
+        monkeypatch.delenv(key)
+    assert visible_urls() is None
+    monkeypatch.setenv("AKIDA_VISIBLE_DEVICES_USB_SN2", "usb://1e7c:bca1?serial=SN2")
+    monkeypatch.setenv("AKIDA_VISIBLE_DEVICES_PCIE_0000_01_00_0", "pcie:///dev/akida0")
+    assert visible_urls() == ["pcie:///dev/akida0", "usb://1e7c:bca1?serial=SN2"]
+    monkeypatch.setenv("AKIDA_VISIBLE_DEVICES", "usb://1e7c:bca1?serial=SN2")
+    assert visible_urls() == ["usb://1e7c:bca1?serial=SN2", "pcie:///dev/akida0"]

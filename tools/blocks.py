@@ -39,6 +39,7 @@ def _tail(
     add_batchnorm: bool,
     activation: int | str | None,
     max_value: float,
+    padding: str = "valid",
 ) -> Any:
     if pooling not in (None, "max", "global_avg"):
         raise ValueError(f"pooling must be None, 'max' or 'global_avg', got {pooling}")
@@ -48,7 +49,8 @@ def _tail(
         x = keras.layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"{name}_bn")(x)
     x = _activation(x, activation, max_value, name)
     if pooling == "max":
-        x = keras.layers.MaxPooling2D(2, 2, padding="valid", name=f"{name}_pool")(x)
+        # AKD1000 (v1) pools with the convolution's padding.
+        x = keras.layers.MaxPooling2D(2, 2, padding=padding, name=f"{name}_pool")(x)
     return x
 
 
@@ -76,7 +78,8 @@ def conv_block(
         name: block name; its layers are named `<name>`, `<name>_bn`, `<name>_relu`, ...
         strides: only the first conv of a model may use strides above 1.
         padding: "same" or "valid".
-        pooling: None, "max" (2x2 stride 2 after the activation) or "global_avg".
+        pooling: None, "max" (2x2 stride 2 after the activation, padded as the
+            convolution, as AKD1000 pools) or "global_avg".
         add_batchnorm: add a BatchNormalization (the conv then has no bias).
         weight_bits: 1, 2, 4, 8, or None for float weights.
         activation: None, "relu6"/"relu" (float), or activation bits 1, 2, 4.
@@ -95,7 +98,7 @@ def conv_block(
         layer = QuantizedConv2D(
             filters, kernel_size, weight_bits=weight_bits, per_axis=per_axis, **common
         )
-    return _tail(layer(inputs), name, pooling, add_batchnorm, activation, max_value)
+    return _tail(layer(inputs), name, pooling, add_batchnorm, activation, max_value, padding)
 
 
 def separable_conv_block(
@@ -123,7 +126,7 @@ def separable_conv_block(
         layer = QuantizedSeparableConv2D(
             filters, kernel_size, weight_bits=weight_bits, per_axis=per_axis, **common
         )
-    return _tail(layer(inputs), name, pooling, add_batchnorm, activation, max_value)
+    return _tail(layer(inputs), name, pooling, add_batchnorm, activation, max_value, padding)
 
 
 def dense_block(

@@ -67,6 +67,17 @@ def _pooling(block: Block) -> Pooling:
     return Pooling.GlobalAvg if block.pool.kind == "gap" else Pooling.Max
 
 
+def _tiles_exactly(shape: tuple[int, ...] | None, stride: int, unknown: bool) -> bool:
+    """True when a map of `shape` (H, W, C) splits into whole pooling windows, so that
+    valid and same padding give the same max pooling; `unknown` when there is no shape."""
+    return unknown if shape is None else all(int(d) % stride == 0 for d in shape[:2])
+
+
+def _pool_padding(block: Block) -> Padding:
+    pool = block.pool
+    return Padding.Valid if pool is None or pool.kind != "maxpool" else _padding(pool.config)
+
+
 def _pair(v: Any) -> tuple[int, int]:
     if isinstance(v, int):
         return v, v
@@ -94,11 +105,12 @@ def akida_layer(block: Block, index: int, input_shape: tuple[int, ...], default:
         return InputConv2D(
             name, shape, filters, k, stride=stride, padding=padding, pooling=pooling,
             weight_bits=wbits, activation=act, activation_bits=act_bits,
+            pool_padding=_pool_padding(block),
         )  # fmt: skip
     cls = SeparableConv2D if kind == "separable" else Conv2D
     return cls(
         name, filters, k, padding=padding, pooling=pooling, weight_bits=wbits,
-        activation=act, activation_bits=act_bits,
+        activation=act, activation_bits=act_bits, pool_padding=_pool_padding(block),
     )  # fmt: skip
 
 
@@ -176,13 +188,25 @@ def _block_rules(graph: Graph, block: Block, index: int, stage: str, default: Bi
     if pool is not None and pool.kind == "maxpool":
         size, strides = _pair(pool.config.get("pool_size", 2)), pool.config.get("strides")
         strides = _pair(strides) if strides is not None else size
-        if size != (2, 2) or strides != (2, 2) or pool.config.get("padding", "valid") != "valid":
+        pad = str(pool.config.get("padding", "valid")).lower()
+        conv_pad = str(block.main.config.get("padding", "valid")).lower()
+        if size != (2, 2) or strides != (2, 2):
             issues.append(
                 Issue(
                     pool.name,
                     "pooling",
-                    f"max-pool {size} stride {strides} padding {pool.config.get('padding')}",
-                    "use MaxPooling2D(pool_size=2, strides=2, padding='valid')",
+                    f"max-pool {size} stride {strides}",
+                    f"use MaxPooling2D(pool_size=2, strides=2, padding='{conv_pad}')",
+                )
+            )
+        elif pad != conv_pad and not _tiles_exactly(pool.input_shape, 2, unknown=True):
+            issues.append(
+                Issue(
+                    pool.name,
+                    "pooling",
+                    f"max-pool padding {pad} after a {conv_pad}-padded convolution of an "
+                    "odd-sized map (AKD1000 pools with the convolution's padding)",
+                    f"use MaxPooling2D(pool_size=2, strides=2, padding='{conv_pad}')",
                 )
             )
     if block.activation is None and not last:

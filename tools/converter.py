@@ -19,7 +19,8 @@ from akida_rt.tools.graph import Block, describe_keras, group_blocks
 from akida_rt.tools.quantizers import activation_step
 
 from akida_rt.engine.integer import accumulator_bound
-from akida_rt.errors import ConversionError
+from akida_rt.errors import ConversionError, ModelError
+from akida_rt.format import v1_rules
 from akida_rt.format.layers import InputData, Layer, Pooling
 from akida_rt.mapping.hardware import DeviceSpec
 from akida_rt.mapping.mapper import MapMode
@@ -131,6 +132,7 @@ def convert(
     hw_only: bool = False,
     mode: MapMode = MapMode.AllNps,
     name: str | None = None,
+    v1: bool = True,
 ) -> Model:
     """Convert a quantized Keras model into an akida_rt Model.
 
@@ -142,6 +144,10 @@ def convert(
         hw_only: with `device`, refuse a mapping that needs software or several sequences.
         mode: the mapping mode.
         name: the program's name (default: the Keras model's).
+        v1: give every layer the form AKD1000 programs carry (v1_rules.to_v1_form: integer
+            thresholds, act_step in 1/16 steps, no bias), so that the program can be
+            compiled for the chip. False keeps the exact fold of the Keras model, for
+            software use; its small steps may have no AKD1000 equivalent.
 
     Raises:
         ConversionError: listing every incompatible layer with its fix.
@@ -180,6 +186,11 @@ def convert(
                 int(block.activation.config["bits"]),
             )
         in_offset = 0.0
+    for i, layer in enumerate(out.layers if v1 else []):
+        try:
+            v1_rules.to_v1_form(layer, is_last=i == len(out.layers) - 1)
+        except ModelError as exc:
+            raise ConversionError(f"cannot convert: {exc}") from None
     out.validate()
     if device is not None:
         out.map(device, hw_only=hw_only, mode=mode)

@@ -13,8 +13,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from akida_rt.akd1000.decode import V1Layer
 from akida_rt.errors import ConversionError, ModelError
+from akida_rt.format import program as fmt
+from akida_rt.format import v1_rules
 from akida_rt.format.layers import Layer
 from akida_rt.format.v1_layers import from_v1
 from akida_rt.learning import edge as learning
@@ -65,21 +69,46 @@ def import_model(source: str | os.PathLike[str] | Any, name: str | None = None) 
         src = akida.Model(str(path))
         default_name = path.stem
     version = str(src.ip_version).rsplit(".", 1)[-1]
-    if version != "v1":
-        raise ConversionError(
-            f"model is for Akida {version}; akida_rt imports Akida 1.0 (v1, AKD1000) models"
-        )
     layers = list(src.layers)
+    if version != "v1":
+        first = next((x for x in layers if _kind(x) not in (*V1_TYPES, "Quantizer")), None)
+        what = f"layer '{first.name}' ({_kind(first)}) is an Akida 2.0 layer: " if first else ""
+        raise ConversionError(
+            f"{what}model is for Akida {version}; akida_rt imports Akida 1.0 (v1, AKD1000) models"
+        )
     model = Model(name=name or default_name)
     try:
+        if layers and _kind(layers[0]) == "Quantizer":
+            _check_input_quantizer(layers[0], layers[1] if len(layers) > 1 else None)
+            layers = layers[1:]
         for i, layer in enumerate(layers):
             model.add(_layer(layer, i, is_last=i == len(layers) - 1))
         model.validate()
     except ModelError as exc:
         raise ConversionError(str(exc)) from None
     if src.learning is not None:
-        model.learning = learning.config_of(src.learning)
+        model.learning = _learning_state(src, model)
     return model
+
+
+def _learning_state(src: Any, model: Model) -> Any:
+    """The learning configuration with akida's state: the learned connections are the
+    last layer's weights (imported above); each neuron's plasticity is its `thswap`
+    (the connections it may still move) over num_weights (v1_rules.plasticity_of_swaps).
+    akida's per-neuron `threshold_learning` has no counterpart in our rule: it is carried
+    for `akida export` only. The sample count starts at 0 (docs/semantics.md, section 8)."""
+    cfg = learning.config_of(src.learning)
+    last = src.layers[-1]
+    names = last.get_variable_names()
+    if "thswap" in names:
+        swaps = last.get_variable("thswap")
+        plasticity = v1_rules.plasticity_of_swaps(swaps, cfg.num_weights)
+        fmt.encode_tensor(plasticity, cfg.plasticity)
+    if "threshold_learning" in names:
+        gate = last.get_variable("threshold_learning").astype(np.int32)
+        fmt.encode_tensor(gate, cfg.v1_learning_gate)
+    learning.check_config(cfg, model.layers)
+    return cfg
 
 
 def _probe(path: Path) -> None:
@@ -102,8 +131,36 @@ def _probe(path: Path) -> None:
         raise ConversionError(f"{path}: not a readable MetaTF model ({lines[-1]})")
 
 
+def _kind(src: Any) -> str:
+    return str(src.parameters.layer_type).rsplit(".", 1)[-1]
+
+
+def _check_input_quantizer(src: Any, following: Any | None) -> None:
+    """The `Quantizer` cnn2snn puts in front of a model quantized from float inputs.
+
+    akida passes uint8 inputs through it unchanged, whatever its scales (measured on
+    akida 2.19.3), so in front of an input layer of its width it is imported as no
+    layer: the model takes the same uint8 inputs. On float32 inputs akida computes
+    v1_rules.quantize_input (akida_rt models take uint8 only). Other quantizers are refused.
+    """
+    p = src.parameters
+    where = f"layer '{src.name}' (Quantizer)"
+    if following is None:
+        raise ConversionError(f"{where}: a model with nothing after its input quantizer")
+    bits = getattr(p, "output_bits", 0)
+    if getattr(p, "output_signed", 0):
+        raise ConversionError(f"{where}: signed {bits}-bit outputs; v1 AKD1000 inputs are unsigned")
+    nxt = _kind(following)
+    next_bits = 8 if nxt == "InputConvolutional" else getattr(following.parameters, "input_bits", 0)
+    if nxt not in ("InputConvolutional", "InputData") or bits != next_bits:
+        raise ConversionError(
+            f"{where}: {bits}-bit outputs into {nxt} '{following.name}' ({next_bits}-bit "
+            "inputs); akida_rt imports a quantizer only in front of an input layer of its width"
+        )
+
+
 def _layer(src: Any, index: int, is_last: bool) -> Layer:
-    kind = str(src.parameters.layer_type).rsplit(".", 1)[-1]
+    kind = _kind(src)
     name = src.name or f"layer_{index}"
     where = f"layer '{name}' ({kind})"
     if kind not in V1_TYPES:

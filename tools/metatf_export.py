@@ -9,14 +9,18 @@ With tools/metatf.py the only modules that import BrainChip's `akida` package (t
 from __future__ import annotations
 
 import logging
+import math
 import os
 from typing import Any
 
 import numpy as np
 
+from akida_rt.engine.integer import accumulator_bound
 from akida_rt.errors import ConversionError
+from akida_rt.format import program as fmt
 from akida_rt.format import v1_rules
 from akida_rt.format.layers import Layer, LayerType, Padding, Pooling, pooled_size
+from akida_rt.learning.edge import plasticity_of
 from akida_rt.model.model import Model
 
 log = logging.getLogger(__name__)
@@ -53,6 +57,7 @@ def export_model(model: Model, with_variables: bool = True) -> Any:
         where = f"layer '{layer.name}' ({layer.type_name})"
         out.add(_v1_layer(akida, layer, where))
         if with_variables and layer.layer_type is not LayerType.InputData:
+            _check_saturation(layer, where)
             _set_variables(out.layers[-1], layer, where, is_last=i == len(layers) - 1)
     if model.learning is not None and model.learning.enabled:
         cfg = model.learning
@@ -66,11 +71,44 @@ def export_model(model: Model, with_variables: bool = True) -> Any:
                 plasticity_decay=cfg.plasticity_decay,
             )
         )
-        if with_variables:  # compile draws new learning weights: keep the model's own
-            last = layers[-1]
-            where = f"layer '{last.name}' ({last.type_name})"
-            _set_variables(out.layers[-1], last, where, is_last=True)
+        if with_variables:
+            _set_learning_state(out.layers[-1], layers[-1], cfg)
     return out
+
+
+def _set_learning_state(dst: Any, layer: Layer, cfg: Any) -> None:
+    """After akida's compile (which draws new connections): the learned connections and
+    each neuron's thswap from its plasticity (v1_rules.swaps_of_plasticity) and akida's
+    threshold_learning where the import carried it (a fit in akida_rt clears it: then
+    compile's values stay; docs/semantics.md, section 8)."""
+    where = f"layer '{layer.name}' (learning)"
+    _set_variables(dst, layer, where, is_last=True)
+    plasticity = plasticity_of(cfg, layer.filters)
+    _set(dst, "thswap", v1_rules.swaps_of_plasticity(plasticity, cfg.num_weights), where)
+    if cfg.HasField("v1_learning_gate"):
+        gate = fmt.decode_tensor(cfg.v1_learning_gate, "learning v1 gate", ndim=1)
+        _set(dst, "threshold_learning", gate.astype(np.int32), where)
+
+
+def _check_saturation(layer: Layer, where: str) -> None:
+    """akida saturates FullyConnected and pooled potentials to 20 bits and nothing else
+    (v1_rules.saturates): a layer that saturates otherwise is exported only when its
+    potentials cannot reach 20 bits, where the two agree."""
+    pooled = layer.pooling is not Pooling.NoPooling
+    size = layer.pool_size if layer.pooling is Pooling.Max else 0
+    v1 = v1_rules.POTENTIAL_BITS if v1_rules.saturates(layer.layer_type.value, pooled, size) else 0
+    if layer.potential_bits == v1:
+        return
+    bound = accumulator_bound(layer)[0]
+    if layer.pooling is Pooling.GlobalAvg:
+        bound *= math.prod(layer.conv_output_hw())
+    if bound >= 2 ** (v1_rules.POTENTIAL_BITS - 1):
+        have = f"{layer.potential_bits}-bit" if layer.potential_bits else "unsaturated"
+        want = f"{v1}-bit" if v1 else "unsaturated"
+        raise ConversionError(
+            f"{where}: {have} potentials up to {bound:,}, where v1 has {want} ones; "
+            "the exported model would differ"
+        )
 
 
 def export_file(source: str | os.PathLike[str], output: str | os.PathLike[str]) -> Any:

@@ -261,9 +261,28 @@ def potentials(c: CompiledLayer, x: np.ndarray) -> tuple[np.ndarray, int]:
     if c.bias is not None:
         rows = acc.reshape(-1, c.bias.shape[0])
         rows += c.bias
+    bits = layer.potential_bits
     if layer.pooling is Pooling.GlobalAvg:
-        acc = acc.sum(axis=(1, 2), keepdims=True, dtype=np.float64)
+        acc = (
+            _saturating_sum(acc, bits)
+            if bits
+            else acc.sum(axis=(1, 2), keepdims=True, dtype=np.float64)
+        )
+    elif bits:  # rule 2b: every position saturates
+        acc.clip(-(2.0 ** (bits - 1)), 2.0 ** (bits - 1) - 1, out=acc)
     return acc, dw_events
+
+
+def _saturating_sum(acc: np.ndarray, bits: int) -> np.ndarray:
+    """Rule 2b's global sum: positions added in row-major order, each addition clamped to
+    the signed `bits` range (float64 holds every partial sum exactly)."""
+    lo, hi = -(2.0 ** (bits - 1)), 2.0 ** (bits - 1) - 1
+    total = np.zeros((acc.shape[0], 1, 1, acc.shape[3]), np.float64)
+    for i in range(acc.shape[1]):
+        for j in range(acc.shape[2]):
+            total += acc[:, i : i + 1, j : j + 1]
+            total.clip(lo, hi, out=total)
+    return total
 
 
 def events(x: np.ndarray) -> int:

@@ -54,6 +54,7 @@ CHANNEL_VARIABLES = {
     "output_offset": np.float64,
 }
 MAX_ACT_SHIFT = 62
+MIN_POTENTIAL_BITS = 8
 MAX_NAME_CHARS = 256
 # Bound on the elements of one sample's largest engine buffer in any layer (input map,
 # patches or outputs): beyond it a model could not run on the host, let alone on a device.
@@ -122,6 +123,7 @@ class Layer:
         activation: bool = True,
         activation_bits: int = 4,
         act_shift: int = 0,
+        potential_bits: int = 0,
         input_shape: tuple[int, int, int] | None = None,
         **variables: np.ndarray | None,
     ) -> None:
@@ -140,6 +142,9 @@ class Layer:
         self.activation = bool(activation)
         self.activation_bits = int(activation_bits)
         self.act_shift = int(act_shift)
+        # Signed width the potentials saturate to (0: exact, no saturation); see
+        # docs/semantics.md, rule 2b.
+        self.potential_bits = int(potential_bits)
         self.input_shape: tuple[int, int, int] | None = (
             tuple(int(d) for d in input_shape) if input_shape is not None else None  # type: ignore[assignment]
         )
@@ -315,6 +320,11 @@ class Layer:
                     f"{where}: InputData has no variables, got {sorted(self.variables)}"
                 )
             return
+        if self.potential_bits and not MIN_POTENTIAL_BITS <= self.potential_bits <= 62:
+            raise ModelError(
+                f"{where}: potential_bits {self.potential_bits}; 0 (no saturation) or "
+                f"{MIN_POTENTIAL_BITS} to 62"
+            )
         if self.stride < 1 or self.kernel_size < 1 or self.filters < 1:
             raise ModelError(f"{where}: stride, kernel_size and filters must be positive")
         top_pad = 255 if t is LayerType.InputConv2D else 0
@@ -407,6 +417,7 @@ class Layer:
             "activation": self.activation,
             "activation_bits": self.activation_bits,
             "act_shift": self.act_shift,
+            "potential_bits": self.potential_bits,
         }
 
     def same_as(self, other: Layer) -> bool:

@@ -147,6 +147,7 @@ def encode_layer(layer: Layer, out: pb.Layer) -> None:
     out.pool_stride = layer.pool_stride
     out.pool_padding = _PADDINGS[layer.pool_padding]  # type: ignore[assignment]
     out.padding_value = layer.padding_value
+    out.potential_bits = layer.potential_bits
     for key in _TENSOR_FIELDS:
         if key in layer.variables:
             encode_tensor(layer.variables[key], getattr(out, key))
@@ -178,6 +179,7 @@ def decode_layer(msg: pb.Layer, index: int) -> Layer:
         msg.pool_size,
         msg.pool_stride,
         msg.padding_value,
+        msg.potential_bits,
     )
     if any(v < 0 or v > MAX_DIM for v in ints):
         raise ProgramFormatError(f"{where}: hyper-parameter out of range {ints}")
@@ -203,6 +205,7 @@ def decode_layer(msg: pb.Layer, index: int) -> Layer:
         pool_stride=msg.pool_stride or 2,
         pool_padding=pool_padding,
         padding_value=msg.padding_value,
+        potential_bits=msg.potential_bits,
         input_shape=shape,  # type: ignore[arg-type]
     )
     for key, (code, ndim) in _TENSOR_FIELDS.items():
@@ -278,6 +281,8 @@ def check_learning(msg: pb.LearningConfig) -> None:
         raise ProgramFormatError(f"learning: non-finite parameter in {floats}")
     if msg.HasField("plasticity"):
         decode_tensor(msg.plasticity, "learning plasticity", dtype_code=(pb.FLOAT32,), ndim=1)
+    if msg.HasField("v1_learning_gate"):
+        decode_tensor(msg.v1_learning_gate, "learning v1 gate", dtype_code=(pb.INT32,), ndim=1)
 
 
 # ---------------------------------------------------------------------- file framing

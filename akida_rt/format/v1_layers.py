@@ -44,6 +44,10 @@ def from_v1(v: V1Layer, name: str, is_last: bool) -> Layer:
         out.set_variable("weights", v1_rules.fc_weights(v.variables["weights"], v.input_shape))
     else:
         out = _conv(v, name)
+    if v1_rules.saturates(
+        v.kind, v.pool in ("max", "average"), v.pool_size if v.pool == "max" else 0
+    ):
+        out.potential_bits = v1_rules.POTENTIAL_BITS
     out.activation = bool(v.activation)
     threshold, act_step = v.variables.get("threshold"), v.variables.get("act_step")
     if out.activation:

@@ -15,7 +15,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from akida_rt.driver.discovery import VISIBLE_ENV
-from akida_rt.errors import AkidaError, DeviceBusy
+from akida_rt.errors import AkidaError, DeviceBusy, PermissionDeniedError
 
 log = logging.getLogger(__name__)
 
@@ -143,7 +143,9 @@ def scan() -> list[Board]:
 
 def identify(url: str) -> bool | None:
     """Whether the board at `url` is a simulated chip (its IDENTIFY answer), or None when
-    another process owns it. Opens the board briefly, then closes it.
+    another process owns it or this one may not open it (the plugin runs unprivileged:
+    the container's device cgroup refuses the node; presence and driver binding still
+    come from sysfs). Opens the board briefly, then closes it.
 
     Raises:
         AkidaError: the board does not answer (its probe fails).
@@ -153,7 +155,7 @@ def identify(url: str) -> bool | None:
 
     try:
         bus = open_bus(url)
-    except DeviceBusy:
+    except (DeviceBusy, PermissionDeniedError):
         return None
     try:
         device = Device(bus, url=url, kind=urlsplit(url).scheme, timeouts=Timeouts().scaled(0.4))
@@ -163,8 +165,14 @@ def identify(url: str) -> bool | None:
 
 
 def container_env(boards: list[Board]) -> dict[str, str]:
-    """The environment that gives a container these boards."""
+    """The environment that gives a container these boards (one variable, in order)."""
     return {VISIBLE_ENV: ",".join(b.container_url for b in boards)}
+
+
+def board_env_name(board: Board) -> str:
+    """`AKIDA_VISIBLE_DEVICES_<ID>`: the variable naming one board (for CDI, where each
+    device sets its own and discovery merges them)."""
+    return f"{VISIBLE_ENV}_" + re.sub(r"[^A-Z0-9]+", "_", board.id.upper()).strip("_")
 
 
 def offered(boards: list[Board], simulated: bool) -> list[Board]:

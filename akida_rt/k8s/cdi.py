@@ -2,8 +2,14 @@
 containerd and CRI-O users can write `--device brainchip.com/akida=0`.
 
 One CDI device per board, named both by its position ("0", "1", ...) and by its stable
-id ("pcie-0000-01-00.0"), plus "all". Each carries the board's device nodes and the
-`AKIDA_VISIBLE_DEVICES` env that points akida_rt inside the container at it.
+id ("pcie-0000-01-00.0"), plus "all". Each carries the board's device nodes and a
+variable `AKIDA_VISIBLE_DEVICES_<ID>=<url>` of its own: a container given two devices gets
+both variables (one shared variable would keep only the last device's value), and
+akida_rt's discovery merges them.
+
+The spec is written at cdiVersion 0.5.0, the lowest that expresses it (names starting
+with a digit and `hostPath` need 0.5.0; per-device annotations would need 0.6.0, which
+podman 4.3's CDI library refuses), so podman 4.3 through current accept it.
 """
 
 from __future__ import annotations
@@ -15,16 +21,15 @@ from pathlib import Path
 from typing import Any
 
 from akida_rt.errors import AkidaError
-from akida_rt.k8s.boards import RESOURCE, Board, container_env
+from akida_rt.k8s.boards import RESOURCE, Board, board_env_name
 
-CDI_VERSION = "0.6.0"  # the oldest spec version with every field we write
+CDI_VERSION = "0.5.0"  # the oldest spec version with every field we write
 DEFAULT_PATH = "/etc/cdi/brainchip.com-akida.yaml"
 
 
 def _edits(boards: list[Board]) -> dict[str, Any]:
-    env = container_env(boards)
     return {
-        "env": [f"{k}={v}" for k, v in env.items()],
+        "env": [f"{board_env_name(b)}={b.container_url}" for b in boards],
         "deviceNodes": [
             {"path": n.container_path, "hostPath": n.host_path, "permissions": n.permissions}
             for b in boards
@@ -47,11 +52,7 @@ def spec(boards: list[Board]) -> dict[str, Any]:
     devices = []
     for index, board in enumerate(boards):
         for name in (str(index), board.id):
-            devices.append({
-                "name": name,
-                "annotations": {"brainchip.com/url": board.url},
-                "containerEdits": _edits([board]),
-            })  # fmt: skip
+            devices.append({"name": name, "containerEdits": _edits([board])})
     devices.append({"name": "all", "containerEdits": _edits(boards)})
     return {"cdiVersion": CDI_VERSION, "kind": RESOURCE, "devices": devices}
 

@@ -3,10 +3,12 @@
 isort:skip_file
 The kubelet device-plugin API, version v1beta1, as akida-device-plugin speaks it.
 
-Written for akida_rt from the published API description; only what travels on the
-wire has to match kubelet's: the package and service names (they form the gRPC method
-paths, e.g. /v1beta1.Registration/Register), and each message's field numbers and
-types. Our field names are our own (snake case throughout).
+Written for akida_rt from the published API description. The package and service
+names form the gRPC method paths (e.g. /v1beta1.Registration/Register); message and
+field names, numbers and types are kubelet's exactly (k8s.io/kubelet
+pkg/apis/deviceplugin/v1beta1/api.proto), odd casings included (`ID`, `devices_ids`,
+`deviceIDs`), so the JSON and text forms match too. tests/test_kubelet_api.py
+compares this file with the official one, field by field.
 """
 
 from collections import abc as _abc
@@ -98,15 +100,15 @@ class NUMANode(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     ID_FIELD_NUMBER: _builtins.int
-    id: _builtins.int
+    ID: _builtins.int
     def __init__(
         self,
         *,
-        id: _builtins.int = ...,
+        ID: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["id", b"id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["ID", b"ID"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -139,7 +141,7 @@ class Device(_message.Message):
     ID_FIELD_NUMBER: _builtins.int
     HEALTH_FIELD_NUMBER: _builtins.int
     TOPOLOGY_FIELD_NUMBER: _builtins.int
-    id: _builtins.str
+    ID: _builtins.str
     health: _builtins.str
     """"Healthy" or "Unhealthy" """
     @_builtins.property
@@ -147,13 +149,13 @@ class Device(_message.Message):
     def __init__(
         self,
         *,
-        id: _builtins.str = ...,
+        ID: _builtins.str = ...,
         health: _builtins.str = ...,
         topology: Global___TopologyInfo | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["topology", b"topology"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["health", b"health", "id", b"id", "topology", b"topology"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["ID", b"ID", "health", b"health", "topology", b"topology"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -183,24 +185,24 @@ Global___ListAndWatchResponse: _TypeAlias = ListAndWatchResponse  # noqa: Y015
 class ContainerPreferredAllocationRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
-    AVAILABLE_DEVICE_IDS_FIELD_NUMBER: _builtins.int
-    MUST_INCLUDE_DEVICE_IDS_FIELD_NUMBER: _builtins.int
+    AVAILABLE_DEVICEIDS_FIELD_NUMBER: _builtins.int
+    MUST_INCLUDE_DEVICEIDS_FIELD_NUMBER: _builtins.int
     ALLOCATION_SIZE_FIELD_NUMBER: _builtins.int
     allocation_size: _builtins.int
     @_builtins.property
-    def available_device_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    def available_deviceIDs(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
     @_builtins.property
-    def must_include_device_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    def must_include_deviceIDs(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
     def __init__(
         self,
         *,
-        available_device_ids: _abc.Iterable[_builtins.str] | None = ...,
-        must_include_device_ids: _abc.Iterable[_builtins.str] | None = ...,
+        available_deviceIDs: _abc.Iterable[_builtins.str] | None = ...,
+        must_include_deviceIDs: _abc.Iterable[_builtins.str] | None = ...,
         allocation_size: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["allocation_size", b"allocation_size", "available_device_ids", b"available_device_ids", "must_include_device_ids", b"must_include_device_ids"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["allocation_size", b"allocation_size", "available_deviceIDs", b"available_deviceIDs", "must_include_deviceIDs", b"must_include_deviceIDs"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -230,17 +232,17 @@ Global___PreferredAllocationRequest: _TypeAlias = PreferredAllocationRequest  # 
 class ContainerPreferredAllocationResponse(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
-    DEVICE_IDS_FIELD_NUMBER: _builtins.int
+    DEVICEIDS_FIELD_NUMBER: _builtins.int
     @_builtins.property
-    def device_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    def deviceIDs(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
     def __init__(
         self,
         *,
-        device_ids: _abc.Iterable[_builtins.str] | None = ...,
+        deviceIDs: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["device_ids", b"device_ids"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["deviceIDs", b"deviceIDs"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -270,17 +272,17 @@ Global___PreferredAllocationResponse: _TypeAlias = PreferredAllocationResponse  
 class ContainerAllocateRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
-    DEVICE_IDS_FIELD_NUMBER: _builtins.int
+    DEVICES_IDS_FIELD_NUMBER: _builtins.int
     @_builtins.property
-    def device_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    def devices_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
     def __init__(
         self,
         *,
-        device_ids: _abc.Iterable[_builtins.str] | None = ...,
+        devices_ids: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["device_ids", b"device_ids"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["devices_ids", b"devices_ids"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -477,17 +479,17 @@ Global___AllocateResponse: _TypeAlias = AllocateResponse  # noqa: Y015
 class PreStartContainerRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
-    DEVICE_IDS_FIELD_NUMBER: _builtins.int
+    DEVICES_IDS_FIELD_NUMBER: _builtins.int
     @_builtins.property
-    def device_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    def devices_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
     def __init__(
         self,
         *,
-        device_ids: _abc.Iterable[_builtins.str] | None = ...,
+        devices_ids: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["device_ids", b"device_ids"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["devices_ids", b"devices_ids"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -3,10 +3,12 @@
 isort:skip_file
 The kubelet device-plugin API, version v1beta1, as akida-device-plugin speaks it.
 
-Written for akida_rt from the published API description; only what travels on the
-wire has to match kubelet's: the package and service names (they form the gRPC method
-paths, e.g. /v1beta1.Registration/Register), and each message's field numbers and
-types. Our field names are our own (snake case throughout).
+Written for akida_rt from the published API description. The package and service
+names form the gRPC method paths (e.g. /v1beta1.Registration/Register); message and
+field names, numbers and types are kubelet's exactly (k8s.io/kubelet
+pkg/apis/deviceplugin/v1beta1/api.proto), odd casings included (`ID`, `devices_ids`,
+`deviceIDs`), so the JSON and text forms match too. tests/test_kubelet_api.py
+compares this file with the official one, field by field.
 """
 
 from collections import abc as _abc

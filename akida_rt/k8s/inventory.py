@@ -4,7 +4,9 @@ refreshed every `interval_s` by a thread, with a version that waiters watch.
 A board once offered stays listed: when it vanishes or fails its probe it turns
 Unhealthy (kubelet stops giving it out) and Healthy again when it returns. The probe is
 read-only (sysfs, USB enumeration, the node) so it never disturbs the container that owns
-the board; IDENTIFY runs once when a board appears, to tell simulated chips apart.
+the board; IDENTIFY runs once when a board appears, to tell simulated chips apart. A
+`health` source (akidad's view of its boards: requests that time out or fail) can turn a
+present board Unhealthy too, and Healthy again when it reports the board well.
 """
 
 from __future__ import annotations
@@ -40,6 +42,10 @@ class Inventory:
         interval_s: time between scans (health changes show within about twice this).
         scan: returns the boards present now (akida_rt.k8s.boards.scan by default).
         identify: True/False for simulated, None when busy; raises AkidaError on no answer.
+        health: board URL or id -> problem ("" when well) from whoever runs the boards
+            (akidad) or the driver's notes; a board it does not name keeps its own health. Raises AkidaError when that
+            source does not answer (every board is then Unhealthy: pods cannot use them).
+        on_change: called with (board id, new health) when a listed board's health changes.
     """
 
     def __init__(
@@ -48,10 +54,13 @@ class Inventory:
         interval_s: float = 0.5,
         scan: Callable[[], list[Board]] = board_scan.scan,
         identify: Callable[[str], bool | None] = board_scan.identify,
+        health: Callable[[], dict[str, str]] | None = None,
+        on_change: Callable[[str, str], None] | None = None,
     ) -> None:
         self.simulated = simulated
         self.interval_s = interval_s
         self._scan, self._identify = scan, identify
+        self._health, self._on_change = health, on_change
         self._listed: dict[str, Listed] = {}
         self._seen: dict[str, bool] = {}  # id -> offered (False: a simulated chip we skip)
         self._present: set[str] = set()
@@ -102,6 +111,7 @@ class Inventory:
         """Scan once and publish any change (only the inventory thread calls it, after
         start; IDENTIFY runs outside the lock so waiters are never held up by a board)."""
         found = {b.id: b for b in self._scan()}
+        reported = self._reported()
         now = time.monotonic()
         listed = dict(self._listed)
         for ident, board in found.items():
@@ -114,16 +124,26 @@ class Inventory:
                 if probe_problem:
                     self._probe[ident] = (probe_problem, now + REPROBE_S)
             if self._seen.get(ident):
-                problem = board.problem or self._probe.get(ident, ("", 0.0))[0]
+                problem = (
+                    board.problem
+                    or self._probe.get(ident, ("", 0.0))[0]
+                    or (
+                        reported
+                        if isinstance(reported, str)
+                        else reported.get(board.url) or reported.get(ident, "")
+                    )
+                )
                 health = UNHEALTHY if problem else HEALTHY
                 if listed.get(ident) != Listed(board, health):
                     level = logging.WARNING if problem else logging.INFO
                     log.log(level, "%s (%s): %s%s", ident, board.url, health,
                             f" ({problem})" if problem else "")  # fmt: skip
+                    self._changed(ident, listed.get(ident), health)
                     listed[ident] = Listed(board, health)
         for ident, old in list(listed.items()):
             if ident not in found and old.health == HEALTHY:
                 log.warning("%s (%s): Unhealthy (vanished)", ident, old.board.url)
+                self._changed(ident, old, UNHEALTHY)
                 listed[ident] = Listed(old.board, UNHEALTHY)
         self._present = set(found)
         with self._cond:
@@ -131,6 +151,19 @@ class Inventory:
                 self._listed = listed
                 self.version += 1
                 self._cond.notify_all()
+
+    def _reported(self) -> dict[str, str] | str:
+        """The health source's view (URL -> problem), or one problem for every board."""
+        if self._health is None:
+            return {}
+        try:
+            return self._health()
+        except AkidaError as exc:
+            return f"health source does not answer: {exc}"
+
+    def _changed(self, ident: str, old: Listed | None, health: str) -> None:
+        if self._on_change is not None and old is not None and old.health != health:
+            self._on_change(ident, health)
 
     def snapshot(self) -> tuple[int, list[Listed]]:
         with self._cond:

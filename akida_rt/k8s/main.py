@@ -16,6 +16,7 @@ import signal
 import sys
 import threading
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 log = logging.getLogger("akida_rt.k8s")
@@ -29,6 +30,10 @@ def build_parser() -> argparse.ArgumentParser:
         prog="akida-device-plugin",
         description="Kubernetes device plugin for Akida boards (resource brainchip.com/akida)",
     )
+    p.add_argument("--config", metavar="FILE",
+                   help="TOML file whose [akida-device-plugin] table sets any of these "
+                        "options by their long names (kubelet-socket, shares, ...); flags "
+                        "given on the command line win")  # fmt: skip
     p.add_argument("--kubelet-socket", default=KUBELET_SOCKET, metavar="PATH",
                    help=f"kubelet's registration socket (default {KUBELET_SOCKET}); the "
                         "plugin's own socket goes in the same folder")  # fmt: skip
@@ -37,8 +42,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--simulated", action="store_true",
                    help="also offer boards that identify as simulated chips ($AKIDA_SIM_BOARDS)")  # fmt: skip
     p.add_argument("--akidad-socket", metavar="PATH",
-                   help="share boards through the host's akidad: containers get this socket "
-                        "(and AKIDA_SOCKET) instead of device nodes")  # fmt: skip
+                   help="akidad runs the boards: their health comes from it, and containers "
+                        "get this socket (and AKIDA_SOCKET) instead of device nodes, unless "
+                        "--tenant-dir gives each its own")  # fmt: skip
+    p.add_argument("--tenant-dir", metavar="DIR",
+                   help="share boards through akidad's tenant sockets (akidad --tenant-dir "
+                        "DIR): each container gets its own socket and tenant identity")  # fmt: skip
+    p.add_argument("--health-dir", metavar="DIR",
+                   help="plugin mode: give each container a folder per board under DIR, where "
+                        "akida_rt's driver reports timeouts and device errors; such a board "
+                        "turns Unhealthy until the faults stop")  # fmt: skip
+    p.add_argument("--shares", type=_shares, default=1, metavar="N",
+                   help="list each board N times (akidad modes only): up to N containers "
+                        "share a board, akidad keeping them apart (default 1)")  # fmt: skip
+    p.add_argument("--metrics", type=_listen, metavar="HOST:PORT",
+                   help="serve the plugin's Prometheus metrics at http://HOST:PORT/metrics")  # fmt: skip
     p.add_argument("--interval", type=_interval, default=0.5, metavar="S",
                    help="seconds between board scans (default 0.5; health shows within 2x)")  # fmt: skip
     p.add_argument("--list", action="store_true",
@@ -56,6 +74,76 @@ def _interval(text: str) -> float:
     if not 0.05 <= value <= 60:
         raise argparse.ArgumentTypeError(f"must be within 0.05..60 s, got {text}")
     return value
+
+
+def _listen(text: str) -> str:
+    from akida_rt.k8s.metrics import parse_listen
+
+    try:
+        parse_listen(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
+NOT_IN_CONFIG = {"help", "config", "list", "json", "verbose"}
+
+
+def config_defaults(parser: argparse.ArgumentParser, path: str) -> dict[str, Any]:
+    """The options a --config file sets, checked as the command line checks them
+    (parser.error, one line naming the file and key, on anything wrong)."""
+    import tomllib
+
+    try:
+        data = tomllib.loads(Path(path).read_text())
+    except OSError as exc:
+        parser.error(f"--config {path}: {exc.strerror}")
+    except tomllib.TOMLDecodeError as exc:
+        parser.error(f"--config {path}: not TOML: {exc}")
+    table = data.get(parser.prog)
+    if not isinstance(table, dict):
+        parser.error(f"--config {path}: no [{parser.prog}] table")
+    actions = {a.dest: a for a in parser._actions if a.dest not in NOT_IN_CONFIG}
+    values: dict[str, Any] = {}
+    for key, value in table.items():
+        action = actions.get(key.replace("-", "_"))
+        if action is None:
+            known = ", ".join(sorted(d.replace("_", "-") for d in actions))
+            parser.error(f"--config {path}: unknown key {key!r}; known: {known}")
+        if isinstance(action, argparse._StoreTrueAction):
+            if not isinstance(value, bool):
+                parser.error(f"--config {path}: {key} must be true or false")
+        elif isinstance(value, dict | list | bool):
+            parser.error(f"--config {path}: {key} must be a string or a number")
+        elif callable(action.type):
+            try:
+                value = action.type(str(value))
+            except argparse.ArgumentTypeError as exc:
+                parser.error(f"--config {path}: {key}: {exc}")
+        else:
+            value = str(value)
+        values[action.dest] = value
+    return values
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """The command line over the --config file over the defaults, checked together."""
+    parser = build_parser()
+    first, _ = parser.parse_known_args(argv)
+    if first.config:
+        parser.set_defaults(**config_defaults(parser, first.config))
+    args = parser.parse_args(argv)
+    if args.shares > 1 and not (args.akidad_socket or args.tenant_dir):
+        parser.error("--shares needs akidad: add --akidad-socket (and --tenant-dir)")
+    if args.tenant_dir and not args.akidad_socket:
+        parser.error("--tenant-dir needs --akidad-socket (the plugin reads board health there)")
+    return args
+
+
+def _shares(text: str) -> int:
+    if not text.isdigit() or not 1 <= int(text) <= 64:
+        raise argparse.ArgumentTypeError(f"must be a whole number within 1..64, got {text!r}")
+    return int(text)
 
 
 def _list(args: argparse.Namespace) -> int:
@@ -80,51 +168,80 @@ def _kubelet_ident(path: str) -> tuple[int, int, int] | None:
 
 
 def serve(args: argparse.Namespace, stop: threading.Event) -> None:
-    """Serve and stay registered until `stop` is set."""
+    """Serve and stay registered until `stop` is set.
+
+    Every pass checks our own socket first: kubelet removes every socket in its folder
+    when it starts, which may be before or after it (re)creates kubelet.sock, and its
+    Register dials our socket back, so registering with a wiped socket can never succeed.
+    """
     import grpc
 
+    from akida_rt.k8s.board_health import AkidadHealth, DriverNotes
     from akida_rt.k8s.inventory import Inventory
+    from akida_rt.k8s.metrics import PluginMetrics
+    from akida_rt.k8s.metrics import serve as serve_metrics
     from akida_rt.k8s.plugin import AkidaDevicePlugin, PluginServer, register
+    from akida_rt.k8s.tenants import Tenants
 
-    inventory = Inventory(simulated=args.simulated, interval_s=args.interval)
+    metrics = PluginMetrics()
+    if args.akidad_socket and not args.tenant_dir:
+        log.warning("pods share akidad's socket and are told apart by uid (a root pod is "
+                    "akidad's administrator): add --tenant-dir to give each its own tenant")  # fmt: skip
+    notes = DriverNotes(args.health_dir) if args.health_dir and not args.akidad_socket else None
+    health = AkidadHealth(args.akidad_socket) if args.akidad_socket else notes
+    inventory = Inventory(simulated=args.simulated, interval_s=args.interval,
+                          health=health, on_change=lambda ident, _: metrics.health_changes.inc(ident))  # fmt: skip
+    tenants = Tenants(args.tenant_dir) if args.tenant_dir else None
+    servicer = AkidaDevicePlugin(inventory, akidad_socket=args.akidad_socket, tenants=tenants,
+                                 shares=args.shares, metrics=metrics, notes=notes)  # fmt: skip
+    http = serve_metrics(metrics, args.metrics) if args.metrics else None
     inventory.start()
-    servicer = AkidaDevicePlugin(inventory, akidad_socket=args.akidad_socket)
     folder = os.path.dirname(os.path.abspath(args.kubelet_socket))
+    server: PluginServer | None = None
+    registered_with: tuple[int, int, int] | None = None
+    waiting_logged = False
     try:
         while not stop.is_set():
-            server = PluginServer(servicer, folder, args.endpoint).start()
-            registered_with: tuple[int, int, int] | None = None
-            waiting_logged = False
-            while not stop.is_set():
-                kubelet = _kubelet_ident(args.kubelet_socket)
-                if registered_with is None and kubelet is not None:
-                    try:
-                        register(args.kubelet_socket, args.endpoint)
-                        registered_with = kubelet
-                        log.info("registered with kubelet at %s", args.kubelet_socket)
-                    except grpc.RpcError as exc:
-                        log.warning("registration at %s failed: %s; retrying",
-                                    args.kubelet_socket, exc.details() or exc.code())  # fmt: skip
-                        stop.wait(1.0)
-                elif registered_with is None and not waiting_logged:
+            if tenants is not None:
+                _, listed = inventory.snapshot()
+                tenants.prepare([i for b in listed for i in servicer.share_ids(b.board.id)])
+            if server is None or server.socket_gone():
+                if server is not None:
+                    log.warning("%s was removed (kubelet restarted?): serving again", server.path)
+                    server.stop()
+                server = PluginServer(servicer, folder, args.endpoint).start()
+                registered_with = None
+            kubelet = _kubelet_ident(args.kubelet_socket)
+            if kubelet is None:
+                if registered_with is not None or not waiting_logged:
                     log.info("waiting for kubelet's socket %s", args.kubelet_socket)
-                    waiting_logged = True
-                elif registered_with is not None and kubelet != registered_with:
+                registered_with, waiting_logged = None, True
+            elif kubelet != registered_with:
+                if registered_with is not None:
                     log.warning("kubelet restarted (%s replaced): registering again",
                                 args.kubelet_socket)  # fmt: skip
-                    break
-                elif server.socket_gone():
-                    log.warning("%s was removed (kubelet restarted?): serving and "
-                                "registering again", server.path)  # fmt: skip
-                    break
-                stop.wait(POLL_S)
-            server.stop()
+                try:
+                    register(args.kubelet_socket, args.endpoint)
+                except grpc.RpcError as exc:
+                    registered_with = None
+                    log.warning("registration at %s failed: %s; retrying",
+                                args.kubelet_socket, exc.details() or exc.code())  # fmt: skip
+                    stop.wait(1.0)
+                    continue
+                registered_with, waiting_logged = kubelet, False
+                servicer.metrics.registrations.inc()
+                log.info("registered with kubelet at %s", args.kubelet_socket)
+            stop.wait(POLL_S)
     finally:
+        if server is not None:
+            server.stop()
+        if http is not None:
+            http.shutdown()
         inventory.stop()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = parse_args(argv)
     quiet = logging.WARNING if args.list else logging.INFO  # --list prints; logs only trouble
     logging.basicConfig(
         level=quiet - 10 * min(args.verbose, 2),

@@ -3,7 +3,9 @@ Unix socket in kubelet's device-plugin folder, and registration with kubelet.
 
 Allocate gives a container its boards' device nodes (read-write) and
 `AKIDA_VISIBLE_DEVICES` (their URLs as the container sees them), which akida_rt's
-discovery honours; or, when akidad is shared, the daemon's socket instead of the nodes.
+discovery honours; or, when akidad serves the boards, a socket of akidad's instead: with
+tenant sockets (`Tenants`), one per share, whose identity akidad takes from the socket,
+not from the pod's uid.
 """
 
 from __future__ import annotations
@@ -17,10 +19,14 @@ from typing import Any
 
 import grpc
 
+from akida_rt.driver.health import HEALTH_ENV, note_name
 from akida_rt.k8s import deviceplugin_pb2 as pb
 from akida_rt.k8s import deviceplugin_pb2_grpc as pb_grpc
+from akida_rt.k8s.board_health import DriverNotes
 from akida_rt.k8s.boards import RESOURCE, Board, container_env
 from akida_rt.k8s.inventory import HEALTHY, Inventory
+from akida_rt.k8s.metrics import PluginMetrics
+from akida_rt.k8s.tenants import Tenants
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +34,8 @@ API_VERSION = "v1beta1"
 KUBELET_DIR = "/var/lib/kubelet/device-plugins"
 KUBELET_SOCKET = f"{KUBELET_DIR}/kubelet.sock"
 ENDPOINT = "akida.sock"
+TENANT_MOUNT = "/run/akida"  # where a container finds its tenant socket
+HEALTH_MOUNT = "/run/akida-health"  # where the driver in a container writes its notes
 
 
 class AkidaDevicePlugin(pb_grpc.DevicePluginServicer):
@@ -38,11 +46,44 @@ class AkidaDevicePlugin(pb_grpc.DevicePluginServicer):
         akidad_socket: when set, containers share the boards through the host's akidad:
             Allocate mounts this socket (read-only mount; connecting still works) and sets
             AKIDA_SOCKET, and passes no device nodes (the daemon owns the boards).
+        tenants: akidad's tenant sockets, one per share: Allocate gives a container its
+            share's socket folder (and a fresh tenant identity) instead of akidad_socket.
+        shares: devices listed per board (akidad mode): kubelet then places up to this
+            many containers on one board, each with its own share id `<board>::<n>`.
+        notes: the host folders where the driver in a container reports its boards'
+            faults (plugin mode): Allocate mounts each board's folder and sets
+            AKIDA_HEALTH_DIR.
     """
 
-    def __init__(self, inventory: Inventory, akidad_socket: str | None = None) -> None:
+    def __init__(
+        self,
+        inventory: Inventory,
+        akidad_socket: str | None = None,
+        tenants: Tenants | None = None,
+        shares: int = 1,
+        metrics: PluginMetrics | None = None,
+        notes: DriverNotes | None = None,
+    ) -> None:
+        if shares > 1 and not (akidad_socket or tenants):
+            raise ValueError("sharing a board needs akidad (--akidad-socket or --tenant-dir)")
         self.inventory = inventory
         self.akidad_socket = akidad_socket
+        self.tenants = tenants
+        self.shares = shares
+        self.notes = notes
+        self.metrics = metrics or PluginMetrics()
+        self.metrics.devices = self.listed
+
+    def share_ids(self, board_id: str) -> list[str]:
+        """The device ids kubelet sees for one board."""
+        if self.shares == 1:
+            return [board_id]
+        return [f"{board_id}::{n}" for n in range(self.shares)]
+
+    def listed(self) -> list[tuple[str, str]]:
+        """(device id, health) of every device listed."""
+        _, boards = self.inventory.snapshot()
+        return [(i, item.health) for item in boards for i in self.share_ids(item.board.id)]
 
     def GetDevicePluginOptions(self, request: pb.Empty, context: Any) -> pb.DevicePluginOptions:
         return pb.DevicePluginOptions(
@@ -57,7 +98,11 @@ class AkidaDevicePlugin(pb_grpc.DevicePluginServicer):
             if version != sent:
                 sent = version
                 yield pb.ListAndWatchResponse(
-                    devices=[pb.Device(id=item.board.id, health=item.health) for item in listed]
+                    devices=[
+                        pb.Device(ID=ident, health=item.health)
+                        for item in listed
+                        for ident in self.share_ids(item.board.id)
+                    ]
                 )
             self.inventory.wait_change(sent, timeout_s=1.0)
 
@@ -66,52 +111,76 @@ class AkidaDevicePlugin(pb_grpc.DevicePluginServicer):
     ) -> pb.PreferredAllocationResponse:
         responses = []
         for want in request.container_requests:
-            chosen = list(dict.fromkeys(want.must_include_device_ids))
+            chosen = list(dict.fromkeys(want.must_include_deviceIDs))
             healthy = [
                 ident
-                for ident in sorted(want.available_device_ids)
-                if (item := self.inventory.board(ident)) is not None and item.health == HEALTHY
+                for ident in sorted(want.available_deviceIDs)
+                if (item := self.inventory.board(board_of(ident))) is not None
+                and item.health == HEALTHY
             ]
-            others = [i for i in sorted(want.available_device_ids) if i not in healthy]
+            others = [i for i in sorted(want.available_deviceIDs) if i not in healthy]
             for ident in healthy + others:  # healthy boards first, in a stable order
                 if len(chosen) >= want.allocation_size:
                     break
                 if ident not in chosen:
                     chosen.append(ident)
-            responses.append(pb.ContainerPreferredAllocationResponse(device_ids=chosen))
+            responses.append(pb.ContainerPreferredAllocationResponse(deviceIDs=chosen))
         return pb.PreferredAllocationResponse(container_responses=responses)
 
     def Allocate(self, request: pb.AllocateRequest, context: Any) -> pb.AllocateResponse:
         responses = []
         for want in request.container_requests:
             boards: list[Board] = []
-            for ident in want.device_ids:
-                item = self.inventory.board(ident)
-                if item is None:
-                    _, listed = self.inventory.snapshot()
-                    known = ", ".join(i.board.id for i in listed) or "none"
+            listed = dict(self.listed())
+            for ident in want.devices_ids:
+                item = self.inventory.board(board_of(ident))
+                if item is None or ident not in listed:
+                    known = ", ".join(listed) or "none"
                     log.warning("Allocate: unknown device id %r (offered: %s)", ident, known)
                     context.abort(
                         grpc.StatusCode.NOT_FOUND,
                         f"{RESOURCE}: no device {ident!r} on this node; offered: {known}",
                     )
-                else:
+                elif item.board not in boards:
                     boards.append(item.board)
-            responses.append(self._container(boards))
-            log.info("Allocate: %s", ", ".join(f"{b.id} ({b.url})" for b in boards))
+            responses.append(self._container(boards, list(want.devices_ids)))
+            for ident in want.devices_ids:
+                self.metrics.allocations.inc(ident)
+            log.info("Allocate: %s", ", ".join(want.devices_ids))
         return pb.AllocateResponse(container_responses=responses)
 
-    def _container(self, boards: list[Board]) -> pb.ContainerAllocateResponse:
-        ids = ",".join(b.id for b in boards)
+    def _container(self, boards: list[Board], ids: list[str]) -> pb.ContainerAllocateResponse:
+        annotations = {"brainchip.com/akida.devices": ",".join(ids)}
+        if self.tenants is not None:
+            # One tenant per container: its first share's socket, with a fresh identity.
+            folder, tenant = self.tenants.assign(ids[0])
+            return pb.ContainerAllocateResponse(
+                envs={"AKIDA_SOCKET": f"{TENANT_MOUNT}/{self.tenants.SOCKET}"},
+                mounts=[
+                    pb.Mount(container_path=TENANT_MOUNT, host_path=str(folder), read_only=True)
+                ],
+                annotations={**annotations, "brainchip.com/akida.tenant": str(tenant)},
+            )
         if self.akidad_socket:
-            folder = os.path.dirname(self.akidad_socket)
+            shared = os.path.dirname(self.akidad_socket)
             return pb.ContainerAllocateResponse(
                 envs={"AKIDA_SOCKET": self.akidad_socket},
-                mounts=[pb.Mount(container_path=folder, host_path=folder, read_only=True)],
-                annotations={"brainchip.com/akida.devices": ids},
+                mounts=[pb.Mount(container_path=shared, host_path=shared, read_only=True)],
+                annotations=annotations,
             )
+        envs, mounts = container_env(boards), []
+        if self.notes is not None:
+            envs[HEALTH_ENV] = HEALTH_MOUNT
+            mounts = [
+                pb.Mount(
+                    container_path=f"{HEALTH_MOUNT}/{note_name(b.container_url)}",
+                    host_path=str(self.notes.folder(b.id)),
+                )
+                for b in boards
+            ]
         return pb.ContainerAllocateResponse(
-            envs=container_env(boards),
+            envs=envs,
+            mounts=mounts,
             devices=[
                 pb.DeviceSpec(
                     container_path=n.container_path,
@@ -121,13 +190,18 @@ class AkidaDevicePlugin(pb_grpc.DevicePluginServicer):
                 for b in boards
                 for n in b.nodes
             ],
-            annotations={"brainchip.com/akida.devices": ids},
+            annotations=annotations,
         )
 
     def PreStartContainer(
         self, request: pb.PreStartContainerRequest, context: Any
     ) -> pb.PreStartContainerResponse:
         return pb.PreStartContainerResponse()
+
+
+def board_of(device_id: str) -> str:
+    """The board id of a device id (a share `<board>::<n>` or the board itself)."""
+    return device_id.split("::", 1)[0]
 
 
 class PluginServer:

@@ -117,6 +117,10 @@ def check_config(cfg: pb.LearningConfig, layers: list[Layer]) -> None:
         plasticity = plasticity_of(cfg, units)
         if plasticity.shape != (units,) or not np.all((plasticity >= 0) & (plasticity <= 1)):
             raise LearningError(f"plasticity must be {units} values in 0..1")
+        if cfg.HasField("v1_learning_gate"):
+            gate = fmt.decode_tensor(cfg.v1_learning_gate, "learning v1 gate", ndim=1)
+            if gate.shape != (units,):
+                raise LearningError(f"the v1 learning gate must be {units} values")
         if np.any(
             np.count_nonzero(layer.get_variable("weights"), axis=(0, 1, 2)) > cfg.num_weights
         ):
@@ -242,6 +246,8 @@ def apply_learned(model: Model, weights: np.ndarray, plasticity: np.ndarray, sam
     layer = learning_layer(model.layers)
     layer.set_variable("weights", weights.reshape(1, 1, layer.fan_in, layer.filters))
     fmt.encode_tensor(np.asarray(plasticity, np.float32), cfg.plasticity)
+    if samples != cfg.samples:
+        cfg.ClearField("v1_learning_gate")  # akida's gate values no longer describe it
     cfg.samples = int(samples)
 
 
@@ -263,6 +269,7 @@ def add_classes(model: Model, num_classes: int) -> None:
     layer.set_variable("weights", weights)
     _reset_outputs(layer, units)
     fmt.encode_tensor(plasticity, cfg.plasticity)
+    cfg.ClearField("v1_learning_gate")
     cfg.num_classes += int(num_classes)
     model.layers_changed()
 

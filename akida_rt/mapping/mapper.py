@@ -11,8 +11,9 @@ import math
 from dataclasses import dataclass, field
 
 from akida_rt.errors import MappingError
+from akida_rt.format import v1_rules
 from akida_rt.format.layers import Layer, LayerType, Padding, Pooling
-from akida_rt.mapping import hw_constraints, np_memory
+from akida_rt.mapping import filter_search, hw_constraints, np_memory
 from akida_rt.mapping.hardware import DeviceSpec, NpId, NpType
 
 FNP_WEIGHT_BYTES = 262_144  # bound on an FNP's local weights (the simulator's SRAM check)
@@ -24,9 +25,12 @@ EXTERNAL_MEMORY_TYPES = frozenset({NpType.FNP2})
 # Most filters a CNP takes: akida.MapConstraints(akida.AKD1000()).cnp_max_filters_default.
 # Minimal maps at this bound; AllNps and HwPr search a lower one (_search_max_filters).
 CNP_MAX_FILTERS = 504
-# Order in which NP types are served: scarcest first, so greedy assignment is optimal
-# (every NP is CNP1-capable and the other capabilities are disjoint).
-SERVE_ORDER = (NpType.FNP2, NpType.FNP3, NpType.CNP2, NpType.CNP1)
+# Order in which NP types are served: FNP2 first (the scarcest, no substitute), then the
+# convolutions, then FNP3, which falls back to an FNP2 when the convolutions left no FNP3
+# (BrainChip's mapper: seven 11-NP convolutions and a small classifier fill the 78 NPs of
+# AKD1000 in AllNps; the classifier gets the leftover FNP2).
+SERVE_ORDER = (NpType.FNP2, NpType.CNP2, NpType.CNP1, NpType.FNP3)
+FALLBACK = {NpType.FNP3: NpType.FNP2}
 
 
 class MapMode(enum.Enum):
@@ -146,6 +150,13 @@ def _resources(layer: Layer, spec: DeviceSpec, max_filters: int) -> LayerNeed:
         )
     elif tiles is None:
         need.hw_reason = need.hw_reason or "no tiling of the input fits an NP's input memory"
+    elif layer.pooling is Pooling.GlobalAvg and tiles.tiles > 1:
+        # akida 2.19.3: a 32x32x96 4-bit input (48 KiB, 2 tiles) runs in software, 32x32x84
+        # (42 KiB, one tile) maps; separable layers and stride 2 alike.
+        need.hw_reason = need.hw_reason or (
+            f"global average pooling over an input map cut in {tiles.tiles} tiles (it must "
+            "fit one NP's input memory)"
+        )
     need.split = tiles.tiles if tiles else 1
     need.groups = max(groups or 1, -(-layer.filters // max_filters))
     need.count = need.split * need.groups
@@ -189,6 +200,10 @@ class _Pool:
                     continue
                 # Prefer NPs with the fewest other capabilities.
                 fits = sorted((len(ty), ident) for ident, ty in free.items() if t in ty)
+                if len(fits) < count and t in FALLBACK:
+                    fits += sorted(
+                        (len(ty), ident) for ident, ty in free.items() if FALLBACK[t] in ty
+                    )
                 if len(fits) < count:
                     return None
                 picked = [ident for _, ident in fits[:count]]
@@ -216,6 +231,7 @@ def _demands(needs: list[LayerNeed], counts: dict[str, int]) -> list[tuple[NpTyp
 def _close(plan: SequencePlan, groups: list[list[LayerNeed]], spec: DeviceSpec) -> None:
     """Concrete NP ids for each pass."""
     pool = _Pool(spec)
+    types = {np_.ident: np_.types for np_ in spec.nps}
     for pass_index, needs in enumerate(groups):
         ids = pool.assign(_demands(needs, {n.layer.name: n.count for n in needs})) or []
         it = iter(ids)
@@ -227,10 +243,14 @@ def _close(plan: SequencePlan, groups: list[list[LayerNeed]], spec: DeviceSpec) 
                 nps = [spec.hrc]
             else:
                 nps = next(it)
+            np_type = n.np_type.value if n.np_type else "none"
+            fallback = FALLBACK.get(n.np_type) if n.np_type else None
+            if fallback is not None and any(n.np_type not in types[i] for i in nps):
+                np_type = fallback.value
             plan.placements.append(
                 Placement(
                     n.layer.name,
-                    n.np_type.value if n.np_type else "none",
+                    np_type,
                     nps,
                     n.weight_bytes,
                     n.input_bytes,
@@ -240,14 +260,18 @@ def _close(plan: SequencePlan, groups: list[list[LayerNeed]], spec: DeviceSpec) 
     plan.passes = max(1, len(groups))
 
 
-def _pool_ends_sequence(layer: Layer, following: Layer | None) -> bool:
+def _pool_ends_sequence(layer: Layer, following: LayerNeed | None) -> bool:
     """BrainChip's rule: a max-pooled convolution that would end a sequence (the model's
-    last layer, or one feeding a FullyConnected layer) runs in software."""
+    last layer, one feeding a FullyConnected layer, or one feeding a layer that runs in
+    software) runs in software. akida 2.19.3: conv+pool then a valid-padded conv: both in
+    software; conv+pool, conv+pool, FullyConnected: both pooled layers in software."""
     if layer.layer_type not in (LayerType.Conv2D, LayerType.SeparableConv2D):
         return False
     if layer.pooling is not Pooling.Max:
         return False
-    return following is None or following.layer_type is LayerType.FullyConnected
+    if following is None:
+        return True
+    return following.layer.layer_type is LayerType.FullyConnected or not following.hw_ok
 
 
 def map_layers(
@@ -265,30 +289,9 @@ def map_layers(
     return _map_at(layers, spec, hw_only, mode, max_filters)
 
 
-def _criteria(plans: list[SequencePlan]) -> tuple[int, int, int, int]:
-    """What akida's search compares: (layers on NPs, sequences, passes, NPs used)."""
-    placed = sum(1 for p in plans for q in p.placements if q.np_type != "none")
-    return placed, len(plans), sum(p.passes for p in plans), sum(p.np_count for p in plans)
-
-
-def _better(ref: tuple[int, int, int, int] | None, cur: tuple[int, int, int, int] | None) -> bool:
-    """akida's _is_better_map: anything beats no reference mapping (even another failure),
-    then mapped at all, more layers on NPs, fewer sequences, fewer passes, at least as many
-    NPs."""
-    if ref is None or cur is None:
-        return ref is None
-    for i, more_is_better in ((0, True), (1, False), (2, False)):
-        if cur[i] != ref[i]:
-            return (cur[i] > ref[i]) is more_is_better
-    return cur[3] >= ref[3]
-
-
 def _search_max_filters(layers: list[Layer], spec: DeviceSpec, hw_only: bool, mode: MapMode) -> int:
-    """The filters-per-CNP bound of AllNps and HwPr: akida's _map_search (akida/mapping.py),
-    a bisection of (0, CNP_MAX_FILTERS] that keeps a bound when it maps at least as well
-    (_better). The bisection, not the smallest good bound: a one-channel Conv2D maps at
-    some bounds and not at smaller or larger ones (np_memory.one_channel_split_ok), and
-    akida keeps whichever its halvings reach (41 filters: one NP, although 14+14+13 maps).
+    """The filters-per-CNP bound of AllNps and HwPr: akida's bisection
+    (filter_search.bisect) of (0, CNP_MAX_FILTERS].
 
     akida 2.19.3 never makes passes, so its HwPr maps as its AllNps; our HwPr passes stand
     where its sequences would, so the search counts them as AllNps does.
@@ -297,23 +300,9 @@ def _search_max_filters(layers: list[Layer], spec: DeviceSpec, hw_only: bool, mo
         layer.layer_type in (LayerType.Conv2D, LayerType.SeparableConv2D) for layer in layers
     ):
         return CNP_MAX_FILTERS
-
-    def criteria(max_filters: int) -> tuple[int, int, int, int] | None:
-        try:
-            return _criteria(_map_at(layers, spec, hw_only, mode, max_filters))
-        except MappingError:
-            return None
-
-    best = criteria(CNP_MAX_FILTERS)
-    lo, hi, best_bound = 0, CNP_MAX_FILTERS, CNP_MAX_FILTERS
-    while lo + 2 <= hi:
-        cur = (lo + hi) // 2
-        found = criteria(cur)
-        if _better(best, found):
-            best, best_bound, hi = found, cur, cur
-        else:
-            lo = cur
-    return best_bound if best is not None else CNP_MAX_FILTERS
+    return filter_search.bisect(
+        lambda bound: _map_at(layers, spec, hw_only, mode, bound), CNP_MAX_FILTERS
+    )
 
 
 def _map_at(
@@ -337,25 +326,37 @@ def _map_at(
         plans.append(plan)
         return plan
 
-    for i, layer in enumerate(layers):
-        need = layer_need(layer, spec, max_filters)
-        if need.np_type is None:
-            pending_input.append(need)
-            continue
-        if need.hw_ok and need.np_type is not NpType.HRC:
+    needs = [layer_need(layer, spec, max_filters) for layer in layers]
+    for need in needs:
+        if need.hw_ok and need.np_type not in (None, NpType.HRC):
+            assert need.np_type is not None
             if need.np_type not in alone:
                 alone[need.np_type] = pool.available([], need.np_type)
             if need.count > alone[need.np_type]:
                 need.hw_reason = (
                     f"needs {need.count} {need.np_type.value}, {alone[need.np_type]} available"
                 )
+    for i in range(len(needs) - 1, -1, -1):  # backwards: software cascades up max pools
+        need = needs[i]
         if need.hw_ok and _pool_ends_sequence(
-            layer, layers[i + 1] if i + 1 < len(layers) else None
+            need.layer, needs[i + 1] if i + 1 < len(needs) else None
         ):
             need.hw_reason = (
                 "max pooling cannot end a sequence (the last layer, or one feeding a "
-                "FullyConnected layer)"
+                "FullyConnected layer or a layer in software)"
             )
+    for need in needs:  # akida refuses the model, hw_only or not, in every mode
+        on_np = need.hw_ok and need.np_type not in (None, NpType.HRC)
+        if on_np and (broken := v1_rules.register_violation(need.layer)):
+            raise MappingError(
+                f"{need.layer.name} cannot be mapped on {spec.name}: {broken} (BrainChip's "
+                "mapper refuses it too; run it unmapped, or re-quantize it into range)"
+            )
+    for need in needs:
+        layer = need.layer
+        if need.np_type is None:
+            pending_input.append(need)
+            continue
         if not need.hw_ok:
             if hw_only:
                 raise MappingError(

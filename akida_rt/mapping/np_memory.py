@@ -71,8 +71,11 @@ def weight_bytes(layer: Layer, filters: int) -> int:
 
     Convolutions store, per input channel, rows of 800 bits (4-bit weights) or 400 bits
     (1-2 bits) holding blocks of 8 filters' k x k kernels; separable layers, per channel,
-    one 50-bit word of depthwise kernel and 50-bit words holding 12 pointwise weights of
-    each block of 8 filters, three blocks per two words.
+    one 50-bit word of depthwise kernel and 50-bit words holding 48 bits of pointwise
+    weights of the full blocks of 8 filters (three 4-bit blocks per two words), plus one
+    word of its own for a last, partial block (akida 2.19.3, Minimal on 7x7x1024 4-bit:
+    64 and 72 filters fit one NP, 65 to 71 do not; 2-bit: 136 and 144 fit, 129-135 and
+    137-143 do not).
     """
     assert layer.input_shape is not None
     c = layer.input_shape[2]
@@ -80,7 +83,8 @@ def weight_bytes(layer: Layer, filters: int) -> int:
     k2, bits = layer.kernel_size**2, layer.weight_bits
     if layer.layer_type is LayerType.SeparableConv2D:
         dw_words = -(-(k2 * bits) // 50)
-        pw_words = -(-(blocks * FILTER_BLOCK * bits) // 48)
+        full, partial = divmod(filters, FILTER_BLOCK)
+        pw_words = -(-(full * FILTER_BLOCK * bits) // 48) + (1 if partial else 0)
         return math.ceil(c * (dw_words + pw_words) * 50 / 8)
     row_bits = 800 if bits > 2 else 400
     rows = -(-(blocks * FILTER_BLOCK * k2 * bits) // row_bits)

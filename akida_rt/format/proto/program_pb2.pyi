@@ -169,6 +169,7 @@ class Layer(_message.Message):
     POOL_STRIDE_FIELD_NUMBER: _builtins.int
     POOL_PADDING_FIELD_NUMBER: _builtins.int
     PADDING_VALUE_FIELD_NUMBER: _builtins.int
+    POTENTIAL_BITS_FIELD_NUMBER: _builtins.int
     WEIGHTS_FIELD_NUMBER: _builtins.int
     POINTWISE_FIELD_NUMBER: _builtins.int
     BIAS_FIELD_NUMBER: _builtins.int
@@ -196,6 +197,8 @@ class Layer(_message.Message):
     pool_stride: _builtins.int
     pool_padding: Global___Padding.ValueType
     padding_value: _builtins.int
+    potential_bits: _builtins.int
+    """Signed width the potentials saturate to (0: none); docs/semantics.md, rule 2b."""
     @_builtins.property
     def input_shape(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]:
         """H, W, C of this layer's input"""
@@ -248,6 +251,7 @@ class Layer(_message.Message):
         pool_stride: _builtins.int = ...,
         pool_padding: Global___Padding.ValueType = ...,
         padding_value: _builtins.int = ...,
+        potential_bits: _builtins.int = ...,
         weights: Global___Tensor | None = ...,
         pointwise: Global___Tensor | None = ...,
         bias: Global___Tensor | None = ...,
@@ -258,7 +262,7 @@ class Layer(_message.Message):
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["act_offset", b"act_offset", "act_scale", b"act_scale", "bias", b"bias", "output_offset", b"output_offset", "output_scale", b"output_scale", "pointwise", b"pointwise", "weights", b"weights"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["act_offset", b"act_offset", "act_scale", b"act_scale", "act_shift", b"act_shift", "activation", b"activation", "activation_bits", b"activation_bits", "bias", b"bias", "filters", b"filters", "input_bits", b"input_bits", "input_shape", b"input_shape", "kernel_size", b"kernel_size", "kind", b"kind", "name", b"name", "output_offset", b"output_offset", "output_scale", b"output_scale", "padding", b"padding", "padding_value", b"padding_value", "pointwise", b"pointwise", "pool_padding", b"pool_padding", "pool_size", b"pool_size", "pool_stride", b"pool_stride", "pooling", b"pooling", "stride", b"stride", "weight_bits", b"weight_bits", "weights", b"weights"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["act_offset", b"act_offset", "act_scale", b"act_scale", "act_shift", b"act_shift", "activation", b"activation", "activation_bits", b"activation_bits", "bias", b"bias", "filters", b"filters", "input_bits", b"input_bits", "input_shape", b"input_shape", "kernel_size", b"kernel_size", "kind", b"kind", "name", b"name", "output_offset", b"output_offset", "output_scale", b"output_scale", "padding", b"padding", "padding_value", b"padding_value", "pointwise", b"pointwise", "pool_padding", b"pool_padding", "pool_size", b"pool_size", "pool_stride", b"pool_stride", "pooling", b"pooling", "potential_bits", b"potential_bits", "stride", b"stride", "weight_bits", b"weight_bits", "weights", b"weights"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -473,6 +477,7 @@ class LearningConfig(_message.Message):
     PLASTICITY_FIELD_NUMBER: _builtins.int
     SAMPLES_FIELD_NUMBER: _builtins.int
     SEED_FIELD_NUMBER: _builtins.int
+    V1_LEARNING_GATE_FIELD_NUMBER: _builtins.int
     enabled: _builtins.bool
     num_weights: _builtins.int
     num_classes: _builtins.int
@@ -488,6 +493,13 @@ class LearningConfig(_message.Message):
     def plasticity(self) -> Global___Tensor:
         """float32 per neuron, current plasticity"""
 
+    @_builtins.property
+    def v1_learning_gate(self) -> Global___Tensor:
+        """akida's per-neuron threshold_learning (int32), carried from `akida import` so that
+        `akida export` restores it; our rule does not read it and a fit clears it
+        (docs/semantics.md, section 8).
+        """
+
     def __init__(
         self,
         *,
@@ -501,10 +513,11 @@ class LearningConfig(_message.Message):
         plasticity: Global___Tensor | None = ...,
         samples: _builtins.int = ...,
         seed: _builtins.int = ...,
+        v1_learning_gate: Global___Tensor | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["plasticity", b"plasticity"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["plasticity", b"plasticity", "v1_learning_gate", b"v1_learning_gate"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["enabled", b"enabled", "initial_plasticity", b"initial_plasticity", "learning_competition", b"learning_competition", "min_plasticity", b"min_plasticity", "num_classes", b"num_classes", "num_weights", b"num_weights", "plasticity", b"plasticity", "plasticity_decay", b"plasticity_decay", "samples", b"samples", "seed", b"seed"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["enabled", b"enabled", "initial_plasticity", b"initial_plasticity", "learning_competition", b"learning_competition", "min_plasticity", b"min_plasticity", "num_classes", b"num_classes", "num_weights", b"num_weights", "plasticity", b"plasticity", "plasticity_decay", b"plasticity_decay", "samples", b"samples", "seed", b"seed", "v1_learning_gate", b"v1_learning_gate"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
