@@ -24,7 +24,6 @@ import numpy as np
 from akida_rt.driver import device_learning
 from akida_rt.driver.akd1000_host import Akd1000Host
 from akida_rt.driver.bus import Bus
-from akida_rt.driver.health import HealthNote
 from akida_rt.driver.device_types import (
     Counters,
     DeviceStats,
@@ -34,6 +33,7 @@ from akida_rt.driver.device_types import (
     Timeouts,
     chip_inputs,
 )
+from akida_rt.driver.health import HealthNote
 
 from akida_rt.akd1000 import sim_block as sb
 from akida_rt.akd1000.memory_map import DDR_SIZE, TOP_LEVEL_REG_BASE

@@ -49,14 +49,14 @@ from akida_rt.errors import (
 )
 
 if TYPE_CHECKING:
-    from akida_rt.firmware_sim.akd1000_chip import Akd1000Chip as SimChip
+    from akida_rt.firmware_sim.akd1000_chip import Akd1000Chip
     from akida_rt.firmware_sim.console import SimConsole
 
 log = logging.getLogger(__name__)
 
 KINDS = {"akd1000": "AKD1000"}
 MAX_SIM_INDEX = 63  # simulated chips a process may open by URL
-_chips: dict[tuple[str, str, str, int], SimChip] = {}
+_chips: dict[tuple[str, str, str, int], Akd1000Chip] = {}
 _chips_lock = threading.Lock()
 _rack: SimRack | None = None
 _rack_lock = threading.Lock()
@@ -97,7 +97,7 @@ def parse_url(url: str) -> dict[str, Any]:
     }
 
 
-def shared_chip(spec: str, serial: str, mem: int, key: str = "") -> SimChip:
+def shared_chip(spec: str, serial: str, mem: int, key: str = "") -> Akd1000Chip:
     """The process-wide simulated chip for these options (created on first use)."""
     from akida_rt.firmware_sim.akd1000_chip import Akd1000Chip
 
@@ -109,7 +109,7 @@ def shared_chip(spec: str, serial: str, mem: int, key: str = "") -> SimChip:
         return chip
 
 
-def drop_chip(chip: SimChip) -> None:
+def drop_chip(chip: Akd1000Chip) -> None:
     """Power off an in-process chip and forget it (tests open many)."""
     with _chips_lock:
         for key, value in list(_chips.items()):
@@ -119,9 +119,9 @@ def drop_chip(chip: SimChip) -> None:
 
 
 class SimBus(Bus):
-    """A Bus straight onto an in-process SimChip."""
+    """A Bus straight onto an in-process Akd1000Chip."""
 
-    def __init__(self, url: str, chip: SimChip) -> None:
+    def __init__(self, url: str, chip: Akd1000Chip) -> None:
         self.url = url
         self.chip = chip
         self.serial = chip.serial
@@ -162,7 +162,7 @@ class SimBus(Bus):
 
 
 class ProcessBus(Bus):
-    """A Bus onto a SimChip served by a child process over a socket pair.
+    """A Bus onto a Akd1000Chip served by a child process over a socket pair.
 
     Args:
         url: the sim:// URL (for messages).
@@ -294,12 +294,12 @@ class SimRack:
         self.root = Path(root) if root is not None else Path(tempfile.mkdtemp(prefix="akida-sim-"))
         self.pcie = SimPcieHost(self.root, driver_loaded=driver_loaded)
         self.usb = SimUsbBackend()
-        self.chips: list[SimChip] = []
+        self.chips: list[Akd1000Chip] = []
         self.consoles: dict[str, SimConsole] = {}
         sysfs.add_sysroot(self.root)
         usb_transport.add_backend(self.usb)
 
-    def _chip(self, serial: str, spec: str, device_id: int | None, mem: int | None) -> SimChip:
+    def _chip(self, serial: str, spec: str, device_id: int | None, mem: int | None) -> Akd1000Chip:
         from akida_rt.firmware_sim.akd1000_chip import Akd1000Chip
 
         if spec != "AKD1000":
@@ -344,8 +344,8 @@ class SimRack:
             serial_console.trust_port(con.path)
         return f"usb://{chip.vendor_id:04x}:{chip.device_id:04x}?serial={chip.serial}"
 
-    def chip(self, serial: str) -> SimChip:
-        """The SimChip with `serial`."""
+    def chip(self, serial: str) -> Akd1000Chip:
+        """The Akd1000Chip with `serial`."""
         for chip in self.chips:
             if chip.serial == serial:
                 return chip
