@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from akida_rt.engine.integer import Engine, compile_layer, potentials
+from akida_rt.format import v1_rules
 from akida_rt.format.layers import (
     Conv2D,
     FullyConnected,
@@ -25,13 +26,14 @@ ACT_SHIFT = 20
 
 
 def randomize(model: Model, seed: int = 0, sample: np.ndarray | None = None) -> Model:
-    """Give every layer random weights and calibrated thresholds, in place."""
+    """Give every layer random weights and calibrated thresholds in v1 form, in place."""
     rng = np.random.default_rng(seed)
     if sample is None:
         sample = rng.integers(0, 256, size=(8, *model.input_shape), dtype=np.uint8)
         if model.input_bits < 8:
             sample = sample >> (8 - model.input_bits)
     x = sample.astype(np.float32)
+    last = model.layers[-1]
     for layer in model.layers:
         if layer.layer_type is LayerType.InputData:
             continue
@@ -43,6 +45,8 @@ def randomize(model: Model, seed: int = 0, sample: np.ndarray | None = None) -> 
             layer.set_variable("pointwise", rng.integers(lo, hi + 1, size=pw))
         if layer.activation:
             _calibrate(layer, x)
+        # the form AKD1000 programs carry, so that every zoo model maps onto a device
+        v1_rules.to_v1_form(layer, is_last=layer is last)
         x = Engine([layer]).run(x)
     model.validate()
     return model
