@@ -17,6 +17,7 @@ from akida_rt.format import program as fmt
 from akida_rt.format.layers import Layer, LayerType
 from akida_rt.format.proto import program_pb2 as pb
 from akida_rt.mapping.hardware import DeviceSpec
+from akida_rt.mapping.mapper import Backend
 
 if TYPE_CHECKING:
     from akida_rt.model.model import Model
@@ -223,7 +224,11 @@ def fit(model: Model, inputs: Any, labels: Any = None) -> np.ndarray:
     y = check_labels(cfg, labels, x.shape[0])
     layer = learning_layer(model.layers)
     device = model.device
-    if device is not None and not isinstance(device, DeviceSpec):
+    on_chip = device is not None and not isinstance(device, DeviceSpec)
+    if on_chip and model.sequences[-1].backend is Backend.Software:
+        on_chip = False  # the compiler left the learning layer in software: learn on the host
+    if on_chip:
+        assert device is not None and not isinstance(device, DeviceSpec)
         before = model.sequences[-1].program_hash
         pots, state = device.learn(model.sequences, x, y, cfg)
         apply_learned(model, state.weights, state.plasticity, state.samples)

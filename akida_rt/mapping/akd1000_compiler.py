@@ -25,7 +25,7 @@ from akida_rt.akd1000.decode import decode_program
 from akida_rt.errors import MappingError, ProgramFormatError
 from akida_rt.format.layers import Layer, LayerType
 from akida_rt.mapping.hardware import DeviceSpec, NpId, NpType
-from akida_rt.mapping.mapper import Backend, SequencePlan
+from akida_rt.mapping.mapper import Backend, Placement, SequencePlan
 
 log = logging.getLogger(__name__)
 
@@ -136,30 +136,54 @@ def _no_input_data(names: list[str], layers: dict[str, Layer]) -> list[str]:
     return [n for n in names if n in layers and layers[n].layer_type is not LayerType.InputData]
 
 
-def check_split(
+def _split(
+    seqs: list[tuple[bool, list[str]]], layers: dict[str, Layer]
+) -> list[tuple[bool, list[str]]]:
+    return [(h, _no_input_data(n, layers)) for h, n in seqs if _no_input_data(n, layers)]
+
+
+def _show(seqs: list[tuple[bool, list[str]]]) -> str:
+    return "; ".join(f"{'HW' if h else 'SW'} {n[0]}..{n[-1]}" for h, n in seqs)
+
+
+def follow_split(
     plans: list[SequencePlan], compiled: list[CompiledSequence], layers: list[Layer]
-) -> None:
-    """MappingError unless BrainChip's compiler split the model as akida_rt planned."""
+) -> list[SequencePlan]:
+    """`plans`, or plans with BrainChip's split when its compiler split the model otherwise
+    (it decides where learning layers and the HRC run, for one): the binaries are what the
+    chip runs. MappingError when its sequences do not cover the layers in order."""
     by_name = {layer.name: layer for layer in layers}
-    ours = [
-        (p.backend is Backend.Hardware, _no_input_data(p.layers, by_name))
-        for p in plans
-        if _no_input_data(p.layers, by_name)
-    ]
-    theirs = [
-        (c.hardware, _no_input_data(c.layers, by_name))
-        for c in compiled
-        if _no_input_data(c.layers, by_name)
-    ]
-    if ours != theirs:
-
-        def show(seqs: list[tuple[bool, list[str]]]) -> str:
-            return "; ".join(f"{'HW' if h else 'SW'} {n[0]}..{n[-1]}" for h, n in seqs)
-
+    ours = _split([(p.backend is Backend.Hardware, p.layers) for p in plans], by_name)
+    theirs = _split([(c.hardware, c.layers) for c in compiled], by_name)
+    if ours == theirs:
+        return plans
+    if [n for _, names in theirs for n in names] != [n for _, names in ours for n in names]:
         raise MappingError(
-            f"BrainChip's compiler splits the model as [{show(theirs)}] but akida_rt planned "
-            f"[{show(ours)}]: map with another mode, or report the model"
+            f"BrainChip's compiler splits the model as [{_show(theirs)}], which does not cover "
+            f"its layers as akida_rt's plan [{_show(ours)}] does: report the model"
         )
+    log.warning("BrainChip's compiler splits the model as [%s] (akida_rt planned [%s]): "
+                "running its split", _show(theirs), _show(ours))  # fmt: skip
+    placed = {pl.layer: pl for p in plans for pl in p.placements}
+    inputs = [n for n in by_name if by_name[n].layer_type is LayerType.InputData]
+    out: list[SequencePlan] = []
+    for i, (hardware, names) in enumerate(theirs):
+        plan = SequencePlan(Backend.Hardware if hardware else Backend.Software,
+                            (inputs if i == 0 else []) + names)  # fmt: skip
+        if hardware:
+            plan.placements = [placed.get(n) or _unplaced(by_name[n]) for n in plan.layers]
+        out.append(plan)
+    return out
+
+
+def _unplaced(layer: Layer) -> Placement:
+    """A placement for a layer akida_rt planned in software; its NPs come from the binary."""
+    kind = {
+        LayerType.InputData: "none",
+        LayerType.InputConv2D: NpType.HRC.value,
+        LayerType.FullyConnected: NpType.FNP3.value,
+    }.get(layer.layer_type, NpType.CNP1.value)
+    return Placement(layer.name, kind, [], 0, 0)
 
 
 def binaries_of(plans: list[SequencePlan], compiled: list[CompiledSequence]) -> list[bytes | None]:
@@ -232,11 +256,12 @@ def map_binaries(
     spec: DeviceSpec,
     mode: str,
     hw_only: bool,
-) -> list[bytes | None]:
-    """The program binary of each of `plans` (None for software sequences) for the unmapped
-    program file bytes `program`; checks the split and takes the placement from them."""
+) -> tuple[list[SequencePlan], list[bytes | None]]:
+    """(plans, the program binary of each: None for software sequences) for the unmapped
+    program file bytes `program`: `plans` themselves unless BrainChip's compiler split the
+    model otherwise (follow_split); the placement is taken from the binaries."""
     compiled = compile_program(program, mode, hw_only)
-    check_split(plans, compiled, layers)
+    plans = follow_split(plans, compiled, layers)
     binaries = binaries_of(plans, compiled)
     placements_from_binaries(plans, binaries, layers, spec)
-    return binaries
+    return plans, binaries

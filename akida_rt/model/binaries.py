@@ -5,15 +5,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from akida_rt.mapping.mapper import SequencePlan
-
-Split = list[tuple[Any, list[str]]]
-
-
-def split_of(plans: list[SequencePlan]) -> Split:
-    """What a remap must reproduce for held binaries to stay valid: backends and layers."""
-    return [(p.backend, list(p.layers)) for p in plans]
-
 
 class HeldBinaries:
     """Binaries with the key (plans and layer versions) they were made for."""

@@ -22,7 +22,7 @@ from akida_rt.mapping import akd1000_compiler as akd1000
 from akida_rt.mapping.hardware import DeviceSpec
 from akida_rt.mapping.mapper import Backend, MapMode, SequencePlan, map_layers
 from akida_rt.mapping.stored_mapping import decode_mapping
-from akida_rt.model.binaries import HeldBinaries, split_of
+from akida_rt.model.binaries import HeldBinaries
 from akida_rt.model.device_api import DaemonBacked, Device, RemoteRun
 from akida_rt.model.sequence import Sequence, placements_to_pb
 
@@ -276,15 +276,12 @@ class Model:
         spec = device if isinstance(device, DeviceSpec) else device.spec
         same = (self._spec_name(), self._map_args) == (spec.name, (MapMode(mode).value, hw_only))
         kept = self._binaries.get(self._bin_key()) if same and self._plans is not None else None
-        old_split = split_of(self._plans) if kept is not None and self._plans else None
-        self._plans = map_layers(self._layers, spec, hw_only=hw_only, mode=MapMode(mode))
+        if kept is None:
+            self._plans = map_layers(self._layers, spec, hw_only=hw_only, mode=MapMode(mode))
+            self._binaries.clear()
+        # else: the binaries held (a program file's) and the plans they were made for stay
         self._map_args = (MapMode(mode).value, hw_only)
         self._device = device
-        self._binaries.clear()
-        if kept is not None and split_of(self._plans) == old_split:
-            # the program file's binaries, for this very split: used as they are
-            akd1000.placements_from_binaries(self._plans, kept, self._layers, spec)
-            self._binaries.hold(self._bin_key(), kept)
         if not isinstance(device, DeviceSpec) and akd1000.needs_binaries(spec):
             self.binaries()  # errors at map time; the placement shown is the binaries'
         self.reset_statistics()
@@ -340,9 +337,10 @@ class Model:
         held = self._binaries.get(self._bin_key())
         if held is None:
             mode, hw_only = self._map_args
-            held = akd1000.map_binaries(
+            plans, held = akd1000.map_binaries(
                 self._unmapped_bytes(), self._plans, self._layers, spec, mode, hw_only
             )
+            self._plans = plans  # BrainChip's split where it differs: what the chip runs
             self._binaries.hold(self._bin_key(), held)
         return held
 
