@@ -74,8 +74,11 @@ def main() -> int:
         ("batch 64 / batch 1 (device clock)", f"{dev_ratio:9.1f}x"),
         ("target", ">= 10x (wall clock): " + ("met" if ratio >= 10 else "NOT met")),
     ]
-    print_table("daemon chain-loading: MNIST CNN (2 program binaries + a software step) on the "
-                "simulated AKD1000", rows)
+    print_table(
+        "daemon chain-loading: MNIST CNN (2 program binaries + a software step) on the "
+        "simulated AKD1000",
+        rows,
+    )
     return 0
 
 
