@@ -63,10 +63,16 @@ def test_activation_solved_from_a_non_v1_form() -> None:
 
 
 def test_a_model_without_v1_activations_is_refused_in_one_line() -> None:
-    """The sample program is quantized by akida_rt's toolchain (any affine activation),
-    which v1 (integer thresholds, steps of 1/16) cannot compute exactly."""
+    """A model with any affine activation (akida_rt's exact fold, not its v1 form), which
+    v1 (integer thresholds, steps of 1/16) cannot compute exactly."""
     with pytest.raises(ConversionError, match=r"layer 'conv_0' .* channel 0's activation"):
-        export_model(Model(sample_program()))
+        export_model(_affine_model())
+
+
+def _affine_model() -> Model:
+    from akida_rt.model import zoo
+
+    return zoo.randomize(zoo.digits_cnn(), seed=1)  # calibrated, not in v1 form
 
 
 def test_learning_config_is_exported() -> None:
@@ -104,7 +110,8 @@ def test_cli_export_writes_a_model_akida_reads(tmp_path: Path) -> None:
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout)["layers"] == len(theirs.layers)
     np.testing.assert_array_equal(akida.Model(str(fbz)).forward(x), theirs.forward(x))
-    out = _cli("export", str(sample_program()), "-o", str(tmp_path / "s.fbz"))
+    _affine_model().save(tmp_path / "affine.akp")
+    out = _cli("export", str(tmp_path / "affine.akp"), "-o", str(tmp_path / "s.fbz"))
     assert out.returncode == 1 and len(out.stderr.strip().splitlines()) == 1
     assert "no v1 equivalent" in out.stderr and "Traceback" not in out.stderr
 

@@ -25,8 +25,11 @@ from akida_rt.model.model import Model
 ACT_SHIFT = 20
 
 
-def randomize(model: Model, seed: int = 0, sample: np.ndarray | None = None) -> Model:
-    """Give every layer random weights and calibrated thresholds in v1 form, in place."""
+def randomize(
+    model: Model, seed: int = 0, sample: np.ndarray | None = None, v1: bool = False
+) -> Model:
+    """Give every layer random weights and calibrated thresholds, in place; `v1`: in the
+    form AKD1000 programs carry (v1_rules.to_v1_form), so that the model maps onto a device."""
     rng = np.random.default_rng(seed)
     if sample is None:
         sample = rng.integers(0, 256, size=(8, *model.input_shape), dtype=np.uint8)
@@ -45,8 +48,8 @@ def randomize(model: Model, seed: int = 0, sample: np.ndarray | None = None) -> 
             layer.set_variable("pointwise", rng.integers(lo, hi + 1, size=pw))
         if layer.activation:
             _calibrate(layer, x)
-        # the form AKD1000 programs carry, so that every zoo model maps onto a device
-        v1_rules.to_v1_form(layer, is_last=layer is last)
+        if v1:
+            v1_rules.to_v1_form(layer, is_last=layer is last)
         x = Engine([layer]).run(x)
     model.validate()
     return model
@@ -73,7 +76,7 @@ def digits_cnn(seed: int = 0, weight_bits: int = 4, activation_bits: int = 4) ->
     model.add(Conv2D("conv_2", 64, 3, pooling=Pooling.Max, weight_bits=w, activation_bits=a))
     model.add(Conv2D("conv_3", 64, 3, weight_bits=w, activation_bits=a))
     model.add(FullyConnected("dense_4", 10, weight_bits=w, activation=False))
-    return randomize(model, seed)
+    return randomize(model, seed, v1=True)
 
 
 def ds_cnn_kws(seed: int = 0) -> Model:
@@ -84,7 +87,7 @@ def ds_cnn_kws(seed: int = 0) -> Model:
         model.add(SeparableConv2D(f"separable_{i}", 64, 3))
     model.add(SeparableConv2D("separable_4", 64, 3, pooling=Pooling.GlobalAvg))
     model.add(FullyConnected("dense_5", 33, activation=False))
-    return randomize(model, seed)
+    return randomize(model, seed, v1=True)
 
 
 def akidanet(seed: int = 0, alpha: float = 0.5, size: int = 224, classes: int = 1000) -> Model:
@@ -103,7 +106,7 @@ def akidanet(seed: int = 0, alpha: float = 0.5, size: int = 224, classes: int = 
     model.add(SeparableConv2D("separable_12", w[8], 3, pooling=Pooling.Max))
     model.add(SeparableConv2D("separable_13", w[9], 3, pooling=Pooling.GlobalAvg))
     model.add(FullyConnected("classifier", classes, activation=False))
-    return randomize(model, seed)
+    return randomize(model, seed, v1=True)
 
 
 def mnist_cnn(seed: int = 0) -> Model:
@@ -113,7 +116,7 @@ def mnist_cnn(seed: int = 0) -> Model:
     model.add(InputConv2D("conv_0", (28, 28, 1), 16, 3, pooling=Pooling.Max, weight_bits=8))
     model.add(Conv2D("conv_1", 16, 3, pooling=Pooling.Max))
     model.add(FullyConnected("dense_2", 10, activation=False))
-    return randomize(model, seed)
+    return randomize(model, seed, v1=True)
 
 
 def gxnor_mnist(seed: int = 0) -> Model:
@@ -126,7 +129,7 @@ def gxnor_mnist(seed: int = 0) -> Model:
     model.add(Conv2D("conv_1", 64, 5, pooling=Pooling.Max, weight_bits=2, activation_bits=1))
     model.add(FullyConnected("dense_2", 512, weight_bits=2, activation_bits=1))
     model.add(FullyConnected("dense_3", 10, weight_bits=2, activation=False))
-    return randomize(model, seed)
+    return randomize(model, seed, v1=True)
 
 
 ZOO = {
