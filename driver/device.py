@@ -109,6 +109,7 @@ class Device:
         self.host = self._open_host()
         with self._guard():
             self._identity = self._identify()
+            self._restart_chip_counts()
 
     def _open_host(self) -> Akd1000Host:
         try:
@@ -259,7 +260,19 @@ class Device:
             self._resident = None
             self.counters.resets += 1
             self._identity = self._identify()
+            self._restart_chip_counts()
             log.info("%s reset", self.url)
+
+    def _chip_counts(self) -> tuple[int, int, int]:
+        """(frames, synops, loads) as the chip counts them (the host's on a board)."""
+        if self.simulated:
+            return self._sim(sb.SIM_FRAMES), self._sim(sb.SIM_SYNOPS), self.counters.loads
+        return self.counters.frames, 0, self.counters.loads
+
+    def _restart_chip_counts(self) -> None:
+        """The device counters start again (at open and after a reset)."""
+        self._infer_clk = self._program_clk = 0
+        self._chip_base = self._chip_counts()
 
     # ------------------------------------------------------------- programs
     def mark_learning(self, digest: str) -> None:
@@ -344,16 +357,17 @@ class Device:
 
     # ------------------------------------------------------------ statistics
     def stats(self) -> DeviceStats:
-        """Device counters since it was opened, with the host counters. Synaptic
+        """Device counters since its last reset, with the host counters (since open). Synaptic
         operations, energy and modelled clocks exist only on the simulated chip."""
         with self._guard():
             traffic = sum(c.bytes_read + c.bytes_written for c in self.host.counts.values())
             sim = self.simulated
+            frames, synops, loads = (
+                (now - base) & 0xFFFFFFFF
+                for now, base in zip(self._chip_counts(), self._chip_base, strict=True)
+            )
             return DeviceStats(
-                self._sim(sb.SIM_FRAMES) if sim else self.counters.frames,
-                self._infer_clk, self._program_clk,
-                self._sim(sb.SIM_SYNOPS) if sim else 0,
-                traffic, self.counters.loads,
+                frames, self._infer_clk, self._program_clk, synops, traffic, loads,
                 self._sim64(sb.SIM_ENERGY_LO) / 1e6 if sim else 0.0,
                 self.identity.clock_hz,
                 host=self._counters(), resident=self._resident,
