@@ -105,6 +105,7 @@ class Device:
         self.learned_binary: bytes | None = None  # the same, with the weights it learned
         self._clock_started = False
         self._infer_clk = self._program_clk = 0
+        self._window_energy_nj = 0  # board energy when the power window started
         self.learned_samples = 0  # labelled samples the resident learning program learned
         self.host = self._open_host()
         with self._guard():
@@ -383,6 +384,7 @@ class Device:
         with self._guard():
             if self.simulated:
                 self.bus.write32(TOP_LEVEL_REG_BASE + sb.SIM_BASE + sb.SIM_WINDOW, 1)
+                self._window_energy_nj = self._sim64(sb.SIM_ENERGY_LO)
             self._window_frames = 0
 
     def power(self) -> dict[str, Any]:
@@ -401,7 +403,7 @@ class Device:
                 "power_mw": mw if samples >= 2 else None,
                 "samples": samples,
                 "frames": self._window_frames,
-                "energy_mj": self._sim64(sb.SIM_ENERGY_LO) / 1e6,
+                "energy_mj": (self._sim64(sb.SIM_ENERGY_LO) - self._window_energy_nj) / 1e6,
             }
 
     # ---------------------------------------------------------------- models

@@ -300,6 +300,9 @@ class Model:
     @property
     def sequences(self) -> list[Sequence]:
         """The model's sequences; cached until the mapping or a layer changes."""
+        if self._device is not None and not isinstance(self._device, DeviceSpec):
+            if akd1000.needs_binaries(self._device.spec):
+                self.binaries()  # first: BrainChip's split may replace the plans
         key = (id(self._plans), self._spec_name(), *self._key())
         if self._sequences is not None and self._sequences[0] == key:
             return list(self._sequences[1])
