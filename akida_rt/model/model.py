@@ -300,8 +300,9 @@ class Model:
     @property
     def sequences(self) -> list[Sequence]:
         """The model's sequences; cached until the mapping or a layer changes."""
-        if self._device is not None and not isinstance(self._device, DeviceSpec):
-            if akd1000.needs_binaries(self._device.spec):
+        device = self._device
+        if device is not None and not isinstance(device, DeviceSpec):  # noqa: SIM102
+            if akd1000.needs_binaries(device.spec):
                 self.binaries()  # first: BrainChip's split may replace the plans
         key = (id(self._plans), self._spec_name(), *self._key())
         if self._sequences is not None and self._sequences[0] == key:
