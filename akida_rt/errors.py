@@ -94,41 +94,12 @@ class TransportTimeout(TransportError):
     """A command or transfer did not complete within its timeout."""
 
 
-class DeviceCommandError(DeviceError):
-    """The firmware finished a command with an error code (`code`, the int value of
-    a device_protocol.ErrorCode)."""
-
-    def __init__(self, message: str, code: int) -> None:
-        super().__init__(message)
-        self.code = code
-
-
 class DeviceResetError(DeviceError):
     """The device rebooted (spontaneous or external reset): state on it was lost."""
 
 
-class CommandTimeout(TransportTimeout):
-    """A command was accepted but did not finish in time (firmware hung or overloaded)."""
-
-
 class PermissionDeniedError(DeviceError):
     """The device node exists but this user may not open it."""
-
-
-class CommandError(AkidaError):
-    """The simulated firmware refuses a command with an error code (`code`).
-
-    Raised and caught inside akida_rt.firmware_sim: the firmware answers it with an ERROR
-    status, which the host driver raises as DeviceCommandError.
-    """
-
-    def __init__(self, code: int, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-
-
-class MeshError(CommandError):
-    """The simulated NP mesh cannot load or run a sequence (a command error of the mesh)."""
 
 
 class DaemonError(AkidaError):

@@ -16,7 +16,7 @@ from akida_rt.driver.akd1000_state import MAX_PIPELINE, ChipState, Job
 from akida_rt.akd1000 import descriptors as d
 from akida_rt.akd1000.memory_map import WORD
 from akida_rt.akd1000.program_info import IoType, ProgramInfo
-from akida_rt.errors import DeviceError, InputError, TransportTimeout
+from akida_rt.errors import DeviceError, DeviceResetError, InputError, TransportTimeout
 
 MIN_DESCRIPTORS = 2
 
@@ -125,8 +125,18 @@ def fetch(state: ChipState) -> np.ndarray | None:
     if not state.pipeline.jobs:
         return None
     dma = state.input_dma()
-    if state.pipeline.last_fetched == dma.last_job_id():
+    done = dma.last_job_id()
+    if state.pipeline.last_fetched == done:
         return None
+    if all(job.job_id != done for job in state.pipeline.jobs):
+        # The DMA reports a job that was never queued: the chip rebooted (its job ids
+        # started again) and dropped the ones in flight.
+        in_flight = len(state.pipeline.jobs)
+        unprogram(state)
+        raise DeviceResetError(
+            f"the AKD1000 reset itself (its input DMA reports job {done}, never queued; "
+            f"{in_flight} jobs lost): its program is gone; program it again"
+        )
     dma.clear_interrupts()
     job = state.pipeline.pop()
     return read_output(state, info, job.output_addr)
@@ -206,7 +216,15 @@ def forward_loop(state: ChipState, inputs: np.ndarray,
             last = time.monotonic()
         if len(results) < len(inputs):
             if time.monotonic() - last > timeout:
+                dma = state.input_dma()
+                # A chip that rebooted lost its registers: its ring address reads back 0.
+                rebooted = dma.read("CONT_ADDR") != dma.ring
                 unprogram(state)
+                if rebooted:
+                    raise DeviceResetError(
+                        f"the AKD1000 reset itself ({queued}/{len(inputs)} inputs queued, "
+                        f"{len(results)} fetched): its program is gone; program it again"
+                    )
                 raise TransportTimeout(
                     f"AKD1000 produced no output for {timeout:g} s ({queued}/{len(inputs)} "
                     f"inputs queued, {len(results)} fetched); it was reset: program it again"

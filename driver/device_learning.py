@@ -1,7 +1,8 @@
-"""Edge-learning commands of the device object: learn on the chip, read and write the
-learned state in device memory (LEARN_CONFIG, LEARN, READ_LEARNED, WRITE_LEARNED).
+"""Edge learning on the chip through the host protocol: the learning layer's register
+track, labelled inferences (label + 1 in the descriptor), and the learning FNP3's memory
+read back and written (its SRAM layout: per neuron 4 header words, then one bit per input).
 
-Written against the command protocol only, like the rest of driver/device.py.
+Written against Akd1000Host only, like the rest of driver/device.py.
 """
 
 from __future__ import annotations
@@ -10,16 +11,24 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
+from akida_rt.driver.device_types import chip_inputs
 
 from akida_rt.engine.learning_rule import LearnedWeights
 from akida_rt.errors import LearningError
 from akida_rt.format.proto import program_pb2 as pb
 from akida_rt.mapping.mapper import Backend
 from akida_rt.model.sequence import Sequence as MappedSequence
-from akida_rt.wire import device_protocol as dp
 
 if TYPE_CHECKING:
     from akida_rt.driver.device import Device
+
+HEADER_WORDS = 2  # the config packet header learn_mem returns first
+NEURON_HEADER_WORDS = 4  # threshold, class/act_step, num_weights, plasticity (thswap)
+
+
+def learned_token(digest: str) -> str:
+    """The residency mark of program `digest` once its weights learned on the chip."""
+    return f"{digest}+learned"
 
 
 def learn(
@@ -29,13 +38,12 @@ def learn(
     labels: np.ndarray,
     cfg: pb.LearningConfig,
 ) -> tuple[np.ndarray, LearnedWeights]:
-    """Run every sequence but the last, then learn `x` on the chip with the last one.
+    """Run every sequence but the last, then learn `x` with the last one's learning layer.
 
-    Returns the (N, U) int64 potentials before each sample was learned and the state read
-    back from device memory. The learned weights stay in device memory: the caller applies
-    the state to its layer and tells the device which program it now holds
-    (Device.adopt_learned), so the next run or fit sends nothing again. Until then (or if
-    learning fails) the resident program matches no program, and the next run reloads.
+    Returns the (N, U) int64 potentials of each labelled inference and the state read
+    back from the chip. The learned weights stay on the chip: the caller applies the
+    state to its layer and tells the device which program it now holds
+    (Device.adopt_learned). Until then the resident program matches no program.
     """
     last = sequences[-1]
     if last.backend is Backend.Software:
@@ -50,73 +58,116 @@ def learn(
             else:
                 dev.load_sequence(seq.program, seq.program_hash)
                 y, _ = dev.infer(y)
-        dev.load_sequence(last.program, last.program_hash)
+        if dev.resident != learned_token(last.program_hash):
+            dev.load_sequence(last.program, last.program_hash)
+        samples = cfg.samples  # what the program (the host's copy of the chip's) learned
         dev.mark_learning(last.program_hash)
-        layer = last.layers[-1]
-        k, u = layer.fan_in, layer.filters
-        _configure(dev, cfg, k, u)
-        pots = [_learn_chunk(dev, y[i : i + step], labels[i : i + step], u)
-                for i, step in _chunks(dev, y)]  # fmt: skip
-        return np.concatenate(pots), read_learned(dev)
+        dev.learning_sequence = last
+        xs = chip_inputs(y, dev.url)
+        host = dev.host
+        host.set_batch_size(1)
+        host.toggle_learn(True)
+        try:
+            pots = [host.fit(xs[i : i + 1], [int(labels[i])]) for i in range(len(xs))]
+            words = host.learn_mem()
+            state = _state(dev, last, words, samples + len(xs))
+            dev.learned_binary = learned_binary(dev, words)
+            dev.learned_samples = state.samples
+        finally:
+            host.toggle_learn(False)
+        dev.counters.frames += len(xs)
+        out = np.concatenate([p.reshape(1, -1) for p in pots]).astype(np.int64)
+        return out, state
 
 
-def learned_token(digest: str) -> str:
-    """The residency mark of sequence `digest` once its weights learned in device memory."""
-    return f"{digest}+learned"
+def learned_binary(dev: Device, words: np.ndarray) -> bytes | None:
+    """The resident program binary with its learning weight track replaced by `words`
+    (learn_mem's layout is the track's): what the chip now holds, to reload it later."""
+    program = dev.resident_program
+    info = dev.host.info
+    if program is None or info is None or info.learning_layer is None:
+        return None
+    ram = info.learning_layer.ram
+    tracks = (ram.tracks or ()) if ram is not None else ()
+    if len(tracks) != 1 or tracks[0].words != words.size:
+        return None
+    at = 4 + int.from_bytes(program[:4], "little")  # the program data follows the info
+    start = at + tracks[0].offset
+    return program[:start] + words.astype("<u4").tobytes() + program[start + 4 * words.size :]
 
 
-def _configure(dev: Device, cfg: pb.LearningConfig, k: int, u: int) -> None:
-    from akida_rt.learning.edge import params_of, plasticity_of
-
-    p = params_of(cfg)
-    header = dp.LEARN_HEADER.pack(
-        k, u, p.num_weights, p.num_classes, p.initial_plasticity, p.min_plasticity,
-        p.plasticity_decay, p.learning_competition, p.seed, cfg.samples,
-    )  # fmt: skip
-    data = header + plasticity_of(cfg, u).astype("<f4").tobytes()
-    dev.write_data(dp.DATA_BASE, data)
-    dev.command(dp.Opcode.LEARN_CONFIG, addr0=dp.DATA_BASE, len0=len(data))
+def _per_neuron(words: int, units: int) -> int:
+    if units <= 0 or (words - HEADER_WORDS) % units:
+        raise LearningError(f"learning memory of {words} words does not hold {units} neurons")
+    return (words - HEADER_WORDS) // units
 
 
-def _chunks(dev: Device, y: np.ndarray) -> list[tuple[int, int]]:
-    frame = y[0].nbytes if y.dtype == np.uint8 else y[0].size * 8
-    step = max(1, min(y.shape[0], dev.data_bytes // (2 * dp.align(frame) + 65536)))
-    return [(i, step) for i in range(0, y.shape[0], step)]
+def _state(dev: Device, seq: MappedSequence, words: np.ndarray, samples: int) -> LearnedWeights:
+    layer = seq.layers[-1]
+    k, u = layer.fan_in, layer.filters
+    per = _per_neuron(words.size, u)
+    body = words[HEADER_WORDS:].reshape(u, per).astype(np.uint64)
+    bits = np.zeros((k, u), np.uint8)
+    i = input_order(layer.input_shape, k)
+    for j in range(u):
+        w = body[j, NEURON_HEADER_WORDS + i // 32]
+        bits[:, j] = ((w >> (i % 32).astype(np.uint64)) & 1).astype(np.uint8)
+    nw = np.maximum(body[:, 2].astype(np.float32), 1)
+    plasticity = ((body[:, 3] & 0xFFFF).astype(np.float32) / nw).astype(np.float32)
+    return LearnedWeights(bits, plasticity, samples)
 
 
-def _learn_chunk(dev: Device, y: np.ndarray, labels: np.ndarray, units: int) -> np.ndarray:
-    n = y.shape[0]
-    fits_u8 = y.dtype == np.uint8 or (float(y.min()) >= 0 and float(y.max()) <= 255)
-    data = y.astype(np.uint8 if fits_u8 else "<i8").tobytes()
-    dtype = dp.DType.UINT8 if fits_u8 else dp.DType.INT64
-    lab_addr = dp.DATA_BASE + dp.align(len(data))
-    out_addr = lab_addr + dp.align(8 * n)
-    dev.write_data(dp.DATA_BASE, data)
-    dev.write_data(lab_addr, labels.astype("<i8").tobytes())
-    dev.command(dp.Opcode.SET_INPUT, arg0=n, arg1=dtype, addr0=dp.DATA_BASE, len0=len(data))
-    dev.command(
-        dp.Opcode.LEARN, arg0=n, addr0=lab_addr, len0=8 * n,
-        addr1=out_addr, len1=8 * n * units,
-    )  # fmt: skip
-    raw = dev.read_data(out_addr, 8 * n * units)
-    return np.frombuffer(raw, "<i8").reshape(n, units).copy()
+def input_order(shape: tuple[int, ...] | None, k: int) -> np.ndarray:
+    """The FNP3 input bit of each of the layer's K inputs: akida_rt flattens (h, w, c),
+    the chip (c, w, h)."""
+    if shape is None or int(np.prod(shape)) != k:
+        return np.arange(k)
+    h, w, c = shape
+    return np.arange(k).reshape(c, w, h).transpose(2, 1, 0).reshape(-1)
 
 
 def read_learned(dev: Device) -> LearnedWeights:
-    """The learning layer's weights and plasticity, read from device memory."""
+    """The learning layer's weights and plasticity, read from the chip."""
     with dev.guard():
-        r = dev.command(dp.Opcode.READ_LEARNED)
-        addr, nbytes, samples, k, u = dp.LEARNED.unpack(r.payload[: dp.LEARNED.size])
-        raw = dev.read_data(addr, nbytes)
-    plasticity = np.frombuffer(raw, "<f4", u).copy()
-    bits = np.unpackbits(np.frombuffer(raw, np.uint8, offset=4 * u), count=k * u)
-    return LearnedWeights(bits.reshape(k, u).copy(), plasticity, int(samples))
+        seq = _resident_sequence(dev)
+        dev.host.toggle_learn(True)
+        try:
+            words = dev.host.learn_mem()
+        finally:
+            dev.host.toggle_learn(False)
+        return _state(dev, seq, words, dev.learned_samples)
 
 
 def write_learned(dev: Device, state: LearnedWeights) -> None:
-    """Write weights and plasticity into the device's learning memory."""
-    packed = np.packbits(state.weights.reshape(-1).astype(bool)).tobytes()
-    data = state.plasticity.astype("<f4").tobytes() + packed
+    """Write weights and plasticity into the chip's learning memory."""
     with dev.guard():
-        dev.write_data(dp.DATA_BASE, data)
-        dev.command(dp.Opcode.WRITE_LEARNED, addr0=dp.DATA_BASE, len0=len(data))
+        host = dev.host
+        host.toggle_learn(True)
+        try:
+            words = host.learn_mem().astype(np.uint64)
+            k, u = state.weights.shape
+            per = _per_neuron(words.size, u)
+            body = words[HEADER_WORDS:].reshape(u, per)
+            body[:, NEURON_HEADER_WORDS:] = 0
+            seq = _resident_sequence(dev)
+            order = input_order(seq.layers[-1].input_shape, k)
+            for j in range(u):
+                on = order[np.flatnonzero(state.weights[:, j])]
+                np.bitwise_or.at(body[j], NEURON_HEADER_WORDS + on // 32,
+                                 np.left_shift(np.uint64(1), (on % 32).astype(np.uint64)))  # fmt: skip
+            nw = np.maximum(body[:, 2].astype(np.float32), 1)
+            thswap = np.ceil(state.plasticity.astype(np.float32) * nw).astype(np.uint64)
+            body[:, 3] = (body[:, 3] & 0xFFFF0000) | (thswap & 0xFFFF)
+            words[HEADER_WORDS:] = body.reshape(-1)
+            host.update_learn_mem(words.astype(np.uint32))
+            dev.learned_binary = learned_binary(dev, words.astype(np.uint32))
+        finally:
+            host.toggle_learn(False)
+        dev.learned_samples = state.samples
+
+
+def _resident_sequence(dev: Device) -> MappedSequence:
+    seq = getattr(dev, "learning_sequence", None)
+    if seq is None:
+        raise LearningError(f"{dev.url}: no learning program is on the chip")
+    return seq

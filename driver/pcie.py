@@ -23,6 +23,7 @@ from typing import NoReturn, TypeVar
 from urllib.parse import unquote, urlsplit
 
 from akida_rt.driver import fileio, sysfs, udev
+from akida_rt.driver.akd1000_host import desc_for_pci
 from akida_rt.driver.bus import Bus
 
 from akida_rt.akd1000.memory_map import (
@@ -101,6 +102,10 @@ class PcieBus(Bus):
         fn = sysfs.function_of_node(self.node)
         self._sysfs_path = fn.sysfs_path if fn else None
         self.pci_id = (fn.vendor, fn.device) if fn else None
+        # No AKD1000 register holds a serial number: the PCI address names the board. The
+        # kernel driver's description identifies the chip (IP_VERSION reads 0 on AKD1000).
+        self.serial = fn.address if fn else ""
+        self.desc = desc_for_pci(*self.pci_id) if self.pci_id else ""
         self._closed = False
         self._lock = threading.Lock()
         with self._translate("open"):

@@ -7,10 +7,11 @@ reach it by name (the "sim" scheme in bus.py, the first discoverer in discovery.
 
 sim:// URLs: `sim://akd1000/0` (in-process, one chip per URL per process) and
 `sim://akd1000/0?mode=process` (a child process per bus, so a crash is isolated).
-Query options: `spec=TwoNodesIP`, `serial=SIM0001`, `mem=BYTES`.
+Query option: `serial=SIM0001`. The chip is the simulated AKD1000 at the real interface
+(firmware_sim/akd1000_chip.py): the same bus a board behind /dev/akidaN answers.
 OS errors from the chip are translated here, in one place.
 
-A `SimRack` stands SimChips behind the operating-system seams instead: PCIe boards get a
+A `SimRack` stands simulated chips behind the operating-system seams instead: PCIe boards get a
 fake sysfs tree and a /dev/akidaN node served through `fileio`, USB boards a pyusb backend
 and a UART console on a pseudo-terminal, so the pcie/usb/serial code that drives boards
 drives them. `$AKIDA_SIM_BOARDS` (e.g. `pcie:2,usb:1`) attaches such boards at the first
@@ -46,18 +47,16 @@ from akida_rt.errors import (
     TransportError,
     TransportTimeout,
 )
-from akida_rt.mapping.hardware import spec_by_name
-from akida_rt.wire import device_protocol as dp
 
 if TYPE_CHECKING:
-    from akida_rt.firmware_sim.chip import SimChip
+    from akida_rt.firmware_sim.akd1000_chip import Akd1000Chip
     from akida_rt.firmware_sim.console import SimConsole
 
 log = logging.getLogger(__name__)
 
-KINDS = {"akd1000": "AKD1000", "twonodesip": "TwoNodesIP"}
+KINDS = {"akd1000": "AKD1000"}
 MAX_SIM_INDEX = 63  # simulated chips a process may open by URL
-_chips: dict[tuple[str, str, str, int], SimChip] = {}
+_chips: dict[tuple[str, str, str, int], Akd1000Chip] = {}
 _chips_lock = threading.Lock()
 _rack: SimRack | None = None
 _rack_lock = threading.Lock()
@@ -77,8 +76,8 @@ def parse_url(url: str) -> dict[str, Any]:
     parts = urlsplit(url)
     kind = (parts.netloc or "akd1000").lower()
     query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
-    spec = query.get("spec") or KINDS.get(kind)
-    if spec is None:
+    spec = KINDS.get(kind)
+    if spec is None or query.get("spec", spec) != spec:
         raise DeviceNotFound(f"{url}: unknown simulated device '{kind}'; known: {sorted(KINDS)}")
     index_text = parts.path.strip("/") or "0"
     if not index_text.isdigit():
@@ -93,24 +92,24 @@ def parse_url(url: str) -> dict[str, Any]:
         "spec": spec,
         "index": index,
         "serial": query.get("serial", f"SIM{index + 1:04d}"),
-        "mem": int(query.get("mem", dp.DEFAULT_MEM_SIZE)),
+        "mem": 0,
         "mode": mode,
     }
 
 
-def shared_chip(spec: str, serial: str, mem: int, key: str = "") -> SimChip:
-    """The process-wide SimChip for these options (created on first use)."""
-    from akida_rt.firmware_sim.chip import SimChip
+def shared_chip(spec: str, serial: str, mem: int, key: str = "") -> Akd1000Chip:
+    """The process-wide simulated chip for these options (created on first use)."""
+    from akida_rt.firmware_sim.akd1000_chip import Akd1000Chip
 
     with _chips_lock:
         chip = _chips.get((key, spec, serial, mem))
         if chip is None:
-            chip = SimChip(spec_by_name(spec), serial, mem_size=mem)
+            chip = Akd1000Chip(serial)
             _chips[(key, spec, serial, mem)] = chip
         return chip
 
 
-def drop_chip(chip: SimChip) -> None:
+def drop_chip(chip: Akd1000Chip) -> None:
     """Power off an in-process chip and forget it (tests open many)."""
     with _chips_lock:
         for key, value in list(_chips.items()):
@@ -120,11 +119,12 @@ def drop_chip(chip: SimChip) -> None:
 
 
 class SimBus(Bus):
-    """A Bus straight onto an in-process SimChip."""
+    """A Bus straight onto an in-process Akd1000Chip."""
 
-    def __init__(self, url: str, chip: SimChip) -> None:
+    def __init__(self, url: str, chip: Akd1000Chip) -> None:
         self.url = url
         self.chip = chip
+        self.serial = chip.serial
         self._closed = False
 
     def _check(self) -> None:
@@ -162,7 +162,7 @@ class SimBus(Bus):
 
 
 class ProcessBus(Bus):
-    """A Bus onto a SimChip served by a child process over a socket pair.
+    """A Bus onto a Akd1000Chip served by a child process over a socket pair.
 
     Args:
         url: the sim:// URL (for messages).
@@ -174,6 +174,7 @@ class ProcessBus(Bus):
         from akida_rt.firmware_sim import wire
 
         self.url = url
+        self.serial = options["serial"]
         self._wire = wire
         self._lock = threading.Lock()
         parent, child = socket.socketpair()
@@ -183,12 +184,8 @@ class ProcessBus(Bus):
             "akida_rt.firmware_sim.server",
             "--fd",
             str(child.fileno()),
-            "--spec",
-            options["spec"],
             "--serial",
             options["serial"],
-            "--mem-size",
-            str(options["mem"]),
         ]
         self.process = subprocess.Popen(cmd, pass_fds=(child.fileno(),), close_fds=True)
         child.close()
@@ -297,20 +294,19 @@ class SimRack:
         self.root = Path(root) if root is not None else Path(tempfile.mkdtemp(prefix="akida-sim-"))
         self.pcie = SimPcieHost(self.root, driver_loaded=driver_loaded)
         self.usb = SimUsbBackend()
-        self.chips: list[SimChip] = []
+        self.chips: list[Akd1000Chip] = []
         self.consoles: dict[str, SimConsole] = {}
         sysfs.add_sysroot(self.root)
         usb_transport.add_backend(self.usb)
 
-    def _chip(self, serial: str, spec: str, device_id: int | None, mem: int | None) -> SimChip:
-        from akida_rt.firmware_sim.chip import SimChip
+    def _chip(self, serial: str, spec: str, device_id: int | None, mem: int | None) -> Akd1000Chip:
+        from akida_rt.firmware_sim.akd1000_chip import Akd1000Chip
 
-        chip = SimChip(
-            spec_by_name(spec),
-            serial,
-            device_id=device_id or dp.DEVICE_ID_AKD1000,
-            mem_size=mem or dp.DEFAULT_MEM_SIZE,
-        )
+        if spec != "AKD1000":
+            raise DeviceNotFound(f"simulated board '{spec}': only AKD1000 is simulated")
+        chip = Akd1000Chip(serial)
+        if device_id is not None:
+            chip.device_id = device_id
         self.chips.append(chip)
         return chip
 
@@ -348,8 +344,8 @@ class SimRack:
             serial_console.trust_port(con.path)
         return f"usb://{chip.vendor_id:04x}:{chip.device_id:04x}?serial={chip.serial}"
 
-    def chip(self, serial: str) -> SimChip:
-        """The SimChip with `serial`."""
+    def chip(self, serial: str) -> Akd1000Chip:
+        """The Akd1000Chip with `serial`."""
         for chip in self.chips:
             if chip.serial == serial:
                 return chip

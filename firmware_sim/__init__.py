@@ -1,8 +1,6 @@
-"""The simulated AKD1000: Akd1000Chip answers the real host interface (registers, DMA
-rings, DDR); SimChip is the earlier mailbox chip the driver still uses. Installed as
-akida_rt.firmware_sim; reached only through a transport."""
+"""The simulated AKD1000 at the real host interface (registers, DDR, config/event/HRC DMA
+rings), behind the driver's transports. Installed as akida_rt.firmware_sim."""
 
-from akida_rt.firmware_sim.akd1000_chip import Akd1000Chip
-from akida_rt.firmware_sim.chip import FAULT_KINDS, SimChip
+from akida_rt.firmware_sim.akd1000_chip import FAULT_KINDS, Akd1000Chip
 
-__all__ = ["FAULT_KINDS", "Akd1000Chip", "SimChip"]
+__all__ = ["FAULT_KINDS", "Akd1000Chip"]

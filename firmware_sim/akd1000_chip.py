@@ -115,6 +115,10 @@ class Akd1000Chip:
             self.power.restart()
         log.info("%s: AKD1000 powered on (boot %d)", self.serial, self.boot_count)
 
+    def reboot(self) -> None:
+        """A board reset (its console's `reset`): powers on again, DDR kept."""
+        self._boot()
+
     # --------------------------------------------------------------------- bus
     def read32(self, addr: int) -> int:
         """The 32-bit register or DDR word at `addr`."""
@@ -378,12 +382,6 @@ class Akd1000Chip:
         """The board disappears."""
         with self._lock:
             self.present = False
-
-    def reboot(self) -> None:
-        """A hard reset from outside the host's reach (a watchdog): fresh power-on state."""
-        with self._lock:
-            self.ddr.clear()
-        self._boot()
 
     def replug(self) -> None:
         """The board comes back, freshly powered on (DDR cleared)."""

@@ -16,9 +16,8 @@ import select
 import threading
 import tty
 
-from akida_rt.firmware_sim.chip import SimChip
+from akida_rt.firmware_sim.akd1000_chip import Akd1000Chip
 
-from akida_rt.wire import device_protocol as dp
 from akida_rt.wire import transport_wire as tw
 
 log = logging.getLogger(__name__)
@@ -44,7 +43,7 @@ class _Forward(logging.Handler):
 class SimConsole:
     """A console for `chip` on a pseudo-terminal (call `close()` when done)."""
 
-    def __init__(self, chip: SimChip) -> None:
+    def __init__(self, chip: Akd1000Chip) -> None:
         self.chip = chip
         self._master, self._slave = os.openpty()
         tty.setraw(self._slave)  # no echo, no CR/LF translation: a UART is 8-bit clean
@@ -100,13 +99,13 @@ class SimConsole:
                         "vendor": f"{self.chip.vendor_id:04x}",
                         "device": f"{self.chip.device_id:04x}",
                         "serial": self.chip.serial,
-                        "fw": dp.FIRMWARE_VERSION,
+                        "fw": "none",  # AKD1000 runs no firmware: the host drives its registers
                         "boot": str(self.chip.boot_count),
                     },
                 )
             )
         elif command == "reset":
-            self.chip.write32(dp.REG_RESET, dp.RESET_MAGIC)
+            self.chip.reboot()
             self.log("INFO", f"reset from console: boot {self.chip.boot_count}")
             self._send(tw.format_reply("reset", {"boot": str(self.chip.boot_count)}))
         else:

@@ -1,13 +1,12 @@
 """Simulated PCIe boards behind the file-io seam: a fake sysfs tree and /dev/akidaN nodes.
 
 `SimPcieHost` builds a system root (`sys/` + `dev/`) laid out as Linux shows a PCI
-function bound to the akida_dw_edma kernel driver, and one `SimPcieSlot` per SimChip.
+function bound to the akida_dw_edma kernel driver, and one `SimPcieSlot` per Akd1000Chip.
 A slot's `provider` answers `open()` on its node path the way the kernel driver does:
-`pread`/`pwrite` at device physical addresses move data in 1 KiB DMA chunks. For an
-Akd1000Chip (the real interface) that is all: registers too are reached by pread/pwrite
+`pread`/`pwrite` at device physical addresses move data in 1 KiB DMA chunks. That is
+all: registers too are reached by pread/pwrite
 at their physical address, a transfer touching the eDMA window 0x20000000-0x203FFFFF is
-refused with EINVAL and `mmap` fails with ENODEV, as on akida_dw_edma. The old mailbox
-SimChip still gets its BAR0 `mmap` until the driver moves to the real protocol. The host side mounts it on the node path with
+refused with EINVAL and `mmap` fails with ENODEV, as on akida_dw_edma. The host side mounts it on the node path with
 `akida_rt.driver.fileio.mount()`; this module never imports the driver.
 """
 
@@ -23,45 +22,17 @@ from collections.abc import Callable
 from pathlib import Path
 
 from akida_rt.firmware_sim.akd1000_chip import Akd1000Chip
-from akida_rt.firmware_sim.chip import SimChip
 
 from akida_rt.akd1000.memory_map import EDMA_WINDOW_END, EDMA_WINDOW_START, touches_edma_window
-from akida_rt.wire import device_protocol as dp
 from akida_rt.wire.transport_wire import PCIE_DMA_CHUNK
 
 log = logging.getLogger(__name__)
 DRIVER = "akida_dw_edma"
+_BAR0_SIZE = 0x80000  # the top-level register block the BAR decodes
 _BAR0_BASE = 0xFE00_0000
 
 #: Called with (slot, chunk index) before each DMA chunk; tests use it to fault mid-transfer.
 ChunkHook = Callable[["SimPcieSlot", int], None]
-
-
-class SimBar0:
-    """BAR0 of a simulated function, as `mmap` returns it: loads and stores hit the chip."""
-
-    def __init__(self, slot: SimPcieSlot, length: int) -> None:
-        self._slot, self._length = slot, length
-        self._generation = slot.generation
-
-    def _stale(self, offset: int) -> bool:
-        if offset % 4 or not 0 <= offset < self._length:
-            raise ValueError(f"unaligned or out-of-window BAR0 access at {offset:#x}")
-        self._slot.sync()
-        # A mapping made before a removal points at a BAR that no longer decodes.
-        return self._generation != self._slot.generation
-
-    def read32(self, offset: int) -> int:
-        if self._stale(offset):
-            return dp.ALL_ONES
-        return self._slot.chip.read32(offset)
-
-    def write32(self, offset: int, value: int) -> None:
-        if not self._stale(offset):
-            self._slot.chip.write32(offset, value)
-
-    def close(self) -> None:
-        """Nothing to unmap."""
 
 
 class SimNodeHandle:
@@ -83,7 +54,7 @@ class SimNodeHandle:
             raise OSError(errno.ENODEV, "No such device")
 
     def _check_window(self, offset: int, n: int) -> None:
-        if self._slot.real_interface and touches_edma_window(offset, n):
+        if touches_edma_window(offset, n):
             raise OSError(
                 errno.EINVAL,
                 f"Invalid argument: {offset:#x}+{n} touches the eDMA window "
@@ -107,13 +78,10 @@ class SimNodeHandle:
             self._slot.chip.write(offset + start, bytes(data[start : start + PCIE_DMA_CHUNK]))
         return len(data)
 
-    def mmap(self, length: int, offset: int = 0) -> SimBar0:
+    def mmap(self, length: int, offset: int = 0) -> None:
+        """akida_dw_edma has no mmap file operation."""
         self._check()
-        if self._slot.real_interface:  # akida_dw_edma has no mmap file operation
-            raise OSError(errno.ENODEV, "No such device")
-        if offset != 0 or length > dp.REG_SPACE:
-            raise OSError(errno.EINVAL, "Invalid argument")
-        return SimBar0(self._slot, length)
+        raise OSError(errno.ENODEV, "No such device")
 
     def lock(self) -> None:
         self._check()
@@ -142,9 +110,8 @@ class SimNodeProvider:
 class SimPcieSlot:
     """One simulated PCI function: its sysfs entries, its node and its chip."""
 
-    def __init__(self, host: SimPcieHost, chip: SimChip | Akd1000Chip, index: int) -> None:
+    def __init__(self, host: SimPcieHost, chip: Akd1000Chip, index: int) -> None:
         self.host, self.chip, self.index = host, chip, index
-        self.real_interface = isinstance(chip, Akd1000Chip)
         self.address = f"0000:{index + 1:02x}:00.0"
         self.node_name = f"akida{index}"
         self.node_path = host.root / "dev" / self.node_name
@@ -190,8 +157,8 @@ class SimPcieSlot:
                 "subsystem_vendor": f"0x{self.chip.vendor_id:04x}",
                 "subsystem_device": "0x0000",
                 "class": "0x120000",  # processing accelerator
-                "resource": f"0x{_BAR0_BASE + self.index * dp.REG_SPACE:016x} "
-                f"0x{_BAR0_BASE + (self.index + 1) * dp.REG_SPACE - 1:016x} 0x0000000000040200",
+                "resource": f"0x{_BAR0_BASE + self.index * _BAR0_SIZE:016x} "
+                f"0x{_BAR0_BASE + (self.index + 1) * _BAR0_SIZE - 1:016x} 0x0000000000040200",
             }
             for name, text in files.items():
                 (dev / name).write_text(text + "\n")
@@ -255,7 +222,7 @@ class SimPcieHost:
             module.mkdir(parents=True, exist_ok=True)
             (module / "version").write_text(module_version + "\n")
 
-    def add(self, chip: SimChip | Akd1000Chip) -> SimPcieSlot:
+    def add(self, chip: Akd1000Chip) -> SimPcieSlot:
         """Plug `chip` into the next free slot (addresses 0000:01:00.0, 0000:02:00.0, ...)."""
         slot = SimPcieSlot(self, chip, len(self.slots))
         self.slots.append(slot)

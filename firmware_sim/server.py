@@ -16,14 +16,12 @@ import sys
 from collections.abc import Sequence
 
 from akida_rt.firmware_sim import wire
-from akida_rt.firmware_sim.chip import SimChip
-
-from akida_rt.mapping.hardware import spec_by_name
+from akida_rt.firmware_sim.akd1000_chip import Akd1000Chip
 
 log = logging.getLogger(__name__)
 
 
-def _handle(chip: SimChip, op: int, count: int, addr: int, value: int, payload: bytes) -> bytes:
+def _handle(chip: Akd1000Chip, op: int, count: int, addr: int, value: int, payload: bytes) -> bytes:
     """Execute one request; return the response payload (OSError propagates)."""
     if op == wire.Op.READ32:
         return chip.read32(addr).to_bytes(4, "little")
@@ -46,7 +44,7 @@ def _handle(chip: SimChip, op: int, count: int, addr: int, value: int, payload: 
     raise ValueError(f"unknown wire op {op}")
 
 
-def serve(sock: socket.socket, chip: SimChip) -> None:
+def serve(sock: socket.socket, chip: Akd1000Chip) -> None:
     """Answer requests until the peer closes the connection or sends CLOSE."""
     while True:
         try:
@@ -77,16 +75,13 @@ def serve(sock: socket.socket, chip: SimChip) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="simulated AKD1000 in a child process")
     parser.add_argument("--fd", type=int, required=True, help="inherited socket descriptor")
-    parser.add_argument("--spec", default="AKD1000")
     parser.add_argument("--serial", default="SIM0001")
-    parser.add_argument("--mem-size", type=int, default=None)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="simchip %(levelname)s %(message)s")
     sock = socket.socket(fileno=args.fd)
-    kwargs = {"mem_size": args.mem_size} if args.mem_size else {}
-    chip = SimChip(spec_by_name(args.spec), args.serial, **kwargs)
+    chip = Akd1000Chip(args.serial)
     # A control path from outside the owning process (the daemon's simulators in tests):
-    # SIGUSR1 arms a firmware hang, SIGUSR2 a spontaneous reset, at the next command.
+    # SIGUSR1 arms a firmware hang, SIGUSR2 a spontaneous reset, at the next descriptor.
     signal.signal(signal.SIGUSR1, lambda *_: chip.inject_fault("hang"))
     signal.signal(signal.SIGUSR2, lambda *_: chip.inject_fault("reset"))
     try:

@@ -11,22 +11,28 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from akida_rt.firmware_sim.akd1000_chip import Akd1000Chip
 
-# Offsets from SIM_BASE.
-SIM_MAGIC = 0x00  # reads "SIMU": tells a host it talks to the simulated chip
-SIM_TIME_LO = 0x04  # modelled board time in ns; reading LO latches HI
-SIM_TIME_HI = 0x08
-SIM_POWER_UW = 0x0C  # instantaneous board power, microwatts
-SIM_ENERGY_LO = 0x10  # board energy since power-on, nJ; reading LO latches HI
-SIM_ENERGY_HI = 0x14
-SIM_FRAMES = 0x18  # inference jobs completed since power-on
-SIM_WINDOW = 0x1C  # write 1: restart the power window; reads its sample count
-SIM_WINDOW_AVG_UW = 0x20
-SIM_WINDOW_MIN_UW = 0x24
-SIM_WINDOW_MAX_UW = 0x28
-SIM_FLOOR_UW = 0x2C
-SIM_HOST_REQUEST = 0x30  # write: the host starts a request (its runtime's per-call cost)
-SIM_MAGIC_VALUE = int.from_bytes(b"SIMU", "little")
-
+from akida_rt.akd1000.sim_block import (
+    SIM_CLOCK_HZ,
+    SIM_ENERGY_HI,
+    SIM_ENERGY_LO,
+    SIM_FLOOR_UW,
+    SIM_FRAMES,
+    SIM_HOST_KMACS,
+    SIM_HOST_REQUEST,
+    SIM_INFERENCE_CLK,
+    SIM_MAGIC,
+    SIM_MAGIC_VALUE,
+    SIM_POWER_UW,
+    SIM_PROGRAM_CLK,
+    SIM_SYNOPS,
+    SIM_TIME_HI,
+    SIM_TIME_LO,
+    SIM_WINDOW,
+    SIM_WINDOW_AVG_UW,
+    SIM_WINDOW_MAX_UW,
+    SIM_WINDOW_MIN_UW,
+    SIM_WINDOW_STD_UW,
+)
 
 ALL_ONES = 0xFFFFFFFF
 
@@ -52,6 +58,14 @@ class SimRegisters:
             return round(chip.power.instant_mw() * 1000)
         if offset == SIM_FRAMES:
             return chip.frames & ALL_ONES
+        counters = {
+            SIM_SYNOPS: chip.synops,
+            SIM_INFERENCE_CLK: chip.inference_clk,
+            SIM_PROGRAM_CLK: chip.program_clk,
+            SIM_CLOCK_HZ: round(chip.clocks.effective_clock_hz),
+        }
+        if offset in counters:
+            return int(counters[offset]) & ALL_ONES
         reading = chip.power.read()
         if offset == SIM_WINDOW:
             return reading.samples
@@ -60,12 +74,15 @@ class SimRegisters:
             SIM_WINDOW_MIN_UW: reading.min_mw,
             SIM_WINDOW_MAX_UW: reading.max_mw,
             SIM_FLOOR_UW: reading.floor_mw,
+            SIM_WINDOW_STD_UW: reading.std_mw,
         }.get(offset, 0.0)
         return 0 if math.isnan(microwatts) else round(microwatts * 1000)
 
     def write(self, offset: int, value: int) -> None:
         if offset == SIM_WINDOW and value & 1:
             self.chip.power.restart()
+        elif offset == SIM_HOST_KMACS:  # the host's own work: the board idles meanwhile
+            self.chip.spend(value * 1e3 / self.chip.link.host_macs_per_s)
         elif offset == SIM_HOST_REQUEST:
             # The host runtime around one inference call (link_model.request_s, fitted
             # on published fps): the board idles at its floor meanwhile.

@@ -1,4 +1,4 @@
-"""Simulated USB boards as a pyusb backend: SimChips answer `usb.core.find` and transfers.
+"""Simulated USB boards as a pyusb backend: simulated chips answer `usb.core.find` and transfers.
 
 `SimUsbBackend` is a `usb.backend.IBackend`: pyusb enumerates, reads descriptors (string
 descriptors included, so `dev.serial_number` is a real GET_DESCRIPTOR), and performs
@@ -21,7 +21,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import usb.backend
-from akida_rt.firmware_sim.chip import SimChip
+from akida_rt.firmware_sim.akd1000_chip import Akd1000Chip
 from akida_rt.firmware_sim.link_model import USB
 from usb.core import USBError, USBTimeoutError
 
@@ -56,7 +56,7 @@ def usb_error(code: int) -> USBError:
 class SimUsbBoard:
     """One simulated USB board on the virtual bus (the device id pyusb passes back)."""
 
-    chip: SimChip
+    chip: Akd1000Chip
     bus: int
     address: int
     manufacturer: str = "BrainChip (simulated)"
@@ -84,7 +84,7 @@ def _ns(**fields: Any) -> SimpleNamespace:
 
 
 class SimUsbBackend(usb.backend.IBackend):  # type: ignore[misc]
-    """A virtual USB bus whose devices are SimChips (pass as `backend=` to pyusb)."""
+    """A virtual USB bus whose devices are simulated chips (pass as `backend=` to pyusb)."""
 
     def __init__(self, bus: int = 1) -> None:
         super().__init__()
@@ -94,7 +94,7 @@ class SimUsbBackend(usb.backend.IBackend):  # type: ignore[misc]
         self._lock = threading.Lock()
 
     # ---------------------------------------------------------------- plugging boards
-    def attach(self, chip: SimChip, product: str | None = None) -> SimUsbBoard:
+    def attach(self, chip: Akd1000Chip, product: str | None = None) -> SimUsbBoard:
         """Plug `chip` in; it enumerates at a new address, as a real re-plug does."""
         with self._lock:
             chip.link = USB  # its modelled time follows the USB link's costs

@@ -92,3 +92,38 @@ def split_models(seed: int = 0) -> tuple[Any, Any]:
                     "act_step", (rng.integers(16, 96, size=n) / 16).astype(np.float32)
                 )
     return first, second
+
+
+def io_models() -> dict[str, Any]:
+    """Small single-sequence models covering the input and output paths: an image into
+    the HRC out as HRC activation events, CNP events in and out, FNP events in and out."""
+    akida = _akida()
+    out = {}
+    m = akida.Model()
+    m.add(akida.InputConvolutional(input_shape=(10, 12, 1), kernel_size=(3, 3), filters=6,
+                                   name="ic", weights_bits=8, act_bits=4))  # fmt: skip
+    out["image in, HRC events out"] = m
+    m = akida.Model()
+    m.add(akida.InputData(input_shape=(9, 7, 4), input_bits=4, name="in"))
+    m.add(akida.Convolutional(kernel_size=(3, 3), filters=5, name="c", weights_bits=4,
+                              act_bits=2))  # fmt: skip
+    out["CNP events in and out"] = m
+    m = akida.Model()
+    m.add(akida.InputData(input_shape=(1, 1, 40), input_bits=4, name="in"))
+    m.add(akida.FullyConnected(units=7, name="fc", weights_bits=2, act_bits=4))
+    out["FNP events in and out"] = m
+    rng = np.random.default_rng(0)
+    for model in out.values():
+        for layer in model.layers:
+            names = layer.get_variable_names()
+            if "weights" not in names:
+                continue
+            bits = layer.parameters.weights_bits
+            hi = 2 ** (bits - 1) - 1 if bits > 1 else 1
+            w = rng.integers(-hi, hi + 1, size=layer.get_variable("weights").shape)
+            w.flat[0] = hi
+            layer.set_variable("weights", w.astype(np.int8))
+            n = layer.get_variable("threshold").shape
+            layer.set_variable("threshold", rng.integers(0, 40, size=n).astype(np.int32))
+            layer.set_variable("act_step", (rng.integers(16, 96, size=n) / 16).astype(np.float32))
+    return out

@@ -29,7 +29,7 @@ def tiny_model(seed: int = 0) -> Model:
     model = Model(name="tiny")
     model.add(InputConv2D("conv_0", (6, 6, 1), 4, 3, weight_bits=8, activation_bits=4))
     model.add(FullyConnected("dense", 3, weight_bits=4, activation=False))
-    return zoo.randomize(model, seed)
+    return zoo.randomize(model, seed, v1=True)
 
 
 def daemon_env(**extra: str) -> dict[str, str]:

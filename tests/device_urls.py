@@ -60,7 +60,7 @@ FACTORIES: dict[str, Callable[..., DeviceUnderTest]] = {
 
 
 def _add_real_transports() -> None:
-    # The pcie and usb transports with SimChips behind their OS seams (tests/sim_transports.py).
+    # The pcie and usb transports with simulated AKD1000 chips behind their OS seams (tests/sim_transports.py).
     from tests.sim_transports import pcie_factory, usb_factory
 
     FACTORIES["pcie-sim"] = pcie_factory

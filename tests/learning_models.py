@@ -32,7 +32,7 @@ def learnable_cnn(
     model.add(FullyConnected("learn", classes * per_class, weight_bits=1, activation=False))
     rng = np.random.default_rng(seed)
     sample = rng.integers(0, 256, size=(16, 16, 16, 1), dtype=np.uint8)
-    randomize(model, seed, sample)
+    randomize(model, seed, sample, v1=True)
     _sparse_spikes(model, sample)
     model.compile(AkidaUnsupervised(num_weights, num_classes=classes, **opt), seed=seed)
     return model

@@ -1,4 +1,4 @@
-"""Contract-suite factories for the real PCIe and USB transports with SimChips behind them.
+"""Contract-suite factories for the real PCIe and USB transports with simulated AKD1000 chips behind them.
 
 Each factory plugs a fresh simulated board into a SimRack (a fake sysfs root plus node
 served through the file-io seam, or a pyusb backend) and opens it by URL through

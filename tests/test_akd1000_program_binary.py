@@ -11,7 +11,7 @@ import pytest
 
 akida = pytest.importorskip("akida")
 
-from akida_rt.akd1000.packets import PacketType, encode_track  # noqa: E402
+from akida_rt.akd1000.packets import PacketType, encode_track, parse_track  # noqa: E402
 from akida_rt.akd1000.program_binary import ProgramBinary  # noqa: E402
 from akida_rt.akd1000.program_info import NSOC_V2, DeviceVersion, IoType  # noqa: E402
 from akida_rt.errors import ProgramFormatError  # noqa: E402
@@ -40,6 +40,41 @@ def test_programs_round_trip_byte_for_byte(real_programs) -> None:
         assert p.to_bytes() == buf, name
         assert p.info.version == akida.__version__
         assert p.info.device_version == NSOC_V2
+
+
+def test_programs_rebuilt_from_their_tracks_are_akidas_bytes(real_programs) -> None:
+    # program data laid out from the words of every track (FNP2 weights, learning layer)
+    for name, buf in real_programs.items():
+        p = ProgramBinary.from_bytes(buf, name)
+        assert ProgramBinary.build(p.info, p.words()).to_bytes() == buf, name
+
+
+def test_a_track_edited_and_rebuilt_is_what_akida_compiles() -> None:
+    # Independent oracle: akida compiles the model with one threshold changed; we edit the
+    # threshold word in the base program's track and rebuild: the same bytes.
+    base = ProgramBinary.from_bytes(programs(cnp_model())[0])
+    m = cnp_model()
+    conv = m.get_layer("conv")
+    th = conv.get_variable("threshold")
+    old = int(th[5])
+    th[5] = old + 7
+    conv.set_variable("threshold", th)
+    theirs = programs(m)[0]
+    # the threshold SRAM packets, in track order, hold the filters in order: (threshold,
+    # act_step x 16) for filter 0, 1, ... of the layer, NP after NP
+    words = base.words()
+    filters = []
+    for record in words.passes[0]:
+        for t, track in enumerate(record.tracks):
+            packets = parse_track(track)
+            filters += [(record, t, packets, pk, 2 * i)
+                        for pk in packets if pk.type_id == PacketType.CNP_THRESHOLD
+                        for i in range(len(pk.data) // 2)]  # fmt: skip
+    record, t, packets, pk, at = filters[5]
+    assert int(pk.data[at]) == old
+    pk.data[at] = old + 7
+    record.tracks[t][:] = encode_track(packets)
+    assert ProgramBinary.build(base.info, words).to_bytes() == theirs
 
 
 def test_every_track_is_whole_packets_and_reencodes(real_programs) -> None:

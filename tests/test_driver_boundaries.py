@@ -15,11 +15,10 @@ from akida_rt.driver.bus import open_bus
 from akida_rt.driver.device import Device
 
 from akida_rt import errors
-from akida_rt.wire import device_protocol as dp
-from tests.device_urls import FAST, TEST_MEM
+from tests.device_urls import FAST
 
 PRODUCTION = (
-    "bus, device, discovery, fileio, pcie, protocol, serial_console, sysfs, udev, usb, usb_ids"
+    "bus, device, discovery, fileio, pcie, akd1000_host, serial_console, sysfs, udev, usb, usb_ids"
 )
 
 
@@ -65,7 +64,7 @@ def test_configured_sim_boards_register_through_the_discovery_registry() -> None
         from akida_rt.driver import discovery, pcie, usb
 
         before = pcie.discover_urls() + usb.discover_urls()
-        assert "akida_rt.firmware_sim.chip" not in sys.modules
+        assert "akida_rt.firmware_sim.akd1000_chip" not in sys.modules
         urls = [u for u in discovery.discover_urls() if u not in before]
         found = [discovery.open_device(u).describe() for u in urls]
         print(json.dumps([[d["kind"], d["serial"], d["simulated"]] for d in found]))
@@ -73,7 +72,7 @@ def test_configured_sim_boards_register_through_the_discovery_registry() -> None
         AKIDA_SIM_BOARDS="pcie:1,usb:2",
     )
     assert [tuple(d) for d in json.loads(out)] == [
-        ("pcie", "SIMP0001", True),
+        ("pcie", "0000:01:00.0", True),  # a board has no serial register: its PCI address
         ("usb", "SIMU0001", True),
         ("usb", "SIMU0002", True),
     ]
@@ -83,25 +82,22 @@ def test_simulated_is_what_the_chip_reports_not_the_url_scheme(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     from akida_rt.driver import sim_transport
-    from akida_rt.firmware_sim.firmware import Firmware
+    from akida_rt.firmware_sim.sim_registers import SimRegisters
 
     def open_sim(serial: str) -> Device:
-        url = f"sim://akd1000/0?serial={serial}&mem={TEST_MEM}"
+        url = f"sim://akd1000/0?serial={serial}"
         return Device(open_bus(url), url=url, kind="sim", timeouts=FAST)
 
     sim = open_sim("BOUND1")
     assert sim.simulated is True and sim.identity.simulated is True
     assert sim.describe()["simulated"] is True
 
-    identify = Firmware._identify
+    read = SimRegisters.read
 
-    def like_a_board(self: Firmware, *args: int) -> tuple[bytes, int, int]:
-        payload, v0, v1 = identify(self, *args)
-        fields = list(dp.IDENTITY.unpack(payload))
-        fields[7] &= ~dp.IDENT_FLAG_SIMULATED
-        return dp.IDENTITY.pack(*fields), v0, v1
+    def like_a_board(self: SimRegisters, offset: int) -> int:
+        return 0 if offset == 0 else read(self, offset)  # no "SIMU" magic: a real AKD1000
 
-    monkeypatch.setattr(Firmware, "_identify", like_a_board)
+    monkeypatch.setattr(SimRegisters, "read", like_a_board)
     board = open_sim("BOUND2")  # still sim://, but the chip no longer says it is simulated
     assert board.kind == "sim" and board.simulated is False
     assert board.describe()["simulated"] is False
@@ -113,16 +109,9 @@ def test_simulated_is_what_the_chip_reports_not_the_url_scheme(
 
 def test_driver_errors_live_in_the_one_exception_tree() -> None:
     tree = {
-        errors.DeviceCommandError: errors.DeviceError,
         errors.DeviceResetError: errors.DeviceError,
-        errors.CommandTimeout: errors.TransportTimeout,
-        errors.CommandError: errors.AkidaError,
-        errors.MeshError: errors.CommandError,
         errors.ConversionError: errors.ToolchainError,
     }
     for cls, base in tree.items():
         assert issubclass(cls, base) and issubclass(cls, errors.AkidaError), cls
         assert cls.__module__ == "akida_rt.errors"
-    err = errors.DeviceCommandError("sim://x: LOAD_SEQUENCE failed", dp.ErrorCode.BAD_PROGRAM)
-    assert err.code is dp.ErrorCode.BAD_PROGRAM and "LOAD_SEQUENCE" in str(err)
-    assert errors.MeshError(dp.ErrorCode.NO_SPACE, "full").code is dp.ErrorCode.NO_SPACE

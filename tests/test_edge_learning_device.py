@@ -1,6 +1,6 @@
-"""Edge learning on the simulated AKD1000: the rule runs in the firmware through the
-driver's LEARN commands, the learned weights live in device memory, and everything read
-back equals the software backend bit for bit (every transport in tests/device_urls.py)."""
+"""Edge learning on the simulated AKD1000 through the host protocol: the learning register
+track, labelled descriptors, the FNP3 memory read back and written; the chip's results
+equal the software backend bit for bit (every transport in tests/device_urls.py)."""
 
 from __future__ import annotations
 
@@ -8,11 +8,12 @@ import numpy as np
 import pytest
 
 from akida_rt.engine.learning_rule import LearnedWeights
-from akida_rt.errors import DeviceCommandError
-from akida_rt.model import zoo
-from akida_rt.wire import device_protocol as dp
+from akida_rt.errors import DeviceError, LearningError
+from akida_rt.mapping import akd1000_compiler
 from tests.device_urls import CONTRACT_FACTORIES, CONTRACT_PARAMS, DeviceUnderTest
-from tests.learning_models import images, learnable_cnn
+from tests.v1_forms import v1_model
+
+pytest.importorskip("akida")
 
 
 @pytest.fixture(params=CONTRACT_PARAMS)
@@ -22,87 +23,100 @@ def dut(request):
     made.close()
 
 
+def _learners(seed: int = 0):
+    """Two identical akida_rt Models with a learning FNP3 in v1 form (one for the chip, one
+    for the software backend), and inputs. One akida source: its compile draws the
+    learning weights at random."""
+    from akida_rt.tools import metatf
+
+    from tests.akd1000_programs import learning_model
+    from tests.metatf_models import sample
+
+    src = learning_model(seed=seed)
+    return metatf.import_model(src), metatf.import_model(src), sample(src, 12, seed)
+
+
 def _weights(model) -> np.ndarray:
     return model.layers[-1].get_variable("weights")[0, 0]
 
 
 def test_learning_on_the_chip_equals_the_software_backend(dut: DeviceUnderTest) -> None:
-    x, labels = images(7, 24), np.arange(24) % 4
-    software, device = learnable_cnn(seed=5), learnable_cnn(seed=5)
+    device, software, x = _learners(1)
+    labels = np.arange(12) % 3
     device.map(dut.device)
     assert device.sequences[-1].plan.placements[-1].np_type == "FNP3"
-    region = dp.learned_bytes(64, 12)
-    before = dut.device.bus.read(dp.LEARN_BASE, region)
-    for i in range(0, 24, 8):  # three fits: the state carries over between them
-        pots_hw = device.fit(x[i : i + 8], labels[i : i + 8])
-        pots_sw = software.fit(x[i : i + 8], labels[i : i + 8])
+    for i in range(0, 12, 4):  # three fits: the state carries over between them
+        pots_hw = device.fit(x[i : i + 4], labels[i : i + 4])
+        pots_sw = software.fit(x[i : i + 4], labels[i : i + 4])
         assert np.array_equal(pots_hw, pots_sw)
-    assert np.array_equal(_weights(device), _weights(software)) and _weights(device).any()
-    assert device.learning.SerializeToString() == software.learning.SerializeToString()
+    assert np.array_equal(_weights(device), _weights(software))
+    hw_cfg, sw_cfg = device.learning, software.learning
+    assert hw_cfg.samples == sw_cfg.samples == 12
+    # the chip holds each neuron's plasticity in whole weights (rounded up)
+    p_hw, p_sw = (np.frombuffer(c.plasticity.data, np.float32) for c in (hw_cfg, sw_cfg))
+    assert np.all(np.abs(p_hw - p_sw) <= 1 / hw_cfg.num_weights + 1e-6)
     read = dut.device.read_learned()
-    assert read.samples == 24 and np.array_equal(read.weights, _weights(software))
-    # the weights are in device memory, packed, after the plasticities
-    raw = dut.device.bus.read(dp.LEARN_BASE, region)
-    assert raw != before
-    packed = np.packbits(_weights(software).reshape(-1).astype(bool)).tobytes()
-    assert raw[4 * 12 :] == packed
+    assert read.samples == 12 and np.array_equal(read.weights, _weights(software))
     assert np.array_equal(device.forward(x), software.forward(x))
     assert np.array_equal(device.predict_classes(x), software.predict_classes(x))
 
 
-def test_a_fit_leaves_the_learned_program_resident(dut: DeviceUnderTest) -> None:
-    """One hardware sequence: after the first load, fits and runs send no program again
-    (the learned weights are in device memory), and still equal the software backend."""
-    x, labels = images(9, 12), np.arange(12) % 4
-    software = learnable_cnn(seed=4, pooled_spikes=False)
-    device = learnable_cnn(seed=4, pooled_spikes=False)
+def test_a_fit_leaves_the_learned_program_resident(dut: DeviceUnderTest, monkeypatch) -> None:
+    """After the first load, fits and runs send no program again (the learned weights are
+    in the chip's FNP3 memory), and a program that evicts it is followed by the learned
+    binary (the program with the learned weight track), not a recompiled one. (Fits after
+    such a reload start from the plasticity the chip holds, in whole weights.)"""
+    device, software, x = _learners(2)
+    labels = np.arange(12) % 3
     device.map(dut.device)
-    assert [s.backend.value for s in device.sequences] == ["Hardware"]
     device.fit(x[:1], labels[:1])
     software.fit(x[:1], labels[:1])
     loads = dut.device.stats().host.loads
-    for i in range(1, 12):
+    for i in range(1, 6):
         assert np.array_equal(
             device.fit(x[i : i + 1], labels[i]), software.fit(x[i : i + 1], labels[i])
         )
         assert np.array_equal(device.forward(x), software.forward(x))
     assert dut.device.stats().host.loads == loads
-    assert np.array_equal(_weights(device), _weights(software)) and _weights(device).any()
-    # another program evicts it: the next fit loads the host's copy of the learned state
-    other = learnable_cnn(seed=9)
+    other = v1_model("digits_cnn", seed=1)
     other.map(dut.device)
-    other.forward(x[:1])
-    assert np.array_equal(device.fit(x[:2], labels[:2]), software.fit(x[:2], labels[:2]))
+    other.forward(np.zeros((1, *other.input_shape), np.uint8))
+    # back on the chip: the learned binary (BrainChip's program with the learned weight
+    # track), not a recompiled one; it computes what the software backend does
+    monkeypatch.setattr(akd1000_compiler, "compile_program", _no_compiler)
     assert np.array_equal(device.forward(x), software.forward(x))
+    assert dut.device.stats().host.loads == loads + 2
+    assert np.array_equal(_weights(device), _weights(software))
+
+
+def _no_compiler(*args: object) -> None:
+    raise AssertionError("the learned binary should have been reused")
 
 
 def test_learned_weights_written_to_the_chip_are_what_it_computes_with(
     dut: DeviceUnderTest,
 ) -> None:
-    model = learnable_cnn(seed=6)
+    model, _, x = _learners(3)
     model.map(dut.device)
-    x = images(8, 6)
-    model.fit(x[:1], 0)  # configures learning on the chip
+    model.fit(x[:1], 0)
+    k, u = _weights(model).shape
     rng = np.random.default_rng(0)
-    weights = (rng.random((64, 12)) < 0.2).astype(np.uint8)
-    plasticity = rng.random(12).astype(np.float32)
+    weights = (rng.random((k, u)) < 0.2).astype(np.uint8)
+    plasticity = (rng.integers(1, 20, u) / 20).astype(np.float32)  # whole weights of 20
     dut.device.write_learned(LearnedWeights(weights, plasticity, 1))
     back = dut.device.read_learned()
     assert np.array_equal(back.weights, weights) and np.array_equal(back.plasticity, plasticity)
-    # the resident (last) sequence, fed its own input; weights from device memory
-    last = model.sequences[-1]
-    first = [layer.name for layer in model.layers].index(last.layers[0].name)
-    y, _ = dut.device.infer(model.engine().run(x, stop=first) if first else x)
+    y, _ = dut.device.infer(x)
     model.map(None)
-    model.layers[-1].set_variable("weights", weights.reshape(1, 1, 64, 12))
-    assert np.array_equal(y[:, 0, 0].astype(np.int64), model.forward(x)[:, 0, 0])
+    model.layers[-1].set_variable("weights", weights.reshape(1, 1, k, u).astype(np.int8))
+    assert np.array_equal(y.astype(np.int64), model.forward(x).astype(np.int64))
 
 
-def test_learning_commands_refuse_what_cannot_learn(dut: DeviceUnderTest) -> None:
-    with pytest.raises(DeviceCommandError, match="NOT_LEARNING"):
+def test_learning_refuses_what_cannot_learn(dut: DeviceUnderTest) -> None:
+    with pytest.raises(LearningError, match="no learning program"):
         dut.device.read_learned()
-    digits = zoo.digits_cnn(seed=1)
+    digits = v1_model("digits_cnn", seed=1)
     digits.map(dut.device)
-    digits.forward(images(1, 1).repeat(2, axis=1).repeat(2, axis=2))  # resident now
-    with pytest.raises(DeviceCommandError, match="dense_4' cannot learn"):
-        dut.device.command(dp.Opcode.LEARN_CONFIG, addr0=dp.DATA_BASE, len0=64)
+    digits.forward(np.zeros((1, *digits.input_shape), np.uint8))  # resident now
+    with pytest.raises(DeviceError, match="no learning layer"):
+        dut.device.host.toggle_learn(True)

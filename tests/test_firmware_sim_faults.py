@@ -8,9 +8,11 @@ import numpy as np
 import pytest
 from akida_rt.driver.device import Timeouts
 
-from akida_rt.errors import CommandTimeout, DeviceLost, DeviceResetError, TransportTimeout
-from akida_rt.model import zoo
+from akida_rt.errors import DeviceLost, DeviceResetError, TransportTimeout
 from tests.device_urls import FACTORIES
+from tests.v1_forms import v1_model
+
+pytest.importorskip("akida")  # a device runs BrainChip's program binaries ([metatf])
 
 SHORT = Timeouts(command_s=0.4, reset_s=2.0, load_s=0.6, load_per_mib_s=0.0, run_s=0.6)
 
@@ -30,7 +32,7 @@ def factory(request):
 
 @pytest.fixture(scope="module")
 def model():
-    return zoo.digits_cnn(seed=5)
+    return v1_model("digits_cnn", seed=5)
 
 
 def _x(model, n=2):
@@ -50,7 +52,7 @@ def _works(dev, model) -> None:
 def test_dma_timeout_is_retried_then_surfaces(factory, model) -> None:
     made = factory(timeouts=SHORT, retries=1)
     dev = made.device
-    model.map(dev.spec)
+    model.map(dev)
     made.inject("dma_timeout", 1)
     _works(dev, model)  # one stalled transfer is retried
     assert dev.stats().host.retries == 1
@@ -58,6 +60,7 @@ def test_dma_timeout_is_retried_then_surfaces(factory, model) -> None:
     start = time.monotonic()
     with pytest.raises(TransportTimeout, match="timed out"):
         dev.infer(_x(model))
+    dev.reset()
     assert time.monotonic() - start < 2.0
     _works(dev, model)
 
@@ -65,14 +68,14 @@ def test_dma_timeout_is_retried_then_surfaces(factory, model) -> None:
 def test_hang_times_out_and_reset_recovers(factory, model) -> None:
     made = factory(timeouts=SHORT)
     dev = made.device
-    model.map(dev.spec)
+    model.map(dev)
+    _works(dev, model)
     made.inject("hang")
     start = time.monotonic()
-    with pytest.raises(CommandTimeout, match=r"did not complete within 0\.40 s.*reset"):
-        dev.identify()
+    with pytest.raises(TransportTimeout, match=r"no output for 0\.6 s.*reset"):
+        dev.infer(_x(model))
     assert time.monotonic() - start < 2.0
-    with pytest.raises(CommandTimeout):  # still hung: nothing answers until a reset
-        dev.stats()
+    assert dev.resident is None  # the host unprogrammed the chip, as BrainChip's engine does
     dev.reset()
     _works(dev, model)
 
@@ -80,7 +83,7 @@ def test_hang_times_out_and_reset_recovers(factory, model) -> None:
 def test_spontaneous_reset_is_reported_and_device_recovers(factory, model) -> None:
     made = factory(timeouts=SHORT)
     dev = made.device
-    model.map(dev.spec)
+    model.map(dev)
     _works(dev, model)
     assert dev.resident is not None
     made.inject("reset")
@@ -96,7 +99,7 @@ def test_unplug_surfaces_as_device_lost(factory, model) -> None:
     dev = made.device
     made.inject("unplug")
     start = time.monotonic()
-    with pytest.raises(DeviceLost, match=r"unplugged|gone"):
+    with pytest.raises(DeviceLost, match=r"unplugged|gone|lost"):
         dev.identify()
     assert time.monotonic() - start < 1.0
     with pytest.raises(DeviceLost, match="rediscover"):

@@ -48,7 +48,7 @@ def test_mapping_is_stored(tmp_path) -> None:
     model.save(path)
     again = Model(path)
     assert [s.name for s in again.sequences] == [s.name for s in model.sequences]
-    assert [s.program for s in again.sequences] == [s.program for s in model.sequences]
+    assert [s.plan for s in again.sequences] == [s.plan for s in model.sequences]
     assert again.device.name == "TwoNodesIP"
 
 

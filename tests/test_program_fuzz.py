@@ -91,7 +91,7 @@ def _check(blob: bytes) -> None:
         model.predict(batch)
     except AkidaError:
         pass
-    _ = [s.program for s in model.sequences]
+    _ = [s.plan for s in model.sequences]  # (binaries come from BrainChip's compiler)
     assert Model(model.to_bytes()).same_as(model)
 
 

@@ -131,7 +131,7 @@ def big_model() -> Model:
     model.add(InputConv2D("conv", (224, 224, 3), 2, 3, stride=2, pooling=Pooling.Max, pool_size=4,
                           pool_stride=4, weight_bits=8, activation_bits=4))  # fmt: skip
     model.add(FullyConnected("fc", 3, weight_bits=4, activation=False))
-    return zoo.randomize(model, 5)
+    return zoo.randomize(model, 5, v1=True)
 
 
 def test_frames_of_64_kib_and_more_travel_in_shared_memory(akidad):

@@ -14,7 +14,7 @@ from akida_rt.driver.bus import open_bus
 from akida_rt.driver.device import Device
 
 from akida_rt.errors import AkidaError
-from akida_rt.wire import device_protocol as dp
+from tests import chip_addresses as ca
 
 
 def _board_urls() -> list[str]:
@@ -44,11 +44,11 @@ pytestmark = [
 def test_board_identifies_and_round_trips_memory(url: str) -> None:
     bus = open_bus(url)
     try:
-        assert bus.read32(dp.REG_VENDOR_ID) == dp.VENDOR_ID
+        assert ca.chip_version(bus.read32(ca.CHIP_INFO)) == 2  # AKD1000
         device = Device(bus, url=url, kind=url.split(":", 1)[0])
         assert device.identify().nps > 0
         data = os.urandom(4096 + 7)
-        bus.write(dp.DATA_BASE, data)
-        assert bus.read(dp.DATA_BASE, len(data)) == data
+        bus.write(ca.DATA, data)
+        assert bus.read(ca.DATA, len(data)) == data
     finally:
         bus.close()

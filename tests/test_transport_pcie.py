@@ -3,7 +3,7 @@
 Registers and memory over pread/pwrite only (no mmap, no ioctl) are tested in
 test_pcie_real_interface.py.
 
-SimChips stand behind the file-io seam (fake sysfs root + simulated /dev/akidaN), so the
+simulated chips stand behind the file-io seam (fake sysfs root + simulated /dev/akidaN), so the
 code under test is the PCIe transport that drives a board.
 """
 
@@ -28,7 +28,7 @@ from akida_rt.errors import (
     DeviceNotFound,
     PermissionDeniedError,
 )
-from akida_rt.wire import device_protocol as dp
+from tests import chip_addresses as ca
 
 MEM = 4 << 20
 
@@ -42,14 +42,14 @@ def rack(tmp_path: Path):
 
 def test_discovery_maps_each_function_to_its_node(rack: SimRack) -> None:
     rack.add_pcie("P1", mem=MEM)
-    rack.add_pcie("P2", device_id=dp.DEVICE_ID_AKD1500, mem=MEM)
+    rack.add_pcie("P2", device_id=ca.PCI_AKD1500, mem=MEM)
     found = sysfs.scan(rack.root)
     assert [(f.address, f.pci_id, f.model) for f in found] == [
         ("0000:01:00.0", "1e7c:bca1", "AKD1000"),
         ("0000:02:00.0", "1e7c:a500", "AKD1500"),
     ]
     assert [f.node for f in found] == [rack.root / "dev" / "akida0", rack.root / "dev" / "akida1"]
-    assert all(f.driver == sysfs.KERNEL_DRIVER and f.bar0_size == dp.REG_SPACE for f in found)
+    assert all(f.driver == sysfs.KERNEL_DRIVER and f.bar0_size == ca.BAR_SIZE for f in found)
     assert sysfs.module_loaded(rack.root) and sysfs.module_version(rack.root) == "sim"
     assert f"pcie://{rack.root}/dev/akida1" in pcie.discover_urls()
 
@@ -76,17 +76,20 @@ def test_unplug_mid_transfer_then_replug_brings_back_the_same_id(rack: SimRack) 
     device = discovery.open_device(url)
     slot = rack.pcie.slot("P1")
 
+    chunks = []  # the bus moves 1 KiB per pwrite, as akida_dw_edma's DMA does
+
     def pull_at_third_chunk(s: object, index: int) -> None:
-        if index == 2:
+        chunks.append(index)
+        if len(chunks) == 3:
             slot.unplug()
 
     slot.chunk_hook = pull_at_third_chunk
     with pytest.raises(DeviceLost):
-        device.bus.write(dp.DATA_BASE, bytes(8192))
+        device.bus.write(ca.DATA, bytes(8192))
     slot.chunk_hook = None
     assert url not in pcie.discover_urls() and not (rack.root / "dev" / "akida0").exists()
-    with pytest.raises(DeviceLost, match="gone"):
-        device.bus.read32(dp.REG_STATUS)  # all-ones from BAR0, vendor id gone too
+    with pytest.raises(DeviceLost, match="lost"):
+        device.bus.read32(ca.CHIP_INFO)  # the node answers ENODEV
     with pytest.raises(DeviceLost):
         device.identify()
     assert device.lost
@@ -94,10 +97,10 @@ def test_unplug_mid_transfer_then_replug_brings_back_the_same_id(rack: SimRack) 
         open_bus(url)
     slot.replug()
     with pytest.raises(DeviceLost):  # a file opened before the removal stays dead
-        device.bus.read(dp.DATA_BASE, 4)
+        device.bus.read(ca.DATA, 4)
     assert url in pcie.discover_urls()
     again = discovery.open_device(url)
-    assert again is not device and again.id == device.id and again.serial == "P1"
+    assert again is not device and again.id == device.id and again.serial == "0000:01:00.0"
     again.close()
 
 
@@ -178,7 +181,10 @@ def test_akida_devices_lists_configured_sim_boards() -> None:
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     listed = json.loads(done.stdout)
-    assert [(d["kind"], d["serial"]) for d in listed] == [("pcie", "SIMP0001"), ("usb", "SIMU0001")]
+    assert [(d["kind"], d["serial"]) for d in listed] == [
+        ("pcie", "0000:01:00.0"),
+        ("usb", "SIMU0001"),
+    ]
     assert listed[1]["id"] == "usb://1e7c:bca1?serial=SIMU0001"
     # A simulated chip stays visibly simulated behind a real transport: the flag comes from
     # the chip's own identity, not from the URL scheme.

@@ -1,4 +1,4 @@
-"""Serial console: the line protocol on pyserial's loop://, then a SimChip's console on a pty.
+"""Serial console: the line protocol on pyserial's loop://, then a simulated chip's console on a pty.
 
 Nothing here opens a port that is not identified as ours; /dev/ttyS0 (the VM console) is
 refused before pyserial is called.
@@ -13,11 +13,11 @@ import time
 import pytest
 import serial
 from akida_rt.driver import serial_console as sc
-from akida_rt.firmware_sim.chip import SimChip
+from akida_rt.firmware_sim.akd1000_chip import Akd1000Chip
 from akida_rt.firmware_sim.console import SimConsole
 
 from akida_rt.errors import DeviceError, DeviceLost, DeviceNotFound, TransportTimeout
-from akida_rt.wire import device_protocol as dp
+from tests import chip_addresses as ca
 
 
 def _answer_later(console: sc.Console, line: bytes, delay: float = 0.05) -> None:
@@ -58,7 +58,7 @@ def test_ports_not_identified_as_ours_are_never_opened(monkeypatch: pytest.Monke
 
 @pytest.fixture
 def board():
-    chip = SimChip(serial="C1", mem_size=1 << 20)
+    chip = Akd1000Chip("C1")
     console = SimConsole(chip)
     yield chip, console
     sc.untrust_port(console.path)
@@ -111,6 +111,9 @@ def test_a_usb_board_and_its_console_are_the_same_board(tmp_path) -> None:
         (port,) = [p for p in sc.console_ports() if p == rack.consoles["U7"].path]
         with sc.open_console(f"serial://{port}") as con:
             assert con.identify()["serial"] == "U7"
-            before = bus.read32(dp.REG_BOOT_COUNT)  # read over USB
+            bus.write32(ca.RW_REG, 0x40)  # over USB
+            chip = rack.chip("U7")
+            before = chip.boot_count
             con.reset()
-            assert bus.read32(dp.REG_BOOT_COUNT) == before + 1
+            assert chip.boot_count == before + 1
+            assert bus.read32(ca.RW_REG) == 0  # registers back at their reset values

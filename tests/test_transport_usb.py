@@ -1,4 +1,4 @@
-"""USB transport: pyusb end to end with SimChips behind a `usb.backend.IBackend`.
+"""USB transport: pyusb end to end with simulated chips behind a `usb.backend.IBackend`.
 
 `usb.core.find`, descriptors (string descriptors included), vendor control transfers and
 bulk transfers all run through pyusb; the transport under test is the one that drives a
@@ -20,8 +20,8 @@ from akida_rt.driver.bus import open_bus
 from akida_rt.driver.sim_transport import SimRack
 
 from akida_rt.errors import DeviceLost, DeviceNotFound, TransportError, TransportTimeout
-from akida_rt.wire import device_protocol as dp
 from akida_rt.wire import transport_wire as tw
+from tests import chip_addresses as ca
 
 MEM = 4 << 20
 
@@ -64,13 +64,13 @@ def test_registers_by_control_transfer_memory_by_chunked_bulk(rack: SimRack) -> 
     assert isinstance(bus, usb_transport.UsbBus)
     chunks: list[int] = []
     rack.usb.board("U1").chunk_hook = lambda board, i: chunks.append(i)
-    assert bus.read32(dp.REG_VENDOR_ID) == 0x1E7C
-    bus.write32(dp.REG_SCRATCH, 0x12345678)
-    assert bus.read32(dp.REG_SCRATCH) == 0x12345678
+    assert ca.chip_version(bus.read32(ca.CHIP_INFO)) == 2  # AKD1000
+    bus.write32(ca.RW_REG, 0x12345660)
+    assert bus.read32(ca.RW_REG) == 0x12345660
     data = os.urandom(2 * tw.USB_DMA_CHUNK + 100)
-    bus.write(dp.DATA_BASE + 3, data)
+    bus.write(ca.DATA + 3, data)
     assert chunks == [0, 1, 2]
-    assert bus.read(dp.DATA_BASE + 3, len(data)) == data
+    assert bus.read(ca.DATA + 3, len(data)) == data
     with pytest.raises(TransportError, match="stalled"):
         bus.read(0x10, 4)  # outside device memory: the device stalls the pipe
 
@@ -86,15 +86,15 @@ def test_board_is_chosen_by_serial(rack: SimRack) -> None:
     with pytest.raises(DeviceNotFound, match="not an Akida"):
         open_bus("usb://0403:6001")
     bus = open_bus("usb://1e7c:bca1?serial=U2")
-    assert bus.read32(dp.REG_SERIAL) == int.from_bytes(b"U2\0\0", "little")
+    assert bus.serial == "U2"  # the USB serial-number string
 
 
 def test_timeout_is_a_transport_timeout(rack: SimRack) -> None:
     bus = open_bus(rack.add_usb("U1", mem=MEM, console=False))
     rack.chip("U1").inject_fault("dma_timeout")
     with pytest.raises(TransportTimeout):
-        bus.write(dp.DATA_BASE, b"x" * 64)
-    bus.write(dp.DATA_BASE, b"x" * 64)
+        bus.write(ca.DATA, b"x" * 64)
+    bus.write(ca.DATA, b"x" * 64)
 
 
 def test_unplug_mid_transfer_then_reattach_by_serial(rack: SimRack) -> None:
@@ -110,7 +110,7 @@ def test_unplug_mid_transfer_then_reattach_by_serial(rack: SimRack) -> None:
 
     board.chunk_hook = pull
     with pytest.raises(DeviceLost):
-        device.bus.read(dp.DATA_BASE, 3 * tw.USB_DMA_CHUNK)
+        device.bus.read(ca.DATA, 3 * tw.USB_DMA_CHUNK)
     with pytest.raises(DeviceLost):
         device.identify()
     assert device.lost and url not in usb_transport.discover_urls()

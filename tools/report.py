@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from akida_rt.errors import MappingError
 from akida_rt.format.layers import LayerType
 from akida_rt.mapping.hardware import DeviceSpec
 from akida_rt.mapping.mapper import Backend, MapMode, layer_need
@@ -86,7 +87,7 @@ def fit_report(
             "layers": s.layer_names,
             "nps": s.np_count,
             "passes": s.passes,
-            "program_bytes": len(s.program),
+            "program_bytes": _program_bytes(s),
         }
         for s in model.sequences
     ]
@@ -159,3 +160,12 @@ def report_table(report: dict[str, Any]) -> str:
         f"estimated energy/frame: {t['energy_uj_per_frame']:.3f} uJ ({report['energy_model']})",
     ]
     return "\n".join(lines)
+
+
+def _program_bytes(seq: Any) -> int:
+    """Bytes of the sequence's AKD1000 program binary; 0 on a mesh that runs none (a
+    test mesh) or when BrainChip's compiler is not installed."""
+    try:
+        return len(seq.program)
+    except MappingError:
+        return 0

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from akida_rt.akd1000.packets import ConfigPacket, parse_track
+from akida_rt.akd1000.program_data import ProgramWords, extract, layout
 from akida_rt.akd1000.program_info import (
     ENGINE_VERSION,
     NSOC_V2,
@@ -72,6 +73,20 @@ class ProgramBinary:
         program = cls(info, buf[at:])
         program.validate(where)
         return program
+
+    @classmethod
+    def build(cls, info: ProgramInfo, words: ProgramWords) -> ProgramBinary:
+        """A program holding `words`, with `info`'s fields and its track offsets, FNP2
+        tracks, learning tracks and dummy header laid out as akida's compiler lays them
+        (a program's own `words()` give back its bytes exactly)."""
+        data, placed = layout(words, info)
+        program = cls(placed, data)
+        program.validate()
+        return program
+
+    def words(self) -> ProgramWords:
+        """The words of every track, by pass and record (what `build` takes)."""
+        return extract(self.info, self.data)
 
     @classmethod
     def read(cls, path: str | Path) -> ProgramBinary:

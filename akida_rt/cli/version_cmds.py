@@ -20,14 +20,13 @@ def versions() -> dict[str, Any]:
     from akida_rt import __version__
     from akida_rt.driver.discovery import devices
     from akida_rt.format.program import FORMAT_VERSION
-    from akida_rt.wire.device_protocol import PROTOCOL_VERSION
     from akida_rt.wire.ipc import PROTOCOL
 
     found = [d.describe() for d in devices()]
     return {
         "akida_rt": __version__,
         "python": platform.python_version(),
-        "driver_protocol": PROTOCOL_VERSION,
+        "driver_protocol": "AKD1000 host interface (akida engine 2.19.3 programs)",
         "daemon_protocol": PROTOCOL,
         "program_format": FORMAT_VERSION,
         "devices": [

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from akida_rt.akd1000.program_binary import ProgramBinary
 from akida_rt.errors import DeviceNotFound, ProgramFormatError
 from akida_rt.format.layers import Layer, LayerType
 from akida_rt.format.proto import program_pb2 as pb
@@ -23,6 +24,7 @@ class StoredMapping:
     mode: MapMode
     hw_only: bool
     plans: list[SequencePlan]
+    binaries: list[bytes | None] | None = None  # AKD1000 program binaries, when stored
 
 
 def decode_mapping(msg: pb.Mapping, layers: list[Layer]) -> StoredMapping:
@@ -44,7 +46,32 @@ def decode_mapping(msg: pb.Mapping, layers: list[Layer]) -> StoredMapping:
         raise ProgramFormatError("mapping does not cover the layers in order, each once")
     if msg.hw_only and len(plans) != 1:
         raise ProgramFormatError(f"mapping: hw_only with {len(plans)} sequences")
-    return StoredMapping(spec, mode, msg.hw_only, plans)
+    return StoredMapping(spec, mode, msg.hw_only, plans, _binaries(msg, plans, spec))
+
+
+def _binaries(
+    msg: pb.Mapping, plans: list[SequencePlan], spec: DeviceSpec
+) -> list[bytes | None] | None:
+    """The stored program binaries, each checked (container, engine and device versions),
+    or None when the mapping stores none; all hardware sequences have one or none does."""
+    stored = [bool(s.binary) for s in msg.sequences]
+    if not any(stored):
+        return None
+    out: list[bytes | None] = []
+    for i, (s, plan) in enumerate(zip(msg.sequences, plans, strict=True)):
+        where = f"mapping sequence {i}"
+        if plan.backend is not Backend.Hardware:
+            if s.binary:
+                raise ProgramFormatError(f"{where}: a software sequence has no program binary")
+            out.append(None)
+            continue
+        if not s.binary:
+            raise ProgramFormatError(f"{where}: no program binary (the others have one)")
+        if spec.name != "AKD1000":
+            raise ProgramFormatError(f"{where}: a program binary for {spec.name}, not AKD1000")
+        ProgramBinary.from_bytes(bytes(s.binary), where)
+        out.append(bytes(s.binary))
+    return out
 
 
 def _decode_sequence(
@@ -74,7 +101,9 @@ def _decode_sequence(
     for p in s.placements:
         layer = by_name[p.layer]
         plan.placements.append(
-            _decode_placement(p, f"{where} layer {p.layer[:64]!r}", layer, spec, s.passes, used)
+            _decode_placement(
+                p, f"{where} layer {p.layer[:64]!r}", layer, spec, s.passes, used, bool(s.binary)
+            )
         )
     return plan
 
@@ -86,7 +115,10 @@ def _decode_placement(
     spec: DeviceSpec,
     passes: int,
     used: set[tuple[int, NpId]],
+    from_binary: bool = False,
 ) -> Placement:
+    """A stored placement; one read from a program binary (`from_binary`) names the NPs
+    the binary configures, which the binary's own checks vouch for."""
     if not 0 <= p.pass_index < passes:
         raise ProgramFormatError(f"{where}: pass_index {p.pass_index} outside 0..{passes - 1}")
     if p.weight_bytes < 0 or p.input_bytes < 0:
@@ -112,7 +144,7 @@ def _decode_placement(
         if not nps:
             raise ProgramFormatError(f"{where}: no NPs")
         for ident in nps:
-            if np_type not in types.get(ident, ()):
+            if not from_binary and np_type not in types.get(ident, ()):
                 raise ProgramFormatError(f"{where}: {spec.name} has no {np_type.value} at {ident}")
             if (p.pass_index, ident) in used:
                 raise ProgramFormatError(

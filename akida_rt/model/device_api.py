@@ -99,6 +99,10 @@ class Device(Protocol):
         """The resident sequence `before` learned and now equals the program `after`."""
         ...
 
+    def learned_program(self) -> bytes | None:
+        """The resident program binary with the weights learned on the chip, if any."""
+        ...
+
 
 class RemoteRun(Protocol):
     """A program loaded in akidad for one mapped Model (akida_rt.client.client.RemoteModel)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 from collections.abc import Callable, Iterable
@@ -11,15 +12,17 @@ import numpy as np
 
 from akida_rt.engine.integer import Engine
 from akida_rt.engine.statistics import Statistics
-from akida_rt.errors import ModelError, ProgramFormatError
+from akida_rt.errors import MappingError, ModelError, ProgramFormatError
 from akida_rt.format import program as fmt
 from akida_rt.format.inputs import check_input
 from akida_rt.format.layers import Layer
 from akida_rt.format.proto import program_pb2 as pb
 from akida_rt.learning import edge as learning
+from akida_rt.mapping import akd1000_compiler as akd1000
 from akida_rt.mapping.hardware import DeviceSpec
 from akida_rt.mapping.mapper import Backend, MapMode, SequencePlan, map_layers
 from akida_rt.mapping.stored_mapping import decode_mapping
+from akida_rt.model.binaries import HeldBinaries
 from akida_rt.model.device_api import DaemonBacked, Device
 from akida_rt.model.placement import Placement, place
 from akida_rt.model.sequence import Sequence, placements_to_pb
@@ -54,6 +57,7 @@ class Model:
         self._engine: Engine | None = None
         self._engine_key: tuple[int, ...] = ()
         self._sequences: tuple[tuple[Any, ...], list[Sequence]] | None = None
+        self._binaries = HeldBinaries()
         self._stats = Statistics()
         self.learning: pb.LearningConfig | None = None
         if isinstance(source, bytes | bytearray | memoryview):
@@ -241,6 +245,7 @@ class Model:
     ) -> None:
         """Map onto a device (a DeviceSpec, or a device from devices(): in this process,
         or served by akidad, where the program is then loaded); None unmaps."""
+        planned_on = self._spec_name()  # a program file's binaries stay for the same target
         self._placement.release(self)
         self._placement = Placement()
         if device is None:
@@ -249,10 +254,20 @@ class Model:
             return
         self.validate()
         spec = device if isinstance(device, DeviceSpec) else device.spec
-        self._plans = map_layers(self._layers, spec, hw_only=hw_only, mode=MapMode(mode))
+        same = (planned_on, self._map_args) == (spec.name, (MapMode(mode).value, hw_only))
+        kept = self._binaries.get(self._bin_key()) if same and self._plans is not None else None
+        if kept is None:
+            self._plans = map_layers(self._layers, spec, hw_only=hw_only, mode=MapMode(mode))
+            self._binaries.clear()
+        # else: the binaries held (a program file's) and the plans they were made for stay
         self._map_args = (MapMode(mode).value, hw_only)
         self._placement = Placement(spec)  # the program names its device description
+        if not isinstance(device, DeviceSpec) and akd1000.needs_binaries(spec):
+            # Errors at map time; the placement shown is the binaries', and a program sent
+            # to akidad carries them (akidad never needs BrainChip's compiler).
+            self.binaries()
         self._placement = place(device, self.to_bytes, MapMode(mode).value, hw_only)
+        assert self._plans is not None
         self.reset_statistics()
         self._stats = self._placement.fresh_statistics(self._stats)
         log.info("mapped %s onto %s: %d sequence(s)", self.name, spec.name, len(self._plans))
@@ -269,6 +284,9 @@ class Model:
     @property
     def sequences(self) -> list[Sequence]:
         """The model's sequences; cached until the mapping or a layer changes."""
+        spec = self._placement.spec
+        if self._placement.on_device and spec is not None and akd1000.needs_binaries(spec):
+            self.binaries()  # first: BrainChip's split may replace the plans
         key = (id(self._plans), self._spec_name(), *self._key())
         if self._sequences is not None and self._sequences[0] == key:
             return list(self._sequences[1])
@@ -288,10 +306,46 @@ class Model:
                 layers = [by_name[n] for n in plan.layers]
                 seq = old.get(id(plan))
                 if seq is None or seq.device != spec_name or not seq.holds(layers):
-                    seq = Sequence(plan, layers, spec_name, i)
+                    seq = Sequence(plan, layers, spec_name, i, functools.partial(self._binary, i))
                 built.append(seq)
         self._sequences = (key, built)
         return list(built)
+
+    def binaries(self) -> list[bytes | None]:
+        """Each sequence's AKD1000 program binary (None for software sequences), from
+        BrainChip's compiler through the [metatf] extra (cached on disk); the plans then
+        show the NP placement the binaries hold. MappingError when the model is not mapped
+        onto an AKD1000, akida is missing, or its compiler splits the model differently."""
+        spec = self._placement.spec
+        if self._plans is None or spec is None:
+            raise MappingError("the model is not mapped: map it onto an AKD1000 first")
+        if not akd1000.needs_binaries(spec):
+            raise MappingError(f"{spec.name} runs no AKD1000 program binaries; map onto AKD1000")
+        held = self._binaries.get(self._bin_key())
+        if held is None:
+            mode, hw_only = self._map_args
+            plans, held = akd1000.map_binaries(
+                self._unmapped_bytes(), self._plans, self._layers, spec, mode, hw_only
+            )
+            self._plans = plans  # BrainChip's split where it differs: what the chip runs
+            self._binaries.hold(self._bin_key(), held)
+        return held
+
+    def adopt_binary(self, index: int, binary: bytes) -> None:
+        """Sequence `index`'s program binary is now `binary` (its weights learned on the
+        chip): kept for the model's current layers without compiling again."""
+        self._binaries.adopt(self._bin_key(), index, binary)
+
+    def _bin_key(self) -> tuple[Any, ...]:
+        return (id(self._plans), *self._key())
+
+    def _binary(self, index: int) -> bytes | None:
+        return self.binaries()[index]
+
+    def _unmapped_bytes(self) -> bytes:
+        msg = self.to_message()
+        msg.ClearField("mapping")
+        return fmt.pack(msg)
 
     def _spec_name(self) -> str:
         spec = self._placement.spec
@@ -312,7 +366,8 @@ class Model:
                 mode,
                 hw_only,
             )
-            for plan in self._plans:
+            binaries = self._binaries.get(self._bin_key())
+            for i, plan in enumerate(self._plans):
                 s = msg.mapping.sequences.add(
                     name=plan.name,
                     backend=pb.HARDWARE if plan.backend is Backend.Hardware else pb.SOFTWARE,
@@ -320,6 +375,9 @@ class Model:
                 )
                 s.layers[:] = plan.layers
                 placements_to_pb(plan.placements, s.placements)
+                binary = binaries[i] if binaries is not None else None
+                if binary is not None:
+                    s.binary = binary
         if self.learning is not None:
             msg.learning.CopyFrom(self.learning)
         return msg
@@ -357,6 +415,8 @@ class Model:
         if mapping is not None:
             self._placement, self._plans = Placement(mapping.spec), mapping.plans
             self._map_args = (mapping.mode.value, mapping.hw_only)
+            if mapping.binaries is not None:
+                self._binaries.hold(self._bin_key(), mapping.binaries)
 
     # -------------------------------------------------------------------- display
     def summary(self, print_fn: Callable[[str], None] = print) -> None:

@@ -20,6 +20,7 @@ from akida_rt.format.layers import Layer
 from akida_rt.format.proto import program_pb2 as pb
 from akida_rt.learning import edge as learning
 from akida_rt.mapping.hardware import DeviceSpec
+from akida_rt.mapping.mapper import Backend
 from akida_rt.model.device_api import DaemonBacked, Device, RemoteRun
 from akida_rt.model.sequence import Sequence
 
@@ -39,6 +40,8 @@ class Placed(Protocol):
     def compiled_engine(self) -> Engine | None: ...
 
     def engine(self) -> Engine: ...
+
+    def adopt_binary(self, index: int, binary: bytes) -> None: ...
 
 
 class Placement:
@@ -134,9 +137,15 @@ class OnDevice(Placement):
     def fit(
         self, model: Placed, x: np.ndarray, labels: np.ndarray, cfg: pb.LearningConfig
     ) -> np.ndarray:
+        if model.sequences[-1].backend is Backend.Software:
+            # The compiler left the learning layer in software: learn on the host.
+            return super().fit(model, x, labels, cfg)
         before = model.sequences[-1].program_hash
         pots, state = self._device.learn(model.sequences, x, labels, cfg)
         learning.apply_learned(model.layers, cfg, state.weights, state.plasticity, state.samples)
+        learned = self._device.learned_program()
+        if learned is not None:  # the chip's own binary of the learned weights: no recompile
+            model.adopt_binary(len(model.sequences) - 1, learned)
         # The device computes with the learned weights already: no reload of the program.
         self._device.adopt_learned(before, model.sequences[-1].program_hash)
         return pots.astype(np.int32)

@@ -1,23 +1,31 @@
-"""Sequence: one part of a mapped model, loaded and run as a unit (its program bytes)."""
+"""Sequence: one part of a mapped model, loaded and run as a unit (on an AKD1000, its
+program binary from BrainChip's compiler, akida_rt.mapping.akd1000_compiler)."""
 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from typing import Any
 
 from akida_rt.engine.integer import Engine
-from akida_rt.format import program as fmt
+from akida_rt.errors import MappingError
 from akida_rt.format.layers import Layer
-from akida_rt.format.proto import program_pb2 as pb
-from akida_rt.mapping import np_image
 from akida_rt.mapping.mapper import Backend, Placement, SequencePlan
 
 
 class Sequence:
     """A part of a mapped model that is loaded and run as one unit."""
 
-    def __init__(self, plan: SequencePlan, layers: list[Layer], device: str, index: int) -> None:
+    def __init__(
+        self,
+        plan: SequencePlan,
+        layers: list[Layer],
+        device: str,
+        index: int,
+        binary: Callable[[], bytes | None] | None = None,
+    ) -> None:
         self.plan = plan
+        self._binary = binary
         self.layers = layers
         self.device = device
         self.index = index
@@ -52,24 +60,19 @@ class Sequence:
 
     @property
     def program(self) -> bytes:
-        """The bytes a device loads for this sequence (empty for software sequences)."""
+        """The AKD1000 program binary a device loads for this sequence (empty for software
+        sequences); compiled on first use through BrainChip's compiler (MappingError when
+        it is missing or refuses the model, or for a device that runs no binaries)."""
         if self.backend is Backend.Software:
             return b""
         if self._program is None:
-            msg = pb.SequenceProgram(device=self.device, index=self.index, passes=self.passes)
-            by_layer = {p.layer: p for p in self.plan.placements}
-            for index, layer in enumerate(self.layers):
-                out = msg.layers.add()
-                fmt.encode_layer(layer, out)
-                placement = by_layer.get(layer.name)
-                if placement is not None and "weights" in layer.variables:
-                    # The kernels travel in the images of the NPs that hold them.
-                    out.weights.ClearField("data")
-                    if out.HasField("pointwise"):
-                        out.pointwise.ClearField("data")
-                    np_image.np_images(layer, index, placement, self.device, msg)
-            placements_to_pb(self.plan.placements, msg.placements)
-            self._program = msg.SerializeToString()
+            binary = self._binary() if self._binary is not None else None
+            if binary is None:
+                raise MappingError(
+                    f"sequence {self.name} on {self.device or 'no device'}: only AKD1000 "
+                    "hardware sequences have a program a device can load; map onto an AKD1000"
+                )
+            self._program = binary
         return self._program
 
     @property

@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from akida_rt.engine.integer import Engine, compile_layer, potentials
+from akida_rt.format import v1_rules
 from akida_rt.format.layers import (
     Conv2D,
     FullyConnected,
@@ -24,14 +25,18 @@ from akida_rt.model.model import Model
 ACT_SHIFT = 20
 
 
-def randomize(model: Model, seed: int = 0, sample: np.ndarray | None = None) -> Model:
-    """Give every layer random weights and calibrated thresholds, in place."""
+def randomize(
+    model: Model, seed: int = 0, sample: np.ndarray | None = None, v1: bool = False
+) -> Model:
+    """Give every layer random weights and calibrated thresholds, in place; `v1`: in the
+    form AKD1000 programs carry (v1_rules.to_v1_form), so that the model maps onto a device."""
     rng = np.random.default_rng(seed)
     if sample is None:
         sample = rng.integers(0, 256, size=(8, *model.input_shape), dtype=np.uint8)
         if model.input_bits < 8:
             sample = sample >> (8 - model.input_bits)
     x = sample.astype(np.float32)
+    last = model.layers[-1]
     for layer in model.layers:
         if layer.layer_type is LayerType.InputData:
             continue
@@ -43,6 +48,8 @@ def randomize(model: Model, seed: int = 0, sample: np.ndarray | None = None) -> 
             layer.set_variable("pointwise", rng.integers(lo, hi + 1, size=pw))
         if layer.activation:
             _calibrate(layer, x)
+        if v1:
+            v1_rules.to_v1_form(layer, is_last=layer is last)
         x = Engine([layer]).run(x)
     model.validate()
     return model
@@ -69,7 +76,7 @@ def digits_cnn(seed: int = 0, weight_bits: int = 4, activation_bits: int = 4) ->
     model.add(Conv2D("conv_2", 64, 3, pooling=Pooling.Max, weight_bits=w, activation_bits=a))
     model.add(Conv2D("conv_3", 64, 3, weight_bits=w, activation_bits=a))
     model.add(FullyConnected("dense_4", 10, weight_bits=w, activation=False))
-    return randomize(model, seed)
+    return randomize(model, seed, v1=True)
 
 
 def ds_cnn_kws(seed: int = 0) -> Model:
@@ -80,7 +87,7 @@ def ds_cnn_kws(seed: int = 0) -> Model:
         model.add(SeparableConv2D(f"separable_{i}", 64, 3))
     model.add(SeparableConv2D("separable_4", 64, 3, pooling=Pooling.GlobalAvg))
     model.add(FullyConnected("dense_5", 33, activation=False))
-    return randomize(model, seed)
+    return randomize(model, seed, v1=True)
 
 
 def akidanet(seed: int = 0, alpha: float = 0.5, size: int = 224, classes: int = 1000) -> Model:
@@ -99,7 +106,7 @@ def akidanet(seed: int = 0, alpha: float = 0.5, size: int = 224, classes: int = 
     model.add(SeparableConv2D("separable_12", w[8], 3, pooling=Pooling.Max))
     model.add(SeparableConv2D("separable_13", w[9], 3, pooling=Pooling.GlobalAvg))
     model.add(FullyConnected("classifier", classes, activation=False))
-    return randomize(model, seed)
+    return randomize(model, seed, v1=True)
 
 
 def mnist_cnn(seed: int = 0) -> Model:
@@ -109,7 +116,7 @@ def mnist_cnn(seed: int = 0) -> Model:
     model.add(InputConv2D("conv_0", (28, 28, 1), 16, 3, pooling=Pooling.Max, weight_bits=8))
     model.add(Conv2D("conv_1", 16, 3, pooling=Pooling.Max))
     model.add(FullyConnected("dense_2", 10, activation=False))
-    return randomize(model, seed)
+    return randomize(model, seed, v1=True)
 
 
 def gxnor_mnist(seed: int = 0) -> Model:
@@ -122,4 +129,4 @@ def gxnor_mnist(seed: int = 0) -> Model:
     model.add(Conv2D("conv_1", 64, 5, pooling=Pooling.Max, weight_bits=2, activation_bits=1))
     model.add(FullyConnected("dense_2", 512, weight_bits=2, activation_bits=1))
     model.add(FullyConnected("dense_3", 10, weight_bits=2, activation=False))
-    return randomize(model, seed)
+    return randomize(model, seed, v1=True)

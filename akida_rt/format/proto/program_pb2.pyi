@@ -353,91 +353,6 @@ class LayerPlacement(_message.Message):
 Global___LayerPlacement: _TypeAlias = LayerPlacement  # noqa: Y015
 
 @_typing.final
-class NpImage(_message.Message):
-    """One NP's part of a sequence program: its configuration block and its own copy of the
-    weights it holds, packed (akida_rt/mapping/np_image.py).
-    """
-
-    DESCRIPTOR: _descriptor.Descriptor
-
-    LAYER_FIELD_NUMBER: _builtins.int
-    NP_FIELD_NUMBER: _builtins.int
-    PASS_INDEX_FIELD_NUMBER: _builtins.int
-    FIRST_FILTER_FIELD_NUMBER: _builtins.int
-    FILTERS_FIELD_NUMBER: _builtins.int
-    CONFIG_FIELD_NUMBER: _builtins.int
-    WEIGHTS_FIELD_NUMBER: _builtins.int
-    layer: _builtins.str
-    pass_index: _builtins.int
-    first_filter: _builtins.int
-    """the NP holds filters first_filter .. + filters"""
-    filters: _builtins.int
-    config: _builtins.bytes
-    weights: _builtins.bytes
-    @_builtins.property
-    def np(self) -> Global___NpId: ...
-    def __init__(
-        self,
-        *,
-        layer: _builtins.str = ...,
-        np: Global___NpId | None = ...,
-        pass_index: _builtins.int = ...,
-        first_filter: _builtins.int = ...,
-        filters: _builtins.int = ...,
-        config: _builtins.bytes = ...,
-        weights: _builtins.bytes = ...,
-    ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["np", b"np"]  # noqa: Y015
-    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["config", b"config", "filters", b"filters", "first_filter", b"first_filter", "layer", b"layer", "np", b"np", "pass_index", b"pass_index", "weights", b"weights"]  # noqa: Y015
-    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
-
-Global___NpImage: _TypeAlias = NpImage  # noqa: Y015
-
-@_typing.final
-class SequenceProgram(_message.Message):
-    """What the device loads for one sequence. The layers' kernels (weights, pointwise) carry
-    shape and dtype only: their values are in the images of the NPs that hold them.
-    """
-
-    DESCRIPTOR: _descriptor.Descriptor
-
-    DEVICE_FIELD_NUMBER: _builtins.int
-    INDEX_FIELD_NUMBER: _builtins.int
-    PASSES_FIELD_NUMBER: _builtins.int
-    LAYERS_FIELD_NUMBER: _builtins.int
-    PLACEMENTS_FIELD_NUMBER: _builtins.int
-    IMAGES_FIELD_NUMBER: _builtins.int
-    device: _builtins.str
-    """device description name, e.g. AKD1000"""
-    index: _builtins.int
-    passes: _builtins.int
-    @_builtins.property
-    def layers(self) -> _containers.RepeatedCompositeFieldContainer[Global___Layer]: ...
-    @_builtins.property
-    def placements(self) -> _containers.RepeatedCompositeFieldContainer[Global___LayerPlacement]: ...
-    @_builtins.property
-    def images(self) -> _containers.RepeatedCompositeFieldContainer[Global___NpImage]: ...
-    def __init__(
-        self,
-        *,
-        device: _builtins.str = ...,
-        index: _builtins.int = ...,
-        passes: _builtins.int = ...,
-        layers: _abc.Iterable[Global___Layer] | None = ...,
-        placements: _abc.Iterable[Global___LayerPlacement] | None = ...,
-        images: _abc.Iterable[Global___NpImage] | None = ...,
-    ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
-    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["device", b"device", "images", b"images", "index", b"index", "layers", b"layers", "passes", b"passes", "placements", b"placements"]  # noqa: Y015
-    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
-
-Global___SequenceProgram: _TypeAlias = SequenceProgram  # noqa: Y015
-
-@_typing.final
 class Sequence(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -446,9 +361,14 @@ class Sequence(_message.Message):
     LAYERS_FIELD_NUMBER: _builtins.int
     PASSES_FIELD_NUMBER: _builtins.int
     PLACEMENTS_FIELD_NUMBER: _builtins.int
+    BINARY_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     backend: Global___Backend.ValueType
     passes: _builtins.int
+    binary: _builtins.bytes
+    """A hardware sequence on an AKD1000: its program binary (ProgramInfo + program data,
+    docs/program-binary.md), validated on load; empty for software sequences.
+    """
     @_builtins.property
     def layers(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
     @_builtins.property
@@ -461,10 +381,11 @@ class Sequence(_message.Message):
         layers: _abc.Iterable[_builtins.str] | None = ...,
         passes: _builtins.int = ...,
         placements: _abc.Iterable[Global___LayerPlacement] | None = ...,
+        binary: _builtins.bytes = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["backend", b"backend", "layers", b"layers", "name", b"name", "passes", b"passes", "placements", b"placements"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["backend", b"backend", "binary", b"binary", "layers", b"layers", "name", b"name", "passes", b"passes", "placements", b"placements"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
