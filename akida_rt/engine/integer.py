@@ -22,7 +22,11 @@ from akida_rt.native import _kernels
 F32_EXACT = 2**24
 F64_EXACT = 2**53
 I64_LIMIT = 2**62
-CHUNK_BYTES = 64 << 20  # bound on the largest per-layer work buffer of one run
+# Samples run through all layers together: their largest work buffer (_buffer_bytes) stays
+# about this size, so the im2col patches and activations one layer writes are still in
+# cache when its product and the next layer read them (digits CNN at batch 100, in one run:
+# 20-25 samples a run 1.3x faster than all 100 at once, 10 to 25 alike).
+CHUNK_BYTES = 6 << 20
 
 
 @dataclass
@@ -333,23 +337,20 @@ class Engine:
 
     def run(self, x: np.ndarray, stop: int | None = None) -> np.ndarray:
         """Run uint8 NHWC (or float32 integer values) through the layers (up to `stop`,
-        a slice end), `chunk` samples at a time, half of a big chunk on a spare core.
+        a slice end), about `chunk` samples at a time, half of a big batch on a spare core.
 
         Returns float32 integer values (activations) or, for a final layer without
         activation, the raw potentials (float32 or float64, integer valued).
         """
         compiled = self.compiled[:stop]
-        parts = []
+        n = x.shape[0]
         with blas.one_thread():
-            for i in range(0, x.shape[0], self.chunk):
-                chunk = x[i : i + self.chunk]
-                n = chunk.shape[0]
-                if n > 1 and blas.spare_core(self.macs_per_sample * n):
-                    half = _helper().submit(_run, compiled, chunk[: n // 2])
-                    rest = _run(compiled, chunk[n // 2 :])
-                    parts += [half.result(), rest]
-                else:
-                    parts.append(_run(compiled, chunk))
+            if n > 1 and blas.spare_core(self.macs_per_sample * n):
+                half = _helper().submit(_run_chunks, compiled, x[: n // 2], self.chunk)
+                rest = _run_chunks(compiled, x[n // 2 :], self.chunk)
+                parts = half.result() + rest
+            else:
+                parts = _run_chunks(compiled, x, self.chunk)
         for _, counts in parts:
             if counts:  # run(x, stop=0) runs no layer
                 self.counts[: len(counts)] += counts
@@ -362,6 +363,16 @@ class Engine:
 
     def reset_stats(self) -> None:
         self.counts[:] = 0
+
+
+def _run_chunks(
+    compiled: list[CompiledLayer], x: np.ndarray, chunk: int
+) -> list[tuple[np.ndarray, list[tuple[int, int, int, int, int]]]]:
+    """_run on x in runs of equal size, at most `chunk` samples each (100 samples, chunk
+    21: five runs of 20, not four of 21 and one of 16)."""
+    runs = max(1, -(-x.shape[0] // chunk))
+    size = max(1, -(-x.shape[0] // runs))
+    return [_run(compiled, x[i : i + size]) for i in range(0, max(x.shape[0], 1), size)]
 
 
 def _run(
