@@ -22,11 +22,13 @@ from akida_rt.native import _kernels
 F32_EXACT = 2**24
 F64_EXACT = 2**53
 I64_LIMIT = 2**62
-# Samples run through all layers together: their largest work buffer (_buffer_bytes) stays
-# about this size, so the im2col patches and activations one layer writes are still in
-# cache when its product and the next layer read them (digits CNN at batch 100, in one run:
-# 20-25 samples a run 1.3x faster than all 100 at once, 10 to 25 alike).
-CHUNK_BYTES = 6 << 20
+# Samples run through all layers together: their largest work buffer (_buffer_bytes, in
+# float64 terms) stays about this size, so the im2col patches and activations one layer
+# writes are still in this core's cache when its product and the next layer read them.
+# Digits CNN at batch 100, one thread, interleaved in one run (benchmarks/engine_batch.py):
+# runs of 6 to 14 samples took 10.7-11.0 ms of CPU, 21 samples 11.3, all 100 at once 20.1
+# on a loaded machine (another process evicts a big buffer from the shared L3).
+CHUNK_BYTES = 3 << 20
 
 
 @dataclass
