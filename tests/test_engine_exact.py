@@ -230,3 +230,20 @@ def test_a_forked_child_splits_big_batches_on_its_own_helper(monkeypatch) -> Non
         if proc.is_alive():
             proc.kill()
     assert np.array_equal(got, expected)
+
+
+def test_the_potential_clip_runs_only_where_it_can_change_a_value() -> None:
+    """Rule 2b's clip is skipped when the accumulator bound lies inside the potential_bits
+    range (the digits CNN's 20 bits: the outputs are the int64 reference's, which has no
+    clip), and kept, with its effect, when it does not (akida's saturation itself is
+    checked by test_metatf_conformance's probes)."""
+    model = zoo.digits_cnn(seed=0)
+    layer = model.layers[1]
+    layer.potential_bits = 20
+    assert accumulator_bound(layer)[0] < 2**19 - 1 and not compile_layer(layer).saturates
+    x = np.random.default_rng(2).integers(0, 256, (4, *model.input_shape), np.uint8)
+    wide = model.forward(x)
+    np.testing.assert_array_equal(wide.astype(np.int64), reference_forward(model.layers, x))
+    layer.potential_bits = 8  # bound > 127: positions saturate, and the outputs change
+    assert compile_layer(layer).saturates
+    assert not np.array_equal(model.forward(x), wide)

@@ -100,6 +100,9 @@ class CompiledLayer:
     pool_hw: tuple[int, int] = (1, 1)  # max pooling output
     macs: int = 0  # per sample
     fan_out: int = 0  # synapses an input event reaches
+    # whether rule 2b's clip of each position can change a value: not when the accumulator
+    # bound already lies inside the potential_bits range (the clip was 2% of a run)
+    saturates: bool = True
 
 
 def compile_layer(layer: Layer) -> CompiledLayer:
@@ -143,6 +146,8 @@ def compile_layer(layer: Layer) -> CompiledLayer:
         compiled.pool_pad = ((pt, pb), (pl, pr))
         compiled.pool_hw = layer.output_shape[:2]
     compiled.macs = _macs(layer, 1)
+    bits = layer.potential_bits
+    compiled.saturates = bool(bits) and bound > 2 ** (bits - 1) - 1
     compiled.fan_out = layer.fan_out
     if layer.activation:
         compiled.act_top = float(2**layer.activation_bits - 1)
@@ -255,7 +260,7 @@ def potentials(c: CompiledLayer, x: np.ndarray) -> tuple[np.ndarray, int]:
             if bits
             else acc.sum(axis=(1, 2), keepdims=True, dtype=np.float64)
         )
-    elif bits:  # rule 2b: every position saturates
+    elif bits and c.saturates:  # rule 2b: every position saturates
         acc.clip(-(2.0 ** (bits - 1)), 2.0 ** (bits - 1) - 1, out=acc)
     return acc, dw_events
 
