@@ -62,7 +62,7 @@ def _steps(compiled: list[integer.CompiledLayer], x: np.ndarray, times: dict) ->
             rows = acc.reshape(-1, c.bias.shape[0])
             timed((name, "bias"), np.add, rows, c.bias, rows)
         bits = layer.potential_bits
-        if bits and layer.pooling is not Pooling.GlobalAvg:
+        if bits and c.saturates and layer.pooling is not Pooling.GlobalAvg:
             lo, hi = -(2.0 ** (bits - 1)), 2.0 ** (bits - 1) - 1
             timed((name, "clip"), acc.clip, lo, hi, acc)
         if layer.pooling is Pooling.Max:
