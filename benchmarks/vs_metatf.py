@@ -7,7 +7,8 @@ conv 64 -> dense 10) is built with akida's layer API (random weights, thresholds
 calibrated on real scikit-learn digits), imported with akida_rt.tools.metatf, and both run
 the same real digits (32x32) at batch 100 and batch 1. Each round times akida, akida_rt
 with its thread policy (a big batch split over a spare core) and akida_rt on one thread,
-one after the other, so load changes hit all three alike; the table gives the median samples/s and the median of the
+one after the other (each round starting with the next), so load changes hit all
+three alike; the table gives the median samples/s and the median of the
 per-round ratios. --busy runs a CPU-bound process on the machine during the measurement.
 """
 
@@ -71,9 +72,10 @@ def measure(rounds: int) -> dict[str, dict[str, float]]:
         for fn in runs.values():
             fn(x)  # warm up
         rates: dict[str, list[float]] = {k: [] for k in runs}
-        for _ in range(rounds):
-            for name, fn in runs.items():
-                rates[name].append(_rate(fn, x, 0.3))
+        names = list(runs)
+        for r in range(rounds):  # each round starts with the next: none always follows akida
+            for name in names[r % len(names) :] + names[: r % len(names)]:
+                rates[name].append(_rate(runs[name], x, 0.3))
         row = {k: statistics.median(v) for k, v in rates.items()}
         row["ratio"] = statistics.median(
             a / b for a, b in zip(rates["akida_rt"], rates["akida"], strict=True)
