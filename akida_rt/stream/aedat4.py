@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from akida_rt.errors import EventFileError
+from akida_rt.limits import DV_CHILD_BYTES, cap_address_space
 from akida_rt.stream.events import (
     DEFAULT_CHUNK,
     EVENT_DTYPE,
@@ -144,6 +145,7 @@ def _serve(path: str) -> int:
     read = 0
     try:
         dv = _dv()
+        cap_address_space(DV_CHILD_BYTES)  # a runaway decode fails here, not the machine
         try:
             rec = dv.io.MonoCameraRecording(path)
         except RuntimeError as exc:
