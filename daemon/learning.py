@@ -51,8 +51,16 @@ class LearnedStates:
         blob = self.ctl.store.get(key.owner, state_key(key.content_hash, slot.id))
         if blob is None:
             return
-        msg = learning.decode_state(blob, "stored learned state")
-        learning.apply_state(model, msg, key.content_hash, "stored learned state")
+        try:
+            msg = learning.decode_state(blob, "stored learned state")
+            learning.apply_state(model, msg, key.content_hash, "stored learned state")
+        except LearningError as exc:  # the owner can still serve, reset or learn anew
+            log.warning(
+                "not restoring the stored learned state of %s on %s for uid %d: %s; the "
+                "program serves its own state until a fit or reset replaces it",
+                key.content_hash[:12], slot.id, key.owner, exc,
+            )  # fmt: skip
+            return
         log.info(
             "restored learned state of %s on %s for uid %d (%d samples)",
             key.content_hash[:12], slot.id, key.owner, msg.learning.samples,
