@@ -212,10 +212,6 @@ class SimChip:
         with self._lock:
             self._faults[kind] = self._faults.get(kind, 0) + count
 
-    def clear_faults(self) -> None:
-        with self._lock:
-            self._faults.clear()
-
     def _take_fault(self, kind: str) -> bool:
         with self._lock:
             left = self._faults.get(kind, 0)

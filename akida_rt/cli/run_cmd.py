@@ -124,10 +124,8 @@ def _local(model: Any, args: argparse.Namespace, x: np.ndarray) -> dict[str, Any
         y, timing = run_frames(model.forward, x, args)
         stats = model.statistics
     info = device.describe()
-    from akida_rt.learning.edge import describe
-
     return {"via": "in-process", "device": info, "y": y, "timing": timing, "statistics": stats,
-            "learning": describe(model)}  # fmt: skip
+            "learning": model.learning_info()}  # fmt: skip
 
 
 def _daemon(model: Any, args: argparse.Namespace, x: np.ndarray, client: Any) -> dict[str, Any]:
