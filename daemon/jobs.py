@@ -20,6 +20,7 @@ import numpy as np
 
 from akida_rt.errors import AkidaError, DaemonError, ErrorKind
 
+from .budgets import Budgets, Kind
 from .devices import ProgramKey
 
 Result = np.ndarray | AkidaError
@@ -37,6 +38,7 @@ class JobOwner(Protocol):
 
     jobs: set[Job]
     queued_bytes: int
+    uid: int
 
 
 _LOCK = threading.Lock()  # held for a few assignments per settle: one for every job
@@ -64,6 +66,7 @@ class Job:
     enqueued: float = field(default_factory=time.monotonic)
     owner: JobOwner | None = None
     on_settled: Callable[[Job, Result], None] | None = None
+    budgets: Budgets | None = None  # the owner's uid's queued-input budget
     attempts: int = 0
     state: JobState = JobState.WAITING
     device: str = ""
@@ -90,6 +93,8 @@ class Job:
             with _LOCK:
                 self.owner.jobs.add(self)
                 self.owner.queued_bytes += self.x.nbytes
+                if self.budgets is not None:
+                    self.budgets.add(Kind.QUEUED, self.owner.uid, self.x.nbytes)
         self._timer = loop.call_later(timeout, self._expire)
 
     def _expire(self) -> None:
@@ -104,8 +109,7 @@ class Job:
             if self.state is not JobState.WAITING:
                 return False
             self.state = JobState.ANSWERING
-            if self.owner is not None:
-                self.owner.queued_bytes -= self.x.nbytes
+            self._unqueue()
         try:
             self.reply(self, result)  # the answer first: the bookkeeping can wait
         finally:
@@ -123,11 +127,18 @@ class Job:
             if self.state is not JobState.WAITING:
                 return False
             self.state = JobState.DROPPED
+            self._unqueue()
             if self.owner is not None:
-                self.owner.queued_bytes -= self.x.nbytes
                 self.owner.jobs.discard(self)
         self._on_loop(self._disarm)
         return True
+
+    def _unqueue(self) -> None:
+        """Its inputs leave the owner's books (under _LOCK)."""
+        if self.owner is not None:
+            self.owner.queued_bytes -= self.x.nbytes
+            if self.budgets is not None:
+                self.budgets.sub(Kind.QUEUED, self.owner.uid, self.x.nbytes)
 
     def _after(self, result: Result) -> None:
         self._disarm()
