@@ -82,7 +82,7 @@ def test_idle_tcp_connections_cannot_lock_tenants_out(remote, pki) -> None:
     _, url, port = remote
     idle = [socket.create_connection(("127.0.0.1", port)) for _ in range(1000)]
     served = 0
-    for round_ in range(5):
+    for _ in range(5):
         with _client(url, pki, "alice") as c:
             served += c.hello is not None and c.hello.uid == TENANTS["alice"]
         for s in idle[:200]:  # the attacker refreshes a fifth of its connections
