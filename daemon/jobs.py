@@ -14,7 +14,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -28,6 +28,7 @@ Result = np.ndarray | AkidaError
 
 class JobState(enum.Enum):
     WAITING = "waiting"  # queued or running on a device
+    COMMITTING = "committing"  # work that changes state (a fit) is keeping its result
     ANSWERING = "answering"  # settled: its answer is being written
     ANSWERED = "answered"
     DROPPED = "dropped"  # its client left, or it was taken back: never answered
@@ -67,6 +68,9 @@ class Job:
     owner: JobOwner | None = None
     on_settled: Callable[[Job, Result], None] | None = None
     budgets: Budgets | None = None  # the owner's uid's queued-input budget
+    # Device work instead of a forward (a fit): work(slot, job) on the device's worker,
+    # alone in its batch; its value or error answers the job.
+    work: Callable[[Any, Job], Any] | None = None
     attempts: int = 0
     state: JobState = JobState.WAITING
     device: str = ""
@@ -102,11 +106,23 @@ class Job:
             DaemonError(f"no result within {self._timeout:g} s", ErrorKind.DEADLINE_EXCEEDED)
         )
 
-    def settle(self, result: Result) -> bool:
-        """Answer with `result` unless the job was settled or dropped already; True when
-        this call answered it. Any thread."""
+    def commit(self) -> bool:
+        """Work that changes state claims the job before it keeps its result: False when
+        the deadline (or the client leaving) settled it first, and the work must undo
+        what it did. After True, only `settle(..., claimed=True)` answers it."""
         with _LOCK:
             if self.state is not JobState.WAITING:
+                return False
+            self.state = JobState.COMMITTING
+            return True
+
+    def settle(self, result: Any, *, claimed: bool = False) -> bool:
+        """Answer with `result` (a Result, or the value of `work`) unless the job was
+        settled or dropped already; True when this call answered it. Any thread.
+        `claimed`: the caller is the work that committed it."""
+        with _LOCK:
+            may = (JobState.WAITING, JobState.COMMITTING) if claimed else (JobState.WAITING,)
+            if self.state not in may:
                 return False
             self.state = JobState.ANSWERING
             self._unqueue()

@@ -116,12 +116,20 @@ class DeviceQueue:
         if not order:
             return []
         first = self.fifos[order[0]][0]
+        if first.work is not None:  # device work (a fit) runs alone
+            self.fifos[order[0]].popleft()
+            self.frames -= first.frames
+            self.passes[order[0]] += first.frames / weights.get(order[0], 1.0)
+            self.vtime = min(
+                (self.passes[c] for c, f in self.fifos.items() if f), default=self.vtime
+            )
+            return [first]
         group = (first.key, first.predict)
         batch: list[Job] = []
         frames = 0
         for client in order:
             fifo = self.fifos[client]
-            while fifo and (fifo[0].key, fifo[0].predict) == group:
+            while fifo and fifo[0].work is None and (fifo[0].key, fifo[0].predict) == group:
                 job = fifo[0]
                 if batch and frames + job.frames > max_frames:
                     break
@@ -326,6 +334,9 @@ class Scheduler:
 
     def _run(self, slot: DeviceSlot, batch: list[Job]) -> None:
         first = batch[0]
+        if first.work is not None:
+            self._run_work(slot, first)
+            return
         began = time.monotonic()
         start = time.perf_counter()
         try:
@@ -350,6 +361,26 @@ class Scheduler:
         _deliver(batch, outputs)
         slot.meter.busy_s += elapsed
         slot.meter.record(frames, elapsed)
+
+    def _run_work(self, slot: DeviceSlot, job: Job) -> None:
+        """Device work queued like inference (a fit): its value or error answers it."""
+        assert job.work is not None
+        began = time.monotonic()
+        start = time.perf_counter()
+        value: Any
+        try:
+            value = job.work(slot, job)
+        except AkidaError as exc:
+            value = exc
+        except Exception as exc:  # a bug fails the work, never the worker
+            log.exception("device %s work error", slot.id)
+            value = DaemonError(f"{type(exc).__name__}: {exc}", ErrorKind.INTERNAL)
+        finally:
+            self._release(slot)
+        job.device, job.batch_frames = slot.id, job.frames
+        job.run_s, job.queue_s = time.perf_counter() - start, began - job.enqueued
+        slot.meter.busy_s += job.run_s
+        job.settle(value, claimed=True)
 
     def _failed(self, slot: DeviceSlot, batch: list[Job], exc: AkidaError) -> None:
         """A run on `slot` raised: recover the device and run the batch again where that
