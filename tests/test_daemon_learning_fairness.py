@@ -61,27 +61,31 @@ def test_fits_wait_their_turn_behind_a_priority_client(tmp_path) -> None:
 
 
 def test_a_fit_past_max_fit_frames_is_refused_in_one_line(tmp_path) -> None:
-    with Akidad(tmp_path, "--config", str(_config(tmp_path))) as daemon:
-        with Client(daemon.socket, timeout=20) as c:
-            remote = c.load(learnable_cnn(seed=3))
-            n = FIT_FRAMES + 1
-            with pytest.raises(RemoteError, match="max_fit_frames") as err:
-                remote.fit(images(1, n), np.arange(n) % 4)
-            assert "\n" not in str(err.value)
-            assert remote.learned_state()[0]["samples"] == 0
+    with (
+        Akidad(tmp_path, "--config", str(_config(tmp_path))) as daemon,
+        Client(daemon.socket, timeout=20) as c,
+    ):
+        remote = c.load(learnable_cnn(seed=3))
+        n = FIT_FRAMES + 1
+        with pytest.raises(RemoteError, match="max_fit_frames") as err:
+            remote.fit(images(1, n), np.arange(n) % 4)
+        assert "\n" not in str(err.value)
+        assert remote.learned_state()[0]["samples"] == 0
 
 
 def test_a_fit_past_its_deadline_learns_nothing(tmp_path) -> None:
-    with Akidad(tmp_path, "--config", str(_config(tmp_path))) as daemon:
-        with Client(daemon.socket, timeout=20) as c:
-            remote = c.load(learnable_cnn(seed=3))
-            x, labels = images(2, FIT_FRAMES), np.arange(FIT_FRAMES) % 4
-            with pytest.raises(RemoteError, match="DEADLINE_EXCEEDED"):
-                remote.fit(x, labels, timeout=0.002)
-            time.sleep(1.0)  # the fit may still have been running: it kept nothing
-            assert remote.learned_state()[0]["samples"] == 0
-            remote.fit(x[:4], labels[:4])
-            assert remote.learned_state()[0]["samples"] == 4
+    with (
+        Akidad(tmp_path, "--config", str(_config(tmp_path))) as daemon,
+        Client(daemon.socket, timeout=20) as c,
+    ):
+        remote = c.load(learnable_cnn(seed=3))
+        x, labels = images(2, FIT_FRAMES), np.arange(FIT_FRAMES) % 4
+        with pytest.raises(RemoteError, match="DEADLINE_EXCEEDED"):
+            remote.fit(x, labels, timeout=0.002)
+        time.sleep(1.0)  # the fit may still have been running: it kept nothing
+        assert remote.learned_state()[0]["samples"] == 0
+        remote.fit(x[:4], labels[:4])
+        assert remote.learned_state()[0]["samples"] == 4
 
 
 def _config(tmp_path):
