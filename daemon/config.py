@@ -54,8 +54,8 @@ class Config:
     max_write_buffer_total: int = 512 << 20  # and of everyone
     max_queued_bytes_per_uid: int = 512 << 20  # queued inputs of one uid
     max_queued_bytes_total: int = 2 << 30  # and of everyone
-    max_memfd_bytes_per_uid: int = 1 << 30  # memfds mapped for one uid's requests
-    max_memfd_bytes_total: int = 4 << 30  # and for everyone's
+    max_memfd_bytes_per_uid: int = 512 << 20  # memfds mapped for one uid's requests
+    max_memfd_bytes_total: int = 2 << 30  # and for everyone's
     max_fit_frames: int = 1024  # samples of one fit
     max_connections: int = 1000
     max_connections_per_uid: int = 64

@@ -42,6 +42,9 @@ class JobOwner(Protocol):
     uid: int
 
 
+# A request of more frames runs a chunk at a time, going back to its queue between chunks:
+# others wait for one chunk, not for millions of frames (128 MiB of 6x6 images)
+RUN_CHUNK_FRAMES = 4096
 _LOCK = threading.Lock()  # held for a few assignments per settle: one for every job
 
 
@@ -71,6 +74,8 @@ class Job:
     # Device work instead of a forward (a fit): work(slot, job) on the device's worker,
     # alone in its batch; its value or error answers the job.
     work: Callable[[Any, Job], Any] | None = None
+    offset: int = 0  # frames run so far, when it runs in chunks (scheduler.RUN_CHUNK_FRAMES)
+    parts: list[np.ndarray] = field(default_factory=list)  # and their outputs
     attempts: int = 0
     state: JobState = JobState.WAITING
     device: str = ""
@@ -84,6 +89,16 @@ class Job:
     @property
     def frames(self) -> int:
         return int(self.x.shape[0])
+
+    @property
+    def pending(self) -> int:
+        """Frames not run yet."""
+        return self.frames - self.offset
+
+    @property
+    def chunked(self) -> bool:
+        """Runs a chunk at a time (more frames than one chunk, or some run already)."""
+        return self.work is None and (self.offset > 0 or self.frames > RUN_CHUNK_FRAMES)
 
     @property
     def cancelled(self) -> bool:

@@ -252,8 +252,8 @@ class Connection:
 
     def map(self, fd: int, need: int, limit: int) -> mmap.mmap:
         """Map a request's sealed memfd within the uid's memfd budget."""
-        size = os.fstat(fd).st_size
-        if why := self.budgets.over(Kind.MEMFD, self.uid, size):
+        size = os.fstat(fd).st_size  # one over the limit: map_sealed says so, unmapped
+        if size <= limit and (why := self.budgets.over(Kind.MEMFD, self.uid, size)):
             raise DaemonError(f"{why}; read answers before sending more",
                               ErrorKind.TOO_MANY_REQUESTS)  # fmt: skip
         shm = ipc.map_sealed(fd, need, limit)

@@ -96,9 +96,9 @@ SETTINGS: tuple[Setting, ...] = (
            "requests; past it TOO_MANY_REQUESTS"),
     _limit("max_queued_bytes_total", 2 << 30, "the inputs of every unanswered request; past "
            "it TOO_MANY_REQUESTS for the uid holding the most"),
-    _limit("max_memfd_bytes_per_uid", 1 << 30, "memfds of one uid mapped for its unanswered "
+    _limit("max_memfd_bytes_per_uid", 512 << 20, "memfds of one uid mapped for its unanswered "
            "requests; past it TOO_MANY_REQUESTS"),
-    _limit("max_memfd_bytes_total", 4 << 30, "memfds mapped for every client together"),
+    _limit("max_memfd_bytes_total", 2 << 30, "memfds mapped for every client together"),
     _limit("max_fit_frames", 1024, "samples of one fit; past it BAD_INPUT (split the fit)"),
     _limit("max_connections", 1000, "connections; new ones get QUOTA_EXCEEDED and are closed"),
     _limit("max_connections_per_uid", 64, "connections of one uid; the same"),
