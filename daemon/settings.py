@@ -84,7 +84,7 @@ SETTINGS: tuple[Setting, ...] = (
     _limit("max_write_buffer", 16 << 20, "unsent answers of one client; past it akidad stops "
            "reading that client until they drain"),
     _limit("max_read_buffer_total", 256 << 20, "partial frames of every client together; "
-           "the connection that would pass it gets BAD_FRAME and is closed"),
+           "past it the uid holding the most loses its largest partial frame (BAD_FRAME)"),
     _limit("max_read_buffer_per_uid", 96 << 20, "partial frames of one uid's connections; "
            "the connection that would pass it gets BAD_FRAME and is closed"),
     Setting("partial_frame_timeout_s", float, 10.0, True, "a partial frame that gets no byte "
