@@ -268,9 +268,6 @@ def build_parser() -> argparse.ArgumentParser:
             default = f" (default {s.default_text or shown(s.default)})"
             p.add_argument(s.option, dest=s.name, type=kind, help=s.meaning + default,
                            metavar=s.option[2:].upper().replace("-", "_"))  # fmt: skip
-    p.add_argument("--tenant-dir", type=Path, metavar="DIR",
-                   help="also listen in each tenant folder of DIR (the Kubernetes device "
-                        "plugin's shares): its clients are the folder's tenant uid")  # fmt: skip
     return p
 
 
@@ -309,7 +306,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         want = 65536 if hard == resource.RLIM_INFINITY else min(hard, 65536)
         resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, want), hard))
     try:
-        status = asyncio.Runner().run(Daemon(config, args.tenant_dir).run())
+        tenants = Path(config.tenant_dir) if config.tenant_dir else None
+        status = asyncio.Runner().run(Daemon(config, tenants).run())
     except AkidaError as exc:
         log.error("%s", exc)
         status = 1

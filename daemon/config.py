@@ -79,6 +79,8 @@ class Config:
     tls_tenants: dict[str, int] = field(default_factory=dict)
     max_handshakes: int = 256  # TLS handshakes in progress
     max_handshakes_per_address: int = 8  # and from one address
+    # Also listen in each tenant folder of this directory (the device plugin's shares).
+    tenant_dir: str = ""
     generation: int = 0
 
 

@@ -129,6 +129,9 @@ SETTINGS: tuple[Setting, ...] = (
            "slot); past it the address with the most gives up its oldest"),
     _limit("max_handshakes_per_address", 8, "TLS handshakes in progress from one address; "
            "past it that address's oldest is closed"),
+    Setting("tenant_dir", str, "", False, "also listen in each tenant folder of this "
+            "directory (the Kubernetes device plugin's shares): its clients are the folder's "
+            "tenant uid", option="--tenant-dir", default_text="off"),
 )  # fmt: skip
 BY_NAME = {s.name: s for s in SETTINGS}
 RELOADABLE = tuple(s.name for s in SETTINGS if s.reloadable)

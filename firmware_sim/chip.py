@@ -212,6 +212,11 @@ class SimChip:
         with self._lock:
             self._faults[kind] = self._faults.get(kind, 0) + count
 
+    def clear_faults(self) -> None:
+        """Drop every injected fault (the control socket's recover)."""
+        with self._lock:
+            self._faults.clear()
+
     def _take_fault(self, kind: str) -> bool:
         with self._lock:
             left = self._faults.get(kind, 0)

@@ -137,6 +137,9 @@ TYPING_CIRCLES_KNOWN = [
     ["akida_rt.driver.device", "akida_rt.driver.device_learning"],
     ["akida_rt.firmware_sim.chip", "akida_rt.firmware_sim.firmware",
      "akida_rt.firmware_sim.learning_unit"],
+    # The AKD1000 chip's parts name the chip type they are handed.
+    ["akida_rt.firmware_sim.akd1000_chip", "akida_rt.firmware_sim.inference_dma",
+     "akida_rt.firmware_sim.learning_step", "akida_rt.firmware_sim.sim_registers"],
 ]  # fmt: skip
 
 

@@ -406,7 +406,7 @@ _INPUT_DATA_RULES: tuple[_Rule, ...] = (
 )  # fmt: skip
 _COMPUTING_RULES: tuple[_Rule, ...] = (
     (lambda a: bool(a.layer.potential_bits)
-        and not MIN_POTENTIAL_BITS <= a.layer.potential_bits <= 62,
+     and not MIN_POTENTIAL_BITS <= a.layer.potential_bits <= 62,
      lambda a: f"potential_bits {a.layer.potential_bits}; 0 (no saturation) or "
                f"{MIN_POTENTIAL_BITS} to 62"),
     (lambda a: a.layer.stride < 1 or a.layer.kernel_size < 1 or a.layer.filters < 1,

@@ -17,10 +17,18 @@ from typing import BinaryIO
 import numpy as np
 
 from akida_rt.errors import EventFileError
-from akida_rt.stream.events import DEFAULT_CHUNK, OnError, ScanProgress, SensorInfo, TimeGuard
+from akida_rt.stream.events import (
+    DEFAULT_CHUNK,
+    EVENT_DTYPE,
+    OnError,
+    ScanProgress,
+    SensorInfo,
+    TimeGuard,
+)
 
 log = logging.getLogger(__name__)
 MAX_HEADER = 1 << 20  # a header this long is not a header
+INT64_MIN = -(1 << 63)
 
 
 def read_header(f: BinaryIO, path: str) -> tuple[dict[str, str], int]:
@@ -52,23 +60,73 @@ def sensor_info(fields: dict[str, str], path: str) -> SensorInfo:
         name, *opts = fields["format"].split(";")
         fmt = fmt or name.strip().upper()
         kv = dict(o.split("=", 1) for o in opts if "=" in o)
-        width, height = int(kv.get("width", 0) or 0), int(kv.get("height", 0) or 0)
+        width, height = _size(kv, "width", path), _size(kv, "height", path)
     if m := re.fullmatch(r"(\d+)x(\d+)", fields.get("geometry", "")):
         width, height = int(m[1]), int(m[2])
-    width = width or int(fields.get("width", "0") or 0)
-    height = height or int(fields.get("height", "0") or 0)
+    width = width or _size(fields, "width", path)
+    height = height or _size(fields, "height", path)
     if fmt not in ("EVT2", "EVT3"):
         what = f"format {fmt}" if fmt else "no event format"
         raise EventFileError(path, 0, f"the RAW header names {what}; EVT2 and EVT3 are supported")
     return SensorInfo(width, height, fmt)
 
 
-Decoder = Callable[[np.ndarray, int], tuple[np.ndarray, np.ndarray]]
+def _size(fields: dict[str, str], key: str, path: str) -> int:
+    """A header's width or height (0 when absent); EventFileError when not a number."""
+    value = fields.get(key, "").strip() or "0"
+    if not value.isascii() or not value.isdigit():
+        raise EventFileError(path, 0, f"the RAW header's {key} {value!r} is not a number")
+    return int(value)
+
+
+class Decoder:
+    """One of akida_rt.native._kernels' EVT decoders and the state it carries from run to run
+    (evt2.Evt2Decoder, evt3.Evt3Decoder; tests/native_reference.py keeps their numpy
+    forms)."""
+
+    kernel: Callable[..., tuple[np.ndarray, np.ndarray | None, int, int, bool]]
+    state_size = 1
+    name, type_shift = "", 0  # the format's name, the bit where a word's type starts
+
+    def __init__(self, reader: RawReader) -> None:
+        self.reader = reader
+        self.state = np.zeros(self.state_size, np.int64)
+        self.word_bytes = (self.type_shift + 4) // 8
+
+    def __call__(self, w: np.ndarray, first_offset: int) -> tuple[np.ndarray, np.ndarray]:
+        """The events of `w` and their words' byte offsets; each unknown word is reported
+        to the reader."""
+        ev, offsets, unknown, i, _ = self.kernel(
+            w, self.state, EVENT_DTYPE, first_offset, 0, 0, INT64_MIN, True
+        )
+        if unknown:
+            word = int(w[i])
+            self.reader.bad(first_offset + self.word_bytes * i,
+                            f"unknown {self.name} word 0x{word:0{2 * self.word_bytes}x} "
+                            f"(type 0x{word >> self.type_shift:x})", unknown)  # fmt: skip
+        assert offsets is not None
+        return ev, offsets
+
+    def clean(
+        self, w: np.ndarray, first_offset: int, width: int, height: int, last: int
+    ) -> np.ndarray | None:
+        """The events of `w` when nothing in them needs the reader's attention (no unknown
+        word, every event inside a width x height sensor, no time before `last` or going
+        back); otherwise None, the state as it was."""
+        saved = self.state.copy()
+        ev, _, _, _, ok = self.kernel(
+            w, self.state, EVENT_DTYPE, first_offset, width, height, last, False
+        )
+        if ok:
+            return ev
+        self.state[:] = saved
+        return None
 
 
 class RawReader:
-    """Reads a RAW file in chunks of whole words through a stateful `decode(words,
-    first_offset) -> (events, byte offsets)` (evt2.Evt2Decoder, evt3.Evt3Decoder)."""
+    """Reads a RAW file in chunks of whole words through a stateful Decoder: each chunk's
+    events in one kernel call when they are clean, else decoded again with each event's
+    byte offset for the checks that name it (unknown words, sensor, time order)."""
 
     def __init__(
         self,
@@ -113,9 +171,15 @@ class RawReader:
             whole = len(block) - len(block) % size
             if whole < len(block):
                 self.bad(offset + whole, f"the file ends inside a {size}-byte word (truncated)")
-            ev, offsets = self.decode(np.frombuffer(block, self.word, whole // size), offset)
-            ev, offsets = self._in_sensor(ev, offsets)
-            ev = self.guard.check(ev, offsets)
+            words = np.frombuffer(block, self.word, whole // size)
+            w, h = self.sensor.width, self.sensor.height
+            ev = self.decode.clean(words, offset, w, h, self.guard.last)
+            if ev is None:
+                ev, offsets = self.decode(words, offset)
+                ev, offsets = self._in_sensor(ev, offsets)
+                ev = self.guard.check(ev, offsets)
+            elif len(ev):
+                self.guard.last = int(ev["t"][-1])
             offset += len(block)
             progress.read(offset, len(ev))
             if len(ev):
