@@ -24,6 +24,7 @@ from akida_rt.learning import edge as learning
 from akida_rt.model.model import Model
 from akida_rt.wire.proto import daemon_pb2 as dpb
 
+from .budgets import Budgets
 from .config import Config
 from .devices import DeviceManager, DeviceSlot, ProgramKey
 from .jobs import Job
@@ -48,8 +49,11 @@ class LearningHost(Protocol):
     scheduler: Scheduler
     store: StateStore
     sessions: dict[int, Session]
+    budgets: Budgets
 
     def check_open(self) -> None: ...
+
+    def check_queued(self, client: Client, nbytes: int) -> None: ...
 
     def session_of(self, client: Client, session_id: int) -> Session: ...
 

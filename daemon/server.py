@@ -86,7 +86,8 @@ class Connection:
     def drain_tls(self) -> None:
         """Read again soon if OpenSSL holds decrypted bytes: the selector cannot see them,
         and the rest of a frame may be there."""
-        if self.tls and self.reading and not self.closed and self.sock.pending():
+        sock = self.sock
+        if isinstance(sock, ssl.SSLSocket) and self.reading and not self.closed and sock.pending():
             self.loop.call_soon(self.read_pending)
 
     def read_pending(self) -> None:

@@ -129,7 +129,8 @@ class AkidaDevicePlugin(pb_grpc.DevicePluginServicer):
         for want in request.container_requests:
             # linear in the ids offered: one pass to rank, a dict keeps the order
             chosen = dict.fromkeys(want.must_include_deviceIDs)
-            healthy, others = [], []
+            healthy: list[str] = []
+            others: list[str] = []
             for ident in sorted(set(want.available_deviceIDs)):
                 item = self.inventory.board(board_of(ident))
                 (healthy if item is not None and item.health == HEALTHY else others).append(ident)
