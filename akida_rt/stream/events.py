@@ -62,10 +62,11 @@ def empty(n: int = 0) -> np.ndarray:
 
 
 def make_events(t: Any, x: Any, y: Any, p: Any) -> np.ndarray:
-    """An EVENT_DTYPE array from four equally long columns."""
+    """An EVENT_DTYPE array from four equally long columns; a polarity above 0 is ON (1),
+    any other (0, -1, False) OFF (0)."""
     t = np.asarray(t)
     out = empty(len(t))
-    out["t"], out["x"], out["y"], out["p"] = t, x, y, np.asarray(p) != 0
+    out["t"], out["x"], out["y"], out["p"] = t, x, y, np.asarray(p) > 0
     return out
 
 

@@ -3,7 +3,11 @@
 A RAW file is an ASCII header of lines starting with "% " (ended by "% end", or by the
 first line that does not start with "%"), then little-endian EVT words. The header
 names the format ("% evt 3.0", or "% format EVT3;height=720;width=1280") and usually
-the geometry ("% geometry 1280x720").
+the geometry ("% geometry 1280x720"); "% t0 T" (faery's zero_t0) says the words' times
+are relative to T microseconds, which the reader adds back. A file with no header at all
+takes its format from the caller (the suffix: .evt2, .evt3).
+EVT2's time is 34 bits (wrapping after about 4.8 hours): a time that drops by more than
+half the range is a wrap, not corruption, and the reader carries the epoch on.
 """
 
 from __future__ import annotations
@@ -50,24 +54,29 @@ def read_header(f: BinaryIO, path: str) -> tuple[dict[str, str], int]:
     return fields, pos
 
 
-def sensor_info(fields: dict[str, str], path: str) -> SensorInfo:
-    """Format and geometry from a header; EventFileError when it names no EVT format."""
-    fmt = ""
+def sensor_info(fields: dict[str, str], path: str, fmt: str = "") -> SensorInfo:
+    """Format and geometry from a header (`fmt`: the format when the header names none);
+    EventFileError when neither names an EVT format."""
+    named = ""
     if "evt" in fields:
-        fmt = {"2.0": "EVT2", "3.0": "EVT3"}.get(fields["evt"], "EVT" + fields["evt"])
+        named = {"2.0": "EVT2", "2.1": "EVT2.1", "3.0": "EVT3"}.get(
+            fields["evt"], "EVT" + fields["evt"]
+        )
     width = height = 0
     if "format" in fields:
         name, *opts = fields["format"].split(";")
-        fmt = fmt or name.strip().upper()
+        named = named or {"EVT21": "EVT2.1"}.get(name.strip().upper(), name.strip().upper())
         kv = dict(o.split("=", 1) for o in opts if "=" in o)
         width, height = _size(kv, "width", path), _size(kv, "height", path)
     if m := re.fullmatch(r"(\d+)x(\d+)", fields.get("geometry", "")):
         width, height = int(m[1]), int(m[2])
     width = width or _size(fields, "width", path)
     height = height or _size(fields, "height", path)
-    if fmt not in ("EVT2", "EVT3"):
+    fmt = named or fmt
+    if fmt not in ("EVT2", "EVT2.1", "EVT3"):
         what = f"format {fmt}" if fmt else "no event format"
-        raise EventFileError(path, 0, f"the RAW header names {what}; EVT2 and EVT3 are supported")
+        raise EventFileError(path, 0, f"the RAW header names {what}; EVT2, EVT2.1 and EVT3 are "
+                             "supported (a file without header: name it .evt2, .evt21 or .evt3)")  # fmt: skip
     return SensorInfo(width, height, fmt)
 
 
@@ -136,6 +145,9 @@ class RawReader:
         *,
         chunk_events: int = DEFAULT_CHUNK,
         on_error: OnError | str = OnError.RAISE,
+        fmt: str = "",
+        sensor: tuple[int, int] | None = None,
+        wrap_bits: int = 0,
     ) -> None:
         self.path = str(path)
         self.on_error = OnError(on_error)
@@ -144,10 +156,16 @@ class RawReader:
         self._f = open(self.path, "rb")  # noqa: SIM115 (closed by close())
         try:
             fields, self.data_start = read_header(self._f, self.path)
-            self.sensor = sensor_info(fields, self.path)
+            self.sensor = sensor_info(fields, self.path, fmt)
+            self.t0 = _size(fields, "t0", self.path)
         except BaseException:
             self._f.close()
             raise
+        if sensor:
+            self.sensor = SensorInfo(sensor[0], sensor[1], self.sensor.format)
+        self.wrap_bits = wrap_bits  # the time's width when it wraps (EVT2: 34), else 0
+        self.epoch = 0  # wraps so far
+        self._triggers: list[np.ndarray] = []
         self.guard = TimeGuard(self.path, self.on_error)
         self.decode = make_decoder(self)
         self.skipped: dict[str, int] = {}
@@ -172,18 +190,60 @@ class RawReader:
             if whole < len(block):
                 self.bad(offset + whole, f"the file ends inside a {size}-byte word (truncated)")
             words = np.frombuffer(block, self.word, whole // size)
+            self._keep_triggers(words)
             w, h = self.sensor.width, self.sensor.height
-            ev = self.decode.clean(words, offset, w, h, self.guard.last)
+            shift = self.t0 + (self.epoch << self.wrap_bits if self.wrap_bits else 0)
+            ev = self.decode.clean(words, offset, w, h, max(self.guard.last - shift, INT64_MIN))
             if ev is None:
                 ev, offsets = self.decode(words, offset)
+                self._unwrap(ev, shift)
                 ev, offsets = self._in_sensor(ev, offsets)
                 ev = self.guard.check(ev, offsets)
             elif len(ev):
+                if shift:
+                    ev["t"] += shift
                 self.guard.last = int(ev["t"][-1])
             offset += len(block)
             progress.read(offset, len(ev))
             if len(ev):
                 yield ev
+
+    def _keep_triggers(self, words: np.ndarray) -> None:
+        """The EXT_TRIGGER events of `words`, from the decoder's state before them."""
+        from akida_rt.stream import triggers
+
+        fmt, state = self.sensor.format, getattr(self.decode, "state", None)
+        if state is None:  # a decoder that keeps no state here (the tests' numpy forms)
+            return
+        if fmt == "EVT3":
+            found = triggers.evt3_triggers(words, state)
+        else:
+            found = triggers.evt2_triggers(words, int(state[0]), fmt == "EVT2.1")
+        if len(found):
+            found["t"] += self.t0 + (self.epoch << self.wrap_bits if self.wrap_bits else 0)
+            self._triggers.append(found)
+
+    def triggers(self) -> np.ndarray:
+        """The external triggers read so far (TRIGGER_DTYPE: t, id, value)."""
+        from akida_rt.stream.triggers import TRIGGER_DTYPE
+
+        return np.concatenate(self._triggers) if self._triggers else np.zeros(0, TRIGGER_DTYPE)
+
+    def _unwrap(self, ev: np.ndarray, shift: int) -> None:
+        """Add `shift` (t0 and the wraps so far) to the times of `ev`, and count a new wrap
+        wherever the time drops by more than half of 2^wrap_bits."""
+        if len(ev) and self.wrap_bits:
+            t = ev["t"]
+            prev = np.empty_like(t)
+            prev[0] = self.guard.last - shift if self.guard.last > INT64_MIN else t[0]
+            prev[1:] = t[:-1]
+            wraps = np.cumsum(t < prev - (1 << (self.wrap_bits - 1)))
+            if wraps[-1]:
+                t += wraps << self.wrap_bits
+                self.epoch += int(wraps[-1])
+                log.info("%s: the %d-bit time wrapped", self.path, self.wrap_bits)
+        if shift and len(ev):
+            ev["t"] += shift
 
     def _in_sensor(self, ev: np.ndarray, offsets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Events inside the sensor the header declares (the others are corrupt)."""
