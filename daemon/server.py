@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from akida_rt.errors import AkidaError, DaemonError, ErrorKind, FrameError
-from akida_rt.wire import ipc, tls
+from akida_rt.wire import ipc
 from akida_rt.wire import tensor_frames as tf
 from akida_rt.wire.proto import daemon_pb2 as dpb
 from akida_rt.wire.status import status_of
@@ -33,6 +33,7 @@ from .budgets import Kind
 from .controller import Client, Controller
 from .jobs import Job, Result
 from .tenant_sockets import tenant_uid
+from .tls_handshakes import Handshakes
 
 log = logging.getLogger(__name__)
 RECV_BYTES = 1 << 18
@@ -40,7 +41,6 @@ MAX_PENDING_FDS = 8  # descriptors received whose frames have not arrived whole 
 MAX_TASKS = 4  # control requests of one connection running at once (load, state, stats)
 ANCILLARY_SPACE = socket.CMSG_SPACE(4 * MAX_PENDING_FDS)
 ACCEPT_BACKOFF_S = 0.1
-HANDSHAKE_S = 10.0  # a TLS client has this long to complete its handshake
 LINGER_S = 1.0  # a turned-away client has this long to read why
 SWEEP_S = 1.0  # how often idle partial frames are looked for
 
@@ -474,10 +474,7 @@ class Server:
         self.loop_thread = threading.get_ident()
         self.budgets = controller.budgets
         self.starved = False  # accept ran out of descriptors
-        # TLS handshakes in progress, oldest first, and by peer address: they hold no
-        # connection slot, so peers without a certificate cannot lock tenants out.
-        self.handshakes: dict[ssl.SSLSocket, str] = {}
-        self.handshakes_from: dict[str, dict[ssl.SSLSocket, None]] = {}
+        self.handshakes = Handshakes(self)  # TLS handshakes in progress
         self.leaving: set[socket.socket] = set()  # turned away, closed after LINGER_S
         self.listeners = [(listener, None), *([tls] if tls else [])]
         for sock, ctx in self.listeners:
@@ -576,66 +573,7 @@ class Server:
             elif len(self.connections) >= self.config.max_connections:
                 sock.close()
             else:
-                self.start_handshake(sock, ctx)
-
-    def start_handshake(self, sock: socket.socket, ctx: ssl.SSLContext) -> None:
-        """Begin a TLS handshake within the handshake caps: a full address gives up its own
-        oldest handshake, a full table that of the address with the most."""
-        cfg = self.config
-        addr = _peer(sock).rpartition(":")[0]
-        mine = self.handshakes_from.get(addr, {})
-        if len(mine) >= cfg.max_handshakes_per_address:
-            self.abandon(next(iter(mine)), "max_handshakes_per_address")
-        if len(self.handshakes) >= cfg.max_handshakes:
-            busiest = max(self.handshakes_from.values(), key=len)
-            self.abandon(next(iter(busiest)), "max_handshakes")
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # no Nagle delay
-        conn = ctx.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
-        self.handshakes[conn] = addr
-        self.handshakes_from.setdefault(addr, {})[conn] = None
-        self.loop.call_later(HANDSHAKE_S, self.abandon, conn, f"over {HANDSHAKE_S:g} s")
-        self.handshake(conn)
-
-    def _handshake_over(self, sock: ssl.SSLSocket) -> None:
-        addr = self.handshakes.pop(sock, None)
-        if addr is not None:
-            mine = self.handshakes_from.get(addr, {})
-            mine.pop(sock, None)
-            if not mine:
-                self.handshakes_from.pop(addr, None)
-
-    def handshake(self, sock: ssl.SSLSocket) -> None:
-        """Drive a TLS handshake from the loop; a peer without a certificate signed (and not
-        revoked) by the CA, or of a tenant not configured, is refused here."""
-        fd = sock.fileno()
-        self.loop.remove_reader(fd)
-        self.loop.remove_writer(fd)
-        try:
-            sock.do_handshake()
-        except ssl.SSLWantReadError:
-            self.loop.add_reader(fd, self.handshake, sock)
-            return
-        except ssl.SSLWantWriteError:
-            self.loop.add_writer(fd, self.handshake, sock)
-            return
-        except (ssl.SSLError, OSError) as exc:
-            log.warning("TLS handshake from %s refused: %s", _peer(sock), exc)
-            self._handshake_over(sock)
-            sock.close()
-            return
-        self._handshake_over(sock)
-        names, problem = tls.tenant_of(sock)
-        tenants = self.config.tls_tenants
-        tenant = next((n for n in names if n in tenants), None)
-        if tenant is None:
-            why = (
-                problem or f"tenant {names[-1] if names else ''!r} is not configured (tls_tenants)"
-            )
-            self.turn_away(sock, f"{why}; refused", dpb.PERMISSION_DENIED)
-            return
-        uid = tenants[tenant]
-        log.info("TLS client %s is tenant %r (uid %d)", _peer(sock), tenant, uid)
-        self.admit(sock, 0, uid, uid)
+                self.handshakes.start(sock, ctx)
 
     def admit_tenant(self, sock: socket.socket, folder: Path) -> None:
         """A client of a tenant socket is the folder's tenant, whatever its own uid."""
@@ -646,15 +584,6 @@ class Server:
         pid, peer_uid, _ = ipc.peer_uid(sock)
         log.info("tenant socket %s: pid %d (uid %d) is tenant uid %d", folder, pid, peer_uid, uid)
         self.admit(sock, pid, uid, uid)
-
-    def abandon(self, sock: ssl.SSLSocket, why: str) -> None:
-        """A handshake still unfinished (after HANDSHAKE_S, or past a cap): hang up."""
-        if sock in self.handshakes:
-            log.warning("TLS handshake from %s unfinished (%s); closed", _peer(sock), why)
-            self._handshake_over(sock)
-            self.loop.remove_reader(sock.fileno())
-            self.loop.remove_writer(sock.fileno())
-            sock.close()
 
     def admit(self, sock: socket.socket, pid: int, uid: int, gid: int) -> None:
         cfg = self.config
@@ -714,12 +643,7 @@ class Server:
                 self.loop.remove_reader(sock.fileno())
                 sock.close()
         self.sweeper.cancel()
-        for pending in list(self.handshakes):
-            self.loop.remove_reader(pending.fileno())
-            self.loop.remove_writer(pending.fileno())
-            pending.close()
-        self.handshakes.clear()
-        self.handshakes_from.clear()
+        self.handshakes.close_all()
         for sock in list(self.leaving):
             self.hang_up(sock)
 
@@ -730,14 +654,6 @@ class Server:
     def idle(self) -> bool:
         """No answer left to send, no control request running."""
         return all(not c.wbuf and not c.tasks for c in self.connections)
-
-
-def _peer(sock: socket.socket) -> str:
-    try:
-        host, port = sock.getpeername()[:2]
-    except OSError:
-        return "a gone peer"
-    return f"{host}:{port}"
 
 
 def _id_of(payload: bytes) -> int:
