@@ -52,7 +52,7 @@ def throughput(runner, frames: np.ndarray, window: int) -> tuple[float, list[flo
     start = time.perf_counter()
     got = list(stream)
     assert len(got) == len(frames)
-    return len(frames) / (time.perf_counter() - start), stream.stats.latencies
+    return len(frames) / (time.perf_counter() - start), list(stream.stats.latencies)
 
 
 def end_to_end(daemon: Akidad, n: int, rounds: int) -> bool:

@@ -48,6 +48,15 @@ class Config:
     max_queued_bytes: int = 512 << 20  # and their inputs, held until answered
     max_write_buffer: int = 16 << 20  # unsent answers of one client: reading pauses above it
     max_read_buffer_total: int = 256 << 20  # partial frames of every client together
+    max_read_buffer_per_uid: int = 96 << 20  # and of one uid's connections
+    partial_frame_timeout_s: float = 10.0  # a partial frame idle this long is dropped
+    max_write_buffer_per_uid: int = 64 << 20  # unsent answers of one uid
+    max_write_buffer_total: int = 512 << 20  # and of everyone
+    max_queued_bytes_per_uid: int = 512 << 20  # queued inputs of one uid
+    max_queued_bytes_total: int = 2 << 30  # and of everyone
+    max_memfd_bytes_per_uid: int = 512 << 20  # memfds mapped for one uid's requests
+    max_memfd_bytes_total: int = 2 << 30  # and for everyone's
+    max_fit_frames: int = 1024  # samples of one fit
     max_connections: int = 1000
     max_connections_per_uid: int = 64
     max_sessions_per_client: int = 64
@@ -68,6 +77,8 @@ class Config:
     # Client certificate common name -> the uid that tenant acts as (sessions, state and
     # limits as for a local uid). A name not listed is refused after the handshake.
     tls_tenants: dict[str, int] = field(default_factory=dict)
+    max_handshakes: int = 256  # TLS handshakes in progress
+    max_handshakes_per_address: int = 8  # and from one address
     # Also listen in each tenant folder of this directory (the device plugin's shares).
     tenant_dir: str = ""
     generation: int = 0

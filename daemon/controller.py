@@ -22,6 +22,7 @@ from akida_rt.format.inputs import check_input
 from akida_rt.mapping.mapper import MapMode, map_layers
 from akida_rt.model.model import Model
 
+from .budgets import Budgets, Kind
 from .config import Config
 from .devices import DeviceManager, ProgramKey
 from .jobs import Job, Result
@@ -52,6 +53,7 @@ class Controller:
         self._next_client = 1
         self._templates: dict[str, Model] = {}
         self._device_stats: dict[str, dict[str, Any]] = {}
+        self.budgets = Budgets(lambda: self.config)
         self.learned = LearnedStates(self)
         manager.prepare_model = self.learned.restore  # learned state before a model serves
 
@@ -218,6 +220,7 @@ class Controller:
                 f"{cfg.max_queued_bytes}); read answers before sending more",
                 ErrorKind.TOO_MANY_REQUESTS,
             )
+        self.check_queued(client, x.nbytes)
         if timeout_ms > cfg.max_timeout_ms:
             raise DaemonError(
                 f"timeout_ms {timeout_ms} is over max_timeout_ms {cfg.max_timeout_ms}"
@@ -236,9 +239,22 @@ class Controller:
         now = time.monotonic()
         job = Job(client.client_id, session.key, session.program, x, predict, session.pinned,
                   now + timeout, lambda job, result: reply(result, job), now, owner=client,
-                  on_settled=books)  # fmt: skip
+                  on_settled=books, budgets=self.budgets)  # fmt: skip
         job.start(asyncio.get_running_loop(), timeout)
         self.scheduler.submit(job)
+
+    def check_queued(self, client: Client, nbytes: int) -> None:
+        """Refuse `nbytes` more queued input of `client`'s uid past its budget, or past the
+        total when that uid holds at least its share of it (TOO_MANY_REQUESTS)."""
+        why = self.budgets.over(Kind.QUEUED, client.uid, nbytes)
+        if not why:
+            return
+        per_uid, total = self.budgets.limits(Kind.QUEUED)
+        mine = self.budgets.used(Kind.QUEUED, client.uid) + nbytes
+        share = total // max(1, self.budgets.holders(Kind.QUEUED))
+        if mine > per_uid or mine > share:
+            raise DaemonError(f"{why}; read answers before sending more",
+                              ErrorKind.TOO_MANY_REQUESTS)  # fmt: skip
 
     # ----------------------------------------------------------------- state
     async def put_state(self, client: Client, key: str, data: bytes) -> None:

@@ -14,12 +14,13 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
 from akida_rt.errors import AkidaError, DaemonError, ErrorKind
 
+from .budgets import Budgets, Kind
 from .devices import ProgramKey
 
 Result = np.ndarray | AkidaError
@@ -27,6 +28,7 @@ Result = np.ndarray | AkidaError
 
 class JobState(enum.Enum):
     WAITING = "waiting"  # queued or running on a device
+    COMMITTING = "committing"  # work that changes state (a fit) is keeping its result
     ANSWERING = "answering"  # settled: its answer is being written
     ANSWERED = "answered"
     DROPPED = "dropped"  # its client left, or it was taken back: never answered
@@ -37,8 +39,12 @@ class JobOwner(Protocol):
 
     jobs: set[Job]
     queued_bytes: int
+    uid: int
 
 
+# A request of more frames runs a chunk at a time, going back to its queue between chunks:
+# others wait for one chunk, not for millions of frames (128 MiB of 6x6 images)
+RUN_CHUNK_FRAMES = 4096
 _LOCK = threading.Lock()  # held for a few assignments per settle: one for every job
 
 
@@ -64,6 +70,12 @@ class Job:
     enqueued: float = field(default_factory=time.monotonic)
     owner: JobOwner | None = None
     on_settled: Callable[[Job, Result], None] | None = None
+    budgets: Budgets | None = None  # the owner's uid's queued-input budget
+    # Device work instead of a forward (a fit): work(slot, job) on the device's worker,
+    # alone in its batch; its value or error answers the job.
+    work: Callable[[Any, Job], Any] | None = None
+    offset: int = 0  # frames run so far, when it runs in chunks (scheduler.RUN_CHUNK_FRAMES)
+    parts: list[np.ndarray] = field(default_factory=list)  # and their outputs
     attempts: int = 0
     state: JobState = JobState.WAITING
     device: str = ""
@@ -79,6 +91,16 @@ class Job:
         return int(self.x.shape[0])
 
     @property
+    def pending(self) -> int:
+        """Frames not run yet."""
+        return self.frames - self.offset
+
+    @property
+    def chunked(self) -> bool:
+        """Runs a chunk at a time (more frames than one chunk, or some run already)."""
+        return self.work is None and (self.offset > 0 or self.frames > RUN_CHUNK_FRAMES)
+
+    @property
     def cancelled(self) -> bool:
         """Settled or dropped already: a device must never run it."""
         return self.state is not JobState.WAITING
@@ -90,6 +112,8 @@ class Job:
             with _LOCK:
                 self.owner.jobs.add(self)
                 self.owner.queued_bytes += self.x.nbytes
+                if self.budgets is not None:
+                    self.budgets.add(Kind.QUEUED, self.owner.uid, self.x.nbytes)
         self._timer = loop.call_later(timeout, self._expire)
 
     def _expire(self) -> None:
@@ -97,15 +121,26 @@ class Job:
             DaemonError(f"no result within {self._timeout:g} s", ErrorKind.DEADLINE_EXCEEDED)
         )
 
-    def settle(self, result: Result) -> bool:
-        """Answer with `result` unless the job was settled or dropped already; True when
-        this call answered it. Any thread."""
+    def commit(self) -> bool:
+        """Work that changes state claims the job before it keeps its result: False when
+        the deadline (or the client leaving) settled it first, and the work must undo
+        what it did. After True, only `settle(..., claimed=True)` answers it."""
         with _LOCK:
             if self.state is not JobState.WAITING:
                 return False
+            self.state = JobState.COMMITTING
+            return True
+
+    def settle(self, result: Any, *, claimed: bool = False) -> bool:
+        """Answer with `result` (a Result, or the value of `work`) unless the job was
+        settled or dropped already; True when this call answered it. Any thread.
+        `claimed`: the caller is the work that committed it."""
+        with _LOCK:
+            may = (JobState.WAITING, JobState.COMMITTING) if claimed else (JobState.WAITING,)
+            if self.state not in may:
+                return False
             self.state = JobState.ANSWERING
-            if self.owner is not None:
-                self.owner.queued_bytes -= self.x.nbytes
+            self._unqueue()
         try:
             self.reply(self, result)  # the answer first: the bookkeeping can wait
         finally:
@@ -123,11 +158,18 @@ class Job:
             if self.state is not JobState.WAITING:
                 return False
             self.state = JobState.DROPPED
+            self._unqueue()
             if self.owner is not None:
-                self.owner.queued_bytes -= self.x.nbytes
                 self.owner.jobs.discard(self)
         self._on_loop(self._disarm)
         return True
+
+    def _unqueue(self) -> None:
+        """Its inputs leave the owner's books (under _LOCK)."""
+        if self.owner is not None:
+            self.owner.queued_bytes -= self.x.nbytes
+            if self.budgets is not None:
+                self.budgets.sub(Kind.QUEUED, self.owner.uid, self.x.nbytes)
 
     def _after(self, result: Result) -> None:
         self._disarm()

@@ -24,8 +24,10 @@ from akida_rt.learning import edge as learning
 from akida_rt.model.model import Model
 from akida_rt.wire.proto import daemon_pb2 as dpb
 
+from .budgets import Budgets
 from .config import Config
 from .devices import DeviceManager, DeviceSlot, ProgramKey
+from .jobs import Job
 from .scheduler import Scheduler
 from .sessions import Client, Session
 from .store import StateStore
@@ -47,8 +49,11 @@ class LearningHost(Protocol):
     scheduler: Scheduler
     store: StateStore
     sessions: dict[int, Session]
+    budgets: Budgets
 
     def check_open(self) -> None: ...
+
+    def check_queued(self, client: Client, nbytes: int) -> None: ...
 
     def session_of(self, client: Client, session_id: int) -> Session: ...
 
@@ -67,8 +72,16 @@ class LearnedStates:
         blob = self.ctl.store.get(key.owner, state_key(key.content_hash, slot.id))
         if blob is None:
             return
-        msg = learning.decode_state(blob, "stored learned state")
-        model.restore_learned(msg, key.content_hash, "stored learned state")
+        try:
+            msg = learning.decode_state(blob, "stored learned state")
+            model.restore_learned(msg, key.content_hash, "stored learned state")
+        except LearningError as exc:  # the owner can still serve, reset or learn anew
+            log.warning(
+                "not restoring the stored learned state of %s on %s for uid %d: %s; the "
+                "program serves its own state until a fit or reset replaces it",
+                key.content_hash[:12], slot.id, key.owner, exc,
+            )  # fmt: skip
+            return
         log.info(
             "restored learned state of %s on %s for uid %d (%d samples)",
             key.content_hash[:12], slot.id, key.owner, msg.learning.samples,
@@ -87,11 +100,17 @@ class LearnedStates:
         """Learn `x`; returns (potentials, state) once the new state is durable."""
         session = self._learning_session(client, session_id)
         check_input(x, session.input_shape, session.input_bits, "fit")
+        most = self.ctl.config.max_fit_frames
+        if x.shape[0] > most:
+            raise DaemonError(
+                f"a fit of {x.shape[0]} samples; at most {most} per fit (max_fit_frames): "
+                "split it into several fits"
+            )
         assert session.learning is not None
         labels_arr = None if not labels else np.asarray(labels, np.int64)
         y = learning.check_labels(session.learning, labels_arr, x.shape[0])
 
-        def work(model: Model, slot: DeviceSlot) -> tuple[np.ndarray, dict[str, Any]]:
+        def work(model: Model, slot: DeviceSlot, job: Job) -> tuple[np.ndarray, dict[str, Any]]:
             key = state_key(session.key.content_hash, slot.id)
             before = model.learned_state(session.key.content_hash)
             recent = list(self._recent(slot, session, key))
@@ -99,6 +118,9 @@ class LearnedStates:
                 return np.zeros((0, 0), np.int32), model.learning_info() or {}
             try:
                 pots = model.fit(x, y)
+                if not job.commit():  # the deadline answered it while it ran: undo
+                    raise DaemonError("the fit ran past its deadline; nothing was learned",
+                                      ErrorKind.DEADLINE_EXCEEDED)  # fmt: skip
                 recent = ([update_id] if update_id else []) + recent
                 self._save(session, slot, model, recent[:RECENT_UPDATES])
                 slot.resident = session.key  # learned in device memory, nothing reloaded
@@ -107,10 +129,55 @@ class LearnedStates:
                 raise
             return pots, model.learning_info() or {}
 
-        result: tuple[np.ndarray, dict[str, Any]] = await self._on_worker(
-            client, session, work, timeout_ms
+        result: tuple[np.ndarray, dict[str, Any]] = await self._queued(
+            client, session, x, work, timeout_ms
         )
         return result
+
+    async def _queued(
+        self,
+        client: Client,
+        session: Session,
+        x: np.ndarray,
+        work: Callable[[Model, DeviceSlot, Job], Any],
+        timeout_ms: int,
+    ) -> Any:
+        """Queue `work` as a job of the client on the session's device: weighted-fair
+        with its inference (frames: the samples), with the same deadline rules."""
+        cfg = self.ctl.config
+        if timeout_ms > cfg.max_timeout_ms:
+            raise DaemonError(
+                f"timeout_ms {timeout_ms} is over max_timeout_ms {cfg.max_timeout_ms}"
+            )
+        self.ctl.check_queued(client, x.nbytes)
+        slot = self.ctl.manager.slots.get(session.pinned or "")
+        if slot is None or slot.state != "ready":
+            raise DaemonError(f"device {session.pinned} is not available", ErrorKind.NO_DEVICE)
+        timeout = (timeout_ms or cfg.default_timeout_ms) / 1e3
+        loop = asyncio.get_running_loop()
+        answer: asyncio.Future[Any] = loop.create_future()
+
+        def run(s: DeviceSlot, job: Job) -> Any:
+            if session.session_id not in self.ctl.sessions:
+                raise DaemonError("the learning session closed", ErrorKind.DEADLINE_EXCEEDED)
+            model = s.model_for(session.key, session.program)
+            s.resident = None  # unknown until the work says (a fit leaves its model resident)
+            return work(model, s, job)
+
+        def reply(job: Job, result: Any) -> None:  # any thread, once
+            loop.call_soon_threadsafe(_resolve, answer, result)
+
+        now = time.monotonic()
+        job = Job(client.client_id, session.key, session.program, x, False, session.pinned,
+                  now + timeout, reply, now, owner=client, budgets=self.ctl.budgets,
+                  work=run)  # fmt: skip
+        job.start(loop, timeout)
+        self.ctl.scheduler.submit(job)
+        try:
+            return await answer
+        except asyncio.CancelledError:
+            self.ctl.scheduler.cancel(job)  # the connection closed: never run it
+            raise
 
     async def state(
         self, client: Client, session_id: int, op: int, data: bytes, num_classes: int = 0
@@ -221,3 +288,12 @@ class LearnedStates:
             session.client.uid, state_key(session.key.content_hash, slot.id), blob,
             cfg.max_state_keys_per_uid, cfg.max_state_bytes_per_uid,
         )  # fmt: skip
+
+
+def _resolve(future: asyncio.Future[Any], value: Any) -> None:
+    if future.done():
+        return
+    if isinstance(value, BaseException):
+        future.set_exception(value)
+    else:
+        future.set_result(value)

@@ -9,6 +9,8 @@ from typing import Any
 from .metrics import prometheus_text
 
 log = logging.getLogger(__name__)
+MAX_METRICS_CONNECTIONS = 16  # scrapers at once; more are closed at once
+REQUEST_S = 5.0  # a scraper has this long to send its whole request
 
 
 async def serve_metrics(listen: str, controller: Any) -> asyncio.Server | None:
@@ -17,11 +19,29 @@ async def serve_metrics(listen: str, controller: Any) -> asyncio.Server | None:
         return None
     host, _, port = listen.rpartition(":")
 
+    reading: dict[asyncio.StreamWriter, None] = {}  # still sending their request, oldest first
+    open_now = 0
+
+    async def read_request(reader: asyncio.StreamReader) -> bytes:
+        line = await reader.readline()
+        while (await reader.readline()).strip():
+            pass
+        return line
+
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal open_now
+        if open_now >= MAX_METRICS_CONNECTIONS:  # slow clients cannot take every descriptor:
+            if not reading:  # the slowest sender makes room, not the newcomer
+                writer.transport.abort()
+                return
+            oldest = next(iter(reading))
+            reading.pop(oldest)
+            oldest.transport.abort()
+        open_now += 1
+        reading[writer] = None
         try:
-            line = await asyncio.wait_for(reader.readline(), 5)
-            while (await asyncio.wait_for(reader.readline(), 5)).strip():
-                pass
+            line = await asyncio.wait_for(read_request(reader), REQUEST_S)  # the whole request
+            reading.pop(writer, None)
             parts = line.decode("latin-1").split()
             if len(parts) >= 2 and parts[0] == "GET" and parts[1].split("?")[0] == "/metrics":
                 body = prometheus_text(await controller.stats(None)).encode()
@@ -32,10 +52,12 @@ async def serve_metrics(listen: str, controller: Any) -> asyncio.Server | None:
                     "404 Not Found\r\nContent-Type: text/plain",
                 )
             writer.write(f"HTTP/1.0 {head}\r\nContent-Length: {len(body)}\r\n\r\n".encode() + body)
-            await writer.drain()
-        except (TimeoutError, ConnectionError, UnicodeError):
-            pass
+            await asyncio.wait_for(writer.drain(), REQUEST_S)
+        except (TimeoutError, ConnectionError, UnicodeError, ValueError):
+            pass  # ValueError: a header line over the reader's limit
         finally:
+            reading.pop(writer, None)
+            open_now -= 1
             writer.close()
 
     server = await asyncio.start_server(handle, host or "127.0.0.1", int(port))

@@ -34,7 +34,7 @@ from akida_rt.errors import (
 )
 
 from .devices import DeviceManager, DeviceSlot
-from .jobs import Job, Result
+from .jobs import RUN_CHUNK_FRAMES, Job, Result
 
 __all__ = ["DeviceQueue", "Job", "Result", "Scheduler"]
 log = logging.getLogger(__name__)
@@ -90,20 +90,26 @@ class DeviceQueue:
         if not fifo:  # a client coming back does not get credit for its idle time
             self.passes[job.client_id] = max(self.passes.get(job.client_id, 0.0), self.vtime)
         fifo.append(job)
-        self.frames += job.frames
+        self.frames += job.pending
+
+    def push_front(self, job: Job) -> None:
+        """A chunked job back at the head of its client's FIFO, for its next chunk."""
+        self.fifos.setdefault(job.client_id, deque()).appendleft(job)
+        self.passes.setdefault(job.client_id, self.vtime)
+        self.frames += job.pending
 
     def discard(self, job: Job) -> bool:
         fifo = self.fifos.get(job.client_id)
         if fifo is None or job not in fifo:
             return False
         fifo.remove(job)
-        self.frames -= job.frames
+        self.frames -= job.pending
         return True
 
     def drop_client(self, client_id: int) -> list[Job]:
         jobs = list(self.fifos.pop(client_id, ()))
         self.passes.pop(client_id, None)
-        self.frames -= sum(j.frames for j in jobs)
+        self.frames -= sum(j.pending for j in jobs)
         return jobs
 
     def take(self, weights: dict[int, float], max_frames: int, steal: bool = False) -> list[Job]:
@@ -116,12 +122,21 @@ class DeviceQueue:
         if not order:
             return []
         first = self.fifos[order[0]][0]
+        if first.work is not None or first.chunked:  # device work (a fit), a chunk: alone
+            self.fifos[order[0]].popleft()
+            self.frames -= first.pending
+            step = min(first.pending, RUN_CHUNK_FRAMES) if first.chunked else first.frames
+            self.passes[order[0]] += step / weights.get(order[0], 1.0)
+            self.vtime = min(
+                (self.passes[c] for c, f in self.fifos.items() if f), default=self.vtime
+            )
+            return [first]
         group = (first.key, first.predict)
         batch: list[Job] = []
         frames = 0
         for client in order:
             fifo = self.fifos[client]
-            while fifo and (fifo[0].key, fifo[0].predict) == group:
+            while fifo and fifo[0].work is None and (fifo[0].key, fifo[0].predict) == group:
                 job = fifo[0]
                 if batch and frames + job.frames > max_frames:
                     break
@@ -326,6 +341,12 @@ class Scheduler:
 
     def _run(self, slot: DeviceSlot, batch: list[Job]) -> None:
         first = batch[0]
+        if first.work is not None:
+            self._run_work(slot, first)
+            return
+        if first.chunked:
+            self._run_chunk(slot, first)
+            return
         began = time.monotonic()
         start = time.perf_counter()
         try:
@@ -350,6 +371,59 @@ class Scheduler:
         _deliver(batch, outputs)
         slot.meter.busy_s += elapsed
         slot.meter.record(frames, elapsed)
+
+    def _run_chunk(self, slot: DeviceSlot, job: Job) -> None:
+        """The next RUN_CHUNK_FRAMES frames of a large request; back to the head of its
+        client's FIFO until the last chunk, which answers it."""
+        began = time.monotonic()
+        start = time.perf_counter()
+        try:
+            model = slot.model_for(job.key, job.program)
+            x = job.x[job.offset : job.offset + RUN_CHUNK_FRAMES]
+            job.parts.append(model.predict(x) if job.predict else model.forward(x))
+        except AkidaError as exc:
+            self._release(slot)
+            self._failed(slot, [job], exc)
+            return
+        elapsed = time.perf_counter() - start
+        slot.resident = job.key
+        job.offset += len(x)
+        job.run_s += elapsed
+        job.queue_s = job.queue_s or began - job.enqueued
+        slot.meter.busy_s += elapsed
+        slot.meter.record(len(x), elapsed)
+        self._release(slot)
+        if job.offset < job.frames:
+            with self._cond:
+                queue = self.queues.get(slot.id)
+                if queue is not None and not job.cancelled:
+                    queue.push_front(job)
+                    self._cond.notify_all()
+            return
+        y = np.concatenate(job.parts)
+        job.parts.clear()
+        job.device, job.batch_frames = slot.id, job.frames
+        _deliver([job], [y])
+
+    def _run_work(self, slot: DeviceSlot, job: Job) -> None:
+        """Device work queued like inference (a fit): its value or error answers it."""
+        assert job.work is not None
+        began = time.monotonic()
+        start = time.perf_counter()
+        value: Any
+        try:
+            value = job.work(slot, job)
+        except AkidaError as exc:
+            value = exc
+        except Exception as exc:  # a bug fails the work, never the worker
+            log.exception("device %s work error", slot.id)
+            value = DaemonError(f"{type(exc).__name__}: {exc}", ErrorKind.INTERNAL)
+        finally:
+            self._release(slot)
+        job.device, job.batch_frames = slot.id, job.frames
+        job.run_s, job.queue_s = time.perf_counter() - start, began - job.enqueued
+        slot.meter.busy_s += job.run_s
+        job.settle(value, claimed=True)
 
     def _failed(self, slot: DeviceSlot, batch: list[Job], exc: AkidaError) -> None:
         """A run on `slot` raised: recover the device and run the batch again where that

@@ -15,6 +15,7 @@ import os
 import socket
 import ssl
 import threading
+import time
 from collections import Counter, deque
 from collections.abc import Callable, Coroutine
 from pathlib import Path
@@ -22,15 +23,17 @@ from typing import Any
 
 import numpy as np
 
-from akida_rt.errors import AkidaError, DaemonError, FrameError
-from akida_rt.wire import ipc, tls
+from akida_rt.errors import AkidaError, DaemonError, ErrorKind, FrameError
+from akida_rt.wire import ipc
 from akida_rt.wire import tensor_frames as tf
 from akida_rt.wire.proto import daemon_pb2 as dpb
 from akida_rt.wire.status import status_of
 
+from .budgets import Kind
 from .controller import Client, Controller
 from .jobs import Job, Result
 from .tenant_sockets import tenant_uid
+from .tls_handshakes import Handshakes
 
 log = logging.getLogger(__name__)
 RECV_BYTES = 1 << 18
@@ -38,8 +41,8 @@ MAX_PENDING_FDS = 8  # descriptors received whose frames have not arrived whole 
 MAX_TASKS = 4  # control requests of one connection running at once (load, state, stats)
 ANCILLARY_SPACE = socket.CMSG_SPACE(4 * MAX_PENDING_FDS)
 ACCEPT_BACKOFF_S = 0.1
-HANDSHAKE_S = 10.0  # a TLS client has this long to complete its handshake
 LINGER_S = 1.0  # a turned-away client has this long to read why
+SWEEP_S = 1.0  # how often idle partial frames are looked for
 
 
 class Connection:
@@ -54,15 +57,18 @@ class Connection:
         self.sock = sock
         self.fd = sock.fileno()
         self.client = client
+        self.uid = client.uid
+        self.budgets = server.controller.budgets
         self.loop = server.loop
         self.rbuf = bytearray()
+        self.last_read = time.monotonic()
         self.offset = 0  # where in the byte stream rbuf starts
         self.wbuf = bytearray()
         # Descriptors with the stream offset of the last byte of the recvmsg they came
         # with: the kernel ends that read with the segment that carried them, so they
         # belong to the frame holding that byte (each request is sent with one sendmsg).
         self.fds: deque[tuple[int, int]] = deque()
-        self.maps: set[mmap.mmap] = set()  # memfds of unanswered requests
+        self.maps: dict[mmap.mmap, int] = {}  # memfds of unanswered requests: their size
         self.tasks: set[asyncio.Task[None]] = set()
         self.lock = threading.Lock()  # the socket, wbuf and maps: workers answer too
         self.closed = False
@@ -75,6 +81,18 @@ class Connection:
         if not self.reading and not self.closing and not self.closed:
             self.reading = True
             self.loop.add_reader(self.fd, self.on_readable)
+            self.drain_tls()
+
+    def drain_tls(self) -> None:
+        """Read again soon if OpenSSL holds decrypted bytes: the selector cannot see them,
+        and the rest of a frame may be there."""
+        sock = self.sock
+        if isinstance(sock, ssl.SSLSocket) and self.reading and not self.closed and sock.pending():
+            self.loop.call_soon(self.read_pending)
+
+    def read_pending(self) -> None:
+        if self.reading and not self.closed:
+            self.on_readable()
 
     def pause_reading(self) -> None:
         if self.reading:
@@ -122,17 +140,17 @@ class Connection:
         if not data:
             self.close()
             return
-        if self.server.buffered + len(data) > self.config.max_read_buffer_total:
-            self.fail("akidad's read buffers are full (max_read_buffer_total); try again later")
+        self.last_read = time.monotonic()
+        if not self.server.make_room(self, len(data)):
             return
         self.rbuf += data
-        self.server.buffered += len(data)
+        self.budgets.add(Kind.READ, self.uid, len(data))
         self.process()
+        self.drain_tls()
 
     def process(self) -> None:
         """Serve the complete frames in the read buffer while this client may add work:
         its unsent answers are under max_write_buffer and few control requests run."""
-        before = len(self.rbuf)
         try:
             while not self.closed and not self.closing:
                 if len(self.wbuf) > self.config.max_write_buffer or len(self.tasks) >= MAX_TASKS:
@@ -143,6 +161,7 @@ class Connection:
                     self.resume_reading()
                     break
                 self.offset += ipc.LENGTH.size + len(payload)
+                self.budgets.sub(Kind.READ, self.uid, ipc.LENGTH.size + len(payload))
                 fds = []
                 while self.fds and self.fds[0][0] < self.offset:
                     fds.append(self.fds.popleft()[1])
@@ -153,8 +172,6 @@ class Connection:
                         os.close(fd)
         except FrameError as exc:
             self.fail(str(exc))
-        finally:
-            self.server.buffered -= before - len(self.rbuf)
 
     def handle(self, payload: bytes, fds: list[int]) -> None:
         """Serve one frame; `fds` came with it (the caller closes them)."""
@@ -189,8 +206,17 @@ class Connection:
         self.send(ipc.error_response(0, dpb.BAD_FRAME, why))
         self.closing = True
         self.pause_reading()
+        self.budgets.sub(Kind.READ, self.uid, len(self.rbuf))  # never read again
+        self.rbuf = bytearray()
         if not self.wbuf:
             self.close()
+
+    def drop(self, why: str) -> None:
+        """A client whose unsent answers broke a budget: hang up without a word (its
+        buffer is full already)."""
+        log.warning("client %d (uid %d): %s; closing its connection",
+                    self.client.client_id, self.uid, why)  # fmt: skip
+        self.close()
 
     def drop_fds(self) -> None:
         while self.fds:
@@ -206,24 +232,44 @@ class Connection:
         x, shm = f.x, None
         if fds:  # the tensor, or room for its answer, is in the memfd
             need = ipc.shape_nbytes(f.shape, f.dtype, limit) if f.in_shm else 0
-            shm = ipc.map_sealed(fds[0], need, limit)
-            self.maps.add(shm)
+            if why := self.budgets.over(Kind.QUEUED, self.uid, need):  # before the copy
+                raise DaemonError(f"{why}; read answers before sending more",
+                                  ErrorKind.TOO_MANY_REQUESTS)  # fmt: skip
+            shm = self.map(fds[0], need, limit)
         try:
             if shm is not None and f.in_shm:
                 x = np.frombuffer(shm, f.dtype, need // f.dtype.itemsize).reshape(f.shape).copy()
             assert x is not None  # inline, or read from the memfd just now
             if shm is not None and not f.output_to_shm:  # the answer goes inline
-                self.maps.discard(shm)
-                shm.close()
+                self.unmap(shm)
                 shm = None
             out = shm
             self.ctl.infer(self.client, f.session, x, f.predict, f.timeout_ms,
                            lambda result, job: self.answer(f.id, out, result, job))  # fmt: skip
         except BaseException:
             if shm is not None:
-                self.maps.discard(shm)
-                shm.close()
+                self.unmap(shm)
             raise
+
+    def map(self, fd: int, need: int, limit: int) -> mmap.mmap:
+        """Map a request's sealed memfd within the uid's memfd budget."""
+        size = os.fstat(fd).st_size  # one over the limit: map_sealed says so, unmapped
+        if size <= limit and (why := self.budgets.over(Kind.MEMFD, self.uid, size)):
+            raise DaemonError(f"{why}; read answers before sending more",
+                              ErrorKind.TOO_MANY_REQUESTS)  # fmt: skip
+        shm = ipc.map_sealed(fd, need, limit)
+        with self.lock:
+            self.maps[shm] = len(shm)
+        self.budgets.add(Kind.MEMFD, self.uid, len(shm))
+        return shm
+
+    def unmap(self, shm: mmap.mmap) -> None:
+        """Unmap a request's memfd and give back its budget (any thread)."""
+        with self.lock:
+            size = self.maps.pop(shm, None)
+            shm.close()
+        if size is not None:
+            self.budgets.sub(Kind.MEMFD, self.uid, size)
 
     def on_learn(self, payload: bytes, fds: list[int]) -> None:
         """A learn frame: fit its samples on the session's device (a control request that
@@ -248,8 +294,7 @@ class Connection:
                 if not self.closed and isinstance(result, np.ndarray) and len(shm) >= result.nbytes:
                     np.frombuffer(shm, result.dtype, result.size)[:] = result.reshape(-1)
                     in_shm = True
-                self.maps.discard(shm)
-                shm.close()
+            self.unmap(shm)
         if isinstance(result, AkidaError):
             self.refuse(req_id, result)
         else:
@@ -339,15 +384,20 @@ class Connection:
                 return
             if self.wbuf:
                 self.wbuf += data
-                return
-            try:
-                sent = self.sock.send(data)
-            except (BlockingIOError, InterruptedError, ssl.SSLWantWriteError):
-                sent = 0
-            except OSError:
-                sent = -1
-            if sent >= 0 and sent < len(data):
-                self.wbuf += data[sent:]
+                self.budgets.add(Kind.WRITE, self.uid, len(data))
+                sent = len(data)  # already waiting for the socket
+            else:
+                try:
+                    sent = self.sock.send(data)
+                except (BlockingIOError, InterruptedError, ssl.SSLWantWriteError):
+                    sent = 0
+                except OSError:
+                    sent = -1
+                if sent >= 0 and sent < len(data):
+                    self.wbuf += data[sent:]
+                    self.budgets.add(Kind.WRITE, self.uid, len(data) - sent)
+        if self.wbuf and self.budgets.over(Kind.WRITE, self.uid):
+            self.in_loop(self.server.trim_writes)
         if sent < 0:
             self.in_loop(self.close)
         elif sent < len(data):
@@ -373,6 +423,7 @@ class Connection:
                 sent = -1
             else:
                 del self.wbuf[:sent]
+                self.budgets.sub(Kind.WRITE, self.uid, sent)
             if self.wbuf and sent >= 0:
                 return
         self.loop.remove_writer(self.fd)
@@ -389,15 +440,18 @@ class Connection:
             self.closed = True
             for shm in self.maps:
                 shm.close()
+            self.budgets.sub(Kind.MEMFD, self.uid, sum(self.maps.values()))
             self.maps.clear()
+            self.budgets.sub(Kind.WRITE, self.uid, len(self.wbuf))
+            self.wbuf = bytearray()
         self.pause_reading()
         self.loop.remove_writer(self.fd)
         self.sock.close()
         self.drop_fds()
         for task in self.tasks:
             task.cancel()
-        self.server.buffered -= len(self.rbuf)
-        self.rbuf, self.wbuf = bytearray(), bytearray()
+        self.budgets.sub(Kind.READ, self.uid, len(self.rbuf))
+        self.rbuf = bytearray()
         self.server.forget(self)
         self.ctl.disconnect(self.client)
 
@@ -418,9 +472,9 @@ class Server:
         self.connections: set[Connection] = set()
         self.per_uid: Counter[int] = Counter()
         self.loop_thread = threading.get_ident()
-        self.buffered = 0  # bytes of partial frames, over every connection
+        self.budgets = controller.budgets
         self.starved = False  # accept ran out of descriptors
-        self.handshakes: set[ssl.SSLSocket] = set()
+        self.handshakes = Handshakes(self)  # TLS handshakes in progress
         self.leaving: set[socket.socket] = set()  # turned away, closed after LINGER_S
         self.listeners = [(listener, None), *([tls] if tls else [])]
         for sock, ctx in self.listeners:
@@ -428,6 +482,55 @@ class Server:
             self.loop.add_reader(sock.fileno(), self.on_accept, sock, ctx)
         # Tenant sockets (tenant_sockets.py): their clients are the folder's tenant.
         self.tenants: dict[socket.socket, Path] = {}
+        self.sweeper = self.loop.call_later(SWEEP_S, self.sweep)
+
+    # ------------------------------------------------------------- budgets
+    def make_room(self, conn: Connection, n: int) -> bool:
+        """Whether `conn` may buffer `n` more bytes of partial frames. Past its uid's budget
+        it is closed; past the total, the uid holding the most gives up its largest partial
+        frame (so the sender, unless it is that uid, is served)."""
+        while why := self.budgets.over(Kind.READ, conn.uid, n):
+            hog = self.budgets.biggest_uid(Kind.READ)
+            per_uid, _ = self.budgets.limits(Kind.READ)
+            mine = self.budgets.used(Kind.READ, conn.uid) + n > per_uid
+            victim = None if mine or hog == conn.uid else self._largest(hog, "rbuf")
+            if victim is None:
+                conn.fail(f"akidad's read buffers are full: {why}; finish or drop your "
+                          "partial frames")  # fmt: skip
+                return False
+            victim.fail(f"akidad's read buffers are full and uid {hog} holds the most; "
+                        f"dropping its largest partial frame ({len(victim.rbuf)} bytes)")  # fmt: skip
+        return True
+
+    def trim_writes(self) -> None:
+        """Close the connections whose unsent answers break a write budget: the largest
+        of a uid past its own, then the largest of the uid holding the most."""
+        for conn in list(self.connections):
+            while not conn.closed and (why := self.budgets.over(Kind.WRITE, conn.uid)):
+                per_uid, _ = self.budgets.limits(Kind.WRITE)
+                uid = conn.uid
+                if self.budgets.used(Kind.WRITE, uid) <= per_uid:
+                    uid = self.budgets.biggest_uid(Kind.WRITE) or uid
+                victim = self._largest(uid, "wbuf")
+                if victim is None:
+                    break
+                victim.drop(f"{why}; it does not read its answers")
+
+    def _largest(self, uid: int | None, buffer: str) -> Connection | None:
+        """The open connection of `uid` with the most bytes in `buffer` (rbuf or wbuf)."""
+        mine = [c for c in self.connections if c.uid == uid and not c.closed]
+        best = max(mine, key=lambda c: len(getattr(c, buffer)), default=None)
+        return best if best is not None and getattr(best, buffer) else None
+
+    def sweep(self) -> None:
+        """Close connections whose partial frame got no byte for partial_frame_timeout_s."""
+        limit = self.config.partial_frame_timeout_s
+        now = time.monotonic()
+        for conn in list(self.connections):
+            if conn.rbuf and conn.reading and not conn.closing and now - conn.last_read > limit:
+                conn.fail(f"a partial frame of {len(conn.rbuf)} bytes got no byte for "
+                          f"{limit:g} s (partial_frame_timeout_s)")  # fmt: skip
+        self.sweeper = self.loop.call_later(SWEEP_S, self.sweep)
 
     def add_tenant_listener(self, sock: socket.socket, folder: Path) -> None:
         sock.setblocking(False)
@@ -467,43 +570,10 @@ class Server:
                 self.admit_tenant(sock, self.tenants[listener])
             elif ctx is None:
                 self.admit(sock, *ipc.peer_uid(sock))
-            elif len(self.connections) + len(self.handshakes) >= self.config.max_connections:
-                sock.close()  # handshakes count against the limit: no one can pile them up
+            elif len(self.connections) >= self.config.max_connections:
+                sock.close()
             else:
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # no Nagle delay
-                conn = ctx.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
-                self.handshakes.add(conn)
-                self.loop.call_later(HANDSHAKE_S, self.abandon, conn)
-                self.handshake(conn)
-
-    def handshake(self, sock: ssl.SSLSocket) -> None:
-        """Drive a TLS handshake from the loop; a peer without a certificate signed (and not
-        revoked) by the CA, or of a tenant not configured, is refused here."""
-        fd = sock.fileno()
-        self.loop.remove_reader(fd)
-        self.loop.remove_writer(fd)
-        try:
-            sock.do_handshake()
-        except ssl.SSLWantReadError:
-            self.loop.add_reader(fd, self.handshake, sock)
-            return
-        except ssl.SSLWantWriteError:
-            self.loop.add_writer(fd, self.handshake, sock)
-            return
-        except (ssl.SSLError, OSError) as exc:
-            log.warning("TLS handshake from %s refused: %s", _peer(sock), exc)
-            self.handshakes.discard(sock)
-            sock.close()
-            return
-        self.handshakes.discard(sock)
-        tenant = tls.tenant_of(sock)
-        uid = self.config.tls_tenants.get(tenant)
-        if uid is None:
-            self.turn_away(sock, f"tenant {tenant!r} is not configured (tls_tenants)",
-                           dpb.PERMISSION_DENIED)  # fmt: skip
-            return
-        log.info("TLS client %s is tenant %r (uid %d)", _peer(sock), tenant, uid)
-        self.admit(sock, 0, uid, uid)
+                self.handshakes.start(sock, ctx)
 
     def admit_tenant(self, sock: socket.socket, folder: Path) -> None:
         """A client of a tenant socket is the folder's tenant, whatever its own uid."""
@@ -514,15 +584,6 @@ class Server:
         pid, peer_uid, _ = ipc.peer_uid(sock)
         log.info("tenant socket %s: pid %d (uid %d) is tenant uid %d", folder, pid, peer_uid, uid)
         self.admit(sock, pid, uid, uid)
-
-    def abandon(self, sock: ssl.SSLSocket) -> None:
-        """A handshake still unfinished after HANDSHAKE_S: hang up."""
-        if sock in self.handshakes:
-            log.warning("TLS handshake from %s took over %g s; closed", _peer(sock), HANDSHAKE_S)
-            self.handshakes.discard(sock)
-            self.loop.remove_reader(sock.fileno())
-            self.loop.remove_writer(sock.fileno())
-            sock.close()
 
     def admit(self, sock: socket.socket, pid: int, uid: int, gid: int) -> None:
         cfg = self.config
@@ -581,11 +642,8 @@ class Server:
             if sock.fileno() >= 0:
                 self.loop.remove_reader(sock.fileno())
                 sock.close()
-        for pending in list(self.handshakes):
-            self.loop.remove_reader(pending.fileno())
-            self.loop.remove_writer(pending.fileno())
-            pending.close()
-        self.handshakes.clear()
+        self.sweeper.cancel()
+        self.handshakes.close_all()
         for sock in list(self.leaving):
             self.hang_up(sock)
 
@@ -596,14 +654,6 @@ class Server:
     def idle(self) -> bool:
         """No answer left to send, no control request running."""
         return all(not c.wbuf and not c.tasks for c in self.connections)
-
-
-def _peer(sock: socket.socket) -> str:
-    try:
-        host, port = sock.getpeername()[:2]
-    except OSError:
-        return "a gone peer"
-    return f"{host}:{port}"
 
 
 def _id_of(payload: bytes) -> int:

@@ -84,7 +84,22 @@ SETTINGS: tuple[Setting, ...] = (
     _limit("max_write_buffer", 16 << 20, "unsent answers of one client; past it akidad stops "
            "reading that client until they drain"),
     _limit("max_read_buffer_total", 256 << 20, "partial frames of every client together; "
+           "past it the uid holding the most loses its largest partial frame (BAD_FRAME)"),
+    _limit("max_read_buffer_per_uid", 96 << 20, "partial frames of one uid's connections; "
            "the connection that would pass it gets BAD_FRAME and is closed"),
+    Setting("partial_frame_timeout_s", float, 10.0, True, "a partial frame that gets no byte "
+            "for this long: BAD_FRAME and the connection is closed", above=0, limit=True),
+    _limit("max_write_buffer_per_uid", 64 << 20, "unsent answers of one uid's connections; "
+           "past it (or past the total) the connection holding the most is closed"),
+    _limit("max_write_buffer_total", 512 << 20, "unsent answers of every client together"),
+    _limit("max_queued_bytes_per_uid", 512 << 20, "the inputs of one uid's unanswered "
+           "requests; past it TOO_MANY_REQUESTS"),
+    _limit("max_queued_bytes_total", 2 << 30, "the inputs of every unanswered request; past "
+           "it TOO_MANY_REQUESTS for the uid holding the most"),
+    _limit("max_memfd_bytes_per_uid", 512 << 20, "memfds of one uid mapped for its unanswered "
+           "requests; past it TOO_MANY_REQUESTS"),
+    _limit("max_memfd_bytes_total", 2 << 30, "memfds mapped for every client together"),
+    _limit("max_fit_frames", 1024, "samples of one fit; past it BAD_INPUT (split the fit)"),
     _limit("max_connections", 1000, "connections; new ones get QUOTA_EXCEEDED and are closed"),
     _limit("max_connections_per_uid", 64, "connections of one uid; the same"),
     _limit("max_sessions_per_client", 64, "sessions of one client; a load gets "
@@ -108,8 +123,12 @@ SETTINGS: tuple[Setting, ...] = (
             option="--tls-ca"),
     Setting("tls_crl", str, "", False, "TLS crl file for listen (optional)",
             option="--tls-crl"),
-    Setting("tls_tenants", dict, {}, True, "client certificate common name -> the uid (>= 1) "
-            "that tenant acts as"),
+    Setting("tls_tenants", dict, {}, True, "a client certificate's one common name (or "
+            "`sha256:` and its fingerprint in hex) -> the uid (>= 1) that tenant acts as"),
+    _limit("max_handshakes", 256, "TLS handshakes in progress (they hold no connection "
+           "slot); past it the address with the most gives up its oldest"),
+    _limit("max_handshakes_per_address", 8, "TLS handshakes in progress from one address; "
+           "past it that address's oldest is closed"),
     Setting("tenant_dir", str, "", False, "also listen in each tenant folder of this "
             "directory (the Kubernetes device plugin's shares): its clients are the folder's "
             "tenant uid", option="--tenant-dir", default_text="off"),

@@ -49,12 +49,21 @@ class CA:
     def pem(self) -> str:
         return str(self.folder / f"{self.name}.pem")
 
-    def issue(self, cn: str, *, server: bool = False, expired: bool = False) -> tuple[str, str]:
-        """(certificate, key) paths of a leaf for `cn` (a server one names 127.0.0.1)."""
+    def issue(
+        self,
+        cn: str,
+        *,
+        server: bool = False,
+        expired: bool = False,
+        subject: x509.Name | None = None,
+    ) -> tuple[str, str]:
+        """(certificate, key) paths of a leaf for `cn` (a server one names 127.0.0.1);
+        `subject` replaces the plain CN=`cn` subject (files are still named after `cn`)."""
         key = ec.generate_private_key(ec.SECP256R1())
         end = NOW - dt.timedelta(hours=1) if expired else NOW + dt.timedelta(days=7)
         builder = (
-            x509.CertificateBuilder().subject_name(_name(cn)).issuer_name(self.cert.subject)
+            x509.CertificateBuilder().subject_name(subject or _name(cn))
+            .issuer_name(self.cert.subject)
             .public_key(key.public_key()).serial_number(x509.random_serial_number())
             .not_valid_before(NOW - dt.timedelta(days=2)).not_valid_after(end)
         )  # fmt: skip

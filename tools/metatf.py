@@ -16,12 +16,13 @@ from typing import Any
 import numpy as np
 
 from akida_rt.akd1000.decode import V1Layer
-from akida_rt.errors import ConversionError, ModelError
+from akida_rt.errors import AkidaError, ConversionError, ModelError
 from akida_rt.format import program as fmt
 from akida_rt.format import v1_rules
 from akida_rt.format.layers import Layer
 from akida_rt.format.v1_layers import from_v1
 from akida_rt.learning import edge as learning
+from akida_rt.limits import AKIDA_CHILD_BYTES, cap_address_space
 from akida_rt.model.model import Model
 
 V1_TYPES = (
@@ -34,6 +35,8 @@ V1_TYPES = (
 # Codes of akida.Padding and akida.PoolType as the layer parameters hold them.
 V1_PADDINGS = {0: "valid", 1: "same"}
 V1_POOL_MAX, V1_POOL_AVERAGE = 1, 2
+MAX_FBZ_BYTES = 512 << 20  # a MetaTF model file akida_rt imports
+CHILD_TIMEOUT_S = 300.0
 
 
 def _akida() -> Any:
@@ -59,15 +62,10 @@ def import_model(source: str | os.PathLike[str] | Any, name: str | None = None) 
             akida_rt cannot represent (the message names the layer and why).
     """
     akida = _akida()
-    if isinstance(source, akida.Model):
-        src, default_name = source, "metatf"
-    else:
+    if not isinstance(source, akida.Model):
         path = Path(source)
-        if not path.is_file():
-            raise ConversionError(f"no such MetaTF model file: {path}")
-        _probe(path)
-        src = akida.Model(str(path))
-        default_name = path.stem
+        return _import_in_child(_read_once(path), name or path.stem, str(path))
+    src, default_name = source, "metatf"
     version = str(src.ip_version).rsplit(".", 1)[-1]
     layers = list(src.layers)
     if version != "v1":
@@ -111,24 +109,67 @@ def _learning_state(src: Any, model: Model) -> Any:
     return cfg
 
 
-def _probe(path: Path) -> None:
-    """Read `path` with akida in a child process first: akida crashes the process it runs
-    in (SIGSEGV) on truncated or corrupt files, and the caller's process must survive."""
-    code = "import sys, akida; akida.Model(sys.argv[1])"
+def _read_once(path: Path) -> bytes:
+    """The file's bytes, read once through one descriptor: nothing reads it by name again."""
     try:
-        done = subprocess.run(
-            [sys.executable, "-c", code, str(path)], capture_output=True, text=True, timeout=300
-        )
+        with open(path, "rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            if size > MAX_FBZ_BYTES:
+                raise ConversionError(
+                    f"{path}: {size} bytes; MetaTF models akida_rt imports are at most "
+                    f"{MAX_FBZ_BYTES >> 20} MiB"
+                )
+            return f.read(MAX_FBZ_BYTES + 1)[:MAX_FBZ_BYTES]
+    except FileNotFoundError:
+        raise ConversionError(f"no such MetaTF model file: {path}") from None
+    except IsADirectoryError:
+        raise ConversionError(f"no such MetaTF model file: {path} (a folder)") from None
+    except OSError as exc:
+        raise ConversionError(f"{path}: cannot read it: {exc.strerror}") from None
+
+
+def _import_in_child(data: bytes, name: str, where: str) -> Model:
+    """Parse and import `data` in a child process under a memory limit: akida crashes the
+    process it runs in (SIGSEGV) on truncated or corrupt files, and ours must survive.
+    The child gets the bytes on stdin and answers with the program's bytes."""
+    cmd = [sys.executable, "-m", "akida_rt.tools.metatf", name]
+    try:
+        done = subprocess.run(cmd, input=data, capture_output=True, timeout=CHILD_TIMEOUT_S)
     except subprocess.TimeoutExpired:
-        raise ConversionError(f"{path}: akida did not finish reading it in 300 s") from None
+        raise ConversionError(
+            f"{where}: akida did not finish reading it in {CHILD_TIMEOUT_S:g} s"
+        ) from None
     if done.returncode < 0:
         raise ConversionError(
-            f"{path}: not a readable MetaTF model (akida crashed reading it, signal "
-            f"{-done.returncode}: the file is truncated or corrupt)"
+            f"{where}: not a readable MetaTF model (akida crashed reading it, signal "
+            f"{-done.returncode}: the file is truncated or corrupt, or needs more than "
+            f"{AKIDA_CHILD_BYTES >> 30} GiB)"
         )
     if done.returncode:
-        lines = done.stderr.strip().splitlines() or ["unknown error"]
-        raise ConversionError(f"{path}: not a readable MetaTF model ({lines[-1]})")
+        lines = done.stderr.decode(errors="replace").strip().splitlines() or ["unknown error"]
+        raise ConversionError(f"{where}: {lines[-1]}")
+    return Model(done.stdout)
+
+
+def _child_main(name: str) -> int:
+    """The child's side: stdin's bytes in a memfd akida reads, our program on stdout; an
+    error as one line on stderr and exit status 2."""
+    data = sys.stdin.buffer.read()
+    akida = _akida()
+    cap_address_space(AKIDA_CHILD_BYTES)
+    fd = os.memfd_create("fbz", os.MFD_CLOEXEC)
+    os.write(fd, data)
+    try:
+        try:
+            src = akida.Model(f"/proc/self/fd/{fd}")
+        except Exception as exc:  # akida raises plain ValueError/RuntimeError on bad files
+            raise ConversionError(f"not a readable MetaTF model ({exc})") from None
+        program = import_model(src, name).to_bytes()
+    except AkidaError as exc:
+        sys.stderr.write(f"{exc}\n")
+        return 2
+    sys.stdout.buffer.write(program)
+    return 0
 
 
 def _kind(src: Any) -> str:
@@ -216,3 +257,7 @@ def import_file(source: str | os.PathLike[str], output: str | os.PathLike[str]) 
     model = import_model(source)
     model.save(output)
     return model
+
+
+if __name__ == "__main__":
+    sys.exit(_child_main(sys.argv[1]))

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from collections.abc import Iterator
 from concurrent import futures
 from pathlib import Path
@@ -36,6 +37,8 @@ KUBELET_SOCKET = f"{KUBELET_DIR}/kubelet.sock"
 ENDPOINT = "akida.sock"
 TENANT_MOUNT = "/run/akida"  # where a container finds its tenant socket
 HEALTH_MOUNT = "/run/akida-health"  # where the driver in a container writes its notes
+MAX_WATCHES = 2  # kubelet keeps one ListAndWatch; one more covers its reconnect
+WORKERS = MAX_WATCHES + 6  # watches never take the threads Allocate needs
 
 
 class AkidaDevicePlugin(pb_grpc.DevicePluginServicer):
@@ -73,6 +76,7 @@ class AkidaDevicePlugin(pb_grpc.DevicePluginServicer):
         self.notes = notes
         self.metrics = metrics or PluginMetrics()
         self.metrics.devices = self.listed
+        self._watches = threading.BoundedSemaphore(MAX_WATCHES)
 
     def share_ids(self, board_id: str) -> list[str]:
         """The device ids kubelet sees for one board."""
@@ -91,8 +95,20 @@ class AkidaDevicePlugin(pb_grpc.DevicePluginServicer):
         )
 
     def ListAndWatch(self, request: pb.Empty, context: Any) -> Iterator[pb.ListAndWatchResponse]:
+        if not self._watches.acquire(blocking=False):
+            log.warning("ListAndWatch refused: %d watches are open already", MAX_WATCHES)
+            context.abort(
+                grpc.StatusCode.RESOURCE_EXHAUSTED,
+                f"{RESOURCE}: {MAX_WATCHES} device-list watches are open; close one first",
+            )
+        try:
+            log.info("kubelet is watching the device list")
+            yield from self._watch(context)
+        finally:
+            self._watches.release()
+
+    def _watch(self, context: Any) -> Iterator[pb.ListAndWatchResponse]:
         sent = -1
-        log.info("kubelet is watching the device list")
         while context.is_active() and not self.inventory.stopped:
             version, listed = self.inventory.snapshot()
             if version != sent:
@@ -111,20 +127,18 @@ class AkidaDevicePlugin(pb_grpc.DevicePluginServicer):
     ) -> pb.PreferredAllocationResponse:
         responses = []
         for want in request.container_requests:
-            chosen = list(dict.fromkeys(want.must_include_deviceIDs))
-            healthy = [
-                ident
-                for ident in sorted(want.available_deviceIDs)
-                if (item := self.inventory.board(board_of(ident))) is not None
-                and item.health == HEALTHY
-            ]
-            others = [i for i in sorted(want.available_deviceIDs) if i not in healthy]
+            # linear in the ids offered: one pass to rank, a dict keeps the order
+            chosen = dict.fromkeys(want.must_include_deviceIDs)
+            healthy: list[str] = []
+            others: list[str] = []
+            for ident in sorted(set(want.available_deviceIDs)):
+                item = self.inventory.board(board_of(ident))
+                (healthy if item is not None and item.health == HEALTHY else others).append(ident)
             for ident in healthy + others:  # healthy boards first, in a stable order
                 if len(chosen) >= want.allocation_size:
                     break
-                if ident not in chosen:
-                    chosen.append(ident)
-            responses.append(pb.ContainerPreferredAllocationResponse(deviceIDs=chosen))
+                chosen.setdefault(ident)
+            responses.append(pb.ContainerPreferredAllocationResponse(deviceIDs=list(chosen)))
         return pb.PreferredAllocationResponse(container_responses=responses)
 
     def Allocate(self, request: pb.AllocateRequest, context: Any) -> pb.AllocateResponse:
@@ -216,11 +230,17 @@ class PluginServer:
 
     def start(self) -> PluginServer:
         self.path.unlink(missing_ok=True)  # a stale socket of an earlier run
-        server = grpc.server(futures.ThreadPoolExecutor(max_workers=8, thread_name_prefix="dp"))
+        pool = futures.ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="dp")
+        server = grpc.server(pool)
         pb_grpc.add_DevicePluginServicer_to_server(self._servicer, server)
-        if not server.add_insecure_port(f"unix://{self.path}"):
-            raise OSError(f"{self.path}: cannot listen on the device-plugin socket")
-        server.start()
+        old_umask = os.umask(0o177)  # the socket is born 0600 (only kubelet, as root, calls)
+        try:
+            if not server.add_insecure_port(f"unix://{self.path}"):
+                raise OSError(f"{self.path}: cannot listen on the device-plugin socket")
+            server.start()
+        finally:
+            os.umask(old_umask)
+        os.chmod(self.path, 0o600)
         st = self.path.stat()
         self._ident = (st.st_dev, st.st_ino)
         self._server = server

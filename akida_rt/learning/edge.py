@@ -19,6 +19,10 @@ from akida_rt.format import program as fmt
 from akida_rt.format.layers import Layer, LayerType
 from akida_rt.format.proto import program_pb2 as pb
 
+# Samples a state may have learned: fits add to it, and 2^53 keeps every count exact in
+# a float and far from the uint64 field's end (2^64 - 1 made every fit fail).
+MAX_SAMPLES = 1 << 53
+UNIT_PARAMS = ("initial_plasticity", "min_plasticity", "plasticity_decay", "learning_competition")
 STATE_MAGIC = b"AKIDALRN"  # an exported learned-state file: magic, then a LearnedState
 
 
@@ -51,14 +55,22 @@ class AkidaUnsupervised:
             raise LearningError(f"num_weights must be an integer >= 1, got {self.num_weights}")
         if int(self.num_classes) != self.num_classes or self.num_classes < 0:
             raise LearningError(f"num_classes must be an integer >= 0, got {self.num_classes}")
-        for name in ("initial_plasticity", "min_plasticity", "plasticity_decay"):
+        for name in UNIT_PARAMS:
             _unit_range(name, getattr(self, name))
-        _unit_range("learning_competition", self.learning_competition)
 
 
 def _unit_range(name: str, value: Any) -> None:
-    if not isinstance(value, int | float) or not 0.0 <= float(value) <= 1.0:
+    if not isinstance(value, int | float) or not 0.0 <= float(value) <= 1.0:  # NaN fails too
         raise LearningError(f"{name} must be a number in 0..1, got {value!r}")
+
+
+def check_params(cfg: pb.LearningConfig) -> None:
+    """The learning parameters and counters of a stored configuration are sane: what an
+    import, a restore and a program load all check (LearningError naming the field)."""
+    for name in UNIT_PARAMS:
+        _unit_range(name, getattr(cfg, name))
+    if cfg.samples > MAX_SAMPLES:
+        raise LearningError(f"samples {cfg.samples} is above {MAX_SAMPLES}")
 
 
 # --------------------------------------------------------------------- the layer
@@ -106,6 +118,7 @@ def plasticity_of(cfg: pb.LearningConfig, units: int) -> np.ndarray:
 def check_config(cfg: pb.LearningConfig, layers: list[Layer]) -> None:
     """A stored learning configuration agrees with the layers (ProgramFormatError otherwise)."""
     try:
+        check_params(cfg)
         layer = learning_layer(layers)
         fan_in, units = layer.fan_in, layer.filters
         if not 1 <= cfg.num_weights <= fan_in:

@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from akida_rt.errors import EventFileError
+from akida_rt.limits import DV_CHILD_BYTES, cap_address_space
 from akida_rt.stream.events import EVENT_DTYPE
 
 SLOT_EVENTS = 1 << 16  # events per slot of shared memory (1 MiB)
@@ -52,6 +53,7 @@ class DvServer:
                 null = os.open(os.devnull, os.O_RDWR)
                 os.dup2(null, 0)
                 os.dup2(null, 2)
+                cap_address_space(DV_CHILD_BYTES)  # a runaway decode fails here, not the host
                 status = _serve(dv, msg_w, ctl_r, self.slots)
             finally:
                 os._exit(status)

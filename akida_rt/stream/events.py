@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import enum
 import logging
+import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -77,7 +78,9 @@ def as_events(arr: np.ndarray, source: str = "array") -> np.ndarray:
         EventFileError: the array has no such fields.
     """
     if arr.dtype == EVENT_DTYPE:
-        return arr
+        # equal fields and offsets, but np.load drops the aligned flag, and concatenating
+        # unaligned structs packs them to 13 bytes: hand on our own dtype
+        return arr if arr.dtype.isalignedstruct else arr.view(EVENT_DTYPE)
     names = arr.dtype.names or ()
     cols = {}
     for field, aliases in _ALIASES.items():
@@ -141,3 +144,29 @@ def rechunk(chunks: Iterable[np.ndarray], size: int) -> Iterator[np.ndarray]:
             parts, held = [joined[size:]], held - size
     if held:
         yield np.concatenate(parts) if len(parts) > 1 else parts[0]
+
+
+PROGRESS_EVERY_S = 5.0  # a reader that finds no events says how far it got this often
+
+
+class ScanProgress:
+    """Says how far a reader has got through a file when it yields no events for a while
+    (a sparse or corrupt file can take minutes to scan): one log line every `every_s`."""
+
+    def __init__(self, path: str, size: int, every_s: float | None = None) -> None:
+        self.path, self.size = path, size
+        self.every_s = PROGRESS_EVERY_S if every_s is None else every_s
+        self.events = 0
+        self._quiet_since = self._said = time.monotonic()
+
+    def read(self, offset: int, events: int) -> None:
+        """`offset` bytes read so far, `events` events in the latest chunk."""
+        now = time.monotonic()
+        self.events += events
+        if events:
+            self._quiet_since = self._said = now
+        elif now - self._said >= self.every_s:
+            self._said = now
+            log.warning("%s: %d of %d MiB read, %d events, none in the last %.0f s",
+                        self.path, offset >> 20, self.size >> 20, self.events,
+                        now - self._quiet_since)  # fmt: skip

@@ -19,6 +19,7 @@ from akida_rt.native import _kernels
 from akida_rt.stream.events import as_events, empty
 
 MAX_EMPTY_RUN = 100_000  # windows one chunk may complete (a corrupt time jump otherwise)
+MAX_RUN_BYTES = 64 << 20  # and at most this many bytes of frames: fewer when frames are large
 # Sensor pixels a side (EVT2/EVT3 addresses have 11 bits): the pixel table has one int32
 # per sensor pixel
 MAX_SENSOR = 4096
@@ -105,6 +106,7 @@ class EventFramer:
         self.framing = framing
         self.table = framing.pixel_table()
         self.pixels = math.prod(framing.shape)
+        self.max_run = max(1, min(MAX_EMPTY_RUN, MAX_RUN_BYTES // self.pixels))
         self._rest = empty()
         self._t0: int | None = None  # start of the time-window grid
         self.frames_out = 0
@@ -145,10 +147,10 @@ class EventFramer:
         events begin held + ev; the rest is held for later."""
         assert self._t0 is not None
         first = self.frames_out
-        if n - first > MAX_EMPTY_RUN:
+        if n - first > self.max_run:
             raise StreamError(
                 f"events jump {(n - first) * window} us ahead: {n - first} windows in one step "
-                f"(over {MAX_EMPTY_RUN}); is the recording's time corrupt?"
+                f"(over {self.max_run} of {self.pixels} bytes); is the recording's time corrupt?"
             )
         ends = self._t0 + window * np.arange(first + 1, n + 1, dtype=np.int64)
         edges = np.concatenate([[self._t0 + window * first], ends])

@@ -26,6 +26,8 @@ from akida_rt.stream.preprocess import Preprocess
 from akida_rt.stream.runners import Runner
 from akida_rt.stream.sources import SourceFrame
 
+LATENCY_WINDOW = 1 << 16  # latencies StreamStats keeps for its percentiles
+
 log = logging.getLogger(__name__)
 
 
@@ -58,7 +60,10 @@ class StreamStats:
     done: int = 0
     dropped: int = 0  # by the queue's policy
     failed: int = 0  # answered with an error and skipped
-    latencies: list[float] = field(default_factory=list)
+    # the latest LATENCY_WINDOW latencies (a day at 1 kHz would otherwise be 2.6 GiB)
+    latencies: collections.deque[float] = field(
+        default_factory=lambda: collections.deque(maxlen=LATENCY_WINDOW)
+    )
     started: float = field(default_factory=time.monotonic)
 
     @property

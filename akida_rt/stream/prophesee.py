@@ -21,7 +21,14 @@ from typing import BinaryIO
 import numpy as np
 
 from akida_rt.errors import EventFileError
-from akida_rt.stream.events import DEFAULT_CHUNK, EVENT_DTYPE, OnError, SensorInfo, TimeGuard
+from akida_rt.stream.events import (
+    DEFAULT_CHUNK,
+    EVENT_DTYPE,
+    OnError,
+    ScanProgress,
+    SensorInfo,
+    TimeGuard,
+)
 
 log = logging.getLogger(__name__)
 MAX_HEADER = 1 << 20  # a header this long is not a header
@@ -175,6 +182,7 @@ class RawReader:
         f, size = self._f, self.word.itemsize
         f.seek(self.data_start)
         offset = self.data_start
+        progress = ScanProgress(self.path, os.fstat(f.fileno()).st_size)
         # chunk_bytes is a multiple of the word size, so only the last read can end
         # inside a word.
         while block := f.read(self.chunk_bytes):
@@ -196,6 +204,7 @@ class RawReader:
                     ev["t"] += shift
                 self.guard.last = int(ev["t"][-1])
             offset += len(block)
+            progress.read(offset, len(ev))
             if len(ev):
                 yield ev
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import logging
 import math
 import mmap
 import os
@@ -29,6 +30,8 @@ from google.protobuf.unknown_fields import UnknownFieldSet
 
 from akida_rt.errors import DaemonError, ErrorKind, FrameError, FrameRefused
 from akida_rt.wire.proto import daemon_pb2 as dpb
+
+log = logging.getLogger(__name__)
 
 PROTOCOL = 4  # the daemon protocol this side speaks; PROTOCOLS names each
 PROTOCOLS = {
@@ -301,4 +304,20 @@ def default_socket_path() -> Path:
     if env:
         return Path(env)
     user = user_socket_path()
-    return user if user.exists() else Path(SYSTEM_SOCKET)
+    return user if _is_ours(user) else Path(SYSTEM_SOCKET)
+
+
+def _is_ours(path: Path) -> bool:
+    """Whether a user daemon of ours could be serving `path`: the socket exists, was bound
+    by this uid, in a 0700 directory of ours that no one else can write to. Anything else
+    (nothing there, or a squatter's socket or folder) sends clients to the system daemon."""
+    try:
+        if path.lstat().st_uid != os.getuid() or not stat.S_ISSOCK(path.lstat().st_mode):
+            raise DaemonError(f"{path} is not a socket of uid {os.getuid()}")
+        check_socket_dir(path.parent, {os.getuid()}, private=True)
+    except FileNotFoundError:
+        return False
+    except (OSError, DaemonError) as exc:
+        log.warning("not using the user socket %s (%s); trying %s", path, exc, SYSTEM_SOCKET)
+        return False
+    return True

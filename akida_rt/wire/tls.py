@@ -5,6 +5,7 @@ uid plays on the Unix socket.
 
 from __future__ import annotations
 
+import hashlib
 import ssl
 from pathlib import Path
 from typing import Any
@@ -51,14 +52,29 @@ def client_context(cert: str, key: str, ca: str) -> ssl.SSLContext:
     return _context(ssl.Purpose.SERVER_AUTH, cert, key, ca)
 
 
-def tenant_of(sock: ssl.SSLSocket) -> str:
-    """The common name of the peer's (verified) certificate."""
+def tenant_of(sock: ssl.SSLSocket) -> tuple[list[str], str]:
+    """The names a tenant table may give the peer's (verified) certificate, and what is
+    wrong with its subject ("" when nothing is).
+
+    The names are `sha256:<hex>` (the certificate's fingerprint), then its common name
+    when the subject holds exactly one, alone in its RDN: with two common names, or one in
+    a multi-valued RDN, which one a CA checked is ambiguous, so the subject names no one.
+    """
+    der = sock.getpeercert(binary_form=True) or b""
+    names = [f"sha256:{hashlib.sha256(der).hexdigest()}"] if der else []
     cert: dict[str, Any] = dict(sock.getpeercert() or {})
-    for rdn in cert.get("subject", ()):
-        for name, value in rdn:
-            if name == "commonName":
-                return str(value)
-    return ""
+    cns = [
+        (str(value), len(rdn))
+        for rdn in cert.get("subject", ())
+        for name, value in rdn
+        if name == "commonName"
+    ]
+    if len(cns) != 1:
+        return names, f"the certificate's subject has {len(cns)} common names, not one"
+    cn, rdn_size = cns[0]
+    if rdn_size != 1:
+        return names, f"the common name {cn!r} shares a multi-valued RDN"
+    return [*names, cn], ""
 
 
 def address(url: str, scheme: str) -> tuple[str, int]:
