@@ -285,7 +285,7 @@ class Model:
         if not isinstance(device, DeviceSpec) and akd1000.needs_binaries(spec):
             self.binaries()  # errors at map time; the placement shown is the binaries'
         self.reset_statistics()
-        log.info("mapped %s onto %s: %d sequence(s)", self.name, spec.name, len(self._plans))
+        log.info("mapped %s onto %s: %d sequence(s)", self.name, spec.name, len(self._plans or ()))
 
     def _remap(self) -> None:
         mode, hw_only = self._map_args
