@@ -461,13 +461,18 @@ def test_rehashed_mutated_programs_get_bad_program_or_load(tmp_path: Path) -> No
 def test_the_inputs_a_client_keeps_queued_are_bounded(tmp_path: Path) -> None:
     """40 requests of 4 MiB each, pipelined: past max_queued_bytes the daemon refuses with
     TOO_MANY_REQUESTS instead of holding them, answers every one, and loses nothing."""
-    model = tiny_model()
-    x = random_input(model, (4 << 20) // 36, 9)  # 6x6x1 frames: 4 MiB
+    model = _image_model()  # 4 MiB in 606 frames: the simulated chip computes each one
+    x = random_input(model, (4 << 20) // (48 * 48 * 3), 9)
     cfg = _config(tmp_path, max_queued_bytes=16 << 20)
     with Akidad(tmp_path, "--config", cfg) as daemon:
         raw = RawConnection(daemon.socket)
         session = _load(raw, model.to_bytes()).loaded.session
         proc = psutil.Process(daemon.proc.pid)  # type: ignore[union-attr]
+        warm = ipc.sealed_memfd(x[:1].nbytes)  # maps the program, imports the device path
+        os.pwrite(warm, x[:1].tobytes(), 0)
+        _infer_shm(raw, 100, session, x[:1], warm)
+        raw.recv_any()
+        os.close(warm)
         rss = proc.memory_info().rss
         fds = []
         for rid in range(1, 41):
@@ -488,3 +493,14 @@ def test_the_inputs_a_client_keeps_queued_are_bounded(tmp_path: Path) -> None:
         assert grown < 64 << 20, f"daemon RSS grew by {grown >> 20} MiB"
         for fd in fds:
             os.close(fd)
+
+
+def _image_model():
+    from akida_rt.format.layers import FullyConnected, InputConv2D, Pooling
+    from akida_rt.model.model import Model
+
+    model = Model(name="image")
+    model.add(InputConv2D("conv", (48, 48, 3), 2, 3, stride=2, pooling=Pooling.Max, pool_size=4,
+                          pool_stride=4, weight_bits=8, activation_bits=4))  # fmt: skip
+    model.add(FullyConnected("fc", 3, weight_bits=4, activation=False))
+    return zoo.randomize(model, 5, v1=True)
