@@ -163,3 +163,21 @@ def test_representation_filters_and_crop_options_through_the_cli(tmp_path, rec):
     assert ok.stdout.count('"seq"') >= (span - 100_000) // 50_000
     bad = stream(tmp_path / "rec.raw", *common, "--representation", "voxel", "--bins", "3")
     one_line_failure(bad, "the model takes 1 channels", "voxel", "--bins")
+
+
+def test_an_lz4_bomb_packet_is_refused_not_inflated(tmp_path, rec):
+    """A crafted packet of ~80 KiB that LZ4 inflates to 256 MiB: refused in one line naming
+    its offset (decompression stops at 64 MiB), and the stream never holds the bomb."""
+    lz4_frame = pytest.importorskip("lz4.frame")
+    from akida_rt.stream.aedat4_file import Aedat4File
+
+    d, _ = rec
+    data = (d / "full.aedat4").read_bytes()
+    with Aedat4File(d / "full.aedat4") as f:
+        start, sid = f.data_start, f.stream_id
+    bomb = lz4_frame.compress(bytes(256 << 20), compression_level=9)
+    assert len(bomb) < 2 << 20
+    packet = sid.to_bytes(4, "little", signed=True) + len(bomb).to_bytes(4, "little") + bomb
+    (tmp_path / "bomb.aedat4").write_bytes(data[:start] + packet)
+    out = stream(tmp_path / "bomb.aedat4")
+    one_line_failure(out, f"bomb.aedat4: at {start}:", "more than 64 MiB")

@@ -10,11 +10,13 @@ int16 x, int16 y, bool polarity, 3 bytes padding). The data table at the end is 
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import struct
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import numpy as np
 
@@ -34,6 +36,7 @@ MAGIC = b"#!AER-DAT4.0\r\n"
 DV_EVENT = np.dtype([("t", "<i8"), ("x", "<i2"), ("y", "<i2"), ("p", "u1"), ("_", "V3")])
 COMPRESSION = {0: "none", 1: "LZ4", 2: "LZ4", 3: "Zstd", 4: "Zstd"}
 MAX_PACKET = 1 << 30
+MAX_DECODED = 64 << 20  # one decompressed packet: 4 Mi events, far above what DV writes
 
 
 def _table(buf: bytes, pos: int) -> Callable[[int], int | None]:
@@ -56,6 +59,16 @@ def _root(buf: bytes, size_prefixed: bool) -> tuple[Callable[[int], int | None],
     return _table(buf, root), buf[base + 4 : base + 8]
 
 
+def _bounded_lz4(frame: Any, data: bytes) -> bytes:
+    """An LZ4 frame decompressed with `frame` (lz4.frame), refused past MAX_DECODED bytes
+    (a crafted packet of a few KiB could otherwise expand to gigabytes)."""
+    out = frame.LZ4FrameDecompressor()
+    buf = out.decompress(data, max_length=MAX_DECODED)
+    if not out.eof:
+        raise ValueError(f"it decompresses to more than {MAX_DECODED >> 20} MiB")
+    return bytes(buf)
+
+
 def _decompressor(kind: int, path: str) -> Callable[[bytes], bytes]:
     if kind == 0:
         return bytes
@@ -66,7 +79,7 @@ def _decompressor(kind: int, path: str) -> Callable[[bytes], bytes]:
             raise EventFileError(
                 path, 0, "LZ4 packets need lz4: pip install 'akida-rt[stream]'"
             ) from None
-        return lz4.frame.decompress  # type: ignore[no-any-return]
+        return functools.partial(_bounded_lz4, lz4.frame)
     if COMPRESSION.get(kind) == "Zstd":
         try:
             import zstandard
@@ -75,7 +88,7 @@ def _decompressor(kind: int, path: str) -> Callable[[bytes], bytes]:
                 path, 0, "Zstd packets need zstandard: pip install zstandard"
             ) from None
         return lambda data: zstandard.ZstdDecompressor().decompress(
-            data, max_output_size=MAX_PACKET
+            data, max_output_size=MAX_DECODED
         )
     raise EventFileError(path, 0, f"unknown AEDAT4 compression {kind}")
 
