@@ -96,7 +96,19 @@ def test_potentials_saturate_as_akida(probe: str, sim_device) -> None:
         ours.map(sim_device)
     except MappingError:
         return
+    if probe in DEVICE_GAPS:
+        pytest.xfail(DEVICE_GAPS[probe])
     np.testing.assert_array_equal(ours.forward(x), expected)
+
+
+# Probes whose software forward equals akida's but whose values no AKD1000 output carries
+# as the simulated chip computes them (issue 24's closing note).
+DEVICE_GAPS = {
+    "separable_unpooled": "potentials up to 6.8 M as the output: CNP potential events carry "
+    "20 bits, and akida's forward (software) is no oracle for what the chip sends",
+    "input_conv_unpooled": "an HRC threshold of 4,000,000 (beyond 20 bits): the simulated "
+    "HRC does not decode it as akida's compiler wrote it",
+}
 
 
 def test_every_saturation_probe_tells_the_rules_apart() -> None:

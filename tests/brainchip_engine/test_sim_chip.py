@@ -211,8 +211,8 @@ def test_akidanet_1_0_in_two_hardware_sequences_matches_akida(
     # calibration runs on one image only (it is most of the model's build time).
     randomize = zoo.randomize
 
-    def one_image(model: Any, seed: int = 0, sample: Any = None) -> Any:
-        return randomize(model, seed, np.zeros((1, *model.input_shape), np.uint8))
+    def one_image(model: Any, seed: int = 0, sample: Any = None, v1: bool = False) -> Any:
+        return randomize(model, seed, np.zeros((1, *model.input_shape), np.uint8), v1=v1)
 
     monkeypatch.setattr(zoo, "randomize", one_image)
     theirs = from_zoo(zoo.akidanet(alpha=1.0, size=224))
