@@ -6,14 +6,46 @@ With both packages in one environment the one installed last owns the `akida` sc
 
 from __future__ import annotations
 
+import json
 import shutil
+import sys
+from importlib import metadata
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote, urlparse
 
-FIX = (
-    "use `akida-rt` or `python -m akida_rt` (same commands), or make `akida` ours again: "
-    "pip install --force-reinstall --no-deps akida-rt"
-)
+
+def checkout() -> Path | None:
+    """The source folder akida_rt is installed from in editable mode (a checkout), if any."""
+    try:
+        text = metadata.distribution("akida-rt").read_text("direct_url.json")
+        info = json.loads(text or "{}")
+    except (metadata.PackageNotFoundError, ValueError):
+        return None
+    if not info.get("dir_info", {}).get("editable"):
+        return None
+    url = urlparse(info.get("url", ""))
+    return Path(unquote(url.path)) if url.scheme == "file" else None
+
+
+def reinstall_command() -> str:
+    """The pip line that puts akida_rt's `akida` script back, for a checkout or a wheel."""
+    pip = f"{sys.executable} -m pip install --force-reinstall --no-deps"
+    source = checkout()
+    if source is not None:
+        return f"{pip} --no-build-isolation -e {source}"
+    return f"{pip} akida-rt"
+
+
+def fix_text() -> str:
+    """The doctor's fix for a foreign `akida` on PATH."""
+    return (
+        "use `akida-rt` or `python -m akida_rt` (same commands), or make `akida` ours "
+        f"again: {reinstall_command()}"
+    )
+
+
+FIX = fix_text()
 
 
 def owner(script: Path) -> str:
