@@ -12,6 +12,7 @@ the daemon restarts, the client reconnects, reloads its programs and retries.
 
 from __future__ import annotations
 
+import errno
 import json
 import math
 import mmap
@@ -167,6 +168,8 @@ class Client:
         """A connected socket: Unix, in a directory no one else could have planted; or
         TLS, to a server whose certificate the CA signed for that host."""
         if not isinstance(self.path, str):
+            if not self.path.parent.is_dir():  # no daemon ever ran here: say how to start one
+                raise FileNotFoundError(errno.ENOENT, "no such socket directory")
             ipc.check_socket_dir(self.path.parent, trusted, private=False)
             sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
             try:
