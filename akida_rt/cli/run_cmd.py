@@ -116,33 +116,46 @@ def predictions(scores: np.ndarray, k: int) -> list[dict[str, Any]] | None:
 
 def _local(model: Any, args: argparse.Namespace, x: np.ndarray) -> dict[str, Any]:
     from akida_rt.driver.discovery import devices, find_device
+    from akida_rt.model import run_figures
 
     device = find_device(args.device) if args.device else devices()[0]
     with device.claim():
         model.map(device)
-        device.soc.power_measurement_enabled = True
+        before = run_figures.from_device_stats(device.stats())
         y, timing = run_frames(model.forward, x, args)
+        run = run_figures.delta(before, run_figures.from_device_stats(device.stats()))
         stats = model.statistics
     info = device.describe()
     from akida_rt.learning.edge import describe
 
     return {"via": "in-process", "device": info, "y": y, "timing": timing, "statistics": stats,
-            "learning": describe(model)}  # fmt: skip
+            "device_run": run, "learning": describe(model)}  # fmt: skip
 
 
 def _daemon(model: Any, args: argparse.Namespace, x: np.ndarray, client: Any) -> dict[str, Any]:
+    from akida_rt.model import run_figures
+
+    def counters() -> dict[str, dict[str, Any]]:
+        return {d["id"]: d for d in client.stats()["devices"]}
+
     with client:
         remote = client.load(model.to_bytes(), device=args.device or "")
+        snapshot = counters()  # every device: the first call picks one
         y, timing = run_frames(remote.forward, x, args)
         listed = {d["id"]: d for d in client.devices()}
         info = listed.get(remote.last_device, {"id": remote.last_device, "simulated": None})
-        devs = client.stats()["devices"]
-        dev_stats: dict[str, Any] = next((d for d in devs if d["id"] == info["id"]), {})
+        dev_stats = counters().get(info["id"], {})
+        before = run_figures.from_daemon_device(snapshot.get(info["id"], {}))
+        run = run_figures.delta(before, run_figures.from_daemon_device(dev_stats))
+        stats = run_figures.to_statistics(
+            run, f"{info['id']}{', simulated' if info.get('simulated') else ''}, via akidad"
+        )
         learns = model.learning is not None and model.learning.enabled
         learned = remote.learned_state()[0] if learns else None  # akidad's durable state
         remote.unload()
     return {"via": f"akidad ({client.path})", "device": info, "y": y, "timing": timing,
-            "statistics": None, "daemon_device": dev_stats, "learning": learned}  # fmt: skip
+            "statistics": stats, "device_run": run, "daemon_device": dev_stats,
+            "learning": learned}  # fmt: skip
 
 
 def _client(args: argparse.Namespace) -> Any:
@@ -204,21 +217,18 @@ def _report(model: Any, result: dict[str, Any], source: str, preds: Any,
         "run": result["timing"].as_dict(),
         "learning": result.get("learning"),  # None: the program does not learn
     }
-    stats = result["statistics"]
-    if stats is not None:
-        out["statistics"] = stats.as_dict()
-        out["run"]["device_fps"] = stats.device_fps  # frames x clock / inference_clk
-        out["run"]["board_fps"] = stats.fps  # host-visible (a simulated board's is modelled)
-        if stats.power_mw is None:
-            out["power_unavailable"] = (
-                f"the device took no power sample in {stats.frames} frame(s): run more frames "
-                "(e.g. --frames 1000 or --duration 2)"
-            )
-    else:
-        drv = result.get("daemon_device", {}).get("driver", {})
-        out["daemon_device"] = result.get("daemon_device", {})
-        if drv.get("power_mw") is None:
-            out["power_unavailable"] = "akidad reports no power for this device yet"
+    stats, dev_run = result["statistics"], result["device_run"]
+    out["statistics"] = stats.as_dict()
+    out["device_run"] = dev_run  # this run's device counters (akida_rt.model.run_figures)
+    out["run"]["board_fps"] = dev_run["board_fps"]  # frames over the board's inferring time
+    if "daemon_device" in result:
+        out["daemon_device"] = result["daemon_device"]
+    if dev_run["power_mw"] is None:
+        out["power_unavailable"] = (
+            "this device reports no energy counter (a board without a power monitor)"
+            if dev_run["energy_mj"] is None
+            else "the device spent no measurable time loading or inferring"
+        )
     return out
 
 
@@ -243,23 +253,18 @@ def _print(report: dict[str, Any], result: dict[str, Any]) -> None:
         print(f"Learned state: {learned['samples']} samples seen, {learned['neurons_learned']}/"
               f"{learned['neurons']} neurons learned, {learned['num_classes']} classes")  # fmt: skip
     print()
-    lat = run["latency_ms"]
-    host_fps = f"{run['host_fps']:.1f}" if run["host_fps"] else "n/a"
-    here = (
-        " (this host simulating; the board's modelled figures below)"
-        if dev.get("simulated")
-        else ""
-    )
-    print(f"Frames: {run['frames']} in {run['calls']} call(s), {run['seconds']:.3f} s; "
-          f"host fps {host_fps}; latency per call p50 {lat['p50']:.3f} ms, "
-          f"p99 {lat['p99']:.3f} ms{here}")  # fmt: skip
-    if result["statistics"] is not None:
-        print(result["statistics"])
+    lat, dr = run["latency_ms"], report["device_run"]
+    where = "modelled board" if dev.get("simulated") else "board"
+    print(f"Frames: {run['frames']} in {run['calls']} call(s), {run['seconds']:.3f} s on this "
+          f"host; latency per call p50 {lat['p50']:.3f} ms, p99 {lat['p99']:.3f} ms")  # fmt: skip
+    fps = f"{dr['board_fps']:.2f} fps" if dr["board_fps"] else "fps n/a"
+    synops = (dr["synops"] or 0) / run["frames"] if run["frames"] else 0
+    print(f"Device: {fps} ({where} time inferring: {dr['infer_s'] or 0:.4f} s); "
+          f"inference_clk {dr['inference_clk']}, program_clk {dr['program_clk']}, "
+          f"SynOps/frame {synops:,.0f}")  # fmt: skip
+    if dr["power_mw"] is not None:
+        print(f"Power: {dr['power_mw']:.2f} mW average over {dr['board_s']:.4f} s of {where} "
+              f"time, {dr['energy_mj_per_frame']:.4f} mJ/frame")  # fmt: skip
     else:
-        drv = report["daemon_device"].get("driver", {})
-        if drv.get("power_mw") is not None:
-            print(f"Device power (akidad): {drv['power_mw']:.2f} mW, "
-                  f"{drv.get('energy_per_inference_mj', 0):.4f} mJ/frame")  # fmt: skip
-    if "power_unavailable" in report:
         print(f"Power: not measured: {report['power_unavailable']}")
     sys.stdout.flush()

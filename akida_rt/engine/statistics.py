@@ -81,7 +81,11 @@ class Statistics:
             lines.append(f"Floor power (mW): {self.floor_power_mw:.2f}")
         fps = self.fps
         lines.append(f"Average framerate = {fps:.2f} fps" if fps else "Average framerate = n/a")
-        if self.power_mw:
+        if self.power_mw and "min" not in self.power_mw:  # an average from energy counters
+            lines.append(
+                f"Average power (mW) over the board's busy time: {self.power_mw['avg']:.2f}"
+            )
+        elif self.power_mw:
             p = self.power_mw
             lines.append(
                 "Last inference power range (mW):  "

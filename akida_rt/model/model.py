@@ -20,6 +20,7 @@ from akida_rt.learning import edge as learning
 from akida_rt.mapping.hardware import DeviceSpec
 from akida_rt.mapping.mapper import Backend, MapMode, SequencePlan, map_layers
 from akida_rt.mapping.stored_mapping import decode_mapping
+from akida_rt.model import run_figures
 from akida_rt.model.device_api import DaemonBacked, Device, RemoteRun
 from akida_rt.model.sequence import Sequence, placements_to_pb
 
@@ -49,6 +50,7 @@ class Model:
         self._layers: list[Layer] = []
         self._device: DeviceSpec | Device | None = None
         self._remote: tuple[DaemonBacked, RemoteRun] | None = None  # mapped through akidad
+        self._remote_base: dict[str, Any] = {}  # akidad's device counters at map or reset
         self._plans: list[SequencePlan] | None = None
         self._map_args: tuple[str, bool] = (MapMode.AllNps.value, False)
         self._engine: Engine | None = None
@@ -230,7 +232,7 @@ class Model:
         """Statistics since mapping (or the last reset_statistics())."""
         stats = self._stats
         if self._remote is not None:
-            return _with_daemon_counters(stats, self._remote[0].stats())
+            return _with_daemon_counters(stats, self._remote[0].stats(), self._remote_base)
         on_device = self._device is not None and not isinstance(self._device, DeviceSpec)
         if self._engine is not None and not on_device:
             engine = self._engine
@@ -241,6 +243,8 @@ class Model:
 
     def reset_statistics(self) -> None:
         self._stats = Statistics(backend=self._stats.backend, where=self._stats.where)
+        if self._remote is not None:
+            self._remote_base = run_figures.from_daemon_device(self._remote[0].stats())
         if self._engine is not None:
             self._engine.reset_stats()
 
@@ -261,6 +265,7 @@ class Model:
             run = device.attach(self.to_bytes(), MapMode(mode).value, hw_only)
             self._remote = (device, run)
             self._stats = Statistics(backend="Hardware", where=device.where)
+            self._remote_base = run_figures.from_daemon_device(device.stats())
             return
         if device is None:
             if self._device is not None and not isinstance(self._device, DeviceSpec):
@@ -399,18 +404,19 @@ class Model:
         return f"<Model '{self.name}' layers={len(self._layers)} sequences={len(self.sequences)}>"
 
 
-def _with_daemon_counters(stats: Statistics, device: dict[str, Any]) -> Statistics:
-    """`stats` with the power and energy akidad measured on the device (all its clients)."""
-    driver = device.get("driver", {})
-    power = driver.get("power_mw")
-    if isinstance(power, dict):
-        stats.power_mw = {k: float(v) for k, v in power.items()}
-    for key in ("floor_power_mw", "clock_hz"):
-        if driver.get(key) is not None:
-            setattr(stats, key, driver[key])
-    energy = driver.get("energy_per_inference_mj", device.get("energy_per_inference_mj"))
-    if energy is not None:
-        stats.energy_mj_per_frame = float(energy)
+def _with_daemon_counters(
+    stats: Statistics, device: dict[str, Any], base: dict[str, Any]
+) -> Statistics:
+    """`stats` with the device counters akidad reports, since `base` (this model's mapping
+    or reset): clocks, power and energy of this stretch, not the device's lifetime.
+    Other clients' work on the same device in that time counts too."""
+    run = run_figures.delta(base, run_figures.from_daemon_device(device))
+    stats.clock_hz = run["clock_hz"] or None
+    stats.inference_clk, stats.program_clk = run["inference_clk"], run["program_clk"]
+    stats.device_synops = run["synops"]
+    if run["power_mw"] is not None:
+        stats.power_mw = {"avg": run["power_mw"]}
+        stats.energy_mj_per_frame = run["energy_mj_per_frame"]
     return stats
 
 
