@@ -17,7 +17,7 @@ TREE := build/pkgtree
 $(STAMP):
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[dev,tools,metatf,stream,k8s]'
+	$(BIN)/python -m pip install -q -e '.[dev,tools,metatf,stream,k8s,plot]'
 	$(BIN)/python -m pip install -q --no-deps --no-build-isolation --force-reinstall -e .
 	rm -f $(VENV)/.installed-* && touch $@
 

@@ -8,6 +8,7 @@ from typing import Any
 from akida_rt.cli.args import output_file
 from akida_rt.cli.output import emit_json
 from akida_rt.data import SAMPLE_PROGRAM, sample_program
+from akida_rt.errors import InputError
 
 
 def register(sub: Any) -> None:
@@ -19,6 +20,8 @@ def register(sub: Any) -> None:
     p.add_argument("--mode", default="AllNps", choices=["AllNps", "Minimal", "HwPr"])
     p.add_argument("--hw-only", action="store_true", help="fail instead of splitting")
     p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument("--plot", metavar="MESH.png",
+                   help="with --map: draw the NP mesh, each layer's NPs coloured (matplotlib)")  # fmt: skip
     p.set_defaults(func=cmd_summary)
     s = sub.add_parser("sample", help="copy the sample program (a digits CNN) to a file")
     s.add_argument("-o", "--output", default=SAMPLE_PROGRAM,
@@ -53,13 +56,29 @@ def cmd_summary(args: argparse.Namespace) -> int:
     from akida_rt.mapping.mapper import MapMode
     from akida_rt.model.model import Model
 
+    if args.map is not None and not args.map.strip():
+        raise InputError("--map '': name a device description, e.g. --map AKD1000")
+    if args.plot is not None:
+        from akida_rt.cli.plots import check_png
+
+        if not args.map:
+            raise InputError(f"--plot {args.plot}: the mesh needs a mapping; add --map AKD1000")
+        check_png("--plot", args.plot)
     model = Model(args.model)
+    spec = None
     if args.map:
-        model.map(spec_by_name(args.map), hw_only=args.hw_only, mode=MapMode(args.mode))
+        spec = spec_by_name(args.map)
+        model.map(spec, hw_only=args.hw_only, mode=MapMode(args.mode))
     if args.json:
         emit_json(model_description(model))
     else:
         model.summary()
+    if args.plot is not None:
+        from akida_rt.cli.plots import mesh
+
+        coloured = mesh(model, spec, args.plot)
+        if not args.json:
+            print(f"wrote {args.plot}: {coloured} NPs coloured by layer")
     return 0
 
 

@@ -1,0 +1,55 @@
+"""The CLI's pictures: `summary --map --plot` (the NP mesh), `run --plot` (power), top's
+sparkline. PNGs are read back as pixels: the coloured NPs counted in the image must be
+the mapping's NPs, and the power plot must be a real image of the run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from akida_rt import AKD1000, Model
+from akida_rt.data import sample_program
+from tests.conftest import run_akida
+
+PROGRAM = str(sample_program())
+image = pytest.importorskip("matplotlib.image")
+ndimage = pytest.importorskip("scipy.ndimage")
+
+
+def coloured_squares(png: Path, min_area: int = 300) -> int:
+    """Connected regions of saturated colour at least `min_area` pixels (NP squares; the
+    legend's markers and text are smaller, grey NPs and black text are unsaturated)."""
+    rgb = image.imread(png)[..., :3]
+    mask = rgb.max(-1) - rgb.min(-1) > 0.08
+    labels, _ = ndimage.label(mask)
+    areas = np.bincount(labels.ravel())[1:]
+    return int((areas >= min_area).sum())
+
+
+def test_the_mesh_plot_colours_every_mapped_np(tmp_path) -> None:
+    out = tmp_path / "mesh.png"
+    text = run_akida("summary", "-m", PROGRAM, "--map", "AKD1000", "--plot", str(out))
+    assert text.returncode == 0, text.stderr
+    model = Model(PROGRAM)
+    model.map(AKD1000())
+    mapped = sum(s.plan.np_count for s in model.sequences if s.backend.value == "Hardware")
+    assert mapped > 10 and f"wrote {out}: {mapped} NPs" in text.stdout
+    assert out.stat().st_size > 10_000 and out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert coloured_squares(out) == mapped
+
+
+def test_plot_needs_a_mapping_and_a_png_name(tmp_path) -> None:
+    bad = run_akida("summary", "-m", PROGRAM, "--plot", str(tmp_path / "m.png"))
+    assert bad.returncode == 1 and "--map AKD1000" in bad.stderr and not bad.stdout
+    bad = run_akida("summary", "-m", PROGRAM, "--map", "AKD1000", "--plot", str(tmp_path / "m.jpg"))
+    assert bad.returncode == 1 and ".png" in bad.stderr and not bad.stdout
+    assert not list(tmp_path.iterdir())
+
+
+def test_sparkline_follows_the_values() -> None:
+    from akida_rt.cli.plots import sparkline
+
+    assert sparkline([1.0, 2.0, 3.0, None, 3.0]) == "▁▄█ █"
+    assert sparkline([]) == "" and len(sparkline([5.0] * 4)) == 4
