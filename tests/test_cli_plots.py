@@ -53,3 +53,15 @@ def test_sparkline_follows_the_values() -> None:
 
     assert sparkline([1.0, 2.0, 3.0, None, 3.0]) == "▁▄█ █"
     assert sparkline([]) == "" and len(sparkline([5.0] * 4)) == 4
+
+
+def test_run_plots_power_over_the_run(tmp_path) -> None:
+    out = tmp_path / "power.png"
+    text = run_akida("run", "-m", PROGRAM, "--frames", "24", "--batch", "4", "--no-daemon",
+                     "--plot", str(out))  # fmt: skip
+    assert text.returncode == 0, text.stderr
+    assert f"wrote {out}: power over" in text.stdout and "6 call(s)" in text.stdout
+    rgb = image.imread(out)[..., :3]
+    red = (rgb[..., 0] > 0.7) & (rgb[..., 1] < 0.35) & (rgb[..., 2] < 0.35)  # the power line
+    shade = (rgb[..., 2] > 0.95) & (rgb[..., 0] < 0.85) & (rgb[..., 0] > 0.75)  # inference
+    assert red.sum() > 100 and shade.sum() > 10_000 and out.stat().st_size > 10_000

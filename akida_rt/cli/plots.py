@@ -97,6 +97,7 @@ def power(times_s: Sequence[float], power_mw: Sequence[float], windows: Sequence
     ax.step(times_s, power_mw, where="post", color="tab:red", lw=1.2, label="power (mW)")
     ax.set_xlabel("board time (s)")
     ax.set_ylabel("mW")
+    ax.set_ylim(bottom=0)
     ax.set_title(title, fontsize=10)
     ax.legend(loc="upper right", fontsize=8)
     fig.tight_layout()

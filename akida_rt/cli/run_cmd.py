@@ -8,6 +8,7 @@ latency per call, and the device's clock fps and power when it measured them.
 from __future__ import annotations
 
 import argparse
+import itertools
 import logging
 import sys
 import time
@@ -19,7 +20,7 @@ import numpy as np
 
 from akida_rt.cli.args import float_range, int_range, output_file
 from akida_rt.cli.output import emit_json
-from akida_rt.errors import AkidaError, DaemonError
+from akida_rt.errors import AkidaError, DaemonError, InputError
 
 log = logging.getLogger(__name__)
 SHOWN = 10  # predictions printed (all of them go to --json)
@@ -38,6 +39,8 @@ def register(sub: Any) -> None:
                    help="run for S seconds, cycling through the input")  # fmt: skip
     r.add_argument("--top-k", type=int_range(1, 1000), default=5, help="classes shown per frame")
     r.add_argument("-o", "--output", metavar="OUT.npy", help="save the raw (forward) outputs")
+    r.add_argument("--plot", metavar="POWER.png",
+                   help="draw power over the run's board time, calls shaded (matplotlib)")  # fmt: skip
     via = r.add_mutually_exclusive_group()
     via.add_argument("--daemon", action="store_true", help="run through akidad (must be running)")
     via.add_argument("--no-daemon", action="store_true",
@@ -53,6 +56,7 @@ class Timing:
     frames: int = 0
     calls: list[float] = field(default_factory=list)  # seconds per call
     wall_s: float = 0.0
+    probes: list[dict[str, Any]] = field(default_factory=list)  # device counters per call
 
     def as_dict(self) -> dict[str, Any]:
         ms = np.asarray(self.calls) * 1e3
@@ -69,7 +73,9 @@ class Timing:
 
 
 def run_frames(forward: Callable[[np.ndarray], np.ndarray], x: np.ndarray,
-               args: argparse.Namespace) -> tuple[np.ndarray, Timing]:  # fmt: skip
+               args: argparse.Namespace,
+               probe: Callable[[], dict[str, Any]] | None = None,
+               ) -> tuple[np.ndarray, Timing]:  # fmt: skip
     """Run `x` once (its outputs are returned), then more calls until --frames/--duration."""
     from tqdm import tqdm
 
@@ -79,6 +85,8 @@ def run_frames(forward: Callable[[np.ndarray], np.ndarray], x: np.ndarray,
     outputs: list[np.ndarray] = []
     bar = tqdm(total=total, unit="frame", delay=2, disable=args.json, leave=False)
     start = time.perf_counter()
+    if probe is not None:
+        timing.probes.append(probe())
     try:
         while True:
             n = batch if total is None else min(batch, total - timing.frames)
@@ -87,6 +95,8 @@ def run_frames(forward: Callable[[np.ndarray], np.ndarray], x: np.ndarray,
             t0 = time.perf_counter()
             y = forward(chunk)
             timing.calls.append(time.perf_counter() - t0)
+            if probe is not None:
+                timing.probes.append(probe())
             if timing.frames < len(x):
                 outputs.append(y[: len(x) - timing.frames])
             timing.frames += n
@@ -122,7 +132,8 @@ def _local(model: Any, args: argparse.Namespace, x: np.ndarray) -> dict[str, Any
     with device.claim():
         model.map(device)
         before = run_figures.from_device_stats(device.stats())
-        y, timing = run_frames(model.forward, x, args)
+        probe = (lambda: run_figures.from_device_stats(device.stats())) if args.plot else None
+        y, timing = run_frames(model.forward, x, args, probe)
         run = run_figures.delta(before, run_figures.from_device_stats(device.stats()))
         stats = model.statistics
     info = device.describe()
@@ -141,7 +152,12 @@ def _daemon(model: Any, args: argparse.Namespace, x: np.ndarray, client: Any) ->
     with client:
         remote = client.load(model.to_bytes(), device=args.device or "")
         snapshot = counters()  # every device: the first call picks one
-        y, timing = run_frames(remote.forward, x, args)
+        probe = None
+        if args.plot:
+            probe = lambda: {k: run_figures.from_daemon_device(d) for k, d in counters().items()}  # noqa: E731
+        y, timing = run_frames(remote.forward, x, args, probe)
+        if timing.probes:
+            timing.probes = [p.get(remote.last_device, {}) for p in timing.probes]
         listed = {d["id"]: d for d in client.devices()}
         info = listed.get(remote.last_device, {"id": remote.last_device, "simulated": None})
         dev_stats = counters().get(info["id"], {})
@@ -179,7 +195,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     from akida_rt.model.model import Model
 
     if args.output:
+        if not args.output.endswith(".npy"):
+            raise InputError(f"-o {args.output}: raw outputs are saved as .npy; name it OUT.npy")
         output_file(args.output)
+    if getattr(args, "plot", None):
+        from akida_rt.cli.plots import check_png
+
+        check_png("--plot", args.plot)
     model = Model(args.model)
     if args.input:
         x, source = load_input(args.input, model.input_shape), args.input
@@ -202,7 +224,30 @@ def cmd_run(args: argparse.Namespace) -> int:
         model.summary()
         print()
     _print(report, result)
+    if args.plot:
+        _plot_power(result["timing"].probes, args.plot, report)
     return 0
+
+
+def _plot_power(probes: list[dict[str, Any]], path: str, report: dict[str, Any]) -> None:
+    """Power per call against the board's busy time; each call's inference span shaded."""
+    from akida_rt.cli.plots import power
+    from akida_rt.model import run_figures
+
+    times, mw, windows, t = [0.0], [], [], 0.0
+    for before, after in itertools.pairwise(probes):
+        step = run_figures.delta(before, after)
+        load, infer = step["load_s"] or 0.0, step["infer_s"] or 0.0
+        windows.append((t + load, t + load + infer))
+        t += step["board_s"]
+        times.append(t)
+        mw.append(step["power_mw"] if step["power_mw"] is not None else float("nan"))
+    if not mw or all(v != v for v in mw):
+        raise InputError(f"--plot {path}: {report.get('power_unavailable', 'no power measured')}")
+    power(times, [*mw, mw[-1]], windows, path,
+          f"{report['device'].get('id')}: power per call over {len(mw)} call(s), "
+          "inference spans shaded")  # fmt: skip
+    print(f"wrote {path}: power over {t:.4f} s of board time, {len(mw)} call(s)")
 
 
 def _report(model: Any, result: dict[str, Any], source: str, preds: Any,
