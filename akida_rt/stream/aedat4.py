@@ -29,6 +29,7 @@ from akida_rt.stream.events import (
 
 log = logging.getLogger(__name__)
 ERROR_MARK = b"\xff\xff\xff\xff"  # in place of a packet's count: an error follows
+STARTUP_S = 60.0  # allowance for the reader child to start (imports), before stalls count
 
 
 def _dv() -> Any:
@@ -66,7 +67,9 @@ class Aedat4Reader:
         if not os.path.isfile(self.path):
             raise EventFileError(self.path, 0, "no such file")
         self._start()
-        width, height = struct.unpack("<II", self._read(8, 0))
+        # The child's start (Python, dv-processing) is not a stall: on a loaded machine it
+        # can take longer than stall_s, so the header gets STARTUP_S at least.
+        width, height = struct.unpack("<II", self._read(8, 0, max(self.stall_s, STARTUP_S)))
         self.sensor = SensorInfo(width, height, "AEDAT4")
         self.guard = TimeGuard(self.path, self.on_error)
 
@@ -75,17 +78,19 @@ class Aedat4Reader:
         self._child = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                        stderr=subprocess.DEVNULL)  # fmt: skip
 
-    def _read(self, n: int, at_event: int) -> bytes:
-        """`n` bytes from the child, or the child's error as an EventFileError."""
+    def _read(self, n: int, at_event: int, wait_s: float | None = None) -> bytes:
+        """`n` bytes from the child, or the child's error as an EventFileError; no byte
+        for `wait_s` (default stall_s) seconds is a stall."""
+        wait = self.stall_s if wait_s is None else wait_s
         assert self._child is not None and self._child.stdout is not None
         out = self._child.stdout
         data = bytearray()
         while len(data) < n:
-            ready, _, _ = select.select([out], [], [], self.stall_s)
+            ready, _, _ = select.select([out], [], [], wait)
             if not ready:
                 self.close()
                 raise EventFileError(self.path, at_event, f"event {at_event}: dv-processing "
-                                     f"made no progress for {self.stall_s:g} s (corrupt file?)")  # fmt: skip
+                                     f"made no progress for {wait:g} s (corrupt file?)")  # fmt: skip
             chunk = os.read(out.fileno(), n - len(data))
             if not chunk:
                 self.close()
@@ -94,7 +99,7 @@ class Aedat4Reader:
             data += chunk
         if n == 8 and data[:4] == ERROR_MARK:
             (length,) = struct.unpack("<I", data[4:])
-            message = self._read(length, at_event).decode(errors="replace")
+            message = self._read(length, at_event, wait).decode(errors="replace")
             self.close()
             raise EventFileError(self.path, at_event, message)
         return bytes(data)
