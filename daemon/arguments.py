@@ -17,8 +17,8 @@ LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 def _host_port(option: str, value: str, example: str) -> None:
     host, sep, port = value.rpartition(":")
-    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
-        raise DaemonError(f"{option} {value!r}: give {example} with a port of 1..65535")
+    if not sep or not port.isdigit() or not 0 <= int(port) < 65536:
+        raise DaemonError(f"{option} {value!r}: give {example} with a port of 0..65535")
     if host.startswith("tcp://") or "/" in host:
         raise DaemonError(f"{option} {value!r}: give {example} (a host name or address)")
 
@@ -77,9 +77,7 @@ def check(args: argparse.Namespace) -> None:
     if args.metrics is not None:
         _host_port("--metrics", args.metrics, "HOST:PORT such as 127.0.0.1:9464")
     if args.listen is not None:
-        if not args.listen.startswith("tcp://"):
-            raise DaemonError(f"--listen {args.listen!r}: give tcp://ADDR:PORT")
-        _host_port("--listen", args.listen[len("tcp://") :], "tcp://ADDR:PORT")
+        _host_port("--listen", args.listen.removeprefix("tcp://"), "tcp://ADDR:PORT")
     for part in ("cert", "key", "ca", "crl"):
         value = getattr(args, f"tls_{part}")
         if value is not None:
