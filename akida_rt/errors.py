@@ -6,58 +6,76 @@ AkidaError; messages say what failed, where, and how to fix it.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import enum
 
-if TYPE_CHECKING:
-    from akida_rt.wire.device_protocol import ErrorCode
 
-from akida_rt.wire.proto import daemon_pb2 as wire
+class ErrorKind(enum.Enum):
+    """What kind of failure an error is, by name; akida_rt.wire.status maps each kind to
+    the akidad wire `Status` of the same name and back (the tree imports no wire)."""
+
+    BAD_FRAME = "BAD_FRAME"
+    BAD_MESSAGE = "BAD_MESSAGE"
+    UNKNOWN_TYPE = "UNKNOWN_TYPE"
+    BAD_INPUT = "BAD_INPUT"
+    BAD_PROGRAM = "BAD_PROGRAM"
+    NO_SESSION = "NO_SESSION"
+    PERMISSION_DENIED = "PERMISSION_DENIED"
+    NO_DEVICE = "NO_DEVICE"
+    DEVICE_FAILED = "DEVICE_FAILED"
+    DEADLINE_EXCEEDED = "DEADLINE_EXCEEDED"
+    SHUTTING_DOWN = "SHUTTING_DOWN"
+    NOT_FOUND = "NOT_FOUND"
+    MAPPING_FAILED = "MAPPING_FAILED"
+    INTERNAL = "INTERNAL"
+    TOO_MANY_REQUESTS = "TOO_MANY_REQUESTS"
+    QUOTA_EXCEEDED = "QUOTA_EXCEEDED"
+    PROTOCOL_MISMATCH = "PROTOCOL_MISMATCH"
 
 
 class AkidaError(Exception):
     """Base of every error raised on purpose by akida_rt.
 
-    `status` is the akidad wire `Status` (akida_rt/wire/proto/daemon.proto) a request that
-    fails with this error is answered with; the daemon maps errors to statuses by it alone.
+    `kind` says what failed (an ErrorKind); the daemon answers a request that fails with
+    this error with the wire status of that kind (akida_rt.wire.status), by it alone.
     """
 
-    status: int = wire.INTERNAL
+    kind: ErrorKind = ErrorKind.INTERNAL
 
 
 class ProgramFormatError(AkidaError):
     """A program file or message is malformed: truncated, wrong magic, bad hash, bad field."""
 
-    status = wire.BAD_PROGRAM
+    kind = ErrorKind.BAD_PROGRAM
 
 
 class ModelError(AkidaError):
     """A model is inconsistent: layers that do not chain, bad parameters or weights."""
 
-    status = wire.BAD_PROGRAM
+    kind = ErrorKind.BAD_PROGRAM
 
 
 class InputError(AkidaError):
     """Inputs given to forward()/predict() have the wrong shape, dtype or range."""
 
-    status = wire.BAD_INPUT
+    kind = ErrorKind.BAD_INPUT
 
 
 class MappingError(AkidaError):
     """A model cannot be mapped onto a device as asked (for example with hw_only=True)."""
 
-    status = wire.MAPPING_FAILED
+    kind = ErrorKind.MAPPING_FAILED
 
 
 class DeviceError(AkidaError):
     """A device reported an error status for a command."""
 
-    status = wire.DEVICE_FAILED
+    kind = ErrorKind.DEVICE_FAILED
 
 
 class DeviceNotFound(DeviceError):
     """No device matches the requested id or URL."""
 
-    status = wire.NO_DEVICE
+    kind = ErrorKind.NO_DEVICE
 
 
 class DeviceBusy(DeviceError):
@@ -77,9 +95,10 @@ class TransportTimeout(TransportError):
 
 
 class DeviceCommandError(DeviceError):
-    """The firmware finished a command with an error code (`code`, a device_protocol.ErrorCode)."""
+    """The firmware finished a command with an error code (`code`, the int value of
+    a device_protocol.ErrorCode)."""
 
-    def __init__(self, message: str, code: ErrorCode) -> None:
+    def __init__(self, message: str, code: int) -> None:
         super().__init__(message)
         self.code = code
 
@@ -103,7 +122,7 @@ class CommandError(AkidaError):
     status, which the host driver raises as DeviceCommandError.
     """
 
-    def __init__(self, code: ErrorCode, message: str) -> None:
+    def __init__(self, code: int, message: str) -> None:
         super().__init__(message)
         self.code = code
 
@@ -113,12 +132,12 @@ class MeshError(CommandError):
 
 
 class DaemonError(AkidaError):
-    """akidad refused a request, or could not be reached or started; `status` is the wire
-    status the refusal is answered with (BAD_INPUT unless said otherwise)."""
+    """akidad refused a request, or could not be reached or started; `kind` says how the
+    refusal is answered (BAD_INPUT unless said otherwise)."""
 
-    def __init__(self, message: str, status: int = wire.BAD_INPUT) -> None:
+    def __init__(self, message: str, kind: ErrorKind = ErrorKind.BAD_INPUT) -> None:
         super().__init__(message)
-        self.status = status
+        self.kind = kind
 
 
 class FrameError(DaemonError):
@@ -126,36 +145,36 @@ class FrameError(DaemonError):
     matched with its descriptors): the connection cannot go on."""
 
     def __init__(self, message: str) -> None:
-        super().__init__(message, wire.BAD_FRAME)
+        super().__init__(message, ErrorKind.BAD_FRAME)
 
 
 class FrameRefused(DaemonError):
     """A frame that decodes far enough to name its request (`req_id`, 0 when not even
     that) but cannot be served; the connection goes on."""
 
-    def __init__(self, req_id: int, message: str, status: int = wire.BAD_INPUT) -> None:
-        super().__init__(message, status)
+    def __init__(self, req_id: int, message: str, kind: ErrorKind = ErrorKind.BAD_INPUT) -> None:
+        super().__init__(message, kind)
         self.req_id = req_id
 
 
 class RemoteError(DaemonError):
-    """The daemon answered a request with an error status (client side).
+    """The daemon answered a request with an error status (client side; built by
+    akida_rt.wire.status.remote_error).
 
     Attributes:
-        status: the `Status` enum value.
-        status_name: its name, e.g. "BAD_INPUT".
+        kind: the ErrorKind of the status (INTERNAL for a status this client does not know).
+        status_name: the status's name, e.g. "BAD_INPUT" (its number when unknown).
     """
 
-    def __init__(self, status: int, message: str) -> None:
-        known = status in wire.Status.values()
-        self.status_name = wire.Status.Name(status) if known else str(status)  # type: ignore[arg-type]
-        super().__init__(f"{self.status_name}: {message}", status)
+    def __init__(self, kind: ErrorKind, message: str, status_name: str | None = None) -> None:
+        self.status_name = status_name or kind.name
+        super().__init__(f"{self.status_name}: {message}", kind)
 
 
 class LearningError(AkidaError):
     """Edge learning was misconfigured or its state could not be stored or restored."""
 
-    status = wire.BAD_INPUT
+    kind = ErrorKind.BAD_INPUT
 
 
 class ToolchainError(AkidaError):
@@ -169,7 +188,7 @@ class ConversionError(ToolchainError):
 class StreamError(AkidaError):
     """A stream could not go on: its source, a frame or an event file is unusable."""
 
-    status = wire.BAD_INPUT
+    kind = ErrorKind.BAD_INPUT
 
 
 class EventFileError(StreamError):

@@ -74,7 +74,7 @@ def few_shot(program: Any, quick: bool) -> dict[str, Any]:
     from akida_rt.tools import datasets
     from akida_rt.tools.edge_learning import add_learning_head
 
-    from akida_rt.learning.edge import spikes_of
+    from akida_rt.model.placement import spikes_of
 
     data = datasets.load_digits_32()
     new = np.arange(5, 10)

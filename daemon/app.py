@@ -30,6 +30,7 @@ from .devices import DeviceManager
 from .metrics_http import serve_metrics
 from .scheduler import Scheduler
 from .server import Server
+from .settings import SETTINGS, shown
 from .store import StateStore
 from .tenant_sockets import SCAN_S as TENANT_SCAN_S
 from .tenant_sockets import TenantSockets
@@ -260,10 +261,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="akidad", description="The akida runtime daemon")
     p.add_argument("--version", action="version", version=f"akidad (akida_rt) {__version__}")
     p.add_argument("--user", action="store_true", help="user mode: socket under XDG_RUNTIME_DIR")
-    p.add_argument("--socket", type=Path, help="listening socket path")
-    p.add_argument("--state-dir", type=Path, help="state directory")
     p.add_argument("--config", type=Path, help="TOML config file (re-read on SIGHUP)")
-    p.add_argument("--simulated", type=int, help="simulated AKD1000s when no board (0: off)")
     p.add_argument(
         "--device",
         action="append",
@@ -271,16 +269,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="URL",
         help="open this device URL instead of discovering (repeatable)",
     )
-    p.add_argument("--socket-mode", help="octal mode of the socket file (default 0660)")
-    p.add_argument("--socket-group", help="group of the socket file (default akida)")
-    p.add_argument("--metrics", metavar="HOST:PORT", help="serve Prometheus text at /metrics")
-    p.add_argument("--log-level", help="DEBUG, INFO, WARNING, ERROR")
-    p.add_argument("--listen", metavar="tcp://ADDR:PORT", help="also serve mutual-TLS clients")
-    p.add_argument("--tenant-dir", type=Path, metavar="DIR",
-                   help="also listen in each tenant folder of DIR (the Kubernetes device "
-                        "plugin's shares): its clients are the folder's tenant uid")  # fmt: skip
-    for part in ("cert", "key", "ca", "crl"):
-        p.add_argument(f"--tls-{part}", metavar="FILE", help=f"TLS {part} file for --listen")
+    for s in SETTINGS:  # the settings with an option (daemon/settings.py)
+        if s.option:
+            kind = s.type if s.type in (int, Path) and s.name != "socket_mode" else str
+            default = f" (default {s.default_text or shown(s.default)})"
+            p.add_argument(s.option, dest=s.name, type=kind, help=s.meaning + default,
+                           metavar=s.option[2:].upper().replace("-", "_"))  # fmt: skip
     return p
 
 
@@ -290,23 +284,11 @@ def make_config(args: argparse.Namespace) -> Config:
         cfg.config_path = args.config
     if cfg.config_path is not None:
         cfg = apply_file(cfg, cfg.config_path)
-    for attr, key in (
-        ("socket", "socket_path"),
-        ("state_dir", "state_dir"),
-        ("simulated", "simulated_devices"),
-        ("socket_group", "socket_group"),
-        ("metrics", "metrics_listen"),
-        ("log_level", "log_level"),
-        ("listen", "listen"),
-        ("tls_cert", "tls_cert"),
-        ("tls_key", "tls_key"),
-        ("tls_ca", "tls_ca"),
-        ("tls_crl", "tls_crl"),
-    ):
-        value = getattr(args, attr)
+    for s in SETTINGS:
+        value = getattr(args, s.name, None) if s.option and s.name != "socket_mode" else None
         if value is not None:
-            check_ranges({key: value}, "command line")
-            setattr(cfg, key, value)
+            check_ranges({s.name: value}, "command line")
+            setattr(cfg, s.name, value)
     if args.devices:
         from akida_rt.driver.bus import check_url
 
@@ -334,7 +316,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         want = 65536 if hard == resource.RLIM_INFINITY else min(hard, 65536)
         resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, want), hard))
     try:
-        status = asyncio.Runner().run(Daemon(config, args.tenant_dir).run())
+        tenants = Path(config.tenant_dir) if config.tenant_dir else None
+        status = asyncio.Runner().run(Daemon(config, tenants).run())
     except AkidaError as exc:
         log.error("%s", exc)
         status = 1

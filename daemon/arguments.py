@@ -40,14 +40,25 @@ def _not_a_file(option: str, path: Path, want: str) -> None:
         raise DaemonError(f"{option} {path}: is a file, not a directory; name {want}")
 
 
+def _named(args: argparse.Namespace) -> argparse.Namespace:
+    """The options under their option names (the parser stores them by setting name)."""
+    names = {"socket": "socket_path", "simulated": "simulated_devices", "metrics": "metrics_listen"}
+    values = {k: getattr(args, v, getattr(args, k, None)) for k, v in names.items()}
+    for key in ("config", "state_dir", "tenant_dir", "socket_mode", "log_level", "listen",
+                "tls_cert", "tls_key", "tls_ca", "tls_crl"):  # fmt: skip
+        values[key] = getattr(args, key, None)
+    return argparse.Namespace(**values)
+
+
 def check(args: argparse.Namespace) -> None:
     """Refuse a bad command-line value before the daemon starts.
 
     Raises:
         DaemonError: naming the option, the value and what would be accepted.
     """
+    args = _named(args)
     if args.socket is not None:
-        path = args.socket
+        path = Path(args.socket)
         if str(path) in ("", "."):
             raise DaemonError("--socket: give a socket file path")
         if path.is_dir():
@@ -58,21 +69,21 @@ def check(args: argparse.Namespace) -> None:
                 "stale socket: name a new path, or move that file away"
             )
     if args.config is not None:
-        _existing_file("--config", args.config)
+        _existing_file("--config", Path(args.config))
     if args.state_dir is not None:
-        _not_a_file("--state-dir", args.state_dir, "a directory (it is created if missing)")
+        _not_a_file("--state-dir", Path(args.state_dir), "a directory (it is created if missing)")
     if args.tenant_dir is not None:
-        _not_a_file("--tenant-dir", args.tenant_dir, "the device plugin's share directory")
+        _not_a_file("--tenant-dir", Path(args.tenant_dir), "the device plugin's share directory")
     if args.socket_mode is not None:
         try:
-            mode = int(args.socket_mode, 8)
+            mode = int(str(args.socket_mode), 8)
         except ValueError:
             mode = -1
         if not 0 <= mode <= 0o777:
             raise DaemonError(
                 f"--socket-mode {args.socket_mode!r}: give an octal mode such as 0660"
             )
-    if args.log_level is not None and args.log_level.upper() not in LEVELS:
+    if args.log_level is not None and str(args.log_level).upper() not in LEVELS:
         raise DaemonError(f"--log-level {args.log_level!r}: give one of {', '.join(LEVELS)}")
     if args.metrics is not None:
         _host_port("--metrics", args.metrics, "HOST:PORT such as 127.0.0.1:9464")
@@ -82,6 +93,6 @@ def check(args: argparse.Namespace) -> None:
         value = getattr(args, f"tls_{part}")
         if value is not None:
             _existing_file(f"--tls-{part}", Path(value))
-    if args.simulated is not None and args.simulated > 64:
+    if isinstance(args.simulated, int) and args.simulated > 64:
         raise DaemonError(f"--simulated {args.simulated}: at most 64 simulated boards")
     logging.getLogger(__name__).debug("command line checked")

@@ -14,40 +14,17 @@ from typing import Any
 from akida_rt.errors import DaemonError
 from akida_rt.wire import ipc
 
+from .settings import LIMITS, RELOADABLE, SETTINGS
+
+__all__ = ["LIMITS", "RELOADABLE", "Config", "apply_file", "check_ranges", "defaults"]
+
 SYSTEM_CONFIG = Path("/etc/akida/akidad.toml")
-# What one client, one uid or everyone together may hold (each must be >= 1).
-LIMITS = (
-    "max_frame",
-    "max_tensor_bytes",
-    "max_timeout_ms",
-    "max_in_flight",
-    "max_queued_bytes",
-    "max_write_buffer",
-    "max_read_buffer_total",
-    "max_connections",
-    "max_connections_per_uid",
-    "max_sessions_per_client",
-    "max_state_keys_per_uid",
-    "max_state_bytes_per_uid",
-)
-# Keys SIGHUP can change; the rest need a restart.
-RELOADABLE = (
-    "log_level",
-    "simulated_devices",
-    "device_urls",
-    "max_batch_frames",
-    "default_timeout_ms",
-    "shm_threshold",
-    "drain_timeout_s",
-    "discovery_interval_s",
-    "tls_tenants",
-    *LIMITS,
-)
 
 
 @dataclass
 class Config:
-    """Everything akidad can be told; see docs/daemon.md for each key."""
+    """Everything akidad can be told: the settings of daemon/settings.py (a test checks
+    each field's type and default against that table), plus where it came from."""
 
     user_mode: bool = False
     socket_path: Path = Path(ipc.SYSTEM_SOCKET)
@@ -91,6 +68,8 @@ class Config:
     # Client certificate common name -> the uid that tenant acts as (sessions, state and
     # limits as for a local uid). A name not listed is refused after the handshake.
     tls_tenants: dict[str, int] = field(default_factory=dict)
+    # Also listen in each tenant folder of this directory (the device plugin's shares).
+    tenant_dir: str = ""
     generation: int = 0
 
 
@@ -148,15 +127,16 @@ def apply_file(config: Config, path: Path, *, only_reloadable: bool = False) -> 
 
 
 def check_ranges(values: dict[str, Any], where: str) -> None:
-    """Refuse out-of-range numbers, wherever they came from (file or command line)."""
-    if values.get("simulated_devices", 0) < 0:
-        raise DaemonError(f"{where}: simulated_devices must be >= 0")
-    for key in ("device_timeout_scale", "drain_timeout_s", "discovery_interval_s"):
-        if values.get(key, 1.0) <= 0:
-            raise DaemonError(f"{where}: {key} must be > 0")
-    for key in (*LIMITS, "max_batch_frames", "default_timeout_ms"):
-        if values.get(key, 1) < 1:
-            raise DaemonError(f"{where}: {key} must be >= 1")
+    """Refuse out-of-range numbers, wherever they came from (file or command line): each
+    setting's range in the table, then what settings say of each other."""
+    for setting in SETTINGS:
+        value = values.get(setting.name)
+        if value is None:
+            continue
+        if setting.at_least is not None and value < setting.at_least:
+            raise DaemonError(f"{where}: {setting.name} must be >= {setting.at_least:g}")
+        if setting.above is not None and value <= setting.above:
+            raise DaemonError(f"{where}: {setting.name} must be > {setting.above:g}")
     for name, uid in values.get("tls_tenants", {}).items():
         if not isinstance(uid, int) or uid < 1:
             raise DaemonError(f"{where}: tls_tenants.{name} must be a uid >= 1 (not root's)")

@@ -9,67 +9,30 @@ import hashlib
 import logging
 import os
 import secrets
-import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from akida_rt import __version__
-from akida_rt.errors import AkidaError, DaemonError
+from akida_rt.errors import AkidaError, DaemonError, ErrorKind
 from akida_rt.format import program as fmt
-from akida_rt.format.proto import program_pb2 as pb
+from akida_rt.format.inputs import check_input
 from akida_rt.mapping.mapper import MapMode, map_layers
-from akida_rt.model.model import Model, check_input
-from akida_rt.wire.proto import daemon_pb2 as dpb
+from akida_rt.model.model import Model
 
 from .config import Config
 from .devices import DeviceManager, ProgramKey
+from .jobs import Job, Result
 from .learning import LearnedStates
-from .metrics import Meter
-from .scheduler import Job, Result, Scheduler
+from .scheduler import Scheduler
+from .sessions import Client, Session
 from .store import StateStore
 
 log = logging.getLogger(__name__)
 MAX_PRIORITY = 7
 STATS_WAIT_S = 0.5  # how long `stats` waits for a device's fresh counters
-
-
-@dataclass(eq=False)
-class Client:
-    """One connection: who is on the other end and what it owns."""
-
-    client_id: int
-    pid: int
-    uid: int
-    gid: int
-    name: str = ""
-    priority: int = 0
-    connected: float = field(default_factory=time.time)
-    sessions: set[int] = field(default_factory=set)
-    jobs: dict[Job, asyncio.TimerHandle] = field(default_factory=dict)  # unanswered requests
-    queued_bytes: int = 0  # their inputs
-    meter: Meter = field(default_factory=Meter)
-
-
-@dataclass(eq=False)
-class Session:
-    """A program loaded by a client; requests name it by id."""
-
-    session_id: int
-    client: Client
-    key: ProgramKey
-    program: bytes
-    name: str
-    input_shape: tuple[int, int, int]
-    input_bits: int
-    output_shape: tuple[int, ...]
-    output_uint8: bool
-    sequences: int
-    pinned: str | None
-    learning: pb.LearningConfig | None = None  # compiled for edge learning (daemon/learning.py)
 
 
 class Controller:
@@ -89,9 +52,6 @@ class Controller:
         self._next_client = 1
         self._templates: dict[str, Model] = {}
         self._device_stats: dict[str, dict[str, Any]] = {}
-        self._answering = threading.Lock()  # a job is answered once: by a worker or its timer
-        self._replying = 0  # answers taken off client.jobs and not yet written
-        self._loop_thread = threading.get_ident()
         self.learned = LearnedStates(self)
         manager.prepare_model = self.learned.restore  # learned state before a model serves
 
@@ -106,11 +66,8 @@ class Controller:
     def disconnect(self, client: Client) -> None:
         """Release at once everything the client held: queued work, timers, sessions."""
         dropped = self.scheduler.drop_client(client.client_id)
-        with self._answering:
-            jobs, client.jobs, client.queued_bytes = client.jobs, {}, 0
-        for job, timer in jobs.items():
-            job.cancelled = True
-            timer.cancel()
+        for job in list(client.jobs):
+            job.drop()
         for sid in list(client.sessions):
             self._close_session(sid)
         self.clients.pop(client.client_id, None)
@@ -123,10 +80,11 @@ class Controller:
         from akida_rt.wire import ipc
 
         if protocol != ipc.PROTOCOL:
+            theirs = ipc.PROTOCOLS.get(protocol, f"protocol {protocol}")
             raise DaemonError(
-                f"this client speaks akidad protocol {protocol} and akidad {__version__} speaks "
-                f"protocol {ipc.PROTOCOL}: use the akida_rt of the daemon's version",
-                dpb.PROTOCOL_MISMATCH,
+                f"this client speaks akidad {theirs} and akidad {__version__} speaks "
+                f"{ipc.PROTOCOLS[ipc.PROTOCOL]}: use the akida_rt of the daemon's version",
+                ErrorKind.PROTOCOL_MISMATCH,
             )
         if not 0 <= priority <= MAX_PRIORITY:
             raise DaemonError(f"priority {priority} is outside 0..{MAX_PRIORITY}")
@@ -147,10 +105,12 @@ class Controller:
     def _session(self, client: Client, session_id: int) -> Session:
         session = self.sessions.get(session_id)
         if session is None:
-            raise DaemonError(f"no session {session_id}; load a program first", dpb.NO_SESSION)
+            raise DaemonError(
+                f"no session {session_id}; load a program first", ErrorKind.NO_SESSION
+            )
         if session.client.uid != client.uid:
             raise DaemonError(
-                f"session {session_id} belongs to another user", dpb.PERMISSION_DENIED
+                f"session {session_id} belongs to another user", ErrorKind.PERMISSION_DENIED
             )
         return session
 
@@ -163,7 +123,7 @@ class Controller:
             raise DaemonError(
                 f"this client has {len(client.sessions)} sessions open, the limit "
                 f"(max_sessions_per_client); unload one first",
-                dpb.QUOTA_EXCEEDED,
+                ErrorKind.QUOTA_EXCEEDED,
             )
         try:
             mode = MapMode(map_mode or MapMode.AllNps.value)
@@ -181,7 +141,7 @@ class Controller:
         targets = [s for s in self.manager.ready() if not device or s.id == device]
         if not targets:
             why = self.scheduler.no_device_reason(device or None)
-            raise DaemonError(why, dpb.NO_DEVICE)
+            raise DaemonError(why, ErrorKind.NO_DEVICE)
         plans = await asyncio.to_thread(
             map_layers, template.layers, targets[0].spec, hw_only=hw_only, mode=mode
         )
@@ -198,7 +158,6 @@ class Controller:
             input_shape=template.input_shape,
             input_bits=template.input_bits,
             output_shape=tuple(template.output_shape),
-            output_uint8=bool(template.layers[-1].activation),
             sequences=len(plans),
             pinned=device or (targets[0].id if learns else None),
             learning=template.learning if learns else None,
@@ -215,7 +174,7 @@ class Controller:
         session = self._session(client, session_id)
         if session.client is not client:
             raise DaemonError(
-                f"session {session_id} belongs to another client", dpb.PERMISSION_DENIED
+                f"session {session_id} belongs to another client", ErrorKind.PERMISSION_DENIED
             )
         self._close_session(session_id)
 
@@ -243,9 +202,10 @@ class Controller:
         timeout_ms: int,
         reply: Callable[[Result, Job], None],
     ) -> None:
-        """Queue an inference; `reply(outputs or the error, job)` is called exactly once,
-        by the deadline at the latest, from the device's worker thread (results, device
-        errors) or the loop thread (deadline, no device): it must be thread-safe."""
+        """Queue an inference; `reply(outputs or the error, job)` is called exactly once
+        (the job settles itself), by the deadline at the latest, from the device's worker
+        thread (results, device errors) or the loop thread (deadline, no device): it must
+        be thread-safe. Not called if the client leaves first."""
         self._check_open()
         session = self._session(client, session_id)
         cfg = self.config
@@ -256,7 +216,7 @@ class Controller:
                 f"{len(client.jobs)} requests ({client.queued_bytes} input bytes) of this client "
                 f"are unanswered (max_in_flight={cfg.max_in_flight}, max_queued_bytes="
                 f"{cfg.max_queued_bytes}); read answers before sending more",
-                dpb.TOO_MANY_REQUESTS,
+                ErrorKind.TOO_MANY_REQUESTS,
             )
         if timeout_ms > cfg.max_timeout_ms:
             raise DaemonError(
@@ -265,42 +225,19 @@ class Controller:
         check_input(x, session.input_shape, session.input_bits, session.name)
         timeout = (timeout_ms or cfg.default_timeout_ms) / 1e3
         start = time.perf_counter()
-        loop = asyncio.get_running_loop()
 
-        def books(job: Job, result: Result, timer: asyncio.TimerHandle) -> None:  # loop
-            timer.cancel()
+        def books(job: Job, result: Result) -> None:  # loop, after the answer
             if isinstance(result, AkidaError):
                 client.meter.errors += 1
                 self.scheduler.cancel(job)
             else:
                 client.meter.record(job.frames, time.perf_counter() - start)
 
-        def done(job: Job, result: Result) -> None:  # any thread: a worker, or the loop
-            with self._answering:  # a job leaves client.jobs once: answered (or client gone)
-                timer = client.jobs.pop(job, None)
-                if timer is None:
-                    return
-                client.queued_bytes -= job.x.nbytes
-                self._replying += 1
-            job.cancelled = True
-            try:
-                reply(result, job)  # the answer first: the bookkeeping can wait
-            finally:
-                with self._answering:
-                    self._replying -= 1
-            if threading.get_ident() == self._loop_thread:
-                books(job, result, timer)
-            else:
-                loop.call_soon_threadsafe(books, job, result, timer)
-
-        def expire() -> None:
-            done(job, DaemonError(f"no result within {timeout:g} s", dpb.DEADLINE_EXCEEDED))
-
         now = time.monotonic()
         job = Job(client.client_id, session.key, session.program, x, predict, session.pinned,
-                  now + timeout, done, now)  # fmt: skip
-        client.jobs[job] = loop.call_later(timeout, expire)
-        client.queued_bytes += x.nbytes
+                  now + timeout, lambda job, result: reply(result, job), now, owner=client,
+                  on_settled=books)  # fmt: skip
+        job.start(asyncio.get_running_loop(), timeout)
         self.scheduler.submit(job)
 
     # ----------------------------------------------------------------- state
@@ -313,16 +250,17 @@ class Controller:
         uid = client.uid if owner is None else owner
         if uid != client.uid and client.uid != 0:
             raise DaemonError(
-                f"state of uid {uid} is not readable by uid {client.uid}", dpb.PERMISSION_DENIED
+                f"state of uid {uid} is not readable by uid {client.uid}",
+                ErrorKind.PERMISSION_DENIED,
             )
         data = self.store.get(uid, key)
         if data is None:
-            raise DaemonError(f"no state '{key}' for uid {uid}", dpb.NOT_FOUND)
+            raise DaemonError(f"no state '{key}' for uid {uid}", ErrorKind.NOT_FOUND)
         return data
 
     async def delete_state(self, client: Client, key: str) -> None:
         if not await asyncio.to_thread(self.store.delete, client.uid, key):
-            raise DaemonError(f"no state '{key}' for uid {client.uid}", dpb.NOT_FOUND)
+            raise DaemonError(f"no state '{key}' for uid {client.uid}", ErrorKind.NOT_FOUND)
 
     # ----------------------------------------------------------------- stats
     async def stats(self, viewer: Client | None) -> dict[str, Any]:
@@ -383,7 +321,7 @@ class Controller:
     def unanswered(self) -> int:
         """Inference requests not answered yet, queued, running or being written (drain
         waits for them)."""
-        return sum(len(c.jobs) for c in self.clients.values()) + self._replying
+        return sum(len(c.jobs) for c in self.clients.values())
 
     def session_of(self, client: Client, session_id: int) -> Session:
         """The session `session_id` if `client`'s uid may use it."""
@@ -394,7 +332,9 @@ class Controller:
 
     def _check_open(self) -> None:
         if self.draining:
-            raise DaemonError("akidad is shutting down and takes no new work", dpb.SHUTTING_DOWN)
+            raise DaemonError(
+                "akidad is shutting down and takes no new work", ErrorKind.SHUTTING_DOWN
+            )
 
 
 def _payload_hash(program: bytes) -> str:

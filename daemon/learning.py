@@ -14,19 +14,21 @@ import logging
 import secrets
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import numpy as np
 
-from akida_rt.errors import AkidaError, DaemonError, LearningError
+from akida_rt.errors import AkidaError, DaemonError, ErrorKind, LearningError
+from akida_rt.format.inputs import check_input
 from akida_rt.learning import edge as learning
-from akida_rt.model.model import Model, check_input
+from akida_rt.model.model import Model
 from akida_rt.wire.proto import daemon_pb2 as dpb
 
-from .devices import DeviceSlot, ProgramKey
-
-if TYPE_CHECKING:
-    from .controller import Client, Controller, Session
+from .config import Config
+from .devices import DeviceManager, DeviceSlot, ProgramKey
+from .scheduler import Scheduler
+from .sessions import Client, Session
+from .store import StateStore
 
 log = logging.getLogger(__name__)
 RECENT_UPDATES = 16  # fit ids remembered per state, so a client's retry applies once
@@ -37,10 +39,24 @@ def state_key(content_hash: str, device_id: str) -> str:
     return f"learn.{content_hash}.{hashlib.sha256(device_id.encode()).hexdigest()[:16]}"
 
 
+class LearningHost(Protocol):
+    """What the learning operations use of the controller (daemon/controller.py)."""
+
+    config: Config
+    manager: DeviceManager
+    scheduler: Scheduler
+    store: StateStore
+    sessions: dict[int, Session]
+
+    def check_open(self) -> None: ...
+
+    def session_of(self, client: Client, session_id: int) -> Session: ...
+
+
 class LearnedStates:
     """The learning operations of the controller."""
 
-    def __init__(self, ctl: Controller) -> None:
+    def __init__(self, ctl: LearningHost) -> None:
         self.ctl = ctl
 
     # ------------------------------------------------------------- restoring
@@ -52,7 +68,7 @@ class LearnedStates:
         if blob is None:
             return
         msg = learning.decode_state(blob, "stored learned state")
-        learning.apply_state(model, msg, key.content_hash, "stored learned state")
+        model.restore_learned(msg, key.content_hash, "stored learned state")
         log.info(
             "restored learned state of %s on %s for uid %d (%d samples)",
             key.content_hash[:12], slot.id, key.owner, msg.learning.samples,
@@ -77,19 +93,19 @@ class LearnedStates:
 
         def work(model: Model, slot: DeviceSlot) -> tuple[np.ndarray, dict[str, Any]]:
             key = state_key(session.key.content_hash, slot.id)
-            before = learning.state_message(model, session.key.content_hash)
+            before = model.learned_state(session.key.content_hash)
             recent = list(self._recent(slot, session, key))
             if update_id and update_id in recent:
-                return np.zeros((0, 0), np.int32), learning.describe(model) or {}
+                return np.zeros((0, 0), np.int32), model.learning_info() or {}
             try:
                 pots = model.fit(x, y)
                 recent = ([update_id] if update_id else []) + recent
                 self._save(session, slot, model, recent[:RECENT_UPDATES])
                 slot.resident = session.key  # learned in device memory, nothing reloaded
             except BaseException:
-                learning.apply_state(model, before, session.key.content_hash, "rollback")
+                model.restore_learned(before, session.key.content_hash, "rollback")
                 raise
-            return pots, learning.describe(model) or {}
+            return pots, model.learning_info() or {}
 
         result: tuple[np.ndarray, dict[str, Any]] = await self._on_worker(
             client, session, work, timeout_ms
@@ -97,9 +113,10 @@ class LearnedStates:
         return result
 
     async def state(
-        self, client: Client, session_id: int, op: int, data: bytes
+        self, client: Client, session_id: int, op: int, data: bytes, num_classes: int = 0
     ) -> tuple[dict[str, Any], bytes]:
-        """INFO, EXPORT, IMPORT or RESET the session's learned state on its device."""
+        """INFO, EXPORT, IMPORT or RESET the session's learned state on its device, or
+        ADD_CLASSES: the program grown by `num_classes` classes, with that state."""
         session = self._learning_session(client, session_id)
         digest = session.key.content_hash
         incoming = None
@@ -113,21 +130,28 @@ class LearnedStates:
 
         def work(model: Model, slot: DeviceSlot) -> tuple[dict[str, Any], bytes]:
             key = state_key(digest, slot.id)
+            if op == dpb.LearnState.ADD_CLASSES:
+                grown = Model(session.program)
+                grown.restore_learned(model.learned_state(digest), digest, "learned state")
+                grown.add_classes(num_classes)
+                return grown.learning_info() or {}, grown.to_bytes()
             if op == dpb.LearnState.EXPORT:
-                return learning.describe(model) or {}, learning.encode_state(model, digest)
+                return model.learning_info() or {}, learning.encode_state(
+                    model.learned_state(digest)
+                )
             if op in (dpb.LearnState.IMPORT, dpb.LearnState.RESET):
-                before = learning.state_message(model, digest)
-                source = incoming or learning.state_message(Model(session.program), digest)
+                before = model.learned_state(digest)
+                source = incoming or Model(session.program).learned_state(digest)
                 try:
-                    learning.apply_state(model, source, digest, "imported learned state")
+                    model.restore_learned(source, digest, "imported learned state")
                     if op == dpb.LearnState.RESET:
                         self.ctl.store.delete(session.client.uid, key)
                     else:
                         self._save(session, slot, model, [])
                 except BaseException:
-                    learning.apply_state(model, before, digest, "rollback")
+                    model.restore_learned(before, digest, "rollback")
                     raise
-            return learning.describe(model) or {}, b""
+            return model.learning_info() or {}, b""
 
         result: tuple[dict[str, Any], bytes] = await self._on_worker(client, session, work, 0)
         return result
@@ -159,12 +183,12 @@ class LearnedStates:
         deadline = time.monotonic() + timeout
         slot = self.ctl.manager.slots.get(session.pinned or "")
         if slot is None or slot.state != "ready":
-            raise DaemonError(f"device {session.pinned} is not available", dpb.NO_DEVICE)
+            raise DaemonError(f"device {session.pinned} is not available", ErrorKind.NO_DEVICE)
 
         def run(s: DeviceSlot) -> Any:
             if time.monotonic() > deadline or session.session_id not in self.ctl.sessions:
                 raise DaemonError("the learning request expired or its session closed",
-                                  dpb.DEADLINE_EXCEEDED)  # fmt: skip
+                                  ErrorKind.DEADLINE_EXCEEDED)  # fmt: skip
             model = s.model_for(session.key, session.program)
             s.resident = None  # unknown until the work says (a fit leaves its model resident)
             return work(model, s)
@@ -173,12 +197,14 @@ class LearnedStates:
         try:
             return await asyncio.wait_for(asyncio.shield(future), timeout)
         except TimeoutError:
-            raise DaemonError(f"no answer within {timeout:g} s", dpb.DEADLINE_EXCEEDED) from None
+            raise DaemonError(
+                f"no answer within {timeout:g} s", ErrorKind.DEADLINE_EXCEEDED
+            ) from None
         except AkidaError:
             raise
         except Exception as exc:
             raise DaemonError(
-                f"learning failed: {type(exc).__name__}: {exc}", dpb.INTERNAL
+                f"learning failed: {type(exc).__name__}: {exc}", ErrorKind.INTERNAL
             ) from exc
 
     def _recent(self, slot: DeviceSlot, session: Session, key: str) -> list[int]:
@@ -187,7 +213,7 @@ class LearnedStates:
 
     def _save(self, session: Session, slot: DeviceSlot, model: Model, recent: list[int]) -> None:
         """Write the state durably (atomic write, fsync) under the owner's quotas."""
-        msg = learning.state_message(model, session.key.content_hash)
+        msg = model.learned_state(session.key.content_hash)
         msg.recent_updates[:] = recent
         blob = learning.STATE_MAGIC + msg.SerializeToString()
         cfg = self.ctl.config

@@ -6,7 +6,8 @@ One path for every request: the event loop queues a job and wakes the device's w
 only workers touch devices (runs, resets, stats, releases), so a hung board stalls its
 own requests and nothing else. A worker frees its device, then answers the batch itself
 (`Job.done`, which must be thread-safe: a deadline may answer the same job from the
-loop), and never runs a job whose deadline has passed or whose client has gone.
+loop), and never runs a job whose deadline has passed or whose client has gone. A
+worker's next piece of work is a `Work`: a device task or a batch of jobs.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -28,40 +29,51 @@ from akida_rt.errors import (
     DeviceError,
     DeviceLost,
     DeviceResetError,
+    ErrorKind,
     TransportTimeout,
 )
-from akida_rt.wire.proto import daemon_pb2 as dpb
 
-from .devices import DeviceManager, DeviceSlot, ProgramKey
+from .devices import DeviceManager, DeviceSlot
+from .jobs import Job, Result
 
+__all__ = ["DeviceQueue", "Job", "Result", "Scheduler"]
 log = logging.getLogger(__name__)
 MAX_ATTEMPTS = 2
-Result = np.ndarray | AkidaError
 
 
-@dataclass(eq=False, slots=True)
-class Job:
-    """One inference request waiting for, or running on, a device."""
+@dataclass
+class _Task:
+    """A device task: `fn(slot)` on the worker, its value or error settling `future`."""
 
-    client_id: int
-    key: ProgramKey
-    program: bytes
-    x: np.ndarray
-    predict: bool
-    pinned: str | None
-    deadline: float  # time.monotonic()
-    done: Callable[[Job, Result], None]  # from any thread, maybe more than once
-    enqueued: float = field(default_factory=time.monotonic)
-    attempts: int = 0
-    cancelled: bool = False  # answered already (deadline) or its client left: never run it
-    device: str = ""
-    batch_frames: int = 0
-    run_s: float = 0.0
-    queue_s: float = 0.0
+    fn: Callable[[DeviceSlot], Any]
+    future: asyncio.Future[Any]
 
-    @property
-    def frames(self) -> int:
-        return int(self.x.shape[0])
+    def run(self, scheduler: Scheduler, slot: DeviceSlot) -> None:
+        try:
+            value = self.fn(slot)
+        except Exception as exc:
+            value = exc
+        scheduler.loop.call_soon_threadsafe(_settle, self.future, value)
+
+
+@dataclass
+class _Batch:
+    """Jobs for one program, run as one forward."""
+
+    jobs: list[Job]
+
+    def run(self, scheduler: Scheduler, slot: DeviceSlot) -> None:
+        try:
+            scheduler._run(slot, self.jobs)
+        except Exception as exc:  # a bug fails the batch, never the worker
+            log.exception("device %s run error", slot.id)
+            scheduler._release(slot)
+            scheduler._finish(
+                self.jobs, DaemonError(f"{type(exc).__name__}: {exc}", ErrorKind.INTERNAL)
+            )
+
+
+Work = _Task | _Batch
 
 
 class DeviceQueue:
@@ -170,7 +182,7 @@ class Scheduler:
             jobs = [j for c in list(queue.fifos) for j in queue.drop_client(c)] if queue else []
             tasks = self.tasks.pop(slot.id, {})
             self._cond.notify_all()
-        gone = DaemonError(f"device {slot.id} vanished", dpb.NO_DEVICE)
+        gone = DaemonError(f"device {slot.id} vanished", ErrorKind.NO_DEVICE)
         for _, future in tasks.values():
             self.loop.call_soon_threadsafe(_settle, future, gone)
         for job in jobs:
@@ -190,7 +202,7 @@ class Scheduler:
                 self.queues[slot_id].push(job)
                 self._cond.notify_all()
                 return
-        job.done(job, DaemonError(self.no_device_reason(job.pinned), dpb.NO_DEVICE))
+        job.settle(DaemonError(self.no_device_reason(job.pinned), ErrorKind.NO_DEVICE))
 
     def call(
         self, slot: DeviceSlot, key: Any, fn: Callable[[DeviceSlot], Any]
@@ -201,7 +213,7 @@ class Scheduler:
             tasks = self.tasks.get(slot.id)
             if tasks is None:
                 future = self.loop.create_future()
-                future.set_exception(DaemonError(f"device {slot.id} is gone", dpb.NO_DEVICE))
+                future.set_exception(DaemonError(f"device {slot.id} is gone", ErrorKind.NO_DEVICE))
                 return future
             if key not in tasks:
                 future = self.loop.create_future()
@@ -236,9 +248,9 @@ class Scheduler:
         return best
 
     def cancel(self, job: Job) -> None:
-        """Take an answered job off its queue now (its deadline passed): a hung device
-        must not accumulate the inputs of requests nobody waits for."""
-        job.cancelled = True
+        """Take a job off its queue now (answered at its deadline, or taken back): a hung
+        device must not accumulate the inputs of requests nobody waits for."""
+        job.drop()
         with self._cond:
             for queue in self.queues.values():
                 if queue.discard(job):
@@ -250,12 +262,12 @@ class Scheduler:
         with self._cond:
             for queue in self.queues.values():
                 for job in queue.drop_client(client_id):
-                    job.cancelled = True
+                    job.drop()
                     dropped += 1
             for jobs in self.running.values():
                 for job in jobs:
                     if job.client_id == client_id:
-                        job.cancelled = True
+                        job.drop()
             self.weights.pop(client_id, None)
         return dropped
 
@@ -275,9 +287,9 @@ class Scheduler:
         return queue.frames if queue else 0
 
     # ---------------------------------------------------------------- worker
-    def _next(self, slot: DeviceSlot) -> list[Job] | tuple[Any, Callable[..., Any], Any] | None:
-        """The worker's next piece of work: a task (key, fn, future), a batch, or None
-        when the worker must stop. Marks the slot running a batch it returns."""
+    def _next(self, slot: DeviceSlot) -> Work | None:
+        """The worker's next piece of work: a device task, a batch, or None when the
+        worker must stop. Marks the slot running a batch it returns."""
         with self._cond:
             while True:
                 if self._stop or slot.id not in self.queues:
@@ -286,7 +298,7 @@ class Scheduler:
                 if tasks:
                     key = next(iter(tasks))
                     fn, future = tasks.pop(key)
-                    return key, fn, future
+                    return _Task(fn, future)
                 batch = self.queues[slot.id].take(self.weights, self.max_batch_frames)
                 if not batch:  # idle: help the busiest other device
                     others = [q for k, q in self.queues.items() if k != slot.id and q.frames]
@@ -300,25 +312,12 @@ class Scheduler:
                 if batch:
                     self.running[slot.id] = batch
                     self._since[slot.id] = now
-                    return batch
+                    return _Batch(batch)
                 self._cond.wait()
 
     def _worker(self, slot: DeviceSlot) -> None:
         while (work := self._next(slot)) is not None:
-            if isinstance(work, tuple):
-                _, fn, future = work
-                try:
-                    value = fn(slot)
-                except Exception as exc:
-                    value = exc
-                self.loop.call_soon_threadsafe(_settle, future, value)
-                continue
-            try:
-                self._run(slot, work)
-            except Exception as exc:  # a bug fails the batch, never the worker
-                log.exception("device %s run error", slot.id)
-                self._release(slot)
-                self._finish(work, DaemonError(f"{type(exc).__name__}: {exc}", dpb.INTERNAL))
+            work.run(self, slot)
 
     def _release(self, slot: DeviceSlot) -> None:
         with self._cond:
@@ -369,7 +368,7 @@ class Scheduler:
             self.detach(slot)
             why = f"device {slot.id} vanished: {exc}"
         else:
-            self._finish(batch, DaemonError(f"device {slot.id}: {exc}", exc.status))
+            self._finish(batch, DaemonError(f"device {slot.id}: {exc}", exc.kind))
             return
         for job in batch:
             self._retry(job, why)
@@ -377,7 +376,7 @@ class Scheduler:
     def _retry(self, job: Job, why: str) -> None:
         job.attempts += 1
         if job.attempts >= MAX_ATTEMPTS or job.pinned is not None:
-            self._finish([job], DaemonError(why, dpb.DEVICE_FAILED))
+            self._finish([job], DaemonError(why, ErrorKind.DEVICE_FAILED))
             return
         log.info("requeueing a request of client %d: %s", job.client_id, why)
         self.loop.call_soon_threadsafe(self.submit, job)
@@ -388,7 +387,7 @@ class Scheduler:
 
 def _deliver(jobs: list[Job], results: list[Result]) -> None:
     for job, result in zip(jobs, results, strict=True):
-        job.done(job, result)
+        job.settle(result)
 
 
 def _retrieved(future: asyncio.Future[Any]) -> None:

@@ -10,7 +10,6 @@ import contextlib
 import errno
 import json
 import logging
-import math
 import mmap
 import os
 import socket
@@ -27,9 +26,10 @@ from akida_rt.errors import AkidaError, DaemonError, FrameError
 from akida_rt.wire import ipc, tls
 from akida_rt.wire import tensor_frames as tf
 from akida_rt.wire.proto import daemon_pb2 as dpb
+from akida_rt.wire.status import status_of
 
 from .controller import Client, Controller
-from .scheduler import Job, Result
+from .jobs import Job, Result
 from .tenant_sockets import tenant_uid
 
 log = logging.getLogger(__name__)
@@ -40,11 +40,6 @@ ANCILLARY_SPACE = socket.CMSG_SPACE(4 * MAX_PENDING_FDS)
 ACCEPT_BACKOFF_S = 0.1
 HANDSHAKE_S = 10.0  # a TLS client has this long to complete its handshake
 LINGER_S = 1.0  # a turned-away client has this long to read why
-
-
-def status_of(exc: BaseException) -> int:
-    """The wire status an error is answered with: the one place that decides."""
-    return exc.status if isinstance(exc, AkidaError) else dpb.INTERNAL
 
 
 class Connection:
@@ -165,6 +160,10 @@ class Connection:
         """Serve one frame; `fds` came with it (the caller closes them)."""
         req_id = 0
         try:
+            if tf.is_learn_frame(payload):
+                req_id = _id_of(payload)
+                self.on_learn(payload, fds)
+                return
             if tf.is_tensor_frame(payload):
                 req_id = _id_of(payload)
                 self.on_infer(payload, fds)
@@ -226,6 +225,21 @@ class Connection:
                 shm.close()
             raise
 
+    def on_learn(self, payload: bytes, fds: list[int]) -> None:
+        """A learn frame: fit its samples on the session's device (a control request that
+        waits), answered with a learned tensor frame."""
+        if fds:
+            raise DaemonError(f"a learn frame takes no descriptors, {len(fds)} came with it")
+        f = tf.decode_learn(payload, self.config.max_tensor_bytes)
+
+        async def learn() -> bytes:
+            pots, state = await self.ctl.learned.fit(
+                self.client, f.session, f.x, f.labels, f.timeout_ms, f.update_id
+            )
+            return tf.encode_learned(f.id, pots, _json(state))
+
+        self.spawn(f.id, learn())
+
     def answer(self, req_id: int, shm: mmap.mmap | None, result: Result, job: Job) -> None:
         """Answer an inference (from the device's worker, or the loop at its deadline)."""
         in_shm = False
@@ -243,13 +257,15 @@ class Connection:
                                         job.queue_s, job.run_s, in_shm=in_shm))  # fmt: skip
 
     # --------------------------------------------------------------- control
-    def spawn(self, req_id: int, work: Coroutine[Any, Any, dpb.Response]) -> None:
+    def spawn(self, req_id: int, work: Coroutine[Any, Any, dpb.Response | bytes]) -> None:
         """Run a control request that waits (threads, devices); it is answered whatever
-        happens, and cancelled if the connection closes first."""
+        happens (a protobuf Response, or a framed tensor frame), and cancelled if the
+        connection closes first."""
 
         async def run() -> None:
             try:
-                self.send(await work)
+                answer = await work
+                self.write(answer) if isinstance(answer, bytes) else self.send(answer)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
@@ -289,22 +305,14 @@ class Connection:
             lo = resp.loaded
             lo.session, lo.program_hash, lo.name = s.session_id, s.key.content_hash, s.name
             lo.input_shape[:], lo.output_shape[:] = s.input_shape, s.output_shape
-            lo.output_dtype = dpb.UINT8 if s.output_uint8 else dpb.INT32
             lo.sequences, lo.input_bits = s.sequences, s.input_bits
         elif kind == "stats":
             resp.stats.json = _json(await ctl.stats(client))
-        elif kind == "learn":
-            lm = req.learn
-            x = _learn_inputs(lm, cfg.max_tensor_bytes)
-            pots, state = await ctl.learned.fit(
-                client, lm.session, x, list(lm.labels), lm.timeout_ms, lm.update_id
-            )
-            out = resp.learned
-            out.state_json, out.potentials = _json(state), pots.astype("<i4").tobytes()
-            out.potentials_shape[:] = pots.shape
         elif kind == "learn_state":
             ls = req.learn_state
-            state, data = await ctl.learned.state(client, ls.session, ls.op, ls.data)
+            state, data = await ctl.learned.state(
+                client, ls.session, ls.op, ls.data, ls.num_classes
+            )
             resp.learn_state.state_json, resp.learn_state.data = _json(state), data
         elif kind == "get_state":
             g = req.get_state
@@ -605,15 +613,3 @@ def _id_of(payload: bytes) -> int:
 
 def _json(obj: Any) -> str:
     return json.dumps(obj, default=str)
-
-
-def _learn_inputs(m: dpb.Learn, max_bytes: int) -> np.ndarray:
-    """The uint8 NHWC frames of a Learn request (BAD_INPUT when they do not add up)."""
-    shape = tuple(int(d) for d in m.shape)
-    count = math.prod(shape) if shape else 0
-    if len(shape) != 4 or count == 0 or count > max_bytes or len(m.inputs) != count:
-        raise DaemonError(
-            f"learn: {len(m.inputs)} input bytes for shape {shape}: send uint8 NHWC frames "
-            f"(at most max_tensor_bytes={max_bytes})"
-        )
-    return np.frombuffer(m.inputs, np.uint8).reshape(shape)

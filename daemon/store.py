@@ -10,9 +10,8 @@ import sys
 import threading
 from pathlib import Path
 
-from akida_rt.errors import DaemonError
+from akida_rt.errors import DaemonError, ErrorKind
 from akida_rt.format.program import atomic_write, fsync_dir
-from akida_rt.wire.proto import daemon_pb2 as dpb
 
 log = logging.getLogger(__name__)
 KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
@@ -69,7 +68,7 @@ class StateStore:
                     f"uid {uid} would hold {len(sizes)} state keys and {sum(sizes.values())} "
                     f"bytes; the limits are {max_keys} keys and {max_bytes} bytes "
                     "(delete_state frees them)",
-                    dpb.QUOTA_EXCEEDED,
+                    ErrorKind.QUOTA_EXCEEDED,
                 )
             path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
             atomic_write(path, data, mode=0o600)

@@ -50,11 +50,6 @@ _SCHEMES: dict[str, str] = {
 }
 
 
-def register_scheme(scheme: str, opener: str) -> None:
-    """Register "module:function" as the opener of `scheme://` URLs."""
-    _SCHEMES[scheme] = opener
-
-
 def check_url(url: str) -> None:
     """Raise DeviceNotFound, naming the known schemes, when no transport serves `url`."""
     if urlsplit(url).scheme not in _SCHEMES:

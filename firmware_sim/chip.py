@@ -213,6 +213,7 @@ class SimChip:
             self._faults[kind] = self._faults.get(kind, 0) + count
 
     def clear_faults(self) -> None:
+        """Drop every injected fault (the control socket's recover)."""
         with self._lock:
             self._faults.clear()
 

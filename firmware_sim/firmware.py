@@ -87,7 +87,11 @@ class Firmware:
                 raise CommandError(dp.ErrorCode.BAD_COMMAND, f"unknown opcode {opcode}")
             payload, v0, v1 = handler(arg0, arg1, addr0, len0, addr1, len1)
         except CommandError as exc:  # MeshError included
-            status, error, payload = dp.Status.ERROR, exc.code, str(exc).encode()[:3800]
+            status, error, payload = (
+                dp.Status.ERROR,
+                dp.ErrorCode(exc.code),
+                str(exc).encode()[:3800],
+            )
         except Exception as exc:  # firmware must answer, whatever happened
             log.exception("firmware internal error")
             status, error = dp.Status.ERROR, dp.ErrorCode.INTERNAL

@@ -46,10 +46,6 @@ class LinkModel:
             return 0.0
         return math.ceil(nbytes / self.chunk_bytes) * self.chunk_s + nbytes / self.bytes_per_s
 
-    def request_time_s(self, frames: int, frame_clk: float, clock_hz: float) -> float:
-        """A RUN of `frames` frames of `frame_clk` NP clocks each at `clock_hz`."""
-        return self.request_s + frames * (self.frame_s + frame_clk / clock_hz)
-
 
 # Request and frame costs are fitted (DS-CNN's 62.50 fps on one frame and the KTH thesis's
 # 1.622 ms per MNIST frame); bandwidths and chunk costs are the links' published figures.
@@ -75,4 +71,3 @@ USB = LinkModel(
     request_s=14.15e-3,
     frame_s=0.436e-3,
 )
-LINKS = {link.name: link for link in (PCIE, USB)}

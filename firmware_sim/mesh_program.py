@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 from akida_rt.firmware_sim.clock_model import ClockModel, Phase
+from akida_rt.firmware_sim.learning_state import learning_state
 
 from akida_rt.akd1000 import decode, weight_maps
 from akida_rt.akd1000 import np_registers as regs
@@ -150,8 +151,6 @@ def assemble(
     }
     learning = None
     if decoded.learning is not None and last.kind == "FullyConnected":
-        from akida_rt.firmware_sim.learning_step import learning_state
-
         learning = learning_state(state, last, decoded.learning)
     return MeshProgram(layers, input_kind, output_kind, counts, clocks, learning)
 

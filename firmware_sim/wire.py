@@ -14,7 +14,6 @@ import struct
 REQUEST = struct.Struct("<BxxxIQQQ")
 # Response: errno (0 = ok), value, payload length; payload (data or message) follows.
 RESPONSE = struct.Struct("<iQQ")
-MAX_PAYLOAD = 1 << 30
 
 
 class Op(enum.IntEnum):

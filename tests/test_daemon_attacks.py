@@ -25,6 +25,7 @@ from akida_rt.model import zoo
 from akida_rt.wire import ipc
 from akida_rt.wire import tensor_frames as tf
 from akida_rt.wire.proto import daemon_pb2 as dpb
+from akida_rt.wire.status import status_of
 from tests.daemon_harness import Akidad, RawConnection, random_input, tiny_model
 
 ROOT_ONLY = pytest.mark.skipif(os.getuid() != 0, reason="needs root to act as another uid")
@@ -407,7 +408,7 @@ def test_the_client_sends_nothing_to_a_server_of_another_user(
     assert os.read(read, 1) == b"L"
     with pytest.raises(DaemonError) as info:
         Client(path, retry_s=0)
-    assert info.value.status == dpb.PERMISSION_DENIED
+    assert status_of(info.value) == dpb.PERMISSION_DENIED
     assert "65534" in str(info.value)
     os.waitpid(pid, 0)
     assert os.read(read, 16) in (b"", b"0"), "the client sent bytes to the impostor"

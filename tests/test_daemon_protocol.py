@@ -27,6 +27,7 @@ from akida_rt.model import zoo
 from akida_rt.wire import ipc
 from akida_rt.wire import tensor_frames as tf
 from akida_rt.wire.proto import daemon_pb2 as dpb
+from akida_rt.wire.status import status_of
 from tests.daemon_harness import (
     Akidad,
     RawConnection,
@@ -81,7 +82,7 @@ def test_oversized_length_prefix_is_a_frame_error(length) -> None:
         ipc.take_frame(buf, 1024)
     with pytest.raises(FrameError) as info:
         ipc.take_frame(buf, 1024)  # the stream cannot go on: it says so every time
-    assert info.value.status == dpb.BAD_FRAME
+    assert status_of(info.value) == dpb.BAD_FRAME
 
 
 @FAST
@@ -90,11 +91,57 @@ def test_decode_request_accepts_or_refuses_with_a_status(data) -> None:
     try:
         req = ipc.decode_request(data)
     except FrameRefused as exc:
-        assert exc.status in (dpb.BAD_MESSAGE, dpb.UNKNOWN_TYPE)
+        # PROTOCOL_MISMATCH: the bytes hold a request field of an earlier protocol
+        assert status_of(exc) in (dpb.BAD_MESSAGE, dpb.UNKNOWN_TYPE, dpb.PROTOCOL_MISMATCH)
         assert str(exc)
-        assert exc.status == dpb.UNKNOWN_TYPE or exc.req_id == 0
+        assert status_of(exc) != dpb.BAD_MESSAGE or exc.req_id == 0
     else:
         assert req.WhichOneof("body") is not None
+
+
+def test_a_protocol_3_learn_request_is_refused_by_name() -> None:
+    """Protocol 3 sent learning samples as a protobuf Learn (Request field 11): akidad
+    names it and the protocol that replaced it, not just an unknown type."""
+    learn = b"\x0a\x04\x08\x01\x10\x02"  # Learn{session=1, inputs=b"\x10\x02"}-like bytes
+    payload = dpb.Request(id=7).SerializeToString() + b"\x5a" + bytes([len(learn)]) + learn
+    with pytest.raises(FrameRefused) as info:
+        ipc.decode_request(payload)
+    assert status_of(info.value) == dpb.PROTOCOL_MISMATCH and info.value.req_id == 7
+    assert "Learn" in str(info.value) and "tensor frame since protocol 4" in str(info.value)
+
+
+def test_learn_frame_round_trip() -> None:
+    x = np.arange(2 * 4 * 4 * 1, dtype=np.uint8).reshape(2, 4, 4, 1)
+    frame = tf.encode_learn(9, 3, x, [1, 0], timeout_ms=250, update_id=77)
+    payload = ipc.take_frame(bytearray(frame), 1 << 20)
+    assert payload is not None and tf.is_learn_frame(payload)
+    got = tf.decode_learn(payload, 1 << 20)
+    assert (got.id, got.session, got.timeout_ms, got.update_id, got.labels) == (
+        9,
+        3,
+        250,
+        77,
+        [1, 0],
+    )
+    assert np.array_equal(got.x, x)
+    with pytest.raises(FrameRefused) as info:
+        tf.decode_learn(payload[:-1], 1 << 20)
+    assert info.value.req_id == 9 and "bytes" in str(info.value)
+    with pytest.raises(FrameRefused):
+        tf.decode_learn(payload, 8)  # samples over the tensor limit
+
+
+@pytest.mark.parametrize("shape", [(3, 5), (0, 0)])  # an update applied already: no potentials
+def test_learned_frame_round_trip(shape) -> None:
+    pots = np.arange(math.prod(shape), dtype=np.int32).reshape(shape) - 7
+    frame = tf.encode_learned(12, pots, '{"samples": 8}')
+    payload = ipc.take_frame(bytearray(frame), 1 << 20)
+    assert payload is not None and tf.is_tensor_frame(payload)
+    got = tf.decode_answer(payload)
+    assert isinstance(got, tf.LearnedFrame) and got.id == 12 and got.state_json == '{"samples": 8}'
+    assert got.potentials.dtype == np.int32 and np.array_equal(got.potentials, pots)
+    with pytest.raises(FrameRefused):
+        tf.decode_learned(payload[:-1])
 
 
 DIMS = st.one_of(st.integers(0, 6), st.sampled_from([2**16, 2**31, U32]), st.integers(0, U32))
@@ -113,7 +160,7 @@ def test_shape_nbytes_is_exact_or_refuses_with_bad_input(shape, dtype, limit) ->
     try:
         got = ipc.shape_nbytes(shape, dtype, limit)
     except DaemonError as exc:
-        assert exc.status == dpb.BAD_INPUT
+        assert status_of(exc) == dpb.BAD_INPUT
         assert f"tensor shape {tuple(shape)} of {dtype.name} is over {limit} bytes" == str(exc)
         assert size > limit or held > limit
     else:
@@ -201,7 +248,7 @@ def test_map_sealed_refuses_what_a_peer_could_change_or_overflow(
     try:
         with pytest.raises(DaemonError) as info:
             ipc.map_sealed(fd, need, limit)
-        assert info.value.status == dpb.BAD_INPUT
+        assert status_of(info.value) == dpb.BAD_INPUT
         assert words in str(info.value)
     finally:
         for f in closing:
@@ -506,7 +553,7 @@ def _load_bytes(program: bytes) -> tuple[bytes, int]:
          dpb.NO_SESSION, "no session"),
         (lambda s: _control(dpb.Request(id=9, get_state=dpb.GetState(key="absent-key"))),
          dpb.NOT_FOUND, "no state 'absent-key'"),
-        (lambda s: _control(dpb.Request(id=10, hello=dpb.Hello(protocol=3, priority=9))),
+        (lambda s: _control(dpb.Request(id=10, hello=dpb.Hello(protocol=ipc.PROTOCOL, priority=9))),
          dpb.BAD_INPUT, "priority 9 is outside 0..7"),
     ],
 )  # fmt: skip
@@ -583,7 +630,7 @@ def test_unknown_session_from_client_library_raises_remote_error(daemon) -> None
         remote.session = 99
         with pytest.raises(RemoteError, match="NO_SESSION: no session 99") as info:
             remote.forward(random_input(MODEL, 1, 0))
-        assert (info.value.status, info.value.status_name) == (dpb.NO_SESSION, "NO_SESSION")
+        assert (status_of(info.value), info.value.status_name) == (dpb.NO_SESSION, "NO_SESSION")
 
 
 def test_client_without_daemon_fails_fast_with_how_to_start_it(tmp_path) -> None:
@@ -591,14 +638,16 @@ def test_client_without_daemon_fails_fast_with_how_to_start_it(tmp_path) -> None
         Client(tmp_path / "nothing.sock", retry_s=0)
 
 
-def test_hello_reply_names_protocol_3_and_the_limits(daemon) -> None:
+def test_hello_reply_names_protocol_4_and_the_limits(daemon) -> None:
     raw = RawConnection(daemon.socket)
-    raw.send(dpb.Request(id=3, hello=dpb.Hello(client_name="raw", priority=2, protocol=3)))
+    raw.send(
+        dpb.Request(id=3, hello=dpb.Hello(client_name="raw", priority=2, protocol=ipc.PROTOCOL))
+    )
     resp = raw.recv()
     raw.close()
     h = resp.hello
     assert resp.id == 3 and resp.WhichOneof("body") == "hello", resp
-    assert (h.protocol, h.pid, h.uid) == (3, daemon.proc.pid, os.getuid())
+    assert (h.protocol, h.pid, h.uid) == (4, daemon.proc.pid, os.getuid())
     assert (h.shm_threshold, h.max_frame) == (4096, 1048576)
     assert (h.max_tensor_bytes, h.max_timeout_ms) == (128 << 20, 600_000)
 
@@ -634,9 +683,9 @@ def test_client_refuses_a_daemon_of_another_protocol(tmp_path, answer) -> None:
         thread.join(10)
         listener.close()
     assert asked == [ipc.PROTOCOL]
-    assert info.value.status == dpb.PROTOCOL_MISMATCH
+    assert status_of(info.value) == dpb.PROTOCOL_MISMATCH
     if answer == "hello-of-protocol-2":
-        assert "speaks protocol 2, this client protocol 3" in str(info.value)
+        assert f"speaks protocol 2, this client protocol {ipc.PROTOCOL}" in str(info.value)
     else:
         assert isinstance(info.value, RemoteError)
         assert info.value.status_name == "PROTOCOL_MISMATCH"
@@ -645,7 +694,7 @@ def test_client_refuses_a_daemon_of_another_protocol(tmp_path, answer) -> None:
 def test_a_client_whose_hello_is_refused_hangs_up(daemon) -> None:
     with pytest.raises(RemoteError, match=r"priority 9 is outside 0\.\.7") as info:
         Client(daemon.socket, name="refused", priority=9, retry_s=0)
-    assert info.value.status == dpb.BAD_INPUT
+    assert status_of(info.value) == dpb.BAD_INPUT
     with Client(daemon.socket, name="watcher") as watcher:  # while the error is still held
         alone = wait_for(lambda: len(watcher.stats()["clients"]) == 1, timeout=2)
         assert alone, watcher.stats()["clients"]
@@ -659,10 +708,10 @@ def test_delete_state_removes_a_key_and_a_missing_one_is_not_found(daemon) -> No
         for call in (client.get_state, client.delete_state):
             with pytest.raises(RemoteError, match="no state 'proto-delete'") as info:
                 call("proto-delete")
-            assert info.value.status == dpb.NOT_FOUND
+            assert status_of(info.value) == dpb.NOT_FOUND
         with pytest.raises(RemoteError) as info:
             client.delete_state("../escape")
-        assert info.value.status == dpb.BAD_INPUT
+        assert status_of(info.value) == dpb.BAD_INPUT
     raw = RawConnection(daemon.socket)  # the raw request is acknowledged with its id
     raw.send(dpb.Request(id=4, put_state=dpb.PutState(key="proto-raw", data=b"x")))
     assert raw.recv().WhichOneof("body") == "ack"

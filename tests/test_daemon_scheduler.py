@@ -91,7 +91,7 @@ def test_a_queued_job_past_its_deadline_never_reaches_the_device() -> None:
         frames = slot.meter.frames
         expired = Job(1, KEY, PROGRAM, _x(1), False, None, time.monotonic() - 1, done)
         cancelled = Job(2, KEY, PROGRAM, _x(2), False, None, time.monotonic() + 30, done)
-        cancelled.cancelled = True
+        cancelled.drop()  # its client left
         scheduler.submit(expired)
         scheduler.submit(cancelled)
         scheduler.submit(Job(3, KEY, PROGRAM, _x(3), False, None, time.monotonic() + 30, done))

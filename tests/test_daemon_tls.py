@@ -16,6 +16,7 @@ pytest.importorskip("cryptography")
 from akida_rt.client.client import Client
 from akida_rt.errors import DaemonError, RemoteError
 from akida_rt.wire.proto import daemon_pb2 as dpb
+from akida_rt.wire.status import status_of
 from tests.daemon_harness import Akidad, random_input, tiny_model
 from tests.tls_certs import CA
 
@@ -101,7 +102,7 @@ def test_a_client_the_ca_or_the_tenants_do_not_vouch_for_is_refused(
     _, url = remote
     with pytest.raises(DaemonError) as info:
         _client(url, pki, who)
-    assert info.value.status == dpb.PERMISSION_DENIED
+    assert status_of(info.value) == dpb.PERMISSION_DENIED
     assert words in str(info.value), str(info.value)
     with _client(url, pki, "alice") as alice:  # everyone else is still served
         assert alice.devices()
@@ -127,7 +128,7 @@ def test_a_server_certificate_of_another_ca_is_refused_by_the_client(remote, pki
     cert, key = pki["alice"]
     with pytest.raises(DaemonError) as info:
         Client(url, cert=cert, key=key, ca=other.pem, retry_s=0)
-    assert info.value.status == dpb.PERMISSION_DENIED and "TLS handshake" in str(info.value)
+    assert status_of(info.value) == dpb.PERMISSION_DENIED and "TLS handshake" in str(info.value)
 
 
 def test_akida_devices_lists_a_remote_daemons_boards(remote, pki) -> None:

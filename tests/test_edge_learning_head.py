@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 from akida_rt.tools.edge_learning import add_learning_head
 
-from akida_rt.learning.edge import spikes_of
 from akida_rt.model import zoo
+from akida_rt.model.placement import spikes_of
 
 
 def test_default_head_fires_at_level_3_with_three_quarters_of_the_median_spikes() -> None:

@@ -82,13 +82,11 @@ def test_metrics_are_served_and_scraped() -> None:
     from akida_rt.k8s.main import build_parser as plugin_parser
 
     akidad = by_kind("DaemonSet", "akidad")["spec"]["template"]["spec"]["containers"][0]
-    assert akidad_parser().parse_args(akidad["command"][1:]).metrics == "0.0.0.0:9464"
+    assert akidad_parser().parse_args(akidad["command"][1:]).metrics_listen == "0.0.0.0:9464"
     plugin = by_kind("DaemonSet", "akida-device-plugin", "akidad.yaml")
     args = plugin_parser().parse_args(plugin["spec"]["template"]["spec"]["containers"][0]["args"])
     assert (args.metrics, args.shares) == ("0.0.0.0:9465", 4)
-    assert (
-        args.tenant_dir == akidad_parser().parse_args(akidad["command"][1:]).tenant_dir.as_posix()
-    )
+    assert str(args.tenant_dir) == akidad_parser().parse_args(akidad["command"][1:]).tenant_dir
 
 
 @pytest.mark.parametrize(
@@ -130,7 +128,7 @@ def test_the_akidad_daemonset_runs_a_valid_akidad_command() -> None:
     assert container["command"][0] == "akidad"
     args = build_parser().parse_args(container["command"][1:])
     mounts = {m["mountPath"] for m in container["volumeMounts"]}
-    assert str(args.socket.parent) in mounts and str(args.state_dir) in mounts
+    assert str(args.socket_path.parent) in mounts and str(args.state_dir) in mounts
 
 
 def test_akidads_configmap_is_a_config_akidad_accepts(tmp_path: Path) -> None:

@@ -23,6 +23,7 @@ from akida_rt.errors import DaemonError, FrameRefused
 from akida_rt.wire import ipc
 from akida_rt.wire import tensor_frames as tf
 from akida_rt.wire.proto import daemon_pb2 as dpb
+from akida_rt.wire.status import status_of
 from tests.daemon_harness import (
     Akidad,
     RawConnection,
@@ -126,7 +127,7 @@ def _decodes_or_refuses(decode, payload: bytes):
     try:
         return decode(payload)
     except FrameRefused as exc:
-        assert exc.status in REFUSED, exc.status
+        assert status_of(exc) in REFUSED, status_of(exc)
         assert str(exc)
         assert 0 <= exc.req_id <= U64
         return None
@@ -218,7 +219,7 @@ def test_decode_infer_takes_tensors_up_to_its_limit_and_refuses_bigger(x, delta,
         return
     with pytest.raises(FrameRefused) as info:
         tf.decode_infer(payload, limit)
-    assert (info.value.status, info.value.req_id) == (dpb.BAD_INPUT, rid)
+    assert (status_of(info.value), info.value.req_id) == (dpb.BAD_INPUT, rid)
     assert f"tensor shape {x.shape} of {x.dtype.name} is over {limit} bytes" in str(info.value)
 
 
@@ -235,7 +236,7 @@ def test_zero_size_tensor_with_huge_dims_is_refused(decode, dims) -> None:
                                       0.0, 0.0, *dims)  # fmt: skip
         with pytest.raises(FrameRefused) as info:
             tf.decode_result(payload)
-    assert (info.value.status, info.value.req_id) == (dpb.BAD_INPUT, 11)
+    assert (status_of(info.value), info.value.req_id) == (dpb.BAD_INPUT, 11)
     assert f"tensor shape {dims}" in str(info.value)
 
 
@@ -243,7 +244,7 @@ def test_zero_size_tensor_with_huge_dims_is_refused(decode, dims) -> None:
 def test_shape_nbytes_of_a_zero_size_shape_with_huge_dims_is_bad_input(dims) -> None:
     with pytest.raises(DaemonError) as info:
         ipc.shape_nbytes(dims, np.dtype("<i8"), 256 << 20)
-    assert info.value.status == dpb.BAD_INPUT
+    assert status_of(info.value) == dpb.BAD_INPUT
     assert f"{dims} of int64 is over {256 << 20} bytes" in str(info.value)
 
 
@@ -339,7 +340,7 @@ def test_truncated_header_is_bad_message_with_id_0(payload, data) -> None:
         short = payload[: data.draw(st.integers(0, head.size - 1))]
         with pytest.raises(FrameRefused) as info:
             decode(short)
-        assert info.value.status == dpb.BAD_MESSAGE
+        assert status_of(info.value) == dpb.BAD_MESSAGE
         assert info.value.req_id == 0
         if decode is _decode_infer:
             assert f"{len(short)} bytes is shorter than its {head.size}-byte header" in str(
@@ -357,7 +358,7 @@ def test_wrong_byte_count_is_bad_input_naming_shape_and_counts(x, req_id, delta)
     with pytest.raises(FrameRefused) as info:
         _decode_infer(payload)
     exc = info.value
-    assert exc.status == dpb.BAD_INPUT
+    assert status_of(exc) == dpb.BAD_INPUT
     assert exc.req_id == req_id
     assert f"tensor {x.shape} of {x.dtype.name} needs {x.nbytes} bytes, got " in str(exc)
     assert str(exc).endswith(f"got {x.nbytes + delta}")
@@ -372,7 +373,7 @@ def test_result_of_the_wrong_length_is_bad_message_with_its_id(case, delta) -> N
     payload = payload + b"\x07" * delta if delta > 0 else payload[:delta]
     with pytest.raises(FrameRefused) as info:
         tf.decode_result(payload)
-    assert info.value.status == dpb.BAD_MESSAGE
+    assert status_of(info.value) == dpb.BAD_MESSAGE
     assert info.value.req_id == want["req_id"]
 
 
@@ -391,11 +392,11 @@ def test_impossible_tensors_and_kinds_are_refused_with_the_request_id() -> None:
     for payload, status, words in cases:
         with pytest.raises(FrameRefused, match=re.escape(words)) as info:
             _decode_infer(payload)
-        assert (info.value.status, info.value.req_id) == (status, 42)
+        assert (status_of(info.value), info.value.req_id) == (status, 42)
     request = _payload(tf.encode_infer(42, 1, np.zeros(16, np.uint8)))
     with pytest.raises(FrameRefused, match="kind 1 is not a result") as info:
         tf.decode_result(request)
-    assert (info.value.status, info.value.req_id) == (dpb.BAD_MESSAGE, 42)
+    assert (status_of(info.value), info.value.req_id) == (dpb.BAD_MESSAGE, 42)
 
 
 @_profile(300)
@@ -490,7 +491,12 @@ def test_protobuf_has_no_inference_messages_left() -> None:
     assert not {"Infer", "InferResult", "Tensor"} & set(names)
     assert 6 not in dpb.Request.DESCRIPTOR.fields_by_number
     assert 7 not in dpb.Response.DESCRIPTOR.fields_by_number
-    assert ipc.PROTOCOL == 3
+    # Protocol 4 moved learning samples and potentials from the protobuf Learn and Learned
+    # into tensor frames.
+    assert not {"Learn", "Learned"} & set(names)
+    assert 11 not in dpb.Request.DESCRIPTOR.fields_by_number
+    assert 10 not in dpb.Response.DESCRIPTOR.fields_by_number
+    assert ipc.PROTOCOL == 4 and set(ipc.PROTOCOLS) == {3, 4}
 
 
 # --------------------------------------------------------------------- live daemon
@@ -545,7 +551,7 @@ def _varint(n: int) -> bytes:
             return bytes(out)
 
 
-def test_live_tensor_frame_gets_a_tensor_frame_and_an_old_protobuf_infer_is_unknown(
+def test_live_tensor_frame_gets_a_tensor_frame_and_an_old_protobuf_infer_is_named(
     loaded,
 ) -> None:
     raw, model, session = loaded
@@ -559,8 +565,8 @@ def test_live_tensor_frame_gets_a_tensor_frame_and_an_old_protobuf_infer_is_unkn
 
     raw.send_frame(_framed(_old_protobuf_infer(1002, session)))
     resp = _error(raw)
-    assert (resp.id, resp.error.status) == (1002, dpb.UNKNOWN_TYPE), resp
-    assert "no known message type" in resp.error.message and "hello" in resp.error.message
+    assert (resp.id, resp.error.status) == (1002, dpb.PROTOCOL_MISMATCH), resp
+    assert "Infer is a tensor frame since protocol 3" in resp.error.message
 
     raw.send_frame(tf.encode_infer(1003, session, x, predict=True))  # still served
     r = _result(raw, 1003)

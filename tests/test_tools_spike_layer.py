@@ -18,7 +18,7 @@ from akida_rt.tools.post_training import quantize_model  # noqa: E402
 from akida_rt.tools.quantized_layers import QuantizedReLU  # noqa: E402
 
 from akida_rt.errors import LearningError  # noqa: E402
-from akida_rt.learning.edge import spikes_of  # noqa: E402
+from akida_rt.model.placement import spikes_of  # noqa: E402
 
 
 def float_backbone() -> keras.Model:

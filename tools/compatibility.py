@@ -404,7 +404,3 @@ def check_model(
 
 def errors(issues: list[Issue]) -> list[Issue]:
     return [i for i in issues if i.severity == "error"]
-
-
-def as_table(issues: list[Issue]) -> list[list[str]]:
-    return [[i.severity, i.layer, i.message, i.fix] for i in issues]

@@ -12,8 +12,9 @@ import numpy as np
 
 from akida_rt.errors import LearningError
 from akida_rt.format.layers import FullyConnected, Layer
-from akida_rt.learning.edge import AkidaUnsupervised, spikes_of
+from akida_rt.learning.edge import AkidaUnsupervised
 from akida_rt.model.model import Model
+from akida_rt.model.placement import spikes_of
 
 log = logging.getLogger(__name__)
 

@@ -21,9 +21,9 @@ from akida_rt.akd1000.program_info import (
     NSOC_V2,
     ProgramInfo,
     Track,
-    build_program_info,
     read_program_info,
 )
+from akida_rt.akd1000.program_info_build import build
 from akida_rt.errors import ProgramFormatError
 
 SIZE_WORD = 4
@@ -80,11 +80,11 @@ class ProgramBinary:
 
     def to_bytes(self) -> bytes:
         """The program binary: byte-identical to akida's for a program read unchanged."""
-        return build_program_info(self.info) + self.data
+        return build(self.info) + self.data
 
     def info_bytes(self) -> bytes:
         """The size-prefixed ProgramInfo flatbuffer alone."""
-        return build_program_info(self.info)
+        return build(self.info)
 
     def write(self, path: str | Path) -> None:
         Path(path).write_bytes(self.to_bytes())

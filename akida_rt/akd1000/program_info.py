@@ -306,10 +306,3 @@ def read_program_info(buf: bytes) -> ProgramInfo:
         input_zero_points=_scalars(root, s["input_zero_points"], "B"),
         anomaly_detection=bool(_get(root, s["anomaly_detection"], N.Uint8Flags)),
     )
-
-
-def build_program_info(info: ProgramInfo) -> bytes:
-    """The size-prefixed flatbuffer of `info` (see program_info_build)."""
-    from akida_rt.akd1000.program_info_build import build
-
-    return build(info)

@@ -1,1 +1,2 @@
-"""The `akida` command line: one module per group of subcommands."""
+"""The `akida` command line: one module per group of subcommands. May import anything
+(a composition root), mostly lazily."""

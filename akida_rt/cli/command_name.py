@@ -7,11 +7,9 @@ With both packages in one environment the one installed last owns the `akida` sc
 from __future__ import annotations
 
 import json
-import shutil
 import sys
 from importlib import metadata
 from pathlib import Path
-from typing import Any
 from urllib.parse import unquote, urlparse
 
 
@@ -59,18 +57,3 @@ def owner(script: Path) -> str:
     if "akida.cli" in head or "from akida " in head or "import akida\n" in head:
         return "brainchip"
     return "unknown"
-
-
-def check_command(system: Any) -> list[Any]:
-    """A doctor check: the `akida` on the system's PATH is akida_rt's."""
-    from akida_rt.cli.doctor_cmds import INFO, OK, WARN, Check
-
-    path = system.env.get("PATH")
-    found = shutil.which("akida", path=path) if path else None
-    if found is None:
-        return [Check("command", INFO, "no `akida` on PATH; `python -m akida_rt` works", FIX)]
-    who = owner(Path(found))
-    if who == "akida_rt":
-        return [Check("command", OK, f"{found} is akida_rt's")]
-    what = "BrainChip's akida package" if who == "brainchip" else "another program"
-    return [Check("command", WARN, f"{found} belongs to {what}, not akida_rt", FIX)]

@@ -13,12 +13,15 @@ import grp
 import os
 import platform
 import pwd
+import shutil
 import socket
 import stat
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+
+from akida_rt.cli import command_name
 
 OK, WARN, FAIL, INFO = "ok", "warn", "fail", "info"
 
@@ -291,9 +294,16 @@ def check_versions(system: System) -> list[Check]:
 
 def check_command(system: System) -> list[Check]:
     """The `akida` on PATH is akida_rt's, not BrainChip's (akida_rt.cli.command_name)."""
-    from akida_rt.cli.command_name import check_command as check
-
-    return check(system)
+    path = system.env.get("PATH")
+    found = shutil.which("akida", path=path) if path else None
+    if found is None:
+        msg = "no `akida` on PATH; `python -m akida_rt` works"
+        return [Check("command", INFO, msg, command_name.FIX)]
+    who = command_name.owner(Path(found))
+    if who == "akida_rt":
+        return [Check("command", OK, f"{found} is akida_rt's")]
+    what = "BrainChip's akida package" if who == "brainchip" else "another program"
+    return [Check("command", WARN, f"{found} belongs to {what}, not akida_rt", command_name.FIX)]
 
 
 CHECKS = (

@@ -137,10 +137,8 @@ def _local(model: Any, args: argparse.Namespace, x: np.ndarray) -> dict[str, Any
         run = run_figures.delta(before, run_figures.from_device_stats(device.stats()))
         stats = model.statistics
     info = device.describe()
-    from akida_rt.learning.edge import describe
-
     return {"via": "in-process", "device": info, "y": y, "timing": timing, "statistics": stats,
-            "device_run": run, "learning": describe(model)}  # fmt: skip
+            "device_run": run, "learning": model.learning_info()}  # fmt: skip
 
 
 def _daemon(model: Any, args: argparse.Namespace, x: np.ndarray, client: Any) -> dict[str, Any]:

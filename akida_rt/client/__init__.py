@@ -1,4 +1,6 @@
-"""The thin client of akidad: connection, requests and remote devices.
+"""The thin client of akidad: connection, requests and remote devices. May import:
+wire and errors (daemon_devices.py also mapping.hardware); never engine, mapper,
+learning or model.
 
 `from akida_rt.client import Client` is the documented entry point (README).
 """

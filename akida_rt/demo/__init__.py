@@ -1,1 +1,2 @@
-"""The demo of `make demo`: digits through akidad, a DVS stream, edge learning."""
+"""The demo of `make demo`: digits through akidad, a DVS stream, edge learning.
+May import: the akida_rt facade and stream; client and tools lazily."""

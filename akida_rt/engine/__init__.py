@@ -1,1 +1,2 @@
-"""The integer engine (software backend), its BLAS threading, the learning rule and statistics."""
+"""The integer engine (software backend), its BLAS threading, the learning rule and
+statistics. May import: format, errors."""

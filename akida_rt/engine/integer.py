@@ -89,7 +89,6 @@ class CompiledLayer:
     act_top: float = 0.0  # the largest activation level
     pad: tuple[tuple[int, int], tuple[int, int]] = ((0, 0), (0, 0))
     pool_pad: tuple[tuple[int, int], tuple[int, int]] = ((0, 0), (0, 0))
-    pool_sum_positions: int = 1
     out_hw: tuple[int, int] = (1, 1)  # convolution output (before pooling)
     pool_hw: tuple[int, int] = (1, 1)  # max pooling output
     macs: int = 0  # per sample
@@ -138,7 +137,6 @@ def compile_layer(layer: Layer) -> CompiledLayer:
         compiled.pool_hw = layer.output_shape[:2]
     compiled.macs = _macs(layer, 1)
     compiled.fan_out = layer.fan_out
-    compiled.pool_sum_positions = positions
     if layer.activation:
         compiled.act_top = float(2**layer.activation_bits - 1)
         scale = layer.get_variable("act_scale").astype(np.int64)

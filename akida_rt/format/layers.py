@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import enum
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -289,85 +290,17 @@ class Layer:
     # ------------------------------------------------------------------ validation
     def validate(self, *, is_first: bool, is_last: bool, variables: bool = True) -> None:
         """Check hyper-parameters (and variables); raise ModelError naming the problem."""
-        where = f"layer '{self.name}' ({self.type_name})"
-        t = self.layer_type
         if not self.name or len(self.name) > MAX_NAME_CHARS or not self.name.isprintable():
             raise ModelError(
                 f"layer {self.name[:64]!r}: a layer name is 1 to {MAX_NAME_CHARS} printable characters"
             )
-        if self.input_shape is None or len(self.input_shape) != 3 or min(self.input_shape) < 1:
-            raise ModelError(f"{where}: bad input shape {self.input_shape}")
-        if math.prod(self.input_shape) > MAX_WORK_ELEMENTS:
-            raise ModelError(
-                f"{where}: input shape {self.input_shape} exceeds {MAX_WORK_ELEMENTS} elements"
-            )
-        if t in (LayerType.InputData, LayerType.InputConv2D) and not is_first:
-            raise ModelError(f"{where}: input layers must come first")
-        if is_first and t not in (LayerType.InputData, LayerType.InputConv2D):
-            raise ModelError(f"{where}: the first layer must be InputData or InputConv2D")
-        if self.input_bits not in INPUT_BITS:
-            raise ModelError(f"{where}: input_bits {self.input_bits} not in {INPUT_BITS}")
-        if t is LayerType.InputConv2D:
-            if self.input_bits != 8:
-                raise ModelError(f"{where}: InputConv2D takes 8-bit input, got {self.input_bits}")
-            if self.input_shape[2] not in (1, 3):
-                raise ModelError(f"{where}: InputConv2D takes 1 or 3 channels")
-        if t is LayerType.InputData:
-            if self.pooling is not Pooling.NoPooling:
-                raise ModelError(f"{where}: InputData does not pool")
-            if variables and self.variables:
-                raise ModelError(
-                    f"{where}: InputData has no variables, got {sorted(self.variables)}"
-                )
-            return
-        if self.potential_bits and not MIN_POTENTIAL_BITS <= self.potential_bits <= 62:
-            raise ModelError(
-                f"{where}: potential_bits {self.potential_bits}; 0 (no saturation) or "
-                f"{MIN_POTENTIAL_BITS} to 62"
-            )
-        if self.stride < 1 or self.kernel_size < 1 or self.filters < 1:
-            raise ModelError(f"{where}: stride, kernel_size and filters must be positive")
-        top_pad = 255 if t is LayerType.InputConv2D else 0
-        if not 0 <= self.padding_value <= top_pad:
-            raise ModelError(
-                f"{where}: padding_value {self.padding_value} outside 0..{top_pad} "
-                "(only InputConv2D pads with a value other than 0)"
-            )
-        if self.pooling is Pooling.Max and not 1 <= self.pool_stride <= self.pool_size <= 8:
-            raise ModelError(
-                f"{where}: max pooling {self.pool_size}x{self.pool_size} stride {self.pool_stride}; "
-                "needs 1 <= stride <= size <= 8"
-            )
-        if t is LayerType.FullyConnected and self.pooling is not Pooling.NoPooling:
-            raise ModelError(f"{where}: FullyConnected layers do not pool")
-        if t is LayerType.FullyConnected and self.kernel_size != 1:
-            raise ModelError(f"{where}: kernel_size {self.kernel_size}; FullyConnected has 1")
-        h, w = self.conv_output_hw()
-        if h < 1 or w < 1:
-            raise ModelError(
-                f"{where}: kernel {self.kernel_size} larger than input {self.input_shape}"
-            )
-        if self.pooling is Pooling.Max and min(self.output_shape[:2]) < 1:
-            raise ModelError(
-                f"{where}: {self.pool_size}x{self.pool_size} max pooling needs a larger map than {h}x{w}"
-            )
-        if (work := self.work_elements()) > MAX_WORK_ELEMENTS:
-            raise ModelError(
-                f"{where}: needs a buffer of {work} elements per sample, above {MAX_WORK_ELEMENTS}; "
-                "use a smaller input, kernel or filter count"
-            )
-        if self.weight_bits not in WEIGHT_BITS:
-            raise ModelError(f"{where}: weight_bits {self.weight_bits} not in {WEIGHT_BITS}")
-        if self.activation:
-            if self.activation_bits not in ACTIVATION_BITS:
-                raise ModelError(
-                    f"{where}: activation_bits {self.activation_bits} not in {ACTIVATION_BITS}"
-                )
-            if not 0 <= self.act_shift <= MAX_ACT_SHIFT:
-                raise ModelError(f"{where}: act_shift {self.act_shift} outside 0..{MAX_ACT_SHIFT}")
-        elif not is_last:
-            raise ModelError(f"{where}: only the last layer may omit its activation")
-        if variables:
+        where = f"layer '{self.name}' ({self.type_name})"
+        at = _At(self, is_first, is_last, variables)
+        kind = _INPUT_DATA_RULES if self.layer_type is LayerType.InputData else _COMPUTING_RULES
+        for broken, message in (*_COMMON_RULES, *kind):
+            if broken(at):
+                raise ModelError(f"{where}: {message(at)}")
+        if variables and self.layer_type is not LayerType.InputData:
             self._validate_variables(where)
 
     def _validate_variables(self, where: str) -> None:
@@ -431,6 +364,86 @@ class Layer:
         return (
             f"<{self.type_name} '{self.name}' out={self.output_shape if self.input_shape else '?'}>"
         )
+
+
+@dataclass(frozen=True)
+class _At:
+    """A layer being validated and where it stands in its model."""
+
+    layer: Layer
+    first: bool
+    last: bool
+    variables: bool
+
+
+_INPUT_TYPES = (LayerType.InputData, LayerType.InputConv2D)
+# The rules of Layer.validate, in the order they are checked: (broken when, message after
+# "layer 'NAME' (TYPE): "). Every layer meets the common rules, then those of its kind.
+_Rule = tuple[Callable[[_At], bool], Callable[[_At], str]]
+_COMMON_RULES: tuple[_Rule, ...] = (
+    (lambda a: a.layer.input_shape is None or len(a.layer.input_shape) != 3
+        or min(a.layer.input_shape) < 1,
+     lambda a: f"bad input shape {a.layer.input_shape}"),
+    (lambda a: math.prod(a.layer.input_shape or ()) > MAX_WORK_ELEMENTS,
+     lambda a: f"input shape {a.layer.input_shape} exceeds {MAX_WORK_ELEMENTS} elements"),
+    (lambda a: a.layer.layer_type in _INPUT_TYPES and not a.first,
+     lambda a: "input layers must come first"),
+    (lambda a: a.first and a.layer.layer_type not in _INPUT_TYPES,
+     lambda a: "the first layer must be InputData or InputConv2D"),
+    (lambda a: a.layer.input_bits not in INPUT_BITS,
+     lambda a: f"input_bits {a.layer.input_bits} not in {INPUT_BITS}"),
+    (lambda a: a.layer.layer_type is LayerType.InputConv2D and a.layer.input_bits != 8,
+     lambda a: f"InputConv2D takes 8-bit input, got {a.layer.input_bits}"),
+    (lambda a: a.layer.layer_type is LayerType.InputConv2D
+        and (a.layer.input_shape or (0, 0, 0))[2] not in (1, 3),
+     lambda a: "InputConv2D takes 1 or 3 channels"),
+)  # fmt: skip
+_INPUT_DATA_RULES: tuple[_Rule, ...] = (
+    (lambda a: a.layer.pooling is not Pooling.NoPooling,
+     lambda a: "InputData does not pool"),
+    (lambda a: a.variables and bool(a.layer.variables),
+     lambda a: f"InputData has no variables, got {sorted(a.layer.variables)}"),
+)  # fmt: skip
+_COMPUTING_RULES: tuple[_Rule, ...] = (
+    (lambda a: bool(a.layer.potential_bits)
+     and not MIN_POTENTIAL_BITS <= a.layer.potential_bits <= 62,
+     lambda a: f"potential_bits {a.layer.potential_bits}; 0 (no saturation) or "
+               f"{MIN_POTENTIAL_BITS} to 62"),
+    (lambda a: a.layer.stride < 1 or a.layer.kernel_size < 1 or a.layer.filters < 1,
+     lambda a: "stride, kernel_size and filters must be positive"),
+    (lambda a: not 0 <= a.layer.padding_value <= _top_pad(a.layer),
+     lambda a: f"padding_value {a.layer.padding_value} outside 0..{_top_pad(a.layer)} "
+               "(only InputConv2D pads with a value other than 0)"),
+    (lambda a: a.layer.pooling is Pooling.Max
+        and not 1 <= a.layer.pool_stride <= a.layer.pool_size <= 8,
+     lambda a: f"max pooling {a.layer.pool_size}x{a.layer.pool_size} stride "
+               f"{a.layer.pool_stride}; needs 1 <= stride <= size <= 8"),
+    (lambda a: a.layer.layer_type is LayerType.FullyConnected
+        and a.layer.pooling is not Pooling.NoPooling,
+     lambda a: "FullyConnected layers do not pool"),
+    (lambda a: a.layer.layer_type is LayerType.FullyConnected and a.layer.kernel_size != 1,
+     lambda a: f"kernel_size {a.layer.kernel_size}; FullyConnected has 1"),
+    (lambda a: min(a.layer.conv_output_hw()) < 1,
+     lambda a: f"kernel {a.layer.kernel_size} larger than input {a.layer.input_shape}"),
+    (lambda a: a.layer.pooling is Pooling.Max and min(a.layer.output_shape[:2]) < 1,
+     lambda a: f"{a.layer.pool_size}x{a.layer.pool_size} max pooling needs a larger map than "
+               "{}x{}".format(*a.layer.conv_output_hw())),
+    (lambda a: a.layer.work_elements() > MAX_WORK_ELEMENTS,
+     lambda a: f"needs a buffer of {a.layer.work_elements()} elements per sample, above "
+               f"{MAX_WORK_ELEMENTS}; use a smaller input, kernel or filter count"),
+    (lambda a: a.layer.weight_bits not in WEIGHT_BITS,
+     lambda a: f"weight_bits {a.layer.weight_bits} not in {WEIGHT_BITS}"),
+    (lambda a: a.layer.activation and a.layer.activation_bits not in ACTIVATION_BITS,
+     lambda a: f"activation_bits {a.layer.activation_bits} not in {ACTIVATION_BITS}"),
+    (lambda a: a.layer.activation and not 0 <= a.layer.act_shift <= MAX_ACT_SHIFT,
+     lambda a: f"act_shift {a.layer.act_shift} outside 0..{MAX_ACT_SHIFT}"),
+    (lambda a: not a.layer.activation and not a.last,
+     lambda a: "only the last layer may omit its activation"),
+)  # fmt: skip
+
+
+def _top_pad(layer: Layer) -> int:
+    return 255 if layer.layer_type is LayerType.InputConv2D else 0
 
 
 def _vars(kw: Mapping[str, Any]) -> dict[str, Any]:

@@ -1,1 +1,2 @@
-"""Edge learning on a model's last layer: compile, fit, add classes, the learned state."""
+"""Edge learning on a model's layers and learning config: compile, fit, add classes, the
+learned state. May import: engine, format, errors (never model)."""

@@ -1,13 +1,15 @@
-"""Edge learning on a Model: compile(AkidaUnsupervised(...)), fit, add_classes,
-predict_classes, and the learned state as one message (saved, exported, restored).
+"""Edge learning on a model's layers and its learning configuration (no Model): compile
+(AkidaUnsupervised(...)), fit in software, add_classes, the class of outputs, and the
+learned state as one message (saved, exported, restored).
 
 The rule itself is akida_rt.engine.learning_rule; docs/semantics.md, section 8, states it.
+akida_rt.model.Model holds the layers and configuration and calls these functions.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
@@ -16,10 +18,6 @@ from akida_rt.errors import AkidaError, InputError, LearningError
 from akida_rt.format import program as fmt
 from akida_rt.format.layers import Layer, LayerType
 from akida_rt.format.proto import program_pb2 as pb
-from akida_rt.mapping.hardware import DeviceSpec
-
-if TYPE_CHECKING:
-    from akida_rt.model.model import Model
 
 STATE_MAGIC = b"AKIDALRN"  # an exported learned-state file: magic, then a LearnedState
 
@@ -129,11 +127,14 @@ def check_config(cfg: pb.LearningConfig, layers: list[Layer]) -> None:
         raise fmt.ProgramFormatError(f"learning: {exc}") from None
 
 
-def compile_model(model: Model, optimizer: AkidaUnsupervised, seed: int = 0) -> None:
-    """Make the last layer learnable: no connections yet, full plasticity, no samples."""
+def compile_layers(
+    layers: list[Layer], optimizer: AkidaUnsupervised, seed: int = 0
+) -> pb.LearningConfig:
+    """Make the last layer learnable: no connections yet, full plasticity, no samples;
+    the learning configuration of the model."""
     if not isinstance(optimizer, AkidaUnsupervised):
         raise LearningError(f"compile takes an AkidaUnsupervised, got {type(optimizer).__name__}")
-    layer = learning_layer(model.layers)
+    layer = learning_layer(layers)
     if optimizer.num_weights > layer.fan_in:
         raise LearningError(
             f"num_weights {optimizer.num_weights} exceeds the {layer.fan_in} inputs of "
@@ -151,7 +152,7 @@ def compile_model(model: Model, optimizer: AkidaUnsupervised, seed: int = 0) -> 
     _reset_outputs(layer, units)
     cfg = config_of(optimizer, seed)
     fmt.encode_tensor(np.full(units, cfg.initial_plasticity, np.float32), cfg.plasticity)
-    model.learning = cfg
+    return cfg
 
 
 def config_of(optimizer: Any, seed: int = 0) -> pb.LearningConfig:
@@ -175,13 +176,14 @@ def _reset_outputs(layer: Layer, units: int) -> None:
     layer.set_variable("output_offset", np.zeros(units, np.float64))
 
 
-def require_compiled(model: Model) -> pb.LearningConfig:
-    if model.learning is None or not model.learning.enabled:
+def require_compiled(cfg: pb.LearningConfig | None, name: str) -> pb.LearningConfig:
+    """`cfg` if model `name` is compiled for learning; LearningError saying how otherwise."""
+    if cfg is None or not cfg.enabled:
         raise LearningError(
-            f"model '{model.name}' is not compiled for learning: "
+            f"model '{name}' is not compiled for learning: "
             "call model.compile(AkidaUnsupervised(num_weights, num_classes=...)) first"
         )
-    return model.learning
+    return cfg
 
 
 # ------------------------------------------------------------------------- fit
@@ -205,42 +207,28 @@ def check_labels(cfg: pb.LearningConfig, labels: Any, frames: int) -> np.ndarray
     return arr.astype(np.int64)
 
 
-def spikes_of(model: Model, x: np.ndarray) -> np.ndarray:
-    """(N, K) binary inputs of the learning layer, from the software engine."""
-    y = model.engine().run(x, stop=-1)
-    return y.reshape(x.shape[0], -1).astype(np.uint8)
-
-
-def fit(model: Model, inputs: Any, labels: Any = None) -> np.ndarray:
-    """Learn `inputs` in order (software backend, or the mapped device's firmware).
-
-    Returns the (N, U) int32 potentials of each sample before it was learned.
-    """
-    cfg = require_compiled(model)
-    from akida_rt.model.model import check_input
-
-    x = check_input(inputs, model.input_shape, model.input_bits, "fit")
-    y = check_labels(cfg, labels, x.shape[0])
-    layer = learning_layer(model.layers)
-    device = model.device
-    if device is not None and not isinstance(device, DeviceSpec):
-        before = model.sequences[-1].program_hash
-        pots, state = device.learn(model.sequences, x, y, cfg)
-        apply_learned(model, state.weights, state.plasticity, state.samples)
-        # The device computes with the learned weights already: no reload of the program.
-        device.adopt_learned(before, model.sequences[-1].program_hash)
-        return pots.astype(np.int32)
+def learn_in_software(
+    layers: list[Layer], cfg: pb.LearningConfig, spikes: np.ndarray, labels: np.ndarray
+) -> np.ndarray:
+    """Learn the (N, K) binary `spikes` (the learning layer's inputs) in order with the
+    host's rule; the (N, U) int32 potentials of each sample before it was learned."""
+    layer = learning_layer(layers)
     weights = layer.get_variable("weights").reshape(layer.fan_in, layer.filters).astype(np.uint8)
     plasticity = plasticity_of(cfg, layer.filters)
-    pots = learn(params_of(cfg), weights, plasticity, spikes_of(model, x), y, cfg.samples)
-    apply_learned(model, weights, plasticity, cfg.samples + x.shape[0])
+    pots = learn(params_of(cfg), weights, plasticity, spikes, labels, cfg.samples)
+    apply_learned(layers, cfg, weights, plasticity, cfg.samples + spikes.shape[0])
     return pots.astype(np.int32)
 
 
-def apply_learned(model: Model, weights: np.ndarray, plasticity: np.ndarray, samples: int) -> None:
+def apply_learned(
+    layers: list[Layer],
+    cfg: pb.LearningConfig,
+    weights: np.ndarray,
+    plasticity: np.ndarray,
+    samples: int,
+) -> None:
     """Set the learning layer's weights and the configuration's plasticity and samples."""
-    cfg = require_compiled(model)
-    layer = learning_layer(model.layers)
+    layer = learning_layer(layers)
     layer.set_variable("weights", weights.reshape(1, 1, layer.fan_in, layer.filters))
     fmt.encode_tensor(np.asarray(plasticity, np.float32), cfg.plasticity)
     if samples != cfg.samples:
@@ -248,14 +236,14 @@ def apply_learned(model: Model, weights: np.ndarray, plasticity: np.ndarray, sam
     cfg.samples = int(samples)
 
 
-def add_classes(model: Model, num_classes: int) -> None:
-    """Add `num_classes` classes of as many fresh neurons each as the existing classes have."""
-    cfg = require_compiled(model)
+def add_classes(layers: list[Layer], cfg: pb.LearningConfig, num_classes: int) -> None:
+    """Add `num_classes` classes of as many fresh neurons each as the existing classes have
+    (the learning layer's shape changes: the model maps and compiles again)."""
     if cfg.num_classes == 0:
         raise LearningError("add_classes needs a model compiled with num_classes")
     if int(num_classes) != num_classes or num_classes < 1:
         raise LearningError(f"add_classes takes a number of classes >= 1, got {num_classes}")
-    layer = learning_layer(model.layers)
+    layer = learning_layer(layers)
     per = layer.filters // cfg.num_classes
     units = layer.filters + per * num_classes
     weights = np.zeros((1, 1, layer.fan_in, units), np.int8)
@@ -268,17 +256,16 @@ def add_classes(model: Model, num_classes: int) -> None:
     fmt.encode_tensor(plasticity, cfg.plasticity)
     cfg.ClearField("v1_learning_gate")
     cfg.num_classes += int(num_classes)
-    model.layers_changed()
 
 
-def predict_classes(model: Model, inputs: Any, num_classes: int | None = None) -> np.ndarray:
-    """Class per sample: the group (of units / num_classes neurons) holding the output of
-    highest value (ties: lowest neuron). num_classes defaults to the compiled one, else
-    one class per output."""
-    out = model.predict(inputs).reshape(np.asarray(inputs).shape[0], -1)
+def classes_of(
+    out: np.ndarray, cfg: pb.LearningConfig | None, num_classes: int | None = None
+) -> np.ndarray:
+    """Class per sample of the (N, units) outputs `out`: the group (of units / num_classes
+    neurons) holding the output of highest value (ties: lowest neuron). num_classes
+    defaults to the compiled one, else one class per output."""
     units = out.shape[1]
     if num_classes is None:
-        cfg = model.learning
         num_classes = cfg.num_classes if cfg is not None and cfg.num_classes else units
     if num_classes < 1 or units % num_classes:
         raise InputError(
@@ -288,18 +275,19 @@ def predict_classes(model: Model, inputs: Any, num_classes: int | None = None) -
 
 
 # ----------------------------------------------------------------- learned state
-def state_message(model: Model, program_hash: str) -> pb.LearnedState:
-    cfg = require_compiled(model)
-    layer = learning_layer(model.layers)
+def state_message(
+    layers: list[Layer], cfg: pb.LearningConfig, program_hash: str
+) -> pb.LearnedState:
+    layer = learning_layer(layers)
     msg = pb.LearnedState(program_hash=program_hash, layer=layer.name)
     msg.learning.CopyFrom(cfg)
     fmt.encode_tensor(layer.get_variable("weights"), msg.weights)
     return msg
 
 
-def encode_state(model: Model, program_hash: str) -> bytes:
+def encode_state(msg: pb.LearnedState) -> bytes:
     """The learned state as bytes (an export file, or a stored blob)."""
-    return STATE_MAGIC + state_message(model, program_hash).SerializeToString()
+    return STATE_MAGIC + msg.SerializeToString()
 
 
 def decode_state(data: bytes, where: str = "learned state") -> pb.LearnedState:
@@ -313,14 +301,17 @@ def decode_state(data: bytes, where: str = "learned state") -> pb.LearnedState:
     return msg
 
 
-def apply_state(model: Model, msg: pb.LearnedState, program_hash: str, where: str) -> None:
-    """Restore learned state onto `model` (loaded from the program of `program_hash`)."""
+def apply_state(
+    layers: list[Layer], msg: pb.LearnedState, program_hash: str, where: str
+) -> pb.LearningConfig:
+    """Restore learned state onto `layers` (loaded from the program of `program_hash`);
+    the model's new learning configuration."""
     if msg.program_hash != program_hash:
         raise LearningError(
             f"{where} was learned on program {msg.program_hash[:12] or '?'}, not on this "
             f"program {program_hash[:12]}; import it onto the program it came from"
         )
-    layer = learning_layer(model.layers)
+    layer = learning_layer(layers)
     try:
         weights = fmt.decode_tensor(msg.weights, f"{where} weights", dtype_code=(pb.INT8,))
         expect = (1, 1, layer.fan_in, layer.filters)
@@ -331,12 +322,13 @@ def apply_state(model: Model, msg: pb.LearnedState, program_hash: str, where: st
             )
         if not np.all((weights == 0) | (weights == 1)):
             raise LearningError(f"{where}: weights are not binary")
-        check_config(msg.learning, [*model.layers[:-1], _with_weights(layer, weights)])
+        check_config(msg.learning, [*layers[:-1], _with_weights(layer, weights)])
     except AkidaError as exc:
         raise LearningError(str(exc)) from None
-    model.learning = pb.LearningConfig()
-    model.learning.CopyFrom(msg.learning)
+    cfg = pb.LearningConfig()
+    cfg.CopyFrom(msg.learning)
     layer.set_variable("weights", weights)
+    return cfg
 
 
 def _with_weights(layer: Layer, weights: np.ndarray) -> Layer:
@@ -347,12 +339,11 @@ def _with_weights(layer: Layer, weights: np.ndarray) -> Layer:
     return clone
 
 
-def describe(model: Model) -> dict[str, Any] | None:
+def describe(layers: list[Layer], cfg: pb.LearningConfig | None) -> dict[str, Any] | None:
     """What `akida run` shows: None without learning, else the learning state."""
-    cfg = model.learning
     if cfg is None or not cfg.enabled:
         return None
-    layer = model.layers[-1]
+    layer = layers[-1]
     connections = np.count_nonzero(layer.get_variable("weights"), axis=(0, 1, 2))
     return {
         "layer": layer.name,

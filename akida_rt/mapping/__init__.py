@@ -1,1 +1,2 @@
-"""The mapper: device descriptions, NP memory rules, layer placement and stored mappings."""
+"""The mapper: device descriptions, NP memory rules, layer placement and stored mappings.
+May import: format, errors."""

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import os
-import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -12,16 +11,17 @@ import numpy as np
 
 from akida_rt.engine.integer import Engine
 from akida_rt.engine.statistics import Statistics
-from akida_rt.errors import InputError, ModelError, ProgramFormatError
+from akida_rt.errors import ModelError, ProgramFormatError
 from akida_rt.format import program as fmt
-from akida_rt.format.layers import Layer, LayerType
+from akida_rt.format.inputs import check_input
+from akida_rt.format.layers import Layer
 from akida_rt.format.proto import program_pb2 as pb
 from akida_rt.learning import edge as learning
 from akida_rt.mapping.hardware import DeviceSpec
 from akida_rt.mapping.mapper import Backend, MapMode, SequencePlan, map_layers
 from akida_rt.mapping.stored_mapping import decode_mapping
-from akida_rt.model import run_figures
-from akida_rt.model.device_api import DaemonBacked, Device, RemoteRun
+from akida_rt.model.device_api import DaemonBacked, Device
+from akida_rt.model.placement import Placement, place
 from akida_rt.model.sequence import Sequence, placements_to_pb
 
 log = logging.getLogger(__name__)
@@ -48,9 +48,7 @@ class Model:
         self.name = name
         self.input_scaling = input_scaling
         self._layers: list[Layer] = []
-        self._device: DeviceSpec | Device | None = None
-        self._remote: tuple[DaemonBacked, RemoteRun] | None = None  # mapped through akidad
-        self._remote_base: dict[str, Any] = {}  # akidad's device counters at map or reset
+        self._placement = Placement()  # where the model runs
         self._plans: list[SequencePlan] | None = None
         self._map_args: tuple[str, bool] = (MapMode.AllNps.value, False)
         self._engine: Engine | None = None
@@ -88,8 +86,7 @@ class Model:
 
     def _invalidate(self) -> None:
         self._engine = None
-        self._plans = None if self._device is None else self._plans
-        if self._device is not None:
+        if self._placement.spec is not None:
             self._remap()
 
     def validate(self) -> None:
@@ -143,38 +140,13 @@ class Model:
             self._engine, self._engine_key = Engine(self._layers), key
         return self._engine
 
-    def _run(self, x: np.ndarray) -> np.ndarray:
-        if self._remote is not None:
-            return self._run_remote(x)
-        if self._device is not None and not isinstance(self._device, DeviceSpec):
-            y, metrics = self._device.run_sequences(self.sequences, x)
-            self._stats.frames += x.shape[0]
-            self._stats.backend = "Hardware"
-            self._stats.where = self._device.id + (", simulated" if self._device.simulated else "")
-            for key, value in metrics.items():
-                if key in ("inference_clk", "program_clk", "device_synops", "elapsed_s"):
-                    value += getattr(self._stats, key) or 0
-                setattr(self._stats, key, value)
-            return y
-        engine = self.engine()
-        if isinstance(self._device, DeviceSpec):
-            self._stats.where = f"mapped onto the {self._device.name} description, not a device"
-        start = time.perf_counter()
-        y = engine.run(x)
-        self._stats.elapsed_s += time.perf_counter() - start
-        self._stats.frames += x.shape[0]
-        return y
+    @property
+    def compiled_engine(self) -> Engine | None:
+        """The engine compiled so far (None before the first software run)."""
+        return self._engine
 
-    def _run_remote(self, x: np.ndarray) -> np.ndarray:
-        """forward()'s integers from akidad (predict dequantizes them here, as in-process)."""
-        assert self._remote is not None
-        device, run = self._remote
-        start = time.perf_counter()
-        y = run.forward(x)
-        self._stats.elapsed_s += time.perf_counter() - start
-        self._stats.frames += x.shape[0]
-        self._stats.backend, self._stats.where = "Hardware", device.where
-        return y
+    def _run(self, x: np.ndarray) -> np.ndarray:
+        return self._placement.run(self, x, self._stats)
 
     def forward(self, inputs: np.ndarray) -> np.ndarray:
         """Integer outputs: uint8 activations, or int32 potentials if the last layer has none."""
@@ -203,48 +175,53 @@ class Model:
     def compile(self, optimizer: learning.AkidaUnsupervised, seed: int = 0) -> None:
         """Make the last layer learn with `optimizer` (docs/semantics.md, section 8):
         its neurons start without connections; `seed` seeds the choice of connections."""
-        learning.compile_model(self, optimizer, seed)
+        self.learning = learning.compile_layers(self._layers, optimizer, seed)
 
     def fit(self, inputs: np.ndarray, labels: Any = None) -> np.ndarray:
         """Learn `inputs` (with one label per sample, or one for all, in labelled mode),
         on the mapped device or in software; the (N, units) potentials before learning."""
-        if self._remote is not None:
-            raise ModelError(
-                f"fit: {self.name} is mapped through akidad; learn there with "
-                "Client.load(...).fit or `akida learn`, or map onto an in-process device"
-            )
-        return learning.fit(self, inputs, labels)
+        self._placement.check_fit(self)
+        cfg = learning.require_compiled(self.learning, self.name)
+        x = check_input(inputs, self.input_shape, self.input_bits, "fit")
+        y = learning.check_labels(cfg, labels, x.shape[0])
+        learning.learning_layer(self._layers)
+        return self._placement.fit(self, x, y, cfg)
 
     def add_classes(self, num_classes: int) -> None:
         """Add classes to a model compiled with num_classes, each with fresh neurons."""
-        learning.add_classes(self, num_classes)
+        cfg = learning.require_compiled(self.learning, self.name)
+        learning.add_classes(self._layers, cfg, num_classes)
+        self._invalidate()
 
     def predict_classes(self, inputs: np.ndarray, num_classes: int | None = None) -> np.ndarray:
         """The class of each sample: the neuron group of highest output."""
-        return learning.predict_classes(self, inputs, num_classes)
+        out = self.predict(inputs).reshape(np.asarray(inputs).shape[0], -1)
+        return learning.classes_of(out, self.learning, num_classes)
 
-    def layers_changed(self) -> None:
-        """A layer's shape changed in place (add_classes): remap and recompile."""
-        self._invalidate()
+    def learned_state(self, program_hash: str) -> pb.LearnedState:
+        """The learned state (the learning layer's weights and configuration), for the
+        program of `program_hash`."""
+        cfg = learning.require_compiled(self.learning, self.name)
+        return learning.state_message(self._layers, cfg, program_hash)
+
+    def restore_learned(self, msg: pb.LearnedState, program_hash: str, where: str) -> None:
+        """Restore learned state `msg` (from the program of `program_hash`)."""
+        self.learning = learning.apply_state(self._layers, msg, program_hash, where)
+
+    def learning_info(self) -> dict[str, Any] | None:
+        """What `akida run` shows: None without learning, else the learning state."""
+        return learning.describe(self._layers, self.learning)
 
     @property
     def statistics(self) -> Statistics:
         """Statistics since mapping (or the last reset_statistics())."""
-        stats = self._stats
-        if self._remote is not None:
-            return _with_daemon_counters(stats, self._remote[0].stats(), self._remote_base)
-        on_device = self._device is not None and not isinstance(self._device, DeviceSpec)
-        if self._engine is not None and not on_device:
-            engine = self._engine
-            stats.layers = {
-                c.layer.name: s for c, s in zip(engine.compiled, engine.stats(), strict=True)
-            }
-        return stats
+        return self._placement.statistics(self, self._stats)
 
     def reset_statistics(self) -> None:
         self._stats = Statistics(backend=self._stats.backend, where=self._stats.where)
-        if self._remote is not None:
-            self._remote_base = run_figures.from_daemon_device(self._remote[0].stats())
+        reset = getattr(self._placement, "reset", None)
+        if reset is not None:  # through akidad: device counters count from now
+            reset()
         if self._engine is not None:
             self._engine.reset_stats()
 
@@ -257,39 +234,30 @@ class Model:
     ) -> None:
         """Map onto a device (a DeviceSpec, or a device from devices(): in this process,
         or served by akidad, where the program is then loaded); None unmaps."""
-        if self._remote is not None:
-            self._remote[1].unload()
-            self._remote = None
-        if isinstance(device, DaemonBacked):
-            self.map(device.spec, hw_only=hw_only, mode=mode)  # plans: summary, sequences
-            run = device.attach(self.to_bytes(), MapMode(mode).value, hw_only)
-            self._remote = (device, run)
-            self._stats = Statistics(backend="Hardware", where=device.where)
-            self._remote_base = run_figures.from_daemon_device(device.stats())
-            return
+        self._placement.release(self)
+        self._placement = Placement()
         if device is None:
-            if self._device is not None and not isinstance(self._device, DeviceSpec):
-                self._device.release(self)
-            self._device, self._plans = None, None
+            self._plans = None
             self.reset_statistics()
             return
         self.validate()
         spec = device if isinstance(device, DeviceSpec) else device.spec
         self._plans = map_layers(self._layers, spec, hw_only=hw_only, mode=MapMode(mode))
         self._map_args = (MapMode(mode).value, hw_only)
-        self._device = device
+        self._placement = Placement(spec)  # the program names its device description
+        self._placement = place(device, self.to_bytes, MapMode(mode).value, hw_only)
         self.reset_statistics()
+        self._stats = self._placement.fresh_statistics(self._stats)
         log.info("mapped %s onto %s: %d sequence(s)", self.name, spec.name, len(self._plans))
 
     def _remap(self) -> None:
         mode, hw_only = self._map_args
-        target = self._remote[0] if self._remote is not None else self._device
-        self.map(target, hw_only=hw_only, mode=MapMode(mode))
+        self.map(self._placement.target, hw_only=hw_only, mode=MapMode(mode))
 
     @property
     def device(self) -> DeviceSpec | Device | None:
         """What the model is mapped onto; through akidad, the device's spec (the plans)."""
-        return self._device
+        return self._placement.device
 
     @property
     def sequences(self) -> list[Sequence]:
@@ -319,10 +287,8 @@ class Model:
         return list(built)
 
     def _spec_name(self) -> str:
-        if self._device is None:
-            return ""
-        spec = self._device if isinstance(self._device, DeviceSpec) else self._device.spec
-        return str(spec.name)
+        spec = self._placement.spec
+        return "" if spec is None else str(spec.name)
 
     # ---------------------------------------------------------------- persistence
     def to_message(self) -> pb.Program:
@@ -382,7 +348,7 @@ class Model:
         if msg.HasField("learning"):
             self.learning = msg.learning
         if mapping is not None:
-            self._device, self._plans = mapping.spec, mapping.plans
+            self._placement, self._plans = Placement(mapping.spec), mapping.plans
             self._map_args = (mapping.mode.value, mapping.hw_only)
 
     # -------------------------------------------------------------------- display
@@ -402,48 +368,3 @@ class Model:
 
     def __repr__(self) -> str:
         return f"<Model '{self.name}' layers={len(self._layers)} sequences={len(self.sequences)}>"
-
-
-def _with_daemon_counters(
-    stats: Statistics, device: dict[str, Any], base: dict[str, Any]
-) -> Statistics:
-    """`stats` with the device counters akidad reports, since `base` (this model's mapping
-    or reset): clocks, power and energy of this stretch, not the device's lifetime.
-    Other clients' work on the same device in that time counts too."""
-    run = run_figures.delta(base, run_figures.from_daemon_device(device))
-    stats.clock_hz = run["clock_hz"] or None
-    stats.inference_clk, stats.program_clk = run["inference_clk"], run["program_clk"]
-    stats.device_synops = run["synops"]
-    if run["power_mw"] is not None:
-        stats.power_mw = {"avg": run["power_mw"]}
-        stats.energy_mj_per_frame = run["energy_mj_per_frame"]
-    return stats
-
-
-def is_input_layer(layer: Layer) -> bool:
-    return layer.layer_type in (LayerType.InputData, LayerType.InputConv2D)
-
-
-def check_input(x: Any, shape: tuple[int, ...], bits: int, what: str) -> np.ndarray:
-    """`x` if it is a batch of inputs of a model taking `shape` (HWC) uint8 inputs of
-    `bits` bits; the one input check, in-process and in akidad.
-
-    Raises:
-        InputError: naming `what` and the dtype, shape or range that is wrong.
-    """
-    if not isinstance(x, np.ndarray):
-        raise InputError(f"{what}: inputs must be a numpy array, got {type(x).__name__}")
-    if x.dtype != np.uint8:
-        raise InputError(
-            f"{what}: inputs must be uint8, got {x.dtype}; scale raw data to 0..255 "
-            "(the model's input_scaling maps it to the trained range)"
-        )
-    if x.ndim != 4 or tuple(x.shape[1:]) != tuple(shape):
-        raise InputError(
-            f"{what}: input shape {tuple(x.shape)} does not match (N, {', '.join(map(str, shape))})"
-        )
-    if x.shape[0] == 0:
-        raise InputError(f"{what}: the input batch is empty")
-    if bits < 8 and int(x.max()) >= 2**bits:
-        raise InputError(f"{what}: input values reach {int(x.max())}, above the {bits}-bit range")
-    return x

@@ -3,10 +3,31 @@
 from __future__ import annotations
 
 from collections.abc import Sequence as Seq
+from typing import Any, Protocol
 
 from akida_rt.format.layers import SHORT_NAMES, Layer
 from akida_rt.mapping.hardware import DeviceSpec
 from akida_rt.mapping.mapper import Backend
+from akida_rt.model.sequence import Sequence
+
+
+class Summarized(Protocol):
+    """What a summary shows of a Model (akida_rt.model.model.Model)."""
+
+    @property
+    def layers(self) -> list[Layer]: ...
+
+    @property
+    def sequences(self) -> list[Sequence]: ...
+
+    @property
+    def input_shape(self) -> tuple[int, int, int]: ...
+
+    @property
+    def output_shape(self) -> tuple[int, int, int]: ...
+
+    @property
+    def device(self) -> Any: ...
 
 
 def _shape(s: Seq[int] | None) -> str:
@@ -24,11 +45,8 @@ def _table(rows: list[list[str]], header: list[str], title_rule: str = "=") -> l
     return out
 
 
-def summary_text(model: object) -> str:
+def summary_text(model: Summarized) -> str:
     """The summary of a Model (mapped or not) as text."""
-    from akida_rt.model.model import Model
-
-    assert isinstance(model, Model)
     layers = model.layers
     sequences = model.sequences
     np_total = sum(s.np_count for s in sequences)

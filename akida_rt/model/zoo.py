@@ -123,12 +123,3 @@ def gxnor_mnist(seed: int = 0) -> Model:
     model.add(FullyConnected("dense_2", 512, weight_bits=2, activation_bits=1))
     model.add(FullyConnected("dense_3", 10, weight_bits=2, activation=False))
     return randomize(model, seed)
-
-
-ZOO = {
-    "digits_cnn": digits_cnn,
-    "ds_cnn_kws": ds_cnn_kws,
-    "akidanet": akidanet,
-    "mnist_cnn": mnist_cnn,
-    "gxnor_mnist": gxnor_mnist,
-}

@@ -87,7 +87,7 @@ class EmbeddedRunner:
         try:
             y = self.model.predict(x) if self.predict else self.model.forward(x)
         except AkidaError as exc:
-            error = RemoteError(exc.status, str(exc))
+            error = RemoteError(exc.kind, str(exc))
             self._done.append(Collected(self._next, None, error, "", 0.0))
         else:
             self._done.append(Collected(self._next, y, None, self.where, 0.0))

@@ -25,11 +25,21 @@ from typing import Any
 
 import numpy as np
 from google.protobuf.message import DecodeError
+from google.protobuf.unknown_fields import UnknownFieldSet
 
-from akida_rt.errors import DaemonError, FrameError, FrameRefused
+from akida_rt.errors import DaemonError, ErrorKind, FrameError, FrameRefused
 from akida_rt.wire.proto import daemon_pb2 as dpb
 
-PROTOCOL = 3  # 3: inference only as tensor frames; memfds must be sealed
+PROTOCOL = 4  # the daemon protocol this side speaks; PROTOCOLS names each
+PROTOCOLS = {
+    3: "protocol 3 (inference as tensor frames, learning samples as protobuf Learn)",
+    4: "protocol 4 (inference and learning samples as tensor frames)",
+}
+# Request fields of earlier protocols, by number: what replaced them.
+RETIRED_REQUESTS = {
+    6: "Infer is a tensor frame since protocol 3",
+    11: "Learn (learning samples as protobuf bytes, protocol 3) is a tensor frame since protocol 4",
+}
 LENGTH = struct.Struct("<I")
 DEFAULT_MAX_FRAME = 64 << 20
 DEFAULT_SHM_THRESHOLD = 64 << 10
@@ -89,11 +99,24 @@ def decode_request(payload: bytes) -> dpb.Request:
     try:
         req.ParseFromString(payload)
     except (DecodeError, ValueError, RuntimeError) as exc:
-        raise FrameRefused(0, f"frame is not a Request message: {exc}", dpb.BAD_MESSAGE) from None
+        raise FrameRefused(
+            0, f"frame is not a Request message: {exc}", ErrorKind.BAD_MESSAGE
+        ) from None
     if req.WhichOneof("body") is None:
+        unknown = UnknownFieldSet(req)
+        for number in {unknown[i].field_number for i in range(len(unknown))}:
+            if number in RETIRED_REQUESTS:
+                raise FrameRefused(
+                    req.id,
+                    f"request {req.id}: {RETIRED_REQUESTS[number]}; this client "
+                    f"speaks an older protocol than akidad's {PROTOCOLS[PROTOCOL]}",
+                    ErrorKind.PROTOCOL_MISMATCH,
+                )
         known = ", ".join(f.name for f in dpb.Request.DESCRIPTOR.oneofs[0].fields)
         raise FrameRefused(
-            req.id, f"request {req.id} has no known message type (known: {known})", dpb.UNKNOWN_TYPE
+            req.id,
+            f"request {req.id} has no known message type (known: {known})",
+            ErrorKind.UNKNOWN_TYPE,
         )
     return req
 
@@ -104,7 +127,9 @@ def decode_response(payload: bytes) -> dpb.Response:
     try:
         resp.ParseFromString(payload)
     except (DecodeError, ValueError, RuntimeError) as exc:
-        raise DaemonError(f"akidad sent an undecodable frame: {exc}", dpb.BAD_MESSAGE) from None
+        raise DaemonError(
+            f"akidad sent an undecodable frame: {exc}", ErrorKind.BAD_MESSAGE
+        ) from None
     return resp
 
 
@@ -244,7 +269,7 @@ def check_socket_dir(path: Path, owners: set[int], private: bool) -> None:
             st = folder.stat()
         except OSError as exc:
             raise DaemonError(
-                f"cannot check {folder}: {exc.strerror}", dpb.PERMISSION_DENIED
+                f"cannot check {folder}: {exc.strerror}", ErrorKind.PERMISSION_DENIED
             ) from None
         mode = stat.S_IMODE(st.st_mode)
         shared = mode & 0o022 and not (mode & stat.S_ISVTX and st.st_uid == 0)
@@ -255,7 +280,7 @@ def check_socket_dir(path: Path, owners: set[int], private: bool) -> None:
                 f"unsafe socket directory {folder} (owner uid {st.st_uid}, mode {mode:04o}): "
                 f"it must be {want}{' or '.join(map(str, sorted(owners)))} and writable by "
                 "no one else; another user may have created it",
-                dpb.PERMISSION_DENIED,
+                ErrorKind.PERMISSION_DENIED,
             )
 
 

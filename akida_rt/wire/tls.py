@@ -10,8 +10,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from akida_rt.errors import DaemonError
-from akida_rt.wire.proto import daemon_pb2 as dpb
+from akida_rt.errors import DaemonError, ErrorKind
 
 SCHEME = "akida+tls"
 
@@ -74,5 +73,5 @@ def address(url: str, scheme: str) -> tuple[str, int]:
     except ValueError:
         port = None
     if parts.scheme != scheme or not parts.hostname or port is None:
-        raise DaemonError(f"{url!r} is not a {scheme}://HOST:PORT address", dpb.BAD_INPUT)
+        raise DaemonError(f"{url!r} is not a {scheme}://HOST:PORT address", ErrorKind.BAD_INPUT)
     return parts.hostname, port

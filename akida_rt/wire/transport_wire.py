@@ -49,7 +49,6 @@ def join_addr(w_value: int, w_index: int) -> int:
 # Lines end with "\n"; a trailing "\r" is ignored. Any other line is firmware output and
 # is logged as INFO.
 CONSOLE_BAUD = 115200
-CONSOLE_COMMANDS = ("identify", "reset")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
 
