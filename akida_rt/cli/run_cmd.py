@@ -132,7 +132,11 @@ def _local(model: Any, args: argparse.Namespace, x: np.ndarray) -> dict[str, Any
     with device.claim():
         model.map(device)
         before = run_figures.from_device_stats(device.stats())
-        probe = (lambda: run_figures.from_device_stats(device.stats())) if args.plot else None
+        probe = (
+            (lambda: run_figures.from_device_stats(device.stats()))
+            if getattr(args, "plot", None)
+            else None
+        )
         y, timing = run_frames(model.forward, x, args, probe)
         run = run_figures.delta(before, run_figures.from_device_stats(device.stats()))
         stats = model.statistics
@@ -151,7 +155,7 @@ def _daemon(model: Any, args: argparse.Namespace, x: np.ndarray, client: Any) ->
         remote = client.load(model.to_bytes(), device=args.device or "")
         snapshot = counters()  # every device: the first call picks one
         probe = None
-        if args.plot:
+        if getattr(args, "plot", None):
             probe = lambda: {k: run_figures.from_daemon_device(d) for k, d in counters().items()}  # noqa: E731
         y, timing = run_frames(remote.forward, x, args, probe)
         if timing.probes:
