@@ -112,9 +112,12 @@ def run_frames(forward: Callable[[np.ndarray], np.ndarray], x: np.ndarray,
     return np.concatenate(outputs)[: len(x)], timing
 
 
-def predictions(scores: np.ndarray, k: int) -> list[dict[str, Any]] | None:
-    """Class and top-k per frame, when the outputs are one score per class."""
+def predictions(scores: np.ndarray, k: int, classes: int = 0) -> list[dict[str, Any]] | None:
+    """Class and top-k per frame, when the outputs are one score per class; a learning
+    program's `classes` group its neurons: a class scores its best neuron."""
     flat = scores.reshape(len(scores), -1)
+    if classes and flat.shape[1] % classes == 0:
+        flat = flat.reshape(len(flat), classes, -1).max(-1)
     if flat.shape[1] < 2 or scores.ndim != 4 or scores.shape[1:3] != (1, 1):
         return None
     top = np.argsort(-flat, axis=1, kind="stable")[:, :k]
@@ -216,7 +219,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     y = result["y"]
     if args.output:
         np.save(args.output, y)
-    preds = predictions(model.dequantize(y), args.top_k)
+    from akida_rt.stream.runners import learned_classes
+
+    preds = predictions(model.dequantize(y), args.top_k, learned_classes(model))
     report = _report(model, result, source, preds, args)
     if args.json:
         report["model"] = model_description(model)

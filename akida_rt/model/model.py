@@ -241,11 +241,16 @@ class Model:
             self.reset_statistics()
             return
         self.validate()
+        # akidad keys learned state by the program's hash: send the program as `akida
+        # learn` and Client.load do (unmapped), not with this process's mapping in it.
+        self._plans = None
+        unmapped = self.to_bytes() if isinstance(device, DaemonBacked) else b""
         spec = device if isinstance(device, DeviceSpec) else device.spec
         self._plans = map_layers(self._layers, spec, hw_only=hw_only, mode=MapMode(mode))
         self._map_args = (MapMode(mode).value, hw_only)
         self._placement = Placement(spec)  # the program names its device description
-        self._placement = place(device, self.to_bytes, MapMode(mode).value, hw_only)
+        program = (lambda: unmapped) if unmapped else self.to_bytes
+        self._placement = place(device, program, MapMode(mode).value, hw_only)
         self.reset_statistics()
         self._stats = self._placement.fresh_statistics(self._stats)
         log.info("mapped %s onto %s: %d sequence(s)", self.name, spec.name, len(self._plans))
