@@ -200,9 +200,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     from akida_rt.model.model import Model
 
     if args.output:
+        output_file(args.output)
         if not args.output.endswith(".npy"):
             raise InputError(f"-o {args.output}: raw outputs are saved as .npy; name it OUT.npy")
-        output_file(args.output)
     if getattr(args, "plot", None):
         from akida_rt.cli.plots import check_png
 
