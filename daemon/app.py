@@ -256,9 +256,11 @@ class Daemon:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from akida_rt.daemon.arguments import Parser
+
     from akida_rt import __version__
 
-    p = argparse.ArgumentParser(prog="akidad", description="The akida runtime daemon")
+    p = Parser(prog="akidad", description="The akida runtime daemon")
     p.add_argument("--version", action="version", version=f"akidad (akida_rt) {__version__}")
     p.add_argument("--user", action="store_true", help="user mode: socket under XDG_RUNTIME_DIR")
     p.add_argument("--config", type=Path, help="TOML config file (re-read on SIGHUP)")

@@ -8,11 +8,20 @@ from __future__ import annotations
 import argparse
 import logging
 import stat
+import tomllib
 from pathlib import Path
+from typing import NoReturn
 
 from akida_rt.errors import DaemonError
 
 LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+class Parser(argparse.ArgumentParser):
+    """Usage errors as one line naming the option and where help is; exit 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see: {self.prog} --help)\n")
 
 
 def _host_port(option: str, value: str, example: str) -> None:
@@ -70,6 +79,10 @@ def check(args: argparse.Namespace) -> None:
             )
     if args.config is not None:
         _existing_file("--config", Path(args.config))
+        try:
+            tomllib.loads(Path(args.config).read_text())
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise DaemonError(f"--config {args.config}: not a TOML file ({exc})") from None
     if args.state_dir is not None:
         _not_a_file("--state-dir", Path(args.state_dir), "a directory (it is created if missing)")
     if args.tenant_dir is not None:
