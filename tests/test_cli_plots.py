@@ -65,3 +65,16 @@ def test_run_plots_power_over_the_run(tmp_path) -> None:
     red = (rgb[..., 0] > 0.7) & (rgb[..., 1] < 0.35) & (rgb[..., 2] < 0.35)  # the power line
     shade = (rgb[..., 2] > 0.95) & (rgb[..., 0] < 0.85) & (rgb[..., 0] > 0.75)  # inference
     assert red.sum() > 100 and shade.sum() > 10_000 and out.stat().st_size > 10_000
+
+
+def test_the_demo_ends_by_printing_where_its_plots_are(tmp_path, capsys) -> None:
+    import akida_rt.demo.run as demo
+
+    paths = demo._plots(Model(PROGRAM), tmp_path)
+    out = capsys.readouterr().out.strip().splitlines()
+    assert [p.name for p in paths] == ["mesh.png", "power.png"]
+    assert out[-2].endswith(str(paths[0])) and out[-1].endswith(str(paths[1]))
+    assert all(p.stat().st_size > 10_000 for p in paths)
+    main_source = Path(demo.__file__).read_text()
+    body = main_source.split("def main()")[1].split("\ndef ")[0]
+    assert body.strip().splitlines()[-2].strip() == "_plots(loaded)"  # the demo's last step
