@@ -47,3 +47,25 @@ def test_check_and_quantize_take_a_sequential_model(tmp_path: Path, capsys) -> N
     assert main(["quantize", "-m", str(sequential), "-o", str(out), "--samples", "32"]) == 0
     assert out.stat().st_size > 10_000
     assert main(["check", "-m", str(out), "--stage", "quantized"]) == 0, capsys.readouterr()
+
+
+def test_check_piped_prints_whole_fixes_for_a_pooled_conv_feeding_dense(tmp_path, capsys) -> None:
+    """The issue's case: a max-pooled convolution feeding Dense, checked into a pipe."""
+    layers = keras.layers
+    model = keras.Sequential([
+        keras.Input((32, 32, 1)), layers.Rescaling(1 / 255),
+        layers.Conv2D(16, 3, strides=2, padding="same", use_bias=False),
+        layers.BatchNormalization(), layers.ReLU(6.0),
+        layers.Conv2D(32, 3, padding="same", use_bias=False), layers.MaxPooling2D(),
+        layers.BatchNormalization(), layers.ReLU(6.0),
+        layers.Flatten(), layers.Dense(10),
+    ])  # fmt: skip
+    path = tmp_path / "pooled.keras"
+    model.save(path)
+    assert main(["check", "-m", str(path), "--hw-only"]) == 1
+    out = capsys.readouterr().out
+    assert "max-pooled convolution cannot end a sequence" in out, out
+    assert (
+        "    fix: move the max pooling to an earlier convolution, or add a convolution "
+        "without pooling before the FullyConnected layer" in out
+    )
