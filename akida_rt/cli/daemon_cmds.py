@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import sys
 import time
@@ -93,6 +94,14 @@ def unit_warnings(service: str) -> list[str]:
     return warnings
 
 
+def user_bus() -> bool:
+    """True when systemctl --user can reach a user manager (its bus socket exists)."""
+    runtime = os.environ.get("XDG_RUNTIME_DIR")
+    if os.environ.get("DBUS_SESSION_BUS_ADDRESS"):
+        return True
+    return bool(runtime) and Path(runtime, "bus").exists()
+
+
 def cmd_install(args: argparse.Namespace) -> int:
     if args.dir is not None:
         target = args.dir
@@ -111,6 +120,13 @@ def cmd_install(args: argparse.Namespace) -> int:
         written.append(str(target / name))
     scope = "--user " if args.user else ""
     steps = [f"systemctl {scope}daemon-reload && systemctl {scope}enable --now akidad.socket"]
+    if args.user and not user_bus():
+        steps = [
+            "this session has no systemd user bus ($XDG_RUNTIME_DIR/bus), so systemctl --user "
+            "cannot reach a user manager here: log in through a normal session (or run "
+            "`loginctl enable-linger $USER` as root, then log in again) and run: " + steps[0],
+            "or, without systemd: akidad --user &",
+        ]
     if not args.user:
         steps.append("groupadd --system akida; usermod -aG akida USER (clients need the group)")
     if args.json:
