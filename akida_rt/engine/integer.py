@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import functools
 import os
+import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 
 import numpy as np
 
@@ -33,6 +34,8 @@ class LayerStats:
     output_events: int = 0
     synops: int = 0
     macs: int = 0
+    # host time spent in this layer (software backend), ns; not compared: it is not a count
+    time_ns: int = field(default=0, compare=False)
 
     @classmethod
     def of(cls, row: np.ndarray) -> LayerStats:
@@ -46,6 +49,7 @@ class LayerStats:
             "output_events": self.output_events,
             "synops": self.synops,
             "macs": self.macs,
+            "time_ms": self.time_ns / 1e6,
         }
 
 
@@ -366,13 +370,14 @@ class Engine:
 
 def _run(
     compiled: list[CompiledLayer], x: np.ndarray
-) -> tuple[np.ndarray, list[tuple[int, int, int, int, int]]]:
+) -> tuple[np.ndarray, list[tuple[int, int, int, int, int, int]]]:
     """Outputs of `compiled` on x, with each layer's counts (added by the caller, once)."""
     in_events = events(x)  # on the uint8 input, before it becomes float32
     y = x.astype(np.float32) if x.dtype != np.float32 else x
     counts = []
     for c in compiled:
+        start = time.perf_counter_ns()
         y, row = run_layer(c, y, in_events)
-        counts.append(row)
+        counts.append((*row, time.perf_counter_ns() - start))
         in_events = row[2]
     return y, counts

@@ -97,6 +97,17 @@ class Statistics:
             )
         where = f" ({self.where})" if self.where else ""
         lines.append(f"Backend: {self.backend}{where}; SynOps/frame: {self.synops_per_frame:,.0f}")
+        if self.layers and self.frames:
+            lines += [
+                "",
+                "Per layer (host engine):",
+                "  layer                 SynOps/frame    ms/frame",
+            ]
+            for name, st in self.layers.items():
+                per = max(st.frames, 1)
+                lines.append(
+                    f"  {name:<20}  {st.synops / per:>12,.0f}  {st.time_ns / per / 1e6:>10.4f}"
+                )
         if self.inference_clk is not None:
             lines += [
                 "",
