@@ -64,10 +64,17 @@ def test_frames_batch_and_latency(digits) -> None:
 def test_duration_runs_that_long_and_shows_progress_and_power() -> None:
     out = run_akida("run", "-m", PROGRAM, "--duration", "2.5", "--batch", "50", "--no-daemon")
     assert out.returncode == 0, out.stderr
-    assert "frame/s" in out.stderr  # the progress bar of a run over 2 s
+    assert "ETA" in out.stderr and " s [ETA" in out.stderr  # a run over 2 s: seconds left
     assert "mW average over" in out.stdout and "Power: not measured" not in out.stdout
     frames = int(out.stdout.split("Frames: ")[1].split()[0])
     assert frames >= 100 and "p50" in out.stdout and "p99" in out.stdout
+
+
+def test_a_long_frames_run_shows_an_eta() -> None:
+    out = run_akida("run", "-m", PROGRAM, "--frames", "2000", "--batch", "4", "--no-daemon")
+    assert out.returncode == 0, out.stderr
+    if "frames [" in out.stderr:  # the bar appears after 2 s (a fast host may be done)
+        assert "/2000 frames [" in out.stderr and "ETA" in out.stderr
 
 
 def test_one_frame_has_one_fps_figure_and_its_power() -> None:

@@ -83,7 +83,13 @@ def run_frames(forward: Callable[[np.ndarray], np.ndarray], x: np.ndarray,
     total = args.frames or (None if args.duration else len(x))
     timing = Timing()
     outputs: list[np.ndarray] = []
-    bar = tqdm(total=total, unit="frame", delay=2, disable=args.json, leave=False)
+    # An ETA either way: frames left with --frames, seconds left with --duration.
+    timed = total is None and bool(args.duration)
+    bar = tqdm(total=args.duration if timed else total, unit="s" if timed else "frame",
+               delay=2, disable=args.json, leave=False,
+               bar_format="{l_bar}{bar}| {n:.1f}/{total:.1f} s [ETA {remaining}]" if timed
+               else "{l_bar}{bar}| {n_fmt}/{total_fmt} frames [{rate_fmt}, ETA {remaining}]")  # fmt: skip
+    shown = 0.0
     start = time.perf_counter()
     if probe is not None:
         timing.probes.append(probe())
@@ -100,8 +106,12 @@ def run_frames(forward: Callable[[np.ndarray], np.ndarray], x: np.ndarray,
             if timing.frames < len(x):
                 outputs.append(y[: len(x) - timing.frames])
             timing.frames += n
-            bar.update(n)
             elapsed = time.perf_counter() - start
+            if timed:
+                bar.update(min(elapsed, args.duration) - shown)
+                shown = min(elapsed, args.duration)
+            else:
+                bar.update(n)
             if total is not None and timing.frames >= total:
                 break
             if args.duration and elapsed >= args.duration:
