@@ -85,7 +85,8 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
         0, 2**model.input_bits, (max(args.batches), *model.input_shape), dtype=np.uint8
     )
     client = run_cmd._client(args)
-    rows, device = [], {}
+    rows: list[dict[str, Any]] = []
+    device: dict[str, Any] = {}
     for batch in args.batches:
         row, device = _step(model, args, x, batch, client)
         rows.append(row)

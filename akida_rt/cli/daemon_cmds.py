@@ -99,7 +99,7 @@ def user_bus() -> bool:
     runtime = os.environ.get("XDG_RUNTIME_DIR")
     if os.environ.get("DBUS_SESSION_BUS_ADDRESS"):
         return True
-    return bool(runtime) and Path(runtime, "bus").exists()
+    return runtime is not None and Path(runtime, "bus").exists()
 
 
 def cmd_install(args: argparse.Namespace) -> int:
@@ -214,7 +214,9 @@ def cmd_top(args: argparse.Namespace) -> int:
     from akida_rt.cli.plots import sparkline
     from akida_rt.model import run_figures
 
-    shown, previous, history = 0, None, {}
+    shown = 0
+    previous: dict[str, dict[str, Any]] | None = None
+    history: dict[str, list[float | None]] = {}
     keys = _Keys()
     try:
         while True:
@@ -222,9 +224,9 @@ def cmd_top(args: argparse.Namespace) -> int:
             recent: dict[str, Any] = {}
             for dev in snapshot["devices"]:
                 now = run_figures.from_daemon_device(dev)
-                before = (previous or {}).get(dev["id"])
-                step = run_figures.delta(before, now) if before else None
-                watts = step["power_mw"] if step and step["board_s"] > 0 else None
+                before: dict[str, Any] | None = (previous or {}).get(dev["id"])
+                step: dict[str, Any] | None = run_figures.delta(before, now) if before else None
+                watts: float | None = step["power_mw"] if step and step["board_s"] > 0 else None
                 past = history.setdefault(dev["id"], [])
                 if step is not None:
                     past[:] = [*past, watts][-HISTORY:]

@@ -42,7 +42,7 @@ class LayerStats:
         """From one row of an Engine's counts (in the field order)."""
         return cls(*(int(v) for v in row))
 
-    def as_dict(self) -> dict[str, int]:
+    def as_dict(self) -> dict[str, float]:
         return {
             "frames": self.frames,
             "input_events": self.input_events,

@@ -15,7 +15,7 @@ log = logging.getLogger(__name__)
 KEYS = ("frames", "inference_clk", "program_clk", "synops", "energy_mj", "load_s", "infer_s")
 
 
-def from_device_stats(stats: Any) -> dict[str, float]:
+def from_device_stats(stats: Any) -> dict[str, Any]:
     """Counters of a driver DeviceStats (in-process)."""
     host = stats.host
     return {
@@ -26,7 +26,7 @@ def from_device_stats(stats: Any) -> dict[str, float]:
     }  # fmt: skip
 
 
-def from_daemon_device(device: dict[str, Any]) -> dict[str, float]:
+def from_daemon_device(device: dict[str, Any]) -> dict[str, Any]:
     """Counters of one device of akidad's `stats` answer (its `driver` summary)."""
     drv = device.get("driver") or {}
     return {
