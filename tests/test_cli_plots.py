@@ -49,7 +49,7 @@ def test_plot_needs_a_mapping_and_a_png_name(tmp_path) -> None:
 
 
 def test_sparkline_follows_the_values() -> None:
-    from akida_rt.cli.plots import sparkline
+    from akida_rt.plots import sparkline
 
     assert sparkline([1.0, 2.0, 3.0, None, 3.0]) == "▁▄█ █"
     assert sparkline([]) == "" and len(sparkline([5.0] * 4)) == 4

@@ -211,8 +211,8 @@ def cmd_stats(args: argparse.Namespace) -> int:
 
 
 def cmd_top(args: argparse.Namespace) -> int:
-    from akida_rt.cli.plots import sparkline
     from akida_rt.model import run_figures
+    from akida_rt.plots import sparkline
 
     shown = 0
     previous: dict[str, dict[str, Any]] | None = None

@@ -61,7 +61,7 @@ def cmd_summary(args: argparse.Namespace) -> int:
     if args.map is not None and not args.map.strip():
         raise InputError("--map '': name a device description, e.g. --map AKD1000")
     if args.plot is not None:
-        from akida_rt.cli.plots import check_png
+        from akida_rt.plots import check_png
 
         if not args.map:
             raise InputError(f"--plot {args.plot}: the mesh needs a mapping; add --map AKD1000")
@@ -76,7 +76,7 @@ def cmd_summary(args: argparse.Namespace) -> int:
     else:
         model.summary()
     if args.plot is not None:
-        from akida_rt.cli.plots import mesh
+        from akida_rt.plots import mesh
 
         coloured = mesh(model, spec, args.plot)
         if not args.json:

@@ -214,7 +214,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         if not args.output.endswith(".npy"):
             raise InputError(f"-o {args.output}: raw outputs are saved as .npy; name it OUT.npy")
     if getattr(args, "plot", None):
-        from akida_rt.cli.plots import check_png
+        from akida_rt.plots import check_png
 
         check_png("--plot", args.plot)
     model = Model(args.model)
@@ -248,8 +248,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def _plot_power(probes: list[dict[str, Any]], path: str, report: dict[str, Any]) -> None:
     """Power per call against the board's busy time; each call's inference span shaded."""
-    from akida_rt.cli.plots import power
     from akida_rt.model import run_figures
+    from akida_rt.plots import power
 
     times, mw, windows, t = [0.0], [], [], 0.0
     for before, after in itertools.pairwise(probes):

@@ -66,24 +66,27 @@ def main() -> int:
 
 def _plots(model: Model, folder: Path | None = None) -> list[Path]:
     """The NP mesh of the mapping and power over a run, as PNGs; prints where they are."""
-    import contextlib
-    import io
     import os
+    import subprocess
+    import sys
 
-    from akida_rt.cli.main import main as akida
     from akida_rt.errors import AkidaError
 
     folder = folder or Path(os.environ.get("AKIDA_DEMO_PLOTS", "build/demo")).resolve()
     folder.mkdir(parents=True, exist_ok=True)
     mesh, power = folder / "mesh.png", folder / "power.png"
     try:
-        from akida_rt.cli.plots import mesh as draw_mesh
+        from akida_rt.plots import mesh as draw_mesh
 
         model.map(AKD1000())
         draw_mesh(model, AKD1000(), str(mesh))
-        with contextlib.redirect_stdout(io.StringIO()):
-            akida(["run", "-m", str(PROGRAM), "--frames", "64", "--batch", "4", "--no-daemon",
-                   "--plot", str(power)])  # fmt: skip
+        run = subprocess.run(
+            [sys.executable, "-m", "akida_rt", "run", "-m", str(PROGRAM), "--frames", "64",
+             "--batch", "4", "--no-daemon", "--plot", str(power)],
+            capture_output=True, text=True, timeout=300,
+        )  # fmt: skip
+        if run.returncode != 0:
+            raise AkidaError(run.stderr.strip().splitlines()[-1])
     except AkidaError as exc:  # matplotlib missing: the error names the extra to install
         print(f"\n(plots skipped: {exc})")
         return []

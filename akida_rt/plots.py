@@ -34,12 +34,17 @@ def _pyplot(option: str) -> Any:
 
 def check_png(option: str, path: str) -> str:
     """`path` if it names a .png file whose directory exists."""
-    from akida_rt.cli.args import output_file
-
-    if Path(path).suffix.lower() != ".png":
+    file = Path(path)
+    if file.suffix.lower() != ".png":
         raise InputError(f"{option} {path}: plots are PNG files; name it something.png")
+    if file.is_dir():
+        raise InputError(f"{option} {path} is a directory; give a file name to write")
+    if not file.parent.is_dir():
+        raise InputError(
+            f"{option} {path}: directory {file.parent} does not exist (create it first)"
+        )
     _pyplot(option)
-    return output_file(path)
+    return path
 
 
 def mesh(model: Any, spec: Any, path: str) -> int:
