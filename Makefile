@@ -8,8 +8,8 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 # hook at run time; static tools (mypy, import-linter) see it through this symlink tree.
 TREE := build/pkgtree
 
-.PHONY: demo test scripts lint typecheck layers pytest proto tree clean systemd-tools engine-tools \
-	podman-tools manifests
+.PHONY: demo test scripts kernels lint typecheck layers pytest proto tree clean systemd-tools \
+	engine-tools podman-tools manifests
 
 # The [metatf] extra's akida wheel installs BrainChip's own `akida` script over ours
 # (whichever installs last wins): the last line re-installs our scripts so that
@@ -30,7 +30,15 @@ scripts: $(STAMP)
 demo: scripts
 	$(BIN)/python -m akida_rt.demo
 
-test: scripts lint typecheck layers systemd-tools engine-tools podman-tools pytest
+test: scripts kernels lint typecheck layers systemd-tools engine-tools podman-tools pytest
+
+# akida_rt.native._kernels (C, akida_rt/csrc/) is built in place by the editable install
+# above; installed again when a source is newer than it (pytest then checks each kernel
+# against its numpy form and fuzzes them under ASan + UBSan).
+KERNELS_SO = $(firstword $(wildcard akida_rt/native/_kernels*.so))
+kernels: $(STAMP)
+	@if [ -z "$(KERNELS_SO)" ] || [ -n "$$(find akida_rt/csrc setup.py -newer $(KERNELS_SO))" ]; then \
+		$(BIN)/python -m pip install -q --no-deps -e . ; fi
 
 # The daemon's unit-file tests need systemd-analyze (not systemd as PID 1); install it
 # when missing and root, else those tests skip and say why.
@@ -93,4 +101,4 @@ manifests: $(STAMP)
 	$(BIN)/python deploy/helm/render.py
 
 clean:
-	rm -rf build $(VENV)
+	rm -rf build $(VENV) akida_rt/native/_kernels.*.so

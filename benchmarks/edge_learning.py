@@ -1,6 +1,6 @@
 """Edge-learning benchmark: few-shot learning of new digits on the device.
 
-    .venv/bin/python benchmarks/edge_learning.py [--json] [--quick]
+    .venv/bin/python benchmarks/edge_learning.py [--json] [--quick] [--step-only]
 
 Protocol: sklearn digits upscaled to 32x32, 75/25 stratified split, seed 0. A backbone
 (digits CNN + a 128-unit dense layer, the spike generator) is trained on digits 0-4,
@@ -12,6 +12,13 @@ test images of 5-9. The same with a backbone trained on all ten digits. BrainChi
 2.19.3 (the [metatf] extra), when importable, learns the same spikes with its own
 FullyConnected edge-learning layer in the same run. Fit cost per sample: embedded
 (software backend), on the simulated AKD1000, and through akidad.
+
+The learning step alone (--step-only runs just this, without TensorFlow): random sparse
+spikes (128 inputs, 5 classes of 10 neurons, num_weights 32) learned one sample per call
+by akida_rt's rule (akida_rt.engine.learning_rule.learn) and by akida_rt's Model.fit of a
+model whose only other layer is its input, against akida 2.19.3's fit of the same
+one-layer edge model on the same spikes, calls taking turns round by round.
+Target: akida_rt's step <= 2x akida's time per call.
 """
 
 from __future__ import annotations
@@ -176,11 +183,82 @@ def fit_cost(program: Any) -> dict[str, float]:
     return out
 
 
+def step_cost(rounds: int, calls: int = 50) -> dict[str, float] | None:
+    """Seconds per call of the learning step, median of `rounds` interleaved rounds of
+    `calls` samples each; None without the akida package."""
+    try:
+        import akida
+    except ImportError:
+        return None
+    from akida_rt import AkidaUnsupervised, FullyConnected, InputData, Model
+    from akida_rt.engine.learning_rule import learn
+    from akida_rt.learning.edge import params_of
+
+    k, classes, per_class, num_weights = 128, 5, NEURONS_PER_CLASS, 32
+    units = classes * per_class
+    rng = np.random.default_rng(0)
+    spikes = (rng.random(((rounds + 1) * calls, k)) < 0.25).astype(np.uint8)
+    labels = rng.integers(0, classes, len(spikes))
+    theirs = akida.Model()
+    theirs.add(akida.InputData(input_shape=(1, 1, k), input_bits=1))
+    theirs.add(akida.FullyConnected(units=units, weights_bits=1, activation=False))
+    theirs.compile(optimizer=akida.AkidaUnsupervised(num_weights=num_weights, num_classes=classes))
+    ours = Model(layers=[InputData("spikes", (1, 1, k), input_bits=1),
+                         FullyConnected("learn", units, weight_bits=1, activation=False)])  # fmt: skip
+    ours.compile(AkidaUnsupervised(num_weights, num_classes=classes))
+    assert ours.learning is not None
+    params = params_of(ours.learning)
+    weights = np.zeros((k, units), np.uint8)
+    plasticity = np.ones(units, np.float32)
+    x = spikes.reshape(-1, 1, 1, k)
+    done = {"akida": 0, "step": 0, "fit": 0}
+
+    def akida_fit(i: int) -> None:
+        theirs.fit(x[i : i + 1], int(labels[i]))
+
+    def step(i: int) -> None:
+        learn(params, weights, plasticity, spikes[i : i + 1], labels[i : i + 1], i)
+
+    def fit(i: int) -> None:
+        ours.fit(x[i : i + 1], int(labels[i]))
+
+    runs = {"akida": akida_fit, "step": step, "fit": fit}
+    times: dict[str, list[float]] = {name: [] for name in runs}
+    for r in range(rounds + 1):  # the first round warms up
+        for name in list(runs)[r % 3 :] + list(runs)[: r % 3]:
+            start = time.perf_counter()
+            for _ in range(calls):
+                runs[name](done[name])
+                done[name] += 1
+            if r:
+                times[name].append((time.perf_counter() - start) / calls)
+    out = {f"{name}_s": float(np.median(t)) for name, t in times.items()}
+    out["step_vs_akida"] = out["step_s"] / out["akida_s"]
+    out["fit_vs_akida"] = out["fit_s"] / out["akida_s"]
+    return out
+
+
+def _print_step(cost: dict[str, float] | None) -> None:
+    if cost is None:
+        print("learning step: akida 2.19.3 is not installed (the [metatf] extra), no anchor")
+        return
+    print(f"learning step per sample: akida 2.19.3 {cost['akida_s'] * 1e6:.1f} us, akida_rt rule "
+          f"{cost['step_s'] * 1e6:.1f} us ({cost['step_vs_akida']:.2f}x akida's time), "
+          f"akida_rt Model.fit {cost['fit_s'] * 1e6:.1f} us ({cost['fit_vs_akida']:.2f}x); "
+          "target: the rule <= 2x")  # fmt: skip
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--json", action="store_true")
     p.add_argument("--quick", action="store_true", help="short training, one repetition")
+    p.add_argument("--step-only", action="store_true", help="only the learning step's cost")
+    p.add_argument("--rounds", type=int, default=9, help="rounds of the learning step's cost")
     args = p.parse_args(argv)
+    if args.step_only:
+        cost = step_cost(args.rounds)
+        print(json.dumps(cost, indent=2)) if args.json else _print_step(cost)
+        return 0
     logging.basicConfig(level=logging.WARNING if args.json else logging.INFO)
     t0 = time.perf_counter()
     program5, acc5 = train_backbone((0, 1, 2, 3, 4), args.quick)
@@ -191,6 +269,7 @@ def main(argv: list[str] | None = None) -> int:
         "new_digits_backbone_0_4": few_shot(program5, args.quick),
         "new_digits_backbone_0_9": few_shot(program10, args.quick),
         "fit_cost_per_sample": fit_cost(program5),
+        "learning_step": step_cost(args.rounds),
         "targets": {"5_shot_backbone_0_4": 0.60, "5_shot_backbone_0_9": 0.99},
         "seconds": round(time.perf_counter() - t0, 1),
     }
@@ -206,6 +285,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"  {k:2d}-shot accuracy  akida_rt {r['akida_rt'][k]:.3f}{peer_txt}")
         cost = report["fit_cost_per_sample"]
         print("fit per sample: " + ", ".join(f"{k} {v * 1e3:.2f} ms" for k, v in cost.items()))
+        _print_step(report["learning_step"])
     return 0
 
 

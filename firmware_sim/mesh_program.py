@@ -175,7 +175,8 @@ def _io(
     first = min(nps, key=lambda s: regs.CNP["LAYER"].get(_regs(s)))
     if regs.KIND.get(_regs(first)) == regs.CNP_KIND:
         r = regs.read(regs.CNP, _regs(first))
-        shape = (r["INPUT_X"], r["INPUT_Y"], _cnp_channels(first, r))
+        layer = [s for s in nps if regs.CNP["LAYER"].get(_regs(s)) == r["LAYER"]]
+        shape = (_cnp_input_x(layer), r["INPUT_Y"], _cnp_channels(first, r))
         return decode.IoInfo(shape, r["INPUT_BITS"]), "cnp"
     r = regs.read(regs.FNP, _regs(first))
     shape = (r["INPUT_X"], r["INPUT_Y"], _fnp_channels(first, r))
@@ -183,6 +184,16 @@ def _io(
     # its channels overflow the 11-bit feature field (then column-major FNP indices).
     flat = shape[:2] == (1, 1) or shape[2] > MAX_CHANNELS
     return decode.IoInfo(shape, r["INPUT_BITS"]), "fnp" if flat else "cnp"
+
+
+def _cnp_input_x(layer: list[NpState]) -> int:
+    """Input columns of a first CNP layer: on wide inputs each NP holds a stripe of them
+    (its INPUT_X columns from STRIPE_START + STRIPE_HALO), so the last stripe's end."""
+    ends = []
+    for s in layer:
+        r = regs.read(regs.CNP, _regs(s))
+        ends.append(r["STRIPE_START"] + r["STRIPE_HALO"] + r["INPUT_X"])
+    return max(ends)
 
 
 def _cnp_channels(s: NpState, r: dict[str, int]) -> int:

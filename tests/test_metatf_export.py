@@ -62,11 +62,28 @@ def test_activation_solved_from_a_non_v1_form() -> None:
     np.testing.assert_array_equal(export_model(ours).forward(x), ours.forward(x))
 
 
-def test_a_model_without_v1_activations_is_refused_in_one_line() -> None:
-    """The sample program is quantized by akida_rt's toolchain (any affine activation),
-    which v1 (integer thresholds, steps of 1/16) cannot compute exactly."""
+def _not_v1(path: Path) -> Path:
+    """The sample program with conv_0 stepping every 32/7 of a potential: an exact fold
+    (convert(v1=False)) may do that, v1 (integer thresholds, steps of 1/16) cannot."""
+    model = Model(sample_program())
+    layer = model.layers[0]
+    layer.act_shift = 5
+    layer.set_variable("act_scale", np.full(layer.filters, 7, np.int64))
+    layer.set_variable("act_offset", np.zeros(layer.filters, np.int64))
+    model.save(path)
+    return path
+
+
+def test_a_model_without_v1_activations_is_refused_in_one_line(tmp_path: Path) -> None:
     with pytest.raises(ConversionError, match=r"layer 'conv_0' .* channel 0's activation"):
-        export_model(Model(sample_program()))
+        export_model(Model(_not_v1(tmp_path / "fine.akp")))
+
+
+def test_the_sample_program_is_v1_and_exports_bit_exact() -> None:
+    """The toolchain's programs carry v1's form (convert(v1=True)): akida computes them."""
+    ours = Model(sample_program())
+    x = np.random.default_rng(0).integers(0, 256, (16, *ours.input_shape), dtype=np.uint8)
+    np.testing.assert_array_equal(export_model(ours).forward(x), ours.forward(x))
 
 
 def test_learning_config_is_exported() -> None:
@@ -104,7 +121,7 @@ def test_cli_export_writes_a_model_akida_reads(tmp_path: Path) -> None:
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout)["layers"] == len(theirs.layers)
     np.testing.assert_array_equal(akida.Model(str(fbz)).forward(x), theirs.forward(x))
-    out = _cli("export", str(sample_program()), "-o", str(tmp_path / "s.fbz"))
+    out = _cli("export", str(_not_v1(tmp_path / "fine.akp")), "-o", str(tmp_path / "s.fbz"))
     assert out.returncode == 1 and len(out.stderr.strip().splitlines()) == 1
     assert "no v1 equivalent" in out.stderr and "Traceback" not in out.stderr
 

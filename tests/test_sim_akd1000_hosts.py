@@ -121,7 +121,7 @@ def test_brainchips_engine_learns_on_the_chip_as_the_software_backend(chip) -> N
     labels = rng.integers(0, 3, 12)
     fc = edge.learning_layer(ours.layers)
     before = fc.get_variable("weights").copy()
-    software = edge.fit(ours, x, labels)
+    software = ours.fit(x, labels)
     assert not np.array_equal(before, fc.get_variable("weights"))  # it did learn
     with EngineSession(chip) as engine:
         engine.program(bytes(model.sequences[0].program))
@@ -164,6 +164,7 @@ def test_our_driver_learns_on_the_chip_and_writes_the_memory_back(chip) -> None:
     from akida_rt.tools.metatf import import_model
 
     from akida_rt.learning import edge
+    from akida_rt.model.placement import spikes_of
 
     model = _learner()
     ours = import_model(model)
@@ -171,7 +172,7 @@ def test_our_driver_learns_on_the_chip_and_writes_the_memory_back(chip) -> None:
     rng = np.random.default_rng(2)
     x = (rng.random((8, 8, 8, 4)) < 0.4).astype(np.uint8)
     labels = rng.integers(0, 3, 8)
-    software = edge.fit(ours, x, labels)
+    software = ours.fit(x, labels)
     host = Akd1000Host(chip, desc="sim/NSoC_v2")  # type: ignore[arg-type]
     host.program(bytes(model.sequences[0].program))
     host.toggle_learn(True)
@@ -183,6 +184,6 @@ def test_our_driver_learns_on_the_chip_and_writes_the_memory_back(chip) -> None:
     host.toggle_learn(False)
     after = host.forward(x[:2])  # inference with the learned weights
     fc = edge.learning_layer(ours.layers)
-    spikes = edge.spikes_of(ours, x[:2]).astype(np.int64)
+    spikes = spikes_of(ours, x[:2]).astype(np.int64)
     weights = fc.get_variable("weights").reshape(fc.fan_in, fc.filters).astype(np.int64)
     assert np.array_equal(after.reshape(2, -1), spikes @ weights)

@@ -7,7 +7,6 @@ import numpy as np
 import pytest
 
 from akida_rt.errors import StreamError
-from akida_rt.stream import framing as framing_mod
 from akida_rt.stream.events import make_events
 from akida_rt.stream.framing import EventFramer, Framing, frames_from_events
 from akida_rt.stream.synthetic import SaccadeCamera, saccade_events
@@ -72,11 +71,11 @@ def test_time_windows_include_empty_ones_and_flush_the_last():
     assert got[0][0][0, 0, 1] == 1 and got[0][0][0, 1, 0] == 1  # ON at x=0, OFF at x=1
 
 
-@pytest.mark.parametrize("frames_per_block", [1, 3, 1000])
-def test_frames_counted_in_blocks_match_the_reference(monkeypatch, frames_per_block):
-    """Blocks of frames counted by one np.add.at: frames and events outside the crop stay
-    apart at every block size, windows empty or not, polarity split, counts clipped."""
-    monkeypatch.setattr(framing_mod, "BLOCK_SLOTS", frames_per_block * (6 * 5 * 2 + 2))
+@pytest.mark.parametrize("chunks", [1, 3, 1000])
+def test_frames_counted_across_chunks_match_the_reference(chunks):
+    """Frames counted from the held events and a new chunk as one sequence: frames and
+    events outside the crop stay apart at every chunking, windows empty or not, polarity
+    split, counts clipped."""
     rng = np.random.default_rng(5)
     t = np.sort(np.concatenate([rng.integers(0, 4000, 1500), rng.integers(9000, 9500, 1500)]))
     x, y = rng.integers(0, 20, 3000), rng.integers(0, 16, 3000)
@@ -84,7 +83,10 @@ def test_frames_counted_in_blocks_match_the_reference(monkeypatch, frames_per_bl
     ev[:400] = ev[0]  # 400 times the first event, inside the crop: its pixel clips at 255
     ev["x"][:400], ev["y"][:400] = 7, 6
     framing = Framing((5, 6, 2), (20, 16), window_us=500, crop=(2, 3, 14, 11), binning=2)
-    frames, ends = EventFramer(framing).push(ev)
+    framer = EventFramer(framing)
+    pushed = [framer.push(part) for part in np.array_split(ev, chunks)]
+    frames = np.concatenate([f for f, _ in pushed])
+    ends = np.concatenate([e for _, e in pushed])
     t = ev["t"]
     groups = [np.flatnonzero((t >= e - 500) & (t < e)) for e in ends.tolist()]
     assert len(frames) == 18 and frames.max() == 255 and any(len(g) == 0 for g in groups)

@@ -22,7 +22,17 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-SOURCES = ("akida_rt", "driver", "daemon", "firmware_sim", "tools", "pyproject.toml", "README.md")
+SOURCES = (
+    "akida_rt",
+    "driver",
+    "daemon",
+    "firmware_sim",
+    "tools",
+    "pyproject.toml",
+    "setup.py",
+    "MANIFEST.in",
+    "README.md",
+)
 TOOLCHAIN_HINT = "pip install 'akida-rt[tools]'"
 
 
@@ -68,7 +78,7 @@ def wheel(tmp_path_factory) -> Path:
     for name in SOURCES:
         path = ROOT / name
         if path.is_dir():
-            shutil.copytree(path, src / name, ignore=shutil.ignore_patterns("__pycache__"))
+            shutil.copytree(path, src / name, ignore=shutil.ignore_patterns("__pycache__", "*.so"))
         else:
             shutil.copy(path, src / name)
     out = src / "dist"

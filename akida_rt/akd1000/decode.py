@@ -213,13 +213,16 @@ def _hrc_layer(s: NpState, io: IoInfo) -> V1Layer:
         w[sel] = data[offset[sel]]
     th = hrc_thresholds(s)[: 2 * nf].reshape(nf, 2) if nf else np.zeros((0, 2), np.uint32)
     pool = "max" if r["POOL"] else "none"
+    variables = {"weights": w, "threshold": _signed(th[:, 0]), "act_step": _steps(th[:, 1])}
+    act = not outputs_potentials(r["ACT_BITS"], variables["threshold"])
+    if not act:
+        variables = {"weights": w}
     return V1Layer(
         "InputConvolutional", shape, nf, k, r["STRIDE_X"],
         "valid" if r["VALID"] else "same", r["PADDING_VALUE"], pool,
         2 if pool == "max" else 1, 2 if pool == "max" else 1,
-        _smallest_bits(w, (1, 2, 4, 8)), io.input_bits, True, r["ACT_BITS"],
-        {"weights": w, "threshold": _signed(th[:, 0]), "act_step": _steps(th[:, 1])},
-        [s.ident],
+        _smallest_bits(w, (1, 2, 4, 8)), io.input_bits, act, r["ACT_BITS"] if act else 0,
+        variables, [s.ident],
     )  # fmt: skip
 
 
@@ -275,10 +278,22 @@ def _cnp_layer(all_nps: list[NpState], shape: tuple[int, int, int]) -> V1Layer:
     elif r["POOL_SIZE"] > 1:
         pool, size, stride = "max", r["POOL_SIZE"], r["POOL_STRIDE"]
     kind = "SeparableConvolutional" if sep else "Convolutional"
+    act = not outputs_potentials(r["ACT_BITS"], variables["threshold"])
+    if not act:
+        variables = {k: v for k, v in variables.items() if k not in ("threshold", "act_step")}
     return V1Layer(
         kind, (x, y, c), nf, k, r["STRIDE"], "same", 0, pool, size, stride, wb,
-        r["INPUT_BITS"], True, r["ACT_BITS"], variables, [s.ident for s in all_nps],
+        r["INPUT_BITS"], act, r["ACT_BITS"] if act else 0, variables,
+        [s.ident for s in all_nps],
     )  # fmt: skip
+
+
+def outputs_potentials(act_bits: int, thresholds: np.ndarray) -> bool:
+    """Whether a CNP or HRC's activation settings are the program's "emit potentials":
+    1-bit activations with every threshold at the 20-bit minimum (what akida maps a layer
+    without activation to when its potentials leave the sequence)."""
+    low = -(1 << (THRESHOLD_BITS - 1))
+    return act_bits == 1 and thresholds.size > 0 and bool(np.all(thresholds == low))
 
 
 def _fnp_layer(

@@ -33,6 +33,10 @@ def _minus1(v: int) -> int:
     return v - 1
 
 
+def _negated4(v: int) -> int:
+    return -v % 16
+
+
 def _plus1(v: int) -> int:
     return v + 1
 
@@ -88,8 +92,20 @@ CNP = _table(
             "PW_WEIGHT_BITS", 3, 4, 2, "separable: pointwise weight bits (log2)", _pow2, _log2
         ),
         RegField("INPUT_BITS", 3, 0, 2, "input bits (log2)", _pow2, _log2),
-        RegField("INPUT_X", 8, 16, 16, "input dims[0]"),
+        RegField("INPUT_X", 8, 16, 12, "input dims[0] (on wide inputs, the NP's stripe's)"),
         RegField("INPUT_Y", 8, 0, 16, "input dims[1]"),
+        RegField(
+            "STRIPE_HALO",
+            8,
+            28,
+            4,
+            "wide inputs: kernel-halo columns before the stripe (held negated; 0 first)",
+            _negated4,
+            _negated4,
+        ),
+        RegField(
+            "STRIPE_START", 9, 16, 12, "wide inputs: the stripe's first input column, halo in"
+        ),
         RegField("CHANNEL_BLOCKS", 11, 12, 8, "filter-SRAM rows (4 words) per input channel"),
         RegField("KERNEL", 20, 28, 4, "kernel size"),
         RegField("K1_FILTERS", 20, 16, 8, "1x1 Conv2D: filters in this NP"),

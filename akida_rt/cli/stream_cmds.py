@@ -9,7 +9,24 @@ import sys
 import time
 from typing import Any
 
-SOURCES = "camera:N | VIDEO | IMAGE | DIR | EVENTS.aedat4 | EVENTS.raw | EVENTS.npy | FRAMES.npy"
+import numpy as np
+
+SOURCES = (
+    "camera:N | VIDEO | IMAGE | DIR | FRAMES.npy | an event file (AEDAT4, RAW EVT2/2.1/3, "
+    "DAT, .npy, .csv, N-MNIST .bin) | tcp://HOST:PORT[?format=evt3] | dv://HOST:PORT | "
+    "a FIFO | - (RAW on stdin)"
+)
+REPRESENTATIONS = ["count", "signed", "decay", "surface", "voxel", "histogram"]
+
+
+def _ints(n: int, what: str) -> Any:
+    def parse(text: str) -> tuple[int, ...]:
+        parts = text.replace("x", ",").split(",")
+        if len(parts) != n or not all(p.strip().isdigit() for p in parts):
+            raise argparse.ArgumentTypeError(f"expected {what}, e.g. {','.join(['34'] * n)}")
+        return tuple(int(p) for p in parts)
+
+    return parse
 
 
 def register(sub: Any) -> None:
@@ -21,6 +38,33 @@ def register(sub: Any) -> None:
                          help="event files: N events per frame (default 3000)")  # fmt: skip
     framing.add_argument("--window-us", type=int, metavar="T",
                          help="event files: one frame per T microseconds")  # fmt: skip
+    ev = p.add_argument_group("event sources")
+    ev.add_argument("--stride-us", type=int, metavar="S",
+                    help="time windows start every S us (overlapping when S < --window-us)")  # fmt: skip
+    ev.add_argument("--stride-events", type=int, metavar="S",
+                    help="event-count windows start every S events")  # fmt: skip
+    ev.add_argument("--sensor", type=_ints(2, "W,H"), metavar="W,H",
+                    help="the sensor size, for recordings that do not say it")  # fmt: skip
+    ev.add_argument("--crop", type=_ints(4, "X,Y,W,H"), metavar="X,Y,W,H",
+                    help="the part of the sensor framed")  # fmt: skip
+    ev.add_argument("--representation", choices=REPRESENTATIONS, default="count",
+                    help="what a window becomes (docs/streaming.md)")  # fmt: skip
+    ev.add_argument("--bins", type=int, metavar="N", help="time bins (voxel, histogram)")
+    ev.add_argument(
+        "--tau-us", type=float, default=50_000.0, help="decay and surface time constant"
+    )
+    ev.add_argument("--gain", type=float, default=1.0, help="float value scale to uint8")
+    ev.add_argument("--denoise-us", type=int, default=0, metavar="T",
+                    help="background-activity filter window (0: off)")  # fmt: skip
+    ev.add_argument("--refractory-us", type=int, default=0, metavar="T",
+                    help="refractory filter period (0: off)")  # fmt: skip
+    ev.add_argument("--hot-pixel-hz", type=float, default=0.0, metavar="R",
+                    help="drop pixels firing above R Hz in the first 100 ms (0: off)")  # fmt: skip
+    ev.add_argument("--realtime", action="store_true",
+                    help="play a file at the pace of its timestamps")  # fmt: skip
+    ev.add_argument("--stall-s", type=float, default=5.0, help="live sources: a stall after S s")
+    ev.add_argument("--reconnect-s", type=float, default=0.0,
+                    help="live sources: keep reconnecting for S s after a disconnect or stall")  # fmt: skip
     p.add_argument("--labels", metavar="FILE.npy", help="true class per frame: report accuracy")
     p.add_argument("--policy", choices=["block", "drop-oldest", "drop-newest"], default="block")
     p.add_argument("--window", type=int, default=4, help="frames in flight (default 4)")
@@ -38,13 +82,21 @@ def cmd_stream(args: argparse.Namespace) -> int:
 
     from akida_rt.stream.pipeline import Stream
     from akida_rt.stream.runners import connect
-    from akida_rt.stream.sources import open_source
+    from akida_rt.stream.sources import EventOptions, open_source
 
-    for name in ("events_per_frame", "window_us", "window", "frames"):
+    for name in ("events_per_frame", "window_us", "window", "frames", "stride_us",
+                 "stride_events", "bins"):  # fmt: skip
         value = getattr(args, name)
         if value is not None and value < (0 if name == "frames" else 1):
             print(f"akida stream: --{name.replace('_', '-')} must be positive", file=sys.stderr)
             return 2
+    options = EventOptions(
+        stride_us=args.stride_us, stride_events=args.stride_events, sensor=args.sensor,
+        crop=args.crop, representation=args.representation, bins=args.bins,
+        tau_us=args.tau_us, gain=args.gain, denoise_us=args.denoise_us,
+        refractory_us=args.refractory_us, hot_pixel_hz=args.hot_pixel_hz,
+        realtime=args.realtime, stall_s=args.stall_s, reconnect_s=args.reconnect_s,
+    )  # fmt: skip
     runner = connect(args.model, socket=args.socket, embedded=True if args.embedded else None)
     on_error = "skip" if args.skip_errors else "raise"
     from akida_rt.cli.args import load_labels
@@ -53,7 +105,7 @@ def cmd_stream(args: argparse.Namespace) -> int:
     try:
         source = open_source(args.source, runner.input_shape,
                              events_per_frame=args.events_per_frame, window_us=args.window_us,
-                             on_error=on_error)  # fmt: skip
+                             on_error=on_error, options=options)  # fmt: skip
         if args.frames:
             source = itertools.islice(source, args.frames)
         stream = Stream(runner, source, window=args.window, policy=args.policy, on_error=on_error)

@@ -1,17 +1,22 @@
-"""The streaming part of `make demo`: the digits test set and a synthetic DVS recording
-streamed through a running akidad, with live fps and predicted classes."""
+"""The streaming part of `make demo`: the digits test set, then a live DVS source (a
+simulated camera writing a Prophesee RAW stream into a FIFO at camera rate) streamed
+through a running akidad, with live fps and predicted classes."""
 
 from __future__ import annotations
 
+import os
 import tempfile
+import threading
+import time
 from pathlib import Path
 
 import numpy as np
 
-from akida_rt.stream.evt3 import write_evt3
+from akida_rt.stream.evt3 import encode_evt3
 from akida_rt.stream.pipeline import Result, Stream
+from akida_rt.stream.prophesee import raw_header
 from akida_rt.stream.runners import connect
-from akida_rt.stream.sources import array_frames, event_frames
+from akida_rt.stream.sources import array_frames, open_source
 from akida_rt.stream.synthetic import SaccadeCamera, saccade_recording
 
 # One frame per digit: three 100 ms saccades and the 10 ms gap saccade_recording leaves.
@@ -30,20 +35,47 @@ def stream_digits(
         runner.close()
 
 
+def camera(fifo: Path, events: np.ndarray, slice_us: int = 10_000) -> threading.Thread:
+    """A simulated event camera: `events` as an EVT3 byte stream written into `fifo` at the
+    pace of their timestamps, a slice of `slice_us` at a time (as a camera driver does)."""
+
+    def run() -> None:
+        t = events["t"]
+        cuts = np.searchsorted(t, np.arange(int(t[0]), int(t[-1]) + slice_us + 1, slice_us))
+        with open(fifo, "wb") as f:
+            f.write(raw_header(34, 34, "EVT3"))
+            start = time.monotonic()
+            for a, b in zip(cuts[:-1].tolist(), cuts[1:].tolist(), strict=True):
+                if b > a:
+                    wait = start + (int(t[b - 1]) - int(t[0])) / 1e6 - time.monotonic()
+                    if wait > 0:
+                        time.sleep(wait)
+                    f.write(encode_evt3(events[a:b]).tobytes())
+                    f.flush()
+
+    thread = threading.Thread(target=run, name="demo-camera", daemon=True)
+    thread.start()
+    return thread
+
+
 def stream_dvs(program: Path, socket: Path, digits: np.ndarray, labels: np.ndarray) -> None:
-    """`digits` (uint8 HxW, at most 34x34) through simulated N-MNIST saccades, written as a
-    Prophesee EVT3 file, framed one presentation per frame (event counts) and streamed
-    through akidad to `program`, a model of 34x34x1 event-count frames."""
+    """`digits` (uint8 HxW, at most 34x34) through simulated N-MNIST saccades, sent live by
+    a simulated camera into a FIFO as Prophesee EVT3 at camera rate, read back as a live
+    source (`akida stream --source FIFO`), framed one presentation per frame (event counts)
+    and streamed through akidad to `program`, a model of 34x34x1 event-count frames."""
     events, _ = saccade_recording(digits)
     runner = connect(program, socket=socket, embedded=False, name="demo-dvs")
-    print(f"\n== streaming a synthetic DVS recording ({len(events):,} events, {len(digits)} "
-          f"digits in saccades, EVT3) through {runner.where} ==")  # fmt: skip
+    seconds = (int(events["t"][-1]) - int(events["t"][0])) / 1e6
+    print(f"\n== streaming a live DVS camera ({len(events):,} events in {seconds:.1f} s, "
+          f"{len(digits)} digits in saccades, EVT3 through a FIFO) through {runner.where} ==")  # fmt: skip
     try:
         with tempfile.TemporaryDirectory(prefix="akida-demo-dvs-") as tmp:
-            path = Path(tmp) / "saccades.raw"
-            write_evt3(path, events, 34, 34)
-            frames = event_frames(path, runner.input_shape, window_us=PRESENTATION_US)
+            fifo = Path(tmp) / "camera.fifo"
+            os.mkfifo(fifo)
+            cam = camera(fifo, events)
+            frames = open_source(str(fifo), runner.input_shape, window_us=PRESENTATION_US)
             _show(Stream(runner, frames, window=4), labels, every=1)
+            cam.join(5)
     finally:
         runner.close()
 

@@ -18,6 +18,7 @@ import numpy as np
 from akida_rt.engine import blas
 from akida_rt.errors import ModelError
 from akida_rt.format.layers import Layer, LayerType, Padding, Pooling, pooled_size, same_padding
+from akida_rt.native import _kernels
 
 F32_EXACT = 2**24
 F64_EXACT = 2**53
@@ -165,17 +166,17 @@ def _conv(c: CompiledLayer, x: np.ndarray) -> tuple[np.ndarray, int]:
     layer = c.layer
     n = x.shape[0]
     (t, b), (lft, r) = c.pad
-    if t or b or lft or r:  # np.pad costs ~50 us a call, np.full 1.7, np.zeros 0.6
-        h, w = x.shape[1:3]
-        padded = np.zeros((n, h + t + b, w + lft + r, x.shape[3]), x.dtype)
-        if layer.padding_value:
-            padded.fill(layer.padding_value)
-        padded[:, t : t + h, lft : lft + w] = x
-        x = padded
     k, s = layer.kernel_size, layer.stride
     oh, ow = c.out_hw
     dw_events = 0
     if c.depthwise is not None:
+        if t or b or lft or r:  # np.pad costs ~50 us a call, np.full 1.7, np.zeros 0.6
+            h, w = x.shape[1:3]
+            padded = np.zeros((n, h + t + b, w + lft + r, x.shape[3]), x.dtype)
+            if layer.padding_value:
+                padded.fill(layer.padding_value)
+            padded[:, t : t + h, lft : lft + w] = x
+            x = padded
         acc = np.zeros((n, oh, ow, x.shape[3]), c.dtype)
         for i in range(k):
             for j in range(k):
@@ -183,58 +184,40 @@ def _conv(c: CompiledLayer, x: np.ndarray) -> tuple[np.ndarray, int]:
                 acc += win * c.depthwise[i, j]
         dw_events = events(acc)
         flat = acc.reshape(-1, acc.shape[3])
-    elif k == 1 and s == 1:
+    elif k == 1 and s == 1 and not (t or b or lft or r):
         flat = x.reshape(-1, x.shape[3])
     else:
-        # Windows as (N, oh, ow, kh, kw * C): in a contiguous NHWC x a kernel row is one
-        # contiguous run of kw * C values, which the copy below moves at once.
+        # the padded windows as (N * oh * ow, kh * kw * C) rows, in the HWCF kernel's order
+        # (akida_rt.native._kernels.im2col: one pass, where numpy copied twice)
         x = np.ascontiguousarray(x)
-        sn, sh, sw, sc = x.strides
-        shape, strides = (n, oh, ow, k, k * x.shape[3]), (sn, sh * s, sw * s, sh, sc)
-        win = np.ndarray(shape, x.dtype, buffer=x, strides=strides)  # as_strided, 1 us
-        flat = win.reshape(n * oh * ow, -1)
+        flat = _kernels.im2col(x, k, s, t, lft, oh, ow, float(layer.padding_value))
     out = flat @ c.matrix
     return out.reshape(n, oh, ow, -1), dw_events
 
 
 def _max_pool(c: CompiledLayer, acc: np.ndarray) -> np.ndarray:
-    """Max over pool_size windows pool_stride apart; padded positions never win."""
+    """Max over pool_size windows pool_stride apart; padded positions never win
+    (akida_rt.native._kernels.max_pool)."""
     layer = c.layer
-    k, s = layer.pool_size, layer.pool_stride
+    (t, _), (lft, _) = c.pool_pad
     oh, ow = c.pool_hw
-    (t, b), (lft, r) = c.pool_pad
-    if t or b or lft or r:
-        acc = np.pad(acc, ((0, 0), (t, b), (lft, r), (0, 0)), constant_values=-np.inf)
-    # The window's max is the max over its columns of the max over its rows: 2(k - 1)
-    # passes instead of k^2.
-    hs, ws = (oh - 1) * s + 1, (ow - 1) * s + 1
-    if k == 1:
-        return np.ascontiguousarray(acc[:, 0:hs:s, 0:ws:s])
-    rows = np.maximum(acc[:, 0:hs:s], acc[:, 1 : 1 + hs : s])
-    for i in range(2, k):
-        np.maximum(rows, acc[:, i : i + hs : s], out=rows)
-    out = np.maximum(rows[:, :, 0:ws:s], rows[:, :, 1 : 1 + ws : s])
-    for j in range(2, k):
-        np.maximum(out, rows[:, :, j : j + ws : s], out=out)
-    return out
+    return _kernels.max_pool(acc, layer.pool_size, layer.pool_stride, t, lft, oh, ow)
 
 
-def _activate(c: CompiledLayer, acc: np.ndarray) -> np.ndarray:
+def _activate(c: CompiledLayer, acc: np.ndarray) -> tuple[np.ndarray, int]:
+    """The activation levels (float32) and how many are non-zero: floor(clip(acc *
+    act_scale + act_offset, 0, top)), in float64 (akida_rt.native._kernels.activate: one pass
+    where numpy makes five)."""
     top = c.act_top
     if c.act_scale is not None:
-        rows = acc.reshape(-1, c.act_scale.shape[0])
-        v = np.multiply(rows, c.act_scale, dtype=np.float64)
-        v += c.act_offset
-        # clip then floor: the bounds are integers, so this is floor then clip; the floor
-        # of values in 0..top is exact in float32. The method skips np.clip's wrapper
-        # (2 us of a batch-1 layer's 10).
-        v.clip(0.0, top, out=v)
-        return np.floor(v, dtype=np.float32, casting="same_kind").reshape(acc.shape)
+        assert c.act_offset is not None
+        return _kernels.activate(acc, c.act_scale, c.act_offset, top)
     assert c.act_int is not None
     scale, offset = c.act_int
     iv = acc.astype(np.int64) * scale + offset
     iv >>= c.layer.act_shift
-    return np.clip(iv, 0, int(top)).astype(np.float32)
+    y = np.clip(iv, 0, int(top)).astype(np.float32)
+    return y, events(y)
 
 
 def _macs(layer: Layer, n: int) -> int:
@@ -288,9 +271,11 @@ def _saturating_sum(acc: np.ndarray, bits: int) -> np.ndarray:
 
 
 def events(x: np.ndarray) -> int:
-    """The non-zero values of x. Floats are counted as a bool copy: np.count_nonzero on
-    float32 is scalar code, 2.4x (4 K values) to 3x (400 K) slower than the copy and count."""
-    return int(np.count_nonzero(x if x.dtype.kind in "biu" else x.astype(bool)))
+    """The non-zero values of x (floats by akida_rt.native._kernels.count_nonzero: numpy's
+    count_nonzero on float32 is scalar code)."""
+    if x.dtype.kind in "biu":
+        return int(np.count_nonzero(x))
+    return _kernels.count_nonzero(np.ascontiguousarray(x))
 
 
 def run_layer(
@@ -311,8 +296,10 @@ def run_layer(
         # Pooling the potentials first equals pooling the activations (the activation is
         # non-decreasing in acc) and leaves fewer values to activate.
         acc = _max_pool(c, acc)
-    y = _activate(c, acc) if layer.activation else acc
-    out_events = events(y)
+    if layer.activation:
+        y, out_events = _activate(c, acc)
+    else:
+        y, out_events = acc, events(acc)
     return y, (n, in_events, out_events, synops, c.macs * n)
 
 
@@ -331,9 +318,22 @@ class Engine:
 
     def __init__(self, layers: list[Layer]) -> None:
         self.compiled = [compile_layer(layer) for layer in layers]
+        self.versions = [layer.version for layer in layers]
         self.counts = np.zeros((len(layers), len(fields(LayerStats))), np.int64)
         self.macs_per_sample = sum(_macs(layer, 1) for layer in layers)
         self.chunk = max(1, CHUNK_BYTES // max(map(_buffer_bytes, layers)))  # samples a run
+
+    def update(self, layers: list[Layer]) -> None:
+        """Recompile the layers changed since they were compiled (the same layers, in the
+        same order; an edge-learning fit changes the last one's weights) and reset the
+        counts, as a new engine would."""
+        assert [c.layer for c in self.compiled] == layers
+        for i, layer in enumerate(layers):
+            if layer.version != self.versions[i]:
+                self.compiled[i], self.versions[i] = compile_layer(layer), layer.version
+        self.macs_per_sample = sum(_macs(layer, 1) for layer in layers)
+        self.chunk = max(1, CHUNK_BYTES // max(map(_buffer_bytes, layers)))
+        self.counts[:] = 0
 
     def run(self, x: np.ndarray, stop: int | None = None) -> np.ndarray:
         """Run uint8 NHWC (or float32 integer values) through the layers (up to `stop`,

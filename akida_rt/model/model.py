@@ -136,8 +136,18 @@ class Model:
         """The compiled engine, rebuilt when any layer changed since it was compiled."""
         key = self._key()
         if self._engine is None or key != self._engine_key:
-            self.validate()
-            self._engine, self._engine_key = Engine(self._layers), key
+            n = len(self._layers)
+            if self._engine is not None and key[:n] == self._engine_key[:n]:
+                # the same layers, some changed (a fit changes the last one's weights)
+                versions = self._engine.versions
+                for i, (layer, version) in enumerate(zip(self._layers, versions, strict=True)):
+                    if layer.version != version:
+                        layer.validate(is_first=i == 0, is_last=i == n - 1)
+                self._engine.update(self._layers)
+            else:
+                self.validate()
+                self._engine = Engine(self._layers)
+            self._engine_key = key
         return self._engine
 
     @property

@@ -13,45 +13,20 @@ import os
 
 import numpy as np
 
-from akida_rt.stream.events import DEFAULT_CHUNK, EVENT_DTYPE, OnError
-from akida_rt.stream.prophesee import RawReader, raw_header
+from akida_rt.native import _kernels
+from akida_rt.stream.events import DEFAULT_CHUNK, OnError
+from akida_rt.stream.prophesee import Decoder, RawReader, raw_header
 
 CD_OFF, CD_ON, TIME_HIGH, EXT_TRIGGER, OTHERS, CONTINUED = 0x0, 0x1, 0x8, 0xA, 0xE, 0xF
-KNOWN = np.zeros(16, bool)
-KNOWN[[CD_OFF, CD_ON, TIME_HIGH, EXT_TRIGGER, OTHERS, CONTINUED]] = True
 WORD = np.dtype("<u4")
 
 
-class Evt2Decoder:
-    """Decodes successive runs of words; the time high carries over from run to run."""
+class Evt2Decoder(Decoder):
+    """akida_rt.native._kernels.evt2_decode; its state: the time high."""
 
-    def __init__(self, reader: RawReader) -> None:
-        self.reader = reader
-        self.time_high = 0
-
-    def __call__(self, w: np.ndarray, first_offset: int) -> tuple[np.ndarray, np.ndarray]:
-        n = len(w)
-        kind = (w >> 28).astype(np.uint8)
-        unknown = ~KNOWN[kind]
-        if unknown.any():
-            i = int(np.argmax(unknown))
-            self.reader.bad(first_offset + 4 * i,
-                            f"unknown EVT2 word 0x{int(w[i]):08x} (type 0x{int(kind[i]):x})",
-                            int(unknown.sum()))  # fmt: skip
-        is_high = kind == TIME_HIGH
-        last = np.where(is_high, np.arange(n), -1)
-        np.maximum.accumulate(last, out=last)
-        high = np.where(last >= 0, w[last] & 0x0FFFFFFF, self.time_high).astype(np.int64)
-        if n and is_high.any():
-            self.time_high = int(high[-1])
-        cd = np.flatnonzero(kind <= CD_ON)
-        wc = w[cd]
-        ev = np.empty(len(cd), EVENT_DTYPE)
-        ev["t"] = (high[cd] << 6) | ((wc >> 22) & 0x3F)
-        ev["x"] = (wc >> 11) & 0x7FF
-        ev["y"] = wc & 0x7FF
-        ev["p"] = kind[cd]
-        return ev, first_offset + 4 * cd
+    kernel = staticmethod(_kernels.evt2_decode)
+    state_size = 1
+    name, type_shift = "EVT2", 28
 
 
 def open_evt2(

@@ -21,90 +21,21 @@ import os
 
 import numpy as np
 
-from akida_rt.stream.events import DEFAULT_CHUNK, EVENT_DTYPE, OnError
-from akida_rt.stream.prophesee import RawReader, raw_header
+from akida_rt.native import _kernels
+from akida_rt.stream.events import DEFAULT_CHUNK, OnError
+from akida_rt.stream.prophesee import Decoder, RawReader, raw_header
 
 ADDR_Y, ADDR_X, VECT_BASE_X, VECT_12, VECT_8, TIME_LOW, TIME_HIGH = 0, 2, 3, 4, 5, 6, 8
-KNOWN = np.ones(16, bool)
-KNOWN[[0x1, 0x9, 0xB, 0xC, 0xD]] = False
 WORD = np.dtype("<u2")
 HIGH_RANGE = 1 << 12
-BITS = np.arange(12, dtype=np.uint16)
 
 
-def _latest(mask: np.ndarray, values: np.ndarray, carried: int) -> tuple[np.ndarray, np.ndarray]:
-    """(the value of the last marked position at or before each position, as indices
-    into `table`; table): table[0] is `carried` (no marked position yet), table[k] the
-    k-th marked position's value."""
-    table = np.concatenate(([carried], values[mask]))
-    return np.cumsum(mask), table
+class Evt3Decoder(Decoder):
+    """akida_rt.native._kernels.evt3_decode; its state: y, time low, time high, time-high wraps, vector base x and polarity."""
 
-
-class Evt3Decoder:
-    """Decodes successive runs of words, carrying the decoder state from run to run."""
-
-    def __init__(self, reader: RawReader) -> None:
-        self.reader = reader
-        self.y = self.low = self.high = self.loops = 0
-        self.base = self.pol = 0
-
-    def __call__(self, w: np.ndarray, first_offset: int) -> tuple[np.ndarray, np.ndarray]:
-        kind = (w >> 12).astype(np.uint8)
-        payload = (w & 0xFFF).astype(np.int64)
-        unknown = ~KNOWN[kind]
-        if unknown.any():
-            i = int(np.argmax(unknown))
-            self.reader.bad(first_offset + 2 * i,
-                            f"unknown EVT3 word 0x{int(w[i]):04x} (type 0x{int(kind[i]):x})",
-                            int(unknown.sum()))  # fmt: skip
-        single, v12, v8 = kind == ADDR_X, kind == VECT_12, kind == VECT_8
-        words = np.flatnonzero(single | v12 | v8)  # the words that carry CD events
-        # Vector base: the last VECT_BASE_X plus 12 per VECT_12 and 8 per VECT_8 since.
-        step = np.where(v12, 12, np.where(v8, 8, 0))
-        before = np.cumsum(step) - step
-        is_base = kind == VECT_BASE_X
-        # The state at each CD word: the last y, time low, time high and vector base.
-        y_at, y_table = _latest(kind == ADDR_Y, payload & 0x7FF, self.y)
-        low_at, low_table = _latest(kind == TIME_LOW, payload, self.low)
-        high_at, high_table = self._time_high(kind, payload)
-        base_at, base_table = _latest(is_base, (payload & 0x7FF) - before, self.base)
-        _, pol_table = _latest(is_base, payload >> 11, self.pol)
-        # Each CD word's events: one at its own x for EVT_ADDR_X, one per set bit of a
-        # vector's mask at base + bit; in word order.
-        p_w = payload[words]
-        one = single[words]
-        mask = np.where(one, 1, p_w & np.where(v8[words], 0xFF, 0xFFF))
-        count = np.bitwise_count(mask).astype(np.int64)
-        rep = np.repeat(np.arange(len(words)), count)  # each event's word, by rank
-        base = base_table[base_at[words]] + before[words]
-        x = np.where(one, p_w & 0x7FF, base)[rep]
-        vec = np.flatnonzero(~one)
-        row, bit = np.nonzero((mask[vec, None] >> BITS) & 1)
-        # a vector's events come after those of the words before it, one per set bit
-        start = np.cumsum(count) - count
-        x[start[vec][row] + np.arange(len(row)) - (np.cumsum(count[vec]) - count[vec])[row]] += bit
-        ev = np.empty(len(rep), EVENT_DTYPE)
-        at = words[rep]
-        ev["t"] = high_table[high_at[at]] | low_table[low_at[at]]
-        ev["x"], ev["y"] = x, y_table[y_at[at]]
-        ev["p"] = np.where(one, p_w >> 11, pol_table[base_at[words]])[rep]
-        if len(w):
-            self.y, self.low = int(y_table[-1]), int(low_table[-1])
-            self.base = int(base_table[-1] + before[-1] + step[-1])
-            self.pol = int(pol_table[-1])
-        return ev, first_offset + 2 * at
-
-    def _time_high(self, kind: np.ndarray, payload: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Bits 23 and up of each word's time (the time high with its wraps counted), as
-        _latest gives them."""
-        is_high = kind == TIME_HIGH
-        h = payload[is_high]
-        prev = np.concatenate(([self.high], h[:-1]))
-        loops = self.loops + np.cumsum(prev - h >= HIGH_RANGE // 2)
-        carried = (self.loops * HIGH_RANGE + self.high) << 12
-        if len(h):
-            self.high, self.loops = int(h[-1]), int(loops[-1])
-        return np.cumsum(is_high), np.concatenate(([carried], (loops * HIGH_RANGE + h) << 12))
+    kernel = staticmethod(_kernels.evt3_decode)
+    state_size = 6
+    name, type_shift = "EVT3", 12
 
 
 def open_evt3(

@@ -15,13 +15,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from akida_rt.errors import StreamError
+from akida_rt.native import _kernels
 from akida_rt.stream.events import as_events, empty
 
 MAX_EMPTY_RUN = 100_000  # windows one chunk may complete (a corrupt time jump otherwise)
-# Count slots per block of frames, the fastest of 2^16..2^20 at 128x128 and 34x34 frames in
-# benchmarks/stream_framing.py (smaller blocks cost more numpy calls per frame, larger ones
-# ran slower)
-BLOCK_SLOTS = 1 << 18
 # Sensor pixels a side (EVT2/EVT3 addresses have 11 bits): the pixel table has one int32
 # per sensor pixel
 MAX_SENSOR = 4096
@@ -99,7 +96,9 @@ class EventFramer:
     """Turns successive event chunks into frames; holds the events of the frame in progress.
 
     `push(events)` returns (frames uint8 (n, H, W, C), end times (n,) in us) for the frames
-    the chunk completes; `flush()` those of a last, partial time window.
+    the chunk completes; `flush()` those of a last, partial time window. The held events
+    and the new chunk are counted as one sequence without joining them
+    (akida_rt.native._kernels.frame_counts; tests/native_reference.py keeps the numpy form).
     """
 
     def __init__(self, framing: Framing) -> None:
@@ -112,36 +111,38 @@ class EventFramer:
 
     def push(self, ev: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         ev = np.ascontiguousarray(as_events(ev))
-        if len(self._rest):
-            ev = np.concatenate([self._rest, ev])
+        held = self._rest
+        total = len(held) + len(ev)
         per_frame, window = self.framing.events_per_frame, self.framing.window_us
         if per_frame is not None:
-            n = len(ev) // per_frame
-            used = n * per_frame
-            self._rest = ev[used:].copy()
-            ends = ev["t"][per_frame - 1 : used : per_frame].astype(np.int64)
-            return self._frames(ev, np.arange(n + 1) * per_frame), ends
+            n = total // per_frame
+            bounds = np.arange(n + 1, dtype=np.int64) * per_frame
+            ends = _times(held, ev, bounds[1:] - 1)
+            return self._frames(held, ev, bounds), ends
         assert window is not None
-        if len(ev) == 0:
-            return self._frames(ev, np.zeros(1, np.int64)), np.zeros(0, np.int64)
+        if total == 0:
+            return self._frames(held, ev, np.zeros(1, np.int64)), np.zeros(0, np.int64)
         if self._t0 is None:
-            self._t0 = int(ev["t"][0])
+            self._t0 = int(_times(held, ev, np.zeros(1, np.int64))[0])
         # windows before the last event's are complete
-        return self._windows(ev, (int(ev["t"][-1]) - self._t0) // window, window)
+        last = int(_times(held, ev, np.full(1, total - 1, np.int64))[0])
+        return self._windows(held, ev, (last - self._t0) // window, window)
 
     def flush(self) -> tuple[np.ndarray, np.ndarray]:
         """Frames for the events still held (a last partial time window; a partial
         event-count frame is dropped)."""
-        ev = self._rest
+        ev, none = self._rest, empty()
         window = self.framing.window_us
         if window is None or len(ev) == 0 or self._t0 is None:
-            self._rest = empty()
-            return self._frames(ev, np.zeros(1, np.int64)), np.zeros(0, np.int64)
-        return self._windows(ev, (int(ev["t"][-1]) - self._t0) // window + 1, window)
+            self._rest = none
+            return self._frames(none, none, np.zeros(1, np.int64)), np.zeros(0, np.int64)
+        return self._windows(ev, none, (int(ev["t"][-1]) - self._t0) // window + 1, window)
 
-    def _windows(self, ev: np.ndarray, n: int, window: int) -> tuple[np.ndarray, np.ndarray]:
+    def _windows(
+        self, held: np.ndarray, ev: np.ndarray, n: int, window: int
+    ) -> tuple[np.ndarray, np.ndarray]:
         """The frames of windows frames_out..n-1 (counted from the grid start), whose
-        events begin `ev`; the rest of `ev` is held for later."""
+        events begin held + ev; the rest is held for later."""
         assert self._t0 is not None
         first = self.frames_out
         if n - first > MAX_EMPTY_RUN:
@@ -150,58 +151,38 @@ class EventFramer:
                 f"(over {MAX_EMPTY_RUN}); is the recording's time corrupt?"
             )
         ends = self._t0 + window * np.arange(first + 1, n + 1, dtype=np.int64)
-        bounds = np.searchsorted(ev["t"], np.concatenate([[self._t0 + window * first], ends]))
+        edges = np.concatenate([[self._t0 + window * first], ends])
+        # the two parts are in time order one after the other: an edge's position in
+        # their sequence is its position in each, added
+        bounds = np.searchsorted(held["t"], edges) + np.searchsorted(ev["t"], edges)
         bounds[0] = 0
-        self._rest = ev[bounds[-1] :].copy()
-        return self._frames(ev, bounds), ends
+        return self._frames(held, ev, bounds.astype(np.int64)), ends
 
-    def _frames(self, ev: np.ndarray, bounds: np.ndarray) -> np.ndarray:
-        """Frame k counts events bounds[k]:bounds[k+1] per pixel, clipped to 255.
-
-        Frames are counted a block at a time, one `np.add.at` per block: each frame has
-        `pixels` slots and C more for events outside it, and a block spans about
-        BLOCK_SLOTS slots (one frame when frames are larger than half of that)."""
+    def _frames(self, held: np.ndarray, ev: np.ndarray, bounds: np.ndarray) -> np.ndarray:
+        """Frame k counts events bounds[k]:bounds[k+1] of held + ev per pixel, clipped to
+        255; the events from bounds[-1] on are held for the next push."""
         shape = self.framing.shape
         sw, sh = self.framing.sensor
         n = len(bounds) - 1
         self.frames_out += n
-        out = np.empty((n, self.pixels), np.uint8)
-        slots = self.pixels + shape[2]  # and the outside slot (+ p when split)
-        step = max(1, BLOCK_SLOTS // slots)
-        cuts = bounds.tolist()
-        for first in range(0, n, step):
-            last = min(n, first + step)
-            block = ev[cuts[first] : cuts[last]]
-            # x and y as one little-endian uint32 (x low, y high): one pass over the events
-            key = block.view("<u4")[2::4].astype(np.uint32)
-            x = key & 0xFFFF
-            key >>= 16
-            # coordinates past the sensor go to the table's last column and row; a max
-            # costs a fifth of np.minimum by a scalar, and such events are rare
-            if x.max(initial=0) > sw:
-                np.minimum(x, sw, out=x)
-            if key.max(initial=0) > sh:
-                np.minimum(key, sh, out=key)
-            key *= sw + 1
-            key += x
-            index = np.take(self.table, key)
-            if shape[2] == 2:
-                index += block["p"].astype(bool)  # any non-zero polarity is ON
-            if last - first > 1:
-                index += np.repeat(
-                    np.arange(0, (last - first) * slots, slots, dtype=index.dtype),
-                    np.diff(bounds[first : last + 1]),
-                )
-            # uint16 counts cannot wrap when the block holds fewer than 2^16 events;
-            # uint32 would need a 64 GiB block
-            counts = np.zeros(
-                (last - first) * slots, np.uint16 if len(block) < 1 << 16 else np.uint32
-            )
-            np.add.at(counts, index, counts.dtype.type(1))
-            if counts.max(initial=0) > 255:
-                np.minimum(counts, 255, out=counts)
-            out[first:last] = counts.reshape(last - first, slots)[:, : self.pixels]
+        out = _kernels.frame_counts(
+            held, ev, bounds, self.table, sw, sh, shape[2] == 2, self.pixels
+        )
+        used = int(bounds[-1])
+        if used >= len(held):
+            self._rest = ev[used - len(held) :].copy()
+        else:
+            self._rest = np.concatenate([held[used:], ev])
         return out.reshape(n, *shape)
+
+
+def _times(held: np.ndarray, ev: np.ndarray, at: np.ndarray) -> np.ndarray:
+    """The times (int64) of positions `at` of held + ev."""
+    t = np.empty(len(at), np.int64)
+    inside = at < len(held)
+    t[inside] = held["t"][at[inside]]
+    t[~inside] = ev["t"][at[~inside] - len(held)]
+    return t
 
 
 def frames_from_events(

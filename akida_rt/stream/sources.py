@@ -8,6 +8,7 @@ and where it came from, for error messages.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import re
@@ -23,7 +24,8 @@ from akida_rt.errors import SourceError
 from akida_rt.stream.events import OnError
 from akida_rt.stream.framing import EventFramer, Framing
 from akida_rt.stream.image_files import IMAGE_SUFFIXES, folder_images
-from akida_rt.stream.readers import is_event_file, open_events
+from akida_rt.stream.live import is_fifo
+from akida_rt.stream.readers import is_event_file, open_events, sniff
 
 log = logging.getLogger(__name__)
 CAMERA = re.compile(r"camera:(\d+)")
@@ -161,8 +163,39 @@ def camera_frames(index: int, capture: Any = None) -> Iterator[SourceFrame]:
         capture.release()
 
 
+@dataclass(frozen=True)
+class EventOptions:
+    """How an event source becomes model inputs (the `akida stream` event options).
+
+    events_per_frame / window_us: the window (default 3,000 events); stride_us or
+    stride_events: windows start this often (overlapping when shorter than the window);
+    sensor (W, H): the geometry when the source gives none, or instead of it; crop
+    (x, y, W, H); representation, bins, tau_us, gain: see representations.Representation;
+    denoise_us, refractory_us, hot_pixel_hz: the filters (0: off); realtime: pace frames
+    by their event time (a file plays back as a camera would deliver it); live sources:
+    stall_s, reconnect_s.
+    """
+
+    events_per_frame: int | None = None
+    window_us: int | None = None
+    stride_us: int | None = None
+    stride_events: int | None = None
+    sensor: tuple[int, int] | None = None
+    crop: tuple[int, int, int, int] | None = None
+    representation: str = "count"
+    bins: int | None = None
+    tau_us: float = 50_000.0
+    gain: float = 1.0
+    denoise_us: int = 0
+    refractory_us: int = 0
+    hot_pixel_hz: float = 0.0
+    realtime: bool = False
+    stall_s: float = 5.0
+    reconnect_s: float = 0.0
+
+
 def event_frames(
-    path: str | os.PathLike[str],
+    path: Any,
     shape: tuple[int, int, int],
     *,
     events_per_frame: int | None = None,
@@ -170,27 +203,139 @@ def event_frames(
     sensor: tuple[int, int] | None = None,
     crop: tuple[int, int, int, int] | None = None,
     on_error: OnError = OnError.RAISE,
+    options: EventOptions | None = None,
 ) -> Iterator[SourceFrame]:
-    """Frames of an event file, by event count (default 3,000) or time window, shaped to
-    the model input `shape` (C=1: polarities merged, C=2: split)."""
-    if events_per_frame is None and window_us is None:
-        events_per_frame = 3000  # reference 003's MNIST-DVS framing
-    reader = open_events(path, on_error=on_error)
+    """Frames of an event file (a path) or of an opened EventReader (a live source), by
+    event count (default 3,000) or time window, shaped to the model input `shape`."""
+    opts = options or EventOptions()
+    opts = dataclasses.replace(
+        opts,
+        events_per_frame=events_per_frame or opts.events_per_frame,
+        window_us=window_us or opts.window_us,
+        sensor=sensor or opts.sensor,
+        crop=crop or opts.crop,
+    )
+    if opts.events_per_frame is None and opts.window_us is None:
+        opts = dataclasses.replace(opts, events_per_frame=3000)  # reference 003's framing
+    reader = (
+        open_events(path, on_error=on_error, sensor=opts.sensor)
+        if isinstance(path, str | os.PathLike)
+        else path
+    )
     try:
-        size = sensor or (reader.sensor.width, reader.sensor.height)
-        framer = EventFramer(Framing(shape, size, events_per_frame, window_us, crop))
-        k = 0
-        for chunk in reader.chunks():
-            frames, ends = framer.push(chunk)
-            for frame, t_us in zip(frames, ends.tolist(), strict=True):
-                yield SourceFrame(frame, t_us, f"{path} frame {k}")
-                k += 1
-        frames, ends = framer.flush()
-        for frame, t_us in zip(frames, ends.tolist(), strict=True):
-            yield SourceFrame(frame, t_us, f"{path} frame {k}")
-            k += 1
+        size = opts.sensor or (reader.sensor.width, reader.sensor.height)
+        if min(size) < 1:
+            raise SourceError(f"{reader.path}: the recording does not say its sensor size; "
+                              "pass --sensor W,H (sensor=(W, H))")  # fmt: skip
+        yield from _paced(_frames_of(reader, shape, size, opts), opts.realtime, str(reader.path))
     finally:
         reader.close()
+
+
+def _filters(opts: EventOptions, size: tuple[int, int]) -> list[Any]:
+    from akida_rt.stream.filters import DenoiseFilter, HotPixelFilter, RefractoryFilter
+
+    out: list[Any] = []
+    if opts.hot_pixel_hz:
+        out.append(HotPixelFilter(size, opts.hot_pixel_hz))
+    if opts.refractory_us:
+        out.append(RefractoryFilter(size, opts.refractory_us))
+    if opts.denoise_us:
+        out.append(DenoiseFilter(size, opts.denoise_us))
+    return out
+
+
+def _frames_of(
+    reader: Any, shape: tuple[int, int, int], size: tuple[int, int], opts: EventOptions
+) -> Iterator[tuple[np.ndarray, int]]:
+    from akida_rt.stream.representations import Kind, Representation, WindowFramer, Windows
+
+    filters = _filters(opts, size)
+
+    def filtered() -> Iterator[np.ndarray]:
+        for chunk in reader.chunks():
+            for f in filters:
+                chunk = f(chunk)
+            if len(chunk):
+                yield chunk
+        for f in filters:
+            if hasattr(f, "flush") and len(rest := f.flush()):
+                yield rest
+
+    kind = Kind(opts.representation)
+    plain = kind is Kind.COUNT and not opts.stride_us and not opts.stride_events and opts.gain == 1
+    if plain and shape[2] in (1, 2):
+        framer = EventFramer(Framing(shape, size, opts.events_per_frame, opts.window_us, opts.crop))
+        for chunk in filtered():
+            frames, ends = framer.push(chunk)
+            yield from zip(frames, ends.tolist(), strict=True)
+        frames, ends = framer.flush()
+        yield from zip(frames, ends.tolist(), strict=True)
+        return
+    c = shape[2]
+    split = c == 2 if kind in (Kind.COUNT, Kind.DECAY, Kind.SURFACE) else False
+    bins = opts.bins or (c if kind in (Kind.VOXEL, Kind.HISTOGRAM) else 1)
+    if kind is Kind.HISTOGRAM and opts.bins and c == 2 * opts.bins:
+        split = True
+    rep = Representation(kind, split=split, bins=bins, tau_us=opts.tau_us, gain=opts.gain)
+    windows = Windows(opts.window_us, opts.stride_us, opts.events_per_frame, opts.stride_events)
+    wf = WindowFramer(shape, size, rep, windows, opts.crop)
+    for chunk in filtered():
+        yield from wf.push(chunk)
+    yield from wf.flush()
+
+
+def _paced(
+    frames: Iterator[tuple[np.ndarray, int]], realtime: bool, name: str
+) -> Iterator[SourceFrame]:
+    """SourceFrames, each held until its end time has passed since the first (realtime)."""
+    start_wall = first_t = None
+    for k, (frame, t_us) in enumerate(frames):
+        if realtime:
+            if first_t is None:
+                start_wall, first_t = time.monotonic(), t_us
+            assert start_wall is not None
+            wait = start_wall + (t_us - first_t) / 1e6 - time.monotonic()
+            if wait > 0:
+                time.sleep(wait)
+        yield SourceFrame(frame, t_us, f"{name} frame {k}")
+
+
+def open_live(source: str, opts: EventOptions, on_error: OnError) -> Any:
+    """The EventReader of a live source: tcp://HOST:PORT[?format=evt3] (a RAW stream),
+    dv://HOST:PORT (dv-processing's network stream), inivation:[SERIAL] (a USB camera),
+    `-` (RAW on stdin) or a FIFO."""
+    from urllib.parse import parse_qs, urlsplit
+
+    from akida_rt.stream import live
+
+    fmt = ""
+    if source.startswith("inivation:"):
+        return live.DvCameraStream(source.removeprefix("inivation:"), on_error=on_error,
+                                   stall_s=opts.stall_s, reconnect_s=opts.reconnect_s,
+                                   sensor=opts.sensor)  # fmt: skip
+    if source.startswith(("tcp://", "dv://")):
+        url = urlsplit(source)
+        if not url.hostname or not url.port:
+            raise SourceError(f"{source}: give a host and a port, e.g. tcp://127.0.0.1:4000")
+        query = parse_qs(url.query)
+        fmt = {"evt2": "EVT2", "evt21": "EVT2.1", "evt3": "EVT3"}.get(
+            query.get("format", [""])[0].lower(), ""
+        )
+        if url.scheme == "dv":
+            return live.DvNetworkStream(url.hostname, url.port, on_error=on_error, stall_s=opts.stall_s,
+                                        reconnect_s=opts.reconnect_s, sensor=opts.sensor)  # fmt: skip
+        connect = live.tcp_connector(url.hostname, url.port)
+        name = source
+    elif source == "-":
+        connect, name = live.stdin_connector(), "stdin"
+    else:
+        connect, name = live.fifo_connector(source), source
+    try:
+        return live.RawStream(name, connect, on_error=on_error, fmt=fmt, sensor=opts.sensor,
+                              stall_s=opts.stall_s, reconnect_s=opts.reconnect_s)  # fmt: skip
+    except OSError as exc:
+        raise SourceError(f"{name}: cannot connect: {exc.strerror or exc}") from None
 
 
 def open_source(
@@ -200,25 +345,36 @@ def open_source(
     events_per_frame: int | None = None,
     window_us: int | None = None,
     on_error: OnError | str = OnError.RAISE,
+    options: EventOptions | None = None,
 ) -> Iterator[SourceFrame]:
     """Frames from `source`: an array or iterable of frames, `camera:N`, an image file or
-    folder, a video file, or an event file (.aedat4, .raw, .npy of events)."""
+    folder, a video file, an event file (AEDAT4, RAW, DAT, .npy, CSV, .bin; by content),
+    or a live event source (tcp://, dv://, inivation:[SERIAL], `-`, a FIFO)."""
     policy = OnError(on_error)
+    opts = options or EventOptions()
     if not isinstance(source, str | os.PathLike):
         return array_frames(source)
     text = str(source)
     if m := CAMERA.fullmatch(text):
         return camera_frames(int(m[1]))
+    if text.startswith(("tcp://", "dv://", "inivation:")) or text == "-" or is_fifo(text):
+        reader = open_live(text, opts, policy)
+        return event_frames(reader, shape, events_per_frame=events_per_frame,
+                            window_us=window_us, on_error=policy, options=opts)  # fmt: skip
     path = Path(text)
     if not path.exists():
         raise SourceError(f"{path}: no such file or folder")
     if path.is_dir() or path.suffix.lower() in IMAGE_SUFFIXES:
         return image_frames(path, policy)
-    if is_event_file(path):
-        if path.suffix.lower() == ".npy" and _is_frame_array(path):
-            return array_frames(np.load(path, mmap_mode="r"), path.name)
+    if is_event_file(path) or sniff(str(path)) in ("AEDAT4", "RAW", "DAT", "NPY"):
+        if sniff(str(path)) == "NPY" and _is_frame_array(path):
+            arr = np.load(path, mmap_mode="r")
+            if arr.ndim < 3:
+                raise SourceError(f"{path}: a .npy of frames needs shape (N, H, W[, C]); this "
+                                  f"one is {arr.dtype} {arr.shape} (events need fields t, x, y, p)")  # fmt: skip
+            return array_frames(arr, path.name)
         return event_frames(path, shape, events_per_frame=events_per_frame, window_us=window_us,
-                            on_error=policy)  # fmt: skip
+                            on_error=policy, options=opts)  # fmt: skip
     return video_frames(path, policy)
 
 

@@ -30,6 +30,7 @@ __all__ = [
     "EngineUnavailable",
     "PhaseCounts",
     "ProgramSummary",
+    "chain",
     "forward_mapped",
     "run_engine",
     "skip_reason",
@@ -135,7 +136,11 @@ class EngineSession:
         )
         assert self._proc.stdin is not None and self._proc.stdout is not None
         self._to, self._from = self._proc.stdin.fileno(), self._proc.stdout.fileno()
-        self.version = tuple(self._call(b"I", desc.encode()))
+        try:
+            self.version = tuple(self._call(b"I", desc.encode()))
+        except BaseException:
+            self.close()
+            raise
 
     def __enter__(self) -> EngineSession:
         return self
@@ -331,29 +336,49 @@ def run_engine(
         return EngineRun(x, summaries, engine.counts, engine.trace)
 
 
-def forward_mapped(
-    model: Any, inputs: np.ndarray, bus: ChipBus, batch_size: int = 16, **session: Any
-) -> EngineRun:
-    """An akida model mapped on akida.AKD1000(): its hardware sequences through BrainChip's
-    engine on `bus` (each program chain-loaded in turn), its software ones (layers the
-    chip cannot hold) on akida_rt's integer engine, as a host does with a split model."""
+class Host(Protocol):
+    """What chain() needs of a host: BrainChip's engine (EngineSession) or our driver's."""
+
+    counts: Any
+
+    def program(self, program: bytes) -> Any: ...
+
+    def set_batch_size(self, n: int, allocate_inputs: bool = True) -> int: ...
+
+    def forward(self, inputs: np.ndarray) -> np.ndarray: ...
+
+
+def chain(model: Any, inputs: np.ndarray, host: Host, batch_size: int = 16) -> np.ndarray:
+    """An akida model mapped on akida.AKD1000(): its hardware sequences on `host` (each
+    program chain-loaded in turn), its software ones (layers the chip cannot hold) on
+    akida_rt's integer engine, as a host does with a split model."""
     from akida_rt.tools.metatf import import_model
 
     from akida_rt.engine.integer import Engine
 
-    ours, summaries, x = None, [], np.asarray(inputs)
+    ours, x = None, np.asarray(inputs)
+    for seq in model.sequences:
+        if str(seq.backend).endswith("Hardware"):
+            host.program(seq.program)
+            host.set_batch_size(batch_size)
+            x = np.asarray(host.forward(x.astype(np.uint8))).reshape(
+                len(x), *map(int, seq.passes[-1].layers[-1].output_dims)
+            )
+        else:
+            ours = ours or import_model(model)
+            by_name = {layer.name: layer for layer in ours.layers}
+            names = [layer.name for p in seq.passes for layer in p.layers]
+            x = Engine([by_name[n] for n in names]).run(x.astype(np.float32))
+    return x
+
+
+def forward_mapped(
+    model: Any, inputs: np.ndarray, bus: ChipBus, batch_size: int = 16, **session: Any
+) -> EngineRun:
+    """chain() with BrainChip's engine driving `bus`."""
     with EngineSession(bus, **session) as engine:
-        for seq in model.sequences:
-            if str(seq.backend).endswith("Hardware"):
-                summaries.append(engine.program(seq.program))
-                engine.set_batch_size(batch_size)
-                x = engine.forward(x.astype(np.uint8))
-            else:
-                ours = ours or import_model(model)
-                by_name = {layer.name: layer for layer in ours.layers}
-                names = [layer.name for p in seq.passes for layer in p.layers]
-                x = Engine([by_name[n] for n in names]).run(x.astype(np.float32))
-        return EngineRun(np.asarray(x), summaries, engine.counts, engine.trace)
+        x = chain(model, inputs, engine, batch_size)
+        return EngineRun(x, [], engine.counts, engine.trace)
 
 
 def save_trace(path: Path, trace: Sequence[Access]) -> None:

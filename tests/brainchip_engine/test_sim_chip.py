@@ -23,8 +23,18 @@ chip_module = pytest.importorskip(
 
 from akida_rt.tools.metatf import import_model  # noqa: E402
 
+from akida_rt.akd1000 import np_registers as regs  # noqa: E402
+from akida_rt.akd1000.np_state import from_program  # noqa: E402
+from akida_rt.akd1000.program_binary import ProgramBinary  # noqa: E402
 from akida_rt.model import zoo  # noqa: E402
-from tests.metatf_models import N_MODELS, from_zoo, random_model  # noqa: E402
+from tests.metatf_models import (  # noqa: E402
+    N_MODELS,
+    calibrate,
+    from_zoo,
+    random_model,
+    random_weights,
+    sample,
+)
 
 _reason = skip_reason()
 pytestmark = pytest.mark.skipif(_reason is not None, reason=_reason or "")
@@ -99,3 +109,115 @@ def test_a_fit_triggered_by_the_engine_learns_what_our_software_fit_learns() -> 
     neurons = memory[2:].reshape(6, 6)  # FNP3 SRAM: 6 words a neuron, w4-w5 the weights
     bits = (neurons[:, 4 + np.arange(64) // 32] >> (np.arange(64) % 32)) & 1
     np.testing.assert_array_equal(bits.T, learned)
+
+
+def _small(shape: tuple[int, int, int], *layers: Any) -> tuple[Any, np.ndarray]:
+    """InputData (4-bit events) then `layers`, random weights, calibrated thresholds."""
+    model = akida.Model()
+    model.add(akida.InputData(input_shape=shape, input_bits=4, name="in"))
+    for layer in layers:
+        model.add(layer)
+    random_weights(model, np.random.default_rng(0))
+    x = sample(model, 2, 0)
+    calibrate(model, x, 0)
+    return model, x
+
+
+def _potentials_models() -> dict[str, tuple[tuple[int, int, int], list[Any]]]:
+    conv = dict(kernel_size=(3, 3), weights_bits=4)
+    return {
+        "conv": ((8, 8, 8), [akida.Convolutional(filters=8, activation=False, **conv)]),
+        "conv-after-conv": (
+            (8, 8, 4),
+            [
+                akida.Convolutional(filters=16, act_bits=2, **conv),
+                akida.Convolutional(filters=8, activation=False, **conv),
+            ],
+        ),
+        "separable-strided": (
+            (10, 10, 16),
+            [
+                akida.SeparableConvolutional(
+                    filters=24, activation=False, kernel_stride=(2, 2), **conv
+                )
+            ],
+        ),
+        "conv-1x1": (
+            (6, 6, 32),
+            [akida.Convolutional(filters=40, kernel_size=(1, 1), weights_bits=2, activation=False)],
+        ),
+    }
+
+
+@pytest.mark.parametrize("name", list(_potentials_models()))
+def test_convolution_potentials_as_the_last_output(name: str) -> None:
+    # akida maps the layer as activation=True, act_bits=1 with every threshold -2**19:
+    # the program's form of "output the potentials" (CNP events, potential in w2 [31:12]).
+    shape, layers = _potentials_models()[name]
+    theirs, x = _small(shape, *layers)
+    check(theirs, x)
+    assert [str(s.backend) for s in theirs.sequences] == ["BackendType.Hardware"]
+
+
+def _split_models() -> dict[str, tuple[tuple[int, int, int], list[Any]]]:
+    sep = dict(kernel_size=(3, 3), weights_bits=4, act_bits=4)
+    return {
+        # two x halves of 7x14 (AkidaNet 1.0's second sequence starts with this layer)
+        "separable-2-stripes": ((14, 14, 512), [akida.SeparableConvolutional(filters=512, **sep)]),
+        "separable-4-stripes": ((30, 30, 256), [akida.SeparableConvolutional(filters=64, **sep)]),
+        "separable-stride-2-odd": (
+            (29, 29, 256),
+            [akida.SeparableConvolutional(filters=64, kernel_stride=(2, 2), **sep)],
+        ),
+        "conv-3-stripes": ((40, 40, 128), [akida.Convolutional(filters=32, **sep)]),
+        "split-then-conv": (
+            (30, 30, 256),
+            [
+                akida.SeparableConvolutional(filters=64, **sep),
+                akida.Convolutional(filters=16, **sep),
+            ],
+        ),
+    }
+
+
+@pytest.mark.parametrize("name", list(_split_models()))
+def test_a_layer_split_spatially_over_nps(name: str) -> None:
+    # akida gives each NP a stripe of the input's first dimension (with the kernel's
+    # halo); the chip must take the whole input from the stripes of the first layer.
+    shape, layers = _split_models()[name]
+    theirs, x = _small(shape, *layers)
+    check(theirs, x)
+    assert [str(s.backend) for s in theirs.sequences] == ["BackendType.Hardware"]
+    assert _stripes(theirs.sequences[0].program) > 1
+
+
+def _stripes(program: bytes) -> int:
+    """NPs of the first layer holding its first filter: one per stripe of the input."""
+    state = from_program(ProgramBinary.from_bytes(program, "sequence 0"))
+    firsts = [
+        regs.read(regs.CNP, [int(v) for v in s.registers])
+        for s in state.nps.values()
+        if not s.is_hrc and s.registers.any()
+    ]
+    first_layer = min(r["LAYER"] for r in firsts)
+    return sum(r["LAYER"] == first_layer and r["FIRST_FILTER"] == 0 for r in firsts)
+
+
+def test_akidanet_1_0_in_two_hardware_sequences_matches_akida(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # akida maps AkidaNet 1.0 (224) as two programs; the second starts with a 14x14x512
+    # separable layer in two stripes. from_zoo replaces the zoo's weights, so the zoo's
+    # calibration runs on one image only (it is most of the model's build time).
+    randomize = zoo.randomize
+
+    def one_image(model: Any, seed: int = 0, sample: Any = None) -> Any:
+        return randomize(model, seed, np.zeros((1, *model.input_shape), np.uint8))
+
+    monkeypatch.setattr(zoo, "randomize", one_image)
+    theirs = from_zoo(zoo.akidanet(alpha=1.0, size=224))
+    x = np.random.default_rng(0).integers(0, 256, (1, 224, 224, 3), dtype=np.uint8)
+    check(theirs, x)
+    programs = [s.program for s in theirs.sequences]
+    assert [str(s.backend) for s in theirs.sequences] == ["BackendType.Hardware"] * 2
+    assert _stripes(programs[1]) == 2
