@@ -9,8 +9,6 @@ import sys
 import time
 from typing import Any
 
-import numpy as np
-
 SOURCES = (
     "camera:N | VIDEO | IMAGE | DIR | FRAMES.npy | an event file (AEDAT4, RAW EVT2/2.1/3, "
     "DAT, .npy, .csv, N-MNIST .bin) | tcp://HOST:PORT[?format=evt3] | dv://HOST:PORT | "
