@@ -14,16 +14,19 @@ from urllib.parse import unquote, urlparse
 
 
 def checkout() -> Path | None:
-    """The source folder akida_rt is installed from in editable mode (a checkout), if any."""
-    try:
-        text = metadata.distribution("akida-rt").read_text("direct_url.json")
-        info = json.loads(text or "{}")
-    except (metadata.PackageNotFoundError, ValueError):
-        return None
-    if not info.get("dir_info", {}).get("editable"):
-        return None
-    url = urlparse(info.get("url", ""))
-    return Path(unquote(url.path)) if url.scheme == "file" else None
+    """The source folder akida_rt is installed from in editable mode (a checkout), if any.
+
+    Every installed akida-rt distribution is asked (a build leaves an akida_rt.egg-info in
+    the checkout, which has no direct_url.json and may come first on sys.path)."""
+    for dist in metadata.distributions(name="akida-rt"):
+        try:
+            info = json.loads(dist.read_text("direct_url.json") or "{}")
+        except ValueError:
+            continue
+        url = urlparse(info.get("url", ""))
+        if info.get("dir_info", {}).get("editable") and url.scheme == "file":
+            return Path(unquote(url.path))
+    return None
 
 
 def reinstall_command() -> str:
