@@ -8,19 +8,29 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 # hook at run time; static tools (mypy, import-linter) see it through this symlink tree.
 TREE := build/pkgtree
 
-.PHONY: demo test kernels lint typecheck layers pytest proto tree clean systemd-tools \
+.PHONY: demo test scripts kernels lint typecheck layers pytest proto tree clean systemd-tools \
 	engine-tools podman-tools manifests
 
+# The [metatf] extra's akida wheel installs BrainChip's own `akida` script over ours
+# (whichever installs last wins): the last line re-installs our scripts so that
+# .venv/bin/akida is akida_rt's (tests/test_akida_command.py).
 $(STAMP):
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[dev,tools,metatf,stream,k8s]'
+	$(BIN)/python -m pip install -q -e '.[dev,tools,metatf,stream,k8s,plot]'
+	$(BIN)/python -m pip install -q --no-deps --no-build-isolation --force-reinstall -e .
 	rm -f $(VENV)/.installed-* && touch $@
 
-demo: $(STAMP)
+# A venv made before that line existed (or a later `pip install akida`) may still hold
+# BrainChip's script: put ours back whenever .venv/bin/akida is not akida_rt's.
+scripts: $(STAMP)
+	@grep -q akida_rt.cli $(BIN)/akida 2>/dev/null || \
+		$(BIN)/python -m pip install -q --no-deps --no-build-isolation --force-reinstall -e .
+
+demo: scripts
 	$(BIN)/python -m akida_rt.demo
 
-test: $(STAMP) kernels lint typecheck layers systemd-tools engine-tools podman-tools pytest
+test: scripts kernels lint typecheck layers systemd-tools engine-tools podman-tools pytest
 
 # akida_rt.native._kernels (C, akida_rt/csrc/) is built in place by the editable install
 # above; installed again when a source is newer than it (pytest then checks each kernel

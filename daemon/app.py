@@ -14,6 +14,7 @@ import resource
 import signal
 import socket
 import ssl
+import stat
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -74,6 +75,12 @@ def bind_socket(config: Config) -> socket.socket:
         if not folder.exists():
             folder.mkdir(mode=0o700 if private else 0o755)
     ipc.check_socket_dir(path.parent, {os.getuid()}, private=private)
+    if path.exists() and not path.is_symlink() and not stat.S_ISSOCK(path.stat().st_mode):
+        what = "a directory" if path.is_dir() else "a file that is not a socket"
+        raise DaemonError(
+            f"socket path {path} is {what}; akidad replaces only a stale socket: "
+            "name a new path, or move that file away"
+        )
     if path.exists() or path.is_symlink():
         probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
@@ -249,9 +256,11 @@ class Daemon:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from akida_rt.daemon.arguments import Parser
+
     from akida_rt import __version__
 
-    p = argparse.ArgumentParser(prog="akidad", description="The akida runtime daemon")
+    p = Parser(prog="akidad", description="The akida runtime daemon")
     p.add_argument("--version", action="version", version=f"akidad (akida_rt) {__version__}")
     p.add_argument("--user", action="store_true", help="user mode: socket under XDG_RUNTIME_DIR")
     p.add_argument("--config", type=Path, help="TOML config file (re-read on SIGHUP)")
@@ -296,6 +305,9 @@ def make_config(args: argparse.Namespace) -> Config:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        from akida_rt.daemon.arguments import check
+
+        check(args)
         config = make_config(args)
     except (AkidaError, ValueError) as exc:
         print(f"akidad: {exc}", file=sys.stderr)

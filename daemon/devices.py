@@ -117,6 +117,7 @@ class DeviceSlot:
         frames = drv.get("frames") or 0
         clk, hz = drv.get("inference_clk") or 0, drv.get("clock_hz") or 0
         energy = drv.get("energy_mj") or 0.0
+        busy = host.get("load_s", 0.0) + host.get("infer_s", 0.0)
         return {
             "reloads": host.get("loads", 0),
             "reloads_skipped": host.get("reloads_skipped", 0),
@@ -129,8 +130,12 @@ class DeviceSlot:
             "clock_hz": hz,
             # host-visible: the device's time inferring (a simulated board's is modelled)
             "fps": frames / host["infer_s"] if host.get("infer_s") else None,
-            "power_mw": energy / (clk / hz) if clk and hz else None,
-            "energy_per_inference_mj": energy / frames if frames else None,
+            # Energy over the board's busy time (loading and inferring), since power-on;
+            # clients diff two snapshots for one run's figures (akida_rt.model.run_figures).
+            "power_mw": energy / busy if energy and busy > 0 else None,
+            "energy_per_inference_mj": energy / frames if energy and frames else None,
+            "energy_mj": energy if drv.get("energy_mj") is not None else None,
+            "synops": drv.get("synops") or 0,
             "resident": drv.get("resident"),
         }
 

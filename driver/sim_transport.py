@@ -372,6 +372,9 @@ class SimRack:
             shutil.rmtree(self.root, ignore_errors=True)
 
 
+MAX_SIM_BOARDS = 16  # of each kind: a rack of simulated boards, not a stress test
+
+
 def parse_config(text: str) -> dict[str, int]:
     """`"pcie:2,usb:1"` (or `"pcie,usb"`) -> {"pcie": 2, "usb": 1}."""
     counts: dict[str, int] = {}
@@ -380,6 +383,12 @@ def parse_config(text: str) -> dict[str, int]:
         if kind not in ("pcie", "usb") or (count and not count.isdigit()):
             raise AkidaError(f"AKIDA_SIM_BOARDS: bad entry {item!r}; expected pcie[:N] or usb[:N]")
         counts[kind] = counts.get(kind, 0) + int(count or 1)
+    for kind, n in counts.items():
+        if not 1 <= n <= MAX_SIM_BOARDS:
+            raise AkidaError(
+                f"AKIDA_SIM_BOARDS: {kind}:{n} asks for {n} boards; give 1..{MAX_SIM_BOARDS} "
+                f"of each kind, e.g. {kind}:2"
+            )
     return counts
 
 

@@ -94,7 +94,11 @@ def test_no_boards_no_spec(tmp_path: Path) -> None:
         env=env | {"AKIDA_SYSROOT": str(tmp_path)},
     )
     assert res.returncode == 1
-    assert "no Akida boards found" in res.stderr and len(res.stderr.strip().splitlines()) == 1
+    assert (
+        "no Akida board with a device node" in res.stderr
+        and "sim://akd1000/0" in res.stderr
+        and len(res.stderr.strip().splitlines()) == 1
+    )
     assert not (tmp_path / "x.yaml").exists()
 
 

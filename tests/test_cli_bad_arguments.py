@@ -7,6 +7,9 @@ names the option or file. Any exception escaping `main()` fails the case.
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import zipfile
 from pathlib import Path
 
@@ -20,6 +23,8 @@ from akida_rt.data import sample_program
 M, E, T, D, P, F, Q, Z = "MISSING", "EMPTY", "TEXT", "DIR", "PROGRAM", "FLOAT", "QUANT", "BADZIP"
 N8, NF, NX, NI, ED, TN = "NPY8", "NPYFLOAT", "NPYTEXT", "NPYIMAGES", "EMPTYDIR", "NPZNOX"
 NODIR = "/nonexistent/dir/out.akp"
+PIPE, ZERO, STRS, LAB3 = "FIFO", "NPYZERO", "NPYSTRINGS", "NPYLABELS3"
+NOSOCK = "/nonexistent/dir/akida.sock"
 TF_FILES = {F, Q}
 
 CASES: list[tuple[list[str], int, str]] = [
@@ -198,6 +203,83 @@ CASES: list[tuple[list[str], int, str]] = [
         2,
         "--window-us",
     ),
+    # round 3 (issue 29): the cases a new user found, and the new commands and options
+    (["run", "-m", P, "-i", ZERO], 1, "no frames"),
+    (["run", "-m", PIPE], 1, "not a regular file"),
+    (["run", "-m", P, "-o", "out.txt"], 1, ".npy"),
+    (["run", "-m", P, "--plot", "p.jpg"], 1, ".png"),
+    (["run", "-m", P, "--plot", "/nonexistent/dir/p.png"], 1, "/nonexistent/dir"),
+    (["summary", "-m", PIPE], 1, "not a regular file"),
+    (["summary", "-m", P, "--map", ""], 1, "--map"),
+    (["summary", "-m", P, "--map", " "], 1, "--map"),
+    (["summary", "-m", P, "--plot", "m.png"], 1, "--map AKD1000"),
+    (["summary", "-m", P, "--map", "AKD1000", "--plot", "m.jpg"], 1, ".png"),
+    (
+        ["summary", "-m", P, "--map", "AKD1000", "--plot", "/nonexistent/dir/m.png"],
+        1,
+        "/nonexistent/dir",
+    ),
+    (["check", "-m", PIPE], 1, PIPE),
+    (["stats", "--socket", NOSOCK], 1, "akidad --user"),
+    (["top", "--socket", NOSOCK, "--count", "1"], 1, "akidad --user"),
+    (["learn", N8, "-m", P, "--socket", NOSOCK], 1, "akidad --user"),
+    (["learn", N8, "-m", P, "--label", "1", "--labels", N8], 2, "--labels"),
+    (["learn", N8, "-m", P, "--labels", STRS], 1, "--labels"),
+    (["learn", N8, "-m", P, "--labels", T], 1, "--labels"),
+    (["learn", N8, "-m", P, "--labels", M], 1, "--labels"),
+    (["learn", "import", "-i", D, "-m", P], 1, D),
+    (["learn", N8, "-m", PIPE], 1, "not a regular file"),
+    (["stream", "-m", P, "--source", NI, "--labels", STRS], 1, "--labels"),
+    (["stream", "-m", P, "--source", NI, "--labels", T], 1, "--labels"),
+    (["stream", "-m", P, "--source", NI, "--labels", M], 1, "--labels"),
+    (["stream", "-m", P, "--source", NI, "--labels", NI], 1, "--labels"),
+    (["stream", "-m", PIPE, "--source", NI], 1, "not a regular file"),
+    (["benchmark"], 2, "--model"),
+    (["benchmark", "-m", M], 1, M),
+    (["benchmark", "-m", T], 1, T),
+    (["benchmark", "-m", D], 1, D),
+    (["benchmark", "-m", PIPE], 1, "not a regular file"),
+    (["benchmark", "-m", P, "--batches", "0"], 2, "--batches"),
+    (["benchmark", "-m", P, "--batches", "a,b"], 2, "--batches"),
+    (["benchmark", "-m", P, "--batches", "1,1"], 2, "--batches"),
+    (["benchmark", "-m", P, "--batches", ""], 2, "--batches"),
+    (["benchmark", "-m", P, "--batches", "99999999"], 2, "--batches"),
+    (["benchmark", "-m", P, "--frames", "0"], 2, "--frames"),
+    (["benchmark", "-m", P, "--frames", "x"], 2, "--frames"),
+    (["benchmark", "-m", P, "--frames", "4", "--batches", "8"], 1, "--frames"),
+    (["benchmark", "-m", P, "--json", "--csv"], 2, "--csv"),
+    (["benchmark", "-m", P, "--daemon", "--no-daemon"], 2, "--no-daemon"),
+    (["benchmark", "-m", P, "--daemon"], 1, "--daemon"),
+    (["benchmark", "-m", P, "--device", "nope", "--no-daemon"], 1, "nope"),
+    (["benchmark", "-m", P, "--bogus"], 2, "--bogus"),
+]
+
+# akidad: every option with a bad value; each is refused before any device boots.
+AKIDAD_CASES: list[tuple[list[str], str]] = [
+    (["--metrics", "nonsense"], "--metrics"),
+    (["--metrics", "host:99999"], "--metrics"),
+    (["--metrics", "127.0.0.1:"], "--metrics"),
+    (["--listen", "foo"], "--listen"),
+    (["--listen", "tcp://host:x"], "--listen"),
+    (["--socket-mode", "999"], "--socket-mode"),
+    (["--socket-mode", "rw"], "--socket-mode"),
+    (["--log-level", "nope"], "--log-level"),
+    (["--config", M], "--config"),
+    (["--config", D], "--config"),
+    (["--config", T], "--config"),
+    (["--tls-cert", M], "--tls-cert"),
+    (["--tls-key", M], "--tls-key"),
+    (["--tls-ca", D], "--tls-ca"),
+    (["--tls-crl", M], "--tls-crl"),
+    (["--state-dir", T], "--state-dir"),
+    (["--tenant-dir", T], "--tenant-dir"),
+    (["--socket", T], "--socket"),
+    (["--socket", D], "--socket"),
+    (["--simulated", "-1"], "simulated"),
+    (["--simulated", "x"], "--simulated"),
+    (["--simulated", "500"], "--simulated"),
+    (["--device", "nope://x"], "nope://"),
+    (["--bogus"], "--bogus"),
 ]
 
 
@@ -208,7 +290,7 @@ def test_the_matrix_covers_every_subcommand() -> None:
     (sub,) = [a for a in parser._actions if a.__class__.__name__ == "_SubParsersAction"]
     covered = {args[0] for args, _, _ in CASES}
     assert set(sub.choices) <= covered | {"help"}, set(sub.choices) - covered
-    assert len(CASES) >= 100
+    assert len(CASES) + len(AKIDAD_CASES) >= 200
 
 
 @pytest.fixture(scope="module")
@@ -225,11 +307,15 @@ def files(tmp_path_factory) -> dict[str, str]:
     np.save(root / "images.npy", np.zeros((8, 32, 32, 1), np.uint8))
     (root / "text.npy").write_text("not numpy\n")
     np.savez(root / "nox.npz", images=np.zeros((2, 32, 32, 1), np.uint8))
+    os.mkfifo(root / "fifo.akp")
+    np.save(root / "zero.npy", np.zeros((0, 32, 32, 1), np.uint8))
+    np.save(root / "strings.npy", np.array(["a", "b"]))
     return {M: str(root / "missing.keras"), E: str(root / "empty.keras"),
             T: str(root / "text.keras"), D: str(root / "dir"), P: str(sample_program()),
             Z: str(root / "bad.keras"), N8: str(root / "x8.npy"), NF: str(root / "xf.npy"),
             NX: str(root / "text.npy"), NI: str(root / "images.npy"),
-            ED: str(root / "emptydir"), TN: str(root / "nox.npz")}  # fmt: skip
+            ED: str(root / "emptydir"), TN: str(root / "nox.npz"), PIPE: str(root / "fifo.akp"),
+            ZERO: str(root / "zero.npy"), STRS: str(root / "strings.npy")}  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -263,7 +349,30 @@ def test_bad_argument(argv, code, needle, files, request, tmp_path, monkeypatch,
         status = main(argv)
     except SystemExit as exc:  # argparse's usage errors
         status = exc.code
-    err = capsys.readouterr().err.strip().splitlines()
+    captured = capsys.readouterr()
+    err = captured.err.strip().splitlines()
     assert status == code, (argv, err)
+    assert not captured.out, (argv, captured.out[:300])  # no partial output
     assert len(err) == 1 and needle in err[0], (argv, err)
     assert not Path("/nonexistent/dir").exists() and not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize(
+    ("argv", "needle"), AKIDAD_CASES, ids=[" ".join(c[0]) for c in AKIDAD_CASES]
+)
+def test_bad_akidad_option(argv, needle, files, tmp_path) -> None:
+    """akidad exits 2 with one line naming the option; the socket path is left alone."""
+    argv = [files.get(a, a) for a in argv]
+    socket = tmp_path / "run" / "akida.sock"
+    if "--socket" not in argv:
+        argv = ["--socket", str(socket), *argv]
+    text = files[T]
+    before = Path(text).read_bytes()
+    out = subprocess.run(
+        [sys.executable, "-m", "akida_rt.daemon", "--user", "--state-dir", str(tmp_path / "s"),
+         *argv], capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    err = out.stderr.strip().splitlines()
+    assert out.returncode == 2, (argv, out.stderr[-1000:])
+    assert len(err) == 1 and needle in err[0] and "Traceback" not in out.stderr, err
+    assert not out.stdout and Path(text).read_bytes() == before

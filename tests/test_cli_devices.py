@@ -107,3 +107,19 @@ def test_run_bad_program_and_busy_device(ds_cnn_program: str, tmp_path, capsys) 
     finally:
         done.set()
         holder.join(timeout=10)
+
+
+def test_too_many_simulated_boards_are_refused_by_name() -> None:
+    from akida_rt.driver.sim_transport import parse_config
+
+    from akida_rt.errors import AkidaError
+    from tests.daemon_harness import daemon_env
+
+    with pytest.raises(AkidaError, match=r"pcie:500 asks for 500 boards; give 1\.\.16"):
+        parse_config("pcie:500")
+    with pytest.raises(AkidaError, match="usb:0"):
+        parse_config("usb:0")
+    assert parse_config("pcie:2,usb") == {"pcie": 2, "usb": 1}
+    out = run_akida("devices", env=daemon_env(AKIDA_SIM_BOARDS="pcie:500"))
+    assert "AKIDA_SIM_BOARDS: pcie:500 asks for 500 boards" in out.stderr
+    assert "pcie://" not in out.stdout

@@ -57,28 +57,59 @@ def test_frames_batch_and_latency(digits) -> None:
     run = data["run"]
     assert (run["frames"], run["calls"]) == (25, 3) and len(data["predictions"]) == 40 - 15
     assert 0 < run["latency_ms"]["p50"] <= run["latency_ms"]["p99"] and run["host_fps"] > 0
-    assert data["statistics"]["inference_frames"] == 25 and run["device_fps"] > 0
+    assert data["statistics"]["inference_frames"] == 25 and run["board_fps"] > 0
+    assert data["device_run"]["frames"] == 25
 
 
 def test_duration_runs_that_long_and_shows_progress_and_power() -> None:
     out = run_akida("run", "-m", PROGRAM, "--duration", "2.5", "--batch", "50", "--no-daemon")
     assert out.returncode == 0, out.stderr
-    assert "frame/s" in out.stderr  # the progress bar of a run over 2 s
-    assert (
-        "Last inference power range (mW)" in out.stdout and "Power: not measured" not in out.stdout
-    )
+    assert "ETA" in out.stderr and " s [ETA" in out.stderr  # a run over 2 s: seconds left
+    assert "mW average over" in out.stdout and "Power: not measured" not in out.stdout
     frames = int(out.stdout.split("Frames: ")[1].split()[0])
     assert frames >= 100 and "p50" in out.stdout and "p99" in out.stdout
 
 
-def test_too_few_frames_say_power_was_not_measured() -> None:
-    data = _json("--no-daemon")
-    assert "power_mw" not in data["statistics"] and "no power sample" in data["power_unavailable"]
-    text = run_akida("run", "-m", PROGRAM, "--no-daemon")
-    assert (
-        "Power: not measured" in text.stdout
-        and "Device: sim://akd1000/0 (simulated)" in text.stdout
-    )
+def test_a_long_frames_run_shows_an_eta() -> None:
+    out = run_akida("run", "-m", PROGRAM, "--frames", "2000", "--batch", "4", "--no-daemon")
+    assert out.returncode == 0, out.stderr
+    if "frames [" in out.stderr:  # the bar appears after 2 s (a fast host may be done)
+        assert "/2000 frames [" in out.stderr and "ETA" in out.stderr
+
+
+def test_one_frame_has_one_fps_figure_and_its_power() -> None:
+    text = run_akida("run", "-m", PROGRAM, "--no-daemon").stdout
+    assert text.count(" fps") == 1 and "Average framerate" not in text, text
+    assert "Power: not measured" not in text and "mW average over" in text
+    assert "Device: sim://akd1000/0 (simulated)" in text
+
+
+def test_power_not_measured_says_why() -> None:
+    from akida_rt.model.run_figures import delta
+
+    before = {"frames": 0, "inference_clk": 0, "program_clk": 0, "synops": 0,
+              "energy_mj": None, "load_s": 0.0, "infer_s": 0.0}  # fmt: skip
+    after = {**before, "frames": 5, "infer_s": 0.1}
+    run = delta(before, after)
+    assert run["power_mw"] is None and run["board_fps"] == pytest.approx(50)
+
+
+def test_akidad_reports_this_runs_figures_as_in_process(tmp_path) -> None:
+    """Power, energy per frame, board fps and clocks through akidad are the run's own and
+    agree with the same run in this process (the oracle: a separate code path)."""
+    local = _json("--frames", "60", "--batch", "1", "--no-daemon")["device_run"]
+    with Akidad(tmp_path) as daemon:
+        env = daemon_env(AKIDA_SOCKET=str(daemon.socket))
+        runs = [_json("--frames", "60", "--batch", "1", "--daemon", env=env) for _ in range(2)]
+        idle = json.loads(run_akida("stats", "--json", env=env).stdout)["devices"][0]["driver"]
+    for i, data in enumerate(runs):
+        got = data["device_run"]
+        assert got["frames"] == 60 and got["power_mw"] == pytest.approx(local["power_mw"], rel=0.05)
+        assert got["energy_mj_per_frame"] == pytest.approx(local["energy_mj_per_frame"], rel=0.1)
+        assert got["board_fps"] == pytest.approx(local["board_fps"], rel=0.05)
+        assert got["inference_clk"] == pytest.approx(local["inference_clk"], rel=0.05)
+        assert got["program_clk"] == (local["program_clk"] if i == 0 else 0)  # then resident
+    assert 500 < idle["power_mw"] < 2000  # the board's ~0.9 W, not a lifetime/clock ratio
 
 
 def test_through_akidad_when_running(tmp_path) -> None:

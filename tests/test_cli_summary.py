@@ -43,3 +43,15 @@ def test_errors_are_one_line_without_traceback(tmp_path) -> None:
 
 def test_console_script_is_installed() -> None:
     assert shutil.which("akida", path=str(__import__("pathlib").Path(sys.executable).parent))
+
+
+def test_sample_dvs_copies_the_event_camera_program(tmp_path, monkeypatch) -> None:
+    from akida_rt.cli.main import main as akida
+    from akida_rt.data import dvs_program
+    from akida_rt.model.model import Model
+
+    monkeypatch.chdir(tmp_path)
+    assert akida(["sample", "--dvs"]) == 0
+    copied = tmp_path / "dvs_digits_cnn.akp"
+    assert copied.read_bytes() == dvs_program().read_bytes()
+    assert Model(str(copied)).input_shape == (34, 34, 1)

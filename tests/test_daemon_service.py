@@ -87,6 +87,18 @@ def test_akida_service_install_writes_both_units(tmp_path: Path) -> None:
     assert all(Path(w).is_file() for w in written)
 
 
+def test_service_install_user_without_a_user_bus_names_what_works(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("XDG_RUNTIME_DIR", "DBUS_SESSION_BUS_ADDRESS")}  # fmt: skip
+    out = run_akida("service", "install", "--user", "--dir", str(tmp_path), "--json", env=env)
+    steps = json.loads(out.stdout)["next"]
+    assert "no systemd user bus" in steps[0] and steps[1].endswith("akidad --user &")
+    env["XDG_RUNTIME_DIR"] = str(tmp_path)
+    (tmp_path / "bus").touch()
+    out = run_akida("service", "install", "--user", "--dir", str(tmp_path / "b"), "--json", env=env)
+    assert json.loads(out.stdout)["next"][0].startswith("systemctl --user daemon-reload")
+
+
 def _notify_socket(tmp: Path) -> tuple[socket.socket, str]:
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     path = str(tmp / "notify.sock")

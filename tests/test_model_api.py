@@ -99,3 +99,20 @@ def test_changed_weights_take_effect_after_first_forward() -> None:
     from tests.reference import reference_forward
 
     np.testing.assert_array_equal(after.astype(np.int64), reference_forward(model.layers, x))
+
+
+def test_statistics_show_time_per_layer() -> None:
+    import numpy as np
+
+    from akida_rt import Model
+    from akida_rt.data import sample_program
+
+    model = Model(sample_program())
+    model.forward(np.zeros((8, 32, 32, 1), np.uint8))
+    stats = model.statistics
+    times = [s.time_ns for s in stats.layers.values()]
+    assert len(times) == len(model.layers) and all(t > 0 for t in times)
+    assert sum(times) / 1e9 <= stats.elapsed_s  # the layers' share of the calls' time
+    text = str(stats)
+    assert "ms/frame" in text and all(name in text for name in stats.layers)
+    assert stats.as_dict()["layers"]["conv_1"]["time_ms"] > 0

@@ -38,3 +38,17 @@ def test_a_missing_source_is_one_line(tmp_path):
                     "--embedded")  # fmt: skip
     assert out.returncode == 1
     assert "no.mp4: no such file or folder" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_a_piped_stream_prints_every_class_and_refuses_wrong_labels(tmp_path):
+    frames = np.random.default_rng(0).integers(0, 256, (6, 32, 32, 1), dtype=np.uint8)
+    np.save(tmp_path / "frames.npy", frames)
+    np.save(tmp_path / "three.npy", np.array([1, 2, 3]))
+    env = daemon_env(AKIDA_SOCKET=str(tmp_path / "none.sock"))
+    out = run_akida("stream", "-m", str(sample_program()), "--source", str(tmp_path / "frames.npy"),
+                    "--labels", str(tmp_path / "three.npy"), env=env)  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert [ln.split(":")[0] for ln in lines[:6]] == [f"frame {i}" for i in range(6)]
+    assert "accuracy: " not in out.stdout
+    assert "accuracy_unavailable: --labels holds 3 labels for 6 frames" in out.stdout

@@ -3,9 +3,12 @@ files written with OpenCV's VideoWriter, cameras, event files; and what breaks t
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
+from akida_rt.data import sample_program
 from akida_rt.errors import SourceError, StreamError
 from akida_rt.stream.events import make_events
 from akida_rt.stream.evt3 import write_evt3
@@ -102,7 +105,7 @@ def test_unreadable_and_truncated_video(tmp_path):
 
 
 def test_a_camera_that_is_missing_or_disappears(tmp_path):
-    with pytest.raises(SourceError, match=r"camera:99: cannot open /dev/video99"):
+    with pytest.raises(SourceError, match=r"camera:99: no /dev/video99 \(no such camera"):
         list(open_source("camera:99", (8, 8, 1)))
     # The real OpenCV capture of a short clip runs dry the way an unplugged camera does.
     path = tmp_path / "clip.avi"
@@ -125,3 +128,15 @@ def test_event_file_source(tmp_path):
     assert len(windows) == 7 and windows[0].data.sum() == 1000
     np.save(tmp_path / "frames.npy", np.zeros((3, 8, 8), np.uint8))  # a .npy of frames
     assert len(list(open_source(tmp_path / "frames.npy", (8, 8, 1)))) == 3
+
+
+def test_a_missing_camera_is_one_line_without_opencv_warnings() -> None:
+    from tests.conftest import run_akida
+
+    out = run_akida("stream", "-m", str(sample_program()), "--source", "camera:0")
+    if Path("/dev/video0").exists():
+        pytest.skip("this machine has a /dev/video0")
+    assert out.returncode == 1 and out.stderr.strip().splitlines() == [
+        "akida stream: error: camera:0: no /dev/video0 (no such camera; `ls /dev/video*` "
+        "lists the cameras there are)"
+    ]

@@ -210,3 +210,22 @@ def test_a_one_channel_conv_is_judged_by_the_mapper_that_places_it() -> None:
     (issue,) = issues_of(model(17), device=AKD1000())
     assert (issue.layer, issue.rule) == ("c1", "mapping")
     assert "17 filters on one input channel" in issue.message
+
+
+def test_a_pooled_conv_feeding_dense_is_named_with_the_real_reason() -> None:
+    infos = digits_like()
+    infos.insert(11, pool("pool_2"))  # conv_2 + max pool, then Flatten -> Dense
+    issues = issues_of(infos, device=AKD1000())
+    (first,) = [i for i in issues if i.rule == "mapping" and i.severity == "error"]
+    assert (
+        first.layer == "conv_2" and "max-pooled convolution cannot end a sequence" in first.message
+    )
+    assert "reduce the layer's size" not in first.fix and "pooling" in first.fix
+    # BrainChip's mapper agrees on where the model splits (tests/test_metatf_mapping.py).
+
+
+def test_hw_only_without_a_device_checks_the_akd1000() -> None:
+    infos = digits_like()
+    infos.insert(11, pool("pool_2"))
+    assert [i for i in issues_of(infos, hw_only=True) if i.rule == "mapping"]
+    assert not [i for i in issues_of(infos) if i.rule == "mapping"]  # no device: no mapping

@@ -29,7 +29,7 @@ from akida_rt.format.layers import (
     weight_range,
 )
 from akida_rt.mapping.hardware import DeviceSpec
-from akida_rt.mapping.mapper import Backend, layer_need, map_layers
+from akida_rt.mapping.mapper import Backend, layer_need, map_layers, pool_ends_sequence
 from akida_rt.model.model import Model
 
 # Fixes name the command a user runs (tools.post_training.quantize_model in Python).
@@ -332,11 +332,10 @@ def mapping_issues(layers: list[Layer], spec: DeviceSpec, hw_only: bool = False)
                 )
             )
     hw = [p for p in plans if p.backend is Backend.Hardware]
+    by_name = {layer.name: i for i, layer in enumerate(layers)}
     for plan in plans:
         if plan.backend is Backend.Software and not issues:
-            issues.append(
-                Issue(plan.layers[0], "mapping", "runs in software", "reduce the layer's size")
-            )
+            issues.append(_software_issue(plan.layers, layers, by_name, spec))
     if len(hw) > 1:
         issues.append(
             Issue(
@@ -349,6 +348,29 @@ def mapping_issues(layers: list[Layer], spec: DeviceSpec, hw_only: bool = False)
             )
         )
     return issues
+
+
+def _software_issue(
+    names: list[str], layers: list[Layer], by_name: dict[str, int], spec: DeviceSpec
+) -> Issue:
+    """Why a run of layers the mapper put in software is there, with its real fix."""
+    for name in reversed(names):
+        i = by_name.get(name, 0)
+        following = layer_need(layers[i + 1], spec) if i + 1 < len(layers) else None
+        if pool_ends_sequence(layers[i], following):
+            before = [n for n in names if by_name.get(n, 0) < i]
+            cascade = (
+                f" (and so {', '.join(before)} before it, a max pool feeding it)" if before else ""
+            )
+            return Issue(
+                name,
+                "mapping",
+                "runs in software: a max-pooled convolution cannot end a sequence (it is the "
+                f"last layer or feeds a FullyConnected layer){cascade}",
+                "move the max pooling to an earlier convolution, or add a convolution without "
+                "pooling before the FullyConnected layer",
+            )
+    return Issue(names[0], "mapping", "runs in software", "reduce the layer's size")
 
 
 def _mapping_fix(layer: Layer, reason: str, spec: DeviceSpec) -> str:
@@ -369,8 +391,13 @@ def check_graph(
     bits: Bits | None = None,
     hw_only: bool = False,
 ) -> list[Issue]:
-    """Every problem of a grouped model: order, layer rules, bit widths, mapping limits."""
+    """Every problem of a grouped model: order, layer rules, bit widths, mapping limits.
+    hw_only without a device checks the default device, the AKD1000."""
     default = bits or Bits()
+    if device is None and hw_only:
+        from akida_rt.mapping.hardware import AKD1000
+
+        device = AKD1000()
     issues = list(graph.issues)
     if not graph.blocks:
         return [*issues, Issue("model", "empty", "no conv/dense layer", "add layers")]
@@ -393,7 +420,8 @@ def check_model(
     bits: Bits | None = None,
     hw_only: bool = False,
 ) -> list[Issue]:
-    """Check a Keras model (see check_graph); stage is "float" or "quantized"."""
+    """Check a Keras model (see check_graph); stage is "float" or "quantized"; hw_only
+    without a device checks the AKD1000."""
     from akida_rt.tools.graph import describe_keras, group_blocks
 
     infos, topology = describe_keras(model)

@@ -134,6 +134,9 @@ def describe_keras(model: Any) -> tuple[list[LayerInfo], list[Issue]]:
     infos: list[LayerInfo] = []
     issues: list[Issue] = []
     previous = None
+    # A Sequential is a chain by construction; its layers may hold a node per build (one
+    # more after loading from .keras), so the node check below applies to functional ones.
+    sequential = type(model).__name__ == "Sequential"
     for layer in model.layers:
         cls = type(layer).__name__
         config = layer.get_config()
@@ -150,7 +153,7 @@ def describe_keras(model: Any) -> tuple[list[LayerInfo], list[Issue]]:
             LayerInfo(layer.name, _kind(cls, config), cls, config, in_shape, out_shape, layer)
         )
         nodes = getattr(layer, "_inbound_nodes", [])
-        if cls != "InputLayer" and nodes:
+        if cls != "InputLayer" and nodes and not sequential:
             parents = [t._keras_history.operation for t in nodes[0].input_tensors]
             chained = len(parents) == 1 and (
                 parents[0] is previous

@@ -105,7 +105,8 @@ def fit_report(
         "totals": {
             "nps": sum(s["nps"] for s in sequences),
             "sequences": len(sequences),
-            "program_bytes": len(model.to_bytes()),
+            "program_bytes": sum(q["program_bytes"] for q in sequences),  # what the device loads
+            "file_bytes": len(model.to_bytes()),  # the .akp program file (akida_rt's format)
             "synops_per_frame": total_synops,
             "dma_bytes_per_frame": dma,
             "energy_uj_per_frame": energy_uj,
@@ -133,7 +134,9 @@ def report_table(report: dict[str, Any]) -> str:
     header = ["layer", "type", "NP type", "NPs", "weights B", "input B", "SynOps/frame"]
     rows: list[list[str]] = []
     for seq in report["sequences"]:
-        rows.append([f"-- {seq['name']} ({seq['backend']}, {seq['program_bytes']} program bytes)"])
+        rows.append(
+            [f"-- {seq['name']} ({seq['backend']}, {seq['program_bytes']:,} device program bytes)"]
+        )
         for name in seq["layers"]:
             r = next(row for row in report["layers"] if row["layer"] == name)
             rows.append(
@@ -155,7 +158,8 @@ def report_table(report: dict[str, Any]) -> str:
     t = report["totals"]
     lines += [
         "",
-        f"sequences: {t['sequences']}  NPs: {t['nps']}  program bytes: {t['program_bytes']:,}",
+        f"sequences: {t['sequences']}  NPs: {t['nps']}  device program bytes: "
+        f"{t['program_bytes']:,} (the sequences above)  .akp file bytes: {t['file_bytes']:,}",
         f"SynOps/frame: {t['synops_per_frame']:,.0f} ({report['synops']})",
         f"estimated energy/frame: {t['energy_uj_per_frame']:.3f} uJ ({report['energy_model']})",
     ]

@@ -12,6 +12,7 @@ import math
 import os
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from akida_rt.errors import InputError
 
@@ -86,3 +87,25 @@ def output_file(text: str) -> str:
     if not os.access(parent, os.W_OK):
         raise InputError(f"{text}: directory {parent} is not writable")
     return text
+
+
+def load_labels(path: str, option: str = "--labels") -> Any:
+    """A 1-D array of non-negative integer class labels from a .npy file.
+
+    Raises:
+        InputError: naming the option and file, and what a labels file must hold.
+    """
+    import numpy as np
+
+    want = "a .npy file of one whole-number class per frame, e.g. np.save(f, np.array([3, 1]))"
+    if not Path(path).is_file():
+        raise InputError(f"{option} {path}: no such file; give {want}")
+    try:
+        labels = np.load(path, allow_pickle=False)
+    except (ValueError, OSError, EOFError):
+        raise InputError(f"{option} {path}: not a readable .npy array; give {want}") from None
+    if labels.ndim != 1 or not np.issubdtype(labels.dtype, np.integer) or (labels < 0).any():
+        raise InputError(
+            f"{option} {path}: holds {labels.dtype} values of shape {labels.shape}; give {want}"
+        )
+    return labels

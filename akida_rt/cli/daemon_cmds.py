@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import sys
 import time
@@ -93,6 +94,14 @@ def unit_warnings(service: str) -> list[str]:
     return warnings
 
 
+def user_bus() -> bool:
+    """True when systemctl --user can reach a user manager (its bus socket exists)."""
+    runtime = os.environ.get("XDG_RUNTIME_DIR")
+    if os.environ.get("DBUS_SESSION_BUS_ADDRESS"):
+        return True
+    return runtime is not None and Path(runtime, "bus").exists()
+
+
 def cmd_install(args: argparse.Namespace) -> int:
     if args.dir is not None:
         target = args.dir
@@ -111,6 +120,13 @@ def cmd_install(args: argparse.Namespace) -> int:
         written.append(str(target / name))
     scope = "--user " if args.user else ""
     steps = [f"systemctl {scope}daemon-reload && systemctl {scope}enable --now akidad.socket"]
+    if args.user and not user_bus():
+        steps = [
+            "this session has no systemd user bus ($XDG_RUNTIME_DIR/bus), so systemctl --user "
+            "cannot reach a user manager here: log in through a normal session (or run "
+            "`loginctl enable-linger $USER` as root, then log in again) and run: " + steps[0],
+            "or, without systemd: akidad --user &",
+        ]
     if not args.user:
         steps.append("groupadd --system akida; usermod -aG akida USER (clients need the group)")
     if args.json:
@@ -131,8 +147,9 @@ def _stats(socket_path: Path | None) -> dict[str, Any]:
         return client.stats()
 
 
-def render_stats(stats: dict[str, Any]) -> str:
-    """The text view of a stats snapshot (what `akida top` redraws)."""
+def render_stats(stats: dict[str, Any], recent: dict[str, Any] | None = None) -> str:
+    """The text view of a stats snapshot (what `akida top` redraws). `recent`: per device
+    id, power over top's last interval and its history (a sparkline column)."""
     d = stats["daemon"]
     lines = [
         f"akidad pid {d['pid']}  up {d['uptime_s']:.0f}s  sessions {stats['sessions']}  "
@@ -143,18 +160,23 @@ def render_stats(stats: dict[str, Any]) -> str:
     for dev in stats["devices"]:
         m, drv = dev["meter"], dev.get("driver", {})
         power, energy = drv.get("power_mw"), drv.get("energy_per_inference_mj")
+        if recent is not None:  # top: this interval's power, "idle" when the board did nothing
+            mine = recent.get(dev["id"], {})
+            power, energy = mine.get("power_mw"), mine.get("energy_mj_per_frame")
         rows.append([
             dev["id"] + (" (simulated)" if dev["simulated"] else ""), dev["state"],
             f"{m['fps']:.1f}", "-" if drv.get("fps") is None else f"{drv['fps']:.1f}",
             f"{m['latency_ms']['p50']:.2f}", f"{m['latency_ms']['p99']:.2f}",
-            "-" if power is None else f"{power:.1f}", "-" if energy is None else f"{energy:.4f}",
+            ("idle" if recent is not None else "-") if power is None else f"{power:.1f}", "-" if energy is None else f"{energy:.4f}",
             str(drv.get("reloads", "-")), str(dev["queued_frames"]),
-        ])  # fmt: skip
+        ] + ([(recent.get(dev["id"], {}).get("spark") or "idle")] if recent is not None else []))  # fmt: skip
     # fps: frames served over the last few seconds (akida run's host fps is over its run);
     # power and mJ/frame: what the device measured, as akida run reports them.
     # board fps: frames over the device's host-visible time inferring (modelled when simulated).
     header = ["device", "state", f"fps ({WINDOW_S:g} s)", "board fps", "p50 ms", "p99 ms", "power mW",
               "mJ/frame", "reloads", "queue"]  # fmt: skip
+    if recent is not None:
+        header += ["power history"]
     lines.append(table(rows, header))
     lines.append("")
     rows = [
@@ -189,16 +211,80 @@ def cmd_stats(args: argparse.Namespace) -> int:
 
 
 def cmd_top(args: argparse.Namespace) -> int:
+    from akida_rt.model import run_figures
+    from akida_rt.plots import sparkline
+
     shown = 0
-    while True:
-        snapshot = _stats(args.socket)
-        if args.json:  # JSON Lines: one object per update
-            print(json.dumps(snapshot, default=str), flush=True)
-        else:
-            if sys.stdout.isatty():
-                sys.stdout.write("\x1b[H\x1b[2J")
-            print(render_stats(snapshot), flush=True)
-        shown += 1
-        if args.count and shown >= args.count:
-            return 0
-        time.sleep(args.interval)
+    previous: dict[str, dict[str, Any]] | None = None
+    history: dict[str, list[float | None]] = {}
+    keys = _Keys()
+    try:
+        while True:
+            snapshot = _stats(args.socket)
+            recent: dict[str, Any] = {}
+            for dev in snapshot["devices"]:
+                now = run_figures.from_daemon_device(dev)
+                before: dict[str, Any] | None = (previous or {}).get(dev["id"])
+                step: dict[str, Any] | None = run_figures.delta(before, now) if before else None
+                watts: float | None = step["power_mw"] if step and step["board_s"] > 0 else None
+                past = history.setdefault(dev["id"], [])
+                if step is not None:
+                    past[:] = [*past, watts][-HISTORY:]
+                recent[dev["id"]] = {
+                    "power_mw": watts, "energy_mj_per_frame": step and step["energy_mj_per_frame"],
+                    "spark": sparkline(past) if any(v is not None for v in past) else "",
+                }  # fmt: skip
+            previous = {d["id"]: run_figures.from_daemon_device(d) for d in snapshot["devices"]}
+            if args.json:  # JSON Lines: one object per update
+                print(json.dumps({**snapshot, "interval": recent}, default=str), flush=True)
+            else:
+                if sys.stdout.isatty():
+                    sys.stdout.write("\x1b[H\x1b[2J")
+                print(render_stats(snapshot, recent), flush=True)
+                if keys.active:
+                    print("q: quit", flush=True)
+            shown += 1
+            if args.count and shown >= args.count:
+                return 0
+            if keys.wait_for_q(args.interval):
+                return 0
+    finally:
+        keys.close()
+
+
+HISTORY = 30  # intervals in top's power sparkline
+
+
+class _Keys:
+    """`q` quits top on a terminal: stdin in cbreak mode, restored on exit."""
+
+    def __init__(self) -> None:
+        self.active = False
+        self._saved: Any = None
+        if sys.stdin.isatty() and sys.stdout.isatty():
+            import termios
+            import tty
+
+            self._saved = termios.tcgetattr(sys.stdin.fileno())
+            tty.setcbreak(sys.stdin.fileno())
+            self.active = True
+
+    def wait_for_q(self, seconds: float) -> bool:
+        if not self.active:
+            time.sleep(seconds)
+            return False
+        import select
+
+        deadline = time.monotonic() + seconds
+        while (left := deadline - time.monotonic()) > 0:
+            ready, _, _ = select.select([sys.stdin], [], [], left)
+            if ready and sys.stdin.read(1).lower() == "q":
+                return True
+        return False
+
+    def close(self) -> None:
+        if self.active:
+            import termios
+
+            termios.tcsetattr(sys.stdin.fileno(), termios.TCSADRAIN, self._saved)
+            self.active = False

@@ -63,6 +63,10 @@ def load_input(path: str, shape: tuple[int, int, int]) -> np.ndarray:
         arr = read_image(file, shape)
     if arr.ndim == 3:
         arr = arr[None]
+    if arr.ndim == 4 and len(arr) == 0:
+        raise InputError(
+            f"{path}: the array holds no frames (shape {arr.shape}); give at least one"
+        )
     if arr.ndim != 4 or tuple(arr.shape[1:]) != tuple(shape):
         raise InputError(
             f"{path}: input shape {tuple(arr.shape)} does not match the model input "

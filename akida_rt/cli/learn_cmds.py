@@ -25,8 +25,9 @@ def register(sub: Any) -> None:
     )
     p.add_argument("target", help="SAMPLES.npy (uint8 NHWC), or export, import, reset, info")
     p.add_argument("-m", "--model", required=True, help="program file compiled for learning")
-    p.add_argument("--label", type=int_range(0), help="the class of every sample")
-    p.add_argument("--labels", help=".npy file of one label per sample")
+    one = p.add_mutually_exclusive_group()
+    one.add_argument("--label", type=int_range(0), help="the class of every sample")
+    one.add_argument("--labels", help=".npy file of one label per sample")
     p.add_argument("-o", "--output", help="export: write the state here")
     p.add_argument("-i", "--input", help="import: the exported state file")
     p.add_argument("--device", default="", help="device id (default: akidad chooses)")
@@ -48,13 +49,18 @@ def cmd_learn(args: argparse.Namespace) -> int:
     if args.target == "import":
         if not args.input:
             raise InputError("learn import: give -i FILE, the exported state file")
+        if not Path(args.input).is_file():
+            raise InputError(f"learn import -i {args.input}: no such file; give the file "
+                             "`akida learn export -o FILE` wrote")  # fmt: skip
         data = Path(args.input).read_bytes()
     elif args.target == "export" and not args.output:
         raise InputError("learn export: give -o FILE for the exported state")
     elif args.target not in ACTIONS:
         x = _samples(args.target)
         if args.labels:
-            labels: Any = np.load(args.labels, allow_pickle=False)
+            from akida_rt.cli.args import load_labels
+
+            labels: Any = load_labels(args.labels)
         elif args.label is not None:
             labels = np.full(x.shape[0], args.label)
         else:

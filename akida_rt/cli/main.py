@@ -19,6 +19,7 @@ SUBCOMMAND_MODULES = ("akida_rt.cli.model_cmds", "akida_rt.cli.version_cmds")
 OPTIONAL_SUBCOMMAND_MODULES = (
     "akida_rt.cli.device_cmds",
     "akida_rt.cli.run_cmd",
+    "akida_rt.cli.benchmark_cmd",
     "akida_rt.cli.doctor_cmds",
     "akida_rt.cli.daemon_cmds",
     "akida_rt.cli.tool_cmds",

@@ -8,6 +8,7 @@ latency per call, and the device's clock fps and power when it measured them.
 from __future__ import annotations
 
 import argparse
+import itertools
 import logging
 import sys
 import time
@@ -19,7 +20,7 @@ import numpy as np
 
 from akida_rt.cli.args import float_range, int_range, output_file
 from akida_rt.cli.output import emit_json
-from akida_rt.errors import AkidaError, DaemonError
+from akida_rt.errors import AkidaError, DaemonError, InputError
 
 log = logging.getLogger(__name__)
 SHOWN = 10  # predictions printed (all of them go to --json)
@@ -38,6 +39,8 @@ def register(sub: Any) -> None:
                    help="run for S seconds, cycling through the input")  # fmt: skip
     r.add_argument("--top-k", type=int_range(1, 1000), default=5, help="classes shown per frame")
     r.add_argument("-o", "--output", metavar="OUT.npy", help="save the raw (forward) outputs")
+    r.add_argument("--plot", metavar="POWER.png",
+                   help="draw power over the run's board time, calls shaded (matplotlib)")  # fmt: skip
     via = r.add_mutually_exclusive_group()
     via.add_argument("--daemon", action="store_true", help="run through akidad (must be running)")
     via.add_argument("--no-daemon", action="store_true",
@@ -53,6 +56,7 @@ class Timing:
     frames: int = 0
     calls: list[float] = field(default_factory=list)  # seconds per call
     wall_s: float = 0.0
+    probes: list[dict[str, Any]] = field(default_factory=list)  # device counters per call
 
     def as_dict(self) -> dict[str, Any]:
         ms = np.asarray(self.calls) * 1e3
@@ -69,7 +73,9 @@ class Timing:
 
 
 def run_frames(forward: Callable[[np.ndarray], np.ndarray], x: np.ndarray,
-               args: argparse.Namespace) -> tuple[np.ndarray, Timing]:  # fmt: skip
+               args: argparse.Namespace,
+               probe: Callable[[], dict[str, Any]] | None = None,
+               ) -> tuple[np.ndarray, Timing]:  # fmt: skip
     """Run `x` once (its outputs are returned), then more calls until --frames/--duration."""
     from tqdm import tqdm
 
@@ -77,8 +83,16 @@ def run_frames(forward: Callable[[np.ndarray], np.ndarray], x: np.ndarray,
     total = args.frames or (None if args.duration else len(x))
     timing = Timing()
     outputs: list[np.ndarray] = []
-    bar = tqdm(total=total, unit="frame", delay=2, disable=args.json, leave=False)
+    # An ETA either way: frames left with --frames, seconds left with --duration.
+    timed = total is None and bool(args.duration)
+    bar = tqdm(total=args.duration if timed else total, unit="s" if timed else "frame",
+               delay=2, disable=args.json, leave=False,
+               bar_format="{l_bar}{bar}| {n:.1f}/{total:.1f} s [ETA {remaining}]" if timed
+               else "{l_bar}{bar}| {n_fmt}/{total_fmt} frames [{rate_fmt}, ETA {remaining}]")  # fmt: skip
+    shown = 0.0
     start = time.perf_counter()
+    if probe is not None:
+        timing.probes.append(probe())
     try:
         while True:
             n = batch if total is None else min(batch, total - timing.frames)
@@ -87,11 +101,17 @@ def run_frames(forward: Callable[[np.ndarray], np.ndarray], x: np.ndarray,
             t0 = time.perf_counter()
             y = forward(chunk)
             timing.calls.append(time.perf_counter() - t0)
+            if probe is not None:
+                timing.probes.append(probe())
             if timing.frames < len(x):
                 outputs.append(y[: len(x) - timing.frames])
             timing.frames += n
-            bar.update(n)
             elapsed = time.perf_counter() - start
+            if timed:
+                bar.update(min(elapsed, args.duration) - shown)
+                shown = min(elapsed, args.duration)
+            else:
+                bar.update(n)
             if total is not None and timing.frames >= total:
                 break
             if args.duration and elapsed >= args.duration:
@@ -102,9 +122,12 @@ def run_frames(forward: Callable[[np.ndarray], np.ndarray], x: np.ndarray,
     return np.concatenate(outputs)[: len(x)], timing
 
 
-def predictions(scores: np.ndarray, k: int) -> list[dict[str, Any]] | None:
-    """Class and top-k per frame, when the outputs are one score per class."""
+def predictions(scores: np.ndarray, k: int, classes: int = 0) -> list[dict[str, Any]] | None:
+    """Class and top-k per frame, when the outputs are one score per class; a learning
+    program's `classes` group its neurons: a class scores its best neuron."""
     flat = scores.reshape(len(scores), -1)
+    if classes and flat.shape[1] % classes == 0:
+        flat = flat.reshape(len(flat), classes, -1).max(-1)
     if flat.shape[1] < 2 or scores.ndim != 4 or scores.shape[1:3] != (1, 1):
         return None
     top = np.argsort(-flat, axis=1, kind="stable")[:, :k]
@@ -116,31 +139,54 @@ def predictions(scores: np.ndarray, k: int) -> list[dict[str, Any]] | None:
 
 def _local(model: Any, args: argparse.Namespace, x: np.ndarray) -> dict[str, Any]:
     from akida_rt.driver.discovery import devices, find_device
+    from akida_rt.model import run_figures
 
     device = find_device(args.device) if args.device else devices()[0]
     with device.claim():
         model.map(device)
-        device.soc.power_measurement_enabled = True
-        y, timing = run_frames(model.forward, x, args)
+        before = run_figures.from_device_stats(device.stats())
+        probe = (
+            (lambda: run_figures.from_device_stats(device.stats()))
+            if getattr(args, "plot", None)
+            else None
+        )
+        y, timing = run_frames(model.forward, x, args, probe)
+        run = run_figures.delta(before, run_figures.from_device_stats(device.stats()))
         stats = model.statistics
     info = device.describe()
     return {"via": "in-process", "device": info, "y": y, "timing": timing, "statistics": stats,
-            "learning": model.learning_info()}  # fmt: skip
+            "device_run": run, "learning": model.learning_info()}  # fmt: skip
 
 
 def _daemon(model: Any, args: argparse.Namespace, x: np.ndarray, client: Any) -> dict[str, Any]:
+    from akida_rt.model import run_figures
+
+    def counters() -> dict[str, dict[str, Any]]:
+        return {d["id"]: d for d in client.stats()["devices"]}
+
     with client:
         remote = client.load(model.to_bytes(), device=args.device or "")
-        y, timing = run_frames(remote.forward, x, args)
+        snapshot = counters()  # every device: the first call picks one
+        probe = None
+        if getattr(args, "plot", None):
+            probe = lambda: {k: run_figures.from_daemon_device(d) for k, d in counters().items()}  # noqa: E731
+        y, timing = run_frames(remote.forward, x, args, probe)
+        if timing.probes:
+            timing.probes = [p.get(remote.last_device, {}) for p in timing.probes]
         listed = {d["id"]: d for d in client.devices()}
         info = listed.get(remote.last_device, {"id": remote.last_device, "simulated": None})
-        devs = client.stats()["devices"]
-        dev_stats: dict[str, Any] = next((d for d in devs if d["id"] == info["id"]), {})
+        dev_stats = counters().get(info["id"], {})
+        before = run_figures.from_daemon_device(snapshot.get(info["id"], {}))
+        run = run_figures.delta(before, run_figures.from_daemon_device(dev_stats))
+        stats = run_figures.to_statistics(
+            run, f"{info['id']}{', simulated' if info.get('simulated') else ''}, via akidad"
+        )
         learns = model.learning is not None and model.learning.enabled
         learned = remote.learned_state()[0] if learns else None  # akidad's durable state
         remote.unload()
     return {"via": f"akidad ({client.path})", "device": info, "y": y, "timing": timing,
-            "statistics": None, "daemon_device": dev_stats, "learning": learned}  # fmt: skip
+            "statistics": stats, "device_run": run, "daemon_device": dev_stats,
+            "learning": learned}  # fmt: skip
 
 
 def _client(args: argparse.Namespace) -> Any:
@@ -165,6 +211,12 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     if args.output:
         output_file(args.output)
+        if not args.output.endswith(".npy"):
+            raise InputError(f"-o {args.output}: raw outputs are saved as .npy; name it OUT.npy")
+    if getattr(args, "plot", None):
+        from akida_rt.plots import check_png
+
+        check_png("--plot", args.plot)
     model = Model(args.model)
     if args.input:
         x, source = load_input(args.input, model.input_shape), args.input
@@ -177,7 +229,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     y = result["y"]
     if args.output:
         np.save(args.output, y)
-    preds = predictions(model.dequantize(y), args.top_k)
+    from akida_rt.stream.runners import learned_classes
+
+    preds = predictions(model.dequantize(y), args.top_k, learned_classes(model))
     report = _report(model, result, source, preds, args)
     if args.json:
         report["model"] = model_description(model)
@@ -187,7 +241,30 @@ def cmd_run(args: argparse.Namespace) -> int:
         model.summary()
         print()
     _print(report, result)
+    if args.plot:
+        _plot_power(result["timing"].probes, args.plot, report)
     return 0
+
+
+def _plot_power(probes: list[dict[str, Any]], path: str, report: dict[str, Any]) -> None:
+    """Power per call against the board's busy time; each call's inference span shaded."""
+    from akida_rt.model import run_figures
+    from akida_rt.plots import power
+
+    times, mw, windows, t = [0.0], [], [], 0.0
+    for before, after in itertools.pairwise(probes):
+        step = run_figures.delta(before, after)
+        load, infer = step["load_s"] or 0.0, step["infer_s"] or 0.0
+        windows.append((t + load, t + load + infer))
+        t += step["board_s"]
+        times.append(t)
+        mw.append(step["power_mw"] if step["power_mw"] is not None else float("nan"))
+    if not mw or all(v != v for v in mw):
+        raise InputError(f"--plot {path}: {report.get('power_unavailable', 'no power measured')}")
+    power(times, [*mw, mw[-1]], windows, path,
+          f"{report['device'].get('id')}: power per call over {len(mw)} call(s), "
+          "inference spans shaded")  # fmt: skip
+    print(f"wrote {path}: power over {t:.4f} s of board time, {len(mw)} call(s)")
 
 
 def _report(model: Any, result: dict[str, Any], source: str, preds: Any,
@@ -202,21 +279,18 @@ def _report(model: Any, result: dict[str, Any], source: str, preds: Any,
         "run": result["timing"].as_dict(),
         "learning": result.get("learning"),  # None: the program does not learn
     }
-    stats = result["statistics"]
-    if stats is not None:
-        out["statistics"] = stats.as_dict()
-        out["run"]["device_fps"] = stats.device_fps  # frames x clock / inference_clk
-        out["run"]["board_fps"] = stats.fps  # host-visible (a simulated board's is modelled)
-        if stats.power_mw is None:
-            out["power_unavailable"] = (
-                f"the device took no power sample in {stats.frames} frame(s): run more frames "
-                "(e.g. --frames 1000 or --duration 2)"
-            )
-    else:
-        drv = result.get("daemon_device", {}).get("driver", {})
-        out["daemon_device"] = result.get("daemon_device", {})
-        if drv.get("power_mw") is None:
-            out["power_unavailable"] = "akidad reports no power for this device yet"
+    stats, dev_run = result["statistics"], result["device_run"]
+    out["statistics"] = stats.as_dict()
+    out["device_run"] = dev_run  # this run's device counters (akida_rt.model.run_figures)
+    out["run"]["board_fps"] = dev_run["board_fps"]  # frames over the board's inferring time
+    if "daemon_device" in result:
+        out["daemon_device"] = result["daemon_device"]
+    if dev_run["power_mw"] is None:
+        out["power_unavailable"] = (
+            "this device reports no energy counter (a board without a power monitor)"
+            if dev_run["energy_mj"] is None
+            else "the device spent no measurable time loading or inferring"
+        )
     return out
 
 
@@ -241,23 +315,18 @@ def _print(report: dict[str, Any], result: dict[str, Any]) -> None:
         print(f"Learned state: {learned['samples']} samples seen, {learned['neurons_learned']}/"
               f"{learned['neurons']} neurons learned, {learned['num_classes']} classes")  # fmt: skip
     print()
-    lat = run["latency_ms"]
-    host_fps = f"{run['host_fps']:.1f}" if run["host_fps"] else "n/a"
-    here = (
-        " (this host simulating; the board's modelled figures below)"
-        if dev.get("simulated")
-        else ""
-    )
-    print(f"Frames: {run['frames']} in {run['calls']} call(s), {run['seconds']:.3f} s; "
-          f"host fps {host_fps}; latency per call p50 {lat['p50']:.3f} ms, "
-          f"p99 {lat['p99']:.3f} ms{here}")  # fmt: skip
-    if result["statistics"] is not None:
-        print(result["statistics"])
+    lat, dr = run["latency_ms"], report["device_run"]
+    where = "modelled board" if dev.get("simulated") else "board"
+    print(f"Frames: {run['frames']} in {run['calls']} call(s), {run['seconds']:.3f} s on this "
+          f"host; latency per call p50 {lat['p50']:.3f} ms, p99 {lat['p99']:.3f} ms")  # fmt: skip
+    fps = f"{dr['board_fps']:.2f} fps" if dr["board_fps"] else "fps n/a"
+    synops = (dr["synops"] or 0) / run["frames"] if run["frames"] else 0
+    print(f"Device: {fps} ({where} time inferring: {dr['infer_s'] or 0:.4f} s); "
+          f"inference_clk {dr['inference_clk']}, program_clk {dr['program_clk']}, "
+          f"SynOps/frame {synops:,.0f}")  # fmt: skip
+    if dr["power_mw"] is not None:
+        print(f"Power: {dr['power_mw']:.2f} mW average over {dr['board_s']:.4f} s of {where} "
+              f"time, {dr['energy_mj_per_frame']:.4f} mJ/frame")  # fmt: skip
     else:
-        drv = report["daemon_device"].get("driver", {})
-        if drv.get("power_mw") is not None:
-            print(f"Device power (akidad): {drv['power_mw']:.2f} mW, "
-                  f"{drv.get('energy_per_inference_mj', 0):.4f} mJ/frame")  # fmt: skip
-    if "power_unavailable" in report:
         print(f"Power: not measured: {report['power_unavailable']}")
     sys.stdout.flush()

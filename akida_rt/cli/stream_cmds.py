@@ -9,8 +9,6 @@ import sys
 import time
 from typing import Any
 
-import numpy as np
-
 SOURCES = (
     "camera:N | VIDEO | IMAGE | DIR | FRAMES.npy | an event file (AEDAT4, RAW EVT2/2.1/3, "
     "DAT, .npy, .csv, N-MNIST .bin) | tcp://HOST:PORT[?format=evt3] | dv://HOST:PORT | "
@@ -99,7 +97,9 @@ def cmd_stream(args: argparse.Namespace) -> int:
     )  # fmt: skip
     runner = connect(args.model, socket=args.socket, embedded=True if args.embedded else None)
     on_error = "skip" if args.skip_errors else "raise"
-    labels = np.load(args.labels) if args.labels else None
+    from akida_rt.cli.args import load_labels
+
+    labels = load_labels(args.labels) if args.labels else None
     try:
         source = open_source(args.source, runner.input_shape,
                              events_per_frame=args.events_per_frame, window_us=args.window_us,
@@ -111,6 +111,7 @@ def cmd_stream(args: argparse.Namespace) -> int:
             print(f"streaming {args.source} through {runner.where}", file=sys.stderr)
         correct = 0
         last_draw = 0.0
+        r = None
         for r in stream:
             ok = labels is not None and r.seq < len(labels) and int(labels[r.seq]) == r.label
             correct += ok
@@ -120,11 +121,17 @@ def cmd_stream(args: argparse.Namespace) -> int:
                 if labels is not None:
                     line["correct"] = bool(ok)
                 print(json.dumps(line), flush=True)
+            elif not sys.stdout.isatty():  # a pipe or file: every frame's class, one per line
+                print(f"frame {r.seq}: class {r.label}  latency {r.latency_s * 1e3:.2f} ms")
             elif time.monotonic() - last_draw > 0.1 and sys.stderr.isatty():
                 last_draw = time.monotonic()
                 st = stream.stats
                 sys.stderr.write(f"\r frame {r.seq:6d}  class {r.label:3d}  {st.fps:7.1f} fps  "
                                  f"latency p50 {st.latency_ms(50):6.2f} ms  dropped {st.dropped}")  # fmt: skip
+        if r is not None and not args.json and sys.stdout.isatty() and sys.stderr.isatty():
+            st = stream.stats  # the last frame too, however short the stream
+            sys.stderr.write(f"\r frame {r.seq:6d}  class {r.label:3d}  {st.fps:7.1f} fps  "
+                             f"latency p50 {st.latency_ms(50):6.2f} ms  dropped {st.dropped}")  # fmt: skip
         summary = _summary(stream, runner, correct, labels)
     finally:
         runner.close()
@@ -149,7 +156,12 @@ def _summary(stream: Any, runner: Any, correct: int, labels: Any) -> dict[str, A
         "latency_ms_p50": round(st.latency_ms(50), 3),
         "latency_ms_p99": round(st.latency_ms(99), 3),
     }
-    if labels is not None and st.done:
+    if labels is not None and st.done and len(labels) != st.done + st.dropped + st.failed:
+        out["accuracy_unavailable"] = (
+            f"--labels holds {len(labels)} labels for {st.done + st.dropped + st.failed} frames; "
+            "give one label per frame"
+        )
+    elif labels is not None and st.done:
         out["accuracy"] = round(correct / st.done, 4)
     stats = runner.stats()
     driver = stats.get("driver", stats)  # akidad's device entry, or the model's statistics

@@ -239,6 +239,9 @@ def cmd_check(args: argparse.Namespace) -> int:
     failed = any(i.severity == "error" for i in issues)
     if args.json:
         emit_json({"stage": stage, "ok": not failed, "issues": [i.as_dict() for i in issues]})
+    elif issues and not sys.stdout.isatty():  # a pipe or file: whole lines, nothing cut
+        for i in issues:
+            print(f"{i.severity}: {i.layer}: {i.message}\n    fix: {i.fix}")
     elif issues:
         print(
             table(

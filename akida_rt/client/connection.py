@@ -6,6 +6,7 @@ akida_rt.client.client builds its requests (inference, pipelining, learning) on 
 
 from __future__ import annotations
 
+import errno
 import mmap
 import os
 import socket
@@ -89,6 +90,8 @@ class Connection:
         """A connected socket: Unix, in a directory no one else could have planted; or
         TLS, to a server whose certificate the CA signed for that host."""
         if not isinstance(self.path, str):
+            if not self.path.parent.is_dir():  # no daemon ever ran here: say how to start one
+                raise FileNotFoundError(errno.ENOENT, "no such socket directory")
             ipc.check_socket_dir(self.path.parent, trusted, private=False)
             sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
             try:

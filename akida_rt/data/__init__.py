@@ -15,3 +15,11 @@ SAMPLE_PROGRAM = "digits_cnn.akp"
 def sample_program() -> Path:
     """The path of the shipped sample program (32x32x1 uint8 digits in, 10 classes out)."""
     return Path(__file__).with_name(SAMPLE_PROGRAM)
+
+
+DVS_PROGRAM = "dvs_digits_cnn.akp"
+
+
+def dvs_program() -> Path:
+    """The shipped event-camera sample (34x34x1 event-count frames of digits, 10 classes)."""
+    return Path(__file__).with_name(DVS_PROGRAM)

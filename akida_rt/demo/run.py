@@ -60,7 +60,40 @@ def main() -> int:
     _on_device(loaded, x, out)
     _through_daemon(PROGRAM, x, out)
     _edge_learning(model)
+    _plots(loaded)
     return 0
+
+
+def _plots(model: Model, folder: Path | None = None) -> list[Path]:
+    """The NP mesh of the mapping and power over a run, as PNGs; prints where they are."""
+    import os
+    import subprocess
+    import sys
+
+    from akida_rt.errors import AkidaError
+
+    folder = folder or Path(os.environ.get("AKIDA_DEMO_PLOTS", "build/demo")).resolve()
+    folder.mkdir(parents=True, exist_ok=True)
+    mesh, power = folder / "mesh.png", folder / "power.png"
+    try:
+        from akida_rt.plots import mesh as draw_mesh
+
+        model.map(AKD1000())
+        draw_mesh(model, AKD1000(), str(mesh))
+        run = subprocess.run(
+            [sys.executable, "-m", "akida_rt", "run", "-m", str(PROGRAM), "--frames", "64",
+             "--batch", "4", "--no-daemon", "--plot", str(power)],
+            capture_output=True, text=True, timeout=300,
+        )  # fmt: skip
+        if run.returncode != 0:
+            raise AkidaError(run.stderr.strip().splitlines()[-1])
+    except AkidaError as exc:  # matplotlib missing: the error names the extra to install
+        print(f"\n(plots skipped: {exc})")
+        return []
+    print("\n== plots ==")
+    print(f"NP mesh of the mapping (each layer's NPs coloured): {mesh}")
+    print(f"power over a 64-frame run on the simulated AKD1000:  {power}")
+    return [mesh, power]
 
 
 def _edge_learning(model: Model, shots: int = 5) -> None:

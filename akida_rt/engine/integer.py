@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import functools
 import os
+import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 
 import numpy as np
 
@@ -40,19 +41,22 @@ class LayerStats:
     output_events: int = 0
     synops: int = 0
     macs: int = 0
+    # host time spent in this layer (software backend), ns; not compared: it is not a count
+    time_ns: int = field(default=0, compare=False)
 
     @classmethod
     def of(cls, row: np.ndarray) -> LayerStats:
         """From one row of an Engine's counts (in the field order)."""
         return cls(*(int(v) for v in row))
 
-    def as_dict(self) -> dict[str, int]:
+    def as_dict(self) -> dict[str, float]:
         return {
             "frames": self.frames,
             "input_events": self.input_events,
             "output_events": self.output_events,
             "synops": self.synops,
             "macs": self.macs,
+            "time_ms": self.time_ns / 1e6,
         }
 
 
@@ -374,7 +378,7 @@ class Engine:
 
 def _run_chunks(
     compiled: list[CompiledLayer], x: np.ndarray, chunk: int
-) -> list[tuple[np.ndarray, list[tuple[int, int, int, int, int]]]]:
+) -> list[tuple[np.ndarray, list[tuple[int, int, int, int, int, int]]]]:
     """_run on x in runs of equal size, at most `chunk` samples each (100 samples, chunk
     21: five runs of 20, not four of 21 and one of 16)."""
     runs = max(1, -(-x.shape[0] // chunk))
@@ -384,13 +388,14 @@ def _run_chunks(
 
 def _run(
     compiled: list[CompiledLayer], x: np.ndarray
-) -> tuple[np.ndarray, list[tuple[int, int, int, int, int]]]:
+) -> tuple[np.ndarray, list[tuple[int, int, int, int, int, int]]]:
     """Outputs of `compiled` on x, with each layer's counts (added by the caller, once)."""
     in_events = events(x)  # on the uint8 input, before it becomes float32
     y = x.astype(np.float32) if x.dtype != np.float32 else x
     counts = []
     for c in compiled:
+        start = time.perf_counter_ns()
         y, row = run_layer(c, y, in_events)
-        counts.append(row)
+        counts.append((*row, time.perf_counter_ns() - start))
         in_events = row[2]
     return y, counts

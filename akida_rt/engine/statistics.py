@@ -81,7 +81,11 @@ class Statistics:
             lines.append(f"Floor power (mW): {self.floor_power_mw:.2f}")
         fps = self.fps
         lines.append(f"Average framerate = {fps:.2f} fps" if fps else "Average framerate = n/a")
-        if self.power_mw:
+        if self.power_mw and "min" not in self.power_mw:  # an average from energy counters
+            lines.append(
+                f"Average power (mW) over the board's busy time: {self.power_mw['avg']:.2f}"
+            )
+        elif self.power_mw:
             p = self.power_mw
             lines.append(
                 "Last inference power range (mW):  "
@@ -93,6 +97,17 @@ class Statistics:
             )
         where = f" ({self.where})" if self.where else ""
         lines.append(f"Backend: {self.backend}{where}; SynOps/frame: {self.synops_per_frame:,.0f}")
+        if self.layers and self.frames:
+            lines += [
+                "",
+                "Per layer (host engine):",
+                "  layer                 SynOps/frame    ms/frame",
+            ]
+            for name, st in self.layers.items():
+                per = max(st.frames, 1)
+                lines.append(
+                    f"  {name:<20}  {st.synops / per:>12,.0f}  {st.time_ns / per / 1e6:>10.4f}"
+                )
         if self.inference_clk is not None:
             lines += [
                 "",

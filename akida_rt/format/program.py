@@ -393,8 +393,14 @@ def fsync_dir(folder: str | os.PathLike[str]) -> None:
 
 
 def read_file(path: str | os.PathLike[str]) -> bytes:
+    """A program file's bytes; a pipe, socket or device is refused (it could block)."""
+    file = Path(path)
+    if file.exists() and not file.is_dir() and not file.is_file():
+        raise ProgramFormatError(
+            f"{path}: not a regular file (a pipe, socket or device); give a program file"
+        )
     try:
-        return Path(path).read_bytes()
+        return file.read_bytes()
     except FileNotFoundError:
         raise ProgramFormatError(f"{path}: no such program file") from None
     except IsADirectoryError:

@@ -46,8 +46,10 @@ def spec(boards: list[Board]) -> dict[str, Any]:
     """
     if not boards:
         raise AkidaError(
-            "no Akida boards found, so there is no CDI spec to write "
-            "(check with: akida devices; akida doctor)"
+            "no Akida board with a device node (PCIe /dev/akida*, USB) found, so there is no "
+            "CDI spec to write; `akida devices` may still list sim://akd1000/0, the simulated "
+            "chip inside each process, which has no node to hand a container (for simulated "
+            "boards with nodes: AKIDA_SIM_BOARDS=pcie:1 akida cdi generate --simulated)"
         )
     devices = []
     for index, board in enumerate(boards):

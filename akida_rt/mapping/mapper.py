@@ -260,7 +260,7 @@ def _close(plan: SequencePlan, groups: list[list[LayerNeed]], spec: DeviceSpec) 
     plan.passes = max(1, len(groups))
 
 
-def _pool_ends_sequence(layer: Layer, following: LayerNeed | None) -> bool:
+def pool_ends_sequence(layer: Layer, following: LayerNeed | None) -> bool:
     """BrainChip's rule: a max-pooled convolution that would end a sequence (the model's
     last layer, one feeding a FullyConnected layer, or one feeding a layer that runs in
     software) runs in software. akida 2.19.3: conv+pool then a valid-padded conv: both in
@@ -338,7 +338,7 @@ def _map_at(
                 )
     for i in range(len(needs) - 1, -1, -1):  # backwards: software cascades up max pools
         need = needs[i]
-        if need.hw_ok and _pool_ends_sequence(
+        if need.hw_ok and pool_ends_sequence(
             need.layer, needs[i + 1] if i + 1 < len(needs) else None
         ):
             need.hw_reason = (

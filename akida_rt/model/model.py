@@ -233,6 +233,9 @@ class Model:
 
     def reset_statistics(self) -> None:
         self._stats = Statistics(backend=self._stats.backend, where=self._stats.where)
+        reset = getattr(self._placement, "reset", None)
+        if reset is not None:  # through akidad: device counters count from now
+            reset()
         if self._engine is not None:
             self._engine.reset_stats()
 
@@ -253,6 +256,9 @@ class Model:
             self.reset_statistics()
             return
         self.validate()
+        # akidad keys learned state by the program's hash: send the program as `akida
+        # learn` and Client.load do (unmapped), not with this process's mapping in it.
+        unmapped = self._unmapped_bytes() if isinstance(device, DaemonBacked) else b""
         spec = device if isinstance(device, DeviceSpec) else device.spec
         same = (planned_on, self._map_args) == (spec.name, (MapMode(mode).value, hw_only))
         kept = self._binaries.get(self._bin_key()) if same and self._plans is not None else None
@@ -262,11 +268,11 @@ class Model:
         # else: the binaries held (a program file's) and the plans they were made for stay
         self._map_args = (MapMode(mode).value, hw_only)
         self._placement = Placement(spec)  # the program names its device description
-        if not isinstance(device, DeviceSpec) and akd1000.needs_binaries(spec):
-            # Errors at map time; the placement shown is the binaries', and a program sent
-            # to akidad carries them (akidad never needs BrainChip's compiler).
+        if not isinstance(device, DeviceSpec | DaemonBacked) and akd1000.needs_binaries(spec):
+            # Errors at map time; the placement shown is the binaries'.
             self.binaries()
-        self._placement = place(device, self.to_bytes, MapMode(mode).value, hw_only)
+        program = (lambda: unmapped) if unmapped else self.to_bytes
+        self._placement = place(device, program, MapMode(mode).value, hw_only)
         assert self._plans is not None
         self.reset_statistics()
         self._stats = self._placement.fresh_statistics(self._stats)

@@ -21,6 +21,7 @@ from akida_rt.format.proto import program_pb2 as pb
 from akida_rt.learning import edge as learning
 from akida_rt.mapping.hardware import DeviceSpec
 from akida_rt.mapping.mapper import Backend
+from akida_rt.model import run_figures
 from akida_rt.model.device_api import DaemonBacked, Device, RemoteRun
 from akida_rt.model.sequence import Sequence
 
@@ -162,6 +163,7 @@ class ThroughDaemon(Placement):
         super().__init__(device.spec)
         self._daemon_device, self._run = device, run
         self.target = device
+        self._base = run_figures.from_daemon_device(device.stats())  # counters at map time
 
     @property
     def on_device(self) -> bool:
@@ -169,6 +171,10 @@ class ThroughDaemon(Placement):
 
     def fresh_statistics(self, previous: Statistics) -> Statistics:
         return Statistics(backend="Hardware", where=self._daemon_device.where)
+
+    def reset(self) -> None:
+        """Device counters count from now (Model.reset_statistics)."""
+        self._base = run_figures.from_daemon_device(self._daemon_device.stats())
 
     def check_fit(self, model: Placed) -> None:
         raise ModelError(
@@ -186,7 +192,7 @@ class ThroughDaemon(Placement):
         return y
 
     def statistics(self, model: Placed, stats: Statistics) -> Statistics:
-        return _with_daemon_counters(stats, self._daemon_device.stats())
+        return _with_daemon_counters(stats, self._daemon_device.stats(), self._base)
 
     def release(self, model: Placed) -> None:
         self._run.unload()
@@ -213,16 +219,17 @@ def spikes_of(model: Placed, x: np.ndarray) -> np.ndarray:
     return y.reshape(x.shape[0], -1).astype(np.uint8)
 
 
-def _with_daemon_counters(stats: Statistics, device: dict[str, Any]) -> Statistics:
-    """`stats` with the power and energy akidad measured on the device (all its clients)."""
-    driver = device.get("driver", {})
-    power = driver.get("power_mw")
-    if isinstance(power, dict):
-        stats.power_mw = {k: float(v) for k, v in power.items()}
-    for key in ("floor_power_mw", "clock_hz"):
-        if driver.get(key) is not None:
-            setattr(stats, key, driver[key])
-    energy = driver.get("energy_per_inference_mj", device.get("energy_per_inference_mj"))
-    if energy is not None:
-        stats.energy_mj_per_frame = float(energy)
+def _with_daemon_counters(
+    stats: Statistics, device: dict[str, Any], base: dict[str, Any]
+) -> Statistics:
+    """`stats` with the device counters akidad reports, since `base` (this model's mapping
+    or reset): clocks, power and energy of this stretch, not the device's lifetime.
+    Other clients' work on the same device in that time counts too."""
+    run = run_figures.delta(base, run_figures.from_daemon_device(device))
+    stats.clock_hz = run["clock_hz"] or None
+    stats.inference_clk, stats.program_clk = run["inference_clk"], run["program_clk"]
+    stats.device_synops = run["synops"]
+    if run["power_mw"] is not None:
+        stats.power_mw = {"avg": run["power_mw"]}
+        stats.energy_mj_per_frame = run["energy_mj_per_frame"]
     return stats

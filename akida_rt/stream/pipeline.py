@@ -47,11 +47,16 @@ class Result:
     latency_s: float  # from the frame leaving the source to its answer
     device: str
     where: str  # the frame's origin
+    classes: int = 0  # a learning program's classes (its neurons split into equal groups)
 
     @property
     def label(self) -> int:
-        """The class decision: argmax of the output."""
-        return int(np.argmax(self.y))
+        """The class decision: argmax of the output; for a learning program with classes,
+        the class of the winning neuron (not the neuron's index)."""
+        neuron = int(np.argmax(self.y))
+        if self.classes:
+            return neuron // max(1, self.y.size // self.classes)
+        return neuron
 
 
 @dataclass
@@ -235,7 +240,8 @@ class Stream:
         latency = time.monotonic() - item.born
         self.stats.done += 1
         self.stats.latencies.append(latency)
-        return Result(item.seq, item.frame.t_us, y[0], latency, device, item.frame.where)
+        classes = int(getattr(self.runner, "num_classes", 0) or 0)
+        return Result(item.seq, item.frame.t_us, y[0], latency, device, item.frame.where, classes)
 
     async def __aiter__(self) -> AsyncIterator[Result]:
         """The same loop on a worker thread; at most `window` results wait for the

@@ -44,6 +44,12 @@ class Runner(Protocol):
     def close(self) -> None: ...
 
 
+def learned_classes(model: Model) -> int:
+    """A learning program's number of classes (0: argmax is the class, as for any model)."""
+    cfg = model.learning
+    return int(cfg.num_classes) if cfg is not None and cfg.enabled else 0
+
+
 class DaemonRunner:
     """Frames through akidad, as tensor frames (memfds from 64 KiB) on the client's one
     request path."""
@@ -51,6 +57,7 @@ class DaemonRunner:
     def __init__(self, client: Client, remote: RemoteModel, model: Model, predict: bool) -> None:
         self.client, self.remote, self.predict = client, remote, predict
         self.input_shape, self.input_bits = model.input_shape, model.input_bits
+        self.num_classes = learned_classes(model)
         self.where = f"akidad at {client.path}"
 
     def submit(self, x: np.ndarray) -> int:
@@ -78,6 +85,7 @@ class EmbeddedRunner:
 
     def __init__(self, model: Model, predict: bool, where: str) -> None:
         self.model, self.predict, self.where = model, predict, where
+        self.num_classes = learned_classes(model)
         self.input_shape, self.input_bits = model.input_shape, model.input_bits
         self._done: list[Collected] = []
         self._next = 0

@@ -91,6 +91,9 @@ def image_frames(
 
 
 def _cv2() -> Any:
+    # OpenCV's own warnings (a missing camera, a backend it tried) would precede our one
+    # line naming the problem; the caller reports what went wrong.
+    os.environ.setdefault("OPENCV_LOG_LEVEL", "OFF")
     try:
         import cv2
     except ImportError:
@@ -136,8 +139,11 @@ def video_frames(
 def camera_frames(index: int, capture: Any = None) -> Iterator[SourceFrame]:
     """Frames of V4L2 camera `index` (`camera:N`, /dev/videoN) as it captures them. A
     camera that stops delivering (unplugged) ends the stream with SourceError."""
-    cv2 = _cv2()
     name = f"camera:{index}"
+    if capture is None and not Path(f"/dev/video{index}").exists():
+        raise SourceError(f"{name}: no /dev/video{index} (no such camera; `ls /dev/video*` "
+                          "lists the cameras there are)")  # fmt: skip
+    cv2 = _cv2()
     if capture is None:
         capture = cv2.VideoCapture(index, cv2.CAP_V4L2)
     try:
