@@ -28,8 +28,8 @@ def test_run_with_random_input_prints_summary_and_metrics(ds_cnn_program: str) -
     assert out.returncode == 0, out.stderr
     text = out.stdout
     assert "No input provided, using random data." in text
-    assert "HW/conv_0-dense_5 (Hardware)" in text and "Floor power (mW): 91" in text
-    for key in ("inference_frames: 1", "inference_clk: ", "program_clk: "):
+    assert "HW/conv_0-dense_5 (Hardware)" in text and "mW average over" in text
+    for key in ("Frames: 1 in 1 call(s)", "inference_clk ", "program_clk "):
         assert key in text
     assert "1000.00 fps" not in text
 
@@ -48,8 +48,10 @@ def test_run_json_with_npy_input(ds_cnn_program: str, tmp_path) -> None:
         stats["fps"] == pytest.approx(60 / stats["elapsed_s"])
         and stats["fps"] < stats["device_fps"]
     )
-    assert stats["floor_power_mw"] > 900 and stats["power_mw"]["avg"] > stats["floor_power_mw"]
-    assert stats["energy_mj_per_frame"] > 0
+    run = data["device_run"]  # this run's device counters: power over the board's busy time
+    assert run["frames"] == 60 and run["inference_clk"] == stats["inference_clk"]
+    assert 900 < run["power_mw"] < 1500 and run["energy_mj_per_frame"] > 0
+    assert run["energy_mj_per_frame"] == pytest.approx(run["power_mw"] * run["board_s"] / 60)
     assert data["device"]["simulated"] is True and data["model"]["sequences"][0]["nps"] == 65
 
 
