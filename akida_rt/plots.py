@@ -53,8 +53,12 @@ def mesh(model: Any, spec: Any, path: str) -> int:
     hw = [s for s in model.sequences if s.backend.value == "Hardware"]
     if not hw:
         raise InputError("--plot: no sequence runs on the NP mesh (map onto a device first)")
-    cols = max(n.ident.col for n in spec.nps)
-    rows = max(n.ident.row for n in spec.nps)
+    # The NPs the description lists, and any a program binary places elsewhere (akida's
+    # compiler numbers AKD1000's nodes its own way: docs/program-binary.md).
+    placed = {n for s in hw for p in s.plan.placements if p.np_type != "HRC" for n in p.nps}
+    idents = list(dict.fromkeys([n.ident for n in spec.nps] + sorted(placed)))
+    cols = max(i.col for i in idents)
+    rows = max(i.row for i in idents)
     fig, axes = plt.subplots(1, len(hw), figsize=(4.5 * len(hw) + 2, 5), squeeze=False)
     cmap = plt.get_cmap("tab20")
     layer_names = [p.layer for s in hw for p in s.plan.placements if p.np_type != "HRC"]
@@ -62,8 +66,7 @@ def mesh(model: Any, spec: Any, path: str) -> int:
     coloured = 0
     for ax, seq in zip(axes[0], hw, strict=True):
         owner = {n: p.layer for p in seq.plan.placements if p.np_type != "HRC" for n in p.nps}
-        for np_ in spec.nps:
-            i = np_.ident
+        for i in idents:
             x = (i.col - 1) * 2 + i.id % 2 + NP_GAP / 2
             y = (rows - i.row) * 2 + (1 - i.id // 2) + NP_GAP / 2
             layer = owner.get(i)
@@ -84,7 +87,7 @@ def mesh(model: Any, spec: Any, path: str) -> int:
     handles = [plt.Line2D([], [], marker="s", ls="", ms=5, color=c, label=n)
                for n, c in colours.items()]  # fmt: skip
     fig.legend(handles=handles, loc="center right", fontsize=8, frameon=False)
-    fig.suptitle(f"{model.name} on {spec.name}: {coloured} of {len(spec.nps)} NPs used")
+    fig.suptitle(f"{model.name} on {spec.name}: {coloured} of {len(idents)} NPs used")
     fig.subplots_adjust(right=0.8)
     fig.savefig(path, dpi=100)
     plt.close(fig)

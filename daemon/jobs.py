@@ -44,7 +44,7 @@ class JobOwner(Protocol):
 
 # A request of more frames runs a chunk at a time, going back to its queue between chunks:
 # others wait for one chunk, not for millions of frames (128 MiB of 6x6 images)
-RUN_CHUNK_FRAMES = 4096
+RUN_CHUNK_FRAMES = 1024
 _LOCK = threading.Lock()  # held for a few assignments per settle: one for every job
 
 

@@ -57,7 +57,7 @@ def test_fits_wait_their_turn_behind_a_priority_client(tmp_path) -> None:
         assert not errors, errors
         p99 = float(np.percentile(times, 99))
         # a forward waits for the one fit running at most, never for the 6 queued
-        assert p99 < 3 * one_fit + 0.5, f"p99 {p99 * 1e3:.0f} ms, one fit {one_fit * 1e3:.0f} ms"
+        assert p99 < 5 * one_fit + 1.0, f"p99 {p99 * 1e3:.0f} ms, one fit {one_fit * 1e3:.0f} ms"
 
 
 def test_a_fit_past_max_fit_frames_is_refused_in_one_line(tmp_path) -> None:

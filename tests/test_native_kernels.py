@@ -228,7 +228,8 @@ def test_zoo_models_run_as_with_the_numpy_steps(monkeypatch, build):
     )
     engine = integer.Engine(model.layers)
     assert engine.run(x).tobytes() == got.tobytes()
-    assert np.array_equal(engine.counts, ours.counts)
+    # every count but the last column, the host time spent in the layer (not a count)
+    assert np.array_equal(engine.counts[:, :-1], ours.counts[:, :-1])
 
 
 @pytest.mark.parametrize("seed", range(4))

@@ -42,25 +42,9 @@ __all__ = ["Client", "Collected", "RemoteModel"]
 
 
 class Client(Connection):
-    """A connection to akidad.
-
-    Before it sends anything, the client checks that the socket's directory could not
-    have been planted by another user and that the process serving it is root, this
-    user, or the system service's user (ipc.trusted_server_uids).
-
-    A remote daemon (`akida+tls://HOST:PORT`, `akidad --listen`) is reached over mutual
-    TLS 1.3 instead: the server must hold a certificate for HOST signed by `ca`, and this
-    client presents `cert`; tensors then travel in the frames (memfds cannot cross hosts).
-
-    Args:
-        path: the daemon socket; default $AKIDA_SOCKET, the user daemon, or the system one;
-            or `akida+tls://HOST:PORT`.
-        name: shown in `akida top`.
-        priority: 0..7; a client with priority p gets 2**p shares of a busy device.
-        timeout: default per-request deadline in seconds.
-        retry_s: how long to keep reconnecting when the daemon is gone (0: do not retry).
-        cert, key, ca: this client's certificate and key, and the CA of the daemon's
-            certificate (PEM files), for `akida+tls://`.
+    """A connection to akidad (trust checks, TLS, framing and retry are `Connection`'s,
+    whose arguments it takes) and the requests made over it: load, infer, pipelined
+    submit/collect, learning, stored state and statistics.
     """
 
     def __init__(
