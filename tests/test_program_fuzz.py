@@ -151,6 +151,8 @@ def _slots(msg: Message) -> list[tuple[Message, Any]]:
 def _int_range(fd: Any) -> tuple[int, int]:
     if fd.type in (fd.TYPE_UINT32, fd.TYPE_FIXED32):
         return U32
+    if fd.type in (fd.TYPE_UINT64, fd.TYPE_FIXED64):
+        return 0, 2**64 - 1
     if fd.type in (fd.TYPE_INT64, fd.TYPE_SINT64, fd.TYPE_SFIXED64):
         return I64
     return I32  # int32 and (open) enums
