@@ -91,7 +91,7 @@ _C2 = frozenset({NpType.CNP1, NpType.CNP2})
 _F3 = frozenset({NpType.CNP1, NpType.FNP3})
 _F2 = frozenset({NpType.CNP1, NpType.FNP2})
 # AKD1000's nodes (col, row) and the kinds of their NPs 0..3, as akida.AKD1000().mesh
-# lists them (tests/test_hardware_spec.py compares every NP). Node (3, 1) holds the two
+# lists them (tests/test_akd1000_layout.py compares every NP). Node (3, 1) holds the two
 # DMAs on NPs 0 and 1, so it offers only NPs 2 and 3.
 _AKD1000_COMPUTE = (_F3, _C2, _C2, _C2)
 _AKD1000_NODES: tuple[tuple[int, int, tuple[frozenset[NpType], ...]], ...] = (
