@@ -333,7 +333,7 @@ def _fnp_layer(
         variables["act_step"] = (1.0 / scales).astype(np.float32)
     layer = V1Layer(
         "FullyConnected", (x, y, c), units, weights_bits=wb, input_bits=r["INPUT_BITS"],
-        activation=act, act_bits=r["ACT_BITS"] if act else 0, variables=variables,
+        activation=act, act_bits=r["ACT_BITS"], variables=variables,
         nps=[s.ident for s in nps],
     )  # fmt: skip
     return layer, learning
