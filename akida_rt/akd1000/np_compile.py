@@ -128,6 +128,15 @@ def _conv_out(n: int, layer: V1Layer) -> int:
     return -(-n // layer.pool_stride) if layer.pool == "max" else n
 
 
+def _pool_pad(n: int, layer: V1Layer) -> int:
+    """Max pooling's "same" padding over `n` inputs' convolution outputs: the columns the
+    last pooling window hangs over the edge."""
+    if layer.pool != "max":
+        return 0
+    conv, size, stride = -(-n // layer.stride), layer.pool_size, layer.pool_stride
+    return max((-(-conv // stride) - 1) * stride + size - conv, 0)
+
+
 def _cnp(s: NpState, layer: V1Layer, index: int, slot: NpSlot, n_nps: int) -> None:
     r = s.registers
     x, y, c = layer.input_shape
@@ -154,6 +163,7 @@ def _cnp(s: NpState, layer: V1Layer, index: int, slot: NpSlot, n_nps: int) -> No
         OUTPUT_START=x0 // layer.stride // pool_stride, POOL_SIZE=pool_size,
         POOL_STRIDE=pool_stride, GLOBAL_AVG=layer.pool == "average",
         FILTER_GROUPS=-(-n // 8),
+        POOL_PAD_X=_pool_pad(w, layer), POOL_PAD_Y=_pool_pad(y, layer),
     )  # fmt: skip
     lo, hi = slot.first_filter, slot.first_filter + n
     if sep:
@@ -181,9 +191,9 @@ def _cnp(s: NpState, layer: V1Layer, index: int, slot: NpSlot, n_nps: int) -> No
 
 def pointwise_halves(n: int, wb: int) -> int:
     """Payload halves per input channel a separable NP's pointwise weights get (its
-    SEPARABLE_MODE): whole groups of 8 filters packed floor(50 / wb) to a half, and one
-    more half for a last, partial group (the filters stay packed from half 0)."""
-    per_half = sram_layout.HALF // wb
+    SEPARABLE_MODE): whole groups of 8 filters packed 48 / wb to a half, and one more
+    half for a last, partial group (the filters stay packed from half 0)."""
+    per_half = weight_maps.PW_HALF_BITS // wb
     return -(-(n // 8 * 8) // per_half) + (n % 8 > 0)
 
 

@@ -121,6 +121,8 @@ CNP = _table(
         RegField("POOL_STRIDE", 27, 4, 4, "max pooling stride (1 with no pooling)"),
         RegField("GLOBAL_AVG", 27, 8, 1, "global average pooling"),
         # measured while building np_compile (docs/program-binary.md, "Derived words")
+        RegField("POOL_PAD_X", 27, 12, 2, "max pooling's padding after the edge, dims[0]"),
+        RegField("POOL_PAD_Y", 27, 14, 2, "max pooling's padding after the edge, dims[1]"),
         RegField("INPUT_WORDS", 4, 0, 16, "input words: ROW_WORDS x INPUT_Y"),
         RegField("INPUT_WORDS_ON", 4, 31, 1, "always 1"),
         RegField("STRIDE_ODD_X", 9, 28, 1, "stride 2 on an odd input dims[0]"),
