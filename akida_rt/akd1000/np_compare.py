@@ -12,7 +12,7 @@ from akida_rt.akd1000 import np_registers as regs
 from akida_rt.akd1000.np_state import MeshState, NpState
 from akida_rt.akd1000.packets import PacketType
 
-MEMORY_NAMES = {
+MEMORY_NAMES: dict[int, str] = {
     PacketType.CNP_FILTER: "filter SRAM",
     PacketType.CNP_THRESHOLD: "threshold SRAM",
     PacketType.FNP_WEIGHTS: "weights",

@@ -18,9 +18,8 @@ from akida_rt.akd1000 import np_registers as regs
 from akida_rt.akd1000 import sram_layout, weight_maps
 from akida_rt.akd1000.decode import STEP_SCALE, THRESHOLD_BITS, V1Layer
 from akida_rt.akd1000.np_placement import NpSlot, Placement
-from akida_rt.akd1000.np_state import REGISTER_WORDS, MeshState, NpState
+from akida_rt.akd1000.np_state import MeshState, NpState
 from akida_rt.akd1000.packets import PacketType
-from akida_rt.errors import ProgramFormatError
 
 HRC_THRESHOLD_BITS = 24  # HRC thresholds are sign-extended to 24 bits
 HRC_SRAM_START = 40  # HRC SRAM packets start at word 40 of a bank
@@ -270,4 +269,3 @@ def _same_pads(n: int, layer: V1Layer) -> int:
     out = -(-n // layer.stride)
     total = max((out - 1) * layer.stride + layer.kernel - n, 0)
     return (total - total // 2) << 4 | total // 2
-

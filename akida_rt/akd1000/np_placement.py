@@ -45,7 +45,9 @@ class NpSlot:
 Placement = dict[int, list[NpSlot]]
 
 
-def placement_from(program: ProgramBinary, state: MeshState, layers: Sequence[V1Layer]) -> Placement:
+def placement_from(
+    program: ProgramBinary, state: MeshState, layers: Sequence[V1Layer]
+) -> Placement:
     """The placement of `layers` (decode_mesh's layers of `program`, input layer first)
     that BrainChip's compiler chose, read from the NP registers in `state`."""
     fnp2 = {(t.np.col, t.np.row, t.np.id) for t in program.info.fnp2_tracks()}

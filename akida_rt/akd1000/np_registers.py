@@ -218,37 +218,23 @@ FNP3_WORD1 = 0x01500070  # word 1 of an FNP3 (KIND 0x70, bits 22-16 0x150)
 FNP2_WORD1 = 0x00700070  # word 1 of an FNP2
 FNP2_WORD49 = 0x00020301  # word 49 of an FNP2 (0 on FNP3s)
 
-# Words seen but not explained (constant, derived from fields above, or routing).
+# Words whose value np_compile reproduces but whose meaning is not known: constants, or
+# values that follow a fact without naming a parameter.
 UNEXPLAINED = {
     "CNP": {
-        4: "bit 31 set; bits 15-0 = input words (dims0*dims1*C*bits/32, 1-bit rounds up)",
-        6: "0x04040000 always",
-        9: "non-zero with stride 2 on odd input sizes (padding of the strided grid)",
-        10: "copy of word 8 (input dims)",
-        11: "bits 11-0 input dims[0]; bits 19-12 CHANNEL_BLOCKS (0 for separable)",
-        12: "0x52000000 always",
-        13: "0x10 always",
-        22: "separable: bits 31-16 grow with depthwise SRAM size",
-        27: "bits 15-12: max-pool padding at the right/bottom edges (odd sizes)",
-        28: "input row words: bits 15-0 dims[1]*C*bits/32 (even), bits 31-16 half that",
-        29: "0x10000 always",
-        37: "0xff000000 always",
-        44: "0xff080000 on CNPs",
-        45: "routing to the next layer (bits 25-24 follow the layer index)",
-        46: "routing",
-        47: "routing",
+        6: "0x04040000 always (also on FNPs)",
+        12: "0x52000000 always (also on FNPs)",
+        13: "0x10 always (also on FNPs)",
+        37: "0xff000000 always (also on FNPs)",
+        44: "0x06080001 on a program's last layer, else 0xff080000 (also on FNPs)",
     },
     "FNP": {
-        1: "bits 7-0 KIND; bits 22-16 0x150 (FNP3), 0x70 (FNP2), 0x40 on some CNPs",
-        11: "bits 19-12 vary with the input shape, not explained",
-        14: "bit 31 set (bits 15-0 are INPUT_CHUNKS)",
-        44: "0x06080001 on FNPs",
-        45: "routing",
+        1: "bits 22-16: 0x150 on an FNP3, 0x70 on an FNP2 (FNP3_WORD1, FNP2_WORD1)",
+        49: "0x20301 on an FNP2, 0 on an FNP3",
     },
     "HRC": {
-        4: "0x10 always",
-        11: "padding amounts, a nibble per side",
-        0: "1, written last (starts the HRC)",
+        4: "0x10 with an InputConvolutional (bit 8: it is the program's last layer), "
+        "0x1 when the program's input is not the HRC's",
     },
 }
 
