@@ -35,32 +35,45 @@ from tests.metatf_models import N_MODELS, random_model, random_weights, v1_zoo  
 KNOWN_GAPS: dict[str, str] = {}
 
 
-def _probe(shape: tuple[int, int, int], hidden: Any) -> Any:
+def _probe(shape: tuple[int, int, int], *hidden: Any, bits: int = 4) -> Any:
     m = akida.Model()
-    m.add(akida.InputData(input_shape=shape, input_bits=4))
-    m.add(hidden)
+    m.add(akida.InputData(input_shape=shape, input_bits=bits))
+    for layer in hidden:
+        m.add(layer)
     m.add(akida.FullyConnected(units=4, weights_bits=4, act_bits=4))
     random_weights(m, np.random.default_rng(0))
     return m
 
 
+def _conv(k: int, filters: int, bits: int = 4, stride: int = 1, **kw: Any) -> Any:
+    return akida.Convolutional(kernel_size=(k, k), filters=filters, weights_bits=bits,
+                               act_bits=bits, kernel_stride=(stride, stride), **kw)  # fmt: skip
+
+
+def _sep(filters: int, bits: int = 4, stride: int = 1) -> Any:
+    return akida.SeparableConvolutional(kernel_size=(3, 3), filters=filters, weights_bits=bits,
+                                        act_bits=bits, kernel_stride=(stride, stride))  # fmt: skip
+
+
 def _probes() -> dict[str, Any]:
-    """Models that vary one parameter the derived words depend on."""
+    """Models that vary one parameter a derived word depends on (mapped Minimal)."""
     out = {}
     for x, y, size, stride in [(9, 9, 2, 2), (9, 8, 2, 2), (8, 9, 2, 1)]:
         pool = dict(pool_size=(size, size), pool_stride=(stride, stride),
                     pool_type=akida.PoolType.Max)  # fmt: skip
-        conv = akida.Convolutional(kernel_size=(3, 3), filters=8, weights_bits=4, act_bits=4,
-                                   **pool)  # fmt: skip
-        out[f"maxpool {x}x{y} {size}/{stride}"] = _probe((x, y, 8), conv)
+        out[f"maxpool {x}x{y} {size}/{stride}"] = _probe((x, y, 8), _conv(3, 8, **pool))
     for x, y, c in [(25, 25, 66), (25, 25, 67), (24, 28, 64)]:  # 5375, 5450, 5376 words
-        conv = akida.Convolutional(kernel_size=(3, 3), filters=8, weights_bits=4, act_bits=4)
-        out[f"input words {x}x{y}x{c}"] = _probe((x, y, c), conv)
+        out[f"input words {x}x{y}x{c}"] = _probe((x, y, c), _conv(3, 8))
     for wb in (2, 4):
         for f in (9, 17, 36, 50):
-            sep = akida.SeparableConvolutional(kernel_size=(3, 3), filters=f, weights_bits=wb,
-                                               act_bits=4)  # fmt: skip
-            out[f"separable {f} filters {wb}-bit"] = _probe((8, 8, 8), sep)
+            out[f"separable {f} filters {wb}-bit"] = _probe((8, 8, 8), _sep(f, wb))
+    # filter-SRAM rows per channel: whole groups of 8 filters at 1 and 2 bits
+    out["conv 7x7 4/2/1-bit"] = _probe((20, 20, 8), _conv(7, 40), _conv(7, 20, 2), _conv(7, 20, 1))
+    out["conv 3x3 2-bit 20 filters"] = _probe((12, 12, 2), _conv(3, 20, 2))
+    # wide inputs in stripes: odd size and stride 2, 1x1, 2-bit separable stride 2
+    out["wide 63x61 stride 2"] = _probe((63, 61, 16), _conv(3, 16, stride=2))
+    out["wide 96x96 1x1"] = _probe((96, 96, 16), _conv(1, 16))
+    out["wide 96x96 2-bit separable stride 2"] = _probe((96, 96, 16), _sep(16, 2, 2), bits=2)
     return out
 
 
