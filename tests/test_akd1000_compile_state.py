@@ -74,6 +74,13 @@ def _probes() -> dict[str, Any]:
     out["wide 63x61 stride 2"] = _probe((63, 61, 16), _conv(3, 16, stride=2))
     out["wide 96x96 1x1"] = _probe((96, 96, 16), _conv(1, 16))
     out["wide 96x96 2-bit separable stride 2"] = _probe((96, 96, 16), _sep(16, 2, 2), bits=2)
+    # a last Conv2D without activation: potentials out, its act_steps stay on the chip
+    m = _probe((12, 12, 8), _conv(3, 8))
+    m.pop_layer()
+    m.add(akida.Convolutional(kernel_size=(3, 3), filters=6, weights_bits=4, activation=False))
+    m.layers[-1].set_variable("weights", np.ones((3, 3, 8, 6), np.int8))
+    m.layers[-1].set_variable("act_step", np.array([2, 3, 0.5, 1, 1, 7], np.float32))
+    out["conv without activation"] = m
     return out
 
 

@@ -113,8 +113,10 @@ def _threshold_words(layer: V1Layer, lo: int, n: int, bits: int = THRESHOLD_BITS
         st = np.asarray(layer.variables["act_step"], np.float64).ravel()[lo : lo + n]
         words[:, 0] = th & ((1 << bits) - 1)
         words[:, 1] = np.floor(st * STEP_SCALE).astype(np.int64)
-    else:
+    else:  # potentials out: the lowest threshold; the act_step stays (1.0 when unknown)
         words[:, 0] = NO_ACTIVATION_THRESHOLD & ((1 << bits) - 1)
+        st = np.asarray(layer.variables.get("act_step", np.ones(lo + n)), np.float64)
+        words[:, 1] = np.floor(st.ravel()[lo : lo + n] * STEP_SCALE).astype(np.int64)
     return words.ravel()
 
 
@@ -151,7 +153,7 @@ def _cnp(s: NpState, layer: V1Layer, index: int, slot: NpSlot, n_nps: int) -> No
     regs.CNP["LARGE_INPUT"].put(r, row_words * y > LARGE_INPUT_WORDS)
     pool_size, pool_stride = (layer.pool_size, layer.pool_stride) if layer.pool == "max" else (1, 1)
     _fields(
-        r, regs.CNP, LAYER=index, LAYER_NPS=n_nps, ACTIVATION=1,
+        r, regs.CNP, LAYER=index, LAYER_NPS=n_nps, ACTIVATION=layer.activation,
         ACT_BITS=layer.act_bits if layer.activation else 1, INPUT_BITS=layer.input_bits,
         INPUT_X=w, INPUT_Y=y, STRIPE_HALO=before, STRIPE_START=x0 - before,
         INPUT_X_2=before + w + after, INPUT_Y_2=y, ROW_X=-(-w // 4) * 4, ROW_BYTES=row_bytes,
@@ -220,7 +222,7 @@ def _fnp(s: NpState, layer: V1Layer, index: int, slot: NpSlot, n_nps: int,
     meta = words.reshape(n, per) if n else np.zeros((0, per), np.uint32)
     pairs = _threshold_words(layer, lo, n).reshape(n, 2)
     meta[:, 0] = pairs[:, 0] if act else FNP_NO_ACTIVATION
-    meta[:, 1] = pairs[:, 1]
+    meta[:, 1] = pairs[:, 1] if act else 0
     if learning is not None:
         classes = np.asarray(learning["classes"], np.int64)[lo:hi]
         meta[:, 1] |= ((classes + 1) << 20).astype(np.uint32)
