@@ -279,8 +279,8 @@ def _cnp_layer(all_nps: list[NpState], shape: tuple[int, int, int]) -> V1Layer:
         pool, size, stride = "max", r["POOL_SIZE"], r["POOL_STRIDE"]
     kind = "SeparableConvolutional" if sep else "Convolutional"
     act = not outputs_potentials(r["ACT_BITS"], variables["threshold"])
-    if not act:
-        variables = {k: v for k, v in variables.items() if k not in ("threshold", "act_step")}
+    if not act:  # the threshold is the program's output_shift; act_step stays on the chip
+        variables = {k: v for k, v in variables.items() if k != "threshold"}
     return V1Layer(
         kind, (x, y, c), nf, k, r["STRIDE"], "same", 0, pool, size, stride, wb,
         r["INPUT_BITS"], act, r["ACT_BITS"] if act else 0, variables,
@@ -333,7 +333,7 @@ def _fnp_layer(
         variables["act_step"] = (1.0 / scales).astype(np.float32)
     layer = V1Layer(
         "FullyConnected", (x, y, c), units, weights_bits=wb, input_bits=r["INPUT_BITS"],
-        activation=act, act_bits=r["ACT_BITS"] if act else 0, variables=variables,
+        activation=act, act_bits=r["ACT_BITS"], variables=variables,
         nps=[s.ident for s in nps],
     )  # fmt: skip
     return layer, learning
