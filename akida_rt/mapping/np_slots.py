@@ -7,6 +7,7 @@ akd1000 Placement that np_compile.np_state_for programs.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 from akida_rt.akd1000.np_placement import NpSlot
@@ -72,5 +73,5 @@ def _stripes(layer: Layer, nx: int) -> list[tuple[int, int] | None]:
     assert layer.input_shape is not None
     x = layer.input_shape[0]
     step = layer.stride * (layer.pool_stride if layer.pooling is Pooling.Max else 1)
-    width = -(-(-(-x // nx)) // step) * step
+    width = math.ceil(math.ceil(x / nx) / step) * step
     return [(t * width, min(width, x - t * width)) for t in range(nx)]
