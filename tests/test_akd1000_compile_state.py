@@ -83,6 +83,14 @@ def _probes() -> dict[str, Any]:
     out["wide 63x61 stride 2"] = _probe((63, 61, 16), _conv(3, 16, stride=2))
     out["wide 96x96 1x1"] = _probe((96, 96, 16), _conv(1, 16))
     out["wide 96x96 2-bit separable stride 2"] = _probe((96, 96, 16), _sep(16, 2, 2), bits=2)
+    # tall inputs in bands of rows too, tiles x-major (akida 2.19.3 on these shapes; rows
+    # of whole bytes per channel decide 48x200 as 3x3 and 33x100 as 4 stripes)
+    out["tall 24x300 in 6 bands"] = _probe((24, 300, 64), _conv(3, 16))
+    out["tall 64x200 in 4x3 tiles"] = _probe((64, 200, 64), _conv(3, 16))
+    out["tall 48x200 in 3x3 tiles"] = _probe((48, 200, 64), _conv(3, 16))
+    out["tall 40x300 stride 2"] = _probe((40, 300, 32), _conv(3, 16, stride=2))
+    out["wide 33x100 4 stripes"] = _probe((33, 100, 64), _conv(3, 16))
+    out["wide 64x64 7x7 in 2x2 tiles"] = _probe((64, 64, 64), _conv(7, 16))
     # a last Conv2D without activation: potentials out, its act_steps stay on the chip
     m = _probe((12, 12, 8), _conv(3, 8))
     m.pop_layer()
@@ -102,6 +110,9 @@ def _models() -> dict[str, tuple[Any, str]]:
             models[f"{name} {mode}"] = (v1_zoo(getattr(zoo, name)(), n=1)[0], mode)
     models["learning FNP3"] = (learning_model(), "AllNps")
     models.update({k: (m, "Minimal") for k, m in _probes().items()})
+    # AllNps on a wide input: filter groups within each stripe (7 groups of 10 by 5 stripes)
+    models["wide 100x100 AllNps"] = (_probe((100, 100, 32), _conv(3, 64, stride=2), _sep(200)),
+                                     "AllNps")  # fmt: skip
     return models
 
 

@@ -34,6 +34,13 @@ def _chunk(size: int, parts: int, step: int) -> int | None:
     return c if (parts - 1) * c < size else None
 
 
+def tile_cuts(size: int, parts: int, step: int) -> list[tuple[int, int]]:
+    """(first position, positions) of each of `parts` tiles of a `size`-long axis, cut as
+    tiling() cuts it."""
+    length = _chunk(size, parts, step) or size
+    return [(t * length, min(length, size - t * length)) for t in range(parts)]
+
+
 def tiling(layer: Layer, input_bytes_per_np: int) -> Tiling | None:
     """The fewest tiles whose input (with the kernel's halo on each cut side) fits one NP.
 

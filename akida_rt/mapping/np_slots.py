@@ -1,5 +1,5 @@
-"""Per-NP slots of a mapped sequence: each NP's share of its layer's filters and, on wide
-inputs, its stripe of input columns, as BrainChip's compiler assigns them.
+"""Per-NP slots of a mapped sequence: each NP's share of its layer's filters and, on large
+inputs, its stripe of input columns and band of rows, as BrainChip's compiler assigns them.
 
 `placement_for(plan, layers, spec)` turns our mapper's NP ids per layer into the
 akd1000 Placement that np_compile.np_state_for programs.
@@ -7,7 +7,6 @@ akd1000 Placement that np_compile.np_state_for programs.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 
 from akida_rt.akd1000.np_placement import NpSlot
@@ -56,22 +55,22 @@ def layer_slots(
     tiles = np_memory.tiling(layer, spec.np_input_bytes) or np_memory.Tiling(1, 1)
     groups = max(1, len(nps) // tiles.tiles)
     split = np_memory.filter_split(layer.filters, groups)
-    stripes = _stripes(layer, tiles.nx)
+    stripes, rows = _cuts(layer, tiles.nx, 0), _cuts(layer, tiles.ny, 1)
     slots = []
     for i, n in enumerate(nps):
-        # NPs run over input tiles (stripes of the first axis, then of the second), the
-        # filter groups innermost
+        # NPs run over input tiles (stripes of the first axis, bands of the second within
+        # each stripe), the filter groups innermost
         tile, g = divmod(i, groups)
-        slots.append(NpSlot(_ident(n), sum(split[:g]), split[g], stripes[tile // tiles.ny]))
+        x, y = divmod(tile, tiles.ny)
+        slots.append(NpSlot(_ident(n), sum(split[:g]), split[g], stripes[x], rows=rows[y]))
     return slots
 
 
-def _stripes(layer: Layer, nx: int) -> list[tuple[int, int] | None]:
-    """(first input column, columns) of each of `nx` stripes (None: one NP, whole input)."""
-    if nx == 1:
+def _cuts(layer: Layer, parts: int, axis: int) -> list[tuple[int, int] | None]:
+    """(first input position, positions) of each of `parts` tiles of input axis `axis`
+    (None: the NP sees the whole axis)."""
+    if parts == 1:
         return [None]
     assert layer.input_shape is not None
-    x = layer.input_shape[0]
     step = layer.stride * (layer.pool_stride if layer.pooling is Pooling.Max else 1)
-    width = math.ceil(math.ceil(x / nx) / step) * step
-    return [(t * width, min(width, x - t * width)) for t in range(nx)]
+    return list(np_memory.tile_cuts(layer.input_shape[axis], parts, step))
