@@ -91,6 +91,10 @@ def _probes() -> dict[str, Any]:
     out["tall 40x300 stride 2"] = _probe((40, 300, 32), _conv(3, 16, stride=2))
     out["wide 33x100 4 stripes"] = _probe((33, 100, 64), _conv(3, 16))
     out["wide 64x64 7x7 in 2x2 tiles"] = _probe((64, 64, 64), _conv(7, 16))
+    pool = dict(pool_size=(2, 2), pool_stride=(2, 2), pool_type=akida.PoolType.Max)
+    out["tall 40x120 pooled in 2x2 tiles"] = _probe(
+        (40, 120, 64), _conv(3, 16, **pool), _conv(3, 8)
+    )
     # a last Conv2D without activation: potentials out, its act_steps stay on the chip
     m = _probe((12, 12, 8), _conv(3, 8))
     m.pop_layer()
