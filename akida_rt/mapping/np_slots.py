@@ -12,16 +12,27 @@ from collections.abc import Sequence
 from akida_rt.akd1000.np_placement import NpSlot
 from akida_rt.akd1000.np_placement import Placement as NpPlacement
 from akida_rt.akd1000.np_state import HRC_ID
+from akida_rt.errors import MappingError
 from akida_rt.format.layers import Layer, LayerType, Pooling
 from akida_rt.mapping import np_memory
 from akida_rt.mapping.hardware import DeviceSpec, NpId, NpType
-from akida_rt.mapping.mapper import SequencePlan
+from akida_rt.mapping.mapper import Backend, SequencePlan
 
 
 def placement_for(plan: SequencePlan, layers: Sequence[Layer], spec: DeviceSpec) -> NpPlacement:
     """The NP slots of hardware sequence `plan` (layers: the model's, by name), keyed as
     decode_mesh numbers the program's layers: 0 the input layer (InputData or the HRC's
-    InputConvolutional), then each layer on NPs in order."""
+    InputConvolutional), then each layer on NPs in order.
+
+    Raises:
+        MappingError: `plan` runs in software or in several passes (HwPr; BrainChip's
+            AKD1000 programs have one).
+    """
+    if plan.backend is not Backend.Hardware or plan.passes != 1:
+        raise MappingError(
+            f"{plan.name}: per-NP placement is for a hardware sequence of one pass, not "
+            f"{plan.backend.value} with {plan.passes} pass(es); map in AllNps or Minimal"
+        )
     by_name = {layer.name: layer for layer in layers}
     out: NpPlacement = {}
     index = 0
