@@ -26,7 +26,7 @@ class NpPool:
         # For a demand of type t, an NP's rank: those with the fewest other capabilities
         # first, then those whose other capabilities the mesh has most of, then mesh order
         # (akida.AKD1000(): convolutions take CNP1-only NPs, then CNP2, FNP3 and FNP2 NPs).
-        self._rank = {
+        rank = {
             (np_.ident, t): (
                 len(np_.types) - 1,
                 -min((counts[o] for o in np_.types if o is not t), default=0),
@@ -35,9 +35,13 @@ class NpPool:
             for i, np_ in enumerate(spec.nps)
             for t in np_.types
         }
+        self._order = {
+            t: sorted((n.ident for n in spec.nps if t in n.types), key=lambda i: rank[i, t])
+            for t in NpType
+        }
 
     def _fits(self, free: dict[NpId, frozenset[NpType]], t: NpType) -> list[NpId]:
-        return sorted((i for i, ty in free.items() if t in ty), key=lambda i: self._rank[i, t])
+        return [i for i in self._order[t] if i in free]
 
     def assign(self, demands: list[tuple[NpType, int]]) -> list[list[NpId]] | None:
         """NP ids for each (type, count) demand, in the order they were handed out, or None
@@ -60,11 +64,18 @@ class NpPool:
         return [r if r is not None else [] for r in result]
 
     def available(self, demands: list[tuple[NpType, int]], t: NpType) -> int:
-        """How many NPs of type t remain once `demands` are served."""
-        for n in range(len(self.spec.nps), -1, -1):
-            if self.assign([*demands, (t, n)]) is not None:
-                return n
-        return 0
+        """How many NPs of type t remain once `demands` are served: a bisection, as
+        serving fewer NPs of t never leaves less for the demands served after it."""
+        if self.assign([*demands, (t, 0)]) is None:
+            return 0
+        lo, hi = 0, len(self.spec.nps)
+        while lo < hi:
+            mid = (lo + hi + 1) // 2
+            if self.assign([*demands, (t, mid)]) is None:
+                hi = mid - 1
+            else:
+                lo = mid
+        return lo
 
 
 def demands(needs: Iterable[LayerNeed]) -> list[tuple[NpType, int]]:
