@@ -81,7 +81,7 @@ CNP = _table(
     [
         RegField("LAYER", 3, 24, 8, "index of the layer in its program (the HRC layer is 0)"),
         RegField("LAYER_NPS", 3, 16, 8, "NPs the layer is spread over"),
-        RegField("ACTIVATION", 3, 15, 1, "activation on (0 on a CNP sending potentials)"),
+        RegField("ACTIVATION", 3, 15, 1, "activation on (clear: the NP sends potentials)"),
         RegField("ACT_BITS", 3, 12, 2, "activation bits (log2)", _pow2, _log2),
         RegField("CONV_WEIGHTS_4BIT", 3, 3, 1, "Conv2D with 4-bit weights"),
         RegField("SEPARABLE", 3, 2, 1, "SeparableConv2D"),

@@ -131,6 +131,8 @@ def _resources(layer: Layer, spec: DeviceSpec, max_filters: int) -> LayerNeed:
         need.np_type = NpType.HRC
         if spec.hrc is None:
             need.hw_reason = f"{spec.name} has no HRC for input convolutions"
+        elif why := v1_rules.hrc_step_violation(layer):
+            need.hw_reason = why
         return need
     if t is LayerType.FullyConnected:
         on_chip = np_memory.fc_weight_bytes(layer) <= spec.np_weight_bytes
@@ -360,7 +362,7 @@ def _map_at(
                 "FullyConnected layer or a layer in software)"
             )
     for need in needs:  # akida refuses the model, hw_only or not, in every mode
-        on_np = need.hw_ok and need.np_type not in (None, NpType.HRC)
+        on_np = need.hw_ok and need.np_type is not None
         if on_np and (broken := v1_rules.register_violation(need.layer)):
             raise MappingError(
                 f"{need.layer.name} cannot be mapped on {spec.name}: {broken} (BrainChip's "
