@@ -62,7 +62,7 @@ class Controller:
         client = Client(self._next_client, pid, uid, gid)
         self._next_client += 1
         self.clients[client.client_id] = client
-        self.scheduler.weights[client.client_id] = 1.0
+        self.scheduler.join(client.client_id, uid)  # the tenant is the uid it acts as
         return client
 
     def disconnect(self, client: Client) -> None:
@@ -321,6 +321,11 @@ class Controller:
                 }
                 for c in self.clients.values()
                 if everyone or c.uid == viewer.uid  # type: ignore[union-attr]
+            ],
+            "tenants": [
+                {"uid": uid, "clients": n, "frames": frames, "device_s": round(busy, 6)}
+                for uid, (frames, busy, n) in sorted(self.scheduler.tenant_usage().items())
+                if everyone or uid == viewer.uid  # type: ignore[union-attr]
             ],
             "sessions": len(self.sessions),
             "outstanding": self.scheduler.outstanding(),
