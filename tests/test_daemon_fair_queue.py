@@ -6,6 +6,7 @@ is kept for a tenant once its last client has gone.
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections import Counter
 
@@ -50,7 +51,7 @@ def test_a_tenant_with_four_clients_gets_what_a_tenant_with_one_gets() -> None:
     assert set(per_client.values()) == {5}, per_client
     # Strictly alternating between the tenants, one frame each (no run of two).
     tenants = [j.tenant for j in served]
-    assert all(a != b for a, b in zip(tenants, tenants[1:], strict=False)), tenants
+    assert all(a != b for a, b in itertools.pairwise(tenants)), tenants
 
 
 def test_priority_orders_a_tenants_own_clients_but_buys_nothing_against_others() -> None:
