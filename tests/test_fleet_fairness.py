@@ -139,3 +139,31 @@ def test_a_share_reallocated_frees_the_tenant_it_replaced_even_across_a_restart(
     assert (users / "0" / "host").read_bytes() == b"root's own"  # a host user: untouched
     assert (stranger / "weights").exists()  # never a tenant here: untouched
     assert fresh1 != uid1
+
+
+def test_a_tenant_file_missing_or_untrusted_for_a_while_retires_no_one(short: Path) -> None:
+    from akida_rt.daemon.store import StateStore
+    from akida_rt.daemon.tenant_ledger import TenantLedger
+    from akida_rt.daemon.tenant_sockets import TenantSockets
+
+    tenants = Tenants(short / "tenants")
+    folder, uid = tenants.assign("b::0")
+    sockets = TenantSockets(short / "tenants", lambda s, f: None, lambda s: None)
+    store = StateStore(short / "state")
+    ledger = TenantLedger(store, connected=lambda u: False)
+    try:
+        assert ledger.observe(sockets.scan() or {}) == []
+        store.put(uid, "weights", b"learned")
+        (folder / "tenant").chmod(0o666)  # untrusted: no socket, but nothing known either
+        assert ledger.observe(sockets.scan() or {}) == []
+        (folder / "tenant").unlink()
+        assert ledger.observe(sockets.scan() or {}) == []
+        assert store.get(uid, "weights") == b"learned"
+        # A ledger that cannot be read is started afresh, with a warning, not trusted.
+        (short / "state" / "tenants.json").write_text("{not json")
+        assert TenantLedger(store, connected=lambda u: False).folders == {}
+        shutil.rmtree(folder)  # the share is gone: its last tenant is freed
+        assert ledger.observe(sockets.scan() or {}) == [uid]
+        assert store.get(uid, "weights") is None
+    finally:
+        sockets.close()
