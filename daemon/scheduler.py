@@ -1,6 +1,7 @@
 """The scheduler: a queue and a worker thread per device, fair between tenants and then
-weighted-fair between a tenant's clients (fair_queue.py), batching queued requests for the same program into one forward (so a chain-loaded model
-runs each sequence over the whole batch), spreading independent work across devices.
+weighted-fair between a tenant's clients (fair_queue.py), batching queued requests for
+the same program into one forward (so a chain-loaded model runs each sequence over the
+whole batch), spreading independent work across devices.
 
 One path for every request: the event loop queues a job and wakes the device's worker;
 only workers touch devices (runs, resets, stats, releases), so a hung board stalls its
