@@ -11,6 +11,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -59,12 +60,20 @@ def _books(admin: Client) -> dict[str, dict[int, float]]:
     return out
 
 
+def _metrics(log: str) -> str:
+    marker = "Prometheus metrics at http://"
+    line = next(x for x in log.splitlines() if marker in x)
+    port = int(line.split(marker, 1)[1].split("/", 1)[0].rsplit(":", 1)[1])
+    return urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+
+
 def test_a_pod_flooding_from_four_processes_gets_half_the_board_not_four_fifths(
     short: Path,
 ) -> None:
     tenants = Tenants(short / "tenants")
     (folder_a, uid_a), (folder_b, uid_b) = tenants.assign("b::0"), tenants.assign("b::1")
-    with Akidad(short, "--tenant-dir", str(short / "tenants"), "--simulated", "1") as daemon:
+    args = ("--tenant-dir", str(short / "tenants"), "--simulated", "1", "--metrics", "127.0.0.1:0")
+    with Akidad(short, *args) as daemon:
         for folder in (folder_a, folder_b):
             _wait((folder / "akida.sock").exists, 5, daemon.log())
         procs = [_flooder(folder_a / "akida.sock", f"a{i}") for i in range(4)]
@@ -80,6 +89,7 @@ def test_a_pod_flooding_from_four_processes_gets_half_the_board_not_four_fifths(
                       - sum(before["frames"].values()) >= WINDOW_FRAMES, 60, "the window")  # fmt: skip
                 after, span = _books(admin), time.monotonic() - start
                 clients = admin.stats()["clients"]
+                metrics = _metrics(daemon.log())
         finally:
             for proc in procs:
                 proc.terminate()
@@ -94,6 +104,8 @@ def test_a_pod_flooding_from_four_processes_gets_half_the_board_not_four_fifths(
     assert 0.4 <= share["device_s"] <= 0.6, share
     assert 0.35 <= share["answered"] <= 0.65, share  # answers trail runs by a batch
     assert sum(c["uid"] == uid_a for c in clients) == 4
+    assert f'akida_tenant_clients{{tenant="{uid_a}"}} 4.0' in metrics
+    assert f'akida_tenant_frames_total{{tenant="{uid_b}"}}' in metrics
     assert all(s["errors"] == 0 and s["frames"] > 0 for s in summaries), summaries
 
 
@@ -110,10 +122,11 @@ def test_a_share_reallocated_frees_the_tenant_it_replaced_even_across_a_restart(
             _wait((folder / "akida.sock").exists, 5, daemon.log())
         with Client(daemon.socket) as admin:
             admin.put_state("host", b"root's own")
-        with Client(folder1 / "akida.sock") as pod1:
-            pod1.put_state("weights", b"learned by pod 1")
         pod0 = Client(folder0 / "akida.sock")
         pod0.put_state("weights", b"learned by pod 0")
+        with Client(folder1 / "akida.sock") as pod1:
+            pod1.put_state("weights", b"learned by pod 1")
+            assert [t["uid"] for t in pod1.stats()["tenants"]] == [uid1]  # its own only
         stranger.mkdir()
         (stranger / "weights").write_bytes(b"not a tenant of this directory")
         assert (users / str(uid0) / "weights").exists()
