@@ -33,6 +33,7 @@ class Code(Enum):
     PLANES = "planes"  # two bits: +1 in the positive plane, -1 in the negative plane
     PLANE = "plane"  # one bit: the weight (0 or 1)
     MAG_PLANES = "mag_planes"  # FNP 4-bit: 3 magnitude planes for v > 0, 3 for v < 0
+    UNSIGNED = "unsigned"  # an unsigned number of `bits` bits (thresholds' act_step x 16)
 
 
 @dataclass(frozen=True)
@@ -68,6 +69,7 @@ def serial(payload: np.ndarray) -> np.ndarray:
 
 def _bits_at(words: np.ndarray, at: np.ndarray, width: int, rows: bool) -> np.ndarray:
     w = np.asarray(words, np.uint32).astype(np.uint64)
+    at = np.asarray(at, np.int64)
     out = np.zeros(at.shape, np.int64)
     for i in range(width):
         pos = serial(at + i) if rows else at + i
@@ -88,9 +90,19 @@ def _put_bits(
         np.bitwise_or.at(words, pos // 32, bit << (pos % 32).astype(np.uint32))
 
 
+def _dtype(layout: Layout) -> type:
+    """int8 for weights; int64 for wider values (thresholds, act_step x 16, counts)."""
+    if layout.code is Code.UNSIGNED or (layout.code is Code.TWOS and layout.bits > 8):
+        return np.int64
+    return np.int8
+
+
 def gather(words: np.ndarray, layout: Layout) -> np.ndarray:
-    """The weights `layout` places in `words` (int8, the shape of layout.at)."""
+    """The values `layout` places in `words` (the shape of layout.at; int8 for weights,
+    int64 for values wider than 8 bits)."""
     at, code = layout.at, layout.code
+    if code is Code.UNSIGNED:
+        return _bits_at(words, at, layout.bits, layout.rows).astype(_dtype(layout))
     if code is Code.PLANE:
         return _bits_at(words, at, 1, layout.rows).astype(np.int8)
     if code is Code.PLANES:
@@ -103,7 +115,8 @@ def gather(words: np.ndarray, layout: Layout) -> np.ndarray:
         return np.where(v & 8, mag, -mag).astype(np.int8)
     if code is Code.TWOS:
         v = _bits_at(words, at, layout.bits, layout.rows)
-        return np.where(v >= 1 << (layout.bits - 1), v - (1 << layout.bits), v).astype(np.int8)
+        signed = np.where(v >= 1 << (layout.bits - 1), v - (1 << layout.bits), v)
+        return signed.astype(_dtype(layout))
     if code is Code.MAG_PLANES:
         pos = np.zeros(at.shape, np.int64)
         neg = np.zeros(at.shape, np.int64)
@@ -126,7 +139,7 @@ def scatter(weights: np.ndarray, layout: Layout, words: np.ndarray | None = None
         _put_bits(out, at + layout.other, 1, (w < 0).astype(np.int64), layout.rows)
     elif code is Code.SIGN_MAG4:
         _put_bits(out, at, 4, np.abs(w) | np.where(w > 0, 8, 0), layout.rows)
-    elif code is Code.TWOS:
+    elif code in (Code.TWOS, Code.UNSIGNED):
         _put_bits(out, at, layout.bits, w & ((1 << layout.bits) - 1), layout.rows)
     elif code is Code.MAG_PLANES:
         for i in range(layout.bits):
@@ -139,3 +152,22 @@ def scatter(weights: np.ndarray, layout: Layout, words: np.ndarray | None = None
                 layout.rows,
             )
     return out
+
+
+def covered(layout: Layout, words: int | None = None) -> np.ndarray:
+    """The bits of the memory `layout` writes (ones), as `words` words (layout.words when
+    None): what `gather` reads. The rest of a memory is carried raw (np_memories)."""
+    n = max(layout.words, words or 0)
+    out = np.zeros(n, np.uint32)
+    ones = np.full(np.shape(layout.at), -1, np.int64)
+    if layout.code is Code.MAG_PLANES:
+        for i in range(layout.bits):
+            _put_bits(out, layout.at + i * layout.plane_step, 1, ones, layout.rows)
+            _put_bits(out, layout.at + layout.other + i * layout.plane_step, 1, ones, layout.rows)
+    elif layout.code is Code.PLANES:
+        _put_bits(out, layout.at, 1, ones, layout.rows)
+        _put_bits(out, layout.at + layout.other, 1, ones, layout.rows)
+    else:
+        width = {Code.PLANE: 1, Code.SIGN_MAG4: 4}.get(layout.code, layout.bits)
+        _put_bits(out, layout.at, width, ones, layout.rows)
+    return out if words is None else out[:words]
