@@ -67,27 +67,43 @@ def serial(payload: np.ndarray) -> np.ndarray:
     return row * BLOCK_BITS + b + np.where(b >= HALF, HALF_GAP, 0)
 
 
+def _positions(at: np.ndarray, width: int, rows: bool) -> np.ndarray:
+    """Bit offsets in memory of bits 0..width-1 of each value (last axis: the bit)."""
+    bits = np.asarray(at, np.int64)[..., None] + np.arange(width)
+    return serial(bits) if rows else bits
+
+
+def _one_word(at: np.ndarray, width: int, rows: bool) -> bool:
+    """Whether every value lies within one 32-bit word (read and written whole)."""
+    return not rows and bool(np.all(np.asarray(at) % 32 + width <= 32))
+
+
 def _bits_at(words: np.ndarray, at: np.ndarray, width: int, rows: bool) -> np.ndarray:
     w = np.asarray(words, np.uint32).astype(np.uint64)
     at = np.asarray(at, np.int64)
-    out = np.zeros(at.shape, np.int64)
-    for i in range(width):
-        pos = serial(at + i) if rows else at + i
-        if pos.size and int(pos.max()) >= 32 * w.size:
-            raise ProgramFormatError(
-                f"a weight at bit {int(pos.max())} lies past the {w.size}-word memory"
-            )
-        out |= ((w[pos // 32] >> (pos % 32).astype(np.uint64)) & 1).astype(np.int64) << i
-    return out
+    top = int(at.max(initial=-1)) + width - 1
+    if at.size and (serial(top) if rows else top) >= 32 * w.size:
+        raise ProgramFormatError(f"a value at bit {top} lies past the {w.size}-word memory")
+    if _one_word(at, width, rows):
+        mask = np.uint64((1 << width) - 1)
+        return ((w[at // 32] >> (at % 32).astype(np.uint64)) & mask).astype(np.int64)
+    pos = _positions(at, width, rows)
+    bits = (w[pos // 32] >> (pos % 32).astype(np.uint64)) & np.uint64(1)
+    return (bits.astype(np.int64) << np.arange(width)).sum(axis=-1)
 
 
 def _put_bits(
     words: np.ndarray, at: np.ndarray, width: int, values: np.ndarray, rows: bool
 ) -> None:
-    for i in range(width):
-        pos = (serial(at + i) if rows else at + i).ravel()
-        bit = ((np.asarray(values).ravel() >> i) & 1).astype(np.uint32)
-        np.bitwise_or.at(words, pos // 32, bit << (pos % 32).astype(np.uint32))
+    at = np.asarray(at, np.int64)
+    v = np.broadcast_to(np.asarray(values, np.int64), at.shape)
+    if _one_word(at, width, rows):
+        field = (v & ((1 << width) - 1)).astype(np.uint64) << (at % 32).astype(np.uint64)
+        np.bitwise_or.at(words, (at // 32).ravel(), field.astype(np.uint32).ravel())
+        return
+    pos = _positions(at, width, rows)
+    bit = ((v[..., None] >> np.arange(width)) & 1).astype(np.uint32)
+    np.bitwise_or.at(words, (pos // 32).ravel(), (bit << (pos % 32).astype(np.uint32)).ravel())
 
 
 def _dtype(layout: Layout) -> type:
