@@ -113,6 +113,14 @@ CNP = _table(
         RegField("SEPARABLE_MODE", 20, 0, 4, "separable: 1 with one filter per NP, else 2"),
         RegField("FILTERS_1BIT", 21, 16, 16, "Conv2D, 1-bit weights, k > 1: filters in this NP"),
         RegField("FILTERS_NBIT", 21, 0, 16, "Conv2D, 2/4-bit weights, k > 1: filters in this NP"),
+        RegField(
+            "STRIPE_OUTPUT_START",
+            24,
+            16,
+            12,
+            "wide inputs: the stripe's first output column, (STRIPE_START + halo) / stride / "
+            "pool stride",
+        ),
         RegField("OUTPUT_X", 25, 16, 16, "output dims[0] after max pooling"),
         RegField("OUTPUT_Y", 25, 0, 16, "output dims[1] after max pooling"),
         RegField("NP_FILTERS", 26, 16, 16, "filters in this NP"),
@@ -173,37 +181,49 @@ HRC = _table(
 )
 HRC_THRESHOLD_BANK = 1 << 31
 
-# Words seen but not explained (constant, derived from fields above, or routing).
+# Register words with bits no field names, as seen in every program of the conformance
+# suite and the zoo (tests/test_akd1000_encode.py checks that no other word has any):
+# constants, values derived from fields above, or routing. `unpack` carries them raw.
 UNEXPLAINED = {
     "CNP": {
+        1: "bit 22 on CNPs of large layers (AkidaNet's first layers)",
         4: "bit 31 set; bits 15-0 = input words (dims0*dims1*C*bits/32, 1-bit rounds up)",
         6: "0x04040000 always",
-        9: "non-zero with stride 2 on odd input sizes (padding of the strided grid)",
-        10: "copy of word 8 (input dims)",
-        11: "bits 11-0 input dims[0]; bits 19-12 CHANNEL_BLOCKS (0 for separable)",
+        9: "bits 28 and 12: set with stride 2 on odd input sizes (padding of the strided grid)",
+        10: "word 8's bits 27-0 on 1136 of 1187 NPs seen; differs on the others",
+        11: "bits 11-0: 0x4, 0x8, 0x10, 0x14, ...; not explained",
         12: "0x52000000 always",
         13: "0x10 always",
-        22: "separable: bits 31-16 grow with depthwise SRAM size",
-        27: "bits 15-12: max-pool padding at the right/bottom edges (odd sizes)",
+        20: "bit 4 on separable NPs of 256 filters",
+        22: "separable: bits 31-16 grow with the depthwise SRAM size",
         28: "input row words: bits 15-0 dims[1]*C*bits/32 (even), bits 31-16 half that",
-        29: "0x10000 always",
+        29: "0x10000 mostly; 0x40000, 0x80000, 0x100000 on some layers",
         37: "0xff000000 always",
-        44: "0xff080000 on CNPs",
+        44: "0x06080001 on the program's last layer, else 0xff080000",
         45: "routing to the next layer (bits 25-24 follow the layer index)",
         46: "routing",
         47: "routing",
     },
     "FNP": {
-        1: "bits 7-0 KIND; bits 22-16 0x150 (FNP3), 0x70 (FNP2), 0x40 on some CNPs",
-        11: "bits 19-12 vary with the input shape, not explained",
+        1: "bits 24-20: 0x15 on every FNP3, 0x7 on every FNP2",
+        6: "0x04040000 always",
+        11: "bits 19-12 vary with the input shape",
+        12: "0x52000000 always",
+        13: "0x10 always",
         14: "bit 31 set (bits 15-0 are INPUT_CHUNKS)",
-        44: "0x06080001 on FNPs",
+        17: "bit 20 set on every FNP3, clear on every FNP2",
+        37: "0xff000000 always",
+        44: "0x06080001 on a program's last layer, else 0xff080000",
         45: "routing",
+        46: "routing",
+        47: "routing",
+        49: "0x20301 on every FNP2, 0 on FNP3s",
     },
     "HRC": {
-        4: "0x10 always",
+        4: "0x1, 0x10 or 0x110",
+        8: "bits 13 and 21: set with valid padding",
+        10: "bytes 1 and 2: the padding value again",
         11: "padding amounts, a nibble per side",
-        0: "1, written last (starts the HRC)",
     },
 }
 
