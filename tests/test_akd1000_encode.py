@@ -20,12 +20,8 @@ akida = pytest.importorskip("akida")
 from akida_rt.tools.metatf_export import program_binaries  # noqa: E402
 
 from akida_rt.akd1000 import np_registers  # noqa: E402
-from akida_rt.akd1000.decode import decode_program, io_of  # noqa: E402
-from akida_rt.akd1000.np_memories import (  # noqa: E402
-    decode_memories,
-    encode_memories,
-    mesh_memories,
-)
+from akida_rt.akd1000.decode import decode_program, io_of, mesh_memories  # noqa: E402
+from akida_rt.akd1000.np_memories import decode_memories, encode_memories  # noqa: E402
 from akida_rt.akd1000.np_state import NpState, ProgramState  # noqa: E402
 from akida_rt.akd1000.packets import encode_track, parse_track  # noqa: E402
 from akida_rt.akd1000.program_binary import SIZE_WORD, ProgramBinary  # noqa: E402

@@ -15,8 +15,7 @@ import numpy as np
 
 from akida_rt.akd1000 import np_registers as regs
 from akida_rt.akd1000 import weight_maps
-from akida_rt.akd1000.decode import IoInfo, decode_mesh
-from akida_rt.akd1000.np_state import MeshState, NpState
+from akida_rt.akd1000.np_state import NpState
 from akida_rt.akd1000.packets import PacketType
 from akida_rt.akd1000.sram_layout import Code, Layout, covered, gather, scatter
 from akida_rt.errors import ProgramFormatError
@@ -149,54 +148,50 @@ def _memory(s: NpState, key: MemKey) -> np.ndarray:
 
 
 def decode_memories(s: NpState, input_shape: tuple[int, int, int]) -> NpMemories:
-    """The values NP `s` holds; `input_shape` is its layer's input (x, y, C)."""
+    """The values NP `s` holds; `input_shape` is its layer's input (x, y, C). A memory
+    shorter than its layouts need is refused (ProgramFormatError naming the NP)."""
     kind = np_kind(s)
-    parts = _parts(s, kind, input_shape, _sizes(s))
     out = NpMemories(kind, input_shape)
-    for key, plist in parts.items():
+    for key, plist in _parts(s, kind, input_shape, _sizes(s)).items():
         mem = _memory(s, key)
-        n = max([mem.size, *(layout.words for _, layout, _ in plist)])
-        buf = np.zeros(n, np.uint32)
-        buf[: mem.size] = mem
-        mask = np.zeros(n, np.uint32)
+        need = max(layout.words for _, layout, _ in plist)
+        if mem.size < need:
+            raise ProgramFormatError(
+                f"NP {s.ident}: memory {_name(key)} holds {mem.size} words, its {kind} "
+                f"layout needs {need}: the program is truncated or corrupted; re-map the model"
+            )
+        mask = np.zeros(mem.size, np.uint32)
         for name, layout, sel in plist:
-            try:
-                v = gather(buf, layout)
-            except ProgramFormatError as e:
-                raise ProgramFormatError(f"NP {s.ident} memory {key}: {e}") from None
-            mask |= covered(layout, n)
+            v = gather(mem, layout)
+            mask |= covered(layout, mem.size)
             if sel is None:
                 out.values[name] = v
             else:
                 full = out.values.setdefault(name, np.zeros(sel.shape, v.dtype))
                 full[sel] = v
-        out.raw[key] = (buf & ~mask)[: mem.size]
+        out.raw[key] = mem & ~mask
     return out
 
 
 def encode_memories(mem: NpMemories, s: NpState) -> None:
     """Write the values of `mem` into NP `s`'s memories (its registers, set first, give
-    the layouts); each memory keeps the size and raw bits of `mem.raw`."""
+    the layouts); each memory keeps the raw bits and length of `mem.raw` (a memory not in
+    `mem.raw` gets the length its layouts need)."""
     parts = _parts(s, mem.kind, mem.input_shape, {k: v.size for k, v in mem.raw.items()})
     for key, plist in parts.items():
         raw = mem.raw.get(key, np.zeros(0, np.uint32))
-        n = max([raw.size, *(layout.words for _, layout, _ in plist)])
-        buf = np.zeros(n, np.uint32)
+        buf = np.zeros(max([raw.size, *(layout.words for _, layout, _ in plist)]), np.uint32)
         buf[: raw.size] = raw
         for name, layout, sel in plist:
             v = np.asarray(mem.values[name])
             scatter(v if sel is None else v[sel], layout, buf)
-        words = buf[: raw.size] if raw.size else buf
         if key[0] == "bank":
-            s.hrc_banks[int(key[1])] = words
+            s.hrc_banks[int(key[1])] = buf  # type: ignore[call-overload]
         else:
-            s.memories[(int(key[0]), int(key[1]))] = words  # type: ignore[call-overload]
+            s.memories[(int(key[0]), int(key[1]))] = buf  # type: ignore[call-overload]
 
 
-def mesh_memories(state: MeshState, io: IoInfo) -> dict[tuple[int, int, int], NpMemories]:
-    """The values of every programmed NP of `state` (input shapes from decode_mesh)."""
-    out = {}
-    for layer in decode_mesh(state, io).layers:
-        for ident in layer.nps:
-            out[ident] = decode_memories(state.nps[ident], layer.input_shape)
-    return out
+def _name(key: MemKey) -> str:
+    if key[0] == "bank":
+        return f"HRC bank {int(key[1]):#x}"  # type: ignore[call-overload]
+    return f"type {key[0]} at {key[1]}"
