@@ -258,3 +258,35 @@ def test_an_edited_program_runs_on_brainchips_engine_as_our_engine_runs_the_edit
     np.testing.assert_array_equal(expected, model.forward(x))  # akida agrees
     run = run_engine(chip.Akd1000Chip(serial="EDITED1"), [state.to_bytes()], x)
     np.testing.assert_array_equal(run.outputs.reshape(expected.shape), expected)
+
+
+@st.composite
+def _register_edit(draw: st.DrawFn) -> tuple[str, str, int]:
+    kind = draw(st.sampled_from(np_registers.KINDS))
+    name = draw(st.sampled_from(sorted(np_registers.table_of(kind))))
+    f = np_registers.table_of(kind)[name]
+    return kind, name, f.decode(draw(st.integers(0, (1 << f.width) - 1)))
+
+
+@settings(max_examples=60, deadline=None)
+@given(edit=_register_edit())
+def test_a_register_field_set_by_value_packs_to_words_that_unpack_to_it(edit) -> None:
+    """Any field of a real NP's registers set to any value it can hold: the packed words
+    read back that value, every other field and every raw bit unchanged."""
+    kind, name, value = edit
+    s = _real_nps()[kind]
+    before = np_registers.unpack(kind, s.registers)
+    after = np_registers.unpack(kind, np_registers.pack(before.replace(**{name: value})))
+    assert after.fields == {**before.fields, name: value}
+    assert after.raw == before.raw
+
+
+@functools.cache
+def _real_nps() -> dict[str, NpState]:
+    """One NP of each kind from the DS-CNN program (HRC, CNPs, an FNP)."""
+    state = ProgramState.from_bytes(next(iter(programs("ds_cnn_kws").values())))
+    out = {}
+    for s in state.mesh.nps.values():
+        if s.registers.any():
+            out.setdefault(np_registers.kind_of(s.registers, s.is_hrc), s)
+    return out

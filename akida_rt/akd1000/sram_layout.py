@@ -82,8 +82,9 @@ def _bits_at(words: np.ndarray, at: np.ndarray, width: int, rows: bool) -> np.nd
     w = np.asarray(words, np.uint32).astype(np.uint64)
     at = np.asarray(at, np.int64)
     top = int(at.max(initial=-1)) + width - 1
-    if at.size and (serial(top) if rows else top) >= 32 * w.size:
-        raise ProgramFormatError(f"a value at bit {top} lies past the {w.size}-word memory")
+    last = int(serial(np.array(top))) if rows else top
+    if at.size and last >= 32 * w.size:
+        raise ProgramFormatError(f"a value at bit {last} lies past the {w.size}-word memory")
     if _one_word(at, width, rows):
         mask = np.uint64((1 << width) - 1)
         return ((w[at // 32] >> (at % 32).astype(np.uint64)) & mask).astype(np.int64)
