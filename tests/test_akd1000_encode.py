@@ -19,10 +19,15 @@ akida = pytest.importorskip("akida")
 
 from akida_rt.tools.metatf_export import program_binaries  # noqa: E402
 
-from akida_rt.akd1000 import np_registers  # noqa: E402
+from akida_rt.akd1000 import np_registers, packet_plan  # noqa: E402
 from akida_rt.akd1000.decode import decode_program, io_of, mesh_memories  # noqa: E402
 from akida_rt.akd1000.np_memories import decode_memories, encode_memories  # noqa: E402
-from akida_rt.akd1000.np_state import NpState, ProgramState  # noqa: E402
+from akida_rt.akd1000.np_state import (  # noqa: E402
+    NpState,
+    ProgramPlan,
+    ProgramState,
+    RecordPlan,
+)
 from akida_rt.akd1000.packets import encode_track, parse_track  # noqa: E402
 from akida_rt.akd1000.program_binary import SIZE_WORD, ProgramBinary  # noqa: E402
 from akida_rt.akd1000.program_data import build_program_data  # noqa: E402
@@ -290,3 +295,36 @@ def _real_nps() -> dict[str, NpState]:
         if s.registers.any():
             out.setdefault(np_registers.kind_of(s.registers, s.is_hrc), s)
     return out
+
+
+def _standard_plan(state: ProgramState) -> ProgramPlan:
+    """The plan packet_plan builds from the NP state alone, given each track's NP order."""
+    hrc = state.mesh.hrc
+    passes = []
+    for records in state.plan.passes:
+        out = []
+        for r in records:
+            (track,) = r.tracks
+            if track and track[0].hrc and hrc is not None:
+                if track[0].start == 4:
+                    t = packet_plan.hrc_setup_slots(hrc.ident[0], hrc.ident[1], hrc.registers,
+                                                    bool(hrc.hrc_banks))  # fmt: skip
+                else:
+                    t = packet_plan.hrc_layer_slots(hrc)
+            else:
+                order = list(dict.fromkeys(s.idents[0] for s in track))
+                nps = [state.mesh.nps[i] for i in order]
+                t = packet_plan.layer_slots(nps, ddr_weights=r.fnp2 is not None)
+            out.append(RecordPlan((t,), r.fnp2))
+        passes.append(tuple(out))
+    return ProgramPlan(tuple(passes), state.plan.learn)
+
+
+@pytest.mark.parametrize("group", GROUPS)
+def test_the_standard_packet_plan_encodes_brainchips_bytes(group: str) -> None:
+    """packet_plan's packets for every NP, HRC setup and HRC layer, in each track's NP
+    order, give BrainChip's exact program: the plan a compiler can build."""
+    for name, buf in programs(group).items():
+        state = ProgramState.from_bytes(buf)
+        state.plan = _standard_plan(state)
+        assert state.to_bytes() == buf, name
