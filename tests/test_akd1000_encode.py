@@ -51,8 +51,8 @@ def programs(group: str) -> dict[str, bytes]:
     elif group == "learning":
         models = {"learning": (learning_model(), "AllNps")}
     else:
-        build = getattr(zoo, group)
-        models = {f"{group} {m}": (v1_zoo(build(), n=1)[0], m) for m in ("AllNps", "Minimal")}
+        model = v1_zoo(getattr(zoo, group)(), n=1)[0]  # mapped once per mode
+        models = {f"{group} {m}": (model, m) for m in ("AllNps", "Minimal")}
     for name, (model, mode) in models.items():
         for i, p in enumerate(program_binaries(model, mode=mode)):
             if p is not None:
