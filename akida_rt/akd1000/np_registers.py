@@ -187,7 +187,7 @@ HRC_THRESHOLD_BANK = 1 << 31
 UNEXPLAINED = {
     "CNP": {
         1: "bit 22 on CNPs of large layers (AkidaNet's first layers)",
-        4: "bit 31 set; bits 15-0 = input words (dims0*dims1*C*bits/32, 1-bit rounds up)",
+        4: "bit 31 set; bits 15-0 = INPUT_Y x word 28 bits 15-0 (every CNP seen)",
         6: "0x04040000 always",
         9: "bits 28 and 12: set with stride 2 on odd input sizes (padding of the strided grid)",
         10: "word 8's bits 27-0 on 1136 of 1187 NPs seen; differs on the others",
@@ -196,7 +196,7 @@ UNEXPLAINED = {
         13: "0x10 always",
         20: "bit 4 on separable NPs of 256 filters",
         22: "separable: bits 31-16 grow with the depthwise SRAM size",
-        28: "input row words: bits 15-0 dims[1]*C*bits/32 (even), bits 31-16 half that",
+        28: "bits 15-0 and 31-16 vary with INPUT_X, channels and input bits",
         29: "0x10000 mostly; 0x40000, 0x80000, 0x100000 on some layers",
         37: "0xff000000 always",
         44: "0x06080001 on the program's last layer, else 0xff080000",
