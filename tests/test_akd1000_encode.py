@@ -153,6 +153,19 @@ def test_a_stripe_starts_its_output_where_its_input_starts() -> None:
     assert stripes >= 10
 
 
+def test_cnp_word_4_is_the_input_rows_times_word_28() -> None:
+    """The one relation measured between raw register words (docs/program-binary.md)."""
+    seen = 0
+    for buf in {**programs("suite"), **programs("ds_cnn_kws")}.values():
+        for s in ProgramState.from_bytes(buf).mesh.nps.values():
+            if s.is_hrc or not s.registers.any() or np_registers.kind_of(s.registers) != "CNP":
+                continue
+            y = np_registers.CNP["INPUT_Y"].get(s.registers)
+            assert int(s.registers[4]) == 1 << 31 | y * (int(s.registers[28]) & 0xFFFF)
+            seen += 1
+    assert seen > 100
+
+
 def test_only_the_hrc_protocol_writes_are_carried_as_differences() -> None:
     """What the packet plan does not take from the NP state: the HRC's load flag (word 8
     bit 0 while its SRAM is written) and start pulse (word 0 = 1, then 0)."""
