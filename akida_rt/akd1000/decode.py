@@ -22,7 +22,7 @@ from akida_rt.akd1000.np_state import MeshState, NpState, from_program
 from akida_rt.akd1000.program_binary import ProgramBinary
 from akida_rt.errors import ProgramFormatError
 
-THRESHOLD_BITS = 20  # thresholds are 20-bit two's complement on the chip
+THRESHOLD_BITS = 20  # CNP and FNP thresholds are 20-bit two's complement
 STEP_SCALE = 16  # act_step is held as act_step * 16
 
 
@@ -138,7 +138,7 @@ def decode_mesh(state: MeshState, io: IoInfo) -> DecodedProgram:
         shape = _output_shape(layers[-1])
         is_last = index == max(groups)
         if regs.KIND.get(nps[0].registers) == regs.CNP_KIND:
-            layers.append(_cnp_layer(nps, shape))
+            layers.append(_cnp_layer(nps, shape, io if is_last else None))
         else:
             layer, learning = _fnp_layer(nps, shape, io if is_last else None)
             layers.append(layer)
@@ -210,7 +210,9 @@ def _hrc_layer(s: NpState, io: IoInfo) -> V1Layer:
     )  # fmt: skip
 
 
-def _cnp_layer(all_nps: list[NpState], shape: tuple[int, int, int]) -> V1Layer:
+def _cnp_layer(
+    all_nps: list[NpState], shape: tuple[int, int, int], io: IoInfo | None = None
+) -> V1Layer:
     """A CNP layer: its filters spread over NPs (FIRST_FILTER, NP_FILTERS); on wide inputs
     several NPs hold the same filters for stripes of the input (INPUT_X is the stripe's),
     so one NP per FIRST_FILTER is read and the shape comes from the layer before."""
@@ -250,9 +252,15 @@ def _cnp_layer(all_nps: list[NpState], shape: tuple[int, int, int]) -> V1Layer:
     elif r["POOL_SIZE"] > 1:
         pool, size, stride = "max", r["POOL_SIZE"], r["POOL_STRIDE"]
     kind = "SeparableConvolutional" if sep else "Convolutional"
-    act = not outputs_potentials(r["ACT_BITS"], variables["threshold"])
+    # ACTIVATION clear: the NP sends its potentials (thresholds at -2^19, ACT_BITS the
+    # layer's act_bits, unused); the threshold is the program's output_shift, and the
+    # act_step stays on the chip (act_step x 16 in the threshold SRAM)
+    act = bool(r["ACTIVATION"])
     if not act:
-        variables = {k: v for k, v in variables.items() if k not in ("threshold", "act_step")}
+        step = variables["act_step"]
+        variables = {k: v for k, v in variables.items() if k != "threshold"}
+        variables.update(_output_registers(io, nf))
+        variables["act_step"] = step
     return V1Layer(
         kind, (x, y, c), nf, k, r["STRIDE"], "same", 0, pool, size, stride, wb,
         r["INPUT_BITS"], act, r["ACT_BITS"] if act else 0, variables,
@@ -260,10 +268,22 @@ def _cnp_layer(all_nps: list[NpState], shape: tuple[int, int, int]) -> V1Layer:
     )  # fmt: skip
 
 
+def _output_registers(io: IoInfo | None, units: int) -> dict[str, np.ndarray]:
+    """A last layer without activation: its threshold and act_step are the program's
+    output_shift and 1 / output_scales (none when `io` is not the program's)."""
+    if io is None or len(io.output_shift) != units:
+        return {}
+    scales = np.asarray(io.output_scales, np.float64)
+    return {
+        "threshold": np.asarray(io.output_shift, np.int32),
+        "act_step": (1.0 / scales).astype(np.float32),
+    }
+
+
 def outputs_potentials(act_bits: int, thresholds: np.ndarray) -> bool:
-    """Whether a CNP or HRC's activation settings are the program's "emit potentials":
-    1-bit activations with every threshold at the 20-bit minimum (what akida maps a layer
-    without activation to when its potentials leave the sequence)."""
+    """Whether the HRC's activation settings are the program's "emit potentials": 1-bit
+    activations with every threshold at -2^19 (a CNP has an ACTIVATION bit instead; an
+    HRC without activation never ends a hardware sequence in akida 2.19.3)."""
     low = -(1 << (THRESHOLD_BITS - 1))
     return act_bits == 1 and thresholds.size > 0 and bool(np.all(thresholds == low))
 
@@ -293,13 +313,11 @@ def _fnp_layer(
     if act:
         variables["threshold"] = joined("threshold").astype(np.int32)
         variables["act_step"] = (joined("act_step16") / STEP_SCALE).astype(np.float32)
-    elif io is not None and len(io.output_shift) == units:
-        variables["threshold"] = np.asarray(io.output_shift, np.int32)
-        scales = np.asarray(io.output_scales, np.float64)
-        variables["act_step"] = (1.0 / scales).astype(np.float32)
+    else:
+        variables.update(_output_registers(io, units))
     layer = V1Layer(
         "FullyConnected", (x, y, c), units, weights_bits=wb, input_bits=r["INPUT_BITS"],
-        activation=act, act_bits=r["ACT_BITS"] if act else 0, variables=variables,
+        activation=act, act_bits=r["ACT_BITS"], variables=variables,
         nps=[s.ident for s in nps],
     )  # fmt: skip
     return layer, learning
