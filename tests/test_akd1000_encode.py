@@ -20,8 +20,15 @@ akida = pytest.importorskip("akida")
 from akida_rt.tools.metatf_export import program_binaries  # noqa: E402
 
 from akida_rt.akd1000 import np_registers, packet_plan  # noqa: E402
-from akida_rt.akd1000.decode import decode_program, io_of, mesh_memories  # noqa: E402
+from akida_rt.akd1000.decode import (  # noqa: E402
+    decode_mesh,
+    decode_program,
+    io_of,
+    mesh_memories,
+)
+from akida_rt.akd1000.np_compile import np_state_for  # noqa: E402
 from akida_rt.akd1000.np_memories import decode_memories, encode_memories  # noqa: E402
+from akida_rt.akd1000.np_placement import placement_from  # noqa: E402
 from akida_rt.akd1000.np_state import (  # noqa: E402
     NpState,
     ProgramPlan,
@@ -291,8 +298,7 @@ def _standard_plan(state: ProgramState) -> ProgramPlan:
             (track,) = r.tracks
             if track and track[0].hrc and hrc is not None:
                 if track[0].start == 4:
-                    t = packet_plan.hrc_setup_slots(hrc.ident[0], hrc.ident[1], hrc.registers,
-                                                    bool(hrc.hrc_banks))  # fmt: skip
+                    t = packet_plan.hrc_setup_slots(hrc)
                 else:
                     t = packet_plan.hrc_layer_slots(hrc)
             else:
@@ -312,3 +318,19 @@ def test_the_standard_packet_plan_encodes_brainchips_bytes(group: str) -> None:
         state = ProgramState.from_bytes(buf)
         state.plan = _standard_plan(state)
         assert state.to_bytes() == buf, name
+
+
+@pytest.mark.parametrize("group", [g for g in GROUPS if g != "learning"])
+def test_np_state_compiled_from_layers_encodes_brainchips_binary(group: str) -> None:
+    """The whole way from v1 layers: each program decoded to layers and a placement,
+    np_compile's NP state for them, packet_plan's plan for that placement, encoded with
+    BrainChip's ProgramInfo (host side: track offsets are laid out anew): BrainChip's
+    exact bytes."""
+    for name, buf in programs(group).items():
+        program = ProgramBinary.from_bytes(buf, name)
+        theirs = ProgramState.from_program(program)
+        decoded = decode_mesh(theirs.mesh, io_of(program))
+        placement = placement_from(program, theirs.mesh, decoded.layers)
+        mesh = np_state_for(decoded.layers, placement, decoded.learning)
+        plan = packet_plan.program_plan(mesh, placement)
+        assert ProgramState(program.info, mesh, plan).to_bytes() == buf, name

@@ -10,14 +10,26 @@ from __future__ import annotations
 
 import numpy as np
 
+from akida_rt.akd1000.np_placement import Placement
 from akida_rt.akd1000.np_registers import HRC, HRC_THRESHOLD_BANK
-from akida_rt.akd1000.np_state import HRC_ID, NpState, PacketSlot, TrackPlan
+from akida_rt.akd1000.np_state import (
+    HRC_ID,
+    LearnPlan,
+    MeshState,
+    NpState,
+    PacketSlot,
+    ProgramPlan,
+    RecordPlan,
+    TrackPlan,
+)
 from akida_rt.akd1000.packets import PacketType
+from akida_rt.akd1000.program_info import NpIdent
 
 NP_REGISTER_WORDS = 50  # a CNP's or FNP's register packet
 HRC_SRAM_START = 40
 HRC_LAYER_WORDS = (8, 8)  # start and count of the HRC register packet sent first
 LOAD_FLAG = 1  # HRC register 8 bit 0: set while the HRC SRAM is written
+HRC_IDENT = (0, 0, HRC_ID)
 MEMORY_ORDER = (PacketType.CNP_FILTER, PacketType.CNP_THRESHOLD, PacketType.FNP_WEIGHTS)
 
 
@@ -41,11 +53,12 @@ def layer_slots(nps: list[NpState], ddr_weights: bool = False) -> TrackPlan:
     return tuple(slot for s in nps for slot in np_slots(s, ddr_weights))
 
 
-def hrc_setup_slots(col: int, row: int, registers: np.ndarray, used: bool) -> TrackPlan:
+def hrc_setup_slots(hrc: NpState) -> TrackPlan:
     """The HRC's first record: register 4, and register 64 (input channels) when the
-    HRC computes the first layer."""
+    HRC computes the first layer (its SRAM holds weights)."""
+    col, row, _ = hrc.ident
     slots = [PacketSlot(col, row, 0, True, PacketType.REGISTERS, 4, 1)]
-    if used:
+    if hrc.hrc_banks:
         word = HRC["INPUT_CHANNELS"].word
         slots.append(PacketSlot(col, row, 0, True, PacketType.REGISTERS, word, 1))
     return tuple(slots)
@@ -73,3 +86,25 @@ def hrc_layer_slots(s: NpState) -> TrackPlan:
                                 words - HRC_SRAM_START, bank=bank))  # fmt: skip
     slots += [reg(HRC_LAYER_WORDS[0], 1), reg(0, 1, diff=1), reg(0, 1)]
     return tuple(slots)
+
+
+def program_plan(
+    mesh: MeshState, placement: Placement, learn: LearnPlan | None = None
+) -> ProgramPlan:
+    """BrainChip's plan for one program: the HRC's setup record, then a record per placed
+    layer in order (the HRC layer's, or its NPs' packets in placement order; a layer on
+    an FNP2 names it for its DDR weights). `learn` is a learning layer's plan."""
+    hrc = mesh.nps.get(HRC_IDENT) or NpState(HRC_IDENT)
+    records = [RecordPlan((hrc_setup_slots(hrc),))]
+    for index in sorted(placement):
+        slots = placement[index]
+        if slots[0].ident[2] == HRC_ID:
+            records.append(RecordPlan((hrc_layer_slots(hrc),)))
+            continue
+        fnp2 = [s.ident for s in slots if s.fnp2]
+        if len(fnp2) > 1:
+            raise ValueError(f"layer {index} on {len(fnp2)} FNP2s: a record holds one")
+        nps = [mesh.nps[s.ident] for s in slots]
+        track = layer_slots(nps, ddr_weights=bool(fnp2))
+        records.append(RecordPlan((track,), NpIdent(*fnp2[0]) if fnp2 else None))
+    return ProgramPlan((tuple(records),), learn)
