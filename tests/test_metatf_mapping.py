@@ -162,12 +162,17 @@ def test_toolchain_models_map_as_brainchip(name: str, mode: str, tmp_path) -> No
      ("conv", 600000, 1.0, False), ("conv", 0, 70000.0, False), ("separable", 600000, 1.0, True),
      ("separable", 0, 70000.0, True), ("fc", 600000, 1.0, True), ("fc", 0, 70000.0, True),
      ("fc", 600000, 70000.0, False), ("input_conv", 600000, 70000.0, True),
+     ("input_conv", 2**23 - 1, 1.0, True), ("input_conv", 2**23, 1.0, True),
+     ("input_conv", -(2**23) - 1, 1.0, True), ("input_conv", 0, 1048575.9375, True),
+     ("input_conv", 0, 1048576.0, True), ("input_conv", 2**23, 2.0**21, True),
      ("pooled_conv", 600000, 70000.0, True)],
 )  # fmt: skip
 def test_register_ranges_as_brainchip(kind, threshold, act_step, act, hw_only) -> None:
     """A threshold outside 20 signed bits or an act_step of 65536 or more on an NP is
-    refused in every mode (a CNP checks the step without activation too); an HRC or a
-    layer in software is not checked (v1_rules.register_violation)."""
+    refused in every mode (a CNP checks the step without activation too), a threshold
+    outside 24 signed bits on the HRC too; an HRC act_step of 1048576 or more runs in
+    software (refused with hw_only), where nothing is checked
+    (v1_rules.register_violation, hrc_step_violation)."""
     _same_mapping(registers_probe(kind, threshold, act_step, act), hw_only=hw_only)
 
 

@@ -81,7 +81,7 @@ CNP = _table(
     [
         RegField("LAYER", 3, 24, 8, "index of the layer in its program (the HRC layer is 0)"),
         RegField("LAYER_NPS", 3, 16, 8, "NPs the layer is spread over"),
-        RegField("ACTIVATION", 3, 15, 1, "activation on (0 on a CNP sending potentials)"),
+        RegField("ACTIVATION", 3, 15, 1, "activation on (clear: the NP sends potentials)"),
         RegField("ACT_BITS", 3, 12, 2, "activation bits (log2)", _pow2, _log2),
         RegField("CONV_WEIGHTS_4BIT", 3, 3, 1, "Conv2D with 4-bit weights"),
         RegField("SEPARABLE", 3, 2, 1, "SeparableConv2D"),
@@ -249,7 +249,89 @@ UNEXPLAINED = {
     },
 }
 
+# Words with bits no field of the kind's table names, in the programs of the conformance
+# suite and the zoo (tests/test_akd1000_encode.py checks it): `unpack` carries those bits
+# raw. UNEXPLAINED's words, the CNP constants on FNPs too, and the HRC's derived words 8
+# (bits 13, 21), 10 (bytes 1-2) and 11 (padding per side), which np_compile computes.
+RAW_WORDS = {
+    "CNP": set(UNEXPLAINED["CNP"]),
+    "FNP": set(UNEXPLAINED["FNP"]) | set(UNEXPLAINED["CNP"]),
+    "HRC": set(UNEXPLAINED["HRC"]) | {8, 10, 11},
+}
+
 
 def read(table: dict[str, RegField], words: Sequence[int] | Any) -> dict[str, int]:
     """Every field of `table` in `words`."""
     return {name: f.get(words) for name, f in table.items()}
+
+
+# --- packing: register words <-> fields, with the bits no field names carried raw -----------
+KINDS = ("CNP", "FNP", "HRC")
+
+
+def table_of(kind: str) -> dict[str, RegField]:
+    """The fields of an NP of `kind` (CNP, FNP or HRC); CNP and FNP tables include KIND."""
+    if kind == "HRC":
+        return HRC
+    if kind not in KINDS:
+        raise ValueError(f"register kind {kind!r}: use one of {', '.join(KINDS)}")
+    return {KIND.name: KIND, **(CNP if kind == "CNP" else FNP), **ROUTE}
+
+
+def kind_of(words: Sequence[int] | Any, hrc: bool = False) -> str:
+    """CNP or FNP from word 1 (KIND), or HRC."""
+    if hrc:
+        return "HRC"
+    return "CNP" if KIND.get(words) == CNP_KIND else "FNP"
+
+
+@dataclass(frozen=True)
+class Registers:
+    """An NP's register words as named fields plus `raw`: per word, the bits no field of
+    the kind's table names (words whose unnamed bits are all zero are left out).
+
+    `pack` gives back the exact words `unpack` read: fields never overlap, and each
+    field's encode undoes its decode on every bit pattern."""
+
+    kind: str
+    fields: dict[str, int]
+    raw: dict[int, int]
+    size: int = 128
+
+    def replace(self, **fields: int) -> Registers:
+        """These registers with `fields` changed (names of the kind's table)."""
+        table = table_of(self.kind)
+        unknown = sorted(set(fields) - set(table))
+        if unknown:
+            raise ValueError(f"{self.kind} registers have no field {', '.join(unknown)}")
+        return Registers(self.kind, {**self.fields, **fields}, dict(self.raw), self.size)
+
+
+def covered_bits(kind: str) -> dict[int, int]:
+    """Per register word, the bits the fields of `kind` name."""
+    out: dict[int, int] = {}
+    for f in table_of(kind).values():
+        out[f.word] = out.get(f.word, 0) | f.mask
+    return out
+
+
+def unpack(kind: str, words: Sequence[int] | Any) -> Registers:
+    """The fields of register `words` of an NP of `kind`, and the unnamed bits raw."""
+    table = table_of(kind)
+    named = covered_bits(kind)
+    raw = {}
+    for i, w in enumerate(words):
+        rest = int(w) & ~named.get(i, 0) & 0xFFFFFFFF
+        if rest:
+            raw[i] = rest
+    return Registers(kind, {n: f.get(words) for n, f in table.items()}, raw, len(words))
+
+
+def pack(regs: Registers) -> list[int]:
+    """The register words of `regs` (raises ValueError when a field does not fit)."""
+    words = [0] * regs.size
+    for i, bits in regs.raw.items():
+        words[i] = bits
+    for name, f in table_of(regs.kind).items():
+        f.put(words, regs.fields[name])
+    return words

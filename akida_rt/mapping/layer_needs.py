@@ -7,6 +7,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from akida_rt.format import v1_rules
 from akida_rt.format.layers import Layer, LayerType, Padding, Pooling
 from akida_rt.mapping import hw_constraints, np_memory
 from akida_rt.mapping.hardware import DeviceSpec, NpType
@@ -82,6 +83,8 @@ def _resources(layer: Layer, spec: DeviceSpec, max_filters: int) -> LayerNeed:
         need.np_type = NpType.HRC
         if spec.hrc is None:
             need.hw_reason = f"{spec.name} has no HRC for input convolutions"
+        elif why := v1_rules.hrc_step_violation(layer):
+            need.hw_reason = why
         return need
     if t is LayerType.FullyConnected:
         on_chip = np_memory.fc_weight_bytes(layer) <= spec.np_weight_bytes

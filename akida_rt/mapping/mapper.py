@@ -172,7 +172,7 @@ def _mark_software(needs: list[LayerNeed], pool: NpPool, spec: DeviceSpec) -> No
                 "FullyConnected layer or a layer in software)"
             )
     for need in needs:
-        on_np = need.hw_ok and need.np_type not in (None, NpType.HRC)
+        on_np = need.hw_ok and need.np_type is not None
         if on_np and (broken := v1_rules.register_violation(need.layer)):
             raise MappingError(
                 f"{need.layer.name} cannot be mapped on {spec.name}: {broken} (BrainChip's "
