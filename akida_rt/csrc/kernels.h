@@ -1,4 +1,4 @@
-/* akida_rt.native._kernels: the loops numpy cannot make fast (event decoding and framing, the
+/* akida_rt.native._kernels: the loops numpy cannot make fast (event decoding and framing, AEDAT4 packets, the
  * engine's element-wise steps, the edge-learning step). Shared declarations.
  *
  * Every kernel checks its arguments' types, shapes, contiguity and writability, and every
@@ -54,6 +54,8 @@ PyArrayObject *k_events(PyObject *obj, int writable, const char *what);
 
 PyObject *k_evt2_decode(PyObject *self, PyObject *args);
 PyObject *k_evt3_decode(PyObject *self, PyObject *args);
+PyObject *k_aedat4_unpack(PyObject *self, PyObject *args);
+PyObject *k_aedat4_events(PyObject *self, PyObject *args);
 PyObject *k_frame_counts(PyObject *self, PyObject *args);
 PyObject *k_activate(PyObject *self, PyObject *args);
 PyObject *k_max_pool(PyObject *self, PyObject *args);

@@ -10,33 +10,34 @@ int16 x, int16 y, bool polarity, 3 bytes padding). The data table at the end is 
 
 from __future__ import annotations
 
-import functools
 import logging
 import os
 import struct
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, BinaryIO
 
 import numpy as np
 
 from akida_rt.errors import EventFileError
+from akida_rt.native import _kernels
 from akida_rt.stream.events import (
     DEFAULT_CHUNK,
     EVENT_DTYPE,
     OnError,
     SensorInfo,
     TimeGuard,
-    empty,
-    rechunk,
 )
+
+if TYPE_CHECKING:
+    from typing_extensions import Buffer
 
 log = logging.getLogger(__name__)
 MAGIC = b"#!AER-DAT4.0\r\n"
-DV_EVENT = np.dtype([("t", "<i8"), ("x", "<i2"), ("y", "<i2"), ("p", "u1"), ("_", "V3")])
 COMPRESSION = {0: "none", 1: "LZ4", 2: "LZ4", 3: "Zstd", 4: "Zstd"}
 MAX_PACKET = 1 << 30
 MAX_DECODED = 64 << 20  # one decompressed packet: 4 Mi events, far above what DV writes
+BLOCK = 1 << 20  # the file is read this many bytes at a time
 
 
 def _table(buf: bytes, pos: int) -> Callable[[int], int | None]:
@@ -59,38 +60,27 @@ def _root(buf: bytes, size_prefixed: bool) -> tuple[Callable[[int], int | None],
     return _table(buf, root), buf[base + 4 : base + 8]
 
 
-def _bounded_lz4(frame: Any, data: bytes) -> bytes:
-    """An LZ4 frame decompressed with `frame` (lz4.frame), refused past MAX_DECODED bytes
-    (a crafted packet of a few KiB could otherwise expand to gigabytes)."""
-    out = frame.LZ4FrameDecompressor()
-    buf = out.decompress(data, max_length=MAX_DECODED)
-    if not out.eof:
-        raise ValueError(f"it decompresses to more than {MAX_DECODED >> 20} MiB")
-    return bytes(buf)
+def _zstd(path: str) -> Callable[[bytes], bytes]:
+    try:
+        import zstandard
+    except ImportError:
+        raise EventFileError(
+            path, 0, "Zstd packets need zstandard: pip install zstandard"
+        ) from None
+    return lambda data: zstandard.ZstdDecompressor().decompress(data, max_output_size=MAX_DECODED)
 
 
-def _decompressor(kind: int, path: str) -> Callable[[bytes], bytes]:
-    if kind == 0:
-        return bytes
-    if COMPRESSION.get(kind) == "LZ4":
-        try:
-            import lz4.frame
-        except ImportError:
-            raise EventFileError(
-                path, 0, "LZ4 packets need lz4: pip install 'akida-rt[stream]'"
-            ) from None
-        return functools.partial(_bounded_lz4, lz4.frame)
-    if COMPRESSION.get(kind) == "Zstd":
-        try:
-            import zstandard
-        except ImportError:
-            raise EventFileError(
-                path, 0, "Zstd packets need zstandard: pip install zstandard"
-            ) from None
-        return lambda data: zstandard.ZstdDecompressor().decompress(
-            data, max_output_size=MAX_DECODED
-        )
-    raise EventFileError(path, 0, f"unknown AEDAT4 compression {kind}")
+def _fill(f: BinaryIO, view: memoryview, at: int) -> int:
+    """view[at:] filled from `f` as far as the file goes; the end of what was filled."""
+    while at < len(view) and (got := f.readinto(view[at:])):
+        at += got
+    return at
+
+
+def _refill(f: BinaryIO, view: memoryview, lo: int, hi: int) -> int:
+    """view[lo:hi] moved to the front, the rest filled from `f`; the end of what is held."""
+    view[: hi - lo] = view[lo:hi]
+    return _fill(f, view, hi - lo)
 
 
 class Aedat4File:
@@ -121,6 +111,7 @@ class Aedat4File:
             raise
         self.guard = TimeGuard(self.path, self.on_error)
         self.packets_skipped = 0
+        self._scratch: np.ndarray | None = None  # where LZ4 packets are decoded
         if self.on_error is OnError.RAISE:
             self._check_complete()
 
@@ -185,7 +176,10 @@ class Aedat4File:
             raise self._fail(
                 start, f"the AEDAT4 header does not decode ({exc}; corrupt file)"
             ) from None
-        self.decompress = _decompressor(kind, self.path)
+        if kind not in COMPRESSION:
+            raise self._fail(start, f"unknown AEDAT4 compression {kind} (corrupt file?)")
+        self.compression = COMPRESSION[kind]
+        self._unzstd = _zstd(self.path) if self.compression == "Zstd" else None
         self.data_start = start + hsize
         self.file_size = size
         self.event_streams: set[int] = set()
@@ -209,29 +203,48 @@ class Aedat4File:
         log.warning("%s: at %d: %s (skipped)", self.path, offset, what)
         self.packets_skipped += 1
 
-    def _packets(self) -> Iterator[np.ndarray]:
-        f, pos, read = self._f, self.data_start, 0
+    def _packets(self) -> Iterator[tuple[memoryview, int]]:
+        """(bytes, file offset) of each complete packet of the event stream, the file read
+        BLOCK bytes at a time (a larger packet is read whole into a buffer of its own); a
+        view is valid until the next packet is asked for."""
+        f, pos, complete = self._f, self.data_start, 0
         end = self.data_table if 0 < self.data_table <= self.file_size else self.file_size
+        view = memoryview(np.empty(BLOCK, np.uint8))  # not zeroed: filled as read
+        lo = hi = 0  # view[lo:hi] holds the file from pos on
         f.seek(pos)
-        complete = 0
         while pos < end:
-            head = f.read(8)
-            if len(head) < 8:
-                self._cut(pos, complete)
-                return
-            sid, size = struct.unpack("<ii", head)
+            if hi - lo < 8:
+                lo, hi = 0, _refill(f, view, lo, hi)
+                if hi < 8:
+                    self._cut(pos, complete)
+                    return
+            sid, size = struct.unpack_from("<ii", view, lo)
             if size < 0 or size > MAX_PACKET:
                 self._bad(pos, f"packet size {size} is not plausible (corrupt file)")
                 return
-            data = f.read(size)
-            if len(data) < size:
+            if pos + 8 + size > self.file_size:
                 self._cut(pos, complete)
                 return
-            if sid == self.stream_id:
-                ev = self._decode(data, pos)
-                if ev is not None:
-                    yield self.guard.check(ev, read)
-                    read += len(ev)
+            if hi - lo < 8 + size and sid != self.stream_id:  # not ours: skipped unread
+                f.seek(pos + 8 + size)
+                lo = hi = 0
+            elif hi - lo < 8 + size and 8 + size > len(view):
+                whole = memoryview(bytearray(size))
+                whole[: hi - lo - 8] = view[lo + 8 : hi]
+                if _fill(f, whole, hi - lo - 8) < size:
+                    self._cut(pos, complete)
+                    return
+                lo = hi = 0
+                yield whole, pos
+            else:
+                if hi - lo < 8 + size:
+                    lo, hi = 0, _refill(f, view, lo, hi)
+                    if hi < 8 + size:  # the file shrank under us
+                        self._cut(pos, complete)
+                        return
+                if sid == self.stream_id:
+                    yield view[lo + 8 : lo + 8 + size], pos
+                lo += 8 + size
             complete += 1
             pos += 8 + size
 
@@ -239,31 +252,51 @@ class Aedat4File:
         self._bad(pos, f"the file ends inside the packet at byte {pos} (interrupted "
                   f"recording); --skip-errors keeps the complete packets before it ({complete})")  # fmt: skip
 
-    def _decode(self, data: bytes, pos: int) -> np.ndarray | None:
+    def _unpack(self, data: memoryview, pos: int) -> tuple[Buffer, int, int] | None:
+        """(buffer, offset, count) of the packet's dv events, or None when it does not
+        decode (skipped, or raised)."""
         try:
-            buf = self.decompress(data)
-            field, ident = _root(buf, size_prefixed=True)
-            if ident != b"EVTS":
-                raise ValueError(f"identifier {ident!r}, not EVTS")
-            elements = field(0)
-            if elements is None:
-                return empty()
-            vec = elements + struct.unpack_from("<I", buf, elements)[0]
-            (n,) = struct.unpack_from("<I", buf, vec)
-            raw = np.frombuffer(buf, DV_EVENT, n, vec + 4)
+            if self.compression == "LZ4":
+                if self._scratch is None:  # pages are touched only as packets need them
+                    self._scratch = np.empty(MAX_DECODED, np.uint8)
+                return (self._scratch, *_kernels.aedat4_unpack(data, True, self._scratch))
+            if self._unzstd is not None:
+                data = memoryview(self._unzstd(data))
+            return (data, *_kernels.aedat4_unpack(data, False, bytearray()))
         except Exception as exc:  # any decoder's error: a corrupt packet
             self._bad(pos, f"the packet at byte {pos} does not decode ({exc})")
             return None
-        if raw.dtype.itemsize == EVENT_DTYPE.itemsize and int(raw["p"].max(initial=0)) <= 1 \
-                and int(raw["x"].min(initial=0)) >= 0 and int(raw["y"].min(initial=0)) >= 0:  # fmt: skip
-            # dv's event is EVENT_DTYPE's layout (t, x, y at the same offsets, a 0/1 bool)
-            return np.frombuffer(buf, EVENT_DTYPE, n, vec + 4)  # read-only, rechunk copies
-        ev = empty(n)
-        ev["t"], ev["x"], ev["y"], ev["p"] = raw["t"], raw["x"], raw["y"], raw["p"] != 0
-        return ev
 
     def chunks(self) -> Iterator[np.ndarray]:
-        return rechunk((p for p in self._packets() if len(p)), self.chunk_events)
+        """Chunks of `chunk_events` events (the last shorter), each packet's events
+        converted straight into them; the time checked as they are (TimeGuard only for the
+        events of a packet whose time goes back)."""
+        size, guard, read = self.chunk_events, self.guard, 0
+        chunk, held = np.empty(size, EVENT_DTYPE), 0
+        for data, pos in self._packets():
+            unpacked = self._unpack(data, pos)
+            if unpacked is None:
+                continue
+            src, offset, count = unpacked
+            done = 0
+            while done < count:
+                take = min(count - done, size - held)
+                last = _kernels.aedat4_events(
+                    src, offset + 16 * done, take, chunk, held, guard.last
+                )
+                if last is not None:
+                    guard.last, kept = last, take
+                else:  # raises, or drops the events that go back
+                    ev = guard.check(chunk[held : held + take], read + done)
+                    kept = len(ev)
+                    chunk[held : held + kept] = ev
+                held, done = held + kept, done + take
+                if held == size:
+                    yield chunk
+                    chunk, held = np.empty(size, EVENT_DTYPE), 0
+            read += count
+        if held:
+            yield chunk[:held]
 
     def close(self) -> None:
         self._f.close()
