@@ -56,8 +56,8 @@ static const char TOO_BIG[] = "too big";
 
 /* Decodes one block src[0:n] to dst[*pos:], never past dst[cap]; a match may reach back to
  * dst[floor] (the frame's start for linked blocks, the block's own for independent ones).
- * Returns NULL or what is wrong. The fast paths copy 8 or 16 bytes at a time (32 of literals) when
- * 32 bytes of room remain past the copy's end, so they never write past `cap`. */
+ * Returns NULL or what is wrong. The fast paths copy 8 bytes of a match at a time (16 or 32 of
+ * literals) when 32 bytes of room remain past the copy's end, so they never write past `cap`. */
 static const char *lz4_block(const uint8_t *src, size_t n, uint8_t *dst, size_t *pos, size_t cap,
                              size_t floor)
 {
@@ -66,7 +66,7 @@ static const char *lz4_block(const uint8_t *src, size_t n, uint8_t *dst, size_t 
     if (n == 0)
         return "an empty LZ4 block";
     for (;;) {
-        /* the common sequence (at most 14 literals, a match of at most 18 bytes from 8 or
+        /* the common sequence (at most 14 literals, a match of at most 18 bytes from 4 or
          * more back) far from both ends: copies of fixed size, no length checks needed */
         if (iend - ip >= 32 && oend - op >= 64 && (ip[0] >> 4) != 15 && (ip[0] & 15) != 15) {
             unsigned token = *ip++;
@@ -74,16 +74,20 @@ static const char *lz4_block(const uint8_t *src, size_t n, uint8_t *dst, size_t 
             memcpy(op, ip, 16);
             op += lit, ip += lit;
             size_t off = rd16(ip);
-            if (off >= 8 && off <= (size_t)(op - low)) {
+            if (off >= 4 && off <= (size_t)(op - low)) {
                 ip += 2;
                 const uint8_t *m = op - off;
-                if (off >= 16) {
-                    memcpy(op, m, 16);
-                    memcpy(op + 16, m + 16, 16);
-                } else {
-                    memcpy(op, m, 8);
-                    memcpy(op + 8, m + 8, 8);
-                    memcpy(op + 16, m + 16, 8);
+                /* 4-byte copies: a wider load of bytes that smaller stores have just
+                 * written stalls until they reach the cache (store forwarding fails), and
+                 * matches from the event before (16 bytes back) are the usual ones; each
+                 * 4 bytes read are final already */
+                memcpy(op, m, 4);
+                memcpy(op + 4, m + 4, 4);
+                if (len > 8) {
+                    memcpy(op + 8, m + 8, 4);
+                    memcpy(op + 12, m + 12, 4);
+                    if (len > 16)
+                        memcpy(op + 16, m + 16, 4);
                 }
                 op += len;
                 continue;
@@ -132,11 +136,8 @@ static const char *lz4_block(const uint8_t *src, size_t n, uint8_t *dst, size_t 
         if (len > (size_t)(oend - op))
             return TOO_BIG;
         const uint8_t *m = op - off;
-        if (off >= 16 && (size_t)(oend - op) >= len + 32) {
-            for (size_t i = 0; i < len; i += 16) /* each 16 bytes read are final already */
-                memcpy(op + i, m + i, 16);
-        } else if (off >= 8 && (size_t)(oend - op) >= len + 32) {
-            for (size_t i = 0; i < len; i += 8)
+        if (off >= 8 && (size_t)(oend - op) >= len + 32) {
+            for (size_t i = 0; i < len; i += 8) /* each 8 bytes read are final already */
                 memcpy(op + i, m + i, 8);
         } else {
             for (size_t i = 0; i < len; i++)
