@@ -74,7 +74,9 @@ static const char *lz4_block(const uint8_t *src, size_t n, uint8_t *dst, size_t 
         if (iend - ip >= 32 && oend - op >= 64 && (ip[0] >> 4) != 15 && (ip[0] & 15) != 15) {
             unsigned token = *ip++;
             size_t lit = token >> 4, len = (token & 15u) + 4;
-            memcpy(op, ip, 16);
+            memcpy(op, ip, 8);
+            if (lit > 8)
+                memcpy(op + 8, ip + 8, 8);
             op += lit, ip += lit;
             size_t off = rd16(ip);
             if (off >= 4 && off <= (size_t)(op - low)) {

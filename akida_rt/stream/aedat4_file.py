@@ -116,13 +116,12 @@ class Aedat4File:
             self._check_complete()
 
     def _check_complete(self) -> None:
-        """Walk the packet headers (a seek each): a cut fails now, before any event is
-        read, so no frame of a recording that will fail is ever sent."""
-        pos, complete = self.data_start, 0
+        """Walk the packet headers (an 8-byte pread each): a cut fails now, before any
+        event is read, so no frame of a recording that will fail is ever sent."""
+        pos, complete, fd = self.data_start, 0, self._f.fileno()
         end = self.data_table if 0 < self.data_table <= self.file_size else self.file_size
         while pos < end:
-            self._f.seek(pos)
-            head = self._f.read(8)
+            head = os.pread(fd, 8, pos)
             size = struct.unpack("<ii", head)[1] if len(head) == 8 else -1
             if size < 0 or pos + 8 + size > self.file_size:
                 self._f.close()
