@@ -3,9 +3,9 @@ dv-processing's own writer, in the same run, taking turns round by round.
 
     .venv/bin/python benchmarks/aedat4_decode.py [--events N] [--rounds R] [--dir DIR]
 
-Files: N events (640x480, about 2 events a microsecond, random pixels: the hardest case
-for LZ4) in packets of --packet events, LZ4 (dv's default) and uncompressed; --dir keeps
-them between runs. Readers, pinned to one core: akida_rt as `akida stream` reads (the
+Files: N events (640x480, random pixels: the hardest case for LZ4) in packets of --packet
+events: LZ4 (dv's default) at 2 events a microsecond (a busy camera) and at 0.2, and
+uncompressed at 2; --dir keeps them between runs. Readers, pinned to one core: akida_rt as `akida stream` reads (the
 chunks of `open_events`, EVENT_DTYPE), dv-processing's `MonoCameraRecording.
 getNextEventBatch` counting each batch (`len`, its fastest) and taking each as numpy
 (`.numpy()`). Ratio: akida_rt's events/s over the faster dv row (median seconds of R rounds,
@@ -32,9 +32,9 @@ from akida_rt.stream.readers import open_events
 from tests.dv_oracle import write_aedat4
 
 
-def camera_events(n: int, seed: int = 0) -> np.ndarray:
+def camera_events(n: int, per_us: float, seed: int = 0) -> np.ndarray:
     rng = np.random.default_rng(seed)
-    t = np.sort(rng.integers(0, n // 2, n))
+    t = np.sort(rng.integers(0, int(n / per_us), n))
     return make_events(t, rng.integers(0, 640, n), rng.integers(0, 480, n), rng.integers(0, 2, n))
 
 
@@ -90,16 +90,16 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(args.dir or tmp)
         folder.mkdir(parents=True, exist_ok=True)
-        ev = None
         ok = True
         print(f"AEDAT4, {args.events:,} events in packets of {args.packet:,}, one core; "
               f"events/s, median of {args.rounds} interleaved rounds")  # fmt: skip
         print(f"{'file':<26} {'MB':>6} {'akida_rt':>10} {'dv len':>10} {'dv numpy':>10} "
               f"{'ratio':>6} {'same':>5}")  # fmt: skip
-        for compression in ("LZ4", "NONE"):
-            path = folder / f"dv-{args.events}-{args.packet}-{compression}.aedat4"
+        for compression, per_us in (("LZ4", 2.0), ("LZ4", 0.2), ("NONE", 2.0)):
+            name = f"{compression}, {per_us:g} ev/us"
+            path = folder / f"dv-{args.events}-{args.packet}-{compression}-{per_us:g}.aedat4"
             if not path.exists():
-                ev = camera_events(args.events) if ev is None else ev
+                ev = camera_events(args.events, per_us)
                 write_aedat4(path, ev, 640, 480, packet=args.packet, compression=compression)
             calls = {"ours": lambda p=path: ours(p), "dv len": lambda p=path: dv_len(p),
                      "dv numpy": lambda p=path: dv_numpy(p)}  # fmt: skip
@@ -110,7 +110,7 @@ def main() -> int:
             ratio = rate["ours"] / max(rate["dv len"], rate["dv numpy"])
             ok &= ratio >= 1.0
             same = same_events(path)
-            print(f"{compression + ' (dv writer)':<26} {path.stat().st_size / 1e6:>6.0f} "
+            print(f"{name:<26} {path.stat().st_size / 1e6:>6.0f} "
                   f"{rate['ours']:>6.1f} M/s {rate['dv len']:>6.1f} M/s "
                   f"{rate['dv numpy']:>6.1f} M/s {ratio:>5.2f}x {'yes' if same else 'NO':>5}",
                   flush=True)  # fmt: skip

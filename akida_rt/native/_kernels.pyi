@@ -1,8 +1,8 @@
 """Type stubs of akida_rt.native._kernels (C, akida_rt/csrc/): the loops numpy cannot make fast."""
 
-from typing_extensions import Buffer
-
 import numpy as np
+
+_Buffer = bytes | bytearray | memoryview | np.ndarray
 
 def evt2_decode(
     words: np.ndarray,
@@ -24,9 +24,9 @@ def evt3_decode(
     last_t: int,
     offsets: bool,
 ) -> tuple[np.ndarray, np.ndarray | None, int, int, bool]: ...
-def aedat4_unpack(packet: Buffer, lz4: bool, scratch: Buffer) -> tuple[int, int]: ...
+def aedat4_unpack(packet: _Buffer, lz4: bool, scratch: _Buffer) -> tuple[int, int]: ...
 def aedat4_events(
-    src: Buffer, offset: int, count: int, out: np.ndarray, at: int, last_t: int
+    src: _Buffer, offset: int, count: int, out: np.ndarray, at: int, last_t: int
 ) -> int | None: ...
 def frame_counts(
     held: np.ndarray,

@@ -10,12 +10,12 @@ int16 x, int16 y, bool polarity, 3 bytes padding). The data table at the end is 
 
 from __future__ import annotations
 
+import io
 import logging
 import os
 import struct
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, BinaryIO
 
 import numpy as np
 
@@ -28,9 +28,6 @@ from akida_rt.stream.events import (
     SensorInfo,
     TimeGuard,
 )
-
-if TYPE_CHECKING:
-    from typing_extensions import Buffer
 
 log = logging.getLogger(__name__)
 MAGIC = b"#!AER-DAT4.0\r\n"
@@ -60,7 +57,7 @@ def _root(buf: bytes, size_prefixed: bool) -> tuple[Callable[[int], int | None],
     return _table(buf, root), buf[base + 4 : base + 8]
 
 
-def _zstd(path: str) -> Callable[[bytes], bytes]:
+def _zstd(path: str) -> Callable[[memoryview], bytes]:
     try:
         import zstandard
     except ImportError:
@@ -70,14 +67,14 @@ def _zstd(path: str) -> Callable[[bytes], bytes]:
     return lambda data: zstandard.ZstdDecompressor().decompress(data, max_output_size=MAX_DECODED)
 
 
-def _fill(f: BinaryIO, view: memoryview, at: int) -> int:
+def _fill(f: io.BufferedReader, view: memoryview, at: int) -> int:
     """view[at:] filled from `f` as far as the file goes; the end of what was filled."""
     while at < len(view) and (got := f.readinto(view[at:])):
         at += got
     return at
 
 
-def _refill(f: BinaryIO, view: memoryview, lo: int, hi: int) -> int:
+def _refill(f: io.BufferedReader, view: memoryview, lo: int, hi: int) -> int:
     """view[lo:hi] moved to the front, the rest filled from `f`; the end of what is held."""
     view[: hi - lo] = view[lo:hi]
     return _fill(f, view, hi - lo)
@@ -208,7 +205,7 @@ class Aedat4File:
         view is valid until the next packet is asked for."""
         f, pos, complete = self._f, self.data_start, 0
         end = self.data_table if 0 < self.data_table <= self.file_size else self.file_size
-        view = memoryview(np.empty(BLOCK, np.uint8))  # not zeroed: filled as read
+        view = np.empty(BLOCK, np.uint8).data  # not zeroed: filled as read
         lo = hi = 0  # view[lo:hi] holds the file from pos on
         f.seek(pos)
         while pos < end:
@@ -251,7 +248,9 @@ class Aedat4File:
         self._bad(pos, f"the file ends inside the packet at byte {pos} (interrupted "
                   f"recording); --skip-errors keeps the complete packets before it ({complete})")  # fmt: skip
 
-    def _unpack(self, data: memoryview, pos: int) -> tuple[Buffer, int, int] | None:
+    def _unpack(
+        self, data: memoryview, pos: int
+    ) -> tuple[np.ndarray | memoryview, int, int] | None:
         """(buffer, offset, count) of the packet's dv events, or None when it does not
         decode (skipped, or raised)."""
         try:
