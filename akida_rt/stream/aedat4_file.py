@@ -109,7 +109,9 @@ class Aedat4File:
         self.guard = TimeGuard(self.path, self.on_error)
         self.packets_skipped = 0
         self._scratch: np.ndarray | None = None  # where LZ4 packets are decoded
-        if self.on_error is OnError.RAISE:
+        # DV writes the data table when it closes a recording: without one inside the
+        # file, the recording may have been interrupted
+        if self.on_error is OnError.RAISE and not 0 < self.data_table <= self.file_size:
             self._check_complete()
 
     def _check_complete(self) -> None:
