@@ -65,9 +65,12 @@ def test_lz4_frames_of_every_kind(block_size):
     rng = np.random.default_rng(block_size)
     ev = events(20_000, seed=block_size)
     noise = rng.bytes(16 * 3000)  # random events: lz4 stores such blocks uncompressed
+    runs = b"".join(bytes(int(rng.integers(1, 60))) + rng.bytes(int(rng.integers(1, 8))) * 9
+                    for _ in range(2000))  # fmt: skip
+    runs = runs[: len(runs) // 16 * 16]  # matches 1 to 7 bytes back
     for linked in (True, False):
         for sums in (False, True):
-            for data in (ref.dv_bytes(ev), noise):
+            for data in (ref.dv_bytes(ev), noise, runs):
                 options = dict(block_size=block_size, block_linked=linked,
                                content_checksum=sums, block_checksum=sums, store_size=sums,
                                compression_level=int(rng.choice([0, 3, 9])))  # fmt: skip

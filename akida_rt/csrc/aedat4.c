@@ -144,6 +144,14 @@ static const char *lz4_block(const uint8_t *src, size_t n, uint8_t *dst, size_t 
         if (off >= 8 && (size_t)(oend - op) >= len + 32) {
             for (size_t i = 0; i < len; i += 8) /* each 8 bytes read are final already */
                 memcpy(op + i, m + i, 8);
+        } else if ((size_t)(oend - op) >= len + 32) {
+            /* a near match repeats its first `off` bytes: 8 bytes by byte, then 8 at a time
+             * from a whole number of periods (8 to 14 bytes) back, all final already */
+            size_t period = off * ((8 + off - 1) / off);
+            for (size_t i = 0; i < 8; i++)
+                op[i] = m[i];
+            for (size_t i = 8; i < len; i += 8)
+                memcpy(op + i, op + i - period, 8);
         } else {
             for (size_t i = 0; i < len; i++)
                 op[i] = m[i];
