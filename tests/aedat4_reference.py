@@ -16,6 +16,8 @@ import lz4.frame
 import numpy as np
 
 from akida_rt.stream.aedat4_file import MAGIC, MAX_DECODED
+
+__all__ = ["MAGIC"]
 from akida_rt.stream.events import EVENT_DTYPE, empty
 
 DV_EVENT = np.dtype([("t", "<i8"), ("x", "<i2"), ("y", "<i2"), ("p", "u1"), ("_", "V3")])
@@ -113,13 +115,15 @@ def io_header(width: int, height: int, compression: int, data_table: int = -1) -
     return head + table + struct.pack("<I", len(xml)) + xml + b"\0"
 
 
-def aedat4_file(packets: list[bytes], width: int, height: int, compression: int) -> bytes:
-    """An AEDAT4 file of the given packets (already compressed as `compression` says), all
-    of stream 0, without a data table."""
+def aedat4_file(
+    packets: list[bytes], width: int, height: int, compression: int, ids: list[int] | None = None
+) -> bytes:
+    """An AEDAT4 file of the given packets (already compressed as `compression` says), of
+    stream 0 (the event stream) or the stream `ids` names, without a data table."""
     header = io_header(width, height, compression)
     out = [MAGIC, struct.pack("<i", len(header)), header]
-    for p in packets:
-        out += [struct.pack("<ii", 0, len(p)), p]
+    for i, p in enumerate(packets):
+        out += [struct.pack("<ii", ids[i] if ids else 0, len(p)), p]
     return b"".join(out)
 
 

@@ -257,8 +257,14 @@ def fuzz_aedat4(rng: np.random.Generator, tmp: Path) -> int:
     args = [int(v) for v in rng.integers(-20, 40, 3)]
     with contextlib.suppress(ValueError):
         _kernels.aedat4_events(src, args[0], args[1], out, args[2] % 12, int(rng.integers(-9, 9)))
+    with contextlib.suppress(ValueError):
+        lo, hi, at = (int(v) for v in rng.integers(-4, 420, 3))
+        blob = np.frombuffer(b"".join(packed)[:400], np.uint8)
+        _kernels.aedat4_walk(blob, lo, hi, int(rng.integers(-1, 2)), int(rng.integers(0, 3)),
+                             ref._SCRATCH, out, at % 12, int(rng.integers(-9, 9)))  # fmt: skip
     path = tmp / "f.aedat4"
-    path.write_bytes(ref.aedat4_file(packed, 64, 48, 1 if files[0] else 0))
+    ids = [int(rng.choice([0, 0, 0, 1])) for _ in packed]  # some of another stream
+    path.write_bytes(ref.aedat4_file(packed, 64, 48, 1 if files[0] else 0, ids))
     for mode in ("skip", "raise"):
         try:
             with open_events(path, chunk_events=int(rng.integers(1, 3000)), on_error=mode) as r:

@@ -30,9 +30,15 @@ def events(n: int, seed: int = 0) -> np.ndarray:
 
 
 def packets(path) -> list[bytes]:
-    """The packets of an AEDAT4 file, as stored (compressed)."""
+    """The packets of an AEDAT4 file, as stored (compressed), up to its data table."""
     with Aedat4File(path) as f:
-        return [bytes(data) for data, _ in f._packets()]
+        pos, end = f.data_start, f.data_table
+    data, out = path.read_bytes(), []
+    while pos < end:
+        size = struct.unpack_from("<i", data, pos + 4)[0]
+        out.append(data[pos + 8 : pos + 8 + size])
+        pos += 8 + size
+    return out
 
 
 def same(a: np.ndarray, b: np.ndarray) -> bool:
@@ -144,6 +150,31 @@ def test_bad_packets_name_their_offset_and_skip_keeps_the_rest(tmp_path):
     assert np.array_equal(kept, np.concatenate([parts[0], parts[2]]))
 
 
+@pytest.mark.parametrize("compression", [0, 1])
+def test_other_streams_and_packets_larger_than_a_read(tmp_path, compression):
+    """Packets of another stream (one of 2 MiB) are skipped; a packet larger than the
+    reader's 1 MiB reads is read whole; the same events in chunks of any size."""
+    rng = np.random.default_rng(compression)
+    parts = [events(n, seed=i) for i, n in enumerate([3000, 70_000, 500, 2000])]
+    for i, part in enumerate(parts):
+        part["t"] += i * 10**6
+    pack = ref.lz4_packet if compression else lambda ev: ref.event_packet(ref.dv_bytes(ev))
+    ours = [pack(part) for part in parts]
+    header = ref.io_header(W, H, compression)
+    out = [ref.MAGIC, struct.pack("<i", len(header)), header]
+    for i, data in enumerate(ours):
+        other = rng.bytes(2 << 20 if i == 1 else int(rng.integers(0, 5000)))
+        out += [struct.pack("<ii", 1, len(other)), other, struct.pack("<ii", 0, len(data)), data]
+    path = tmp_path / "two.aedat4"
+    path.write_bytes(b"".join(out))
+    want = np.concatenate(parts)
+    for chunk_events in (1000, 1 << 16):
+        with Aedat4File(path, chunk_events=chunk_events) as f:
+            got = list(f.chunks())
+        assert np.array_equal(np.concatenate(got), want)
+        assert [len(c) for c in got[:-1]] == [chunk_events] * (len(got) - 1)
+
+
 def test_bad_arguments_are_refused_not_read():
     frame = ref.lz4_packet(events(100))
     scratch, out = np.empty(1 << 20, np.uint8), np.empty(10, EVENT_DTYPE)
@@ -165,6 +196,11 @@ def test_bad_arguments_are_refused_not_read():
         (_kernels.aedat4_events, (raw, 0, 10, readonly, 0, 0)),
         (_kernels.aedat4_events, (raw, 0, 10, np.empty(10, np.int64), 0, 0)),
         (_kernels.aedat4_events, (raw, 0, 10, out[::2], 0, 0)),
+        (_kernels.aedat4_walk, (raw, 0, 161, 0, 1, scratch, out, 0, 0)),  # past the buffer
+        (_kernels.aedat4_walk, (raw, 9, 8, 0, 1, scratch, out, 0, 0)),
+        (_kernels.aedat4_walk, (raw, -1, 8, 0, 1, scratch, out, 0, 0)),
+        (_kernels.aedat4_walk, (raw, 0, 160, 0, 1, scratch, out, 11, 0)),
+        (_kernels.aedat4_walk, (raw, 0, 160, 0, 1, scratch, readonly, 0, 0)),
     ]
     for fn, args in cases:
         with pytest.raises((TypeError, ValueError, BufferError)):

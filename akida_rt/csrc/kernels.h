@@ -56,6 +56,7 @@ PyObject *k_evt2_decode(PyObject *self, PyObject *args);
 PyObject *k_evt3_decode(PyObject *self, PyObject *args);
 PyObject *k_aedat4_unpack(PyObject *self, PyObject *args);
 PyObject *k_aedat4_events(PyObject *self, PyObject *args);
+PyObject *k_aedat4_walk(PyObject *self, PyObject *args);
 PyObject *k_frame_counts(PyObject *self, PyObject *args);
 PyObject *k_activate(PyObject *self, PyObject *args);
 PyObject *k_max_pool(PyObject *self, PyObject *args);

@@ -57,6 +57,10 @@ static PyMethodDef methods[] = {
     {"aedat4_events", k_aedat4_events, METH_VARARGS,
      "aedat4_events(src, offset, count, out, at, last_t) -> the last t, or None when a time "
      "goes back: dv events src[offset:] written to out[at:at + count] as EVENT_DTYPE"},
+    {"aedat4_walk", k_aedat4_walk, METH_VARARGS,
+     "aedat4_walk(buf, lo, hi, stream_id, kind, scratch, out, at, last_t) -> (lo, at, last_t, "
+     "packets, events, stop, pending offset, pending count): the complete packets of "
+     "buf[lo:hi] decoded into out[at:] until out is full or a packet needs the reader"},
     {"frame_counts", k_frame_counts, METH_VARARGS,
      "frame_counts(held, events, bounds int64, table int32, sensor_w, sensor_h, split, "
      "pixels) -> uint8 (frames, pixels)"},

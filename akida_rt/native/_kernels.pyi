@@ -28,6 +28,17 @@ def aedat4_unpack(packet: _Buffer, lz4: bool, scratch: _Buffer) -> tuple[int, in
 def aedat4_events(
     src: _Buffer, offset: int, count: int, out: np.ndarray, at: int, last_t: int
 ) -> int | None: ...
+def aedat4_walk(
+    buf: _Buffer,
+    lo: int,
+    hi: int,
+    stream_id: int,
+    kind: int,
+    scratch: _Buffer,
+    out: np.ndarray,
+    at: int,
+    last_t: int,
+) -> tuple[int, int, int, int, int, int, int, int]: ...
 def frame_counts(
     held: np.ndarray,
     events: np.ndarray,

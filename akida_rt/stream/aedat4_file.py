@@ -108,7 +108,7 @@ class Aedat4File:
             raise
         self.guard = TimeGuard(self.path, self.on_error)
         self.packets_skipped = 0
-        self._scratch: np.ndarray | None = None  # where LZ4 packets are decoded
+        self._lz4_scratch: np.ndarray | None = None
         # DV writes the data table when it closes a recording: without one inside the
         # file, the recording may have been interrupted
         if self.on_error is OnError.RAISE and not 0 < self.data_table <= self.file_size:
@@ -201,50 +201,113 @@ class Aedat4File:
         log.warning("%s: at %d: %s (skipped)", self.path, offset, what)
         self.packets_skipped += 1
 
-    def _packets(self) -> Iterator[tuple[memoryview, int]]:
-        """(bytes, file offset) of each complete packet of the event stream, the file read
-        BLOCK bytes at a time (a larger packet is read whole into a buffer of its own); a
-        view is valid until the next packet is asked for."""
-        f, pos, complete = self._f, self.data_start, 0
+    def chunks(self) -> Iterator[np.ndarray]:
+        """Chunks of `chunk_events` events (the last shorter). The file is read BLOCK bytes
+        at a time; aedat4_walk decodes the complete packets in the block straight into the
+        chunk being filled, and stops at the chunk's end or at a packet it leaves to this
+        loop: one the block holds only part of (read on; read whole when larger than a
+        block), one that does not decode or whose time goes back (reported, and the
+        TimeGuard's), a Zstd packet."""
+        f, pos, complete, sid = self._f, self.data_start, 0, self.stream_id
         end = self.data_table if 0 < self.data_table <= self.file_size else self.file_size
+        kind = {"none": 0, "LZ4": 1}.get(self.compression, 2)
+        scratch = self._scratch() if kind == 1 else np.empty(0, np.uint8)
         view = np.empty(BLOCK, np.uint8).data  # not zeroed: filled as read
         lo = hi = 0  # view[lo:hi] holds the file from pos on
+        self._chunk, self._held, self._read = np.empty(self.chunk_events, EVENT_DTYPE), 0, 0
         f.seek(pos)
         while pos < end:
+            if hi - lo >= 8:
+                start, guard = lo, self.guard
+                lo, self._held, guard.last, packets, events, stop, p_at, p_n = (
+                    _kernels.aedat4_walk(view, lo, min(hi, lo + end - pos), sid, kind, scratch,
+                                         self._chunk, self._held, guard.last)
+                )  # fmt: skip
+                pos, complete, self._read = (
+                    pos + lo - start,
+                    complete + packets,
+                    self._read + events,
+                )
+                if stop == 1:  # the chunk is full
+                    yield self._chunk
+                    self._chunk, self._held = np.empty(self.chunk_events, EVENT_DTYPE), 0
+                    src = scratch if kind == 1 else view
+                    yield from self._emit(src, p_at, p_n, self._read - p_n)
+                    continue
+                if pos >= end:
+                    break
+            # here: the packet at lo, done the slow way
             if hi - lo < 8:
                 lo, hi = 0, _refill(f, view, lo, hi)
                 if hi < 8:
                     self._cut(pos, complete)
-                    return
-            sid, size = struct.unpack_from("<ii", view, lo)
+                    break
+                continue
+            psid, size = struct.unpack_from("<ii", view, lo)
             if size < 0 or size > MAX_PACKET:
                 self._bad(pos, f"packet size {size} is not plausible (corrupt file)")
-                return
+                break
             if pos + 8 + size > self.file_size:
                 self._cut(pos, complete)
-                return
-            if hi - lo < 8 + size and sid != self.stream_id:  # not ours: skipped unread
+                break
+            data: memoryview | None = None
+            if hi - lo >= 8 + size:
+                data = view[lo + 8 : lo + 8 + size]
+                lo += 8 + size
+            elif psid != sid:  # not ours: skipped unread
                 f.seek(pos + 8 + size)
                 lo = hi = 0
-            elif hi - lo < 8 + size and 8 + size > len(view):
-                whole = memoryview(bytearray(size))
-                whole[: hi - lo - 8] = view[lo + 8 : hi]
-                if _fill(f, whole, hi - lo - 8) < size:
+            elif 8 + size <= len(view):
+                lo, hi = 0, _refill(f, view, lo, hi)
+                if hi < 8 + size:  # the file shrank under us
                     self._cut(pos, complete)
-                    return
-                lo = hi = 0
-                yield whole, pos
+                    break
+                continue  # the walk takes it
             else:
-                if hi - lo < 8 + size:
-                    lo, hi = 0, _refill(f, view, lo, hi)
-                    if hi < 8 + size:  # the file shrank under us
-                        self._cut(pos, complete)
-                        return
-                if sid == self.stream_id:
-                    yield view[lo + 8 : lo + 8 + size], pos
-                lo += 8 + size
+                data = memoryview(bytearray(size))
+                data[: hi - lo - 8] = view[lo + 8 : hi]
+                if _fill(f, data, hi - lo - 8) < size:
+                    self._cut(pos, complete)
+                    break
+                lo = hi = 0
+            if data is not None and psid == sid:
+                unpacked = self._unpack(data, pos)
+                if unpacked is not None:
+                    yield from self._emit(*unpacked, self._read)
+                    self._read += unpacked[2]
             complete += 1
             pos += 8 + size
+        if self._held:
+            yield self._chunk[: self._held]
+
+    def _scratch(self) -> np.ndarray:
+        """Where LZ4 packets are decoded (pages are touched only as packets need them)."""
+        if self._lz4_scratch is None:
+            self._lz4_scratch = np.empty(MAX_DECODED, np.uint8)
+        return self._lz4_scratch
+
+    def _emit(
+        self, src: np.ndarray | memoryview, offset: int, count: int, first: int
+    ) -> Iterator[np.ndarray]:
+        """`count` dv events at src[offset:] converted into the chunks, each full chunk
+        yielded; `first` is the index of the first in the stream (the TimeGuard's)."""
+        size, guard, done = self.chunk_events, self.guard, 0
+        while done < count:
+            take = min(count - done, size - self._held)
+            at = self._held
+            last = _kernels.aedat4_events(
+                src, offset + 16 * done, take, self._chunk, at, guard.last
+            )
+            if last is not None:
+                guard.last, kept = last, take
+            else:  # raises, or drops the events that go back
+                ev = guard.check(self._chunk[at : at + take], first + done)
+                kept = len(ev)
+                self._chunk[at : at + kept] = ev
+            self._held, done = at + kept, done + take
+            if self._held == size:
+                yield self._chunk
+                self._chunk, self._held = np.empty(size, EVENT_DTYPE), 0
 
     def _cut(self, pos: int, complete: int) -> None:
         self._bad(pos, f"the file ends inside the packet at byte {pos} (interrupted "
@@ -257,46 +320,13 @@ class Aedat4File:
         decode (skipped, or raised)."""
         try:
             if self.compression == "LZ4":
-                if self._scratch is None:  # pages are touched only as packets need them
-                    self._scratch = np.empty(MAX_DECODED, np.uint8)
-                return (self._scratch, *_kernels.aedat4_unpack(data, True, self._scratch))
+                return (self._scratch(), *_kernels.aedat4_unpack(data, True, self._scratch()))
             if self._unzstd is not None:
                 data = memoryview(self._unzstd(data))
             return (data, *_kernels.aedat4_unpack(data, False, bytearray()))
         except Exception as exc:  # any decoder's error: a corrupt packet
             self._bad(pos, f"the packet at byte {pos} does not decode ({exc})")
             return None
-
-    def chunks(self) -> Iterator[np.ndarray]:
-        """Chunks of `chunk_events` events (the last shorter), each packet's events
-        converted straight into them; the time checked as they are (TimeGuard only for the
-        events of a packet whose time goes back)."""
-        size, guard, read = self.chunk_events, self.guard, 0
-        chunk, held = np.empty(size, EVENT_DTYPE), 0
-        for data, pos in self._packets():
-            unpacked = self._unpack(data, pos)
-            if unpacked is None:
-                continue
-            src, offset, count = unpacked
-            done = 0
-            while done < count:
-                take = min(count - done, size - held)
-                last = _kernels.aedat4_events(
-                    src, offset + 16 * done, take, chunk, held, guard.last
-                )
-                if last is not None:
-                    guard.last, kept = last, take
-                else:  # raises, or drops the events that go back
-                    ev = guard.check(chunk[held : held + take], read + done)
-                    kept = len(ev)
-                    chunk[held : held + kept] = ev
-                held, done = held + kept, done + take
-                if held == size:
-                    yield chunk
-                    chunk, held = np.empty(size, EVENT_DTYPE), 0
-            read += count
-        if held:
-            yield chunk[:held]
 
     def close(self) -> None:
         self._f.close()
