@@ -1,4 +1,4 @@
-"""AEDAT4 recordings read packet by packet in this process (LZ4 or Zstd packets, numpy),
+"""AEDAT4 recordings read packet by packet in this process (LZ4 or Zstd packets, C kernels),
 so a truncated or interrupted recording yields every complete packet before the cut.
 
 Layout (iniVation's AEDAT 4.0): "#!AER-DAT4.0\\r\\n", an int32 header size and the IOHeader
