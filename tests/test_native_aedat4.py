@@ -17,7 +17,7 @@ from akida_rt.stream.aedat4_file import Aedat4File
 from akida_rt.stream.events import EVENT_DTYPE, OnError, TimeGuard, make_events
 from akida_rt.stream.readers import read_events
 from tests import aedat4_reference as ref
-from tests.dv_oracle import dv_batches, write_aedat4
+from tests.dv_oracle import dv_batches, dv_events, write_aedat4
 
 W, H = 640, 480
 KIND = {"NONE": 0, "LZ4": 1, "LZ4_HIGH": 2}
@@ -62,6 +62,18 @@ def test_dv_packets_equal_the_numpy_decoder_and_dv(tmp_path, compression):
     raw = lz4.frame.decompress(stored[0]) if packed else stored[0]
     assert ref.event_packet(ref.dv_bytes(ev[:7000])) == raw
     assert np.array_equal(read_events(path), np.concatenate(theirs))
+
+
+def test_zstd_recordings_equal_dv_processing(tmp_path):
+    """Zstd packets (inflated by zstandard, then the same kernels) as dv-processing reads
+    them."""
+    pytest.importorskip("zstandard")
+    ev = events(20_000, seed=9)
+    for compression in ("ZSTD", "ZSTD_HIGH"):
+        path = tmp_path / f"{compression}.aedat4"
+        write_aedat4(path, ev, W, H, packet=3000, compression=compression)
+        got = read_events(path)
+        assert np.array_equal(got, ev) and np.array_equal(got, dv_events(path))
 
 
 @pytest.mark.parametrize("block_size", [4, 5, 6, 7])
