@@ -1,5 +1,5 @@
 """Memory limits for the child processes that run third-party parsers on untrusted files
-(BrainChip's akida on `.fbz` models, dv-processing on AEDAT4 recordings)."""
+(BrainChip's akida on `.fbz` models)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ import os
 import resource
 
 AKIDA_CHILD_BYTES = 2 << 30  # address space an akida child may add to what it has mapped
-DV_CHILD_BYTES = 1 << 30  # and a dv-processing child
 
 
 def mapped_bytes() -> int:

@@ -76,7 +76,6 @@ def main() -> None:
     ap.add_argument("--events", type=int, default=2_000_000)
     ap.add_argument("--rounds", type=int, default=3)
     args = ap.parse_args()
-    from akida_rt.stream.aedat4 import Aedat4Reader
     from akida_rt.stream.evt21 import encode_evt21
     from akida_rt.stream.nmnist_bin import OVERFLOW_Y
     from akida_rt.stream.prophesee import raw_header
@@ -101,17 +100,12 @@ def main() -> None:
         rec[:, 3], rec[:, 4] = (t >> 8) & 0xFF, t & 0xFF
         (d / "ev.bin").write_bytes(rec.tobytes())
 
-        def aedat_dv_child() -> int:
-            with Aedat4Reader(d / "ev.aedat4") as r:
-                return sum(len(c) for c in r.chunks())
-
         table = {
             "EVT2": {"akida_rt": ours(d / "evt2.raw"), "faery": faery_read(d / "evt2.raw")},
             "EVT2.1": {"akida_rt": ours(d / "evt21.raw")},
             "EVT3": {"akida_rt": ours(d / "evt3.raw"), "faery": faery_read(d / "evt3.raw")},
             "AEDAT4": {
                 "akida_rt": ours(d / "ev.aedat4"),
-                "akida_rt via dv child": aedat_dv_child,
                 "faery": faery_read(d / "ev.aedat4"),
                 "dv-processing": dv_read(d / "ev.aedat4"),
             },

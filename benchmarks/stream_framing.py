@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -29,12 +30,14 @@ from pathlib import Path
 import dv_processing as dv
 import numpy as np
 
-from akida_rt.stream.aedat4 import write_aedat4
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
 from akida_rt.stream.events import DEFAULT_CHUNK, make_events
 from akida_rt.stream.evt2 import write_evt2
 from akida_rt.stream.evt3 import write_evt3
 from akida_rt.stream.framing import EventFramer, Framing
 from akida_rt.stream.readers import open_events, read_events
+from tests.dv_oracle import write_aedat4
 
 TARGET = 2.0
 

@@ -10,7 +10,10 @@ runs on a build already made.)
 The decoders get random words, valid streams cut short and valid streams with flipped
 bits and replaced bytes, in random chunks, from random states and offsets, and must
 equal the numpy decoders (tests/native_reference.py) on every chunk; RAW files made of
-such words (and of mutated headers) go through the reader in both error modes. Framing,
+such words (and of mutated headers) go through the reader in both error modes. AEDAT4
+packets (LZ4 frames of every option, random blocks, mutated frames and flatbuffers) must
+equal the numpy decoder (tests/aedat4_reference.py) where both decode, and files of them
+go through the reader in both modes. Framing,
 the engine's steps and the learning step get random arrays and out-of-range arguments.
 A sanitizer finding aborts the process; the last line printed is a JSON summary.
 """
@@ -180,6 +183,98 @@ def fuzz_files(rng: np.random.Generator, tmp: Path) -> int:
     return 2
 
 
+def lz4_frame_for(rng: np.random.Generator, packet: bytes) -> bytes:
+    """The packet as an LZ4 frame of random options, or a valid frame header followed by
+    random blocks (the block decoder's checks), or the packet itself (uncompressed)."""
+    import lz4.frame
+
+    linked = bool(rng.random() < 0.5)
+    if rng.random() < 0.2:  # random sequences inside well-formed blocks
+        head = lz4.frame.compress(b"", block_linked=linked, store_size=False)[:-4]
+        blocks = [rng.bytes(int(rng.integers(1, 300))) for _ in range(int(rng.integers(1, 4)))]
+        body = b"".join(len(b).to_bytes(4, "little") + b for b in blocks)
+        return head + body + bytes(4)
+    return lz4.frame.compress(
+        packet, block_size=int(rng.choice([4, 5])), block_linked=linked,
+        content_checksum=bool(rng.random() < 0.3), block_checksum=bool(rng.random() < 0.3),
+        store_size=bool(rng.random() < 0.5), compression_level=int(rng.choice([0, 9])),
+    )  # fmt: skip
+
+
+def mutate(rng: np.random.Generator, data: bytes, most: int = 20) -> bytes:
+    raw = bytearray(data)
+    for _ in range(int(rng.integers(0, most))):
+        if raw:
+            i = int(rng.integers(0, len(raw)))
+            raw[i] = (
+                raw[i] ^ (1 << int(rng.integers(0, 8)))
+                if rng.random() < 0.5
+                else int(rng.integers(0, 256))
+            )
+    if rng.random() < 0.2:
+        raw = raw[: int(rng.integers(0, len(raw) + 1))]
+    return bytes(raw)
+
+
+def fuzz_aedat4(rng: np.random.Generator, tmp: Path) -> int:
+    """AEDAT4 packets (events of any bytes, headers and frames mutated) through the kernels
+    and the numpy decoder, equal where both decode; files of them through the reader."""
+    from akida_rt.errors import AkidaError
+    from akida_rt.native import _kernels
+    from akida_rt.stream.events import EVENT_DTYPE
+    from akida_rt.stream.readers import open_events
+    from tests import aedat4_reference as ref
+
+    packed, files = [], []
+    for _ in range(int(rng.integers(1, 5))):
+        n = int(rng.integers(0, 1500))
+        raw = rng.bytes(16 * n) if rng.random() < 0.3 else ref.dv_bytes(
+            np.sort(np.frombuffer(rng.bytes(16 * n), EVENT_DTYPE), order="t"))  # fmt: skip
+        packet = (
+            mutate(rng, ref.event_packet(raw), 3) if rng.random() < 0.3 else ref.event_packet(raw)
+        )
+        lz4 = bool(rng.random() < 0.8)
+        data = mutate(rng, lz4_frame_for(rng, packet) if lz4 else packet)
+        try:
+            want = ref.numpy_packet_events(data, lz4)
+        except Exception:
+            want = None
+        try:
+            got = ref.kernel_packet_events(data, lz4)
+        except ValueError:
+            got = None
+        if got is not None and want is not None and got.tobytes() != want.tobytes():
+            bad = Path(tempfile.gettempdir()) / "fuzz_native_aedat4.bin"
+            bad.write_bytes(data)
+            raise AssertionError(f"AEDAT4 packet decodes differently from numpy: {bad}")
+        packed.append(data)
+        files.append(lz4)
+    # any offsets: refused or in range
+    src, out = (
+        np.frombuffer(rng.bytes(int(rng.integers(0, 400))), np.uint8),
+        np.empty(8, EVENT_DTYPE),
+    )
+    args = [int(v) for v in rng.integers(-20, 40, 3)]
+    with contextlib.suppress(ValueError):
+        _kernels.aedat4_events(src, args[0], args[1], out, args[2] % 12, int(rng.integers(-9, 9)))
+    with contextlib.suppress(ValueError):
+        lo, hi, at = (int(v) for v in rng.integers(-4, 420, 3))
+        blob = np.frombuffer(b"".join(packed)[:400], np.uint8)
+        _kernels.aedat4_walk(blob, lo, hi, int(rng.integers(-1, 2)), int(rng.integers(0, 3)),
+                             ref._SCRATCH, out, at % 12, int(rng.integers(-9, 9)))  # fmt: skip
+    path = tmp / "f.aedat4"
+    ids = [int(rng.choice([0, 0, 0, 1])) for _ in packed]  # some of another stream
+    path.write_bytes(ref.aedat4_file(packed, 64, 48, 1 if files[0] else 0, ids))
+    for mode in ("skip", "raise"):
+        try:
+            with open_events(path, chunk_events=int(rng.integers(1, 3000)), on_error=mode) as r:
+                for _ in r.chunks():
+                    pass
+        except AkidaError:
+            pass
+    return len(packed) + 2
+
+
 def fuzz_framing(rng: np.random.Generator) -> int:
     from akida_rt.native import _kernels
     from akida_rt.stream.events import EVENT_DTYPE
@@ -259,12 +354,13 @@ def main() -> int:
     assert loaded.__file__ == args.kernels, loaded.__file__
     logging.disable(logging.WARNING)  # the readers' skipping notes
     rng = np.random.default_rng(args.seed)
-    counts = dict.fromkeys(("decoders", "files", "framing", "engine", "learning"), 0)
+    counts = dict.fromkeys(("decoders", "files", "aedat4", "framing", "engine", "learning"), 0)
     with tempfile.TemporaryDirectory() as tmp:
         deadline = time.monotonic() + args.seconds
         while time.monotonic() < deadline:
             counts["decoders"] += fuzz_decoders(rng)
             counts["files"] += fuzz_files(rng, Path(tmp))
+            counts["aedat4"] += fuzz_aedat4(rng, Path(tmp))
             counts["framing"] += fuzz_framing(rng)
             counts["engine"] += fuzz_engine(rng)
             counts["learning"] += fuzz_learning(rng)

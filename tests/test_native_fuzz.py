@@ -32,7 +32,9 @@ def test_fuzzed_kernels_have_no_sanitizer_finding(sanitized):
     )  # fmt: skip
     assert run.returncode == 0, run.stderr[-4000:]
     summary = json.loads(run.stdout.strip().splitlines()[-1])
-    assert summary["cases"] > 100 and all(summary[k] for k in ("decoders", "files", "framing"))
+    assert summary["cases"] > 100 and all(
+        summary[k] for k in ("decoders", "files", "aedat4", "framing")
+    )
 
 
 def test_the_sanitized_run_reports_an_out_of_bounds_read(sanitized, tmp_path):

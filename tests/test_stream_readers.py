@@ -1,4 +1,4 @@
-"""Event readers: AEDAT4 (dv-processing), EVT2/EVT3 (ours, from the spec) and .npy, read in
+"""Event readers: AEDAT4, EVT2/EVT3 (ours, from the spec) and .npy, read in
 chunks, cross-checked against files written by independent writers, and refusing
 broken files with the file and offset."""
 
@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 
 from akida_rt.errors import EventFileError
-from akida_rt.stream.aedat4 import Aedat4Reader, write_aedat4
 from akida_rt.stream.events import EVENT_DTYPE, make_events
 from akida_rt.stream.evt2 import write_evt2
 from akida_rt.stream.evt3 import write_evt3
 from akida_rt.stream.readers import open_events, read_events
+from tests.dv_oracle import write_aedat4
 from tests.event_writers import expelliarmus_evt2, spec_evt3
 
 W, H = 640, 480
@@ -203,11 +203,11 @@ def test_corrupt_and_truncated_aedat4(tmp_path, events):
     for name in ("cut.aedat4", "noise.aedat4", "missing.aedat4"):
         with pytest.raises(EventFileError, match=name):
             read_events(tmp_path / name)
-    # dv-processing never returns on this one: its child process is given up on
-    reader = Aedat4Reader(tmp_path / "corrupt.aedat4", stall_s=1.0)
-    with pytest.raises(EventFileError, match=r"corrupt.aedat4: at \d+: .*made no progress"):
-        list(reader.chunks())
-    assert reader._child is None  # killed and reaped
+    # dv-processing never returns on this one (tests/dv_oracle.py); ours names the packet
+    with pytest.raises(EventFileError, match=r"corrupt.aedat4: at \d+: the packet at byte \d+ "):
+        read_events(tmp_path / "corrupt.aedat4")
+    kept = read_events(tmp_path / "corrupt.aedat4", on_error="skip")
+    assert 0 < len(kept) < len(events) and np.all(np.isin(kept["t"], events["t"]))
 
 
 def test_bad_npy_files(tmp_path):

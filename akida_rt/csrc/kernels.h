@@ -1,4 +1,4 @@
-/* akida_rt.native._kernels: the loops numpy cannot make fast (event decoding and framing, the
+/* akida_rt.native._kernels: the loops numpy cannot make fast (event decoding and framing, AEDAT4 packets, the
  * engine's element-wise steps, the edge-learning step). Shared declarations.
  *
  * Every kernel checks its arguments' types, shapes, contiguity and writability, and every
@@ -10,6 +10,7 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <stdint.h>
+#include <string.h>
 
 #define NPY_NO_DEPRECATED_API NPY_1_22_API_VERSION
 #define PY_ARRAY_UNIQUE_SYMBOL akida_rt_kernels_ARRAY_API
@@ -54,6 +55,24 @@ PyArrayObject *k_events(PyObject *obj, int writable, const char *what);
 
 PyObject *k_evt2_decode(PyObject *self, PyObject *args);
 PyObject *k_evt3_decode(PyObject *self, PyObject *args);
+/* Little-endian reads at any alignment. */
+static inline uint32_t rd32(const uint8_t *p)
+{
+    uint32_t v;
+    memcpy(&v, p, 4);
+    return v;
+}
+
+static inline uint16_t rd16(const uint8_t *p) { return (uint16_t)(p[0] | (p[1] << 8)); }
+
+/* An LZ4 frame src[0:n] decoded into dst[0:cap] (lz4.c); *len is its size. NULL or what is
+ * wrong: LZ4_TOO_BIG when it does not fit. */
+const char *lz4_frame(const uint8_t *src, size_t n, uint8_t *dst, size_t cap, size_t *len);
+extern const char LZ4_TOO_BIG[];
+
+PyObject *k_aedat4_unpack(PyObject *self, PyObject *args);
+PyObject *k_aedat4_events(PyObject *self, PyObject *args);
+PyObject *k_aedat4_walk(PyObject *self, PyObject *args);
 PyObject *k_frame_counts(PyObject *self, PyObject *args);
 PyObject *k_activate(PyObject *self, PyObject *args);
 PyObject *k_max_pool(PyObject *self, PyObject *args);

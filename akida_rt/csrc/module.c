@@ -51,6 +51,16 @@ static PyMethodDef methods[] = {
      "evt3_decode(words <u2, state int64[6], event_dtype, first_offset, width, height, "
      "last_t, offsets) -> (events, byte offsets or None, unknown words, index of the first, "
      "clean)"},
+    {"aedat4_unpack", k_aedat4_unpack, METH_VARARGS,
+     "aedat4_unpack(packet, lz4, scratch) -> (offset, count) of the packet's 16-byte dv events "
+     "in scratch (lz4: the LZ4 frame decoded there) or in the packet"},
+    {"aedat4_events", k_aedat4_events, METH_VARARGS,
+     "aedat4_events(src, offset, count, out, at, last_t) -> the last t, or None when a time "
+     "goes back: dv events src[offset:] written to out[at:at + count] as EVENT_DTYPE"},
+    {"aedat4_walk", k_aedat4_walk, METH_VARARGS,
+     "aedat4_walk(buf, lo, hi, stream_id, kind, scratch, out, at, last_t) -> (lo, at, last_t, "
+     "packets, events, stop, pending offset, pending count): the complete packets of "
+     "buf[lo:hi] decoded into out[at:] until out is full or a packet needs the reader"},
     {"frame_counts", k_frame_counts, METH_VARARGS,
      "frame_counts(held, events, bounds int64, table int32, sensor_w, sensor_h, split, "
      "pixels) -> uint8 (frames, pixels)"},

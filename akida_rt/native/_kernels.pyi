@@ -2,6 +2,8 @@
 
 import numpy as np
 
+_Buffer = bytes | bytearray | memoryview | np.ndarray
+
 def evt2_decode(
     words: np.ndarray,
     state: np.ndarray,
@@ -22,6 +24,21 @@ def evt3_decode(
     last_t: int,
     offsets: bool,
 ) -> tuple[np.ndarray, np.ndarray | None, int, int, bool]: ...
+def aedat4_unpack(packet: _Buffer, lz4: bool, scratch: _Buffer) -> tuple[int, int]: ...
+def aedat4_events(
+    src: _Buffer, offset: int, count: int, out: np.ndarray, at: int, last_t: int
+) -> int | None: ...
+def aedat4_walk(
+    buf: _Buffer,
+    lo: int,
+    hi: int,
+    stream_id: int,
+    kind: int,
+    scratch: _Buffer,
+    out: np.ndarray,
+    at: int,
+    last_t: int,
+) -> tuple[int, int, int, int, int, int, int, int]: ...
 def frame_counts(
     held: np.ndarray,
     events: np.ndarray,

@@ -1,4 +1,4 @@
-"""AEDAT4 recordings read packet by packet in this process (LZ4 or Zstd packets, numpy),
+"""AEDAT4 recordings read packet by packet in this process (LZ4 or Zstd packets, C kernels),
 so a truncated or interrupted recording yields every complete packet before the cut.
 
 Layout (iniVation's AEDAT 4.0): "#!AER-DAT4.0\\r\\n", an int32 header size and the IOHeader
@@ -10,33 +10,31 @@ int16 x, int16 y, bool polarity, 3 bytes padding). The data table at the end is 
 
 from __future__ import annotations
 
-import functools
+import io
 import logging
 import os
 import struct
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterator
-from typing import Any
 
 import numpy as np
 
 from akida_rt.errors import EventFileError
+from akida_rt.native import _kernels
 from akida_rt.stream.events import (
     DEFAULT_CHUNK,
     EVENT_DTYPE,
     OnError,
     SensorInfo,
     TimeGuard,
-    empty,
-    rechunk,
 )
 
 log = logging.getLogger(__name__)
 MAGIC = b"#!AER-DAT4.0\r\n"
-DV_EVENT = np.dtype([("t", "<i8"), ("x", "<i2"), ("y", "<i2"), ("p", "u1"), ("_", "V3")])
 COMPRESSION = {0: "none", 1: "LZ4", 2: "LZ4", 3: "Zstd", 4: "Zstd"}
 MAX_PACKET = 1 << 30
 MAX_DECODED = 64 << 20  # one decompressed packet: 4 Mi events, far above what DV writes
+BLOCK = 1 << 20  # the file is read this many bytes at a time
 
 
 def _table(buf: bytes, pos: int) -> Callable[[int], int | None]:
@@ -59,38 +57,27 @@ def _root(buf: bytes, size_prefixed: bool) -> tuple[Callable[[int], int | None],
     return _table(buf, root), buf[base + 4 : base + 8]
 
 
-def _bounded_lz4(frame: Any, data: bytes) -> bytes:
-    """An LZ4 frame decompressed with `frame` (lz4.frame), refused past MAX_DECODED bytes
-    (a crafted packet of a few KiB could otherwise expand to gigabytes)."""
-    out = frame.LZ4FrameDecompressor()
-    buf = out.decompress(data, max_length=MAX_DECODED)
-    if not out.eof:
-        raise ValueError(f"it decompresses to more than {MAX_DECODED >> 20} MiB")
-    return bytes(buf)
+def _zstd(path: str) -> Callable[[memoryview], bytes]:
+    try:
+        import zstandard
+    except ImportError:
+        raise EventFileError(
+            path, 0, "Zstd packets need zstandard: pip install zstandard"
+        ) from None
+    return lambda data: zstandard.ZstdDecompressor().decompress(data, max_output_size=MAX_DECODED)
 
 
-def _decompressor(kind: int, path: str) -> Callable[[bytes], bytes]:
-    if kind == 0:
-        return bytes
-    if COMPRESSION.get(kind) == "LZ4":
-        try:
-            import lz4.frame
-        except ImportError:
-            raise EventFileError(
-                path, 0, "LZ4 packets need lz4: pip install 'akida-rt[stream]'"
-            ) from None
-        return functools.partial(_bounded_lz4, lz4.frame)
-    if COMPRESSION.get(kind) == "Zstd":
-        try:
-            import zstandard
-        except ImportError:
-            raise EventFileError(
-                path, 0, "Zstd packets need zstandard: pip install zstandard"
-            ) from None
-        return lambda data: zstandard.ZstdDecompressor().decompress(
-            data, max_output_size=MAX_DECODED
-        )
-    raise EventFileError(path, 0, f"unknown AEDAT4 compression {kind}")
+def _fill(f: io.BufferedReader, view: memoryview, at: int) -> int:
+    """view[at:] filled from `f` as far as the file goes; the end of what was filled."""
+    while at < len(view) and (got := f.readinto(view[at:])):
+        at += got
+    return at
+
+
+def _refill(f: io.BufferedReader, view: memoryview, lo: int, hi: int) -> int:
+    """view[lo:hi] moved to the front, the rest filled from `f`; the end of what is held."""
+    view[: hi - lo] = view[lo:hi]
+    return _fill(f, view, hi - lo)
 
 
 class Aedat4File:
@@ -121,17 +108,19 @@ class Aedat4File:
             raise
         self.guard = TimeGuard(self.path, self.on_error)
         self.packets_skipped = 0
-        if self.on_error is OnError.RAISE:
+        self._lz4_scratch: np.ndarray | None = None
+        # DV writes the data table when it closes a recording: without one inside the
+        # file, the recording may have been interrupted
+        if self.on_error is OnError.RAISE and not 0 < self.data_table <= self.file_size:
             self._check_complete()
 
     def _check_complete(self) -> None:
-        """Walk the packet headers (a seek each): a cut fails now, before any event is
-        read, so no frame of a recording that will fail is ever sent."""
-        pos, complete = self.data_start, 0
+        """Walk the packet headers (an 8-byte pread each): a cut fails now, before any
+        event is read, so no frame of a recording that will fail is ever sent."""
+        pos, complete, fd = self.data_start, 0, self._f.fileno()
         end = self.data_table if 0 < self.data_table <= self.file_size else self.file_size
         while pos < end:
-            self._f.seek(pos)
-            head = self._f.read(8)
+            head = os.pread(fd, 8, pos)
             size = struct.unpack("<ii", head)[1] if len(head) == 8 else -1
             if size < 0 or pos + 8 + size > self.file_size:
                 self._f.close()
@@ -185,7 +174,10 @@ class Aedat4File:
             raise self._fail(
                 start, f"the AEDAT4 header does not decode ({exc}; corrupt file)"
             ) from None
-        self.decompress = _decompressor(kind, self.path)
+        if kind not in COMPRESSION:
+            raise self._fail(start, f"unknown AEDAT4 compression {kind} (corrupt file?)")
+        self.compression = COMPRESSION[kind]
+        self._unzstd = _zstd(self.path) if self.compression == "Zstd" else None
         self.data_start = start + hsize
         self.file_size = size
         self.event_streams: set[int] = set()
@@ -209,61 +201,132 @@ class Aedat4File:
         log.warning("%s: at %d: %s (skipped)", self.path, offset, what)
         self.packets_skipped += 1
 
-    def _packets(self) -> Iterator[np.ndarray]:
-        f, pos, read = self._f, self.data_start, 0
+    def chunks(self) -> Iterator[np.ndarray]:
+        """Chunks of `chunk_events` events (the last shorter). The file is read BLOCK bytes
+        at a time; aedat4_walk decodes the complete packets in the block straight into the
+        chunk being filled, and stops at the chunk's end or at a packet it leaves to this
+        loop: one the block holds only part of (read on; read whole when larger than a
+        block), one that does not decode or whose time goes back (reported, and the
+        TimeGuard's), a Zstd packet."""
+        f, pos, complete, sid = self._f, self.data_start, 0, self.stream_id
         end = self.data_table if 0 < self.data_table <= self.file_size else self.file_size
+        kind = {"none": 0, "LZ4": 1}.get(self.compression, 2)
+        scratch = self._scratch() if kind == 1 else np.empty(0, np.uint8)
+        view = np.empty(BLOCK, np.uint8).data  # not zeroed: filled as read
+        lo = hi = 0  # view[lo:hi] holds the file from pos on
+        self._chunk, self._held, self._read = np.empty(self.chunk_events, EVENT_DTYPE), 0, 0
         f.seek(pos)
-        complete = 0
         while pos < end:
-            head = f.read(8)
-            if len(head) < 8:
-                self._cut(pos, complete)
-                return
-            sid, size = struct.unpack("<ii", head)
+            if hi - lo >= 8:
+                start, guard = lo, self.guard
+                lo, self._held, guard.last, packets, events, stop, p_at, p_n = (
+                    _kernels.aedat4_walk(view, lo, min(hi, lo + end - pos), sid, kind, scratch,
+                                         self._chunk, self._held, guard.last)
+                )  # fmt: skip
+                pos, complete, self._read = (
+                    pos + lo - start,
+                    complete + packets,
+                    self._read + events,
+                )
+                if stop == 1:  # the chunk is full
+                    yield self._chunk
+                    self._chunk, self._held = np.empty(self.chunk_events, EVENT_DTYPE), 0
+                    src = scratch if kind == 1 else view
+                    yield from self._emit(src, p_at, p_n, self._read - p_n)
+                    continue
+                if pos >= end:
+                    break
+            # here: the packet at lo, done the slow way
+            if hi - lo < 8:
+                lo, hi = 0, _refill(f, view, lo, hi)
+                if hi < 8:
+                    self._cut(pos, complete)
+                    break
+                continue
+            psid, size = struct.unpack_from("<ii", view, lo)
             if size < 0 or size > MAX_PACKET:
                 self._bad(pos, f"packet size {size} is not plausible (corrupt file)")
-                return
-            data = f.read(size)
-            if len(data) < size:
+                break
+            if pos + 8 + size > self.file_size:
                 self._cut(pos, complete)
-                return
-            if sid == self.stream_id:
-                ev = self._decode(data, pos)
-                if ev is not None:
-                    yield self.guard.check(ev, read)
-                    read += len(ev)
+                break
+            data: memoryview | None = None
+            if hi - lo >= 8 + size:
+                data = view[lo + 8 : lo + 8 + size]
+                lo += 8 + size
+            elif psid != sid:  # not ours: skipped unread
+                f.seek(pos + 8 + size)
+                lo = hi = 0
+            elif 8 + size <= len(view):
+                lo, hi = 0, _refill(f, view, lo, hi)
+                if hi < 8 + size:  # the file shrank under us
+                    self._cut(pos, complete)
+                    break
+                continue  # the walk takes it
+            else:
+                data = memoryview(bytearray(size))
+                data[: hi - lo - 8] = view[lo + 8 : hi]
+                if _fill(f, data, hi - lo - 8) < size:
+                    self._cut(pos, complete)
+                    break
+                lo = hi = 0
+            if data is not None and psid == sid:
+                unpacked = self._unpack(data, pos)
+                if unpacked is not None:
+                    yield from self._emit(*unpacked, self._read)
+                    self._read += unpacked[2]
             complete += 1
             pos += 8 + size
+        if self._held:
+            yield self._chunk[: self._held]
+
+    def _scratch(self) -> np.ndarray:
+        """Where LZ4 packets are decoded (pages are touched only as packets need them)."""
+        if self._lz4_scratch is None:
+            self._lz4_scratch = np.empty(MAX_DECODED, np.uint8)
+        return self._lz4_scratch
+
+    def _emit(
+        self, src: np.ndarray | memoryview, offset: int, count: int, first: int
+    ) -> Iterator[np.ndarray]:
+        """`count` dv events at src[offset:] converted into the chunks, each full chunk
+        yielded; `first` is the index of the first in the stream (the TimeGuard's)."""
+        size, guard, done = self.chunk_events, self.guard, 0
+        while done < count:
+            take = min(count - done, size - self._held)
+            at = self._held
+            last = _kernels.aedat4_events(
+                src, offset + 16 * done, take, self._chunk, at, guard.last
+            )
+            if last is not None:
+                guard.last, kept = last, take
+            else:  # raises, or drops the events that go back
+                ev = guard.check(self._chunk[at : at + take], first + done)
+                kept = len(ev)
+                self._chunk[at : at + kept] = ev
+            self._held, done = at + kept, done + take
+            if self._held == size:
+                yield self._chunk
+                self._chunk, self._held = np.empty(size, EVENT_DTYPE), 0
 
     def _cut(self, pos: int, complete: int) -> None:
         self._bad(pos, f"the file ends inside the packet at byte {pos} (interrupted "
                   f"recording); --skip-errors keeps the complete packets before it ({complete})")  # fmt: skip
 
-    def _decode(self, data: bytes, pos: int) -> np.ndarray | None:
+    def _unpack(
+        self, data: memoryview, pos: int
+    ) -> tuple[np.ndarray | memoryview, int, int] | None:
+        """(buffer, offset, count) of the packet's dv events, or None when it does not
+        decode (skipped, or raised)."""
         try:
-            buf = self.decompress(data)
-            field, ident = _root(buf, size_prefixed=True)
-            if ident != b"EVTS":
-                raise ValueError(f"identifier {ident!r}, not EVTS")
-            elements = field(0)
-            if elements is None:
-                return empty()
-            vec = elements + struct.unpack_from("<I", buf, elements)[0]
-            (n,) = struct.unpack_from("<I", buf, vec)
-            raw = np.frombuffer(buf, DV_EVENT, n, vec + 4)
+            if self.compression == "LZ4":
+                return (self._scratch(), *_kernels.aedat4_unpack(data, True, self._scratch()))
+            if self._unzstd is not None:
+                data = memoryview(self._unzstd(data))
+            return (data, *_kernels.aedat4_unpack(data, False, bytearray()))
         except Exception as exc:  # any decoder's error: a corrupt packet
             self._bad(pos, f"the packet at byte {pos} does not decode ({exc})")
             return None
-        if raw.dtype.itemsize == EVENT_DTYPE.itemsize and int(raw["p"].max(initial=0)) <= 1 \
-                and int(raw["x"].min(initial=0)) >= 0 and int(raw["y"].min(initial=0)) >= 0:  # fmt: skip
-            # dv's event is EVENT_DTYPE's layout (t, x, y at the same offsets, a 0/1 bool)
-            return np.frombuffer(buf, EVENT_DTYPE, n, vec + 4)  # read-only, rechunk copies
-        ev = empty(n)
-        ev["t"], ev["x"], ev["y"], ev["p"] = raw["t"], raw["x"], raw["y"], raw["p"] != 0
-        return ev
-
-    def chunks(self) -> Iterator[np.ndarray]:
-        return rechunk((p for p in self._packets() if len(p)), self.chunk_events)
 
     def close(self) -> None:
         self._f.close()
