@@ -219,3 +219,21 @@ def test_bad_arguments_are_refused_not_read():
             fn(*args)
     with pytest.raises(ValueError, match="more than 1 MiB"):
         _kernels.aedat4_unpack(lz4.frame.compress(bytes(2 << 20)), True, scratch)
+
+
+def test_a_zstd_bomb_stating_its_size_is_refused_not_inflated(tmp_path):
+    """A Zstd packet of a few KiB stating 200 MiB of content: zstandard would allocate the
+    stated size whatever max_output_size says, so the reader refuses it first."""
+    zstandard = pytest.importorskip("zstandard")
+
+    path = tmp_path / "zstd.aedat4"
+    write_aedat4(path, events(6000, seed=3), W, H, packet=3000, compression="ZSTD")
+    data = path.read_bytes()
+    with Aedat4File(path) as f:
+        start, sid = f.data_start, f.stream_id
+    bomb = zstandard.ZstdCompressor(write_content_size=True).compress(bytes(200 << 20))
+    assert len(bomb) < 64 << 10
+    packet = sid.to_bytes(4, "little", signed=True) + len(bomb).to_bytes(4, "little") + bomb
+    (tmp_path / "bomb.aedat4").write_bytes(data[:start] + packet)
+    with pytest.raises(EventFileError, match=rf"at {start}:.*more than 64 MiB"):
+        read_events(tmp_path / "bomb.aedat4")

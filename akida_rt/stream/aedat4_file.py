@@ -64,7 +64,15 @@ def _zstd(path: str) -> Callable[[memoryview], bytes]:
         raise EventFileError(
             path, 0, "Zstd packets need zstandard: pip install zstandard"
         ) from None
-    return lambda data: zstandard.ZstdDecompressor().decompress(data, max_output_size=MAX_DECODED)
+
+    def unzstd(data: memoryview) -> bytes:
+        # max_output_size binds only frames that do not state their size: a stated size is
+        # allocated whole, so a packet of a few bytes could claim gigabytes.
+        if zstandard.frame_content_size(data) > MAX_DECODED:
+            raise EventFileError(path, 0, f"it decodes to more than {MAX_DECODED >> 20} MiB")
+        return zstandard.ZstdDecompressor().decompress(data, max_output_size=MAX_DECODED)
+
+    return unzstd
 
 
 def _fill(f: io.BufferedReader, view: memoryview, at: int) -> int:
