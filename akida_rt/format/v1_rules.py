@@ -69,17 +69,16 @@ def quantize_input(x: np.ndarray, scales: np.ndarray, zero_points: np.ndarray) -
 
 def plasticity_of_swaps(swaps: np.ndarray, num_weights: int) -> np.ndarray:
     """Per-neuron float32 plasticity P whose learning budget ceil(float32(P * num_weights))
-    (docs/semantics.md, 8.4) is akida's `thswap`, the connections a v1 learning neuron
-    may still move (akida 2.19.3: num_weights after compile, 0.75 num_weights after one
-    step with decay 0.25)."""
-    out = np.empty(len(swaps), np.float32)
-    nw = np.float32(num_weights)
-    for i, k in enumerate(np.asarray(swaps, np.int64)):
-        p = np.float32(min(max(int(k), 0), num_weights) / num_weights)
-        while p > 0 and np.ceil(p * nw) > k:  # float32 rounding up past k
-            p = np.nextafter(p, np.float32(0))
-        out[i] = p
-    return out
+    (docs/semantics.md, 8.4) is `swaps` (akida's `thswap`, what the AKD1000's learning
+    FNP3 holds): the connections a learning neuron may still move (akida 2.19.3:
+    num_weights after compile, 0.75 num_weights after one step with decay 0.25)."""
+    nw = max(int(num_weights), 1)
+    k = np.clip(np.asarray(swaps, np.int64), 0, nw)
+    p = (k / nw).astype(np.float32)
+    for _ in range(2):  # float32 rounding may put the product one ulp past k: step down
+        over = (p > 0) & (np.ceil(p * np.float32(nw)) > k)
+        p[over] = np.nextafter(p[over], np.float32(0))
+    return p
 
 
 def swaps_of_plasticity(plasticity: np.ndarray, num_weights: int) -> np.ndarray:
