@@ -62,9 +62,7 @@ def learn_step(
     spikes, work = program.run(x, stop=-1)
     weights = layer.get_variable("weights").reshape(k, u).astype(np.uint8)
     labels = np.array([label if state.params.num_classes else -1], np.int64)
-    pots = learn(
-        state.params, weights, state.swaps, spikes.reshape(1, k).astype(np.uint8), labels
-    )
+    pots = learn(state.params, weights, state.swaps, spikes.reshape(1, k).astype(np.uint8), labels)
     layer.set_variable("weights", weights.reshape(1, 1, k, u))
     program.engine.compiled[-1] = compile_layer(layer)
     words = weights_to_words(weights, state.input_order)

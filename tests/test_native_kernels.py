@@ -291,8 +291,10 @@ def test_bad_arguments_are_refused_not_read():
         (_kernels.learn, (np.zeros((4, 2), np.uint8), *learn_args[:4], (1, 0, 1, 0, 1, 0))),
         (_kernels.learn, (np.zeros((4, 2), np.uint8), np.zeros(2, np.float32), *learn_args[1:])),
         (_kernels.learn, (np.zeros((4, 2), np.uint8), *learn_args[:4], (1, 0, 2, 0, 1))),
-        (_kernels.learn, (np.zeros((4, 2), np.uint8), np.full(2, 3, np.int32),
-                          *learn_args[1:])),  # swaps above num_weights
+        (
+            _kernels.learn,
+            (np.zeros((4, 2), np.uint8), np.full(2, 3, np.int32), *learn_args[1:]),
+        ),  # swaps above num_weights
     ]
     labelled = (1, 2, 1, 0, 1)  # a label outside the classes
     cases.append((_kernels.learn, (np.zeros((4, 2), np.uint8), *learn_args[:2],

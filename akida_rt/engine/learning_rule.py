@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from akida_rt.format.v1_rules import plasticity_of_swaps, swaps_of_plasticity
+from akida_rt.format.v1_rules import learning_fraction, plasticity_of_swaps, swaps_of_plasticity
 from akida_rt.native import _kernels
 
 NO_LABEL = -1
@@ -41,7 +41,7 @@ class RuleParams:
 def initial_swaps(num_weights: int, initial_plasticity: float) -> int:
     """A fresh neuron's plasticity in connections: initial_plasticity x num_weights,
     rounded half up (what BrainChip's compile gives `thswap`)."""
-    return math.floor(float(initial_plasticity) * num_weights + 0.5)
+    return math.floor(learning_fraction(initial_plasticity) * num_weights + 0.5)
 
 
 def rule_params(
@@ -56,14 +56,16 @@ def rule_params(
     BrainChip's compiler writes the learning FNP3's registers (measured on akida 2.19.3
     programs; tests/test_learning_rule_params.py): the floor ceil(min x num_weights), the
     step ceil(decay x initial swaps), the bar (1 - competition) x num_weights rounded
-    half up, in double precision."""
+    half up, in double precision from each fraction's shortest decimal (what akida is
+    given: v1_rules.learning_fraction)."""
     nw = int(num_weights)
+    decay = learning_fraction(plasticity_decay)
     return RuleParams(
         num_weights=nw,
         num_classes=int(num_classes),
-        min_swaps=math.ceil(float(min_plasticity) * nw),
-        decay_swaps=math.ceil(float(plasticity_decay) * initial_swaps(nw, initial_plasticity)),
-        competition_bar=math.floor((1.0 - float(learning_competition)) * nw + 0.5),
+        min_swaps=math.ceil(learning_fraction(min_plasticity) * nw),
+        decay_swaps=math.ceil(decay * initial_swaps(nw, initial_plasticity)),
+        competition_bar=math.floor((1.0 - learning_fraction(learning_competition)) * nw + 0.5),
     )
 
 

@@ -67,6 +67,14 @@ def quantize_input(x: np.ndarray, scales: np.ndarray, zero_points: np.ndarray) -
     return np.clip(out, 0, 255).astype(np.uint8)
 
 
+def learning_fraction(value: float) -> float:
+    """The double a float32 learning parameter stands for: its shortest decimal (0.3, not
+    0.30000001192092896). akida keeps AkidaUnsupervised's fractions as doubles and its
+    compiler rounds their products with num_weights (ceil(0.3 x 20) is 6, ceil of the
+    float32's is 7), so what is exported and what the rule computes both use this."""
+    return float(str(np.float32(value)))
+
+
 def plasticity_of_swaps(swaps: np.ndarray, num_weights: int) -> np.ndarray:
     """Per-neuron float32 plasticity P whose learning budget ceil(float32(P * num_weights))
     (docs/semantics.md, 8.4) is `swaps` (akida's `thswap`, what the AKD1000's learning
