@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
@@ -44,6 +45,7 @@ def initial_swaps(num_weights: int, initial_plasticity: float) -> int:
     return math.floor(learning_fraction(initial_plasticity) * num_weights + 0.5)
 
 
+@lru_cache(maxsize=256)  # a fit asks for the same few sets: four float-to-text turns saved
 def rule_params(
     num_weights: int,
     num_classes: int,
@@ -71,12 +73,21 @@ def rule_params(
 
 def swaps_of(plasticity: np.ndarray, num_weights: int) -> np.ndarray:
     """int32 connections each neuron may move, of float32 plasticity (its budget)."""
-    return np.clip(swaps_of_plasticity(plasticity, num_weights), 0, num_weights).astype(np.int32)
+    swaps = swaps_of_plasticity(plasticity, num_weights)  # >= 0: plasticity is checked 0..1
+    return np.minimum(swaps, num_weights, out=swaps)
 
 
 def plasticity_of(swaps: np.ndarray, num_weights: int) -> np.ndarray:
     """float32 plasticity that stands for `swaps` (the inverse of swaps_of)."""
-    return plasticity_of_swaps(swaps, num_weights)
+    table = _plasticity_table(max(int(num_weights), 1))
+    return table[np.minimum(swaps, len(table) - 1)]  # swaps >= 0: the rule's, thswap's
+
+
+@lru_cache(maxsize=64)
+def _plasticity_table(num_weights: int) -> np.ndarray:
+    table = plasticity_of_swaps(np.arange(num_weights + 1), num_weights)
+    table.flags.writeable = False
+    return table
 
 
 def learn(

@@ -83,10 +83,8 @@ def plasticity_of_swaps(swaps: np.ndarray, num_weights: int) -> np.ndarray:
     nw = max(int(num_weights), 1)
     k = np.clip(np.asarray(swaps, np.int64), 0, nw)
     p = (k / nw).astype(np.float32)
-    for _ in range(2):  # float32 rounding may put the product one ulp past k: step down
-        over = (p > 0) & (np.ceil(p * np.float32(nw)) > k)
-        p[over] = np.nextafter(p[over], np.float32(0))
-    return p
+    # float32 rounding may put the product one ulp past k: one ulp down puts it below
+    return np.where(np.ceil(p * np.float32(nw)) > k, np.nextafter(p, np.float32(0)), p)
 
 
 def swaps_of_plasticity(plasticity: np.ndarray, num_weights: int) -> np.ndarray:
