@@ -16,6 +16,7 @@ from akida_rt.errors import InputError
 log = logging.getLogger(__name__)
 SPARKS = "▁▂▃▄▅▆▇█"
 NP_GAP = 0.12  # white space between NPs (each NP is its own coloured square)
+NODE_PITCH = 2.4  # a node's 2x2 NPs and the space to the next node
 
 
 def _pyplot(option: str) -> Any:
@@ -48,17 +49,19 @@ def check_png(option: str, path: str) -> str:
 
 
 def mesh(model: Any, spec: Any, path: str) -> int:
-    """Draw each hardware sequence's NP placement; returns the number of coloured NPs."""
+    """Draw each hardware sequence's NP placement on the device's mesh, NP for NP as the
+    description lists it (its DMA NPs dark, the HRC left out); returns the number of
+    coloured NPs."""
     plt = _pyplot("--plot")
     hw = [s for s in model.sequences if s.backend.value == "Hardware"]
     if not hw:
         raise InputError("--plot: no sequence runs on the NP mesh (map onto a device first)")
-    # The NPs the description lists, and any a program binary places elsewhere (akida's
-    # compiler numbers AKD1000's nodes its own way: docs/program-binary.md).
-    placed = {n for s in hw for p in s.plan.placements if p.np_type != "HRC" for n in p.nps}
-    idents = list(dict.fromkeys([n.ident for n in spec.nps] + sorted(placed)))
-    cols = max(i.col for i in idents)
-    rows = max(i.row for i in idents)
+    idents = [n.ident for n in spec.nps]
+    dmas = [d for d in (spec.dma_event, spec.dma_conf) if d is not None]
+    slots = idents + dmas
+    kinds = {n.ident: _kind_label({t.value for t in n.types}) for n in spec.nps}
+    cols = max(i.col for i in slots)
+    rows = max(i.row for i in slots)
     fig, axes = plt.subplots(1, len(hw), figsize=(4.5 * len(hw) + 2, 5), squeeze=False)
     cmap = plt.get_cmap("tab20")
     layer_names = [p.layer for s in hw for p in s.plan.placements if p.np_type != "HRC"]
@@ -66,26 +69,39 @@ def mesh(model: Any, spec: Any, path: str) -> int:
     coloured = 0
     for ax, seq in zip(axes[0], hw, strict=True):
         owner = {n: p.layer for p in seq.plan.placements if p.np_type != "HRC" for n in p.nps}
-        for i in idents:
-            x = (i.col - 1) * 2 + i.id % 2 + NP_GAP / 2
-            y = (rows - i.row) * 2 + (1 - i.id // 2) + NP_GAP / 2
+        if stray := sorted(set(owner) - set(idents)):
+            log.warning("%s places NPs %s that %s does not have", seq.name,
+                        ", ".join(map(str, stray)), spec.name)  # fmt: skip
+        for i in slots:
+            x = (i.col - 1) * NODE_PITCH + i.id % 2 + NP_GAP / 2
+            y = (rows - i.row) * NODE_PITCH + (1 - i.id // 2) + NP_GAP / 2
             layer = owner.get(i)
             colour = colours[layer] if layer else (0.93, 0.93, 0.93)
+            label = kinds.get(i, "")
+            if i in dmas:
+                colour = (0.55, 0.55, 0.55)
+                label = "E" if i == spec.dma_event else "C"
+            ax.text(x + 0.44, y + 0.44, label, ha="center", va="center", fontsize=5,
+                    color=(0.2, 0.2, 0.2))  # fmt: skip
             coloured += layer is not None
             ax.add_patch(plt.Rectangle((x, y), 1 - NP_GAP, 1 - NP_GAP, color=colour, lw=0))
-        ax.set_xlim(-0.2, cols * 2 + 0.2)
-        ax.set_ylim(-0.2, rows * 2 + 0.2)
+        ax.set_xlim(-0.2, cols * NODE_PITCH)
+        ax.set_ylim(-0.2, rows * NODE_PITCH)
         ax.set_aspect("equal")
         ax.set_xticks(
-            [c * 2 - 1 for c in range(1, cols + 1)], [f"col {c}" for c in range(1, cols + 1)]
+            [(c - 1) * NODE_PITCH + 1 for c in range(1, cols + 1)],
+            [f"col {c}" for c in range(1, cols + 1)],
         )
         ax.set_yticks(
-            [(rows - r) * 2 + 1 for r in range(1, rows + 1)],
+            [(rows - r) * NODE_PITCH + 1 for r in range(1, rows + 1)],
             [f"row {r}" for r in range(1, rows + 1)],
         )
         ax.set_title(f"{seq.name}: {seq.plan.np_count} NPs", fontsize=9)
     handles = [plt.Line2D([], [], marker="s", ls="", ms=5, color=c, label=n)
                for n, c in colours.items()]  # fmt: skip
+    if dmas:
+        handles.append(plt.Line2D([], [], marker="s", ls="", ms=5, color=(0.55, 0.55, 0.55),
+                                  label="DMA (E event, C config)"))  # fmt: skip
     fig.legend(handles=handles, loc="center right", fontsize=8, frameon=False)
     fig.suptitle(f"{model.name} on {spec.name}: {coloured} of {len(idents)} NPs used")
     fig.subplots_adjust(right=0.8)
@@ -93,6 +109,14 @@ def mesh(model: Any, spec: Any, path: str) -> int:
     plt.close(fig)
     log.info("wrote %s (%d coloured NPs)", path, coloured)
     return coloured
+
+
+def _kind_label(types: set[str]) -> str:
+    """What an NP that is not a CNP2 (the common kind) is, in two characters."""
+    for name, label in (("CNP2", ""), ("FNP3", "F3"), ("FNP2", "F2")):
+        if name in types:
+            return label
+    return "C1"
 
 
 def power(times_s: Sequence[float], power_mw: Sequence[float], windows: Sequence[tuple[float, float]],

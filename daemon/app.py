@@ -32,6 +32,7 @@ from .scheduler import Scheduler
 from .server import Server
 from .settings import SETTINGS, shown
 from .store import StateStore
+from .tenant_ledger import TenantLedger
 from .tenant_sockets import SCAN_S as TENANT_SCAN_S
 from .tenant_sockets import TenantSockets
 
@@ -169,7 +170,8 @@ class Daemon:
             tenants = TenantSockets(
                 self.tenant_dir, server.add_tenant_listener, server.remove_tenant_listener
             )
-            background.append(loop.create_task(self.tenant_loop(tenants)))
+            self.controller.ledger = TenantLedger(store, self.controller.has_client)
+            background.append(loop.create_task(self.tenant_loop(tenants, self.controller.ledger)))
         await self.stopping.wait()
         await self.drain(server)
         if tenants is not None:
@@ -185,10 +187,13 @@ class Daemon:
         log.info("akidad stopped")
         return 0
 
-    async def tenant_loop(self, tenants: TenantSockets) -> None:
-        """Follow the tenant directory (folders come and go with the plugin's shares)."""
+    async def tenant_loop(self, tenants: TenantSockets, ledger: TenantLedger) -> None:
+        """Follow the tenant directory (folders come and go with the plugin's shares, a
+        share's tenant changes at each allocation: the one it replaces is freed)."""
         while True:
-            tenants.scan()
+            seen = tenants.scan()
+            if seen is not None:
+                ledger.observe(seen)
             await asyncio.sleep(TENANT_SCAN_S)
 
     async def drain(self, server: Server) -> None:

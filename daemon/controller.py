@@ -30,6 +30,7 @@ from .learning import LearnedStates
 from .scheduler import Scheduler
 from .sessions import Client, Session
 from .store import StateStore
+from .tenant_ledger import TenantLedger
 
 log = logging.getLogger(__name__)
 MAX_PRIORITY = 7
@@ -55,6 +56,7 @@ class Controller:
         self._device_stats: dict[str, dict[str, Any]] = {}
         self.budgets = Budgets(lambda: self.config)
         self.learned = LearnedStates(self)
+        self.ledger: TenantLedger | None = None  # with a tenant directory (tenant_ledger.py)
         manager.prepare_model = self.learned.restore  # learned state before a model serves
 
     # --------------------------------------------------------------- clients
@@ -62,7 +64,7 @@ class Controller:
         client = Client(self._next_client, pid, uid, gid)
         self._next_client += 1
         self.clients[client.client_id] = client
-        self.scheduler.weights[client.client_id] = 1.0
+        self.scheduler.join(client.client_id, uid)  # the tenant is the uid it acts as
         return client
 
     def disconnect(self, client: Client) -> None:
@@ -73,10 +75,15 @@ class Controller:
         for sid in list(client.sessions):
             self._close_session(sid)
         self.clients.pop(client.client_id, None)
+        if self.ledger is not None:
+            self.ledger.client_left(client.uid)
         log.info(
             "client %d (pid %d uid %d) gone: %d queued request(s) dropped",
             client.client_id, client.pid, client.uid, dropped,
         )  # fmt: skip
+
+    def has_client(self, uid: int) -> bool:
+        return any(c.uid == uid for c in self.clients.values())
 
     def hello(self, client: Client, name: str, priority: int, protocol: int) -> dict[str, Any]:
         from akida_rt.wire import ipc
@@ -321,6 +328,11 @@ class Controller:
                 }
                 for c in self.clients.values()
                 if everyone or c.uid == viewer.uid  # type: ignore[union-attr]
+            ],
+            "tenants": [
+                {"uid": uid, "clients": n, "frames": frames, "device_s": round(busy, 6)}
+                for uid, (frames, busy, n) in sorted(self.scheduler.tenant_usage().items())
+                if everyone or uid == viewer.uid  # type: ignore[union-attr]
             ],
             "sessions": len(self.sessions),
             "outstanding": self.scheduler.outstanding(),

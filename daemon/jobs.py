@@ -71,6 +71,7 @@ class Job:
     owner: JobOwner | None = None
     on_settled: Callable[[Job, Result], None] | None = None
     budgets: Budgets | None = None  # the owner's uid's queued-input budget
+    tenant: int | None = None  # who the scheduler charges (the owner's uid when None)
     # Device work instead of a forward (a fit): work(slot, job) on the device's worker,
     # alone in its batch; its value or error answers the job.
     work: Callable[[Any, Job], Any] | None = None
@@ -85,6 +86,10 @@ class Job:
     _timeout: float = 0.0
     _timer: asyncio.TimerHandle | None = None
     _loop: asyncio.AbstractEventLoop | None = None
+
+    def __post_init__(self) -> None:
+        if self.tenant is None and self.owner is not None:
+            self.tenant = self.owner.uid
 
     @property
     def frames(self) -> int:

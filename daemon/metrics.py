@@ -105,5 +105,13 @@ def prometheus_text(stats: dict[str, Any]) -> str:
     family("device_errors_total", "counter", "requests that failed on the device", rows)
     rows = [({"device": d["id"]}, float(d.get("health") == "healthy")) for d in devs]
     family("device_healthy", "gauge", "1 unless the device is lost or recently faulted", rows)
+    tenants = stats.get("tenants", [])
+    for key, name, kind, help_ in (
+        ("frames", "frames_total", "counter", "frames run for a tenant (a uid with clients)"),
+        ("device_s", "device_seconds_total", "counter", "device time of a tenant's frames"),
+        ("clients", "clients", "gauge", "connected clients of a tenant"),
+    ):
+        rows = [({"tenant": str(t["uid"])}, t[key]) for t in tenants]
+        family(f"tenant_{name}", kind, help_, rows)
     family("sessions", "gauge", "open sessions", [({}, stats.get("sessions", 0))])
     return "\n".join(lines) + "\n"

@@ -1,6 +1,7 @@
-"""The scheduler: a queue and a worker thread per device, weighted-fair across clients,
-batching queued requests for the same program into one forward (so a chain-loaded model
-runs each sequence over the whole batch), spreading independent work across devices.
+"""The scheduler: a queue and a worker thread per device, fair between tenants and then
+weighted-fair between a tenant's clients (fair_queue.py), batching queued requests for
+the same program into one forward (so a chain-loaded model runs each sequence over the
+whole batch), spreading independent work across devices.
 
 One path for every request: the event loop queues a job and wakes the device's worker;
 only workers touch devices (runs, resets, stats, releases), so a hung board stalls its
@@ -16,7 +17,7 @@ import asyncio
 import logging
 import threading
 import time
-from collections import deque
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -34,6 +35,7 @@ from akida_rt.errors import (
 )
 
 from .devices import DeviceManager, DeviceSlot
+from .fair_queue import DeviceQueue, tenant_of
 from .jobs import RUN_CHUNK_FRAMES, Job, Result
 
 __all__ = ["DeviceQueue", "Job", "Result", "Scheduler"]
@@ -76,83 +78,6 @@ class _Batch:
 Work = _Task | _Batch
 
 
-class DeviceQueue:
-    """Per-client FIFOs of one device, served by stride scheduling (weights 2**priority)."""
-
-    def __init__(self) -> None:
-        self.fifos: dict[int, deque[Job]] = {}
-        self.passes: dict[int, float] = {}
-        self.frames = 0
-        self.vtime = 0.0
-
-    def push(self, job: Job) -> None:
-        fifo = self.fifos.setdefault(job.client_id, deque())
-        if not fifo:  # a client coming back does not get credit for its idle time
-            self.passes[job.client_id] = max(self.passes.get(job.client_id, 0.0), self.vtime)
-        fifo.append(job)
-        self.frames += job.pending
-
-    def push_front(self, job: Job) -> None:
-        """A chunked job back at the head of its client's FIFO, for its next chunk."""
-        self.fifos.setdefault(job.client_id, deque()).appendleft(job)
-        self.passes.setdefault(job.client_id, self.vtime)
-        self.frames += job.pending
-
-    def discard(self, job: Job) -> bool:
-        fifo = self.fifos.get(job.client_id)
-        if fifo is None or job not in fifo:
-            return False
-        fifo.remove(job)
-        self.frames -= job.pending
-        return True
-
-    def drop_client(self, client_id: int) -> list[Job]:
-        jobs = list(self.fifos.pop(client_id, ()))
-        self.passes.pop(client_id, None)
-        self.frames -= sum(j.pending for j in jobs)
-        return jobs
-
-    def take(self, weights: dict[int, float], max_frames: int, steal: bool = False) -> list[Job]:
-        """The next batch: the head of the neediest client, plus the heads of any client
-        queued for the same program, up to `max_frames`."""
-        order = sorted(
-            (c for c, f in self.fifos.items() if f and (not steal or f[0].pinned is None)),
-            key=lambda c: (self.passes[c], self.fifos[c][0].enqueued),
-        )
-        if not order:
-            return []
-        first = self.fifos[order[0]][0]
-        if first.work is not None or first.chunked:  # device work (a fit), a chunk: alone
-            self.fifos[order[0]].popleft()
-            self.frames -= first.pending
-            step = min(first.pending, RUN_CHUNK_FRAMES) if first.chunked else first.frames
-            self.passes[order[0]] += step / weights.get(order[0], 1.0)
-            self.vtime = min(
-                (self.passes[c] for c, f in self.fifos.items() if f), default=self.vtime
-            )
-            return [first]
-        group = (first.key, first.predict)
-        batch: list[Job] = []
-        frames = 0
-        for client in order:
-            fifo = self.fifos[client]
-            while fifo and fifo[0].work is None and (fifo[0].key, fifo[0].predict) == group:
-                job = fifo[0]
-                if batch and frames + job.frames > max_frames:
-                    break
-                if steal and job.pinned is not None:
-                    break
-                fifo.popleft()
-                batch.append(job)
-                frames += job.frames
-                self.passes[client] += job.frames / weights.get(client, 1.0)
-            if frames >= max_frames:
-                break
-        self.frames -= frames
-        self.vtime = min((self.passes[c] for c, f in self.fifos.items() if f), default=self.vtime)
-        return batch
-
-
 class Scheduler:
     """Runs jobs, and device tasks, on the devices of a DeviceManager.
 
@@ -169,6 +94,8 @@ class Scheduler:
         self.loop = loop
         self.max_batch_frames = max_batch_frames
         self.weights: dict[int, float] = {}
+        self.tenants: dict[int, int] = {}  # connected client -> its tenant (uid)
+        self.usage: dict[int, list[float]] = {}  # tenant with clients -> [frames, device s]
         self.queues: dict[str, DeviceQueue] = {}
         self.running: dict[str, list[Job]] = {}
         self.tasks: dict[str, dict[Any, tuple[Callable[[DeviceSlot], Any], asyncio.Future[Any]]]]
@@ -207,6 +134,32 @@ class Scheduler:
         with self._cond:
             self._stop = True
             self._cond.notify_all()
+
+    # --------------------------------------------------------------- clients
+    def join(self, client_id: int, tenant: int) -> None:
+        """A client connected, acting as `tenant` (loop thread); weight 1 until hello."""
+        with self._cond:
+            self.weights[client_id] = 1.0
+            self.tenants[client_id] = tenant
+            self.usage.setdefault(tenant, [0, 0.0])
+
+    def tenant_usage(self) -> dict[int, tuple[int, float, int]]:
+        """Per tenant with a client connected: frames run, device seconds (a batch's time
+        split by frames), connected clients."""
+        with self._cond:
+            clients = Counter(self.tenants.values())
+            return {t: (int(u[0]), u[1], clients[t]) for t, u in self.usage.items()}
+
+    def _account(self, runs: list[tuple[Job, int]], elapsed: float) -> None:
+        """Charge a run's frames (per job) and its device time, split by frames, to the
+        jobs' tenants (worker thread)."""
+        total = max(sum(n for _, n in runs), 1)
+        with self._cond:
+            for job, frames in runs:
+                usage = self.usage.get(tenant_of(job))
+                if usage is not None:  # not once its last client has gone
+                    usage[0] += frames
+                    usage[1] += elapsed * frames / total
 
     # ------------------------------------------------------------------ work
     def submit(self, job: Job) -> None:
@@ -284,6 +237,9 @@ class Scheduler:
                     if job.client_id == client_id:
                         job.drop()
             self.weights.pop(client_id, None)
+            tenant = self.tenants.pop(client_id, None)
+            if tenant is not None and tenant not in self.tenants.values():
+                self.usage.pop(tenant, None)  # its last client: nothing kept per tenant
         return dropped
 
     def outstanding(self) -> int:
@@ -371,6 +327,7 @@ class Scheduler:
         _deliver(batch, outputs)
         slot.meter.busy_s += elapsed
         slot.meter.record(frames, elapsed)
+        self._account([(j, j.frames) for j in batch], elapsed)
 
     def _run_chunk(self, slot: DeviceSlot, job: Job) -> None:
         """The next RUN_CHUNK_FRAMES frames of a large request; back to the head of its
@@ -392,6 +349,7 @@ class Scheduler:
         job.queue_s = job.queue_s or began - job.enqueued
         slot.meter.busy_s += elapsed
         slot.meter.record(len(x), elapsed)
+        self._account([(job, len(x))], elapsed)
         self._release(slot)
         if job.offset < job.frames:
             with self._cond:
@@ -423,6 +381,7 @@ class Scheduler:
         job.device, job.batch_frames = slot.id, job.frames
         job.run_s, job.queue_s = time.perf_counter() - start, began - job.enqueued
         slot.meter.busy_s += job.run_s
+        self._account([(job, job.frames)], job.run_s)
         job.settle(value, claimed=True)
 
     def _failed(self, slot: DeviceSlot, batch: list[Job], exc: AkidaError) -> None:

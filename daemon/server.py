@@ -584,6 +584,8 @@ class Server:
         pid, peer_uid, _ = ipc.peer_uid(sock)
         log.info("tenant socket %s: pid %d (uid %d) is tenant uid %d", folder, pid, peer_uid, uid)
         self.admit(sock, pid, uid, uid)
+        if self.controller.ledger is not None:
+            self.controller.ledger.admitted(folder.name, uid)
 
     def admit(self, sock: socket.socket, pid: int, uid: int, gid: int) -> None:
         cfg = self.config
@@ -636,6 +638,8 @@ class Server:
         if conn in self.connections:
             self.connections.discard(conn)
             self.per_uid[conn.client.uid] -= 1
+            if not self.per_uid[conn.client.uid]:
+                del self.per_uid[conn.client.uid]  # nothing kept per uid once it has gone
 
     def stop_accepting(self) -> None:
         for sock, _ in self.listeners:

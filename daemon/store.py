@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import re
+import shutil
 import sys
 import threading
 from pathlib import Path
@@ -98,3 +99,15 @@ class StateStore:
 
     def keys(self, uid: int) -> list[str]:
         return sorted(p.name for p in self._files(uid))
+
+    def drop_uid(self, uid: int) -> int:
+        """Delete everything `uid` holds (a tenant whose allocation is gone); returns how
+        many keys there were."""
+        folder = self.root / "users" / str(int(uid))
+        with self._lock:
+            if not folder.is_dir():
+                return 0
+            keys = len(self._files(uid))
+            shutil.rmtree(folder)
+            fsync_dir(folder.parent)
+        return keys

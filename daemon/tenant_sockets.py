@@ -63,13 +63,16 @@ class TenantSockets:
         self._add, self._remove = add, remove
         self.listening: dict[Path, socket.socket] = {}
 
-    def scan(self) -> None:
-        """Open a socket for each new tenant folder; close those whose folder went."""
+    def scan(self) -> dict[str, int | None] | None:
+        """Open a socket for each new tenant folder; close those whose folder went.
+        Returns each folder's name and the uid its tenant file names (None: no valid
+        one), or None when DIR could not be read."""
         try:
-            folders = {p for p in self.root.iterdir() if p.is_dir() and tenant_uid(p)}
+            uids = {p: tenant_uid(p) for p in self.root.iterdir() if p.is_dir()}
         except OSError as exc:
             log.warning("tenant directory %s: %s", self.root, exc.strerror)
-            folders = set()
+            uids = None
+        folders = {p for p, uid in (uids or {}).items() if uid}
         for folder in sorted(folders - set(self.listening)):
             path = folder / SOCKET
             with contextlib.suppress(FileNotFoundError):
@@ -88,6 +91,7 @@ class TenantSockets:
             log.info("tenant socket %s (uid %s)", path, tenant_uid(folder))
         for folder in sorted(set(self.listening) - folders):
             self._close(folder)
+        return None if uids is None else {p.name: uid for p, uid in uids.items()}
 
     def _close(self, folder: Path) -> None:
         sock = self.listening.pop(folder)

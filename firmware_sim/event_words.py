@@ -19,6 +19,9 @@ HRC_POT_BITS = 24
 
 
 def _saturate(v: np.ndarray, bits: int) -> np.ndarray:
+    """A potential as the event's signed field carries it: past the field it saturates,
+    as the NPs' 20-bit potentials do in akida's forward (docs/program-binary.md, "Output
+    potentials"; no source says what the NP does there)."""
     lo, hi = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
     return np.clip(v, lo, hi).astype(np.int64)
 

@@ -36,6 +36,7 @@ from tests.metatf_models import (  # noqa: E402
     sample,
     v1_zoo,
 )
+from tests.metatf_probes import input_conv_probe  # noqa: E402
 
 POOLS = {0: "none", 1: "max", 2: "average"}
 HRC = (0, 0, -1)
@@ -147,6 +148,33 @@ def test_decoded_layers_are_the_imported_layers() -> None:
                 np.allclose(a, b, rtol=1e-6) if key.startswith("output") else np.array_equal(a, b)
             )
     np.testing.assert_array_equal(Model(layers=layers_of(decoded, names)).forward(x), expected)
+
+
+@pytest.mark.parametrize("threshold", [2**23 - 1, 4_000_000, 2**20, 2**19, -(2**23)])
+def test_hrc_thresholds_are_24_bit(threshold: int) -> None:
+    """The HRC's threshold SRAM holds 24-bit two's complement (akida refuses 2^23 and
+    -2^23 - 1 on it, 2^19 on a CNP or FNP)."""
+    model, _ = input_conv_probe("none")
+    model.layers[0].set_variable("threshold", np.full(2, threshold, np.int32))
+    errors, _ = _decode_and_compare(model)
+    assert not errors, errors
+
+
+@pytest.mark.parametrize("act_bits", [1, 2, 4])
+def test_a_cnp_without_activation_keeps_its_act_bits(act_bits: int) -> None:
+    """A last layer without activation: ACTIVATION (w3 bit 15) clear, thresholds -2^19,
+    ACT_BITS the layer's own; it decodes as no activation whatever its act_bits."""
+    model = akida.Model()
+    model.add(akida.InputData(input_shape=(4, 4, 1024), input_bits=4, name="in"))
+    model.add(akida.SeparableConvolutional(kernel_size=(3, 3), filters=2, name="sep",
+                                           weights_bits=4, act_bits=act_bits, activation=False))  # fmt: skip
+    random_weights(model, np.random.default_rng(act_bits))
+    errors, _ = _decode_and_compare(model)
+    assert not errors, errors
+    state = from_program(ProgramBinary.from_bytes(program_binaries(model)[0]))
+    cnps = [s for s in state.nps.values() if not s.is_hrc and s.registers.any()]
+    assert {np_registers.CNP["ACT_BITS"].get(s.registers) for s in cnps} == {act_bits}
+    assert {np_registers.CNP["ACTIVATION"].get(s.registers) for s in cnps} == {0}
 
 
 def test_learning_layer_decodes_with_its_learning_state() -> None:

@@ -40,6 +40,28 @@ def test_the_mesh_plot_colours_every_mapped_np(tmp_path) -> None:
     assert coloured_squares(out) == mapped
 
 
+def np_squares(png: Path) -> int:
+    """Every NP square drawn, used or not (non-white, square, filled)."""
+    rgb = image.imread(png)[..., :3]
+    labels, _ = ndimage.label(rgb.min(-1) < 0.97)
+    count = 0
+    for index, box in enumerate(ndimage.find_objects(labels), start=1):
+        h, w = box[0].stop - box[0].start, box[1].stop - box[1].start
+        filled = (labels[box] == index).sum()
+        count += h * w >= 300 and abs(h - w) <= 2 and filled >= 0.8 * h * w
+    return count
+
+
+def test_the_mesh_plot_draws_akidas_mesh(tmp_path) -> None:
+    """Every NP akida.AKD1000().mesh lists, plus its two DMAs, is a square of the plot."""
+    akida = pytest.importorskip("akida")
+    out = tmp_path / "mesh.png"
+    assert (
+        run_akida("summary", "-m", PROGRAM, "--map", "AKD1000", "--plot", str(out)).returncode == 0
+    )
+    assert np_squares(out) == len(akida.AKD1000().mesh.nps) + 2
+
+
 def test_plot_needs_a_mapping_and_a_png_name(tmp_path) -> None:
     bad = run_akida("summary", "-m", PROGRAM, "--plot", str(tmp_path / "m.png"))
     assert bad.returncode == 1 and "--map AKD1000" in bad.stderr and not bad.stdout

@@ -20,6 +20,7 @@ from akida_rt.errors import DaemonError, ErrorKind
 class Owner:
     jobs: set[Job] = field(default_factory=set)
     queued_bytes: int = 0
+    uid: int = 1000
 
 
 def _job(owner: Owner, answers: list[Any], settled: list[Any]) -> Job:

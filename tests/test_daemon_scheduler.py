@@ -126,7 +126,7 @@ def test_cancel_takes_an_answered_job_off_a_busy_queue() -> None:
     asyncio.run(main())
 
 
-def test_a_client_weight_buys_proportional_device_share() -> None:
+def test_a_client_weight_buys_proportional_device_share_within_its_tenant() -> None:
     async def main() -> None:
         scheduler, slot = await _scheduler(max_batch_frames=1)
         scheduler.weights.update({1: 1.0, 2: 4.0})
@@ -136,8 +136,8 @@ def test_a_client_weight_buys_proportional_device_share() -> None:
         for _ in range(20):  # both queue 20 different programs' worth of single frames
             for client in (1, 2):
                 key = ProgramKey(f"p{client}")
-                job = Job(client, key, PROGRAM, _x(client), False, None,
-                          time.monotonic() + 60, lambda j, r: order.append(j.client_id))  # fmt: skip
+                job = Job(client, key, PROGRAM, _x(client), False, None, time.monotonic() + 60,
+                          lambda j, r: order.append(j.client_id), tenant=1000)  # fmt: skip
                 scheduler.submit(job)
         gate.set()
         await held

@@ -14,7 +14,7 @@ from akida_rt.tools.metatf import import_model  # noqa: E402
 
 from akida_rt import AKD1000  # noqa: E402
 from akida_rt.errors import MappingError  # noqa: E402
-from akida_rt.mapping.mapper import MapMode  # noqa: E402
+from akida_rt.mapping.mapper import MapMode, map_layers  # noqa: E402
 from akida_rt.model import zoo  # noqa: E402
 from tests.metatf_fixtures import FIXTURES, unpack  # noqa: E402
 from tests.metatf_mapping_oracle import MODES  # noqa: E402
@@ -162,12 +162,17 @@ def test_toolchain_models_map_as_brainchip(name: str, mode: str, tmp_path) -> No
      ("conv", 600000, 1.0, False), ("conv", 0, 70000.0, False), ("separable", 600000, 1.0, True),
      ("separable", 0, 70000.0, True), ("fc", 600000, 1.0, True), ("fc", 0, 70000.0, True),
      ("fc", 600000, 70000.0, False), ("input_conv", 600000, 70000.0, True),
+     ("input_conv", 2**23 - 1, 1.0, True), ("input_conv", 2**23, 1.0, True),
+     ("input_conv", -(2**23) - 1, 1.0, True), ("input_conv", 0, 1048575.9375, True),
+     ("input_conv", 0, 1048576.0, True), ("input_conv", 2**23, 2.0**21, True),
      ("pooled_conv", 600000, 70000.0, True)],
 )  # fmt: skip
 def test_register_ranges_as_brainchip(kind, threshold, act_step, act, hw_only) -> None:
     """A threshold outside 20 signed bits or an act_step of 65536 or more on an NP is
-    refused in every mode (a CNP checks the step without activation too); an HRC or a
-    layer in software is not checked (v1_rules.register_violation)."""
+    refused in every mode (a CNP checks the step without activation too), a threshold
+    outside 24 signed bits on the HRC too; an HRC act_step of 1048576 or more runs in
+    software (refused with hw_only), where nothing is checked
+    (v1_rules.register_violation, hrc_step_violation)."""
     _same_mapping(registers_probe(kind, threshold, act_step, act), hw_only=hw_only)
 
 
@@ -212,3 +217,27 @@ def test_separable_np_count_as_brainchip(channels, filters, bits, mode) -> None:
 def test_global_average_pooling_over_tiles_runs_in_software(hw, channels) -> None:
     _same_mapping(separable(channels, 32, hw=hw, gap=True), "Minimal")
     _same_mapping(convs_then_classifier(1, 32, hw, channels), "Minimal")
+
+
+@pytest.mark.parametrize("mode", ["AllNps", "Minimal"])
+@pytest.mark.parametrize(
+    "make",
+    [lambda: from_zoo(zoo.digits_cnn()), lambda: from_zoo(zoo.ds_cnn_kws()),
+     lambda: convs_then_classifier(7, 96, 16, 96), lambda: convs_then_classifier(6, 96, 16, 96),
+     lambda: build(random_spec(9))],
+    ids=["digits_cnn", "ds_cnn_kws", "7convs", "6convs", "seed9"],
+)  # fmt: skip
+def test_np_ids_as_brainchip(make, mode: str) -> None:
+    """Our mapper alone (no program binary) hands out akida's NP ids, in akida's order, on
+    the real AKD1000 mesh: CNP1-only NPs, then CNP2, FNP3 and FNP2 NPs in mesh order."""
+    theirs = make()
+    layers = import_model(theirs).layers
+    theirs.map(akida.AKD1000(), mode=getattr(akida.MapMode, mode))
+    expected = {
+        layer.name: [(n.ident.col, n.ident.row, n.ident.id) for n in layer.mapping.nps]
+        for layer in theirs.layers
+        if layer.mapping and layer.mapping.nps
+    }
+    plans = map_layers(layers, AKD1000(), mode=MapMode(mode))
+    ours = {p.layer: [(n.col, n.row, n.id) for n in p.nps] for s in plans for p in s.placements}
+    assert {k: v for k, v in ours.items() if v} == expected

@@ -18,6 +18,7 @@ from akida_rt.format.layers import LayerType
 from akida_rt.mapping.hardware import DeviceSpec
 from akida_rt.mapping.mapper import Backend, MapMode, layer_need
 from akida_rt.model.model import Model
+from akida_rt.model.summary import placement_lines
 
 # Estimates with the same defaults as the simulated AKD1000's power model.
 PJ_PER_SYNOP = 5.5
@@ -75,6 +76,7 @@ def fit_report(
                 "backend": seq.backend.value,
                 "np_type": p.np_type if p else "-",
                 "nps": len(p.nps) if p and p.np_type not in ("HRC", "none") else 0,
+                "np_ids": [[n.col, n.row, n.id] for n in p.nps] if p else [],
                 "weight_bytes": need.weight_bytes,
                 "input_bytes": need.input_bytes,
                 "synops_per_frame": synops.get(name, 0.0),
@@ -155,6 +157,16 @@ def report_table(report: dict[str, Any]) -> str:
     lines = [f"Fit report: {report['model']} on {report['device']} ({report['mode']})"]
     lines += [fmt.format(*header), "  ".join("-" * w for w in widths)]
     lines += [r[0] if len(r) == 1 else fmt.format(*r).rstrip() for r in rows]
+    by_layer = {row["layer"]: row for row in report["layers"]}
+    lines += placement_lines(
+        [
+            (
+                seq["name"],
+                [(n, by_layer[n]["np_type"], by_layer[n]["np_ids"]) for n in seq["layers"]],
+            )
+            for seq in report["sequences"]
+        ]
+    )
     t = report["totals"]
     lines += [
         "",

@@ -17,17 +17,13 @@ from typing import Any
 import numpy as np
 
 from akida_rt.akd1000 import np_registers as regs
-from akida_rt.akd1000 import sram_layout, weight_maps
-from akida_rt.akd1000.np_state import MeshState, NpState, from_program, hrc_bank
-from akida_rt.akd1000.np_state import hrc_threshold_bank as hrc_thresholds
-from akida_rt.akd1000.packets import PacketType
+from akida_rt.akd1000.np_memories import NpMemories, decode_memories
+from akida_rt.akd1000.np_state import MeshState, NpState, from_program
 from akida_rt.akd1000.program_binary import ProgramBinary
 from akida_rt.errors import ProgramFormatError
 
-THRESHOLD_BITS = 20  # thresholds are 20-bit two's complement on the chip
+THRESHOLD_BITS = 20  # CNP and FNP thresholds are 20-bit two's complement
 STEP_SCALE = 16  # act_step is held as act_step * 16
-FNP_STEP_MASK = 0xFFFFF  # FNP metadata word 1: (class + 1) << 20 | act_step * 16
-LEARN_CLASS_SHIFT = 20
 
 
 @dataclass
@@ -142,7 +138,7 @@ def decode_mesh(state: MeshState, io: IoInfo) -> DecodedProgram:
         shape = _output_shape(layers[-1])
         is_last = index == max(groups)
         if regs.KIND.get(nps[0].registers) == regs.CNP_KIND:
-            layers.append(_cnp_layer(nps, shape))
+            layers.append(_cnp_layer(nps, shape, io if is_last else None))
         else:
             layer, learning = _fnp_layer(nps, shape, io if is_last else None)
             layers.append(layer)
@@ -175,15 +171,6 @@ def _pool_out(n: int, layer: V1Layer) -> int:
     return (n - layer.pool_size) // layer.pool_stride + 1
 
 
-def _signed(v: np.ndarray, bits: int = THRESHOLD_BITS) -> np.ndarray:
-    v = np.asarray(v, np.int64) & ((1 << bits) - 1)
-    return np.where(v >= 1 << (bits - 1), v - (1 << bits), v).astype(np.int32)
-
-
-def _steps(words: np.ndarray) -> np.ndarray:
-    return (np.asarray(words, np.int64) / STEP_SCALE).astype(np.float32)
-
-
 def _smallest_bits(w: np.ndarray, choices: Sequence[int]) -> int:
     """HRC and 1x1 1-bit/2-bit kernels do not record their weight bits: the narrowest
     width that holds the weights (see docs/program-binary.md)."""
@@ -196,24 +183,21 @@ def _smallest_bits(w: np.ndarray, choices: Sequence[int]) -> int:
     return choices[-1]
 
 
+def _threshold_values(m: NpMemories) -> dict[str, np.ndarray]:
+    return {
+        "threshold": m.values["threshold"].astype(np.int32),
+        "act_step": (m.values["act_step16"] / STEP_SCALE).astype(np.float32),
+    }
+
+
 def _hrc_layer(s: NpState, io: IoInfo) -> V1Layer:
     r = regs.read(regs.HRC, s.registers)
     shape = io.input_dims
-    k, c, nf = r["KERNEL"], shape[2], r["FILTERS"]
-    bank, offset = weight_maps.hrc(k, c, nf)
-    w = np.zeros(bank.shape, np.int8)
-    for b in range(weight_maps.hrc_banks(k, c)):
-        words = hrc_bank(s, 1 << b)
-        data = np.frombuffer(np.asarray(words, "<u4").tobytes(), np.int8)
-        sel = bank == b
-        if data.size and int(offset[sel].max()) >= data.size:
-            raise ProgramFormatError(
-                f"HRC SRAM bank {b}: {data.size} bytes, too few for the kernel"
-            )
-        w[sel] = data[offset[sel]]
-    th = hrc_thresholds(s)[: 2 * nf].reshape(nf, 2) if nf else np.zeros((0, 2), np.uint32)
+    k, nf = r["KERNEL"], r["FILTERS"]
+    m = decode_memories(s, shape)
+    w = m.values["weights"]
     pool = "max" if r["POOL"] else "none"
-    variables = {"weights": w, "threshold": _signed(th[:, 0]), "act_step": _steps(th[:, 1])}
+    variables = {"weights": w, **_threshold_values(m)}
     act = not outputs_potentials(r["ACT_BITS"], variables["threshold"])
     if not act:
         variables = {"weights": w}
@@ -226,7 +210,9 @@ def _hrc_layer(s: NpState, io: IoInfo) -> V1Layer:
     )  # fmt: skip
 
 
-def _cnp_layer(all_nps: list[NpState], shape: tuple[int, int, int]) -> V1Layer:
+def _cnp_layer(
+    all_nps: list[NpState], shape: tuple[int, int, int], io: IoInfo | None = None
+) -> V1Layer:
     """A CNP layer: its filters spread over NPs (FIRST_FILTER, NP_FILTERS); on wide inputs
     several NPs hold the same filters for stripes of the input (INPUT_X is the stripe's),
     so one NP per FIRST_FILTER is read and the shape comes from the layer before."""
@@ -239,37 +225,25 @@ def _cnp_layer(all_nps: list[NpState], shape: tuple[int, int, int]) -> V1Layer:
     k, sep = r["KERNEL"], bool(r["SEPARABLE"])
     counts = [regs.CNP["NP_FILTERS"].get(s.registers) for s in nps]
     nf = sum(counts)
-    thresholds, steps, kernels, pws = [], [], [], []
+    mems = [decode_memories(s, (x, y, c)) for s in nps]
     if sep:
         wb = r["PW_WEIGHT_BITS"]
-        dw = weight_maps.depthwise(k, c, r["DW_WEIGHT_BITS"])
-        depth = sram_layout.gather(nps[0].memory(PacketType.CNP_FILTER, 0), dw)
     elif r["CONV_WEIGHTS_4BIT"]:
         wb = 4
     else:
         wb = 1 if regs.CNP["FILTERS_1BIT"].get(nps[0].registers) else 2
-    for s, n in zip(nps, counts, strict=True):
-        th = s.memory(PacketType.CNP_THRESHOLD)[: 2 * n].reshape(n, 2)
-        thresholds.append(_signed(th[:, 0]))
-        steps.append(_steps(th[:, 1]))
-        if sep:
-            # the pointwise weights follow the depthwise ones at a later start address
-            second = [a for a in s.starts(PacketType.CNP_FILTER) if a > 0]
-            if not second:
-                raise ProgramFormatError(f"separable NP {s.ident} has no pointwise weights")
-            mem = s.memory(PacketType.CNP_FILTER, second[0])
-            pw = weight_maps.pointwise(c, n, wb, max(mem.size // (2 * c), 1))
-            pws.append(sram_layout.gather(mem, pw))
-        else:
-            blocks = regs.CNP["CHANNEL_BLOCKS"].get(s.registers)
-            layout = weight_maps.conv(k, c, n, wb, blocks)
-            kernels.append(sram_layout.gather(s.memory(PacketType.CNP_FILTER, 0), layout))
-    variables = {"threshold": np.concatenate(thresholds), "act_step": np.concatenate(steps)}
+    for s, m in zip(nps, mems, strict=True):
+        if sep and "weights_pw" not in m.values:
+            raise ProgramFormatError(f"separable NP {s.ident} has no pointwise weights")
+    variables = {
+        key: np.concatenate([_threshold_values(m)[key] for m in mems])
+        for key in ("threshold", "act_step")
+    }
     if sep:
-        variables["weights"] = depth
-        variables["weights_pw"] = np.concatenate(pws, axis=3)
+        variables["weights"] = mems[0].values["weights_dw"]
+        variables["weights_pw"] = np.concatenate([m.values["weights_pw"] for m in mems], axis=3)
     else:
-        variables["weights"] = np.concatenate(kernels, axis=3)
+        variables["weights"] = np.concatenate([m.values["weights"] for m in mems], axis=3)
         if k == 1 and wb == 2:
             wb = _smallest_bits(variables["weights"], (1, 2))
     pool, size, stride = "none", 1, 1
@@ -278,9 +252,15 @@ def _cnp_layer(all_nps: list[NpState], shape: tuple[int, int, int]) -> V1Layer:
     elif r["POOL_SIZE"] > 1:
         pool, size, stride = "max", r["POOL_SIZE"], r["POOL_STRIDE"]
     kind = "SeparableConvolutional" if sep else "Convolutional"
-    act = not outputs_potentials(r["ACT_BITS"], variables["threshold"])
+    # ACTIVATION clear: the NP sends its potentials (thresholds at -2^19, ACT_BITS the
+    # layer's act_bits, unused); the threshold is the program's output_shift, and the
+    # act_step stays on the chip (act_step x 16 in the threshold SRAM)
+    act = bool(r["ACTIVATION"])
     if not act:
-        variables = {k: v for k, v in variables.items() if k not in ("threshold", "act_step")}
+        step = variables["act_step"]
+        variables = {k: v for k, v in variables.items() if k != "threshold"}
+        variables.update(_output_registers(io, nf))
+        variables["act_step"] = step
     return V1Layer(
         kind, (x, y, c), nf, k, r["STRIDE"], "same", 0, pool, size, stride, wb,
         r["INPUT_BITS"], act, r["ACT_BITS"] if act else 0, variables,
@@ -288,10 +268,22 @@ def _cnp_layer(all_nps: list[NpState], shape: tuple[int, int, int]) -> V1Layer:
     )  # fmt: skip
 
 
+def _output_registers(io: IoInfo | None, units: int) -> dict[str, np.ndarray]:
+    """A last layer without activation: its threshold and act_step are the program's
+    output_shift and 1 / output_scales (none when `io` is not the program's)."""
+    if io is None or len(io.output_shift) != units:
+        return {}
+    scales = np.asarray(io.output_scales, np.float64)
+    return {
+        "threshold": np.asarray(io.output_shift, np.int32),
+        "act_step": (1.0 / scales).astype(np.float32),
+    }
+
+
 def outputs_potentials(act_bits: int, thresholds: np.ndarray) -> bool:
-    """Whether a CNP or HRC's activation settings are the program's "emit potentials":
-    1-bit activations with every threshold at the 20-bit minimum (what akida maps a layer
-    without activation to when its potentials leave the sequence)."""
+    """Whether the HRC's activation settings are the program's "emit potentials": 1-bit
+    activations with every threshold at -2^19 (a CNP has an ACTIVATION bit instead; an
+    HRC without activation never ends a hardware sequence in akida 2.19.3)."""
     low = -(1 << (THRESHOLD_BITS - 1))
     return act_bits == 1 and thresholds.size > 0 and bool(np.all(thresholds == low))
 
@@ -301,39 +293,41 @@ def _fnp_layer(
 ) -> tuple[V1Layer, dict[str, Any] | None]:
     r = regs.read(regs.FNP, nps[0].registers)
     x, y, c = shape
-    inputs = x * y * c
     wb = 4 if r["WEIGHTS_4BIT"] else 2 if r["WEIGHTS_MULTIBIT"] else 1
     act = bool(r["ACTIVATION"])
-    ws, ths, sts, metas, learning = [], [], [], [], None
-    for s in nps:
-        n = regs.FNP["UNITS"].get(s.registers)
-        mem = s.memory(PacketType.FNP_WEIGHTS)
-        ws.append(sram_layout.gather(mem, weight_maps.fnp(inputs, n, wb)))
-        per = weight_maps.fnp_neuron_words(inputs, wb)
-        meta = mem[: n * per].reshape(n, per)[:, :4] if n else np.zeros((0, 4), np.uint32)
-        ths.append(_signed(meta[:, 0]))
-        sts.append(_steps(meta[:, 1] & FNP_STEP_MASK))
-        metas.append(meta)
-    units = sum(w.shape[3] for w in ws)
-    variables = {"weights": np.concatenate(ws, axis=3)}
-    meta = np.concatenate(metas) if metas else np.zeros((0, 4), np.uint32)
-    if meta[:, 2].any():  # a learning FNP3: w1 class << 20, w2 num_weights, w3 below
+    learning = None
+    mems = [decode_memories(s, shape) for s in nps]
+
+    def joined(name: str) -> np.ndarray:
+        return np.concatenate([m.values[name] for m in mems])
+
+    variables = {"weights": np.concatenate([m.values["weights"] for m in mems], axis=3)}
+    units = variables["weights"].shape[3]
+    if joined("num_weights").any():  # a learning FNP3: class + 1, num_weights, thswap
         learning = {
-            "num_weights": int(meta[0, 2]),
-            "classes": [int(v) - 1 for v in meta[:, 1] >> LEARN_CLASS_SHIFT],
+            "num_weights": int(joined("num_weights")[0]),
+            "classes": [int(v) - 1 for v in joined("class_plus1")],
         }
-        variables["threshold_learning"] = (meta[:, 3] >> 16).astype(np.int32)
-        variables["thswap"] = (meta[:, 3] & 0xFFFF).astype(np.int32)
+        variables["threshold_learning"] = joined("threshold_learning").astype(np.int32)
+        variables["thswap"] = joined("thswap").astype(np.int32)
     if act:
-        variables["threshold"] = np.concatenate(ths)
-        variables["act_step"] = np.concatenate(sts)
-    elif io is not None and len(io.output_shift) == units:
-        variables["threshold"] = np.asarray(io.output_shift, np.int32)
-        scales = np.asarray(io.output_scales, np.float64)
-        variables["act_step"] = (1.0 / scales).astype(np.float32)
+        variables["threshold"] = joined("threshold").astype(np.int32)
+        variables["act_step"] = (joined("act_step16") / STEP_SCALE).astype(np.float32)
+    else:
+        variables.update(_output_registers(io, units))
     layer = V1Layer(
         "FullyConnected", (x, y, c), units, weights_bits=wb, input_bits=r["INPUT_BITS"],
-        activation=act, act_bits=r["ACT_BITS"] if act else 0, variables=variables,
+        activation=act, act_bits=r["ACT_BITS"], variables=variables,
         nps=[s.ident for s in nps],
     )  # fmt: skip
     return layer, learning
+
+
+def mesh_memories(state: MeshState, io: IoInfo) -> dict[tuple[int, int, int], NpMemories]:
+    """The memory values of every programmed NP of `state`, by ident (each NP's layer input
+    shape from decode_mesh)."""
+    out = {}
+    for layer in decode_mesh(state, io).layers:
+        for ident in layer.nps:
+            out[ident] = decode_memories(state.nps[ident], layer.input_shape)
+    return out

@@ -8,18 +8,23 @@ depthwise ones). `from_programs` plays every track of program binaries.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from akida_rt.akd1000.np_registers import HRC, HRC_THRESHOLD_BANK
-from akida_rt.akd1000.packets import HRC_ENABLE, ConfigPacket, PacketType
+from akida_rt.akd1000.packets import HRC_ENABLE, ConfigPacket, PacketType, parse_track
+from akida_rt.akd1000.packets import encode_track as packets_encode
 from akida_rt.akd1000.program_binary import ProgramBinary
+from akida_rt.akd1000.program_data import LearnWords, ProgramWords, RecordWords
+from akida_rt.akd1000.program_info import NpIdent, ProgramInfo
 from akida_rt.errors import ProgramFormatError
 
 HRC_ID = -1  # the HRC's NP id in an ident (col, row, id)
 REGISTER_WORDS = 128
+SELECT = HRC["SRAM_SELECT"].word
 
 
 @dataclass
@@ -60,7 +65,7 @@ class NpState:
                 )
             self.registers[start : start + data.size] = data
         elif self.is_hrc:
-            select = int(self.registers[HRC["SRAM_SELECT"].word])
+            select = int(self.registers[SELECT])
             self.hrc_banks[select] = _placed(self.hrc_banks.get(select), start, data)
         else:
             self.memories[(type_id, start)] = data.copy()
@@ -134,3 +139,228 @@ def from_program(program: ProgramBinary, include_learning: bool = True) -> MeshS
         n = fnp2.np
         state.set_fnp2_weights((n.col, n.row, n.id), program.track_words(fnp2.track))
     return state
+
+
+# --- encoding: NP state back to packets, tracks and a program ------------------------------
+@dataclass(frozen=True)
+class PacketSlot:
+    """Where one config-DMA packet of a program goes and which state words it carries.
+
+    The data is not kept: it is read from the NP state when the program is encoded (the
+    NP's registers or memory from `start`, an HRC SRAM packet from bank `bank`; an HRC
+    SRAM_SELECT write sends `bank`), XORed with `diff` when the packet sent other words
+    than the NP holds at the end (protocol writes: the HRC's load flag and start pulse)."""
+
+    col: int
+    row: int
+    np_mask: int
+    hrc: bool
+    type_id: int
+    start: int
+    words: int
+    xl: bool = False
+    bank: int | None = None  # HRC: the SRAM_SELECT an SRAM packet fills or a write sets
+    diff: np.ndarray | None = field(default=None, compare=False)
+
+    @property
+    def idents(self) -> list[tuple[int, int, int]]:
+        if self.hrc:
+            return [(self.col, self.row, HRC_ID)]
+        return [(self.col, self.row, i) for i in range(4) if self.np_mask >> i & 1]
+
+
+TrackPlan = tuple[PacketSlot, ...]
+
+
+@dataclass(frozen=True)
+class RecordPlan:
+    tracks: tuple[TrackPlan, ...]
+    fnp2: NpIdent | None = None  # the FNP2 whose weight memory is this record's DDR track
+
+
+@dataclass(frozen=True)
+class LearnPlan:
+    ident: NpIdent
+    learning_registers: TrackPlan
+    inference_registers: TrackPlan
+    ram: RecordPlan
+    weight_words: int
+
+
+@dataclass(frozen=True)
+class ProgramPlan:
+    """The packets of a program by pass, record and track (the shape of ProgramWords)."""
+
+    passes: tuple[tuple[RecordPlan, ...], ...]
+    learn: LearnPlan | None = None
+
+    def slots(self) -> list[tuple[TrackPlan, bool]]:
+        """Every track's slots, with whether it is the learning-registers track."""
+        out = [(t, False) for p in self.passes for r in p for t in r.tracks]
+        if self.learn is not None:
+            out.append((self.learn.learning_registers, True))
+            out += [(self.learn.inference_registers, False)]
+            out += [(t, False) for t in self.learn.ram.tracks]
+        return out
+
+
+def _ident(n: NpIdent) -> tuple[int, int, int]:
+    return (n.col, n.row, n.id)
+
+
+def _source(state: MeshState, slot: PacketSlot, ident: tuple[int, int, int]) -> np.ndarray:
+    """The words the NP state holds where `slot` writes."""
+    s = state.nps.get(ident)
+    if s is None:
+        return np.zeros(slot.words, np.uint32)
+    if slot.type_id == PacketType.REGISTERS:
+        words = s.registers[slot.start : slot.start + slot.words]
+        if slot.bank is not None:  # an HRC SRAM_SELECT write: the bank it selects
+            words = words.copy()
+            words[0] = slot.bank
+        return words
+    if slot.hrc:
+        bank = s.hrc_banks.get(slot.bank if slot.bank is not None else 0, np.zeros(0, np.uint32))
+        out = np.zeros(slot.words, np.uint32)
+        part = bank[slot.start : slot.start + slot.words]
+        out[: part.size] = part
+        return out
+    mem = s.memory(slot.type_id, slot.start)
+    if mem.size != slot.words:
+        raise ProgramFormatError(
+            f"NP {ident}: memory {slot.type_id} at {slot.start} holds {mem.size} words, the "
+            f"program's packet {slot.words}: set the packet plan's length or the memory's"
+        )
+    return mem
+
+
+def _packet_data(state: MeshState, slot: PacketSlot) -> list[tuple[int, np.ndarray]]:
+    """(NP mask, data) of the packets `slot` becomes: one, or one per NP when the NPs of
+    its mask no longer hold the same words."""
+    per = [(ident, _source(state, slot, ident)) for ident in slot.idents]
+    diff = slot.diff
+    if diff is not None:
+        per = [(ident, d ^ diff) for ident, d in per]
+    if all(np.array_equal(d, per[0][1]) for _, d in per[1:]):
+        return [(slot.np_mask, per[0][1])]
+    return [(0 if slot.hrc else 1 << ident[2], d) for ident, d in per]
+
+
+def encode_track(state: MeshState, plan: TrackPlan) -> np.ndarray:
+    """The words of a track: every slot's packet with its data from `state`."""
+    packets = [
+        ConfigPacket(
+            s.col, s.row, mask, s.hrc, s.type_id, s.start, np.asarray(data, np.uint32), xl=s.xl
+        )
+        for s in plan
+        for mask, data in _packet_data(state, s)
+    ]
+    return packets_encode(packets)
+
+
+def _plan_track(packets: list[ConfigPacket], state: MeshState) -> TrackPlan:
+    """The slots of a track whose packets were played into `state` (bank set as played)."""
+    slots = []
+    for p in packets:
+        bank = None
+        if p.hrc and p.type_id != PacketType.REGISTERS:
+            hrc = state.nps.get((p.col, p.row, HRC_ID))
+            bank = int(hrc.registers[SELECT]) if hrc is not None else 0
+        elif p.hrc and p.start == SELECT and len(p.data):
+            bank = int(p.data[0])  # selects the bank of the SRAM packets that follow
+        slots.append(PacketSlot(p.col, p.row, p.np_mask, p.hrc, p.type_id, p.start,
+                                len(p.data), p.xl, bank, p.data))  # fmt: skip
+        state.apply(p)
+    return tuple(slots)
+
+
+def _with_diffs(plan: TrackPlan, state: MeshState) -> TrackPlan:
+    """Slots whose `diff` (the words played, for now) becomes the XOR with the state's
+    final words, or None where the packet sent what the NP holds at the end."""
+    out = []
+    for s in plan:
+        sent = np.asarray(s.diff, np.uint32)
+        d = sent ^ _source(state, dataclasses.replace(s, diff=None), s.idents[0])
+        out.append(dataclasses.replace(s, diff=d if d.any() else None))
+    return tuple(out)
+
+
+@dataclass
+class ProgramState:
+    """A program as NP state: what every NP holds (`mesh`; `learning` holds the learning
+    NP's registers in learning mode), the packet plan that delivers it, and the host-side
+    ProgramInfo. `to_program` encodes it; a state read with `from_program` and left
+    unchanged encodes to the exact bytes it was read from."""
+
+    info: ProgramInfo
+    mesh: MeshState
+    plan: ProgramPlan
+    learning: MeshState = field(default_factory=MeshState)
+
+    @classmethod
+    def from_program(cls, program: ProgramBinary) -> ProgramState:
+        words = program.words()
+        mesh, learning = MeshState(), MeshState()
+
+        def track(w: np.ndarray, into: MeshState, label: str) -> TrackPlan:
+            return _plan_track(parse_track(w, label), into)
+
+        def record(r: RecordWords, label: str) -> RecordPlan:
+            tracks = tuple(track(t, mesh, f"{label} track {i}") for i, t in enumerate(r.tracks))
+            if r.fnp2 is not None and r.fnp2_np is not None:
+                mesh.set_fnp2_weights(_ident(r.fnp2_np), r.fnp2)
+            return RecordPlan(tracks, r.fnp2_np if r.fnp2 is not None else None)
+
+        passes = tuple(
+            tuple(record(r, f"pass {p} record {i}") for i, r in enumerate(recs))
+            for p, recs in enumerate(words.passes)
+        )
+        learn = None
+        if words.learn is not None:
+            lw = words.learn
+            lr = track(lw.learning_registers, learning, "learning registers")
+            ir = track(lw.inference_registers, mesh, "inference registers")
+            learn = LearnPlan(lw.ident, lr, ir, record(lw.ram, "learning ram"), lw.weight_words)
+        plan = ProgramPlan(
+            tuple(tuple(_finish(r, mesh) for r in recs) for recs in passes),
+            None if learn is None else LearnPlan(
+                learn.ident, _with_diffs(learn.learning_registers, learning),
+                _with_diffs(learn.inference_registers, mesh), _finish(learn.ram, mesh),
+                learn.weight_words),
+        )  # fmt: skip
+        return cls(program.info, mesh, plan, learning)
+
+    @classmethod
+    def from_bytes(cls, buf: bytes, where: str = "program") -> ProgramState:
+        return cls.from_program(ProgramBinary.from_bytes(buf, where))
+
+    def words(self) -> ProgramWords:
+        """The words of every track, encoded from the NP state (what ProgramBinary.build
+        takes)."""
+
+        def record(r: RecordPlan) -> RecordWords:
+            tracks = tuple(encode_track(self.mesh, t) for t in r.tracks)
+            if r.fnp2 is None:
+                return RecordWords(tracks)
+            weights = self.mesh.nps[_ident(r.fnp2)].memory(PacketType.FNP_WEIGHTS)
+            return RecordWords(tracks, weights.copy(), r.fnp2)
+
+        passes = tuple(tuple(record(r) for r in recs) for recs in self.plan.passes)
+        learn = None
+        lp = self.plan.learn
+        if lp is not None:
+            learn = LearnWords(lp.ident, encode_track(self.learning, lp.learning_registers),
+                               encode_track(self.mesh, lp.inference_registers), record(lp.ram),
+                               lp.weight_words)  # fmt: skip
+        return ProgramWords(passes, learn)
+
+    def to_program(self) -> ProgramBinary:
+        """The program binary delivering this state (track offsets laid out anew)."""
+        return ProgramBinary.build(self.info, self.words())
+
+    def to_bytes(self) -> bytes:
+        return self.to_program().to_bytes()
+
+
+def _finish(r: RecordPlan, mesh: MeshState) -> RecordPlan:
+    return RecordPlan(tuple(_with_diffs(t, mesh) for t in r.tracks), r.fnp2)

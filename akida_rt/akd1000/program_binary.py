@@ -142,6 +142,17 @@ class ProgramBinary:
         """Every NP track's packets, by label."""
         return {label: self.packets(t, label) for label, t in self.info.tracks()}
 
+    def configured_nps(self) -> set[tuple[int, int, int]]:
+        """(col, row, id) of every NP (not the HRC) the program's tracks write to."""
+        return {
+            (p.col, p.row, i)
+            for packets in self.all_packets().values()
+            for p in packets
+            if not p.hrc
+            for i in range(4)
+            if p.np_mask >> i & 1
+        }
+
     @property
     def data_words(self) -> int:
         return (len(self.data) - SIZE_WORD) // 4

@@ -47,6 +47,14 @@ def model_description(model: Any) -> dict[str, Any]:
                 "nps": s.np_count,
                 "program_bytes": len(s.program),
                 "layers": s.layer_names,
+                "placements": [
+                    {
+                        "layer": p.layer,
+                        "np_type": p.np_type,
+                        "nps": [[n.col, n.row, n.id] for n in p.nps],
+                    }
+                    for p in s.plan.placements
+                ],
             }
             for s in model.sequences
         ],

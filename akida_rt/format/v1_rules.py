@@ -202,6 +202,8 @@ def _v1_pool_padding(layer: Layer, where: str) -> None:
 THRESHOLD_BITS = 20  # signed
 STEP_BITS = 20  # unsigned, act_step with STEP_FRACTION_BITS fractional bits
 POTENTIAL_BITS = 20  # signed: FullyConnected and pooled potentials saturate to it
+HRC_THRESHOLD_BITS = 24  # signed: the HRC's thresholds are wider
+HRC_STEP_BITS = 24  # unsigned, as STEP_BITS: an act_step up to 1048575.9375
 
 
 def saturates(kind: str, pooled: bool, pool_size: int) -> bool:
@@ -236,14 +238,36 @@ def activation_registers(layer: Layer) -> tuple[np.ndarray, np.ndarray]:
     return np.array(thresholds, dtype=object), np.array(steps, dtype=object)
 
 
+def hrc_step_violation(layer: Layer) -> str:
+    """Why an activated InputConvolutional cannot run on the HRC ('' when it can): akida
+    2.19.3 runs it in software (refuses it with hw_only) when floor(16 act_step) does
+    not fit the HRC's 24 bits, an act_step of 1048576 or more."""
+    if layer.layer_type is not LayerType.InputConv2D or not layer.activation:
+        return ""
+    _, steps = activation_registers(layer)
+    top = (1 << HRC_STEP_BITS) - 1
+    for ch, st in enumerate(steps):
+        if st > top:
+            return f"channel {ch}'s act_step {st / 16:g} is over 1048575 (the HRC's {HRC_STEP_BITS}-bit register)"
+    return ""
+
+
 def register_violation(layer: Layer) -> str:
-    """Why a layer placed on an NP does not fit AKD1000's registers ('' when it does):
-    akida 2.19.3 refuses to map (in every mode, hw_only or not) a Convolutional,
-    SeparableConvolutional or activated FullyConnected layer on an NP whose threshold
-    does not fit 20 signed bits or whose act_step is 65536 or more (a CNP checks the
-    step of a last layer without activation too, read from output_scale = 1/act_step);
-    an InputConvolutional (HRC) and a layer in software are not checked."""
+    """Why a layer placed on an NP or the HRC does not fit AKD1000's registers ('' when
+    it does): akida 2.19.3 refuses to map (in every mode, hw_only or not) a
+    Convolutional, SeparableConvolutional or activated FullyConnected layer on an NP
+    whose threshold does not fit 20 signed bits or whose act_step is 65536 or more (a
+    CNP checks the step of a last layer without activation too, read from output_scale
+    = 1/act_step), and an activated InputConvolutional on the HRC whose threshold does
+    not fit 24 signed bits (its act_step: hrc_step_violation); a layer in software is
+    not checked."""
     t = layer.layer_type
+    if t is LayerType.InputConv2D and layer.activation:
+        lo, hi = -(1 << (HRC_THRESHOLD_BITS - 1)), (1 << (HRC_THRESHOLD_BITS - 1)) - 1
+        for ch, th in enumerate(activation_registers(layer)[0]):
+            if not lo <= th <= hi:
+                return f"channel {ch}'s threshold {th} does not fit the HRC's {HRC_THRESHOLD_BITS}-bit signed register"
+        return ""
     if t not in (LayerType.Conv2D, LayerType.SeparableConv2D, LayerType.FullyConnected):
         return ""
     lo, hi = -(1 << (THRESHOLD_BITS - 1)), (1 << (THRESHOLD_BITS - 1)) - 1

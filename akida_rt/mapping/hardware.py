@@ -48,6 +48,8 @@ class DeviceSpec:
     weight_sram_per_pair: int = 44_800
     clock_hz: int = 300_000_000
     max_kernel: int = 7
+    dma_event: NpId | None = None  # the DMA that moves events in and out of the mesh
+    dma_conf: NpId | None = None  # the DMA that writes NP configurations
     extra: dict[str, str] = field(default_factory=dict, compare=False)
 
     # BrainChip's mapper gives each CNP the whole figure (akida.AKD1000().mesh.np_sram_size
@@ -84,27 +86,52 @@ def _mesh(cols: int, rows: int, per_node: int, kinds: list[frozenset[NpType]]) -
     return [NeuralProcessor(i, k) for i, k in zip(ids, kinds, strict=False)]
 
 
-def AKD1000() -> DeviceSpec:
-    """The AKD1000 mesh: 20 nodes, 78 usable NPs, one HRC at (0, 0, 0).
+_C1 = frozenset({NpType.CNP1})
+_C2 = frozenset({NpType.CNP1, NpType.CNP2})
+_F3 = frozenset({NpType.CNP1, NpType.FNP3})
+_F2 = frozenset({NpType.CNP1, NpType.FNP2})
+# AKD1000's nodes (col, row) and the kinds of their NPs 0..3, as akida.AKD1000().mesh
+# lists them (tests/test_akd1000_layout.py compares every NP). Node (3, 1) holds the two
+# DMAs on NPs 0 and 1, so it offers only NPs 2 and 3.
+_AKD1000_COMPUTE = (_F3, _C2, _C2, _C2)
+_AKD1000_NODES: tuple[tuple[int, int, tuple[frozenset[NpType], ...]], ...] = (
+    *((c, r, _AKD1000_COMPUTE) for c in (1, 2) for r in (3, 4, 5)),
+    (3, 1, (frozenset(), frozenset(), _C1, _C1)),
+    *((c, r, _AKD1000_COMPUTE) for c in (3, 4, 5) for r in (2, 3, 4, 5)),
+    (4, 1, (_F2, _F2, _F2, _F2)),
+)
 
-    Capabilities: CNP1 on all 78, CNP2 on 54, FNP3 on 18, FNP2 on 4.
+
+def AKD1000() -> DeviceSpec:
+    """The AKD1000 mesh, NP for NP as akida.AKD1000().mesh: 20 nodes, 78 usable NPs, the
+    HRC at (0, 0, 0), the event DMA at (3, 1, 0) and the configuration DMA at (3, 1, 1).
+
+    Nodes (1..2, 3..5) and (3..5, 2..5): NP 0 FNP3, NPs 1-3 CNP2. Node (4, 1): 4 FNP2.
+    Node (3, 1): NPs 2-3 CNP1 only. Every NP runs CNP1: CNP2 on 54, FNP3 18, FNP2 4.
     """
-    c1 = frozenset({NpType.CNP1})
-    c2 = frozenset({NpType.CNP1, NpType.CNP2})
-    f3 = frozenset({NpType.CNP1, NpType.FNP3})
-    f2 = frozenset({NpType.CNP1, NpType.FNP2})
-    # 20 nodes of 4 NPs on a 5x4 grid; the last node has 2 NPs in reserve (78 usable).
-    kinds = [c2] * 54 + [f3] * 18 + [f2] * 4 + [c1] * 2
-    return DeviceSpec("AKD1000", "BC.00.000.002", 20, tuple(_mesh(5, 4, 4, kinds)), NpId(0, 0, 0))
+    nps = sorted(
+        (
+            NeuralProcessor(NpId(c, r, i), kind)
+            for c, r, kinds in _AKD1000_NODES
+            for i, kind in enumerate(kinds)
+            if kind
+        ),
+        key=lambda np_: np_.ident,
+    )
+    return DeviceSpec(
+        "AKD1000",
+        "BC.00.000.002",
+        len(_AKD1000_NODES),
+        tuple(nps),
+        NpId(0, 0, 0),
+        dma_event=NpId(3, 1, 0),
+        dma_conf=NpId(3, 1, 1),
+    )
 
 
 def TwoNodesIP() -> DeviceSpec:
     """A small 2-node, 8-NP mesh for tests: 4 CNP2, 2 FNP3, 1 FNP2, 1 CNP1; with an HRC."""
-    c1 = frozenset({NpType.CNP1})
-    c2 = frozenset({NpType.CNP1, NpType.CNP2})
-    f3 = frozenset({NpType.CNP1, NpType.FNP3})
-    f2 = frozenset({NpType.CNP1, NpType.FNP2})
-    kinds = [c2] * 4 + [f3] * 2 + [f2, c1]
+    kinds = [_C2] * 4 + [_F3] * 2 + [_F2, _C1]
     return DeviceSpec("TwoNodesIP", "BC.00.000.001", 2, tuple(_mesh(2, 1, 4, kinds)), NpId(0, 0, 0))
 
 

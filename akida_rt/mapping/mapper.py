@@ -131,6 +131,8 @@ def _resources(layer: Layer, spec: DeviceSpec, max_filters: int) -> LayerNeed:
         need.np_type = NpType.HRC
         if spec.hrc is None:
             need.hw_reason = f"{spec.name} has no HRC for input convolutions"
+        elif why := v1_rules.hrc_step_violation(layer):
+            need.hw_reason = why
         return need
     if t is LayerType.FullyConnected:
         on_chip = np_memory.fc_weight_bytes(layer) <= spec.np_weight_bytes
@@ -185,31 +187,45 @@ def _cnp_reason(layer: Layer) -> str:
 
 
 class _Pool:
-    """Free NPs of one sequence (or pass), handed out scarcest-type first."""
+    """Free NPs of one sequence (or pass), handed out as BrainChip's mapper hands them out."""
 
     def __init__(self, spec: DeviceSpec) -> None:
         self.spec = spec
+        counts = {t: spec.count(t) for t in NpType}
+        # For a demand of type t, an NP's rank: those with the fewest other capabilities
+        # first, then those whose other capabilities the mesh has most of, then mesh order
+        # (akida.AKD1000(): convolutions take CNP1-only NPs, then CNP2, FNP3 and FNP2 NPs).
+        self._rank = {
+            (np_.ident, t): (
+                len(np_.types) - 1,
+                -min((counts[o] for o in np_.types if o is not t), default=0),
+                i,
+            )
+            for i, np_ in enumerate(spec.nps)
+            for t in np_.types
+        }
+
+    def _fits(self, free: dict[NpId, frozenset[NpType]], t: NpType) -> list[NpId]:
+        return sorted((i for i, ty in free.items() if t in ty), key=lambda i: self._rank[i, t])
 
     def assign(self, demands: list[tuple[NpType, int]]) -> list[list[NpId]] | None:
-        """NP ids for each (type, count) demand, or None if the mesh cannot serve them."""
+        """NP ids for each (type, count) demand, in the order they were handed out, or None
+        if the mesh cannot serve them."""
         free = {np_.ident: np_.types for np_ in self.spec.nps}
         result: list[list[NpId] | None] = [None] * len(demands)
         for t in SERVE_ORDER:
             for i, (dt, count) in enumerate(demands):
                 if dt is not t:
                     continue
-                # Prefer NPs with the fewest other capabilities.
-                fits = sorted((len(ty), ident) for ident, ty in free.items() if t in ty)
+                fits = self._fits(free, t)
                 if len(fits) < count and t in FALLBACK:
-                    fits += sorted(
-                        (len(ty), ident) for ident, ty in free.items() if FALLBACK[t] in ty
-                    )
+                    fits += self._fits(free, FALLBACK[t])
                 if len(fits) < count:
                     return None
-                picked = [ident for _, ident in fits[:count]]
+                picked = fits[:count]
                 for ident in picked:
                     del free[ident]
-                result[i] = sorted(picked)
+                result[i] = picked
         return [r if r is not None else [] for r in result]
 
     def available(self, demands: list[tuple[NpType, int]], t: NpType) -> int:
@@ -346,7 +362,7 @@ def _map_at(
                 "FullyConnected layer or a layer in software)"
             )
     for need in needs:  # akida refuses the model, hw_only or not, in every mode
-        on_np = need.hw_ok and need.np_type not in (None, NpType.HRC)
+        on_np = need.hw_ok and need.np_type is not None
         if on_np and (broken := v1_rules.register_violation(need.layer)):
             raise MappingError(
                 f"{need.layer.name} cannot be mapped on {spec.name}: {broken} (BrainChip's "

@@ -69,9 +69,28 @@ def _binaries(
             raise ProgramFormatError(f"{where}: no program binary (the others have one)")
         if spec.name != "AKD1000":
             raise ProgramFormatError(f"{where}: a program binary for {spec.name}, not AKD1000")
-        ProgramBinary.from_bytes(bytes(s.binary), where)
+        binary = ProgramBinary.from_bytes(bytes(s.binary), where)
+        _check_binary_nps(binary, plan, where)
         out.append(bytes(s.binary))
     return out
+
+
+def _check_binary_nps(binary: ProgramBinary, plan: SequencePlan, where: str) -> None:
+    """The NPs the placements name are those the program binary configures."""
+    configured = binary.configured_nps()
+    placed = {
+        (n.col, n.row, n.id)
+        for p in plan.placements
+        if p.np_type != NpType.HRC.value
+        for n in p.nps
+    }
+    if configured != placed:
+        extra = ", ".join(str(NpId(*n)) for n in sorted(placed - configured)[:3])
+        missing = ", ".join(str(NpId(*n)) for n in sorted(configured - placed)[:3])
+        raise ProgramFormatError(
+            f"{where}: the placements name NPs its program binary does not configure "
+            f"({extra or 'none'}) or leave out NPs it does ({missing or 'none'}): re-map the model"
+        )
 
 
 def _decode_sequence(
@@ -101,9 +120,7 @@ def _decode_sequence(
     for p in s.placements:
         layer = by_name[p.layer]
         plan.placements.append(
-            _decode_placement(
-                p, f"{where} layer {p.layer[:64]!r}", layer, spec, s.passes, used, bool(s.binary)
-            )
+            _decode_placement(p, f"{where} layer {p.layer[:64]!r}", layer, spec, s.passes, used)
         )
     return plan
 
@@ -115,10 +132,9 @@ def _decode_placement(
     spec: DeviceSpec,
     passes: int,
     used: set[tuple[int, NpId]],
-    from_binary: bool = False,
 ) -> Placement:
-    """A stored placement; one read from a program binary (`from_binary`) names the NPs
-    the binary configures, which the binary's own checks vouch for."""
+    """A stored placement, checked against the NPs `spec` has (with a program binary, the
+    placement is the binary's: AKD1000() lists the NP ids BrainChip's compiler uses)."""
     if not 0 <= p.pass_index < passes:
         raise ProgramFormatError(f"{where}: pass_index {p.pass_index} outside 0..{passes - 1}")
     if p.weight_bytes < 0 or p.input_bytes < 0:
@@ -144,7 +160,7 @@ def _decode_placement(
         if not nps:
             raise ProgramFormatError(f"{where}: no NPs")
         for ident in nps:
-            if not from_binary and np_type not in types.get(ident, ()):
+            if np_type not in types.get(ident, ()):
                 raise ProgramFormatError(f"{where}: {spec.name} has no {np_type.value} at {ident}")
             if (p.pass_index, ident) in used:
                 raise ProgramFormatError(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from collections.abc import Sequence as Seq
 from typing import Any, Protocol
 
@@ -92,7 +93,57 @@ def summary_text(model: Summarized) -> str:
         lines.append(fmt.format(*row))
         if not (i + 1 < len(rows) and rows[i + 1][0] == ""):
             lines.append("_" * total)
+    lines += placement_lines(
+        [
+            (s.name, [(p.layer, p.np_type, _ids(p.nps)) for p in s.plan.placements])
+            for s in sequences
+        ]
+    )
     return "\n".join(line.rstrip() for line in lines)
+
+
+def _ids(nps: Iterable[Any]) -> list[tuple[int, int, int]]:
+    return [(n.col, n.row, n.id) for n in nps]
+
+
+def np_ranges(nps: Iterable[tuple[int, int, int]]) -> str:
+    """NP ids in the order given, runs of one node's NPs joined: (3, 1, 2-3) (1, 3, 1)."""
+    return " ".join(_runs(nps))
+
+
+def _runs(nps: Iterable[tuple[int, int, int]]) -> list[str]:
+    runs: list[list[int]] = []
+    for col, row, ident in nps:
+        if runs and runs[-1][:2] == [col, row] and runs[-1][-1] == ident - 1:
+            runs[-1].append(ident)
+        else:
+            runs.append([col, row, ident])
+    return [f"({c}, {r}, {ids[0]}{f'-{ids[-1]}' if len(ids) > 1 else ''})" for c, r, *ids in runs]
+
+
+def placement_lines(
+    sequences: Seq[tuple[str, Seq[tuple[str, str, Seq[tuple[int, int, int]]]]]],
+    width: int = 96,
+) -> list[str]:
+    """The NP ids of each layer on NPs, per sequence given as (name, [(layer, NP type,
+    [(col, row, id)])]); nothing when no layer is on an NP."""
+    placed = [(name, [p for p in ps if p[2]]) for name, ps in sequences]
+    placed = [(name, ps) for name, ps in placed if ps]
+    if not placed:
+        return []
+    lines = ["", "NP placement (col, row, NP ids):"]
+    for name, ps in placed:
+        lines.append(f" {name}")
+        w = max(len(f"{layer} ({np_type})") for layer, np_type, _ in ps)
+        for layer, np_type, nps in ps:
+            line = f"  {f'{layer} ({np_type})':<{w}} "
+            for run in _runs(nps):
+                if len(line) + 1 + len(run) > width and line.strip():
+                    lines.append(line)
+                    line = " " * (w + 3)
+                line += " " + run
+            lines.append(line)
+    return lines
 
 
 def _layer_row(layer: Layer, nps: str) -> list[str]:

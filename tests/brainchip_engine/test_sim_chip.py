@@ -35,6 +35,7 @@ from tests.metatf_models import (  # noqa: E402
     random_weights,
     sample,
 )
+from tests.metatf_probes import SATURATION  # noqa: E402
 
 _reason = skip_reason()
 pytestmark = pytest.mark.skipif(_reason is not None, reason=_reason or "")
@@ -210,17 +211,38 @@ def _potentials_models() -> dict[str, tuple[tuple[int, int, int], list[Any]]]:
             (6, 6, 32),
             [akida.Convolutional(filters=40, kernel_size=(1, 1), weights_bits=2, activation=False)],
         ),
+        # akida keeps act_bits 4 in the registers; the ACTIVATION bit is what is clear
+        "separable-act-bits-4": (
+            (8, 8, 16),
+            [akida.SeparableConvolutional(filters=8, activation=False, act_bits=4, **conv)],
+        ),
     }
 
 
 @pytest.mark.parametrize("name", list(_potentials_models()))
 def test_convolution_potentials_as_the_last_output(name: str) -> None:
-    # akida maps the layer as activation=True, act_bits=1 with every threshold -2**19:
-    # the program's form of "output the potentials" (CNP events, potential in w2 [31:12]).
+    # akida maps the layer with the ACTIVATION bit (w3 bit 15) clear and every threshold
+    # -2**19: the program's form of "output the potentials" (CNP events, w2 [31:12]).
     shape, layers = _potentials_models()[name]
     theirs, x = _small(shape, *layers)
     check(theirs, x)
     assert [str(s.backend) for s in theirs.sequences] == ["BackendType.Hardware"]
+
+
+def test_saturation_probes_through_the_engine() -> None:
+    """An HRC threshold of 4,000,000 (24-bit on the HRC) computes as akida; potentials of
+    up to 5.2 M as the output reach BrainChip's engine saturated to the 20 bits of a CNP
+    potential event (docs/program-binary.md, "Output potentials")."""
+    theirs, x = SATURATION["input_conv_unpooled"]()
+    assert int(theirs.layers[0].get_variable("threshold")[0]) >= 1 << 20
+    check(theirs, x)
+    theirs, x = SATURATION["separable_unpooled"]()
+    expected = theirs.forward(x)
+    assert np.abs(expected).max() >= 1 << 22
+    theirs.map(akida.AKD1000())
+    assert [str(s.backend) for s in theirs.sequences] == ["BackendType.Hardware"]
+    run = forward_mapped(theirs, x, chip_module.Akd1000Chip(serial="ENGINE2"))
+    np.testing.assert_array_equal(run.outputs, np.clip(expected, -(1 << 19), (1 << 19) - 1))
 
 
 def _split_models() -> dict[str, tuple[tuple[int, int, int], list[Any]]]:
