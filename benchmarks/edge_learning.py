@@ -209,7 +209,7 @@ def step_cost(rounds: int, calls: int = 50) -> dict[str, float] | None:
     assert ours.learning is not None
     params = params_of(ours.learning)
     weights = np.zeros((k, units), np.uint8)
-    plasticity = np.ones(units, np.float32)
+    swaps = np.full(units, num_weights, np.int32)
     x = spikes.reshape(-1, 1, 1, k)
     done = {"akida": 0, "step": 0, "fit": 0}
 
@@ -217,7 +217,7 @@ def step_cost(rounds: int, calls: int = 50) -> dict[str, float] | None:
         theirs.fit(x[i : i + 1], int(labels[i]))
 
     def step(i: int) -> None:
-        learn(params, weights, plasticity, spikes[i : i + 1], labels[i : i + 1], i)
+        learn(params, weights, swaps, spikes[i : i + 1], labels[i : i + 1])
 
     def fit(i: int) -> None:
         ours.fit(x[i : i + 1], int(labels[i]))

@@ -31,7 +31,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from akida_rt.engine import integer
-from akida_rt.engine.learning_rule import RuleParams, learn
+from akida_rt.engine.learning_rule import learn, rule_params
 from akida_rt.stream.events import DEFAULT_CHUNK, make_events
 from akida_rt.stream.evt2 import Evt2Decoder, write_evt2
 from akida_rt.stream.evt3 import Evt3Decoder, write_evt3
@@ -206,15 +206,15 @@ class _NumpyPatches:
 
 def learning(rounds: int, calls_per_round: int = 50) -> None:
     k, classes, units, num_weights = 128, 5, 50, 32
-    params = RuleParams(num_weights, classes, 1.0, 0.1, 0.25, 0.0, 0)
+    params = rule_params(num_weights, classes, 1.0, 0.1, 0.25, 0.0)
     rng = np.random.default_rng(0)
     spikes = (rng.random((calls_per_round, k)) < 0.25).astype(np.uint8)
     labels = rng.integers(0, classes, calls_per_round)
 
     def rule(fn: Callable[..., object]) -> Callable[[], object]:
         def run() -> object:
-            w, p = np.zeros((k, units), np.uint8), np.ones(units, np.float32)
-            return [fn(params, w, p, spikes[i : i + 1], labels[i : i + 1], i)
+            w, p = np.zeros((k, units), np.uint8), np.full(units, num_weights, np.int32)
+            return [fn(params, w, p, spikes[i : i + 1], labels[i : i + 1])
                     for i in range(calls_per_round)]  # fmt: skip
 
         return run

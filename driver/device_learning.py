@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from akida_rt.driver.device_types import chip_inputs
 
-from akida_rt.engine.learning_rule import LearnedWeights
+from akida_rt.engine.learning_rule import LearnedWeights, plasticity_of, swaps_of
 from akida_rt.errors import LearningError
 from akida_rt.format.proto import program_pb2 as pb
 from akida_rt.mapping.mapper import Backend
@@ -112,8 +112,8 @@ def _state(dev: Device, seq: MappedSequence, words: np.ndarray, samples: int) ->
     for j in range(u):
         w = body[j, NEURON_HEADER_WORDS + i // 32]
         bits[:, j] = ((w >> (i % 32).astype(np.uint64)) & 1).astype(np.uint8)
-    nw = np.maximum(body[:, 2].astype(np.float32), 1)
-    plasticity = ((body[:, 3] & 0xFFFF).astype(np.float32) / nw).astype(np.float32)
+    nw = max(int(body[0, 2]), 1) if u else 1  # every neuron's word 2: num_weights
+    plasticity = plasticity_of((body[:, 3] & 0xFFFF).astype(np.int64), nw)
     return LearnedWeights(bits, plasticity, samples)
 
 
@@ -155,8 +155,8 @@ def write_learned(dev: Device, state: LearnedWeights) -> None:
                 on = order[np.flatnonzero(state.weights[:, j])]
                 np.bitwise_or.at(body[j], NEURON_HEADER_WORDS + on // 32,
                                  np.left_shift(np.uint64(1), (on % 32).astype(np.uint64)))  # fmt: skip
-            nw = np.maximum(body[:, 2].astype(np.float32), 1)
-            thswap = np.ceil(state.plasticity.astype(np.float32) * nw).astype(np.uint64)
+            nw = max(int(body[0, 2]), 1) if u else 1
+            thswap = swaps_of(state.plasticity, nw).astype(np.uint64)
             body[:, 3] = (body[:, 3] & 0xFFFF0000) | (thswap & 0xFFFF)
             words[HEADER_WORDS:] = body.reshape(-1)
             host.update_learn_mem(words.astype(np.uint32))

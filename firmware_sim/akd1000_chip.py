@@ -288,8 +288,6 @@ class Akd1000Chip:
                 )
             except ProgramError as exc:
                 found = exc
-            if self._program is not None and isinstance(found, MeshProgram):
-                _carry_learning(self._program[1], found)
             self._program = (key, found)
         result = self._program[1]
         if isinstance(result, ProgramError):
@@ -393,15 +391,3 @@ class Akd1000Chip:
 
     def __repr__(self) -> str:
         return f"<Akd1000Chip serial={self.serial} boot={self.boot_count}>"
-
-
-def _carry_learning(old: MeshProgram | ProgramError, new: MeshProgram) -> None:
-    """Keep the learning FNP3's own state (plasticity, samples learned) when the host only
-    rewrote registers or weights of the same learning layer (toggle_learn,
-    update_learn_mem): that state lives in the NP, not in what the host sends."""
-    before, after = getattr(old, "learning", None), new.learning
-    if before is None or after is None or before.ident != after.ident:
-        return
-    if before.plasticity.shape == after.plasticity.shape:
-        after.plasticity = before.plasticity
-        after.samples = before.samples

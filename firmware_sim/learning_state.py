@@ -1,7 +1,8 @@
-"""The simulated AKD1000's learning FNP3 state: what the chip keeps besides its SRAM.
+"""The simulated AKD1000's learning FNP3 state, as its registers and weight SRAM hold it.
 
 Read from the FNP3's registers and weight-SRAM metadata when a program decodes; the
-learning step (learning_step.py) updates it on labelled inferences.
+learning step (learning_step.py) writes what it learns back into the SRAM, so nothing
+lives outside what the host can read (learn_mem) and write back (update_learn_mem).
 """
 
 from __future__ import annotations
@@ -19,23 +20,21 @@ NEURON_HEADER_WORDS = 4
 
 @dataclass
 class LearningState:
-    """What the chip keeps for its learning FNP3 (from the decoder, then updated here).
+    """What the chip's learning FNP3 holds (decoded from its registers and weight SRAM).
 
     Attributes:
         ident: (col, row, id) of the learning FNP3.
-        params: the learning rule's parameters.
-        plasticity: float32 per neuron (chip-internal state, not in SRAM).
+        params: the learning rule's parameters, in whole weights (the registers').
+        swaps: int32 per neuron, its plasticity in whole weights (SRAM word 3, thswap).
         enabled: the learning register track is loaded (else labels are ignored).
         input_order: hardware input bit of each of the layer's K inputs (identity if None).
-        samples: labelled inferences learned since the program was loaded.
     """
 
     ident: tuple[int, int, int]
     params: RuleParams
-    plasticity: np.ndarray
+    swaps: np.ndarray
     enabled: bool = True
     input_order: np.ndarray | None = None
-    samples: int = 0
     _bits: np.ndarray | None = field(default=None, repr=False)
 
 
@@ -45,12 +44,10 @@ DECAY_WORD = 38  # plasticity lost per learning step, in weights
 
 
 def learning_state(state: Any, layer: Any, info: dict[str, Any]) -> LearningState:
-    """The learning FNP3's state from its registers and weight-SRAM metadata.
-
-    The chip holds plasticity in units of weights (thswap, per neuron), the minimum, the
-    decay step and the competition bar likewise; the rule's fractions are those over
-    num_weights (exact for the usual parameters, e.g. 8 weights and steps of 0.25).
-    """
+    """The learning FNP3's state from its registers and weight-SRAM metadata: the floor,
+    the decay step and the competition bar in whole weights, as BrainChip's compiler wrote
+    them (held to 0..num_weights, where the NP's fields saturate), and each neuron's
+    plasticity in whole weights (thswap)."""
     ident = tuple(layer.nps[0])
     regs_words = state.nps[ident].registers
     nw = max(int(info["num_weights"]), 1)
@@ -59,22 +56,24 @@ def learning_state(state: Any, layer: Any, info: dict[str, Any]) -> LearningStat
     meta = np.asarray(state.nps[ident].memory(UID_FNP_WEIGHTS, 0), np.uint32)
     n = min(layer.filters, meta.size // per)
     labels = {int(v) >> 20 for v in meta[: n * per].reshape(n, per)[:, 1]} - {0}
-    bar = int(regs_words[LEARN_ENABLE_WORD]) & 0xFFFF
+
+    def weights_of(value: int) -> int:
+        return min(max(value, 0), nw)
+
     params = RuleParams(
         num_weights=nw,
         num_classes=len(labels),
-        initial_plasticity=1.0,
-        min_plasticity=(int(regs_words[MIN_PLASTICITY_WORD]) & 0xFFFFFF) / nw,
-        plasticity_decay=int(regs_words[DECAY_WORD]) / nw,
-        learning_competition=1.0 - bar / nw,
+        min_swaps=weights_of(int(regs_words[MIN_PLASTICITY_WORD]) & 0xFFFFFF),
+        decay_swaps=weights_of(int(regs_words[DECAY_WORD])),
+        competition_bar=weights_of(int(regs_words[LEARN_ENABLE_WORD]) & 0xFFFF),
     )
-    thswap = np.asarray(layer.variables.get("thswap", np.full(layer.filters, nw)), np.float32)
+    thswap = np.asarray(layer.variables.get("thswap", np.full(layer.filters, nw)), np.int64)
     h, w, c = layer.input_shape
     order = np.arange(h * w * c).reshape(c, w, h).transpose(2, 1, 0).reshape(-1)
     return LearningState(
         ident,  # type: ignore[arg-type]
         params,
-        (thswap / np.float32(nw)).astype(np.float32),
+        np.clip(thswap, 0, nw).astype(np.int32),
         enabled=bool(int(regs_words[LEARN_ENABLE_WORD]) >> 28 & 1),
         input_order=order,
     )

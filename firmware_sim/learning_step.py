@@ -3,8 +3,9 @@
 A labelled descriptor (learning class = label + 1) on a program whose learning layer has
 its learning registers loaded runs the layers before the learning FNP3, applies
 akida_rt's learning rule (akida_rt.engine.learning_rule, the software backend's) and
-writes the learned weights back into the FNP3's weight SRAM, so a config read-back shows
-them. SRAM layout per neuron: 4 words (threshold; class and act_step; num_weights;
+writes the learned weights and each neuron's plasticity (thswap) back into the FNP3's
+weight SRAM, so a config read-back shows all of its learning state and a write of that
+read-back (after a power cycle, say) restores it whole. SRAM layout per neuron: 4 words (threshold; class and act_step; num_weights;
 threshold_learning and thswap) then one bit per input, input i at word 4 + i // 32,
 bit i % 32 (input order as the decoder reports it).
 """
@@ -61,20 +62,11 @@ def learn_step(
     spikes, work = program.run(x, stop=-1)
     weights = layer.get_variable("weights").reshape(k, u).astype(np.uint8)
     labels = np.array([label if state.params.num_classes else -1], np.int64)
-    pots = learn(
-        state.params,
-        weights,
-        state.plasticity,
-        spikes.reshape(1, k).astype(np.uint8),
-        labels,
-        state.samples,
-    )
-    state.samples += 1
+    pots = learn(state.params, weights, state.swaps, spikes.reshape(1, k).astype(np.uint8), labels)
     layer.set_variable("weights", weights.reshape(1, 1, k, u))
     program.engine.compiled[-1] = compile_layer(layer)
-    thswap = np.ceil(state.plasticity * np.float32(state.params.num_weights)).astype(np.uint32)
     words = weights_to_words(weights, state.input_order)
-    chip.store_learned(state.ident, words_per_neuron(k), words, thswap)
+    chip.store_learned(state.ident, words_per_neuron(k), words, state.swaps.astype(np.uint32))
     return pots.reshape(1, 1, 1, u).astype(np.float64), work
 
 

@@ -320,16 +320,12 @@ def fuzz_learning(rng: np.random.Generator) -> int:
     k, u, n = (int(v) for v in rng.integers(0, 40, 3))
     classes = int(rng.integers(0, 5))
     weights = rng.integers(0, 3, (k, u), dtype=np.uint8)
-    plasticity = rng.normal(0.5, 1, u).astype(np.float32)
-    if rng.random() < 0.1 and u:
-        plasticity[0] = np.nan
+    swaps = rng.integers(-2, 60, u).astype(np.int32)
     spikes = rng.integers(0, 2, (n, k), dtype=np.uint8)
     labels = rng.integers(-2, 6, n)
-    params = (int(rng.integers(-1, 50)), classes, *rng.normal(0.5, 0.5, 4).tolist(),
-              int(rng.integers(0, 1 << 63)))  # fmt: skip
+    params = (int(rng.integers(-1, 50)), classes, *(int(v) for v in rng.integers(-1, 50, 3)))
     with contextlib.suppress(ValueError):
-        _kernels.learn(weights, plasticity, spikes, labels, np.empty((n, u), np.int64), params,
-                       int(rng.integers(0, 1 << 63)))  # fmt: skip
+        _kernels.learn(weights, swaps, spikes, labels, np.empty((n, u), np.int64), params)
     return 1
 
 

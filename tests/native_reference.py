@@ -338,18 +338,29 @@ def mix64(x: np.ndarray) -> np.ndarray:
     return x
 
 
-def priority(seed: int, sample: int, index: np.ndarray) -> np.ndarray:
-    """Pseudo-random uint64 rank of input `index` at learning step `sample`."""
-    base = mix64(np.array([seed & (2**64 - 1)], np.uint64))[0]
-    step = mix64(np.array([sample & (2**64 - 1)], np.uint64))[0]
-    return mix64((index.astype(np.uint64) * _GOLDEN) ^ base ^ step)
+def salt(winner: int, active: np.ndarray, connected: np.ndarray) -> np.uint64:
+    """The rank's salt: of what the chip holds, the winner, its connections and the
+    sample's spikes (wrapping sums of SplitMix64 values)."""
+    with np.errstate(over="ignore"):
+        parts = np.concatenate([
+            mix64(np.array([winner + 1], np.uint64)),
+            mix64(np.flatnonzero(active).astype(np.uint64) * np.uint64(2) + np.uint64(2)),
+            mix64(np.flatnonzero(connected).astype(np.uint64) * np.uint64(2) + np.uint64(3)),
+        ])  # fmt: skip
+        total = parts.sum(dtype=np.uint64)
+    return mix64(np.array([total], np.uint64))[0]
 
 
-def _pick(candidates: np.ndarray, count: int, seed: int, sample: int, stream: int) -> np.ndarray:
+def priority(salted: np.uint64, index: np.ndarray) -> np.ndarray:
+    """Pseudo-random uint64 rank of input `index` under `salted`."""
+    return mix64((index.astype(np.uint64) * _GOLDEN) ^ salted)
+
+
+def _pick(candidates: np.ndarray, count: int, salted: np.uint64, stream: int) -> np.ndarray:
     """`count` of `candidates` (input indices), those of lowest priority (ties: lower index)."""
     if count >= candidates.size:
         return candidates
-    keys = priority(seed, sample, candidates * 2 + stream)
+    keys = priority(salted, candidates * 2 + stream)
     order = np.lexsort((candidates, keys))
     return candidates[order[:count]]
 
@@ -373,37 +384,32 @@ def choose_winner(
     fresh = idx[connections[idx] == 0]
     if learned.size:
         best = int(learned[int(np.argmax(potentials[learned]))])
-        bar = (1.0 - float(np.float32(params.learning_competition))) * params.num_weights
-        if fresh.size == 0 or potentials[best] > bar:
+        if fresh.size == 0 or potentials[best] > params.competition_bar:
             return best
     return int(fresh[0])
 
 
-def decay(params: RuleParams, plasticity: np.float32) -> np.float32:
-    """Plasticity after one learning step: down by decay * initial, not below the minimum,
-    and never up."""
-    step = np.float32(params.plasticity_decay) * np.float32(params.initial_plasticity)
-    floor = min(np.float32(params.min_plasticity), plasticity)
-    return np.float32(max(np.float32(plasticity - step), floor))
+def decay(params: RuleParams, swaps: int) -> int:
+    """Plasticity after one learning step, in whole weights: down by the step, to the
+    floor (up to it when below, as BrainChip's rule)."""
+    return max(swaps - params.decay_swaps, params.min_swaps)
 
 
 def learn(
     params: RuleParams,
     weights: np.ndarray,
-    plasticity: np.ndarray,
+    swaps: np.ndarray,
     spikes: np.ndarray,
     labels: np.ndarray,
-    first_sample: int,
 ) -> np.ndarray:
-    """Learn from `spikes` in order, updating `weights` and `plasticity` in place.
+    """Learn from `spikes` in order, updating `weights` and `swaps` in place.
 
     Args:
-        params: the compiled parameters.
+        params: the parameters in whole weights.
         weights: (K, U) binary uint8 weights of the learning layer (K inputs, U neurons).
-        plasticity: float32 per neuron.
+        swaps: int32 per neuron, the connections it may still move.
         spikes: (N, K) binary inputs of the learning layer.
         labels: N labels (int64), NO_LABEL in unlabelled mode.
-        first_sample: how many samples the layer had learned before these.
 
     Returns:
         (N, U) int64 potentials of each sample, computed before it was learned.
@@ -419,17 +425,17 @@ def learn(
         connections = weights.sum(axis=0, dtype=np.int64)
         group = neuron_group(params, units, int(labels[i]))
         winner = choose_winner(params, pot, connections, group)
-        sample = first_sample + i
         col = weights[:, winner].astype(bool)
-        budget = math.ceil(np.float32(plasticity[winner]) * np.float32(params.num_weights))
+        budget = int(swaps[winner])
         adds = np.flatnonzero(active & ~col)
         drops = np.flatnonzero(col & ~active)
         free = params.num_weights - int(connections[winner])
         moves = min(budget, adds.size)
         fill = min(moves, max(free, 0))
-        swaps = min(moves - fill, drops.size)
-        if fill + swaps:
-            weights[_pick(adds, fill + swaps, params.seed, sample, 0), winner] = 1
-            weights[_pick(drops, swaps, params.seed, sample, 1), winner] = 0
-        plasticity[winner] = decay(params, plasticity[winner])
+        nswaps = min(moves - fill, drops.size)
+        salted = salt(winner, active, col)
+        if fill + nswaps:
+            weights[_pick(adds, fill + nswaps, salted, 0), winner] = 1
+            weights[_pick(drops, nswaps, salted, 1), winner] = 0
+        swaps[winner] = decay(params, int(swaps[winner]))
     return out

@@ -234,22 +234,21 @@ def test_zoo_models_run_as_with_the_numpy_steps(monkeypatch, build):
 
 @pytest.mark.parametrize("seed", range(4))
 def test_learning_equals_the_numpy_rule(seed):
-    """Random sizes, parameters, seeds, weights and spikes, labelled and not."""
+    """Random sizes, parameters, weights and spikes, labelled and not."""
     rng = np.random.default_rng(seed)
     for _ in range(60):
         k, classes = int(rng.integers(1, 200)), int(rng.integers(0, 5))
         units = int(rng.integers(1, 6)) * classes if classes else int(rng.integers(1, 30))
-        params = RuleParams(int(rng.integers(1, k + 1)), classes, *rng.random(4).tolist(),
-                            seed=int(rng.integers(0, 2**63)) * 2 + 1)  # fmt: skip
+        nw = int(rng.integers(1, k + 1))
+        params = RuleParams(nw, classes, *(int(v) for v in rng.integers(0, nw + 1, 3)))
         weights = (rng.random((k, units)) < rng.random() * 0.3).astype(np.uint8)
-        plasticity = rng.random(units).astype(np.float32)
+        swaps = rng.integers(0, nw + 1, units).astype(np.int32)
         n = int(rng.integers(0, 30))
         spikes = (rng.random((n, k)) < rng.random()).astype(np.uint8)
         labels = rng.integers(0, classes, n) if classes else np.full(n, -1)
-        first = int(rng.integers(0, 1 << 62))
-        w1, p1, w2, p2 = weights.copy(), plasticity.copy(), weights.copy(), plasticity.copy()
-        want = ref.learn(params, w1, p1, spikes, labels, first)
-        got = learn(params, w2, p2, spikes, labels, first)
+        w1, p1, w2, p2 = weights.copy(), swaps.copy(), weights.copy(), swaps.copy()
+        want = ref.learn(params, w1, p1, spikes, labels)
+        got = learn(params, w2, p2, spikes, labels)
         assert got.dtype == want.dtype and np.array_equal(got, want)
         assert np.array_equal(w1, w2) and p1.tobytes() == p2.tobytes()
 
@@ -284,16 +283,22 @@ def test_bad_arguments_are_refused_not_read():
     ]
     readonly = np.zeros((4, 2), np.uint8)
     readonly.flags.writeable = False
-    learn_args = (np.zeros(2, np.float32), np.zeros((1, 4), np.uint8), np.zeros(1, np.int64),
-                  np.zeros((1, 2), np.int64), (1, 0, 1.0, 0.1, 0.2, 0.0, 0), 0)  # fmt: skip
+    learn_args = (np.zeros(2, np.int32), np.zeros((1, 4), np.uint8), np.zeros(1, np.int64),
+                  np.zeros((1, 2), np.int64), (1, 0, 1, 0, 1))  # fmt: skip
     cases += [
         (_kernels.learn, (readonly, *learn_args)),
         (_kernels.learn, (np.zeros((3, 2), np.uint8), *learn_args)),
-        (_kernels.learn, (np.zeros((4, 2), np.uint8), *learn_args[:5], 0, 0)),
+        (_kernels.learn, (np.zeros((4, 2), np.uint8), *learn_args[:4], (1, 0, 1, 0, 1, 0))),
+        (_kernels.learn, (np.zeros((4, 2), np.uint8), np.zeros(2, np.float32), *learn_args[1:])),
+        (_kernels.learn, (np.zeros((4, 2), np.uint8), *learn_args[:4], (1, 0, 2, 0, 1))),
+        (
+            _kernels.learn,
+            (np.zeros((4, 2), np.uint8), np.full(2, 3, np.int32), *learn_args[1:]),
+        ),  # swaps above num_weights
     ]
-    labelled = (1, 2, 1.0, 0.1, 0.2, 0.0, 0)  # a label outside the classes
-    cases.append((_kernels.learn, (np.zeros((4, 2), np.uint8), *learn_args[:3],
-                                   np.full(1, 5, np.int64), learn_args[4], labelled, 0)))  # fmt: skip
+    labelled = (1, 2, 1, 0, 1)  # a label outside the classes
+    cases.append((_kernels.learn, (np.zeros((4, 2), np.uint8), *learn_args[:2],
+                                   np.full(1, 5, np.int64), learn_args[3], labelled)))  # fmt: skip
     for fn, args in cases:
         with pytest.raises((TypeError, ValueError)):
             fn(*args)

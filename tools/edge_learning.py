@@ -79,7 +79,8 @@ def add_learning_head(
             spike fires (default: a fifth of the layer's top level, 3 of a 4-bit layer's
             15; at least 1). Low levels fire on weak activations that many classes share.
         num_weights: connections per neuron (default: 3/4 of the median spike count).
-        seed: seeds the rule's choice of connections.
+        seed: kept in the learning configuration (the rule chooses connections from the
+            state the chip holds, not from a seed).
         optimizer: other AkidaUnsupervised parameters.
 
     Raises:

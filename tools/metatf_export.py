@@ -65,10 +65,10 @@ def export_model(model: Model, with_variables: bool = True) -> Any:
             akida.AkidaUnsupervised(
                 num_weights=cfg.num_weights,
                 num_classes=cfg.num_classes,
-                initial_plasticity=cfg.initial_plasticity,
-                learning_competition=cfg.learning_competition,
-                min_plasticity=cfg.min_plasticity,
-                plasticity_decay=cfg.plasticity_decay,
+                initial_plasticity=v1_rules.learning_fraction(cfg.initial_plasticity),
+                learning_competition=v1_rules.learning_fraction(cfg.learning_competition),
+                min_plasticity=v1_rules.learning_fraction(cfg.min_plasticity),
+                plasticity_decay=v1_rules.learning_fraction(cfg.plasticity_decay),
             )
         )
         if with_variables:

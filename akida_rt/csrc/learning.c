@@ -1,7 +1,6 @@
 /* The edge-learning step (akida_rt/engine/learning_rule.py states the rule and keeps its
  * pieces; docs/semantics.md, section 8): one pass over the binary weights per sample. */
 #include "kernels.h"
-#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -57,15 +56,12 @@ static int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
 PyObject *k_learn(PyObject *self, PyObject *args)
 {
     PyObject *wo, *po, *so, *lo, *oo;
-    long long num_weights, num_classes;
-    double initial, minimum, decay, competition;
-    unsigned long long seed, first_sample;
-    if (!PyArg_ParseTuple(args, "OOOOO(LLddddK)K", &wo, &po, &so, &lo, &oo, &num_weights,
-                          &num_classes, &initial, &minimum, &decay, &competition, &seed,
-                          &first_sample))
+    long long num_weights, num_classes, min_swaps, decay_swaps, bar;
+    if (!PyArg_ParseTuple(args, "OOOOO(LLLLL)", &wo, &po, &so, &lo, &oo, &num_weights,
+                          &num_classes, &min_swaps, &decay_swaps, &bar))
         return NULL;
     PyArrayObject *w = k_array(wo, NPY_UINT8, 2, 1, "weights");
-    PyArrayObject *p = k_array(po, NPY_FLOAT32, 1, 1, "plasticity");
+    PyArrayObject *p = k_array(po, NPY_INT32, 1, 1, "swaps");
     PyArrayObject *s = k_array(so, NPY_UINT8, 2, 0, "spikes");
     PyArrayObject *l = k_array(lo, NPY_INT64, 1, 0, "labels");
     PyArrayObject *o = k_array(oo, NPY_INT64, 2, 1, "out");
@@ -74,16 +70,19 @@ PyObject *k_learn(PyObject *self, PyObject *args)
     int64_t k = PyArray_DIM(w, 0), units = PyArray_DIM(w, 1), n = PyArray_DIM(s, 0);
     if (PyArray_SIZE(p) != units || PyArray_DIM(s, 1) != k || PyArray_SIZE(l) != n ||
         PyArray_DIM(o, 0) != n || PyArray_DIM(o, 1) != units) {
-        PyErr_SetString(PyExc_ValueError, "learn: weights, plasticity, spikes, labels and out "
+        PyErr_SetString(PyExc_ValueError, "learn: weights, swaps, spikes, labels and out "
                                           "disagree in shape");
         return NULL;
     }
-    if (num_classes < 0 || num_weights < 0 || num_weights > (1 << 24)) {
-        PyErr_SetString(PyExc_ValueError, "learn: num_classes or num_weights out of range");
+    if (num_classes < 0 || num_weights < 0 || num_weights > (1 << 24) || min_swaps < 0 ||
+        min_swaps > num_weights || decay_swaps < 0 || decay_swaps > num_weights || bar < 0 ||
+        bar > num_weights) {
+        PyErr_SetString(PyExc_ValueError, "learn: num_classes, num_weights, min_swaps, "
+                                          "decay_swaps or the competition bar out of range");
         return NULL;
     }
     uint8_t *weights = (uint8_t *)PyArray_DATA(w);
-    float *plasticity = (float *)PyArray_DATA(p);
+    int32_t *swaps = (int32_t *)PyArray_DATA(p);
     const uint8_t *spikes = (const uint8_t *)PyArray_DATA(s);
     const int64_t *labels = (const int64_t *)PyArray_DATA(l);
     int64_t *out = (int64_t *)PyArray_DATA(o);
@@ -95,9 +94,6 @@ PyObject *k_learn(PyObject *self, PyObject *args)
         free(conn), free(adds), free(drops), free(scratch);
         return PyErr_NoMemory();
     }
-    const double bar = (1.0 - (double)(float)competition) * (double)num_weights;
-    const float step = (float)decay * (float)initial, floor_level = (float)minimum;
-    const uint64_t base = mix64(seed);
     const char *error = NULL;
     for (int64_t i = 0; i < n && error == NULL; i++) {
         const uint8_t *active = spikes + i * k;
@@ -131,35 +127,40 @@ PyObject *k_learn(PyObject *self, PyObject *args)
                 fresh = u;
             }
         }
-        int64_t winner = best >= 0 && (fresh < 0 || (double)pot[best] > bar) ? best : fresh;
+        int64_t winner = best >= 0 && (fresh < 0 || pot[best] > bar) ? best : fresh;
         if (winner < 0) {
             error = "learn: the label's neuron group is empty";
             break;
         }
-        float level = plasticity[winner], budget_f = level * (float)num_weights;
-        if (!(budget_f >= 0.0f) || isinf(budget_f)) {
-            error = "learn: plasticity outside 0..1";
+        int64_t level = swaps[winner];
+        if (level < 0 || level > num_weights) {
+            error = "learn: swaps outside 0..num_weights";
             break;
         }
-        int64_t budget = (int64_t)ceil((double)budget_f), nadds = 0, ndrops = 0;
+        /* the salt: what the chip holds (the winner, its connections, the spikes) */
+        uint64_t salt = mix64((uint64_t)winner + 1);
+        int64_t nadds = 0, ndrops = 0;
         for (int64_t r = 0; r < k; r++) {
             int on = weights[r * units + winner] != 0;
+            if (active[r])
+                salt += mix64((uint64_t)r * 2 + 2);
+            if (on)
+                salt += mix64((uint64_t)r * 2 + 3);
             if (active[r] && !on)
                 adds[nadds++] = r;
             else if (on && !active[r])
                 drops[ndrops++] = r;
         }
+        salt = mix64(salt);
         int64_t free_slots = num_weights - conn[winner];
-        int64_t moves = min64(budget, nadds);
+        int64_t moves = min64(level, nadds);
         int64_t fill = min64(moves, free_slots > 0 ? free_slots : 0);
-        int64_t swaps = min64(moves - fill, ndrops);
-        uint64_t salt = base ^ mix64(first_sample + (uint64_t)i);
-        pick_and_set(weights, units, winner, adds, nadds, fill + swaps, salt, 0, scratch, 1);
-        pick_and_set(weights, units, winner, drops, ndrops, swaps, salt, 1, scratch, 0);
-        /* down by decay * initial, not below the minimum, never up (Python's min/max) */
-        float lowest = level < floor_level ? level : floor_level;
-        float lowered = level - step;
-        plasticity[winner] = lowest > lowered ? lowest : lowered;
+        int64_t nswaps = min64(moves - fill, ndrops);
+        pick_and_set(weights, units, winner, adds, nadds, fill + nswaps, salt, 0, scratch, 1);
+        pick_and_set(weights, units, winner, drops, ndrops, nswaps, salt, 1, scratch, 0);
+        /* down by the step, to the floor (up to it, as BrainChip's rule, when below) */
+        int64_t lowered = level - decay_swaps;
+        swaps[winner] = (int32_t)(lowered > min_swaps ? lowered : min_swaps);
     }
     free(conn), free(adds), free(drops), free(scratch);
     if (error != NULL) {

@@ -74,8 +74,8 @@ static PyMethodDef methods[] = {
     {"count_nonzero", k_count_nonzero, METH_VARARGS,
      "count_nonzero(x f4|f8) -> the number of non-zero values"},
     {"learn", k_learn, METH_VARARGS,
-     "learn(weights u1 (K,U), plasticity f4 (U), spikes u1 (N,K), labels i8 (N), "
-     "out i8 (N,U), params tuple, first_sample) -> None"},
+     "learn(weights u1 (K,U), swaps i4 (U), spikes u1 (N,K), labels i8 (N), out i8 (N,U), "
+     "(num_weights, num_classes, min_swaps, decay_swaps, bar)) -> None"},
     {NULL, NULL, 0, NULL},
 };
 

@@ -67,19 +67,24 @@ def quantize_input(x: np.ndarray, scales: np.ndarray, zero_points: np.ndarray) -
     return np.clip(out, 0, 255).astype(np.uint8)
 
 
+def learning_fraction(value: float) -> float:
+    """The double a float32 learning parameter stands for: its shortest decimal (0.3, not
+    0.30000001192092896). akida keeps AkidaUnsupervised's fractions as doubles and its
+    compiler rounds their products with num_weights (ceil(0.3 x 20) is 6, ceil of the
+    float32's is 7), so what is exported and what the rule computes both use this."""
+    return float(str(np.float32(value)))
+
+
 def plasticity_of_swaps(swaps: np.ndarray, num_weights: int) -> np.ndarray:
     """Per-neuron float32 plasticity P whose learning budget ceil(float32(P * num_weights))
-    (docs/semantics.md, 8.4) is akida's `thswap`, the connections a v1 learning neuron
-    may still move (akida 2.19.3: num_weights after compile, 0.75 num_weights after one
-    step with decay 0.25)."""
-    out = np.empty(len(swaps), np.float32)
-    nw = np.float32(num_weights)
-    for i, k in enumerate(np.asarray(swaps, np.int64)):
-        p = np.float32(min(max(int(k), 0), num_weights) / num_weights)
-        while p > 0 and np.ceil(p * nw) > k:  # float32 rounding up past k
-            p = np.nextafter(p, np.float32(0))
-        out[i] = p
-    return out
+    (docs/semantics.md, 8.4) is `swaps` (akida's `thswap`, what the AKD1000's learning
+    FNP3 holds): the connections a learning neuron may still move (akida 2.19.3:
+    num_weights after compile, 0.75 num_weights after one step with decay 0.25)."""
+    nw = max(int(num_weights), 1)
+    k = np.clip(np.asarray(swaps, np.int64), 0, nw)
+    p = (k / nw).astype(np.float32)
+    # float32 rounding may put the product one ulp past k: one ulp down puts it below
+    return np.where(np.ceil(p * np.float32(nw)) > k, np.nextafter(p, np.float32(0)), p)
 
 
 def swaps_of_plasticity(plasticity: np.ndarray, num_weights: int) -> np.ndarray:

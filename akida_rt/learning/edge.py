@@ -13,7 +13,15 @@ from typing import Any
 
 import numpy as np
 
-from akida_rt.engine.learning_rule import NO_LABEL, RuleParams, learn
+from akida_rt.engine.learning_rule import (
+    NO_LABEL,
+    RuleParams,
+    initial_swaps,
+    learn,
+    rule_params,
+    swaps_of,
+)
+from akida_rt.engine.learning_rule import plasticity_of as plasticity_of_swaps
 from akida_rt.errors import AkidaError, InputError, LearningError
 from akida_rt.format import program as fmt
 from akida_rt.format.layers import Layer, LayerType
@@ -95,21 +103,28 @@ def learning_layer(layers: list[Layer]) -> Layer:
 
 
 def params_of(cfg: pb.LearningConfig) -> RuleParams:
-    return RuleParams(
+    """The rule's parameters in whole weights, as the chip's learning registers hold them."""
+    return rule_params(
         cfg.num_weights,
         cfg.num_classes,
         cfg.initial_plasticity,
         cfg.min_plasticity,
         cfg.plasticity_decay,
         cfg.learning_competition,
-        cfg.seed,
     )
 
 
+def fresh_plasticity(cfg: pb.LearningConfig, units: int) -> np.ndarray:
+    """float32 plasticity of `units` neurons that never learned: initial_plasticity in
+    whole weights (rounded half up, as BrainChip's compile sets `thswap`)."""
+    swaps = initial_swaps(cfg.num_weights, cfg.initial_plasticity)
+    return plasticity_of_swaps(np.full(units, swaps), cfg.num_weights)
+
+
 def plasticity_of(cfg: pb.LearningConfig, units: int) -> np.ndarray:
-    """Per-neuron plasticity (initial_plasticity for a configuration that stores none)."""
+    """Per-neuron plasticity (that of fresh neurons for a configuration that stores none)."""
     if not cfg.HasField("plasticity"):
-        return np.full(units, cfg.initial_plasticity, np.float32)
+        return fresh_plasticity(cfg, units)
     return fmt.decode_tensor(
         cfg.plasticity, "learning plasticity", dtype_code=(pb.FLOAT32,), ndim=1
     )
@@ -164,7 +179,7 @@ def compile_layers(
     layer.set_variable("weights", np.zeros((1, 1, layer.fan_in, units), np.int8))
     _reset_outputs(layer, units)
     cfg = config_of(optimizer, seed)
-    fmt.encode_tensor(np.full(units, cfg.initial_plasticity, np.float32), cfg.plasticity)
+    fmt.encode_tensor(fresh_plasticity(cfg, units), cfg.plasticity)
     return cfg
 
 
@@ -227,8 +242,9 @@ def learn_in_software(
     host's rule; the (N, U) int32 potentials of each sample before it was learned."""
     layer = learning_layer(layers)
     weights = layer.get_variable("weights").reshape(layer.fan_in, layer.filters).astype(np.uint8)
-    plasticity = plasticity_of(cfg, layer.filters)
-    pots = learn(params_of(cfg), weights, plasticity, spikes, labels, cfg.samples)
+    swaps = swaps_of(plasticity_of(cfg, layer.filters), cfg.num_weights)
+    pots = learn(params_of(cfg), weights, swaps, spikes, labels)
+    plasticity = plasticity_of_swaps(swaps, cfg.num_weights)
     apply_learned(layers, cfg, weights, plasticity, cfg.samples + spikes.shape[0])
     return pots.astype(np.int32)
 
@@ -261,7 +277,7 @@ def add_classes(layers: list[Layer], cfg: pb.LearningConfig, num_classes: int) -
     units = layer.filters + per * num_classes
     weights = np.zeros((1, 1, layer.fan_in, units), np.int8)
     weights[..., : layer.filters] = layer.get_variable("weights")
-    plasticity = np.full(units, cfg.initial_plasticity, np.float32)
+    plasticity = fresh_plasticity(cfg, units)
     plasticity[: layer.filters] = plasticity_of(cfg, layer.filters)
     layer.filters = units
     layer.set_variable("weights", weights)

@@ -188,7 +188,9 @@ class Model:
     # -------------------------------------------------------------- edge learning
     def compile(self, optimizer: learning.AkidaUnsupervised, seed: int = 0) -> None:
         """Make the last layer learn with `optimizer` (docs/semantics.md, section 8):
-        its neurons start without connections; `seed` seeds the choice of connections."""
+        its neurons start without connections. `seed` is kept in the program but does
+        not change the rule: the chip holds no seed, so connections are chosen from what
+        it holds (the winner, its connections, the sample)."""
         self.learning = learning.compile_layers(self._layers, optimizer, seed)
 
     def fit(self, inputs: np.ndarray, labels: Any = None) -> np.ndarray:

@@ -61,10 +61,9 @@ def im2col(
 def count_nonzero(x: np.ndarray) -> int: ...
 def learn(
     weights: np.ndarray,
-    plasticity: np.ndarray,
+    swaps: np.ndarray,
     spikes: np.ndarray,
     labels: np.ndarray,
     out: np.ndarray,
-    params: tuple[int, int, float, float, float, float, int],
-    first_sample: int,
+    params: tuple[int, int, int, int, int],
 ) -> None: ...

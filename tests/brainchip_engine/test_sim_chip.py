@@ -110,6 +110,70 @@ def test_a_fit_triggered_by_the_engine_learns_what_our_software_fit_learns() -> 
     neurons = memory[2:].reshape(6, 6)  # FNP3 SRAM: 6 words a neuron, w4-w5 the weights
     bits = (neurons[:, 4 + np.arange(64) // 32] >> (np.arange(64) % 32)) & 1
     np.testing.assert_array_equal(bits.T, learned)
+    # w3 low half: each neuron's plasticity in whole weights, as the software holds it
+    np.testing.assert_array_equal(neurons[:, 3] & 0xFFFF, _swaps(ours))
+
+
+def _swaps(model: Any) -> np.ndarray:
+    from akida_rt.engine.learning_rule import swaps_of
+    from akida_rt.learning.edge import plasticity_of
+
+    cfg = model.learning
+    return swaps_of(plasticity_of(cfg, model.layers[-1].filters), cfg.num_weights)
+
+
+def test_learning_restored_after_a_power_cycle_goes_on_as_if_uninterrupted() -> None:
+    """BrainChip's documented restore (README: program, toggle_learn, update_learn_mem
+    after a power cycle) on a fresh chip: fits after it learn exactly what fits without
+    the power cycle learn, and what akida_rt's software backend learns. 20 weights, so
+    the floor (ceil(0.1 x 20) = 2) and the step are whole weights the chip's registers
+    hold, and plasticity reaches the floor. (min_plasticity is given: akida's default is
+    the float32 0.1, whose ceil(0.1 x 20) is 3; akida_rt exports the decimal it stands
+    for, v1_rules.learning_fraction.)"""
+    theirs = akida.Model()
+    theirs.add(akida.InputData(input_shape=(1, 1, 64), input_bits=1, name="in"))
+    theirs.add(akida.FullyConnected(units=4, weights_bits=1, activation=False, name="fc"))
+    theirs.compile(optimizer=akida.AkidaUnsupervised(num_weights=20, num_classes=2,
+                                                     min_plasticity=0.1, plasticity_decay=0.3,
+                                                     learning_competition=0.35))  # fmt: skip
+    ours = import_model(theirs)
+    rng = np.random.default_rng(5)
+    x = (rng.random((24, 1, 1, 64)) < 0.4).astype(np.uint8)
+    labels = rng.integers(0, 2, 24)
+    expected = ours.fit(x, labels)
+    theirs.map(akida.AKD1000(), hw_only=True)
+    program = theirs.sequences[0].program
+
+    def session(serial: str) -> EngineSession:
+        return EngineSession(chip_module.Akd1000Chip(serial=serial))
+
+    with session("PC1") as engine:  # uninterrupted
+        engine.program(program)
+        engine.toggle_learn(True)
+        engine.set_batch_size(1)
+        straight = engine.fit(x, labels).reshape(24, 4)
+        final = engine.learn_mem()
+    with session("PC2") as engine:
+        engine.program(program)
+        engine.toggle_learn(True)
+        engine.set_batch_size(1)
+        first = engine.fit(x[:10], labels[:10]).reshape(10, 4)
+        saved = engine.learn_mem()
+    with session("PC3") as engine:  # powered on again: the program, then the saved memory
+        engine.program(program)
+        engine.toggle_learn(True)
+        engine.set_batch_size(1)
+        engine.update_learn_mem(saved)
+        rest = engine.fit(x[10:], labels[10:]).reshape(14, 4)
+        resumed = engine.learn_mem()
+    np.testing.assert_array_equal(np.concatenate([first, rest]), straight)
+    np.testing.assert_array_equal(resumed, final)
+    np.testing.assert_array_equal(straight, expected)
+    neurons = final[2:].reshape(4, 6)
+    bits = (neurons[:, 4 + np.arange(64) // 32] >> (np.arange(64) % 32)) & 1
+    np.testing.assert_array_equal(bits.T, ours.layers[-1].get_variable("weights").reshape(64, 4))
+    np.testing.assert_array_equal(neurons[:, 3] & 0xFFFF, _swaps(ours))
+    assert (neurons[:, 3] & 0xFFFF).min() == 2  # some neuron decayed to the floor
 
 
 def _small(shape: tuple[int, int, int], *layers: Any) -> tuple[Any, np.ndarray]:

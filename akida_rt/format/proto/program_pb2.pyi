@@ -488,10 +488,10 @@ class LearningConfig(_message.Message):
     samples: _builtins.int
     """samples learned since compile"""
     seed: _builtins.int
-    """seeds the rule's choice of connections"""
+    """kept; the rule no longer reads it (the chip has none)"""
     @_builtins.property
     def plasticity(self) -> Global___Tensor:
-        """float32 per neuron, current plasticity"""
+        """float32 per neuron: connections it may move / num_weights"""
 
     @_builtins.property
     def v1_learning_gate(self) -> Global___Tensor:
