@@ -29,7 +29,7 @@ from .controller import Controller
 from .devices import DeviceManager
 from .metrics_http import serve_metrics
 from .scheduler import Scheduler
-from .connection import Server
+from .server import Server
 from .settings import SETTINGS, shown
 from .store import StateStore
 from .tenant_ledger import TenantLedger

@@ -1,14 +1,9 @@
-"""The Unix-socket server: accepts connections within the connection limits, reads
-frames (and the sealed memfds that come with them), calls the controller and writes the
-answers, with every per-connection buffer bounded (docs/daemon.md, "Limits").
-"""
+"""One client connection of akidad: reads frames and the sealed memfds sent with them,
+serves them through the controller and writes the answers, every buffer bounded."""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import errno
-import json
 import logging
 import mmap
 import os
@@ -16,10 +11,9 @@ import socket
 import ssl
 import threading
 import time
-from collections import Counter, deque
+from collections import deque
 from collections.abc import Callable, Coroutine
-from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -29,20 +23,31 @@ from akida_rt.wire import tensor_frames as tf
 from akida_rt.wire.proto import daemon_pb2 as dpb
 from akida_rt.wire.status import status_of
 
+from . import control_requests
 from .budgets import Kind
+from .control_requests import as_json
 from .controller import Client, Controller
 from .jobs import Job, Result
-from .tenant_sockets import tenant_uid
-from .tls_handshakes import Handshakes
 
 log = logging.getLogger(__name__)
 RECV_BYTES = 1 << 18
 MAX_PENDING_FDS = 8  # descriptors received whose frames have not arrived whole yet
 MAX_TASKS = 4  # control requests of one connection running at once (load, state, stats)
 ANCILLARY_SPACE = socket.CMSG_SPACE(4 * MAX_PENDING_FDS)
-ACCEPT_BACKOFF_S = 0.1
-LINGER_S = 1.0  # a turned-away client has this long to read why
-SWEEP_S = 1.0  # how often idle partial frames are looked for
+
+
+class Server(Protocol):
+    """What a connection uses of its server (daemon/server.py)."""
+
+    controller: Controller
+    loop: asyncio.AbstractEventLoop
+    loop_thread: int
+
+    def make_room(self, conn: Connection, n: int) -> bool: ...
+
+    def trim_writes(self) -> None: ...
+
+    def forget(self, conn: Connection) -> None: ...
 
 
 class Connection:
@@ -187,7 +192,7 @@ class Connection:
                 return
             req = ipc.decode_request(payload)
             req_id = req.id
-            self.spawn(req.id, self.control(req))
+            self.spawn(req.id, control_requests.serve(self.ctl, self.client, req))
         except Exception as exc:
             self.refuse(getattr(exc, "req_id", req_id), exc)
 
@@ -282,7 +287,7 @@ class Connection:
             pots, state = await self.ctl.learned.fit(
                 self.client, f.session, f.x, f.labels, f.timeout_ms, f.update_id
             )
-            return tf.encode_learned(f.id, pots, _json(state))
+            return tf.encode_learned(f.id, pots, as_json(state))
 
         self.spawn(f.id, learn())
 
@@ -324,53 +329,6 @@ class Connection:
         self.tasks.discard(task)
         if not self.closed and not self.reading and not self.closing:
             self.process()
-
-    async def control(self, req: dpb.Request) -> dpb.Response:
-        """Serve a control request (a task of its own: loads, state and stats wait)."""
-        ctl, client, cfg = self.ctl, self.client, self.config
-        resp = dpb.Response(id=req.id)
-        kind = req.WhichOneof("body")
-        if kind == "hello":
-            hi = req.hello
-            info = ctl.hello(client, hi.client_name, hi.priority, hi.protocol)
-            h = resp.hello
-            h.protocol, h.version, h.pid = ipc.PROTOCOL, info["version"], info["pid"]
-            h.client_id, h.uid = info["client_id"], client.uid
-            h.shm_threshold, h.max_frame = cfg.shm_threshold, cfg.max_frame
-            h.max_tensor_bytes, h.max_timeout_ms = cfg.max_tensor_bytes, cfg.max_timeout_ms
-        elif kind == "list_devices":
-            for d in ctl.list_devices():
-                resp.devices.devices.add(
-                    id=d["id"], name=d["name"], simulated=d["simulated"], kind=d["kind"],
-                    state=d["state"], queued=d["queued"], describe_json=_json(d),
-                )  # fmt: skip
-        elif kind == "load":
-            m = req.load
-            s = await ctl.load(client, m.program, m.device, m.map_mode, m.hw_only)
-            lo = resp.loaded
-            lo.session, lo.program_hash, lo.name = s.session_id, s.key.content_hash, s.name
-            lo.input_shape[:], lo.output_shape[:] = s.input_shape, s.output_shape
-            lo.sequences, lo.input_bits = s.sequences, s.input_bits
-        elif kind == "stats":
-            resp.stats.json = _json(await ctl.stats(client))
-        elif kind == "learn_state":
-            ls = req.learn_state
-            state, data = await ctl.learned.state(
-                client, ls.session, ls.op, ls.data, ls.num_classes
-            )
-            resp.learn_state.state_json, resp.learn_state.data = _json(state), data
-        elif kind == "get_state":
-            g = req.get_state
-            resp.state.data = ctl.get_state(client, g.key, g.owner_uid if g.has_owner else None)
-        else:
-            if kind == "unload":
-                ctl.unload(client, req.unload.session)
-            elif kind == "put_state":
-                await ctl.put_state(client, req.put_state.key, req.put_state.data)
-            elif kind == "delete_state":
-                await ctl.delete_state(client, req.delete_state.key)
-            resp.ack.SetInParent()
-        return resp
 
     # ---------------------------------------------------------------- writing
     def send(self, message: dpb.Response) -> None:
@@ -456,214 +414,6 @@ class Connection:
         self.ctl.disconnect(self.client)
 
 
-class Server:
-    """Accepts connections on the listening sockets (the Unix one; with `tls`, a TCP one
-    whose clients must complete a mutual TLS handshake), within the connection limits."""
-
-    def __init__(
-        self,
-        controller: Controller,
-        listener: socket.socket,
-        tls: tuple[socket.socket, ssl.SSLContext] | None = None,
-    ) -> None:
-        self.controller = controller
-        self.config = controller.config
-        self.loop = asyncio.get_running_loop()
-        self.connections: set[Connection] = set()
-        self.per_uid: Counter[int] = Counter()
-        self.loop_thread = threading.get_ident()
-        self.budgets = controller.budgets
-        self.starved = False  # accept ran out of descriptors
-        self.handshakes = Handshakes(self)  # TLS handshakes in progress
-        self.leaving: set[socket.socket] = set()  # turned away, closed after LINGER_S
-        self.listeners = [(listener, None), *([tls] if tls else [])]
-        for sock, ctx in self.listeners:
-            sock.setblocking(False)
-            self.loop.add_reader(sock.fileno(), self.on_accept, sock, ctx)
-        # Tenant sockets (tenant_sockets.py): their clients are the folder's tenant.
-        self.tenants: dict[socket.socket, Path] = {}
-        self.sweeper = self.loop.call_later(SWEEP_S, self.sweep)
-
-    # ------------------------------------------------------------- budgets
-    def make_room(self, conn: Connection, n: int) -> bool:
-        """Whether `conn` may buffer `n` more bytes of partial frames. Past its uid's budget
-        it is closed; past the total, the uid holding the most gives up its largest partial
-        frame (so the sender, unless it is that uid, is served)."""
-        while why := self.budgets.over(Kind.READ, conn.uid, n):
-            hog = self.budgets.biggest_uid(Kind.READ)
-            per_uid, _ = self.budgets.limits(Kind.READ)
-            mine = self.budgets.used(Kind.READ, conn.uid) + n > per_uid
-            victim = None if mine or hog == conn.uid else self._largest(hog, "rbuf")
-            if victim is None:
-                conn.fail(f"akidad's read buffers are full: {why}; finish or drop your "
-                          "partial frames")  # fmt: skip
-                return False
-            victim.fail(f"akidad's read buffers are full and uid {hog} holds the most; "
-                        f"dropping its largest partial frame ({len(victim.rbuf)} bytes)")  # fmt: skip
-        return True
-
-    def trim_writes(self) -> None:
-        """Close the connections whose unsent answers break a write budget: the largest
-        of a uid past its own, then the largest of the uid holding the most."""
-        for conn in list(self.connections):
-            while not conn.closed and (why := self.budgets.over(Kind.WRITE, conn.uid)):
-                per_uid, _ = self.budgets.limits(Kind.WRITE)
-                uid = conn.uid
-                if self.budgets.used(Kind.WRITE, uid) <= per_uid:
-                    uid = self.budgets.biggest_uid(Kind.WRITE) or uid
-                victim = self._largest(uid, "wbuf")
-                if victim is None:
-                    break
-                victim.drop(f"{why}; it does not read its answers")
-
-    def _largest(self, uid: int | None, buffer: str) -> Connection | None:
-        """The open connection of `uid` with the most bytes in `buffer` (rbuf or wbuf)."""
-        mine = [c for c in self.connections if c.uid == uid and not c.closed]
-        best = max(mine, key=lambda c: len(getattr(c, buffer)), default=None)
-        return best if best is not None and getattr(best, buffer) else None
-
-    def sweep(self) -> None:
-        """Close connections whose partial frame got no byte for partial_frame_timeout_s."""
-        limit = self.config.partial_frame_timeout_s
-        now = time.monotonic()
-        for conn in list(self.connections):
-            if conn.rbuf and conn.reading and not conn.closing and now - conn.last_read > limit:
-                conn.fail(f"a partial frame of {len(conn.rbuf)} bytes got no byte for "
-                          f"{limit:g} s (partial_frame_timeout_s)")  # fmt: skip
-        self.sweeper = self.loop.call_later(SWEEP_S, self.sweep)
-
-    def add_tenant_listener(self, sock: socket.socket, folder: Path) -> None:
-        sock.setblocking(False)
-        self.tenants[sock] = folder
-        self.listeners.append((sock, None))
-        self.loop.add_reader(sock.fileno(), self.on_accept, sock, None)
-
-    def remove_tenant_listener(self, sock: socket.socket) -> None:
-        self.loop.remove_reader(sock.fileno())
-        self.tenants.pop(sock, None)
-        self.listeners = [(s, c) for s, c in self.listeners if s is not sock]
-
-    def on_accept(self, listener: socket.socket, ctx: ssl.SSLContext | None) -> None:
-        while True:
-            try:
-                sock, _ = listener.accept()
-            except (BlockingIOError, InterruptedError):
-                return
-            except OSError as exc:
-                if exc.errno in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
-                    # Out of descriptors: stop accepting for a moment instead of spinning,
-                    # and say so once, not ten times a second.
-                    if not self.starved:
-                        log.warning("accept failed (%s); retrying every %g s",
-                                    exc.strerror, ACCEPT_BACKOFF_S)  # fmt: skip
-                    self.starved = True
-                    self.loop.remove_reader(listener.fileno())
-                    self.loop.call_later(ACCEPT_BACKOFF_S, self.resume_accepting, listener, ctx)
-                else:
-                    log.warning("accept failed: %s", exc)
-                return
-            if self.starved:
-                log.info("accepting connections again")
-                self.starved = False
-            sock.setblocking(False)
-            if listener in self.tenants:
-                self.admit_tenant(sock, self.tenants[listener])
-            elif ctx is None:
-                self.admit(sock, *ipc.peer_uid(sock))
-            elif len(self.connections) >= self.config.max_connections:
-                sock.close()
-            else:
-                self.handshakes.start(sock, ctx)
-
-    def admit_tenant(self, sock: socket.socket, folder: Path) -> None:
-        """A client of a tenant socket is the folder's tenant, whatever its own uid."""
-        uid = tenant_uid(folder)
-        if uid is None:
-            self.turn_away(sock, f"{folder}: no tenant assigned", dpb.PERMISSION_DENIED)
-            return
-        pid, peer_uid, _ = ipc.peer_uid(sock)
-        log.info("tenant socket %s: pid %d (uid %d) is tenant uid %d", folder, pid, peer_uid, uid)
-        self.admit(sock, pid, uid, uid)
-        if self.controller.ledger is not None:
-            self.controller.ledger.admitted(folder.name, uid)
-
-    def admit(self, sock: socket.socket, pid: int, uid: int, gid: int) -> None:
-        cfg = self.config
-        if len(self.connections) >= cfg.max_connections:
-            self.turn_away(sock, f"akidad serves {cfg.max_connections} connections already")
-        elif self.per_uid[uid] >= cfg.max_connections_per_uid:
-            self.turn_away(sock, f"uid {uid} has {cfg.max_connections_per_uid} connections "
-                           "open already (max_connections_per_uid)")  # fmt: skip
-        else:
-            client = self.controller.connect(pid, uid, gid)
-            log.info("client %d connected: pid %d uid %d gid %d", client.client_id, pid, uid, gid)
-            self.per_uid[uid] += 1
-            self.connections.add(Connection(self, sock, client))
-
-    def turn_away(self, sock: socket.socket, why: str, status: int = dpb.QUOTA_EXCEEDED) -> None:
-        """Say why, then hang up once the peer has had time to read it: closing a socket
-        with the peer's request unread would reset the connection and lose the answer."""
-        log.debug("refusing a connection: %s", why)
-        with contextlib.suppress(OSError, ssl.SSLError):
-            sock.send(ipc.encode_frame(ipc.error_response(0, status, why)))
-        if len(self.leaving) >= self.config.max_connections:
-            sock.close()
-            return
-        self.leaving.add(sock)
-        self.loop.add_reader(sock.fileno(), self.drain, sock)
-        self.loop.call_later(LINGER_S, self.hang_up, sock)
-
-    def drain(self, sock: socket.socket) -> None:
-        """Read and drop what a turned-away peer sends; hang up when it hangs up."""
-        try:
-            if sock.recv(RECV_BYTES):
-                return
-        except (BlockingIOError, ssl.SSLWantReadError, ssl.SSLWantWriteError):
-            return
-        except OSError:
-            pass
-        self.hang_up(sock)
-
-    def hang_up(self, sock: socket.socket) -> None:
-        if sock in self.leaving:
-            self.leaving.discard(sock)
-            self.loop.remove_reader(sock.fileno())
-            sock.close()
-
-    def resume_accepting(self, listener: socket.socket, ctx: ssl.SSLContext | None) -> None:
-        if listener.fileno() >= 0:
-            self.loop.add_reader(listener.fileno(), self.on_accept, listener, ctx)
-
-    def forget(self, conn: Connection) -> None:
-        if conn in self.connections:
-            self.connections.discard(conn)
-            self.per_uid[conn.client.uid] -= 1
-            if not self.per_uid[conn.client.uid]:
-                del self.per_uid[conn.client.uid]  # nothing kept per uid once it has gone
-
-    def stop_accepting(self) -> None:
-        for sock, _ in self.listeners:
-            if sock.fileno() >= 0:
-                self.loop.remove_reader(sock.fileno())
-                sock.close()
-        self.sweeper.cancel()
-        self.handshakes.close_all()
-        for sock in list(self.leaving):
-            self.hang_up(sock)
-
-    def close_all(self) -> None:
-        for conn in list(self.connections):
-            conn.close()
-
-    def idle(self) -> bool:
-        """No answer left to send, no control request running."""
-        return all(not c.wbuf and not c.tasks for c in self.connections)
-
-
 def _id_of(payload: bytes) -> int:
     """The request id of an infer frame whose header is whole, else 0."""
     return int(tf.INFER_HEAD.unpack_from(payload)[5]) if len(payload) >= tf.INFER_HEAD.size else 0
-
-
-def _json(obj: Any) -> str:
-    return json.dumps(obj, default=str)
