@@ -79,12 +79,15 @@ class WorkerRuns:
 
     def detach(self, slot: DeviceSlot) -> None:
         """A device vanished (the Scheduler's)."""
+        raise NotImplementedError
 
     def submit(self, job: Job) -> None:
         """Queue a job again (the Scheduler's)."""
+        raise NotImplementedError
 
     def _account(self, runs: list[tuple[Job, int]], elapsed: float) -> None:
         """Charge a run to the jobs' tenants (the Scheduler's)."""
+        raise NotImplementedError
 
     def _release(self, slot: DeviceSlot) -> None:
         with self._cond:
