@@ -20,17 +20,15 @@ from akida_rt.errors import (
     ProgramFormatError,
     TransportTimeout,
 )
-from akida_rt.format.layers import (
+from akida_rt.format.layer_kinds import (
     Conv2D,
     FullyConnected,
     InputConv2D,
     InputData,
-    Layer,
-    LayerType,
-    Padding,
-    Pooling,
     SeparableConv2D,
 )
+from akida_rt.format.layer_params import LayerType, Padding, Pooling
+from akida_rt.format.layers import Layer
 from akida_rt.learning.edge import AkidaUnsupervised
 from akida_rt.mapping.hardware import AKD1000, DeviceSpec, NpType, TwoNodesIP
 from akida_rt.mapping.mapper import Backend, MapMode

@@ -27,7 +27,7 @@ from akida_rt.tools.datasets import digits_images
 from akida_rt.tools.metatf import import_model
 
 from akida_rt.engine import blas, integer
-from akida_rt.format.layers import LayerType, Pooling
+from akida_rt.format.layer_params import LayerType, Pooling
 from akida_rt.model import zoo
 from akida_rt.native import _kernels
 from tests.metatf_models import calibrate, from_zoo

@@ -19,7 +19,7 @@ import time
 
 import numpy as np
 
-from akida_rt.format.layers import LayerType
+from akida_rt.format.layer_params import LayerType
 from akida_rt.model import zoo
 
 BATCH = 100

@@ -28,7 +28,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from akida_rt.client.client import Client
 from akida_rt.data import sample_program
-from akida_rt.format.layers import FullyConnected, InputConv2D, Pooling
+from akida_rt.format.layer_kinds import FullyConnected, InputConv2D
+from akida_rt.format.layer_params import Pooling
 from akida_rt.model import zoo
 from akida_rt.model.model import Model
 from akida_rt.stream.pipeline import Policy, Stream

@@ -26,10 +26,10 @@ from akida_rt.errors import AkidaError, DeviceNotFound
 log = logging.getLogger(__name__)
 
 # "module:function" -> list of URLs; e.g. "akida_rt.driver.pcie:discover_urls". The sim
-# transport's comes first: it plugs the boards $AKIDA_SIM_BOARDS asks for in behind the
+# rack's comes first: it plugs the boards $AKIDA_SIM_BOARDS asks for in behind the
 # pcie and usb seams (and does nothing without it), where the next two find them.
 DISCOVERERS: list[str | Callable[[], list[str]]] = [
-    "akida_rt.driver.sim_transport:discover_urls",
+    "akida_rt.driver.sim_rack:discover_urls",
     "akida_rt.driver.pcie:discover_urls",
     "akida_rt.driver.usb:discover_urls",
 ]

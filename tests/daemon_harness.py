@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from akida_rt.format.layers import FullyConnected, InputConv2D
+from akida_rt.format.layer_kinds import FullyConnected, InputConv2D
 from akida_rt.model import zoo
 from akida_rt.model.model import Model
 from akida_rt.wire import ipc

@@ -7,7 +7,7 @@ import numpy as np
 
 from akida_rt import AkidaUnsupervised, Conv2D, FullyConnected, InputConv2D, Model, Pooling
 from akida_rt.engine.integer import compile_layer, potentials
-from akida_rt.format.layers import LayerType
+from akida_rt.format.layer_params import LayerType
 from akida_rt.model.zoo import randomize
 
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from akida_rt.format.layers import Layer, LayerType, Padding, Pooling
+from akida_rt.format.layer_params import LayerType, Padding, Pooling
+from akida_rt.format.layers import Layer
 
 
 def _pads(size: int, k: int, s: int, padding: Padding) -> tuple[int, int, int]:

@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 from akida_rt.driver.bus import open_bus
 from akida_rt.driver.device import Device, Timeouts
-from akida_rt.driver.sim_transport import SimRack
+from akida_rt.driver.sim_rack import SimRack
 
 _serials = itertools.count(1)
 

@@ -112,7 +112,7 @@ def test_run_bad_program_and_busy_device(ds_cnn_program: str, tmp_path, capsys) 
 
 
 def test_too_many_simulated_boards_are_refused_by_name() -> None:
-    from akida_rt.driver.sim_transport import parse_config
+    from akida_rt.driver.sim_rack import parse_config
 
     from akida_rt.errors import AkidaError
     from tests.daemon_harness import daemon_env

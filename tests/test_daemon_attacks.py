@@ -496,7 +496,8 @@ def test_the_inputs_a_client_keeps_queued_are_bounded(tmp_path: Path) -> None:
 
 
 def _image_model():
-    from akida_rt.format.layers import FullyConnected, InputConv2D, Pooling
+    from akida_rt.format.layer_kinds import FullyConnected, InputConv2D
+    from akida_rt.format.layer_params import Pooling
     from akida_rt.model.model import Model
 
     model = Model(name="image")

@@ -8,7 +8,7 @@ import socket
 from pathlib import Path
 
 import pytest
-from akida_rt.driver.sim_transport import SimRack
+from akida_rt.driver.sim_rack import SimRack
 
 from akida_rt.cli import doctor_cmds as doc
 from akida_rt.cli.main import main

@@ -18,7 +18,7 @@ from akida_rt import (
     SeparableConv2D,
 )
 from akida_rt.engine.integer import F32_EXACT, accumulator_bound, compile_layer
-from akida_rt.format.layers import weight_range
+from akida_rt.format.layer_params import weight_range
 from akida_rt.model import zoo
 from tests.reference import reference_forward
 

@@ -7,14 +7,8 @@ import pytest
 
 from akida_rt import AKD1000, Model
 from akida_rt.errors import MappingError
-from akida_rt.format.layers import (
-    Conv2D,
-    FullyConnected,
-    InputConv2D,
-    Padding,
-    Pooling,
-    SeparableConv2D,
-)
+from akida_rt.format.layer_kinds import Conv2D, FullyConnected, InputConv2D, SeparableConv2D
+from akida_rt.format.layer_params import Padding, Pooling
 from akida_rt.mapping.mapper import layer_need
 from akida_rt.model import zoo
 

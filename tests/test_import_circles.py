@@ -118,7 +118,7 @@ def test_the_scan_sees_the_packages() -> None:
     assert "akida_rt.model.model" in _imports("akida_rt.model.placement", lazy=False) or (
         "akida_rt.model.placement" in _imports("akida_rt.model.model", lazy=False)
     )
-    assert "akida_rt.errors" in _imports("akida_rt.daemon.server", lazy=False)
+    assert "akida_rt.errors" in _imports("akida_rt.daemon.connection", lazy=False)
     assert len(MODULES) > 100
 
 

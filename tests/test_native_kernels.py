@@ -11,7 +11,7 @@ import pytest
 from akida_rt.engine import integer
 from akida_rt.engine.learning_rule import RuleParams, learn
 from akida_rt.errors import EventFileError
-from akida_rt.format.layers import Padding, pooled_size, same_padding
+from akida_rt.format.layer_params import Padding, pooled_size, same_padding
 from akida_rt.model import zoo
 from akida_rt.native import _kernels
 from akida_rt.stream.events import EVENT_DTYPE, make_events

@@ -170,7 +170,7 @@ def test_a_mapped_model_on_a_pcie_board_never_maps_or_ioctls(tmp_path: Path) -> 
     out = _child(f"""
         import numpy as np
         from akida_rt.driver import discovery
-        from akida_rt.driver.sim_transport import SimRack
+        from akida_rt.driver.sim_rack import SimRack
         from akida_rt.model import zoo
 
         with SimRack({str(tmp_path / "root")!r}) as rack:

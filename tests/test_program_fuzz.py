@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from akida_rt import AKD1000, MapMode, Model, ProgramFormatError, TwoNodesIP
 from akida_rt.errors import AkidaError
 from akida_rt.format import program as fmt
-from akida_rt.format.layers import Conv2D, FullyConnected, InputConv2D, InputData
+from akida_rt.format.layer_kinds import Conv2D, FullyConnected, InputConv2D, InputData
 from akida_rt.format.proto import program_pb2 as pb
 from akida_rt.model import zoo
 from tests.daemon_harness import tiny_model

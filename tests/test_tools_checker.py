@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from akida_rt.tools.compatibility import Bits, check_graph, errors
+from akida_rt.tools.block_layers import Bits
+from akida_rt.tools.compatibility import check_graph, errors
 from akida_rt.tools.graph import Graph, LayerInfo, group_blocks
 
 from akida_rt import AKD1000

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 from akida_rt.driver import discovery, fileio, pcie, sysfs
 from akida_rt.driver.bus import open_bus
-from akida_rt.driver.sim_transport import SimRack
+from akida_rt.driver.sim_rack import SimRack
 
 from akida_rt.errors import (
     DeviceBusy,
@@ -128,7 +128,7 @@ _CHILD = textwrap.dedent(
     import json, os, sys
     import akida_rt.driver.pcie, akida_rt.driver.udev
     from akida_rt.driver.bus import open_bus
-    from akida_rt.driver.sim_transport import SimRack
+    from akida_rt.driver.sim_rack import SimRack
     rack = SimRack()
     url = rack.add_pcie("P1", mem=1 << 20)
     node = url[len("pcie://"):]

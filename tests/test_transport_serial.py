@@ -104,7 +104,7 @@ def test_unplugged_board_loses_its_console(board) -> None:
 
 def test_a_usb_board_and_its_console_are_the_same_board(tmp_path) -> None:
     from akida_rt.driver.bus import open_bus
-    from akida_rt.driver.sim_transport import SimRack
+    from akida_rt.driver.sim_rack import SimRack
 
     with SimRack(tmp_path) as rack:
         bus = open_bus(rack.add_usb("U7", mem=1 << 20))

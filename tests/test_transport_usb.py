@@ -17,7 +17,7 @@ import usb.util
 from akida_rt.driver import discovery, usb_ids
 from akida_rt.driver import usb as usb_transport
 from akida_rt.driver.bus import open_bus
-from akida_rt.driver.sim_transport import SimRack
+from akida_rt.driver.sim_rack import SimRack
 
 from akida_rt.errors import DeviceLost, DeviceNotFound, TransportError, TransportTimeout
 from akida_rt.wire import transport_wire as tw

@@ -8,26 +8,21 @@ convert but cannot be placed (too many NPs, oversized kernels, weights beyond th
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
+from akida_rt.tools.block_layers import Bits, build_layers, padding_of, pair
 from akida_rt.tools.graph import Block, Graph, Issue
 
 from akida_rt.errors import AkidaError
-from akida_rt.format.layers import (
+from akida_rt.format.layer_params import (
     ACTIVATION_BITS,
     WEIGHT_BITS,
-    Conv2D,
-    FullyConnected,
-    InputConv2D,
-    InputData,
-    Layer,
     Padding,
     Pooling,
-    SeparableConv2D,
     same_padding,
     weight_range,
 )
+from akida_rt.format.layers import Layer
 from akida_rt.mapping.hardware import DeviceSpec
 from akida_rt.mapping.mapper import Backend, layer_need, map_layers, pool_ends_sequence
 from akida_rt.model.model import Model
@@ -38,93 +33,10 @@ QUANTIZE_FIX = "quantize the float model: akida quantize -m FLOAT.keras -o Q.ker
 F64_EXACT = 2**53
 
 
-@dataclass
-class Bits:
-    """Bit widths assumed for layers that are not quantized yet (stage "float")."""
-
-    weights: int = 4
-    activations: int = 4
-    input_weights: int = 8
-
-
-def block_bits(block: Block, first: bool, default: Bits) -> tuple[int, int | None]:
-    """(weight bits, activation bits or None) of a block, from its quantizers or defaults."""
-    cfg = block.main.config
-    wbits = int(cfg.get("weight_bits") or (default.input_weights if first else default.weights))
-    act = block.activation
-    if act is None:
-        return wbits, None
-    return wbits, int(act.config.get("bits") or default.activations)
-
-
-def _padding(cfg: dict[str, Any]) -> Padding:
-    return Padding.Same if str(cfg.get("padding", "valid")).lower() == "same" else Padding.Valid
-
-
-def _pooling(block: Block) -> Pooling:
-    if block.pool is None:
-        return Pooling.NoPooling
-    return Pooling.GlobalAvg if block.pool.kind == "gap" else Pooling.Max
-
-
 def _tiles_exactly(shape: tuple[int, ...] | None, stride: int, unknown: bool) -> bool:
     """True when a map of `shape` (H, W, C) splits into whole pooling windows, so that
     valid and same padding give the same max pooling; `unknown` when there is no shape."""
     return unknown if shape is None else all(int(d) % stride == 0 for d in shape[:2])
-
-
-def _pool_padding(block: Block) -> Padding:
-    pool = block.pool
-    return Padding.Valid if pool is None or pool.kind != "maxpool" else _padding(pool.config)
-
-
-def _pair(v: Any) -> tuple[int, int]:
-    if isinstance(v, int):
-        return v, v
-    t = tuple(v)
-    return int(t[0]), int(t[-1])
-
-
-def akida_layer(block: Block, index: int, input_shape: tuple[int, ...], default: Bits) -> Layer:
-    """The Akida layer (without variables) that a block converts to."""
-    cfg, name = block.main.config, block.main.name
-    wbits, abits = block_bits(block, index == 0, default)
-    act, act_bits = abits is not None, abits or 4
-    kind = block.main.kind
-    if kind == "dense":
-        units = int(cfg["units"])
-        return FullyConnected(
-            name, units, weight_bits=wbits, activation=act, activation_bits=act_bits
-        )
-    k = _pair(cfg.get("kernel_size", 1))[0]
-    filters = int(cfg["filters"])
-    padding, pooling = _padding(cfg), _pooling(block)
-    if kind == "conv" and index == 0:
-        shape = (int(input_shape[0]), int(input_shape[1]), int(input_shape[2]))
-        stride = _pair(cfg.get("strides", 1))[0]
-        return InputConv2D(
-            name, shape, filters, k, stride=stride, padding=padding, pooling=pooling,
-            weight_bits=wbits, activation=act, activation_bits=act_bits,
-            pool_padding=_pool_padding(block),
-        )  # fmt: skip
-    cls = SeparableConv2D if kind == "separable" else Conv2D
-    return cls(
-        name, filters, k, padding=padding, pooling=pooling, weight_bits=wbits,
-        activation=act, activation_bits=act_bits, pool_padding=_pool_padding(block),
-    )  # fmt: skip
-
-
-def build_layers(graph: Graph, default: Bits) -> list[Layer]:
-    """The chain of Akida layers (hyper-parameters only) for a grouped model."""
-    layers: list[Layer] = []
-    shape = graph.input_shape
-    if graph.blocks and graph.blocks[0].main.kind != "conv":
-        if len(shape) == 1:
-            shape = (1, 1, shape[0])
-        layers.append(InputData("input", (int(shape[0]), int(shape[1]), int(shape[2])), 8))
-    for i, block in enumerate(graph.blocks):
-        layers.append(akida_layer(block, i, shape, default))
-    return layers
 
 
 def _stride_rules(block: Block, index: int) -> list[Issue]:
@@ -132,8 +44,8 @@ def _stride_rules(block: Block, index: int) -> list[Issue]:
     issues: list[Issue] = []
     if block.main.kind == "dense":
         return issues
-    sh, sw = _pair(cfg.get("strides", 1))
-    kh, kw = _pair(cfg.get("kernel_size", 1))
+    sh, sw = pair(cfg.get("strides", 1))
+    kh, kw = pair(cfg.get("kernel_size", 1))
     if sh != sw:
         issues.append(Issue(name, "stride", f"strides {sh}x{sw} differ", "use equal strides"))
     if kh != kw:
@@ -149,7 +61,7 @@ def _stride_rules(block: Block, index: int) -> list[Issue]:
                 f"replace stride-{sh} conv with stride-1 conv + 2×2 max-pool",
             )
         )
-    if _pair(cfg.get("dilation_rate", 1)) != (1, 1):
+    if pair(cfg.get("dilation_rate", 1)) != (1, 1):
         issues.append(Issue(name, "dilation", "dilated convolution", "use dilation_rate=1"))
     if int(cfg.get("depth_multiplier", 1)) != 1:
         issues.append(Issue(name, "depth", "depth_multiplier above 1", "use depth_multiplier=1"))
@@ -186,8 +98,8 @@ def _block_rules(graph: Graph, block: Block, index: int, stage: str, default: Bi
         issues.append(Issue(name, "order", "Flatten before a convolution", "remove the Flatten"))
     pool = block.pool
     if pool is not None and pool.kind == "maxpool":
-        size, strides = _pair(pool.config.get("pool_size", 2)), pool.config.get("strides")
-        strides = _pair(strides) if strides is not None else size
+        size, strides = pair(pool.config.get("pool_size", 2)), pool.config.get("strides")
+        strides = pair(strides) if strides is not None else size
         pad = str(pool.config.get("padding", "valid")).lower()
         conv_pad = str(block.main.config.get("padding", "valid")).lower()
         if size != (2, 2) or strides != (2, 2):
@@ -216,10 +128,10 @@ def _block_rules(graph: Graph, block: Block, index: int, stage: str, default: Bi
     issues += _stage_rules(block, index, stage, default)
     if index == 0 and graph.input_scaling and graph.input_scaling[1] != 0 and kind != "dense":
         shape = in_shape or graph.input_shape
-        k = _pair(cfg.get("kernel_size", 1))[0]
-        s = _pair(cfg.get("strides", 1))[0]
+        k = pair(cfg.get("kernel_size", 1))[0]
+        s = pair(cfg.get("strides", 1))[0]
         pads = same_padding(int(shape[0]), k, s)[1:] + same_padding(int(shape[1]), k, s)[1:]
-        if _padding(cfg) is Padding.Same and any(pads):
+        if padding_of(cfg) is Padding.Same and any(pads):
             issues.append(
                 Issue(
                     name,

@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from akida_rt.tools.compatibility import Bits, akida_layer, check_graph, errors
+from akida_rt.tools.block_layers import Bits, akida_layer
+from akida_rt.tools.compatibility import check_graph, errors
 from akida_rt.tools.folding import batchnorm_affine, fold_activation
 from akida_rt.tools.graph import Block, describe_keras, group_blocks
 from akida_rt.tools.quantizers import activation_step
@@ -21,7 +22,9 @@ from akida_rt.tools.quantizers import activation_step
 from akida_rt.engine.integer import accumulator_bound
 from akida_rt.errors import ConversionError, ModelError
 from akida_rt.format import v1_rules
-from akida_rt.format.layers import InputData, Layer, Pooling
+from akida_rt.format.layer_kinds import InputData
+from akida_rt.format.layer_params import Pooling
+from akida_rt.format.layers import Layer
 from akida_rt.mapping.hardware import DeviceSpec
 from akida_rt.mapping.mapper import MapMode
 from akida_rt.model.model import Model

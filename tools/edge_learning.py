@@ -11,7 +11,8 @@ from typing import Any
 import numpy as np
 
 from akida_rt.errors import LearningError
-from akida_rt.format.layers import FullyConnected, Layer
+from akida_rt.format.layer_kinds import FullyConnected
+from akida_rt.format.layers import Layer
 from akida_rt.learning.edge import AkidaUnsupervised
 from akida_rt.model.model import Model
 from akida_rt.model.placement import spikes_of

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from akida_rt.format.layers import MAX_ACT_SHIFT
+from akida_rt.format.layer_params import MAX_ACT_SHIFT
 
 # Headroom below 2^53 so that the engine's float64 path stays exact for |acc| <= bound.
 EXACT_LIMIT = 2.0**52

@@ -19,7 +19,8 @@ from akida_rt.engine.integer import accumulator_bound
 from akida_rt.errors import ConversionError
 from akida_rt.format import program as fmt
 from akida_rt.format import v1_rules
-from akida_rt.format.layers import Layer, LayerType, Padding, Pooling, pooled_size
+from akida_rt.format.layer_params import LayerType, Padding, Pooling, pooled_size
+from akida_rt.format.layers import Layer
 from akida_rt.learning.edge import plasticity_of
 from akida_rt.model.model import Model
 

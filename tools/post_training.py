@@ -23,7 +23,7 @@ from akida_rt.tools.quantized_layers import (
     QuantizedSeparableConv2D,
 )
 
-from akida_rt.format.layers import ACTIVATION_BITS
+from akida_rt.format.layer_params import ACTIVATION_BITS
 
 log = logging.getLogger(__name__)
 QUANTIZED: dict[str, Any] = {

@@ -13,7 +13,7 @@ import keras
 from akida_rt.tools.quantizers import WeightQuantizer, relu_straight_through
 from keras import ops
 
-from akida_rt.format.layers import ACTIVATION_BITS
+from akida_rt.format.layer_params import ACTIVATION_BITS
 
 
 def _weight_config(quantizer: WeightQuantizer) -> dict[str, Any]:

@@ -12,7 +12,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from akida_rt.format.layers import WEIGHT_BITS, weight_range
+from akida_rt.format.layer_params import WEIGHT_BITS, weight_range
 
 EPSILON = 1e-12
 

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from akida_rt.errors import MappingError
-from akida_rt.format.layers import LayerType
+from akida_rt.format.layer_params import LayerType
 from akida_rt.mapping.hardware import DeviceSpec
 from akida_rt.mapping.mapper import Backend, MapMode, layer_need
 from akida_rt.model.model import Model

@@ -17,7 +17,7 @@ from typing import Any
 import keras
 import numpy as np
 import tensorflow as tf
-from akida_rt.tools.compatibility import Bits, build_layers
+from akida_rt.tools.block_layers import Bits, build_layers
 from akida_rt.tools.graph import describe_keras, group_blocks
 from akida_rt.tools.training import shift_augment
 

@@ -17,7 +17,8 @@ import numpy as np
 
 from akida_rt.engine import blas
 from akida_rt.errors import ModelError
-from akida_rt.format.layers import Layer, LayerType, Padding, Pooling, pooled_size, same_padding
+from akida_rt.format.layer_params import LayerType, Padding, Pooling, pooled_size, same_padding
+from akida_rt.format.layers import Layer
 from akida_rt.native import _kernels
 
 F32_EXACT = 2**24

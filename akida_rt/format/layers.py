@@ -1,87 +1,38 @@
-"""Akida 1.0 layer family: hyper-parameters, integer variables and their validation.
+"""The Akida 1.0 layer: `Layer`, the base of the five kinds in layer_kinds.py, with its
+hyper-parameters, integer variables and their validation rules.
 
 The integer semantics these layers follow are written down in docs/semantics.md; the
 engine (akida_rt.engine.integer) executes them and the program format (akida_rt.format.program) stores them.
+LayerType, Padding, Pooling and MAX_ACT_SHIFT live in layer_params.py; akida_rt.mapping,
+model.model, format.v1_rules and learning.edge still import them from here.
 """
 
 from __future__ import annotations
 
-import enum
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from akida_rt.errors import ModelError
-
-
-class LayerType(enum.Enum):
-    InputData = "InputData"
-    InputConv2D = "InputConv2D"
-    Conv2D = "Conv2D"
-    SeparableConv2D = "SeparableConv2D"
-    FullyConnected = "FullyConnected"
-
-
-class Padding(enum.Enum):
-    Valid = "valid"
-    Same = "same"
-
-
-class Pooling(enum.Enum):
-    NoPooling = "none"
-    Max = "max"  # pool_size x pool_size windows, pool_stride apart (default 2x2, stride 2)
-    GlobalAvg = "global_avg"
-
-
-WEIGHT_BITS = (1, 2, 4, 8)
-ACTIVATION_BITS = (1, 2, 4)
-INPUT_BITS = (1, 2, 4, 8)
-SHORT_NAMES = {
-    LayerType.InputData: "InputData",
-    LayerType.InputConv2D: "InputConv.",
-    LayerType.Conv2D: "Conv.",
-    LayerType.SeparableConv2D: "Sep.Conv.",
-    LayerType.FullyConnected: "Fully.",
-}
-# Per-channel variables and the dtype they are stored with.
-CHANNEL_VARIABLES = {
-    "bias": np.int32,
-    "act_scale": np.int64,
-    "act_offset": np.int64,
-    "output_scale": np.float64,
-    "output_offset": np.float64,
-}
-MAX_ACT_SHIFT = 62
-MIN_POTENTIAL_BITS = 8
-MAX_NAME_CHARS = 256
-# Bound on the elements of one sample's largest engine buffer in any layer (input map,
-# patches or outputs): beyond it a model could not run on the host, let alone on a device.
-MAX_WORK_ELEMENTS = 1 << 28
-
-
-def weight_range(bits: int) -> tuple[int, int]:
-    """Inclusive integer range of a weight of `bits` bits (1-bit weights are binary 0/1)."""
-    if bits == 1:
-        return 0, 1
-    top = 2 ** (bits - 1) - 1
-    return -top, top
-
-
-def pooled_size(size: int, pool: int, stride: int, padding: Padding) -> tuple[int, int, int]:
-    """Output size and (before, after) padding of a max-pooling axis."""
-    if padding is Padding.Same:
-        return same_padding(size, pool, stride)
-    return (size - pool) // stride + 1, 0, 0
-
-
-def same_padding(size: int, kernel: int, stride: int) -> tuple[int, int, int]:
-    """Output size and (before, after) zero padding of a 'same' convolution axis."""
-    out = -(-size // stride)
-    total = max((out - 1) * stride + kernel - size, 0)
-    return out, total // 2, total - total // 2
+from akida_rt.format.layer_params import (
+    ACTIVATION_BITS,
+    CHANNEL_VARIABLES,
+    INPUT_BITS,
+    MAX_ACT_SHIFT,
+    MAX_NAME_CHARS,
+    MAX_WORK_ELEMENTS,
+    MIN_POTENTIAL_BITS,
+    WEIGHT_BITS,
+    LayerType,
+    Padding,
+    Pooling,
+    pooled_size,
+    same_padding,
+    weight_range,
+)
 
 
 class Layer:
@@ -444,148 +395,3 @@ _COMPUTING_RULES: tuple[_Rule, ...] = (
 
 def _top_pad(layer: Layer) -> int:
     return 255 if layer.layer_type is LayerType.InputConv2D else 0
-
-
-def _vars(kw: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in kw.items() if k in ("weights", "pointwise", *CHANNEL_VARIABLES)}
-
-
-class InputData(Layer):
-    """Sparse or event input: declares the input shape and bit width, computes nothing."""
-
-    layer_type = LayerType.InputData
-
-    def __init__(self, name: str, input_shape: tuple[int, int, int], input_bits: int = 4) -> None:
-        super().__init__(name, input_shape=input_shape, input_bits=input_bits, activation=False)
-
-    @property
-    def output_bits(self) -> int:
-        return self.input_bits
-
-
-class InputConv2D(Layer):
-    """Convolution on dense uint8 images (1 or 3 channels); borders padded with padding_value."""
-
-    layer_type = LayerType.InputConv2D
-
-    def __init__(
-        self,
-        name: str,
-        input_shape: tuple[int, int, int],
-        filters: int,
-        kernel_size: int,
-        stride: int = 1,
-        padding: Padding = Padding.Same,
-        pooling: Pooling = Pooling.NoPooling,
-        weight_bits: int = 8,
-        activation: bool = True,
-        activation_bits: int = 4,
-        act_shift: int = 0,
-        pool_size: int = 2,
-        pool_stride: int = 2,
-        pool_padding: Padding = Padding.Valid,
-        padding_value: int = 0,
-        **variables: Any,
-    ) -> None:
-        super().__init__(
-            name,
-            filters=filters,
-            kernel_size=kernel_size,
-            stride=stride,
-            padding=padding,
-            pooling=pooling,
-            pool_size=pool_size,
-            pool_stride=pool_stride,
-            pool_padding=pool_padding,
-            padding_value=padding_value,
-            weight_bits=weight_bits,
-            input_bits=8,
-            activation=activation,
-            activation_bits=activation_bits,
-            act_shift=act_shift,
-            input_shape=input_shape,
-            **_vars(variables),
-        )
-
-
-class Conv2D(Layer):
-    """Convolution with optional max pooling or global average pooling."""
-
-    layer_type = LayerType.Conv2D
-
-    def __init__(
-        self,
-        name: str,
-        filters: int,
-        kernel_size: int,
-        padding: Padding = Padding.Same,
-        pooling: Pooling = Pooling.NoPooling,
-        weight_bits: int = 4,
-        activation: bool = True,
-        activation_bits: int = 4,
-        act_shift: int = 0,
-        stride: int = 1,
-        pool_size: int = 2,
-        pool_stride: int = 2,
-        pool_padding: Padding = Padding.Valid,
-        **variables: Any,
-    ) -> None:
-        super().__init__(
-            name,
-            filters=filters,
-            kernel_size=kernel_size,
-            stride=stride,
-            padding=padding,
-            pooling=pooling,
-            pool_size=pool_size,
-            pool_stride=pool_stride,
-            pool_padding=pool_padding,
-            weight_bits=weight_bits,
-            activation=activation,
-            activation_bits=activation_bits,
-            act_shift=act_shift,
-            **_vars(variables),
-        )
-
-
-class SeparableConv2D(Conv2D):
-    """Depthwise kxk convolution then pointwise 1x1, with no nonlinearity in between."""
-
-    layer_type = LayerType.SeparableConv2D
-
-
-class FullyConnected(Layer):
-    """Dense layer over the flattened (row-major H, W, C) input."""
-
-    layer_type = LayerType.FullyConnected
-
-    def __init__(
-        self,
-        name: str,
-        units: int,
-        weight_bits: int = 4,
-        activation: bool = True,
-        activation_bits: int = 4,
-        act_shift: int = 0,
-        **variables: Any,
-    ) -> None:
-        super().__init__(
-            name,
-            filters=units,
-            kernel_size=1,
-            weight_bits=weight_bits,
-            activation=activation,
-            activation_bits=activation_bits,
-            act_shift=act_shift,
-            padding=Padding.Valid,
-            **_vars(variables),
-        )
-
-    @property
-    def units(self) -> int:
-        return self.filters
-
-
-LAYER_CLASSES: dict[LayerType, type[Layer]] = {
-    cls.layer_type: cls for cls in (InputData, InputConv2D, Conv2D, SeparableConv2D, FullyConnected)
-}

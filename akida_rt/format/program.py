@@ -19,15 +19,15 @@ import numpy as np
 from google.protobuf.message import DecodeError
 
 from akida_rt.errors import ModelError, ProgramFormatError
-from akida_rt.format.layers import (
+from akida_rt.format.layer_kinds import LAYER_CLASSES
+from akida_rt.format.layer_params import (
     CHANNEL_VARIABLES,
-    LAYER_CLASSES,
     MAX_NAME_CHARS,
-    Layer,
     LayerType,
     Padding,
     Pooling,
 )
+from akida_rt.format.layers import Layer
 from akida_rt.format.proto import program_pb2 as pb
 
 MAGIC = b"AKIDARTP"

@@ -15,16 +15,15 @@ from akida_rt.akd1000.decode import DecodedProgram, IoInfo, V1Layer, decode_mesh
 from akida_rt.akd1000.np_state import MeshState
 from akida_rt.errors import ModelError
 from akida_rt.format import v1_rules
-from akida_rt.format.layers import (
+from akida_rt.format.layer_kinds import (
     Conv2D,
     FullyConnected,
     InputConv2D,
     InputData,
-    Layer,
-    Padding,
-    Pooling,
     SeparableConv2D,
 )
+from akida_rt.format.layer_params import Padding, Pooling
+from akida_rt.format.layers import Layer
 
 V1_PADDINGS = {"same": Padding.Same, "valid": Padding.Valid}
 

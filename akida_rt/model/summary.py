@@ -6,7 +6,8 @@ from collections.abc import Iterable
 from collections.abc import Sequence as Seq
 from typing import Any, Protocol
 
-from akida_rt.format.layers import SHORT_NAMES, Layer
+from akida_rt.format.layer_params import SHORT_NAMES
+from akida_rt.format.layers import Layer
 from akida_rt.mapping.hardware import DeviceSpec
 from akida_rt.mapping.mapper import Backend
 from akida_rt.model.sequence import Sequence

@@ -10,16 +10,9 @@ import numpy as np
 
 from akida_rt.engine.integer import Engine, compile_layer, potentials
 from akida_rt.format import v1_rules
-from akida_rt.format.layers import (
-    Conv2D,
-    FullyConnected,
-    InputConv2D,
-    Layer,
-    LayerType,
-    Pooling,
-    SeparableConv2D,
-    weight_range,
-)
+from akida_rt.format.layer_kinds import Conv2D, FullyConnected, InputConv2D, SeparableConv2D
+from akida_rt.format.layer_params import LayerType, Pooling, weight_range
+from akida_rt.format.layers import Layer
 from akida_rt.model.model import Model
 
 ACT_SHIFT = 20
