@@ -135,7 +135,7 @@ def decode_mesh(state: MeshState, io: IoInfo) -> DecodedProgram:
     learning = None
     for index in sorted(groups):
         nps = groups[index]
-        shape = _output_shape(layers[-1])
+        shape = output_shape(layers[-1])
         is_last = index == max(groups)
         if regs.KIND.get(nps[0].registers) == regs.CNP_KIND:
             layers.append(_cnp_layer(nps, shape, io if is_last else None))
@@ -145,7 +145,7 @@ def decode_mesh(state: MeshState, io: IoInfo) -> DecodedProgram:
     return DecodedProgram(layers, learning)
 
 
-def _output_shape(layer: V1Layer) -> tuple[int, int, int]:
+def output_shape(layer: V1Layer) -> tuple[int, int, int]:
     x, y, _c = layer.input_shape
     if layer.kind == "InputData":
         return layer.input_shape
