@@ -21,7 +21,7 @@ from akida_rt.akd1000.np_state import ProgramState  # noqa: E402
 from akida_rt.akd1000.program_binary import ProgramBinary  # noqa: E402
 from akida_rt.akd1000.program_info_compile import program_info_for  # noqa: E402
 from akida_rt.akd1000.sequence_compile import compile_sequence  # noqa: E402
-from akida_rt.errors import MappingError  # noqa: E402
+from akida_rt.errors import LearningError, MappingError, ModelError  # noqa: E402
 from tests.akd1000_programs import programs as map_programs  # noqa: E402
 from tests.test_akd1000_encode import GROUPS, programs  # noqa: E402
 
@@ -102,7 +102,7 @@ def test_a_learning_program_compiles_from_the_optimizer_settings(units, optimize
     settings (learning_for), not from the binary: BrainChip's exact program."""
     model = _learning_model(units, **optimizer)
     buf = map_programs(model)[-1]
-    _, state, decoded, placement = _decoded(buf)
+    _, _, decoded, placement = _decoded(buf)
     settings = {k: v for k, v in optimizer.items() if k not in ("num_weights", "num_classes")}
     learning = learning_for(optimizer["num_weights"], optimizer.get("num_classes", 1), units,
                             **settings)  # fmt: skip
@@ -118,10 +118,18 @@ def test_learning_on_a_layer_that_cannot_learn_is_a_mapping_error() -> None:
                                  "threshold": np.zeros(8, np.int32),
                                  "act_step": np.ones(8, np.float32)})]  # fmt: skip
     placement = {1: [NpSlot((1, 3, 0), 0, 8)]}
-    with pytest.raises(MappingError, match="learning layer 1 \\(Convolutional\\)"):
+    with pytest.raises(MappingError, match=r"learning layer 1 \(Convolutional\)"):
         compile_sequence(layers, placement, learning_for(10, 1, 8))
 
 
 def test_unknown_learning_settings_are_named() -> None:
-    with pytest.raises(ValueError, match="learning_rate"):
+    with pytest.raises(LearningError, match="learning_rate"):
         learning_for(10, 1, 8, learning_rate=0.1)
+
+
+def test_potentials_out_without_output_registers_are_named() -> None:
+    layers = [V1Layer("InputData", (1, 1, 32), input_bits=1),
+              V1Layer("FullyConnected", (1, 1, 32), filters=4, weights_bits=1, input_bits=1,
+                      activation=False, variables={"weights": np.zeros((1, 1, 32, 4))})]  # fmt: skip
+    with pytest.raises(ModelError, match=r"last layer 1 \(FullyConnected\).*act_step or threshold"):
+        program_info_for(layers, {1: [NpSlot((1, 3, 0), 0, 4)]})

@@ -15,6 +15,7 @@ import numpy as np
 
 from akida_rt.akd1000.np_registers import RegField
 from akida_rt.akd1000.np_state import MeshState, NpState
+from akida_rt.errors import LearningError
 
 LEARN = {
     f.name: f
@@ -42,7 +43,12 @@ def learning_for(
     (units split evenly; -1 with one class) and the learning register values."""
     unknown = set(settings) - set(DEFAULTS)
     if unknown:
-        raise ValueError(f"learning settings {sorted(unknown)}: use {', '.join(DEFAULTS)}")
+        raise LearningError(f"learning settings {sorted(unknown)}: use {', '.join(DEFAULTS)}")
+    if num_classes < 1 or units % num_classes:
+        raise LearningError(
+            f"learning: {units} units do not split into {num_classes} classes: give a "
+            "num_classes that divides the layer's units"
+        )
     s = {**DEFAULTS, **settings}
     per = units // num_classes if num_classes > 1 else 0
     classes = [i // per if per else -1 for i in range(units)]

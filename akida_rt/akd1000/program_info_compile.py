@@ -15,6 +15,7 @@ import numpy as np
 from akida_rt.akd1000.decode import V1Layer, output_shape
 from akida_rt.akd1000.np_placement import Placement
 from akida_rt.akd1000.program_info import ENGINE_VERSION, NSOC_V2, IoType, ProgramInfo
+from akida_rt.errors import ModelError
 
 POTENTIAL_BITS = 32  # output_bits when the last layer sends potentials
 EPG_DENSE_INPUT = 0x1000  # EPG register 0 bit 12: inputs come through the HRC DMA
@@ -45,6 +46,13 @@ def program_info_for(
     shift: tuple[int, ...] = ()
     scales: tuple[float, ...] = ()
     if not last.activation:
+        missing = {"threshold", "act_step"} - set(last.variables)
+        if missing:
+            raise ModelError(
+                f"last layer {len(layers) - 1} ({last.kind}) sends potentials but has no "
+                f"{' or '.join(sorted(missing))}: give the output_shift (threshold) and "
+                "1 / output_scales (act_step) the program dequantizes with"
+            )
         shift = tuple(int(v) for v in np.asarray(last.variables["threshold"]).ravel())
         step = np.asarray(last.variables["act_step"], np.float64).ravel()
         scales = tuple(float(v) for v in (1.0 / step).astype(np.float32))
