@@ -14,20 +14,28 @@ import pytest
 
 akida = pytest.importorskip("akida")
 
+from akida_rt.tools.metatf import describe  # noqa: E402
+from akida_rt.tools.metatf_export import program_binaries  # noqa: E402
+
 from akida_rt.akd1000.decode import DecodedProgram, V1Layer, decode_mesh, io_of  # noqa: E402
 from akida_rt.akd1000.np_learning import learning_for, read_learning_registers  # noqa: E402
 from akida_rt.akd1000.np_placement import NpSlot, Placement, placement_from  # noqa: E402
 from akida_rt.akd1000.np_state import ProgramState  # noqa: E402
 from akida_rt.akd1000.program_binary import ProgramBinary  # noqa: E402
 from akida_rt.akd1000.program_info_compile import program_info_for  # noqa: E402
-from akida_rt.akd1000.sequence_compile import compile_sequence  # noqa: E402
+from akida_rt.akd1000.sequence_compile import compile_sequence, sequence_layers  # noqa: E402
 from akida_rt.errors import LearningError, MappingError, ModelError  # noqa: E402
-from tests.akd1000_programs import programs as map_programs  # noqa: E402
-from tests.test_akd1000_encode import GROUPS, programs  # noqa: E402
+from akida_rt.model import zoo  # noqa: E402
+from tests.metatf_models import N_MODELS, random_model, random_weights, v1_zoo  # noqa: E402
+from tests.test_akd1000_encode import GROUPS, ZOO, programs  # noqa: E402
 
 # Programs of the collected groups that compile_sequence does not give byte for byte,
 # with the reason. None today: every conformance, zoo and learning program is exact.
 KNOWN_GAPS: dict[str, str] = {}
+
+
+def _kind(layer: Any) -> str:
+    return str(layer.parameters.layer_type).rsplit(".", 1)[-1]
 
 
 def _decoded(buf: bytes) -> tuple[ProgramBinary, ProgramState, DecodedProgram, Placement]:
@@ -35,6 +43,33 @@ def _decoded(buf: bytes) -> tuple[ProgramBinary, ProgramState, DecodedProgram, P
     state = ProgramState.from_program(program)
     decoded = decode_mesh(state.mesh, io_of(program))
     return program, state, decoded, placement_from(program, state.mesh, decoded.layers)
+
+
+def _akida_sequences(model: Any, mode: str = "AllNps") -> list[tuple[list[V1Layer], bytes]]:
+    """(akida's own layers of each hardware sequence as compile_sequence takes them,
+    BrainChip's binary) for `model` mapped in `mode`: tools.metatf.describe per layer,
+    sequence_layers for the input layer and input bits."""
+    binaries = program_binaries(model, mode=mode)
+    first = model.layers[0]
+    bits = first.parameters.input_bits if _kind(first) == "InputData" else 8
+    out = []
+    for seq, buf in zip(model.sequences, binaries, strict=True):
+        layers = [layer for p in seq.passes for layer in p.layers if _kind(layer) != "InputData"]
+        v1 = [describe(layer, _kind(layer), layer.name) for layer in layers]
+        if buf is not None:
+            out.append((sequence_layers(v1, bits), buf))
+        bits = v1[-1].act_bits if v1 else bits
+    return out
+
+
+def _compiles_from_akida_layers(model: Any, mode: str = "AllNps", learning=None) -> list[bool]:
+    """Per hardware sequence: akida's layers, the placement read from BrainChip's binary,
+    compile to that binary."""
+    out = []
+    for layers, buf in _akida_sequences(model, mode):
+        *_, placement = _decoded(buf)
+        out.append(compile_sequence(layers, placement, learning) == buf)
+    return out
 
 
 def _learning(state: ProgramState, decoded: DecodedProgram) -> dict[str, Any] | None:
@@ -64,6 +99,40 @@ def test_layers_and_placement_compile_to_brainchips_binary(group: str) -> None:
         elif compile_sequence(decoded.layers, placement, learning) != buf:
             failures[name] = "bytes"
     assert failures == {k: v for k, v in KNOWN_GAPS.items() if k in programs(group)}
+
+
+@pytest.mark.parametrize("group", ["suite", *ZOO])
+def test_akidas_own_layers_compile_to_brainchips_binary(group: str) -> None:
+    """Each hardware sequence of the conformance models and the zoo (AllNps and Minimal)
+    from akida's own layers (not decoded ones): BrainChip's exact program."""
+    if group == "suite":
+        results = [ok for seed in range(N_MODELS)
+                   for ok in _compiles_from_akida_layers(random_model(seed, n=1)[0])]  # fmt: skip
+        assert all(results) and len(results) == len(programs("suite"))
+        return
+    model = v1_zoo(getattr(zoo, group)(), n=1)[0]
+    for mode in ("AllNps", "Minimal"):
+        assert all(_compiles_from_akida_layers(model, mode)), mode
+
+
+@pytest.mark.parametrize("kind", ["SeparableConvolutional", "Convolutional", "FullyConnected"])
+@pytest.mark.parametrize(("act_bits", "act_step"), [(1, 0.37), (2, 0.3125), (4, 1.7)])
+def test_a_last_layer_sending_potentials_compiles_exactly(kind, act_bits, act_step) -> None:
+    """A last layer without activation whose act_step is not a sixteenth (the NPs hold it
+    floored, the host its inverse as output_scales) or is one, whatever its act_bits:
+    from akida's layers and from the decoded ones, BrainChip's exact program."""
+    model = akida.Model()
+    model.add(akida.InputData(input_shape=(4, 4, 64), input_bits=4, name="in"))
+    layer = getattr(akida, kind)(activation=False, act_bits=act_bits, name="out", weights_bits=2,
+                                 **({"units": 5} if kind == "FullyConnected" else
+                                    {"kernel_size": (3, 3), "filters": 5}))  # fmt: skip
+    model.add(layer)
+    random_weights(model, np.random.default_rng(act_bits))
+    last = model.layers[-1]
+    last.set_variable("act_step", np.full(5, act_step, np.float32))
+    assert _compiles_from_akida_layers(model) == [True]
+    _, _, decoded, placement = _decoded(program_binaries(model)[0])
+    assert compile_sequence(decoded.layers, placement) == program_binaries(model)[0]
 
 
 def _learning_model(units: int, **optimizer: Any) -> Any:
@@ -98,16 +167,14 @@ SETTINGS = [  # (units, AkidaUnsupervised arguments)
 
 @pytest.mark.parametrize(("units", "optimizer"), SETTINGS)
 def test_a_learning_program_compiles_from_the_optimizer_settings(units, optimizer) -> None:
-    """The learning layer's classes and learning registers from akida's optimizer
-    settings (learning_for), not from the binary: BrainChip's exact program."""
+    """akida's own layers (their threshold_learning and thswap too) and the learning
+    layer's classes and registers from the optimizer settings (learning_for), not from
+    the binary: BrainChip's exact program."""
     model = _learning_model(units, **optimizer)
-    buf = map_programs(model)[-1]
-    _, _, decoded, placement = _decoded(buf)
     settings = {k: v for k, v in optimizer.items() if k not in ("num_weights", "num_classes")}
     learning = learning_for(optimizer["num_weights"], optimizer.get("num_classes", 1), units,
                             **settings)  # fmt: skip
-    assert learning["classes"] == decoded.learning["classes"]  # type: ignore[index]
-    assert compile_sequence(decoded.layers, placement, learning) == buf
+    assert _compiles_from_akida_layers(model, learning=learning) == [True]
 
 
 def test_learning_on_a_layer_that_cannot_learn_is_a_mapping_error() -> None:

@@ -9,6 +9,7 @@ NP's learning-mode registers (np_learning), and the packets in BrainChip's order
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Sequence
 from typing import Any
@@ -52,6 +53,27 @@ def compile_sequence(
     plan = packet_plan.program_plan(mesh, passes, learn)
     log.debug("sequence of %d layers on %d NPs compiled", len(layers), len(mesh.nps))
     return ProgramState(info, mesh, plan, learn_mesh).to_bytes()
+
+
+HRC_INPUT_BITS = 8  # the HRC reads 8-bit dense inputs
+
+
+def sequence_layers(layers: Sequence[V1Layer], input_bits: int) -> list[V1Layer]:
+    """The layers compile_sequence takes for one hardware sequence of a model: `layers`
+    (the sequence's own, as tools.metatf.describe gives them: no InputData, input_bits
+    unset) with each layer's input bits set from the layer before, and an InputData in
+    front unless an InputConvolutional starts the sequence. `input_bits`: the bits of
+    the sequence's inputs (the model's InputData, or the act_bits of the layer before)."""
+    out: list[V1Layer] = []
+    bits = input_bits
+    for layer in layers:
+        if not out and layer.kind != "InputConvolutional":
+            out.append(V1Layer("InputData", layer.input_shape, input_bits=bits))
+        if layer.kind == "InputConvolutional":
+            bits = HRC_INPUT_BITS
+        out.append(dataclasses.replace(layer, input_bits=bits))
+        bits = layer.act_bits
+    return out
 
 
 def _learn_plan(mesh: MeshState, ident: tuple[int, int, int]) -> LearnPlan:
