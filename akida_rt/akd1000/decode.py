@@ -259,11 +259,11 @@ def _cnp_layer(
     if not act:
         step = variables["act_step"]
         variables = {k: v for k, v in variables.items() if k != "threshold"}
-        variables.update(_output_registers(io, nf))
-        if "act_step" in variables and io is not None:
+        host = _output_registers(io, nf)
+        variables.update(host)
+        variables["act_step"] = step
+        if host and io is not None:
             variables["act_step"] = host_steps(io.output_scales, step)
-        else:
-            variables["act_step"] = step
     return V1Layer(
         kind, (x, y, c), nf, k, r["STRIDE"], "same", 0, pool, size, stride, wb,
         r["INPUT_BITS"], act, r["ACT_BITS"], variables,
