@@ -26,7 +26,14 @@ from akida_rt.akd1000.program_info_compile import program_info_for  # noqa: E402
 from akida_rt.akd1000.sequence_compile import compile_sequence, sequence_layers  # noqa: E402
 from akida_rt.errors import LearningError, MappingError, ModelError  # noqa: E402
 from akida_rt.model import zoo  # noqa: E402
-from tests.metatf_models import N_MODELS, random_model, random_weights, v1_zoo  # noqa: E402
+from tests.metatf_models import (  # noqa: E402
+    N_MODELS,
+    calibrate,
+    random_model,
+    random_weights,
+    sample,
+    v1_zoo,
+)
 from tests.test_akd1000_encode import GROUPS, ZOO, programs  # noqa: E402
 
 # Programs of the collected groups that compile_sequence does not give byte for byte,
@@ -133,6 +140,27 @@ def test_a_last_layer_sending_potentials_compiles_exactly(kind, act_bits, act_st
     assert _compiles_from_akida_layers(model) == [True]
     _, _, decoded, placement = _decoded(program_binaries(model)[0])
     assert compile_sequence(decoded.layers, placement) == program_binaries(model)[0]
+
+
+def test_a_layer_too_large_for_one_track_compiles_exactly() -> None:
+    """Six 3x3 convolutions of 256 filters (two sequences of three layers on 24 NPs
+    each): a layer's packets pass a config descriptor's 65535 words, so its record holds
+    several tracks, filled packet by packet, and max_num_desc counts them."""
+    model = akida.Model()
+    model.add(akida.InputData(input_shape=(8, 8, 16), input_bits=4, name="in"))
+    for i in range(6):
+        model.add(akida.Convolutional(kernel_size=(3, 3), filters=256, name=f"conv_{i}",
+                                      weights_bits=4, act_bits=4))  # fmt: skip
+    model.add(akida.FullyConnected(units=10, name="fc", weights_bits=2, activation=False))
+    random_weights(model, np.random.default_rng(0))
+    calibrate(model, sample(model, 2, 0), 0)
+    sequences = _akida_sequences(model)
+    assert len(sequences) == 2
+    for layers, buf in sequences:
+        *_, placement = _decoded(buf)
+        assert compile_sequence(layers, placement) == buf
+        records = ProgramBinary.from_bytes(buf).info.passes[0].records  # type: ignore[index]
+        assert max(len(r.tracks or ()) for r in records or ()) == 4
 
 
 def _learning_model(units: int, **optimizer: Any) -> Any:

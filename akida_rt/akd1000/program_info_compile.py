@@ -30,11 +30,16 @@ SPARE_DESCRIPTORS = 1  # max_num_desc counts one descriptor more than the tracks
 
 
 def program_info_for(
-    layers: Sequence[V1Layer], placement: Placement, learning: bool = False
+    layers: Sequence[V1Layer],
+    placement: Placement,
+    learning: bool = False,
+    tracks: int | None = None,
 ) -> ProgramInfo:
     """The ProgramInfo of one hardware sequence: `layers` (input layer first, as
     decode_mesh gives them) placed as `placement` says; `learning`: its last layer learns
-    (it leaves the passes for the ProgramInfo's learning layer)."""
+    (it leaves the passes for the ProgramInfo's learning layer); `tracks`: the config
+    tracks of its passes (default one per record: a layer whose packets pass
+    packet_plan.MAX_TRACK_WORDS has several)."""
     first, last = layers[0], layers[-1]
     placed = sorted(placement)
     nps = [i for i in placed if layers[i].kind != "InputConvolutional"]
@@ -56,7 +61,9 @@ def program_info_for(
         shift = tuple(int(v) for v in np.asarray(last.variables["threshold"]).ravel())
         step = np.asarray(last.variables["act_step"], np.float64).ravel()
         scales = tuple(float(v) for v in (1.0 / step).astype(np.float32))
-    tracks = SETUP_RECORDS + len(placed) + (LEARN_DESCRIPTORS - 1 if learning else 0)
+    if tracks is None:
+        tracks = SETUP_RECORDS + len(placed) - (1 if learning else 0)
+    descriptors = tracks + (LEARN_DESCRIPTORS if learning else 0) + SPARE_DESCRIPTORS
     return ProgramInfo(
         version=ENGINE_VERSION,
         device_version=NSOC_V2,
@@ -70,7 +77,7 @@ def program_info_for(
         dense_window_h=window[0],
         output_shift=shift,
         output_scales=scales,
-        max_num_desc=tracks + SPARE_DESCRIPTORS,
+        max_num_desc=descriptors,
         epg_writes=epg_writes([placement[i] for i in nps][:1], dense),
         passes=None,
         learning_layer=None,

@@ -36,7 +36,6 @@ def compile_sequence(
     `learning` (np_learning.learning_for) makes the last layer, a FullyConnected on one
     FNP3, learn: it leaves the passes for the ProgramInfo's learning layer."""
     mesh = np_state_for(layers, placement, learning)
-    info = program_info_for(layers, placement, learning is not None)
     passes = dict(placement)
     learn, learn_mesh = None, MeshState()
     if learning is not None:
@@ -51,6 +50,8 @@ def compile_sequence(
         learn_mesh = learning_mesh(mesh, ident, learning)
         learn = _learn_plan(mesh, ident)
     plan = packet_plan.program_plan(mesh, passes, learn)
+    tracks = sum(len(r.tracks) for records in plan.passes for r in records)
+    info = program_info_for(layers, placement, learning is not None, tracks)
     log.debug("sequence of %d layers on %d NPs compiled", len(layers), len(mesh.nps))
     return ProgramState(info, mesh, plan, learn_mesh).to_bytes()
 
