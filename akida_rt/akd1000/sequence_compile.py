@@ -26,6 +26,7 @@ from akida_rt.akd1000.program_info_compile import program_info_for
 from akida_rt.errors import MappingError
 
 log = logging.getLogger(__name__)
+HRC_INPUT_BITS = 8  # the HRC reads 8-bit dense inputs
 
 
 def compile_sequence(
@@ -54,9 +55,6 @@ def compile_sequence(
     info = program_info_for(layers, placement, learning is not None, tracks)
     log.debug("sequence of %d layers on %d NPs compiled", len(layers), len(mesh.nps))
     return ProgramState(info, mesh, plan, learn_mesh).to_bytes()
-
-
-HRC_INPUT_BITS = 8  # the HRC reads 8-bit dense inputs
 
 
 def sequence_layers(layers: Sequence[V1Layer], input_bits: int) -> list[V1Layer]:
