@@ -5,7 +5,9 @@ Minimal), a learning FNP3 and probes of the derived words (odd max pooling, larg
 inputs, separable filter counts), akida 2.19.3 maps the model on `akida.AKD1000()`; its
 program binaries are decoded into v1 layers and a placement, `np_state_for` computes the
 NP state from those, and every register word and memory must equal the state BrainChip's
-packets write. Skips without `akida`.
+packets write. Our own mapper's placement (mapping.np_slots.placement_for on the model's
+import) must be the one read from each binary, and give the same NP state. Skips without
+`akida`.
 """
 
 from __future__ import annotations
@@ -18,14 +20,18 @@ import pytest
 
 akida = pytest.importorskip("akida")
 
+from akida_rt.tools.metatf import import_model  # noqa: E402
 from akida_rt.tools.metatf_export import program_binaries  # noqa: E402
 
+from akida_rt import AKD1000  # noqa: E402
 from akida_rt.akd1000.decode import decode_mesh, io_of  # noqa: E402
 from akida_rt.akd1000.np_compare import differences, present  # noqa: E402
 from akida_rt.akd1000.np_compile import np_state_for, pointwise_halves  # noqa: E402
 from akida_rt.akd1000.np_placement import placement_from  # noqa: E402
 from akida_rt.akd1000.np_state import from_program  # noqa: E402
 from akida_rt.akd1000.program_binary import ProgramBinary  # noqa: E402
+from akida_rt.mapping.mapper import Backend, MapMode, map_layers  # noqa: E402
+from akida_rt.mapping.np_slots import placement_for  # noqa: E402
 from akida_rt.model import zoo  # noqa: E402
 from tests.akd1000_programs import learning_model  # noqa: E402
 from tests.metatf_models import N_MODELS, random_model, random_weights, v1_zoo  # noqa: E402
@@ -33,6 +39,9 @@ from tests.metatf_models import N_MODELS, random_model, random_weights, v1_zoo  
 # Register words or memories (np_compare names) that differ somewhere, with the reason.
 # Empty: every word and memory of every program matches.
 KNOWN_GAPS: dict[str, str] = {}
+# Programs ("model/sequence") where our mapper's placement differs from BrainChip's, with
+# the reason. Empty: every NP, filter share and stripe is BrainChip's.
+PLACEMENT_GAPS: dict[str, str] = {}
 
 
 def _probe(shape: tuple[int, int, int], *hidden: Any, bits: int = 4) -> Any:
@@ -74,6 +83,18 @@ def _probes() -> dict[str, Any]:
     out["wide 63x61 stride 2"] = _probe((63, 61, 16), _conv(3, 16, stride=2))
     out["wide 96x96 1x1"] = _probe((96, 96, 16), _conv(1, 16))
     out["wide 96x96 2-bit separable stride 2"] = _probe((96, 96, 16), _sep(16, 2, 2), bits=2)
+    # tall inputs in bands of rows too, tiles x-major (akida 2.19.3 on these shapes; rows
+    # of whole bytes per channel decide 48x200 as 3x3 and 33x100 as 4 stripes)
+    out["tall 24x300 in 6 bands"] = _probe((24, 300, 64), _conv(3, 16))
+    out["tall 64x200 in 4x3 tiles"] = _probe((64, 200, 64), _conv(3, 16))
+    out["tall 48x200 in 3x3 tiles"] = _probe((48, 200, 64), _conv(3, 16))
+    out["tall 40x300 stride 2"] = _probe((40, 300, 32), _conv(3, 16, stride=2))
+    out["wide 33x100 4 stripes"] = _probe((33, 100, 64), _conv(3, 16))
+    out["wide 64x64 7x7 in 2x2 tiles"] = _probe((64, 64, 64), _conv(7, 16))
+    pool = dict(pool_size=(2, 2), pool_stride=(2, 2), pool_type=akida.PoolType.Max)
+    out["tall 40x120 pooled in 2x2 tiles"] = _probe(
+        (40, 120, 64), _conv(3, 16, **pool), _conv(3, 8)
+    )
     # a last Conv2D without activation: potentials out, its act_steps stay on the chip
     m = _probe((12, 12, 8), _conv(3, 8))
     m.pop_layer()
@@ -93,20 +114,32 @@ def _models() -> dict[str, tuple[Any, str]]:
             models[f"{name} {mode}"] = (v1_zoo(getattr(zoo, name)(), n=1)[0], mode)
     models["learning FNP3"] = (learning_model(), "AllNps")
     models.update({k: (m, "Minimal") for k, m in _probes().items()})
+    # AllNps on a wide input: filter groups within each stripe (7 groups of 10 by 5 stripes)
+    models["wide 100x100 AllNps"] = (_probe((100, 100, 32), _conv(3, 64, stride=2), _sep(200)),
+                                     "AllNps")  # fmt: skip
     return models
+
+
+def _our_plans(model: Any, mode: str) -> tuple[list[Any], list[Any]]:
+    """(the import's layers, its hardware sequences) as our mapper places them."""
+    layers = import_model(model).layers
+    plans = map_layers(layers, AKD1000(), mode=MapMode(mode))
+    return layers, [p for p in plans if p.backend is Backend.Hardware]
 
 
 @pytest.fixture(scope="session")
 def compared() -> dict[str, Any]:
-    """Per program: the items it has and those that differ; BrainChip's binaries are
-    made once per session."""
+    """Per program: the items it has and those that differ, from BrainChip's placement
+    and from ours; BrainChip's binaries are made once per session."""
     have: Counter[str] = Counter()
     bad: dict[str, list[str]] = {}
+    placed: dict[str, str] = {}  # program -> how our placement or its state differs
     programs = 0
     for name, (model, mode) in _models().items():
-        for i, binary in enumerate(program_binaries(model, mode=mode)):
-            if binary is None:
-                continue
+        layers, plans = _our_plans(model, mode)
+        binaries = [b for b in program_binaries(model, mode=mode) if b is not None]
+        assert len(plans) == len(binaries), name
+        for i, (binary, plan) in enumerate(zip(binaries, plans, strict=True)):
             program = ProgramBinary.from_bytes(binary, f"{name} sequence {i}")
             theirs = from_program(program)
             decoded = decode_mesh(theirs, io_of(program))
@@ -116,7 +149,12 @@ def compared() -> dict[str, Any]:
             have.update(present(ours) | present(theirs))
             for item, idents in differences(ours, theirs).items():
                 bad.setdefault(item, []).append(f"{name}/{i} NP {idents[0]}")
-    return {"have": have, "bad": bad, "programs": programs}
+            mine = placement_for(plan, layers, AKD1000())
+            if mine != placement:
+                placed[f"{name}/{i}"] = f"placement {mine} != {placement}"
+            elif diff := differences(np_state_for(decoded.layers, mine, decoded.learning), theirs):
+                placed[f"{name}/{i}"] = f"state differs: {sorted(diff)}"
+    return {"have": have, "bad": bad, "programs": programs, "placed": placed}
 
 
 def test_every_word_and_memory_matches_brainchips_compiler(compared: dict[str, Any]) -> None:
@@ -133,6 +171,17 @@ def test_every_word_and_memory_matches_brainchips_compiler(compared: dict[str, A
             assert have[f"{kind} word {w}"] > 0, (kind, w)
     for memory in ("CNP filter SRAM", "CNP threshold SRAM", "FNP weights", "HRC bank 0x1"):
         assert have[memory] > 0, memory
+
+
+def test_our_mapper_places_every_np_as_brainchips_compiler(compared: dict[str, Any]) -> None:
+    """placement_for(our mapping) is the placement read from BrainChip's binary (NP ids in
+    its order, filter shares, stripes, FNP2), and np_state_for gives BrainChip's NP state
+    from it: the whole NP state is ours except the layers' values."""
+    placed = compared["placed"]
+    unexplained = {k: v[:300] for k, v in placed.items() if k not in PLACEMENT_GAPS}
+    assert not unexplained, unexplained
+    fixed = [k for k in PLACEMENT_GAPS if k not in placed]
+    assert not fixed, fixed
 
 
 def test_known_gaps_are_still_gaps(compared: dict[str, Any]) -> None:

@@ -17,7 +17,8 @@ from akida_rt import (
     NpType,
     TwoNodesIP,
 )
-from akida_rt.mapping.mapper import map_layers
+from akida_rt.mapping.mapper import SequencePlan, map_layers
+from akida_rt.mapping.np_slots import placement_for
 from akida_rt.model import zoo
 
 
@@ -149,3 +150,10 @@ def test_summary_after_mapping_shows_sequences_and_nps(capsys) -> None:
     assert "[49, 10, 1]  [1, 1, 33]    1          6       65" in out
     assert "HW/conv_0-dense_5 (Hardware plan, runs in Software: no device) - size:" in out
     assert "(1, 1, 64, 64)" in out
+
+
+def test_placement_for_refuses_software_and_passes() -> None:
+    """Per-NP slots exist only for a hardware sequence of one pass."""
+    for plan in (SequencePlan(Backend.Software, ["a"]), SequencePlan(Backend.Hardware, ["a"], 2)):
+        with pytest.raises(MappingError, match="one pass"):
+            placement_for(plan, [], AKD1000())

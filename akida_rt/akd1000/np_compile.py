@@ -138,33 +138,44 @@ def _pool_pad(n: int, layer: V1Layer) -> int:
     return max((-(-conv // stride) - 1) * stride + size - conv, 0)
 
 
+def _cut(part: tuple[int, int] | None, n: int, layer: V1Layer) -> tuple[int, int, int, int]:
+    """(first position, positions, halo before, halo after) of an NP's stripe (or band)
+    of an input dimension of `n` positions; the whole dimension when `part` is None."""
+    if part is None:
+        return 0, n, 0, 0
+    start, size = part
+    return start, size, min(start, _halo(layer)), _halo(layer) if start + size < n else 0
+
+
 def _cnp(s: NpState, layer: V1Layer, index: int, slot: NpSlot, n_nps: int) -> None:
     r = s.registers
     x, y, c = layer.input_shape
     k, wb, n, sep = layer.kernel, layer.weights_bits, slot.filters, layer.kind.startswith("Sep")
-    x0, w = slot.stripe or (0, x)
-    before = min(x0, _halo(layer)) if slot.stripe else 0
-    after = _halo(layer) if slot.stripe and x0 + w < x else 0
+    x0, w, before, after = _cut(slot.stripe, x, layer)
+    y0, h, above, below = _cut(slot.rows, y, layer)
+    rows = above + h + below
     row_bytes = math.ceil((before + w + after) * layer.input_bits / 8)
     row_words = math.ceil(row_bytes * c / 4)
     for word, value in regs.NP_CONSTANTS.items():
         r[word] = value
     regs.KIND.put(r, regs.CNP_KIND)
-    regs.CNP["LARGE_INPUT"].put(r, row_words * y > LARGE_INPUT_WORDS)
+    regs.CNP["LARGE_INPUT"].put(r, row_words * rows > LARGE_INPUT_WORDS)
     pool_size, pool_stride = (layer.pool_size, layer.pool_stride) if layer.pool == "max" else (1, 1)
     _fields(
         r, regs.CNP, LAYER=index, LAYER_NPS=n_nps, ACTIVATION=layer.activation,
         ACT_BITS=layer.act_bits or 1, INPUT_BITS=layer.input_bits,
-        INPUT_X=w, INPUT_Y=y, STRIPE_HALO=before, STRIPE_START=x0 - before,
-        INPUT_X_2=before + w + after, INPUT_Y_2=y, ROW_X=-(-w // 4) * 4, ROW_BYTES=row_bytes,
-        ROW_WORDS=row_words, INPUT_WORDS=row_words * y, INPUT_WORDS_ON=1,
+        INPUT_X=w, INPUT_Y=h, STRIPE_HALO=before, STRIPE_START=x0 - before, ROW_HALO=above,
+        ROW_START=y0 - above, INPUT_X_2=before + w + after, INPUT_Y_2=rows,
+        ROW_X=-(-w // 4) * 4, ROW_BYTES=row_bytes,
+        ROW_WORDS=row_words, INPUT_WORDS=row_words * rows, INPUT_WORDS_ON=1,
         STRIDE_ODD_X=layer.stride == 2 and x % 2, STRIDE_ODD_Y=layer.stride == 2 and y % 2,
         KERNEL=k, STRIDE=layer.stride, NP_FILTERS=n, FIRST_FILTER=slot.first_filter,
-        OUTPUT_X=_conv_out(w, layer), OUTPUT_Y=_conv_out(y, layer),
-        OUTPUT_START=x0 // layer.stride // pool_stride, POOL_SIZE=pool_size,
+        OUTPUT_X=_conv_out(w, layer), OUTPUT_Y=_conv_out(h, layer),
+        OUTPUT_START=x0 // layer.stride // pool_stride,
+        OUTPUT_START_Y=y0 // layer.stride // pool_stride, POOL_SIZE=pool_size,
         POOL_STRIDE=pool_stride, GLOBAL_AVG=layer.pool == "average",
         FILTER_GROUPS=-(-n // 8),
-        POOL_PAD_X=_pool_pad(w, layer), POOL_PAD_Y=_pool_pad(y, layer),
+        POOL_PAD_X=_pool_pad(w, layer), POOL_PAD_Y=_pool_pad(h, layer),
     )  # fmt: skip
     lo, hi = slot.first_filter, slot.first_filter + n
     if sep:

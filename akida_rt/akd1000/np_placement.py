@@ -1,5 +1,5 @@
 """Where a v1 layer sits on the AKD1000 mesh: per NP, its share of the layer's filters
-and, on wide inputs, its stripe of input columns.
+and, on wide or tall inputs, its stripe of input columns and band of input rows.
 
 `placement_from(program, layers)` reads the placement BrainChip's compiler chose from a
 decoded program binary; np_compile.py turns layers plus a placement into NP state.
@@ -28,6 +28,8 @@ class NpSlot:
         filters: filters (units) the NP holds.
         stripe: wide inputs: (first input column the NP computes, columns), without the
             kernel halo; None when the NP sees the whole input.
+        rows: tall inputs: (first input row the NP computes, rows), as `stripe` for the
+            input's second dimension; None when the NP sees every row.
         fnp2: an FNP2 (weights in DDR, not in the NP).
     """
 
@@ -36,6 +38,7 @@ class NpSlot:
     filters: int = 0
     stripe: tuple[int, int] | None = None
     fnp2: bool = False
+    rows: tuple[int, int] | None = None
 
     @property
     def col(self) -> int:
@@ -65,10 +68,12 @@ def placement_from(
                 first_unit += units
             else:
                 f = regs.read(regs.CNP, r)
-                stripe = None
+                stripe = rows = None
                 if f["INPUT_X"] != layer.input_shape[0]:
                     stripe = (f["STRIPE_START"] + f["STRIPE_HALO"], f["INPUT_X"])
-                slots.append(NpSlot(ident, f["FIRST_FILTER"], f["NP_FILTERS"], stripe))
+                if f["INPUT_Y"] != layer.input_shape[1]:
+                    rows = (f["ROW_START"] + f["ROW_HALO"], f["INPUT_Y"])
+                slots.append(NpSlot(ident, f["FIRST_FILTER"], f["NP_FILTERS"], stripe, rows=rows))
         if slots:
             out[index] = slots
     return out

@@ -34,12 +34,23 @@ def _chunk(size: int, parts: int, step: int) -> int | None:
     return c if (parts - 1) * c < size else None
 
 
+def tile_cuts(size: int, parts: int, step: int) -> list[tuple[int, int]]:
+    """(first position, positions) of each of `parts` tiles of a `size`-long axis, cut as
+    tiling() cuts it."""
+    length = _chunk(size, parts, step) or size
+    return [(t * length, min(length, size - t * length)) for t in range(parts)]
+
+
 def tiling(layer: Layer, input_bytes_per_np: int) -> Tiling | None:
     """The fewest tiles whose input (with the kernel's halo on each cut side) fits one NP.
 
     Tiles are cut evenly (the last one takes the rest), rounded to the stride times the
-    max-pooling stride; the first axis takes at most MAX_TILE_COLUMNS per tile; among
-    equal counts the fewest cuts of the second axis win. None: no tiling fits.
+    max-pooling stride; the first axis takes at most MAX_TILE_COLUMNS per tile (halo
+    not counted); among equal counts the fewest cuts of the second axis win. An NP
+    stores each channel of an input row in whole bytes (CNP ROW_BYTES): akida 2.19.3
+    cuts 33x100x64 4-bit in 4 stripes (3 would need 7-byte rows of 13 columns, 44,800
+    bytes) and 48x200x64 in 3x3, not 2x4 (25 columns: 13-byte rows). None: no tiling
+    fits.
     """
     assert layer.input_shape is not None
     x, y, c = layer.input_shape
@@ -60,7 +71,7 @@ def tiling(layer: Layer, input_bytes_per_np: int) -> Tiling | None:
             if cx is None or cx > MAX_TILE_COLUMNS:
                 continue
             cols = cx + halo * min(nx - 1, 2)
-            if math.ceil(cols * rows * c * layer.input_bits / 8) <= input_bytes_per_np:
+            if math.ceil(cols * layer.input_bits / 8) * c * rows <= input_bytes_per_np:
                 best = Tiling(nx, ny)
                 break
     return best
