@@ -7,6 +7,7 @@ included. The placement is read from BrainChip's binary. Skips without akida.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import Any
 
 import numpy as np
@@ -17,6 +18,7 @@ akida = pytest.importorskip("akida")
 from akida_rt.tools.metatf import describe  # noqa: E402
 from akida_rt.tools.metatf_export import program_binaries  # noqa: E402
 
+from akida_rt import AKD1000  # noqa: E402
 from akida_rt.akd1000.decode import DecodedProgram, V1Layer, decode_mesh, io_of  # noqa: E402
 from akida_rt.akd1000.np_learning import learning_for, read_learning_registers  # noqa: E402
 from akida_rt.akd1000.np_placement import NpSlot, Placement, placement_from  # noqa: E402
@@ -25,6 +27,7 @@ from akida_rt.akd1000.program_binary import ProgramBinary  # noqa: E402
 from akida_rt.akd1000.program_info_compile import program_info_for  # noqa: E402
 from akida_rt.akd1000.sequence_compile import compile_sequence, sequence_layers  # noqa: E402
 from akida_rt.errors import LearningError, MappingError, ModelError  # noqa: E402
+from akida_rt.mapping.np_slots import placement_for  # noqa: E402
 from akida_rt.model import zoo  # noqa: E402
 from tests.metatf_models import (  # noqa: E402
     N_MODELS,
@@ -34,6 +37,7 @@ from tests.metatf_models import (  # noqa: E402
     sample,
     v1_zoo,
 )
+from tests.test_akd1000_compile_state import _models, _our_plans  # noqa: E402
 from tests.test_akd1000_encode import GROUPS, ZOO, programs  # noqa: E402
 
 # Programs of the collected groups that compile_sequence does not give byte for byte,
@@ -161,6 +165,39 @@ def test_a_layer_too_large_for_one_track_compiles_exactly() -> None:
         assert compile_sequence(layers, placement) == buf
         records = ProgramBinary.from_bytes(buf).info.passes[0].records  # type: ignore[index]
         assert max(len(r.tracks or ()) for r in records or ()) == 4
+
+
+@functools.cache
+def _mapped_models() -> dict[str, tuple[Any, str]]:
+    """test_akd1000_compile_state's models (conformance, zoo, learning, probes of wide and
+    tall inputs), made once per session."""
+    return _models()
+
+
+def _chunk(name: str) -> str:
+    if name.startswith("conformance"):
+        return f"conformance {int(name.split()[1]) // 30}"
+    return "zoo" if name.split()[-1] in ("AllNps", "Minimal") else "probes"
+
+
+@pytest.mark.parametrize("chunk", ["conformance 0", "conformance 1", "zoo", "probes"])
+def test_our_mapper_and_compiler_give_brainchips_binary(chunk: str) -> None:
+    """Nothing of BrainChip's but the model: our mapper's placement
+    (mapping.np_slots.placement_for) and akida's layers compile to the program binary
+    BrainChip's compiler makes, for every hardware sequence (learning: from the settings)."""
+    sequences = 0
+    for name, (model, mode) in _mapped_models().items():
+        if _chunk(name) != chunk:
+            continue
+        layers, plans = _our_plans(model, mode)
+        learning = learning_for(20, 3, 6) if name == "learning FNP3" else None
+        for i, ((v1, buf), plan) in enumerate(
+            zip(_akida_sequences(model, mode), plans, strict=True)
+        ):
+            placement = placement_for(plan, layers, AKD1000())
+            assert compile_sequence(v1, placement, learning) == buf, f"{name} sequence {i}"
+            sequences += 1
+    assert sequences >= 5
 
 
 def _learning_model(units: int, **optimizer: Any) -> Any:
