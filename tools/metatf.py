@@ -219,10 +219,10 @@ def describe(src: Any, kind: str, where: str) -> V1Layer:
             raise ConversionError(f"{where}: signed inputs are not v1 AKD1000 inputs")
         return V1Layer(kind, shape, input_bits=p.input_bits)
     names = src.get_variable_names()
-    variables = {n: src.get_variable(n) for n in ("weights", "weights_pw", "threshold", "act_step")
-                 if n in names}  # fmt: skip
+    wanted = ("weights", "weights_pw", "threshold", "act_step", "threshold_learning", "thswap")
+    variables = {n: src.get_variable(n) for n in wanted if n in names}
     activation = bool(p.activation)
-    act_bits = int(p.act_bits) if activation else 0
+    act_bits = int(p.act_bits)  # kept without activation: the NPs hold it (ACT_BITS)
     if kind == "FullyConnected":
         return V1Layer(kind, shape, p.units, weights_bits=p.weights_bits, variables=variables,
                        activation=activation, act_bits=act_bits)  # fmt: skip

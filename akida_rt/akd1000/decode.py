@@ -135,7 +135,7 @@ def decode_mesh(state: MeshState, io: IoInfo) -> DecodedProgram:
     learning = None
     for index in sorted(groups):
         nps = groups[index]
-        shape = _output_shape(layers[-1])
+        shape = output_shape(layers[-1])
         is_last = index == max(groups)
         if regs.KIND.get(nps[0].registers) == regs.CNP_KIND:
             layers.append(_cnp_layer(nps, shape, io if is_last else None))
@@ -145,7 +145,7 @@ def decode_mesh(state: MeshState, io: IoInfo) -> DecodedProgram:
     return DecodedProgram(layers, learning)
 
 
-def _output_shape(layer: V1Layer) -> tuple[int, int, int]:
+def output_shape(layer: V1Layer) -> tuple[int, int, int]:
     x, y, _c = layer.input_shape
     if layer.kind == "InputData":
         return layer.input_shape
@@ -259,11 +259,14 @@ def _cnp_layer(
     if not act:
         step = variables["act_step"]
         variables = {k: v for k, v in variables.items() if k != "threshold"}
-        variables.update(_output_registers(io, nf))
+        host = _output_registers(io, nf)
+        variables.update(host)
         variables["act_step"] = step
+        if host and io is not None:
+            variables["act_step"] = host_steps(io.output_scales, step)
     return V1Layer(
         kind, (x, y, c), nf, k, r["STRIDE"], "same", 0, pool, size, stride, wb,
-        r["INPUT_BITS"], act, r["ACT_BITS"] if act else 0, variables,
+        r["INPUT_BITS"], act, r["ACT_BITS"], variables,
         [s.ident for s in all_nps],
     )  # fmt: skip
 
@@ -278,6 +281,27 @@ def _output_registers(io: IoInfo | None, units: int) -> dict[str, np.ndarray]:
         "threshold": np.asarray(io.output_shift, np.int32),
         "act_step": (1.0 / scales).astype(np.float32),
     }
+
+
+def host_steps(scales: Sequence[float], chip: np.ndarray, ulps: int = 4) -> np.ndarray:
+    """The act_steps of a CNP layer sending potentials: the program holds two copies, the
+    host's output_scales (1 / act_step) and the NPs' act_step x 16, floored (`chip`: that
+    / 16). Each is the float32 within `ulps` of 1 / scale giving both back, else chip's."""
+    out = np.asarray(chip, np.float32).copy()
+    for i, (scale, c) in enumerate(zip(np.asarray(scales, np.float32), out.copy(), strict=True)):
+        h = np.float32(1.0 / np.float64(scale))
+        cands = [h]
+        for direction in (np.float32(np.inf), np.float32(-np.inf)):
+            v = h
+            for _ in range(ulps):
+                v = np.nextafter(v, direction)
+                cands.append(v)
+        for v in cands:
+            same_scale = np.float32(1.0 / np.float64(v)) == scale
+            if same_scale and np.floor(np.float64(v) * STEP_SCALE) == np.float64(c) * STEP_SCALE:
+                out[i] = v
+                break
+    return out
 
 
 def outputs_potentials(act_bits: int, thresholds: np.ndarray) -> bool:

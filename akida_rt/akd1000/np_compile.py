@@ -163,7 +163,7 @@ def _cnp(s: NpState, layer: V1Layer, index: int, slot: NpSlot, n_nps: int) -> No
     pool_size, pool_stride = (layer.pool_size, layer.pool_stride) if layer.pool == "max" else (1, 1)
     _fields(
         r, regs.CNP, LAYER=index, LAYER_NPS=n_nps, ACTIVATION=layer.activation,
-        ACT_BITS=layer.act_bits if layer.activation else 1, INPUT_BITS=layer.input_bits,
+        ACT_BITS=layer.act_bits or 1, INPUT_BITS=layer.input_bits,
         INPUT_X=w, INPUT_Y=h, STRIPE_HALO=before, STRIPE_START=x0 - before, ROW_HALO=above,
         ROW_START=y0 - above, INPUT_X_2=before + w + after, INPUT_Y_2=rows,
         ROW_X=-(-w // 4) * 4, ROW_BYTES=row_bytes,

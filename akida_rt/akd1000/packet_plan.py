@@ -21,6 +21,7 @@ from akida_rt.akd1000.np_state import (
     ProgramPlan,
     RecordPlan,
     TrackPlan,
+    encode_track,
 )
 from akida_rt.akd1000.packets import PacketType
 from akida_rt.akd1000.program_info import NpIdent
@@ -30,6 +31,7 @@ HRC_SRAM_START = 40
 HRC_LAYER_WORDS = (8, 8)  # start and count of the HRC register packet sent first
 LOAD_FLAG = 1  # HRC register 8 bit 0: set while the HRC SRAM is written
 HRC_IDENT = (0, 0, HRC_ID)
+MAX_TRACK_WORDS = 0xFFFF  # a config descriptor's 16-bit length: a track's words at most
 MEMORY_ORDER = (PacketType.CNP_FILTER, PacketType.CNP_THRESHOLD, PacketType.FNP_WEIGHTS)
 
 
@@ -51,6 +53,24 @@ def np_slots(s: NpState, ddr_weights: bool = False) -> TrackPlan:
 def layer_slots(nps: list[NpState], ddr_weights: bool = False) -> TrackPlan:
     """The track of a layer held by `nps`, in the order given."""
     return tuple(slot for s in nps for slot in np_slots(s, ddr_weights))
+
+
+def layer_tracks(
+    mesh: MeshState, nps: list[NpState], ddr_weights: bool = False
+) -> tuple[TrackPlan, ...]:
+    """The tracks of a layer held by `nps`, in the order given: its packets filled into
+    tracks of at most MAX_TRACK_WORDS words (one track unless the layer is large; an NP's
+    packets may straddle two)."""
+    tracks: list[list[PacketSlot]] = [[]]
+    words = 0
+    for slot in layer_slots(nps, ddr_weights):
+        n = encode_track(mesh, (slot,)).size
+        if tracks[-1] and words + n > MAX_TRACK_WORDS:
+            tracks.append([])
+            words = 0
+        tracks[-1].append(slot)
+        words += n
+    return tuple(tuple(t) for t in tracks)
 
 
 def hrc_setup_slots(hrc: NpState) -> TrackPlan:
@@ -105,6 +125,6 @@ def program_plan(
         if len(fnp2) > 1:
             raise ValueError(f"layer {index} on {len(fnp2)} FNP2s: a record holds one")
         nps = [mesh.nps[s.ident] for s in slots]
-        track = layer_slots(nps, ddr_weights=bool(fnp2))
-        records.append(RecordPlan((track,), NpIdent(*fnp2[0]) if fnp2 else None))
+        tracks = layer_tracks(mesh, nps, ddr_weights=bool(fnp2))
+        records.append(RecordPlan(tracks, NpIdent(*fnp2[0]) if fnp2 else None))
     return ProgramPlan((tuple(records),), learn)
