@@ -140,7 +140,7 @@ def test_akidads_configmap_is_a_config_akidad_accepts(tmp_path: Path) -> None:
     config = by_kind("ConfigMap", "akidad-config")["data"]["akidad.toml"]
     (tmp_path / "akidad.toml").write_text(config)
     cfg = apply_file(defaults(user_mode=False), tmp_path / "akidad.toml")
-    assert cfg.max_connections_per_uid == 4 and cfg.max_in_flight == 64
+    assert cfg.max_connections_per_uid == 4 and cfg.max_in_flight == 128
     ds = by_kind("DaemonSet", "akidad")["spec"]["template"]["spec"]
     args = build_parser().parse_args(ds["containers"][0]["command"][1:])
     mounts = {m["mountPath"]: m["name"] for m in ds["containers"][0]["volumeMounts"]}
