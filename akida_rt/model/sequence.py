@@ -1,5 +1,5 @@
 """Sequence: one part of a mapped model, loaded and run as a unit (on an AKD1000, its
-program binary from BrainChip's compiler, akida_rt.mapping.akd1000_compiler)."""
+program binary, compiled by akida_rt.mapping.akd1000_compiler)."""
 
 from __future__ import annotations
 

@@ -1,0 +1,117 @@
+"""Model.map onto an AKD1000 compiles each hardware sequence's program binary with akida_rt's
+own compiler: the binaries equal BrainChip's (akida 2.19.3 mapping the exported model, the
+oracle) for the zoo, a learning model and conformance models; no akida needed to map.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+akida = pytest.importorskip("akida")
+
+from akida_rt.tools.metatf import import_model  # noqa: E402
+from akida_rt.tools.metatf_export import program_binaries  # noqa: E402
+
+from akida_rt import AKD1000  # noqa: E402
+from akida_rt.errors import MappingError  # noqa: E402
+from akida_rt.mapping.mapper import MapMode  # noqa: E402
+from akida_rt.model import zoo  # noqa: E402
+from akida_rt.model.model import Model  # noqa: E402
+from tests.akd1000_programs import learning_model  # noqa: E402
+from tests.metatf_models import calibrate, random_model, random_weights, sample, v1_zoo  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _ours(model: Model, mode: str = "AllNps") -> list[bytes | None]:
+    model.map(AKD1000(), mode=MapMode(mode))
+    return model.binaries()
+
+
+def _theirs(model: Model, mode: str = "AllNps") -> list[bytes | None]:
+    """BrainChip's binaries of `model` exported to akida (metatf_export) and mapped."""
+    return program_binaries(model, mode=mode)
+
+
+@pytest.mark.parametrize("name", ["digits_cnn", "ds_cnn_kws", "akidanet", "mnist_cnn",
+                                  "gxnor_mnist"])  # fmt: skip
+def test_zoo_maps_to_brainchips_binaries(name: str) -> None:
+    model = import_model(v1_zoo(getattr(zoo, name)(), n=1)[0])
+    modes = ("AllNps", "Minimal") if name != "akidanet" else ("AllNps",)
+    for mode in modes:
+        ours = _ours(model, mode)
+        assert any(b is not None for b in ours)
+        assert ours == _theirs(model, mode), mode
+
+
+def test_a_chain_of_sequences_maps_to_brainchips_binaries() -> None:
+    """The MNIST CNN with a classifier too large for the mesh's FNP3s left: several hardware
+    sequences, each its own program, the input bits of each from the one before."""
+    model = import_model(v1_zoo(zoo.mnist_cnn(), n=1)[0])
+    ours = _ours(model, "Minimal")
+    assert ours == _theirs(model, "Minimal")
+
+
+def test_a_learning_model_maps_to_brainchips_binary() -> None:
+    """The learning FNP3 (AkidaUnsupervised): its learning registers and thswap from the
+    model's learning configuration. (akida's own binary of the original differs in
+    MIN_PLASTICITY only: akida's default min_plasticity is the float32 0.1,
+    docs/semantics.md section 8.)"""
+    model = import_model(learning_model())
+    assert _ours(model) == _theirs(model)
+
+
+@pytest.mark.parametrize("seed", range(0, 60, 6))
+def test_conformance_models_map_to_brainchips_binaries(seed: int) -> None:
+    model = import_model(random_model(seed, n=1)[0])
+    assert _ours(model) == _theirs(model)
+
+
+def _deep_model() -> Model:
+    """Six 3x3 convolutions of 256 filters: more NPs than the mesh has, two passes in HwPr."""
+    src = akida.Model()
+    src.add(akida.InputData(input_shape=(8, 8, 16), input_bits=4, name="in"))
+    for i in range(6):
+        src.add(akida.Convolutional(kernel_size=(3, 3), filters=256, name=f"conv_{i}",
+                                    weights_bits=4, act_bits=4))  # fmt: skip
+    src.add(akida.FullyConnected(units=10, name="fc", weights_bits=2, activation=False))
+    random_weights(src, np.random.default_rng(0))
+    calibrate(src, sample(src, 2, 0), 0)
+    return import_model(src)
+
+
+def test_multi_pass_is_refused_in_one_line() -> None:
+    model = _deep_model()
+    with pytest.raises(MappingError) as info:
+        _ours(model, "HwPr")
+    message = str(info.value)
+    assert "2 passes" in message and "'fc'" in message and "AllNps" in message
+    assert "\n" not in message
+    assert _ours(model, "AllNps") == _theirs(model, "AllNps")  # two sequences of one pass
+
+
+def test_mapping_onto_akd1000_needs_no_akida(tmp_path: Path) -> None:
+    """In a process where `import akida` fails, a program file maps onto an AKD1000 and
+    its binaries are BrainChip's."""
+    model = import_model(v1_zoo(zoo.digits_cnn(), n=1)[0])
+    path = tmp_path / "digits.akp"
+    model.save(path)
+    code = (
+        "import sys; sys.modules['akida'] = None\n"
+        "import akida_rt\n"
+        "from akida_rt.model.model import Model\n"
+        f"m = Model({str(path)!r}); m.map(akida_rt.AKD1000())\n"
+        "sys.stdout.buffer.write(m.binaries()[0])\n"
+        "assert 'akida' not in sys.modules or sys.modules['akida'] is None\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, env=env,
+                          timeout=60, check=False)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr.decode()[-2000:]
+    assert proc.stdout == _theirs(model)[0]
