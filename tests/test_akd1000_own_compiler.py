@@ -51,11 +51,14 @@ def test_zoo_maps_to_brainchips_binaries(name: str) -> None:
 
 
 def test_a_chain_of_sequences_maps_to_brainchips_binaries() -> None:
-    """The MNIST CNN with a classifier too large for the mesh's FNP3s left: several hardware
-    sequences, each its own program, the input bits of each from the one before."""
+    """The MNIST CNN: its InputConv2D on the HRC, the next convolution in software (as
+    akida splits it), the classifier on the mesh: two programs, the second's input bits
+    those of the software layer's outputs."""
     model = import_model(v1_zoo(zoo.mnist_cnn(), n=1)[0])
-    ours = _ours(model, "Minimal")
-    assert ours == _theirs(model, "Minimal")
+    for mode in ("AllNps", "Minimal"):
+        ours = _ours(model, mode)
+        assert [b is not None for b in ours] == [True, False, True]
+        assert ours == _theirs(model, mode), mode
 
 
 def test_a_learning_model_maps_to_brainchips_binary() -> None:

@@ -61,8 +61,8 @@ class Sequence:
     @property
     def program(self) -> bytes:
         """The AKD1000 program binary a device loads for this sequence (empty for software
-        sequences); compiled on first use through BrainChip's compiler (MappingError when
-        it is missing or refuses the model, or for a device that runs no binaries)."""
+        sequences); compiled on first use by akida_rt.mapping.akd1000_compiler (MappingError
+        when it cannot compile the sequence, or for a device that runs no binaries)."""
         if self.backend is Backend.Software:
             return b""
         if self._program is None:
