@@ -70,6 +70,48 @@ def test_a_learning_model_maps_to_brainchips_binary() -> None:
     assert _ours(model) == _theirs(model)
 
 
+def _learnable_cnn(first: str, convs: int = 1, filters: int = 32) -> Model:
+    """A CNN whose 1-bit FullyConnected classifier learns (AkidaUnsupervised): an HRC
+    ("hrc") or event inputs ("events") first, `convs` convolutions of `filters`."""
+    src = akida.Model()
+    if first == "hrc":
+        src.add(akida.InputConvolutional(input_shape=(28, 28, 1), kernel_size=(3, 3),
+                                         filters=16, name="conv0", act_bits=2, weights_bits=4,
+                                         pool_type=akida.PoolType.Max, pool_size=(2, 2),
+                                         pool_stride=(2, 2)))  # fmt: skip
+    else:
+        src.add(akida.InputData(input_shape=(16, 16, 96), input_bits=4, name="in"))
+    for i in range(convs):
+        src.add(akida.Convolutional(kernel_size=(3, 3), filters=filters, name=f"conv{i + 1}",
+                                    weights_bits=4, act_bits=1 if i == convs - 1 else 4))  # fmt: skip
+    src.add(akida.FullyConnected(units=10, name="fc", weights_bits=1, activation=False))
+    random_weights(src, np.random.default_rng(0))
+    calibrate(src, sample(src, 2, 0), 0)
+    src.compile(optimizer=akida.AkidaUnsupervised(num_weights=10, num_classes=10,
+                                                  min_plasticity=0.1))  # fmt: skip
+    return import_model(src)
+
+
+def test_a_learnable_cnn_maps_to_brainchips_binary() -> None:
+    """HRC, a convolution and the learning classifier in one program."""
+    model = _learnable_cnn("hrc")
+    ours = _ours(model)
+    assert len(ours) == 1 and ours == _theirs(model)
+
+
+def test_learning_on_an_fnp2_is_refused_in_one_line() -> None:
+    """Seven convolutions fill the mesh in AllNps and leave the learning classifier an
+    FNP2, which cannot learn: refused naming it; in Minimal it gets an FNP3 and compiles
+    to BrainChip's binary."""
+    model = _learnable_cnn("events", convs=7, filters=96)
+    with pytest.raises(MappingError) as info:
+        _ours(model, "AllNps")
+    message = str(info.value)
+    assert "'fc'" in message and "FNP2" in message and "Minimal" in message
+    assert "\n" not in message
+    assert _ours(model, "Minimal") == _theirs(model, "Minimal")
+
+
 @pytest.mark.parametrize("seed", range(0, 60, 6))
 def test_conformance_models_map_to_brainchips_binaries(seed: int) -> None:
     model = import_model(random_model(seed, n=1)[0])

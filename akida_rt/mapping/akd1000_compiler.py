@@ -101,6 +101,13 @@ def _compile(
     held = sequence_layers(v1, bits if v1[0].kind != "InputConvolutional" else HRC_INPUT_BITS)
     settings = None
     if learning is not None:
+        slots = placement[max(placement)]
+        if len(slots) != 1 or slots[0].fnp2:
+            where = "an FNP2" if slots[0].fnp2 else f"{len(slots)} NPs"
+            raise MappingError(
+                f"learning layer '{plan.layers[-1]}' is placed on {where}: the AKD1000 learns "
+                "on one FNP3; map in Minimal (fewer NPs before it) or give it fewer units"
+            )
         cfg = learning[0]
         values = {k: v1_rules.learning_fraction(getattr(cfg, k)) for k in LEARNING_SETTINGS}
         settings = learning_for(cfg.num_weights, max(1, cfg.num_classes), v1[-1].filters,
