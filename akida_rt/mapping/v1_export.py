@@ -9,6 +9,7 @@ sets them on akida's layers. A layer v1 cannot compute exactly is refused with t
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 
@@ -46,18 +47,19 @@ def v1_layer(layer: Layer, is_last: bool) -> V1Layer:
         raise ConversionError(f"{where}: no v1 layer of this type")
     if layer.input_shape is None:
         raise ConversionError(f"{where}: no input shape; validate the model first")
-    shape = tuple(int(d) for d in layer.input_shape)
+    h, w, c = (int(d) for d in layer.input_shape)
+    shape = (h, w, c)
     if kind == "InputData":
         check_input_bits(layer, where)
-        return V1Layer(kind, shape, input_bits=layer.input_bits)  # type: ignore[arg-type]
+        return V1Layer(kind, shape, input_bits=layer.input_bits)
     check_pooling(layer, where)
     check_saturation(layer, where)
     variables = v1_variables(layer, where, is_last)
     act_bits = layer.activation_bits if layer.activation else 1
-    common = dict(weights_bits=layer.weight_bits, activation=bool(layer.activation),
+    common: dict[str, Any] = dict(weights_bits=layer.weight_bits, activation=bool(layer.activation),
                   act_bits=act_bits, variables=variables)  # fmt: skip
     if kind == "FullyConnected":
-        return V1Layer(kind, shape, layer.filters, **common)  # type: ignore[arg-type]
+        return V1Layer(kind, shape, layer.filters, **common)
     pool, size, pool_stride = "none", 1, 1
     if layer.pooling is Pooling.Max:
         pool, size, pool_stride = "max", layer.pool_size, layer.pool_stride
@@ -65,7 +67,7 @@ def v1_layer(layer: Layer, is_last: bool) -> V1Layer:
         pool = "average"
     padding = "same" if layer.padding is Padding.Same else "valid"
     padding_value = layer.padding_value if kind == "InputConvolutional" else 0
-    return V1Layer(kind, shape, layer.filters, layer.kernel_size, layer.stride,  # type: ignore[arg-type]
+    return V1Layer(kind, shape, layer.filters, layer.kernel_size, layer.stride,
                    padding, padding_value, pool, size, pool_stride, **common)  # fmt: skip
 
 
