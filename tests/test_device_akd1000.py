@@ -1,5 +1,5 @@
-"""The user-facing path on the real interface: Model.map onto a sim:// AKD1000 takes
-BrainChip's program binaries, our Device programs and runs them over the bus, and the
+"""The user-facing path on the real interface: Model.map onto a sim:// AKD1000 compiles
+akida_rt's program binaries (BrainChip's, byte for byte), our Device programs and runs them over the bus, and the
 outputs equal akida's own forward (the oracle), bit for bit."""
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ pytest.importorskip("akida")
 from akida_rt.driver.discovery import open_device
 from akida_rt.tools import metatf
 
-from akida_rt.errors import MappingError
 from akida_rt.mapping import akd1000_compiler
 from akida_rt.model import zoo
 from akida_rt.model.model import Model
@@ -57,7 +56,7 @@ def test_binaries_are_stored_and_load_without_compiling(device, tmp_path, monkey
     path = tmp_path / "mapped.akp"
     model.save(path)
     again = Model(path)
-    monkeypatch.setattr(akd1000_compiler, "compile_program", _no_compiler)
+    monkeypatch.setattr(akd1000_compiler, "compile_binaries", _no_compiler)
     again.map(device)
     assert again.sequences[0].program == model.sequences[0].program
     np.testing.assert_array_equal(again.forward(x), src.forward(x))
@@ -77,16 +76,6 @@ def test_corrupt_stored_binary_is_refused(device, tmp_path) -> None:
     msg.mapping.sequences[0].binary = msg.mapping.sequences[0].binary[:-7]
     with pytest.raises(Exception, match="mapping sequence 0"):
         Model(fmt.pack(msg))
-
-
-def test_without_metatf_one_line_names_the_extra(device, monkeypatch, tmp_path) -> None:
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
-    monkeypatch.setattr(akd1000_compiler, "metatf_available", lambda: False)
-    src, _ = v1_zoo(zoo.digits_cnn(), seed=3)
-    model = metatf.import_model(src)
-    with pytest.raises(MappingError, match=r"\[metatf\]") as info:
-        model.map(device)
-    assert "\n" not in str(info.value)
 
 
 def test_chain_loaded_sequences_on_our_device(device) -> None:

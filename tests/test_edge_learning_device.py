@@ -83,7 +83,7 @@ def test_a_fit_leaves_the_learned_program_resident(dut: DeviceUnderTest, monkeyp
     other.forward(np.zeros((1, *other.input_shape), np.uint8))
     # back on the chip: the learned binary (BrainChip's program with the learned weight
     # track), not a recompiled one; it computes what the software backend does
-    monkeypatch.setattr(akd1000_compiler, "compile_program", _no_compiler)
+    monkeypatch.setattr(akd1000_compiler, "compile_binaries", _no_compiler)
     assert np.array_equal(device.forward(x), software.forward(x))
     assert dut.device.stats().host.loads == loads + 2
     assert np.array_equal(_weights(device), _weights(software))

@@ -91,7 +91,7 @@ def _check(blob: bytes) -> None:
         model.predict(batch)
     except AkidaError:
         pass
-    _ = [s.plan for s in model.sequences]  # (binaries come from BrainChip's compiler)
+    _ = [s.plan for s in model.sequences]  # (the plans only: no binaries compiled)
     assert Model(model.to_bytes()).same_as(model)
 
 

@@ -36,7 +36,7 @@ def test_report_follows_the_mapping(frames: np.ndarray) -> None:
     mapped.map(AKD1000())
     assert [s["name"] for s in report["sequences"]] == [s.name for s in mapped.sequences]
     assert report["totals"]["nps"] == sum(s.np_count for s in mapped.sequences)
-    # the sequences' program binaries (BrainChip's compiler), then the program file holding them
+    # the sequences' program binaries (akida_rt's compiler), then the program file holding them
     programs = [len(s.program) for s in mapped.sequences]
     assert [s["program_bytes"] for s in report["sequences"]] == programs
     assert report["totals"]["program_bytes"] == sum(programs)

@@ -180,7 +180,7 @@ def report_table(report: dict[str, Any]) -> str:
 
 def _program_bytes(seq: Any) -> int:
     """Bytes of the sequence's AKD1000 program binary; 0 on a mesh that runs none (a
-    test mesh) or when BrainChip's compiler is not installed."""
+    test mesh) or when akida_rt cannot compile the sequence (HwPr passes)."""
     try:
         return len(seq.program)
     except MappingError:

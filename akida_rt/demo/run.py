@@ -143,8 +143,8 @@ def _on_device(model: Model, x: np.ndarray, software_out: np.ndarray) -> None:
     device.soc.power_measurement_enabled = True
     model.map(device)
     sizes = [len(b) for b in model.binaries() if b is not None]
-    print(f"program binaries from BrainChip's compiler ([metatf], cached): {sizes} bytes; "
-          "the NP placement below is decoded from them")  # fmt: skip
+    print(f"program binaries compiled by akida_rt: {sizes} bytes, for the NP placement "
+          "below")  # fmt: skip
     model.summary()
     batch = np.concatenate([x] * 8)  # long enough for the power sensor to sample
     on_device = model.forward(batch)[: len(x)]

@@ -134,7 +134,7 @@ def _decode_placement(
     used: set[tuple[int, NpId]],
 ) -> Placement:
     """A stored placement, checked against the NPs `spec` has (with a program binary, the
-    placement is the binary's: AKD1000() lists the NP ids BrainChip's compiler uses)."""
+    placement is the binary's: AKD1000() lists the NP ids its programs use)."""
     if not 0 <= p.pass_index < passes:
         raise ProgramFormatError(f"{where}: pass_index {p.pass_index} outside 0..{passes - 1}")
     if p.weight_bytes < 0 or p.input_bytes < 0:

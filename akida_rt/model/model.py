@@ -271,7 +271,7 @@ class Model:
         self._map_args = (MapMode(mode).value, hw_only)
         self._placement = Placement(spec)  # the program names its device description
         if not isinstance(device, DeviceSpec | DaemonBacked) and akd1000.needs_binaries(spec):
-            # Errors at map time; the placement shown is the binaries'.
+            # Compiled at map time: a model akida_rt cannot compile fails here.
             self.binaries()
         program = (lambda: unmapped) if unmapped else self.to_bytes
         self._placement = place(device, program, MapMode(mode).value, hw_only)
@@ -292,9 +292,6 @@ class Model:
     @property
     def sequences(self) -> list[Sequence]:
         """The model's sequences; cached until the mapping or a layer changes."""
-        spec = self._placement.spec
-        if self._placement.on_device and spec is not None and akd1000.needs_binaries(spec):
-            self.binaries()  # first: BrainChip's split may replace the plans
         key = (id(self._plans), self._spec_name(), *self._key())
         if self._sequences is not None and self._sequences[0] == key:
             return list(self._sequences[1])
@@ -320,10 +317,9 @@ class Model:
         return list(built)
 
     def binaries(self) -> list[bytes | None]:
-        """Each sequence's AKD1000 program binary (None for software sequences), from
-        BrainChip's compiler through the [metatf] extra (cached on disk); the plans then
-        show the NP placement the binaries hold. MappingError when the model is not mapped
-        onto an AKD1000, akida is missing, or its compiler splits the model differently."""
+        """Each sequence's AKD1000 program binary (None for software sequences), compiled
+        by akida_rt (mapping.akd1000_compiler) for the plans' NP placement. MappingError
+        when the model is not mapped onto an AKD1000 or a sequence cannot be compiled."""
         spec = self._placement.spec
         if self._plans is None or spec is None:
             raise MappingError("the model is not mapped: map it onto an AKD1000 first")
@@ -331,13 +327,16 @@ class Model:
             raise MappingError(f"{spec.name} runs no AKD1000 program binaries; map onto AKD1000")
         held = self._binaries.get(self._bin_key())
         if held is None:
-            mode, hw_only = self._map_args
-            plans, held = akd1000.map_binaries(
-                self._unmapped_bytes(), self._plans, self._layers, spec, mode, hw_only
-            )
-            self._plans = plans  # BrainChip's split where it differs: what the chip runs
+            held = akd1000.compile_binaries(self._plans, self._layers, spec, self._learning_v1())
             self._binaries.hold(self._bin_key(), held)
         return held
+
+    def _learning_v1(self) -> tuple[pb.LearningConfig, np.ndarray] | None:
+        """(learning configuration, the learning layer's plasticity) when it learns."""
+        cfg = self.learning
+        if cfg is None or not cfg.enabled:
+            return None
+        return cfg, learning.plasticity_of(cfg, self._layers[-1].filters)
 
     def adopt_binary(self, index: int, binary: bytes) -> None:
         """Sequence `index`'s program binary is now `binary` (its weights learned on the

@@ -1,5 +1,5 @@
 """Sequence: one part of a mapped model, loaded and run as a unit (on an AKD1000, its
-program binary from BrainChip's compiler, akida_rt.mapping.akd1000_compiler)."""
+program binary, compiled by akida_rt.mapping.akd1000_compiler)."""
 
 from __future__ import annotations
 
@@ -61,8 +61,8 @@ class Sequence:
     @property
     def program(self) -> bytes:
         """The AKD1000 program binary a device loads for this sequence (empty for software
-        sequences); compiled on first use through BrainChip's compiler (MappingError when
-        it is missing or refuses the model, or for a device that runs no binaries)."""
+        sequences); compiled on first use by akida_rt.mapping.akd1000_compiler (MappingError
+        when it cannot compile the sequence, or for a device that runs no binaries)."""
         if self.backend is Backend.Software:
             return b""
         if self._program is None:
