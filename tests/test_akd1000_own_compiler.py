@@ -19,12 +19,13 @@ from akida_rt.tools.metatf import import_model  # noqa: E402
 from akida_rt.tools.metatf_export import program_binaries  # noqa: E402
 
 from akida_rt import AKD1000  # noqa: E402
-from akida_rt.errors import MappingError  # noqa: E402
+from akida_rt.errors import ConversionError, MappingError  # noqa: E402
 from akida_rt.mapping.mapper import MapMode  # noqa: E402
 from akida_rt.model import zoo  # noqa: E402
 from akida_rt.model.model import Model  # noqa: E402
 from tests.akd1000_programs import learning_model  # noqa: E402
 from tests.metatf_models import calibrate, random_model, random_weights, sample, v1_zoo  # noqa: E402
+from tests.metatf_probes import SATURATION  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -112,10 +113,25 @@ def test_learning_on_an_fnp2_is_refused_in_one_line() -> None:
     assert _ours(model, "Minimal") == _theirs(model, "Minimal")
 
 
-@pytest.mark.parametrize("seed", range(0, 60, 6))
+@pytest.mark.parametrize("seed", range(0, 60, 3))
 def test_conformance_models_map_to_brainchips_binaries(seed: int) -> None:
     model = import_model(random_model(seed, n=1)[0])
     assert _ours(model) == _theirs(model)
+
+
+@pytest.mark.parametrize("probe", sorted(SATURATION))
+def test_saturation_probes_map_to_brainchips_binaries(probe: str) -> None:
+    """Extremes of the register ranges, a FullyConnected taking one position of 8,192
+    channels (its input events are FNP events) and an input convolution with global
+    average pooling (akida runs it in software): the same split, the same bytes."""
+    model = import_model(SATURATION[probe]()[0])
+    try:
+        theirs = _theirs(model)
+    except ConversionError:
+        with pytest.raises(MappingError):
+            _ours(model)
+        return
+    assert _ours(model) == theirs
 
 
 def _deep_model() -> Model:

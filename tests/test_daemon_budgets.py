@@ -15,6 +15,7 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import psutil
@@ -67,6 +68,22 @@ def _p99_ms(daemon: Akidad, n: int = 40) -> float:
             assert np.array_equal(remote.forward(x), model.forward(x))
             times.append(time.perf_counter() - start)
     return float(np.percentile(times, 99) * 1e3)
+
+
+def _chunk_seconds(daemon: Akidad, model: Any) -> float:
+    """How long akidad takes to run one chunk (RUN_CHUNK_FRAMES frames) of `model` here
+    and now: the median of three forwards of that size."""
+    from akida_rt.daemon.jobs import RUN_CHUNK_FRAMES
+
+    x = np.zeros((RUN_CHUNK_FRAMES, *model.input_shape), np.uint8)
+    with Client(daemon.socket, retry_s=0, timeout=60) as c:
+        remote = c.load(model)
+        times = []
+        for _ in range(3):
+            start = time.perf_counter()
+            remote.forward(x)
+            times.append(time.perf_counter() - start)
+    return float(np.median(times))
 
 
 def _answer_or_eof(conn: RawConnection, timeout: float) -> dpb.Response | None:
@@ -122,6 +139,7 @@ def test_memfds_and_queued_inputs_are_budgeted_per_uid(short: Path) -> None:
     with _daemon(short, max_queued_bytes_per_uid=5 * MiB // 2, max_tensor_bytes=4 * MiB,
                  max_memfd_bytes_per_uid=3 * MiB) as daemon:  # fmt: skip
         proc = psutil.Process(daemon.proc.pid)  # type: ignore[union-attr]
+        chunk_s = _chunk_seconds(daemon, model)
         rss = proc.memory_info().rss
         conns = [RawConnection(_tenant_socket(short)) for _ in range(4)]
         sessions = [c.load(model.to_bytes()).session for c in conns]
@@ -151,8 +169,12 @@ def test_memfds_and_queued_inputs_are_budgeted_per_uid(short: Path) -> None:
             os.close(fd)
         assert refused >= 16 - 3, f"only {refused} of 16 refused"  # 2.5 MiB: two fit
         assert peak < 64 * MiB, f"akidad grew by {peak >> 20} MiB"
-        # large requests run a chunk at a time: root waits for one chunk, not for them
-        assert p99 < 2000, f"root's p99 forward latency {p99:.0f} ms under the attack"
+        # large requests run a chunk at a time: root waits for about one chunk, not for the
+        # 28 chunks of a request (measured against this machine's chunk, whatever its load)
+        assert p99 < 6000 * chunk_s + 300, (
+            f"root's p99 forward latency {p99:.0f} ms under the attack; one chunk takes "
+            f"{chunk_s * 1e3:.0f} ms"
+        )
 
 
 def test_a_request_of_many_chunks_is_answered_exactly(tmp_path: Path) -> None:

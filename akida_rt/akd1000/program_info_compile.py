@@ -19,6 +19,7 @@ from akida_rt.errors import ModelError
 
 POTENTIAL_BITS = 32  # output_bits when the last layer sends potentials
 EPG_DENSE_INPUT = 0x1000  # EPG register 0 bit 12: inputs come through the HRC DMA
+EPG_FNP_INPUT = 0x2  # EPG register 0 bit 1: input events go to an FNP as FNP events
 EPG_INPUT_COLS = 16  # the EPG register holding the first NP layer's columns
 EPG_WRITES = (  # (register offset, value) of the EPG, the input columns filled in
     (0, 0x20200), (12, 0x10), (EPG_INPUT_COLS, 0x1), (20, 0x100), (24, 0x1FE0001),
@@ -44,8 +45,12 @@ def program_info_for(
     placed = sorted(placement)
     nps = [i for i in placed if layers[i].kind != "InputConvolutional"]
     dense = first.kind == "InputConvolutional" and 0 in placement
-    # events in are CNP events, even to a first FullyConnected (akida 2.19.3)
-    in_type = IoType.DENSE if dense else IoType.CNP_SPARSE
+    # events in are CNP events, even to a first FullyConnected, unless its input is one
+    # position (1, 1, c): then FNP events (akida 2.19.3: (1, 1, 3) and (1, 1, 8192) gave
+    # FNP_SPARSE; (1, 4, 64), (4, 1, 64) and (2, 2, 1) CNP_SPARSE)
+    head = layers[nps[0]] if nps else first
+    fnp_in = not dense and head.kind == "FullyConnected" and tuple(head.input_shape[:2]) == (1, 1)
+    in_type = IoType.DENSE if dense else IoType.FNP_SPARSE if fnp_in else IoType.CNP_SPARSE
     out_type = {"InputConvolutional": IoType.HRC_SPARSE, "FullyConnected": IoType.FNP_SPARSE}
     window = dense_window(first) if dense else (0, 0)
     shift: tuple[int, ...] = ()
@@ -78,7 +83,7 @@ def program_info_for(
         output_shift=shift,
         output_scales=scales,
         max_num_desc=descriptors,
-        epg_writes=epg_writes([placement[i] for i in nps][:1], dense),
+        epg_writes=epg_writes([placement[i] for i in nps][:1], dense, fnp_in),
         passes=None,
         learning_layer=None,
         dummy_header=None,
@@ -99,17 +104,19 @@ def dense_window(layer: V1Layer) -> tuple[int, int]:
     return tuple((((n - k) // s) * s + k) for n in layer.input_shape[:2])  # type: ignore[return-value]
 
 
-def epg_writes(first_np_layer: list, dense: bool) -> tuple[tuple[int, int], ...] | None:
+def epg_writes(
+    first_np_layer: list, dense: bool, fnp_in: bool = False
+) -> tuple[tuple[int, int], ...] | None:
     """The EPG register writes: none in an HRC-only program; else the constant set with
-    the dense-input flag and the columns of the first NP layer (`first_np_layer`: its
-    NpSlots, in a one-element list)."""
+    the dense-input or FNP-input flag and the columns of the first NP layer
+    (`first_np_layer`: its NpSlots, in a one-element list)."""
     if not first_np_layer:
         return None
     cols = [slot.col for slot in first_np_layer[0]]
     out = []
     for offset, value in EPG_WRITES:
-        if offset == 0 and dense:
-            value |= EPG_DENSE_INPUT
+        if offset == 0:
+            value |= (EPG_DENSE_INPUT if dense else 0) | (EPG_FNP_INPUT if fnp_in else 0)
         elif offset == EPG_INPUT_COLS:
             value |= max(cols) << 24 | min(cols) << 16
         out.append((offset, value))
