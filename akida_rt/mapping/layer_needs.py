@@ -87,7 +87,9 @@ def _resources(layer: Layer, spec: DeviceSpec, max_filters: int) -> LayerNeed:
             need.hw_reason = why
         elif layer.pooling is Pooling.GlobalAvg:
             # akida 2.19.3 runs it in software, whatever the shape, kernel or next layer
-            need.hw_reason = "global average pooling on an input convolution (akida runs it in software)"
+            need.hw_reason = (
+                "global average pooling on an input convolution (akida runs it in software)"
+            )
         return need
     if t is LayerType.FullyConnected:
         on_chip = np_memory.fc_weight_bytes(layer) <= spec.np_weight_bytes
