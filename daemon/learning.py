@@ -31,6 +31,7 @@ from .jobs import Job
 from .scheduler import Scheduler
 from .sessions import Client, Session
 from .store import StateStore
+from .worker_runs import settle
 
 log = logging.getLogger(__name__)
 RECENT_UPDATES = 16  # fit ids remembered per state, so a client's retry applies once
@@ -165,7 +166,7 @@ class LearnedStates:
             return work(model, s, job)
 
         def reply(job: Job, result: Any) -> None:  # any thread, once
-            loop.call_soon_threadsafe(_resolve, answer, result)
+            loop.call_soon_threadsafe(settle, answer, result)
 
         now = time.monotonic()
         job = Job(client.client_id, session.key, session.program, x, False, session.pinned,
@@ -288,12 +289,3 @@ class LearnedStates:
             session.client.uid, state_key(session.key.content_hash, slot.id), blob,
             cfg.max_state_keys_per_uid, cfg.max_state_bytes_per_uid,
         )  # fmt: skip
-
-
-def _resolve(future: asyncio.Future[Any], value: Any) -> None:
-    if future.done():
-        return
-    if isinstance(value, BaseException):
-        future.set_exception(value)
-    else:
-        future.set_result(value)

@@ -10,12 +10,11 @@ writer does (tests/test_native_aedat4.py checks that against dv's own files).
 from __future__ import annotations
 
 import struct
-from collections.abc import Callable
 
 import lz4.frame
 import numpy as np
 
-from akida_rt.stream.aedat4_file import MAGIC, MAX_DECODED
+from akida_rt.stream.aedat4_file import MAGIC, MAX_DECODED, _root
 
 __all__ = ["MAGIC"]
 from akida_rt.stream.events import EVENT_DTYPE, empty
@@ -24,26 +23,6 @@ DV_EVENT = np.dtype([("t", "<i8"), ("x", "<i2"), ("y", "<i2"), ("p", "u1"), ("_"
 
 
 # ---------------------------------------------------------------- the reference decoder
-def _table(buf: bytes, pos: int) -> Callable[[int], int | None]:
-    """A flatbuffer table at `pos`: field index -> the field's absolute position, or None."""
-    vtable = pos - struct.unpack_from("<i", buf, pos)[0]
-    vsize = struct.unpack_from("<H", buf, vtable)[0]
-
-    def field(i: int) -> int | None:
-        if 4 + 2 * i >= vsize:
-            return None
-        off = struct.unpack_from("<H", buf, vtable + 4 + 2 * i)[0]
-        return pos + off if off else None
-
-    return field
-
-
-def _root(buf: bytes, size_prefixed: bool) -> tuple[Callable[[int], int | None], bytes]:
-    base = 4 if size_prefixed else 0
-    root = base + struct.unpack_from("<I", buf, base)[0]
-    return _table(buf, root), buf[base + 4 : base + 8]
-
-
 def _bounded_lz4(data: bytes) -> bytes:
     """An LZ4 frame decompressed, refused past MAX_DECODED bytes."""
     out = lz4.frame.LZ4FrameDecompressor()
