@@ -24,6 +24,7 @@ from akida_rt.akd1000.np_learning import learning_for, read_learning_registers  
 from akida_rt.akd1000.np_placement import NpSlot, Placement, placement_from  # noqa: E402
 from akida_rt.akd1000.np_state import ProgramState  # noqa: E402
 from akida_rt.akd1000.program_binary import ProgramBinary  # noqa: E402
+from akida_rt.akd1000.program_info import IoType  # noqa: E402
 from akida_rt.akd1000.program_info_compile import program_info_for  # noqa: E402
 from akida_rt.akd1000.sequence_compile import compile_sequence, sequence_layers  # noqa: E402
 from akida_rt.errors import LearningError, MappingError, ModelError  # noqa: E402
@@ -56,20 +57,22 @@ def _decoded(buf: bytes) -> tuple[ProgramBinary, ProgramState, DecodedProgram, P
     return program, state, decoded, placement_from(program, state.mesh, decoded.layers)
 
 
-def _akida_sequences(model: Any, mode: str = "AllNps") -> list[tuple[list[V1Layer], bytes]]:
+def _akida_sequences(model: Any, mode: str = "AllNps") -> list[tuple[list[V1Layer], bytes, bool]]:
     """(akida's own layers of each hardware sequence as compile_sequence takes them,
     BrainChip's binary) for `model` mapped in `mode`: tools.metatf.describe per layer,
-    sequence_layers for the input layer and input bits."""
+    sequence_layers for the input layer and input bits; whether a convolution feeds it."""
     binaries = program_binaries(model, mode=mode)
     first = model.layers[0]
     bits = first.parameters.input_bits if _kind(first) == "InputData" else 8
     out = []
+    after_cnp = False
     for seq, buf in zip(model.sequences, binaries, strict=True):
         layers = [layer for p in seq.passes for layer in p.layers if _kind(layer) != "InputData"]
         v1 = [describe(layer, _kind(layer), layer.name) for layer in layers]
         if buf is not None:
-            out.append((sequence_layers(v1, bits), buf))
+            out.append((sequence_layers(v1, bits), buf, after_cnp))
         bits = v1[-1].act_bits if v1 else bits
+        after_cnp = bool(v1) and v1[-1].kind in ("Convolutional", "SeparableConvolutional")
     return out
 
 
@@ -77,9 +80,9 @@ def _compiles_from_akida_layers(model: Any, mode: str = "AllNps", learning=None)
     """Per hardware sequence: akida's layers, the placement read from BrainChip's binary,
     compile to that binary."""
     out = []
-    for layers, buf in _akida_sequences(model, mode):
+    for layers, buf, after_cnp in _akida_sequences(model, mode):
         *_, placement = _decoded(buf)
-        out.append(compile_sequence(layers, placement, learning) == buf)
+        out.append(compile_sequence(layers, placement, learning, after_cnp) == buf)
     return out
 
 
@@ -101,13 +104,17 @@ def test_layers_and_placement_compile_to_brainchips_binary(group: str) -> None:
     for name, buf in programs(group).items():
         program, state, decoded, placement = _decoded(buf)
         learning = _learning(state, decoded)
-        info = program_info_for(decoded.layers, placement, learning is not None)
+        # what feeds a program is not in it: taken from BrainChip's ProgramInfo here (the
+        # tests from akida's layers and our own mapper work it out)
+        after_cnp = program.info.input_type == IoType.CNP_SPARSE
+        info = program_info_for(decoded.layers, placement, learning is not None,
+                                after_cnp=after_cnp)  # fmt: skip
         theirs = dataclasses.replace(program.info, passes=None, learning_layer=None,
                                      dummy_header=None)  # fmt: skip
         if info != theirs:
             a, b = dataclasses.asdict(info), dataclasses.asdict(theirs)
             failures[name] = f"ProgramInfo {[k for k in a if a[k] != b[k]]}"
-        elif compile_sequence(decoded.layers, placement, learning) != buf:
+        elif compile_sequence(decoded.layers, placement, learning, after_cnp) != buf:
             failures[name] = "bytes"
     assert failures == {k: v for k, v in KNOWN_GAPS.items() if k in programs(group)}
 
@@ -160,9 +167,9 @@ def test_a_layer_too_large_for_one_track_compiles_exactly() -> None:
     calibrate(model, sample(model, 2, 0), 0)
     sequences = _akida_sequences(model)
     assert len(sequences) == 2
-    for layers, buf in sequences:
+    for layers, buf, after_cnp in sequences:
         *_, placement = _decoded(buf)
-        assert compile_sequence(layers, placement) == buf
+        assert compile_sequence(layers, placement, after_cnp=after_cnp) == buf
         records = ProgramBinary.from_bytes(buf).info.passes[0].records  # type: ignore[index]
         assert max(len(r.tracks or ()) for r in records or ()) == 4
 
@@ -191,11 +198,12 @@ def test_our_mapper_and_compiler_give_brainchips_binary(chunk: str) -> None:
             continue
         layers, plans = _our_plans(model, mode)
         learning = learning_for(20, 3, 6) if name == "learning FNP3" else None
-        for i, ((v1, buf), plan) in enumerate(
+        for i, ((v1, buf, after_cnp), plan) in enumerate(
             zip(_akida_sequences(model, mode), plans, strict=True)
         ):
             placement = placement_for(plan, layers, AKD1000())
-            assert compile_sequence(v1, placement, learning) == buf, f"{name} sequence {i}"
+            got = compile_sequence(v1, placement, learning, after_cnp)
+            assert got == buf, f"{name} sequence {i}"
             sequences += 1
     assert sequences >= 5
 

@@ -35,21 +35,30 @@ def program_info_for(
     placement: Placement,
     learning: bool = False,
     tracks: int | None = None,
+    after_cnp: bool = False,
 ) -> ProgramInfo:
     """The ProgramInfo of one hardware sequence: `layers` (input layer first, as
     decode_mesh gives them) placed as `placement` says; `learning`: its last layer learns
     (it leaves the passes for the ProgramInfo's learning layer); `tracks`: the config
     tracks of its passes (default one per record: a layer whose packets pass
-    packet_plan.MAX_TRACK_WORDS has several)."""
+    packet_plan.MAX_TRACK_WORDS has several); `after_cnp`: the sequence takes the
+    output of a convolution run before it (in software or another program)."""
     first, last = layers[0], layers[-1]
     placed = sorted(placement)
     nps = [i for i in placed if layers[i].kind != "InputConvolutional"]
     dense = first.kind == "InputConvolutional" and 0 in placement
-    # events in are CNP events, even to a first FullyConnected, unless its input is one
-    # position (1, 1, c): then FNP events (akida 2.19.3: (1, 1, 3) and (1, 1, 8192) gave
-    # FNP_SPARSE; (1, 4, 64), (4, 1, 64) and (2, 2, 1) CNP_SPARSE)
+    # events in are CNP events, even to a first FullyConnected, unless it takes one
+    # position (1, 1, c) of the model's input or of an input convolution run in software:
+    # then FNP events (akida 2.19.3: (1, 1, 3), (1, 1, 8192) and after a global-average
+    # InputConvolutional gave FNP_SPARSE; (1, 4, 64), (4, 1, 64), (2, 2, 1) and a (1, 1, c)
+    # FullyConnected after a convolution in software CNP_SPARSE)
     head = layers[nps[0]] if nps else first
-    fnp_in = not dense and head.kind == "FullyConnected" and tuple(head.input_shape[:2]) == (1, 1)
+    fnp_in = (
+        not after_cnp
+        and not dense
+        and head.kind == "FullyConnected"
+        and tuple(head.input_shape[:2]) == (1, 1)
+    )
     in_type = IoType.DENSE if dense else IoType.FNP_SPARSE if fnp_in else IoType.CNP_SPARSE
     out_type = {"InputConvolutional": IoType.HRC_SPARSE, "FullyConnected": IoType.FNP_SPARSE}
     window = dense_window(first) if dense else (0, 0)

@@ -30,12 +30,16 @@ HRC_INPUT_BITS = 8  # the HRC reads 8-bit dense inputs
 
 
 def compile_sequence(
-    layers: Sequence[V1Layer], placement: Placement, learning: dict[str, Any] | None = None
+    layers: Sequence[V1Layer],
+    placement: Placement,
+    learning: dict[str, Any] | None = None,
+    after_cnp: bool = False,
 ) -> bytes:
     """The program binary of one hardware sequence: `layers` (input layer first, as
     decode_mesh gives them) placed as `placement` says (layer index -> NpSlots).
     `learning` (np_learning.learning_for) makes the last layer, a FullyConnected on one
-    FNP3, learn: it leaves the passes for the ProgramInfo's learning layer."""
+    FNP3, learn: it leaves the passes for the ProgramInfo's learning layer.
+    `after_cnp`: the sequence takes the output of a convolution run before it."""
     mesh = np_state_for(layers, placement, learning)
     passes = dict(placement)
     learn, learn_mesh = None, MeshState()
@@ -52,7 +56,7 @@ def compile_sequence(
         learn = _learn_plan(mesh, ident)
     plan = packet_plan.program_plan(mesh, passes, learn)
     tracks = sum(len(r.tracks) for records in plan.passes for r in records)
-    info = program_info_for(layers, placement, learning is not None, tracks)
+    info = program_info_for(layers, placement, learning is not None, tracks, after_cnp)
     log.debug("sequence of %d layers on %d NPs compiled", len(layers), len(mesh.nps))
     return ProgramState(info, mesh, plan, learn_mesh).to_bytes()
 

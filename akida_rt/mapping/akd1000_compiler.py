@@ -60,6 +60,7 @@ def compile_binaries(
     first = layers[0] if layers else None
     bits = first.input_bits if first is not None and first.layer_type is LayerType.InputData else 0
     out: list[bytes | None] = []
+    after_cnp = False
     for plan in plans:
         own = [by_name[n] for n in plan.layers if by_name[n].layer_type is not LayerType.InputData]
         v1 = [_v1(layer, layer.name == last) for layer in own]
@@ -70,9 +71,11 @@ def compile_binaries(
             if learns:
                 assert learning is not None
                 v1[-1] = _learning_variables(v1[-1], *learning)
-            out.append(_compile(plan, v1, bits, layers, spec, learning if learns else None))
+            out.append(_compile(plan, v1, bits, layers, spec, learning if learns else None,
+                                after_cnp))  # fmt: skip
         if v1:
             bits = v1[-1].act_bits
+            after_cnp = v1[-1].kind in ("Convolutional", "SeparableConvolutional")
     return out
 
 
@@ -90,6 +93,7 @@ def _compile(
     layers: Sequence[Layer],
     spec: DeviceSpec,
     learning: tuple[pb.LearningConfig, np.ndarray] | None,
+    after_cnp: bool,
 ) -> bytes:
     if plan.passes != 1:
         span = f"'{plan.layers[0]}'..'{plan.layers[-1]}'" if plan.layers else "no layers"
@@ -113,7 +117,7 @@ def _compile(
         settings = learning_for(cfg.num_weights, max(1, cfg.num_classes), v1[-1].filters,
                                 **values)  # fmt: skip
     try:
-        binary = compile_sequence(held, placement, settings)
+        binary = compile_sequence(held, placement, settings, after_cnp)
     except MappingError as exc:
         raise MappingError(f"{plan.name}: cannot compile for AKD1000: {exc}") from None
     log.debug("%s: %d layers compiled to %d bytes", plan.name, len(v1), len(binary))
