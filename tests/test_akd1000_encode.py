@@ -24,10 +24,9 @@ from akida_rt.akd1000.decode import (  # noqa: E402
     decode_mesh,
     decode_program,
     io_of,
-    mesh_memories,
 )
+from akida_rt.akd1000.np_compare import differences  # noqa: E402
 from akida_rt.akd1000.np_compile import np_state_for  # noqa: E402
-from akida_rt.akd1000.np_memories import decode_memories, encode_memories  # noqa: E402
 from akida_rt.akd1000.np_placement import placement_from  # noqa: E402
 from akida_rt.akd1000.np_state import (  # noqa: E402
     NpState,
@@ -40,6 +39,7 @@ from akida_rt.akd1000.program_binary import SIZE_WORD, ProgramBinary  # noqa: E4
 from akida_rt.akd1000.program_data import build_program_data  # noqa: E402
 from akida_rt.akd1000.program_info import read_program_info  # noqa: E402
 from akida_rt.akd1000.program_info_build import build as build_info  # noqa: E402
+from akida_rt.akd1000.sequence_compile import compile_sequence  # noqa: E402
 from akida_rt.model import zoo  # noqa: E402
 from tests.akd1000_programs import learning_model  # noqa: E402
 from tests.metatf_models import N_MODELS, random_model, v1_zoo  # noqa: E402
@@ -93,21 +93,14 @@ def _register_level(state: ProgramState) -> bool:
 
 
 def _memory_level(state: ProgramState, buf: bytes) -> bool:
-    """Every NP's memories decoded to values, written into a blank NP, give the same words;
-    the program encoded from those NPs is BrainChip's."""
+    """Every NP's memories as np_compile writes them from the program's decoded layers
+    (values) and placement: the same words, the same memories (the compiler is the one
+    SRAM encoder)."""
     program = ProgramBinary.from_bytes(buf)
-    for ident, values in mesh_memories(state.mesh, io_of(program)).items():
-        old = state.mesh.nps[ident]
-        blank = NpState(ident, old.registers.copy())
-        encode_memories(values, blank)
-        same = blank.memories.keys() == old.memories.keys() and all(
-            np.array_equal(blank.memories[k], v) for k, v in old.memories.items()
-        )
-        banks = {b: v for b, v in old.hrc_banks.items() if b in blank.hrc_banks}
-        if not same or any(not np.array_equal(blank.hrc_banks[b], v) for b, v in banks.items()):
-            return False
-        old.memories, old.hrc_banks = blank.memories, {**old.hrc_banks, **blank.hrc_banks}
-    return state.to_bytes() == buf
+    decoded = decode_mesh(state.mesh, io_of(program))
+    placement = placement_from(program, state.mesh, decoded.layers)
+    ours = np_state_for(decoded.layers, placement, decoded.learning)
+    return not differences(ours, state.mesh)
 
 
 @pytest.mark.parametrize("group", GROUPS)
@@ -159,30 +152,16 @@ def test_only_the_hrc_protocol_writes_are_carried_as_differences() -> None:
 # --- edits by value ---------------------------------------------------------------------
 
 
-def _layer_nps(state: ProgramState, program: ProgramBinary, layer: int) -> list[Any]:
-    decoded = decode_program([program.to_bytes()]).layers[layer]
-    return [(state.mesh.nps[i], decoded.input_shape) for i in decoded.nps]
-
-
-def _edit(state: ProgramState, program: ProgramBinary, layer: int, name: str, index: tuple,
-          value: int) -> None:  # fmt: skip
-    """Set variable `name` (akida's name and index; threshold, act_step x 16 or weights)
-    of decoded layer `layer` in every NP holding it, by value."""
-    filt = index[-1]
-    first = 0
-    for s, shape in _layer_nps(state, program, layer):
-        mem = decode_memories(s, shape)
-        if mem.kind in ("conv", "separable"):
-            first = np_registers.CNP["FIRST_FILTER"].get(s.registers)
-        n = len(mem.values["threshold"])
-        local = filt - first
-        if mem.kind == "fnp":
-            first += n
-        if not 0 <= local < n and mem.kind != "hrc":
-            continue
-        key = {"weights": "weights_pw" if mem.kind == "separable" else "weights"}.get(name, name)
-        mem.values[key][(*index[:-1], local)] = value
-        encode_memories(mem, s)
+def _edited(base: bytes, edits: list[tuple[int, str, tuple, int]]) -> bytes:
+    """The program `base` compiled again from its decoded layers with each edit (akida's
+    layer index, variable name and index; act_step as act_step x 16) set by value."""
+    program = ProgramBinary.from_bytes(base)
+    state = ProgramState.from_program(program)
+    decoded = decode_mesh(state.mesh, io_of(program))
+    placement = placement_from(program, state.mesh, decoded.layers)
+    for layer, name, index, value in edits:
+        decoded.layers[layer].variables[name][index] = value / 16 if name == "act_step" else value
+    return compile_sequence(decoded.layers, placement)
 
 
 def _akida_edit(model: Any, layer: int, name: str, index: tuple, value: int) -> None:
@@ -214,11 +193,7 @@ def test_an_edit_by_value_encodes_as_akida_compiles_the_edited_model(edit, data)
     layer, name, index, lo, hi = EDITS[edit]
     value = data.draw(st.integers(lo, hi), label="value")
     base, _ = _digits()
-    program = ProgramBinary.from_bytes(base)
-    state = ProgramState.from_program(program)
-    ours_name = "act_step16" if name == "act_step" else name
-    _edit(state, program, layer, ours_name, index, value)
-    ours = state.to_bytes()
+    ours = _edited(base, [(layer, name, index, value)])
 
     model, _ = v1_zoo(zoo.digits_cnn(), n=2)
     _akida_edit(model, layer, name, index, value)
@@ -240,19 +215,18 @@ def test_an_edited_program_runs_on_brainchips_engine_as_our_engine_runs_the_edit
         pytest.skip(reason)
     chip = pytest.importorskip("akida_rt.firmware_sim.akd1000_chip")
     base, x = _digits()
-    program = ProgramBinary.from_bytes(base)
-    state = ProgramState.from_program(program)
     model, _ = v1_zoo(zoo.digits_cnn(), n=2)
     edits = [("HRC weight", -90), ("CNP threshold", -200), ("CNP act_step", 40),
              ("CNP weight", 7), ("FNP weight", -6)]  # fmt: skip
+    changes = []
     for edit, value in edits:
         layer, name, index, _, _ = EDITS[edit]
-        _edit(state, program, layer, "act_step16" if name == "act_step" else name, index, value)
+        changes.append((layer, name, index, value))
         _akida_edit(model, layer, name, index, value)
     expected = import_model(model).forward(x)
     assert not np.array_equal(expected, import_model(v1_zoo(zoo.digits_cnn(), n=2)[0]).forward(x))
     np.testing.assert_array_equal(expected, model.forward(x))  # akida agrees
-    run = run_engine(chip.Akd1000Chip(serial="EDITED1"), [state.to_bytes()], x)
+    run = run_engine(chip.Akd1000Chip(serial="EDITED1"), [_edited(base, changes)], x)
     np.testing.assert_array_equal(run.outputs.reshape(expected.shape), expected)
 
 

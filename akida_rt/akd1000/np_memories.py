@@ -1,9 +1,9 @@
 """What an AKD1000 NP's memories hold, as values: weights, thresholds, act_steps and FNP
-neuron metadata read from the words (`decode_memories`) and written back (`encode_memories`).
+neuron metadata read from the words (`decode_memories`).
 
 Every value has a sram_layout.Layout (weight_maps.py for weights; thresholds and metadata
-here), so one map reads and writes it. Bits no layout names are carried raw per memory,
-so a memory decoded and encoded unchanged is the exact words BrainChip's compiler wrote.
+here); np_compile writes memories with the same layouts (scatter), so one map reads and
+writes each value. Bits no layout names are carried raw per memory.
 Memory keys: (packet type id, start) for NP memories, ("bank", SRAM_SELECT) for the HRC's.
 """
 
@@ -17,7 +17,7 @@ from akida_rt.akd1000 import np_registers as regs
 from akida_rt.akd1000 import weight_maps
 from akida_rt.akd1000.np_state import NpState
 from akida_rt.akd1000.packets import PacketType
-from akida_rt.akd1000.sram_layout import Code, Layout, covered, gather, scatter
+from akida_rt.akd1000.sram_layout import Code, Layout, covered, gather
 from akida_rt.errors import ProgramFormatError
 
 THRESHOLD_BITS = 20  # CNP and FNP thresholds: 20-bit two's complement
@@ -171,24 +171,6 @@ def decode_memories(s: NpState, input_shape: tuple[int, int, int]) -> NpMemories
                 full[sel] = v
         out.raw[key] = mem & ~mask
     return out
-
-
-def encode_memories(mem: NpMemories, s: NpState) -> None:
-    """Write the values of `mem` into NP `s`'s memories (its registers, set first, give
-    the layouts); each memory keeps the raw bits and length of `mem.raw` (a memory not in
-    `mem.raw` gets the length its layouts need)."""
-    parts = _parts(s, mem.kind, mem.input_shape, {k: v.size for k, v in mem.raw.items()})
-    for key, plist in parts.items():
-        raw = mem.raw.get(key, np.zeros(0, np.uint32))
-        buf = np.zeros(max([raw.size, *(layout.words for _, layout, _ in plist)]), np.uint32)
-        buf[: raw.size] = raw
-        for name, layout, sel in plist:
-            v = np.asarray(mem.values[name])
-            scatter(v if sel is None else v[sel], layout, buf)
-        if key[0] == "bank":
-            s.hrc_banks[int(key[1])] = buf  # type: ignore[call-overload]
-        else:
-            s.memories[(int(key[0]), int(key[1]))] = buf  # type: ignore[call-overload]
 
 
 def _name(key: MemKey) -> str:
